@@ -1,0 +1,1 @@
+"""The `modelcat` command line: the only place that prints."""

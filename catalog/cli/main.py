@@ -1,0 +1,186 @@
+"""The `modelcat` command: parse arguments, call one service, render. Exit 0 ok, 1 findings, 2 usage."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from catalog.cli.render import problem_lines, problems_json, show_text, summary_line
+from catalog.domain.views import application_views
+from catalog.editing import bind_routes
+from catalog.errors import ModelcatError, UsageError
+from catalog.schema import DEFAULT_SCHEMA_PATH, render_schema, schema_drift
+from catalog.validate import validate_file
+
+__all__ = ["main"]
+
+DEFAULT_CATALOG = "models.yaml"
+
+
+def _fail(fmt: str, error: ModelcatError) -> int:
+    problems = getattr(error, "problems", [])
+    if fmt == "json":
+        click.echo(problems_json(getattr(error, "path", ""), problems, error=str(error)))
+    else:
+        for line in problem_lines(problems):
+            click.echo(line, err=True)
+        click.echo(click.style("error: ", fg="red", bold=True) + str(error), err=True)
+    return error.exit_code
+
+
+def command(func: Callable[..., int | None]) -> Callable[..., None]:
+    """Add --format and --traceback; map modelcat errors to a message and their exit code."""
+
+    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @click.option("--traceback", is_flag=True, help="Show the Python traceback of unexpected errors.")
+    @functools.wraps(func)
+    def wrapper(fmt: str, traceback: bool, **kwargs: Any) -> None:
+        try:
+            code = func(fmt=fmt, **kwargs) or 0
+        except ModelcatError as e:
+            if traceback:
+                raise
+            code = _fail(fmt, e)
+        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as e:  # noqa: BLE001 - the last line of defence, shown without a traceback
+            if traceback:
+                raise
+            click.echo(click.style("internal error: ", fg="red", bold=True) + f"{type(e).__name__}: {e}", err=True)
+            click.echo("run again with --traceback and report it", err=True)
+            code = 2
+        sys.exit(code)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="modelcat")
+def main() -> None:
+    """modelcat: the model catalog as code (models.yaml)."""
+
+
+@main.command()
+@click.argument("path", default=DEFAULT_CATALOG, type=click.Path(dir_okay=False, path_type=Path))
+@command
+def validate(path: Path, fmt: str) -> int:
+    """Check PATH (default models.yaml): YAML, schema and cross-references; report every problem."""
+    report = validate_file(path)
+    if fmt == "json":
+        click.echo(problems_json(str(path), report.problems))
+    else:
+        for line in problem_lines(report.problems):
+            click.echo(line, err=not report.ok)
+        if report.ok and report.catalog is not None:
+            c = report.catalog
+            n_versions = sum(len(m.versions) for m in c.models)
+            click.echo(
+                f"{path}: valid ({len(c.models)} models, {n_versions} versions, "
+                f"{len(c.applications)} applications"
+                + (f", {len(report.warnings)} warnings)" if report.warnings else ")")
+            )
+        else:
+            click.echo(summary_line(str(path), report.problems), err=True)
+    return 0 if report.ok else 1
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--now {value!r} is not a date such as 2026-11-27") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@main.command()
+@click.argument("path", default=DEFAULT_CATALOG, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--now", help="Compute ages as of this date (default: today).")
+@command
+def show(path: Path, fmt: str, now: str | None) -> int:
+    """Per application: the model versions it routes to, with weight, stage, age and key metrics."""
+    report = validate_file(path)
+    catalog = report.raise_for_errors()
+    views = application_views(catalog, _parse_now(now))
+    if fmt == "json":
+        click.echo(json.dumps([v.as_dict() for v in views], indent=2))
+    else:
+        for line in show_text(views):
+            click.echo(line)
+    return 0
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Exit 1 if the committed schema differs from the models.")
+@click.option("--write", is_flag=True, help="Write the generated schema to --path.")
+@click.option(
+    "--path",
+    "schema_path",
+    default=str(DEFAULT_SCHEMA_PATH),
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@command
+def schema(fmt: str, check: bool, write: bool, schema_path: Path) -> int:
+    """Print the catalog's JSON Schema (generated from the pydantic models)."""
+    if check and write:
+        raise UsageError("--check and --write exclude each other")
+    if check:
+        drift = schema_drift(schema_path)
+        if fmt == "json":
+            click.echo(json.dumps({"path": str(schema_path), "ok": not drift, "diff": drift}, indent=2))
+        elif drift:
+            click.echo(drift, nl=False)
+            click.echo(f"{schema_path} is out of date: run 'modelcat schema --write'", err=True)
+        else:
+            click.echo(f"{schema_path} is up to date")
+        return 1 if drift else 0
+    if write:
+        from catalog.yamlio.roundtrip import atomic_write
+
+        schema_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(schema_path, render_schema().encode("utf-8"))
+        click.echo(f"wrote {schema_path}")
+        return 0
+    click.echo(render_schema(), nl=False)
+    return 0
+
+
+def _route(value: str) -> tuple[str, int]:
+    version, sep, weight = value.partition("=")
+    if not sep or not version.strip() or not weight.strip().isdigit():
+        raise UsageError(f"--route {value!r}: write VERSION=WEIGHT with an integer weight, e.g. 1.4.0=10")
+    return version.strip(), int(weight)
+
+
+@main.command()
+@click.argument("application")
+@click.argument("model")
+@click.option("--route", "routes", multiple=True, required=True, metavar="VERSION=WEIGHT", help="Repeat per version.")
+@click.option("--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@command
+def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt: str) -> int:
+    """Set APPLICATION's routes to MODEL's versions (weights in percent, summing to 100)."""
+    parsed = [_route(r) for r in routes]
+    result = bind_routes(path, application, model, parsed)
+    if fmt == "json":
+        click.echo(json.dumps({"application": result.application, "model": result.model,
+                               "before": result.before, "after": result.after, "changed": result.changed}, indent=2))
+    else:
+        before = ", ".join(f"{v}={w}%" for v, w in result.before) or "(no binding)"
+        after = ", ".join(f"{v}={w}%" for v, w in result.after)
+        verb = "updated" if result.changed else "unchanged"
+        click.echo(f"{path}: {verb} {application}/{model}: {before} -> {after}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

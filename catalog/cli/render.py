@@ -1,0 +1,79 @@
+"""Text and JSON renderings for the CLI. Only the CLI prints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import click
+
+from catalog.domain.problems import Problem
+from catalog.domain.views import ApplicationView
+
+__all__ = ["problem_lines", "problems_json", "show_text", "summary_line"]
+
+_COLOURS = {"error": "red", "warning": "yellow"}
+
+
+def problem_lines(problems: Sequence[Problem]) -> list[str]:
+    lines = []
+    for p in problems:
+        where = f"{p.file}:{p.line}:{p.column}" if p.line else p.file
+        label = click.style(p.severity, fg=_COLOURS[p.severity], bold=True)
+        path = f" {p.path}:" if p.path else ""
+        lines.append(f"{where}: {label}:{path} {p.message} [{p.code}]")
+        if p.hint:
+            lines.append(f"    hint: {p.hint}")
+    return lines
+
+
+def summary_line(file: str, problems: Sequence[Problem]) -> str:
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    return f"{file}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+
+
+def problems_json(file: str, problems: Sequence[Problem], **extra: object) -> str:
+    errors = [p for p in problems if p.severity == "error"]
+    body = {"file": file, "ok": not errors, **extra, "problems": [p.as_dict() for p in problems]}
+    return json.dumps(body, indent=2)
+
+
+def _metrics(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+
+
+def show_text(views: Sequence[ApplicationView]) -> list[str]:
+    """One block per application: a table of its models' routed versions."""
+    header = ("MODEL", "VERSION", "WEIGHT", "STAGE", "AGE", "DIGEST", "METRICS")
+    lines: list[str] = []
+    for app in views:
+        rows: list[tuple[str, ...]] = []
+        for binding in app.bindings:
+            for i, route in enumerate(binding.routes):
+                model = binding.model if i == 0 else ""
+                if i == 0 and not binding.enabled:
+                    model += " (disabled)"
+                rows.append(
+                    (
+                        model,
+                        route.version,
+                        f"{route.weight}%",
+                        route.stage,
+                        f"{route.age_days}d",
+                        route.digest.removeprefix("sha256:")[:12],
+                        _metrics(route.metrics),
+                    )
+                )
+        widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+        sticky = sorted({b.sticky_key for b in app.bindings if b.sticky_key})
+        title = f"{app.name}  (environment {app.environment}, owner {app.owner}"
+        title += f", sticky on {', '.join(sticky)})" if sticky else ")"
+        lines.append(click.style(title, bold=True))
+        for row in [header, *rows]:
+            cells = [
+                cell.rjust(widths[c]) if c in (2, 4) else cell.ljust(widths[c]) for c, cell in enumerate(row)
+            ]
+            lines.append("  " + "  ".join(cells).rstrip())
+        lines.append("")
+    return lines

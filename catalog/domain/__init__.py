@@ -1,0 +1,1 @@
+"""The pure domain: typed catalog, cross-reference rules and views. No IO, no printing."""

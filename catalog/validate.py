@@ -1,0 +1,177 @@
+"""Validate a catalog in layers, collecting every problem: text, YAML, schema, cross-references."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from catalog.domain.models import Application, Binding, Catalog, Defaults, Limits, Model
+from catalog.domain.problems import Loc, Problem, display_path, sort_key
+from catalog.domain.rules import check_catalog, check_raw
+from catalog.domain.schema_errors import schema_problem
+from catalog.errors import CatalogInvalid, CatalogNotFound
+from catalog.yamlio.loader import MAX_CATALOG_BYTES, decode, parse
+from catalog.yamlio.positions import Position, locate
+
+__all__ = ["Report", "load_catalog", "read_catalog_bytes", "validate_bytes", "validate_file"]
+
+
+@dataclass
+class Report:
+    """The outcome of validation: the typed catalog when there are no errors, and every problem."""
+
+    file: str
+    catalog: Catalog | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def raise_for_errors(self) -> Catalog:
+        if self.catalog is None or self.errors:
+            raise CatalogInvalid(self.file, self.errors)
+        return self.catalog
+
+
+def read_catalog_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes, or CatalogNotFound (exit 2) when it cannot be read at all."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CATALOG_BYTES:
+            raise CatalogNotFound(str(path), f"{size:,} bytes is over the {MAX_CATALOG_BYTES:,}-byte limit")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CatalogNotFound(str(path), "no such file (pass the path of models.yaml)") from None
+    except IsADirectoryError:
+        raise CatalogNotFound(str(path), "is a directory, not a catalog file") from None
+    except OSError as e:
+        raise CatalogNotFound(str(path), e.strerror or str(e)) from e
+
+
+def validate_file(path: str | os.PathLike[str]) -> Report:
+    return validate_bytes(read_catalog_bytes(path), str(path))
+
+
+def load_catalog(path: str | os.PathLike[str]) -> Catalog:
+    """The typed catalog, or CatalogInvalid listing every error."""
+    return validate_file(path).raise_for_errors()
+
+
+def validate_bytes(data: bytes, filename: str) -> Report:
+    text, problems = decode(data, filename)
+    if problems:
+        return Report(filename, None, problems)
+    return validate_text(text, filename)
+
+
+def validate_text(text: str, filename: str) -> Report:
+    parsed = parse(text, filename)
+    if parsed.data is None or any(p.severity == "error" for p in parsed.problems):
+        # YAML-level problems make later layers guess; report them alone.
+        return Report(filename, None, sorted(parsed.problems, key=sort_key))
+    document = parsed.data
+    if not isinstance(document, Mapping):
+        problem = Problem(
+            "schema.not-a-mapping",
+            "the catalog must be a mapping with apiVersion, models and applications",
+            file=filename,
+            line=1,
+            column=1,
+        )
+        return Report(filename, None, [problem])
+
+    catalog: Catalog | None
+    try:
+        catalog = Catalog.model_validate(document)
+        schema_errors: list = []
+        unchecked: frozenset[str] = frozenset()
+        partial = catalog
+    except ValidationError as e:
+        catalog = None
+        schema_errors = e.errors(include_url=False)
+        partial, unchecked = _partial_catalog(document)
+
+    raw_problems = check_raw(document)
+    rule_problems = check_catalog(partial, unchecked_models=unchecked) if partial is not None else []
+    needs_position = [tuple(err["loc"]) for err in schema_errors] + [p.loc for p in raw_problems + rule_problems]
+    positions = locate(text, set(needs_position)) if needs_position else {}
+
+    def source_of(loc: Loc) -> tuple[str | None, bool]:
+        pos = positions.get(loc)
+        return (pos.source, pos.quoted) if pos is not None and pos.found else (None, False)
+
+    found = [schema_problem(err, source_of) for err in schema_errors] + raw_problems + rule_problems
+    located = [_place(p, filename, document, positions.get(p.loc)) for p in found]
+    located.sort(key=sort_key)
+    return Report(filename, catalog if not any(p.severity == "error" for p in located) else None, located)
+
+
+def _place(problem: Problem, filename: str, document: object, position: Position | None) -> Problem:
+    line = column = 0
+    if position is not None:
+        line, column = (position.key_line, position.key_column) if problem.at_key else (position.line, position.column)
+    return replace(problem, file=filename, line=line, column=column, path=display_path(problem.loc, document))
+
+
+def _valid(adapter: TypeAdapter | type[BaseModel], value: object) -> object | None:
+    try:
+        if isinstance(adapter, TypeAdapter):
+            return adapter.validate_python(value)
+        return adapter.model_validate(value)
+    except ValidationError:
+        return None
+
+
+_MODEL = TypeAdapter(Model)
+_APPLICATION = TypeAdapter(Application)
+_BINDING = TypeAdapter(Binding)
+
+
+def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog | None, frozenset[str]]:
+    """A catalog of the items that pass the schema, so cross-references can still be checked.
+
+    Items that fail stay in their lists as None, so list indices (and positions) stay right.
+    """
+    models: list[Model | None] = []
+    unchecked: set[str] = set()
+    for item in _list(document.get("models")):
+        model = _valid(_MODEL, item)
+        models.append(model if isinstance(model, Model) else None)
+        if model is None and isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            unchecked.add(item["name"])
+    apps: list[Application | None] = []
+    for item in _list(document.get("applications")):
+        app = _valid(_APPLICATION, item)
+        if app is None and isinstance(item, Mapping):
+            # keep the application's valid bindings checkable
+            app = Application.model_construct(
+                name=str(item.get("name", "")),
+                owner=str(item.get("owner", "")),
+                environment=str(item.get("environment", "")),
+                bindings=[_valid(_BINDING, b) for b in _list(item.get("bindings"))],
+            )
+        apps.append(app if isinstance(app, Application) else None)
+    defaults = _valid(Defaults, document.get("defaults", {})) or Defaults()
+    limits = _valid(Limits, document.get("limits", {})) or Limits()
+    partial = Catalog.model_construct(
+        api_version="modelcat/v1", defaults=defaults, limits=limits, models=models, applications=apps
+    )
+    return partial, frozenset(unchecked)
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []

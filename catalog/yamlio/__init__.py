@@ -1,0 +1,1 @@
+"""YAML in and out: a fast safe reader for validation, round-trip editing, atomic writes."""
