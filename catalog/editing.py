@@ -63,7 +63,7 @@ def bind_routes(
         old = binding.get("routes")
         if isinstance(old, list):
             before = tuple((str(r.get("version")), r.get("weight")) for r in old if isinstance(r, dict))
-    binding["routes"] = _routes_like(binding.get("routes"), routes)
+    binding["routes"] = _new_routes(binding.get("routes"), routes, style=binding.get("routes") or _any_routes(apps))
     after = tuple((v, w) for v, w in routes)
     new_text = edit.dump()
     report = validate_bytes(new_text.encode("utf-8"), str(path))
@@ -75,15 +75,30 @@ def bind_routes(
     return BindResult(application, model, before, after, changed)
 
 
-def _routes_like(old: object, routes: Sequence[tuple[str, int]]) -> CommentedSeq:
-    """New route entries written in the style (flow or block) of the ones they replace."""
-    flow_items = isinstance(old, CommentedSeq) and bool(old) and isinstance(old[0], CommentedMap) and old[0].fa.flow_style()
-    new = CommentedSeq()
-    if isinstance(old, CommentedSeq) and old.fa.flow_style():
-        new.fa.set_flow_style()
+def _any_routes(apps: list[object]) -> object:
+    """Some existing routes list, to copy its style for a new binding."""
+    for app in apps:
+        for binding in app.get("bindings") or [] if isinstance(app, dict) else []:
+            if isinstance(binding, dict) and binding.get("routes"):
+                return binding["routes"]
+    return None
+
+
+def _new_routes(current: object, routes: Sequence[tuple[str, int]], style: object) -> CommentedSeq:
+    """The new routes list. An existing entry of the same version is kept and only its weight set
+    (its comments survive); new entries take the flow or block style of ``style``'s entries."""
+    existing = {str(r.get("version")): r for r in current if isinstance(r, CommentedMap)} if isinstance(current, list) else {}
+    flow_items = isinstance(style, list) and any(isinstance(r, CommentedMap) and r.fa.flow_style() for r in style)
+    result = current if isinstance(current, CommentedSeq) else CommentedSeq()
+    items = []
     for version, weight in routes:
-        item = CommentedMap([("version", version), ("weight", weight)])
-        if flow_items:
-            item.fa.set_flow_style()
-        new.append(item)
-    return new
+        item = existing.get(version)
+        if item is None:
+            item = CommentedMap([("version", version), ("weight", weight)])
+            if flow_items:
+                item.fa.set_flow_style()
+        else:
+            item["weight"] = weight
+        items.append(item)
+    result[:] = items
+    return result

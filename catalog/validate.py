@@ -11,7 +11,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from catalog.domain.models import Application, Binding, Catalog, Defaults, Limits, Model
 from catalog.domain.problems import Loc, Problem, display_path, sort_key
-from catalog.domain.rules import check_catalog, check_raw
+from catalog.domain.rules import check_catalog, check_raw, semver_key
 from catalog.domain.schema_errors import schema_problem
 from catalog.errors import CatalogInvalid, CatalogNotFound
 from catalog.yamlio.loader import MAX_CATALOG_BYTES, decode, parse
@@ -98,7 +98,7 @@ def validate_text(text: str, filename: str) -> Report:
     try:
         catalog = Catalog.model_validate(document)
         schema_errors: list = []
-        unchecked: frozenset[str] = frozenset()
+        unchecked: dict[str, frozenset[str]] = {}
         partial = catalog
     except ValidationError as e:
         catalog = None
@@ -106,7 +106,7 @@ def validate_text(text: str, filename: str) -> Report:
         partial, unchecked = _partial_catalog(document)
 
     raw_problems = check_raw(document)
-    rule_problems = check_catalog(partial, unchecked_models=unchecked) if partial is not None else []
+    rule_problems = check_catalog(partial, unchecked_models=unchecked)
     needs_position = [tuple(err["loc"]) for err in schema_errors] + [p.loc for p in raw_problems + rule_problems]
     positions = locate(text, set(needs_position)) if needs_position else {}
 
@@ -141,18 +141,22 @@ _APPLICATION = TypeAdapter(Application)
 _BINDING = TypeAdapter(Binding)
 
 
-def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog | None, frozenset[str]]:
+def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str, frozenset[str]]]:
     """A catalog of the items that pass the schema, so cross-references can still be checked.
 
     Items that fail stay in their lists as None, so list indices (and positions) stay right.
     """
     models: list[Model | None] = []
-    unchecked: set[str] = set()
+    unchecked: dict[str, frozenset[str]] = {}
     for item in _list(document.get("models")):
         model = _valid(_MODEL, item)
         models.append(model if isinstance(model, Model) else None)
         if model is None and isinstance(item, Mapping) and isinstance(item.get("name"), str):
-            unchecked.add(item["name"])
+            unchecked[item["name"]] = frozenset(
+                semver_key(v["version"])
+                for v in _list(item.get("versions"))
+                if isinstance(v, Mapping) and isinstance(v.get("version"), str)
+            )
     apps: list[Application | None] = []
     for item in _list(document.get("applications")):
         app = _valid(_APPLICATION, item)
@@ -170,7 +174,7 @@ def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog | None, fr
     partial = Catalog.model_construct(
         api_version="modelcat/v1", defaults=defaults, limits=limits, models=models, applications=apps
     )
-    return partial, frozenset(unchecked)
+    return partial, unchecked
 
 
 def _list(value: object) -> list[object]:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from catalog.domain.models import Application, Binding, Catalog, Model, Serving
+from catalog.domain.models import Application, Binding, Catalog, Model, Serving, Version
 from catalog.domain.problems import Problem
 
 __all__ = ["EffectiveServing", "check_catalog", "check_raw", "effective_serving", "normalise_name", "semver_key"]
@@ -125,12 +125,12 @@ def effective_serving(catalog: Catalog, binding: Binding) -> EffectiveServing:
     )
 
 
-def check_catalog(catalog: Catalog, *, unchecked_models: frozenset[str] = frozenset()) -> list[Problem]:
+def check_catalog(catalog: Catalog, *, unchecked_models: Mapping[str, frozenset[str]] | None = None) -> list[Problem]:
     """Every cross-reference problem of a typed catalog.
 
     For a catalog rebuilt from the items that passed the schema, list items that failed are None
-    and skipped; ``unchecked_models`` names the models among them, so bindings to them are not
-    reported again as missing.
+    and skipped; ``unchecked_models`` maps the names of the models among them to the version
+    strings they list, so bindings to them are checked as far as those allow.
     """
     problems: list[Problem] = []
     problems += _check_limits(catalog)
@@ -140,7 +140,7 @@ def check_catalog(catalog: Catalog, *, unchecked_models: frozenset[str] = frozen
             problems += _check_model(catalog, ("models", i), model)
     for i, app in enumerate(catalog.applications):
         if app is not None:
-            problems += _check_application(catalog, ("applications", i), app, models, unchecked_models)
+            problems += _check_application(catalog, ("applications", i), app, models, unchecked_models or {})
     if catalog.defaults.gates is not None:
         problems += _check_gates(("defaults", "gates"), catalog.defaults.gates.min_metrics)
     problems += _check_serving(("defaults", "serving"), catalog.defaults.serving)
@@ -265,7 +265,7 @@ def _check_application(
     loc: tuple[str | int, ...],
     app: Application,
     models: Mapping[str, Model],
-    unchecked_models: frozenset[str],
+    unchecked_models: Mapping[str, frozenset[str]],
 ) -> Iterator[Problem]:
     bound: dict[str, int] = {}
     for b, binding in enumerate(app.bindings):
@@ -292,18 +292,23 @@ def _check_application(
                 f"route weights add up to {total}, not 100",
                 loc=(*bloc, "routes"),
                 hint="weights are integer percentages; make them sum to exactly 100",
+                at_key=True,
             )
         model = models.get(binding.model)
-        if model is None:
-            if binding.model not in unchecked_models:
-                yield Problem(
-                    "ref.missing-model",
-                    f"model {binding.model!r} is not in the catalog",
-                    loc=(*bloc, "model"),
-                    hint=_close(binding.model, [*models, *unchecked_models]) + "bind a model listed under 'models:'",
-                )
+        if model is None and binding.model not in unchecked_models:
+            yield Problem(
+                "ref.missing-model",
+                f"model {binding.model!r} is not in the catalog",
+                loc=(*bloc, "model"),
+                hint=_close(binding.model, [*models, *unchecked_models]) + "bind a model listed under 'models:'",
+            )
             continue
-        versions = {semver_key(v.version): v for v in model.versions}
+        # a model that failed the schema still tells which versions it has, not their stages
+        versions: Mapping[str, Version | None] = (
+            {semver_key(v.version): v for v in model.versions}
+            if model is not None
+            else dict.fromkeys(unchecked_models[binding.model])
+        )
         seen: set[str] = set()
         for r, route in enumerate(binding.routes):
             rloc = (*bloc, "routes", r)
@@ -317,25 +322,26 @@ def _check_application(
                 )
             seen.add(key)
             version = versions.get(key)
-            if version is None:
+            if key not in versions:
                 yield Problem(
                     "ref.missing-version",
-                    f"model {model.name!r} has no version {route.version}",
+                    f"model {binding.model!r} has no version {route.version}",
                     loc=(*rloc, "version"),
-                    hint=_close(route.version, list(versions))
-                    + f"known versions: {', '.join(v.version for v in model.versions)}",
+                    hint=_close(route.version, list(versions)) + f"known versions: {', '.join(versions)}",
                 )
+            elif version is None:
+                continue
             elif version.stage == "retired":
                 yield Problem(
                     "binding.retired-version",
-                    f"version {route.version} of {model.name!r} is retired and cannot be routed",
+                    f"version {route.version} of {binding.model!r} is retired and cannot be routed",
                     loc=(*rloc, "version"),
                     hint="route to a candidate or production version, or un-retire this one",
                 )
             elif version.stage == "deprecated" and route.weight > 0:
                 yield Problem(
                     "binding.deprecated-version",
-                    f"version {route.version} of {model.name!r} is deprecated but gets {route.weight}% of traffic",
+                    f"version {route.version} of {binding.model!r} is deprecated but gets {route.weight}% of traffic",
                     loc=(*rloc, "version"),
                     hint="move its traffic to a newer version",
                     severity="warning",

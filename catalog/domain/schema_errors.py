@@ -21,6 +21,7 @@ __all__ = ["SourceText", "schema_problem"]
 SourceText = Callable[[Loc], tuple[str | None, bool]]
 
 _HEX = re.compile(r"^(sha256:|md5:|sha1:)?([0-9a-fA-F]+)$")
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 _YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
 
 
@@ -145,9 +146,15 @@ def schema_problem(error: ErrorDetails, source_of: SourceText) -> Problem:
     elif kind in ("too_short",) and isinstance(value, list | dict) and not value:
         message = f"{field} must not be empty"
         hint = f"add at least one entry under {field}"
+    elif kind in _BOUNDS:
+        limit = next(iter((error.get("ctx") or {}).values()), "")
+        message = f"{field} {_describe(value, source)} is out of range: must be {_BOUNDS[kind]} {limit}"
+        hint = f"change {field} to a value {_BOUNDS[kind]} {limit}"
     elif kind == "value_error":
         message = str((error.get("ctx") or {}).get("error", error["msg"]))
     elif kind == "finite_number":
         message = f"{field} must be a finite number, got {_describe(value, source)}"
+    if not hint:
+        hint = f"see the definition of {field or 'the catalog'} in schemas/catalog.schema.json"
     return Problem(f"schema.{kind}", message, loc=loc, hint=hint, at_key=at_key)
 

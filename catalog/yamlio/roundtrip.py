@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -21,11 +22,13 @@ class RoundTrip:
 
     def __init__(self, text: str, filename: str) -> None:
         try:
-            _, indent, block_seq_indent = load_yaml_guess_indent(text)
+            _, sequence_indent, dash_offset = load_yaml_guess_indent(text)
             self._yaml = YAML(typ="rt")
             self._yaml.preserve_quotes = True
             self._yaml.width = 4096
-            self._yaml.indent(mapping=indent or 2, sequence=(indent or 2) + (block_seq_indent or 0), offset=block_seq_indent or 0)
+            self._yaml.indent(
+                mapping=_mapping_indent(text), sequence=sequence_indent or 2, offset=dash_offset or 0
+            )
             self.document = self._yaml.load(text)
         except YAMLError as e:
             raise EditRefused(f"{filename} cannot be edited: {str(e).splitlines()[0]}") from e
@@ -34,6 +37,27 @@ class RoundTrip:
         buffer = io.StringIO()
         self._yaml.dump(self.document, buffer)
         return buffer.getvalue()
+
+
+_KEY_OPENS_BLOCK = re.compile(r"^( *)[^\s#-][^:#]*:[ \t]*(#.*)?$")
+_CONTENT = re.compile(r"^( *)([^\s#])")
+
+
+def _mapping_indent(text: str) -> int:
+    """How far a nested mapping is indented under its key (2 when the file does not tell)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        opener = _KEY_OPENS_BLOCK.match(line)
+        if not opener:
+            continue
+        for following in lines[i + 1 :]:
+            content = _CONTENT.match(following)
+            if content is None:
+                continue
+            if content.group(2) != "-" and len(content.group(1)) > len(opener.group(1)):
+                return len(content.group(1)) - len(opener.group(1))
+            break
+    return 2
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:

@@ -1,0 +1,56 @@
+"""Shared fixtures: the demo catalog, a temp copy of it, and a CLI runner."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from catalog.cli.main import main
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "models.yaml"
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def demo_text() -> str:
+    return DEMO.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Path:
+    """models.yaml copied into a temp dir (artifacts are not needed for these tests)."""
+    target = tmp_path / "models.yaml"
+    shutil.copyfile(DEMO, target)
+    return target
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[..., Path]:
+    def _write(text: str | bytes, name: str = "models.yaml") -> Path:
+        path = tmp_path / name
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    runner = CliRunner()
+
+    def _run(*args: str) -> Result:
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return _run
