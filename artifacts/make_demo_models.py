@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from catalog.yamlio.roundtrip import atomic_write
 
 IR_VERSION = 9
 OPSET = 17
@@ -149,21 +149,6 @@ def describe(spec: ModelSpec, data: bytes, path: str) -> dict:
     }
 
 
-def write_atomic(target: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory, then os.replace."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     default_out = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -183,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"mismatch or missing: {target}", file=sys.stderr)
                 ok = False
         elif not (target.is_file() and target.read_bytes() == data):
-            write_atomic(target, data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, data)
         report.append(describe(spec, data, target.relative_to(shown_root).as_posix()))
     print(json.dumps(report, indent=2))
     return 0 if ok else 1

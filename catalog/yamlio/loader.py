@@ -140,7 +140,7 @@ def parse(text: str, filename: str) -> ParseResult:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         message = " ".join(p for p in (e.context, e.problem) if p) or "YAML syntax error"
-        if "found another document" in message or "but found" in message and "document" in message:
+        if "another document" in message:
             message = "more than one YAML document; a catalog is one document"
         return ParseResult(None, [_mark_problem("yaml.syntax", message, mark, filename)])
     except yaml.YAMLError as e:  # reader errors (e.g. control characters)
