@@ -41,14 +41,22 @@ class ModelSpec:
 
 
 SPECS: list[ModelSpec] = [
-    *(ModelSpec("fraud-scorer", v, "features", (BATCH, 16), "fraud_probability", (BATCH, 1), "binary", 32)
-      for v in ("1.2.0", "1.3.0", "1.4.0")),
-    *(ModelSpec("recommender", v, "user_features", (BATCH, 24), "item_scores", (BATCH, 50), "softmax", 32)
-      for v in ("2.0.0", "2.1.0", "2.2.0")),
-    *(ModelSpec("churn-predictor", v, "account_features", (BATCH, 12), "churn_probability", (BATCH, 1), "binary", 16)
-      for v in ("0.9.0", "1.0.0", "1.1.0")),
-    *(ModelSpec("search-ranker", v, "query_doc_features", (BATCH, 20, 8), "relevance", (BATCH, 20), "ranker", 32)
-      for v in ("3.1.0", "3.2.0")),
+    *(
+        ModelSpec("fraud-scorer", v, "features", (BATCH, 16), "fraud_probability", (BATCH, 1), "binary", 32)
+        for v in ("1.2.0", "1.3.0", "1.4.0")
+    ),
+    *(
+        ModelSpec("recommender", v, "user_features", (BATCH, 24), "item_scores", (BATCH, 50), "softmax", 32)
+        for v in ("2.0.0", "2.1.0", "2.2.0")
+    ),
+    *(
+        ModelSpec("churn-predictor", v, "account_features", (BATCH, 12), "churn_probability", (BATCH, 1), "binary", 16)
+        for v in ("0.9.0", "1.0.0", "1.1.0")
+    ),
+    *(
+        ModelSpec("search-ranker", v, "query_doc_features", (BATCH, 20, 8), "relevance", (BATCH, 20), "ranker", 32)
+        for v in ("3.1.0", "3.2.0")
+    ),
 ]
 
 

@@ -74,7 +74,7 @@ def time_interleaved(functions: dict, repeat: int) -> dict[str, list[float]]:
     names = list(functions)
     times: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(repeat):
-        for name in names[rep % len(names):] + names[: rep % len(names)]:
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
             start = time.perf_counter()
             functions[name]()
             times[name].append(time.perf_counter() - start)
@@ -98,27 +98,35 @@ def main() -> None:
             path.write_text(text, encoding="utf-8")
             print(f"timing {versions:,} versions ({args.repeat} runs)...", file=sys.stderr, flush=True)
             times = time_interleaved(measurements(path, cli), args.repeat)
-            results.append({
-                "versions": versions,
-                "bytes": path.stat().st_size,
-                "lines": text.count("\n"),
-                "times_s": times,
-                "median_s": {name: statistics.median(ts) for name, ts in times.items()},
-                "min_s": {name: min(ts) for name, ts in times.items()},
-            })
+            results.append(
+                {
+                    "versions": versions,
+                    "bytes": path.stat().st_size,
+                    "lines": text.count("\n"),
+                    "times_s": times,
+                    "median_s": {name: statistics.median(ts) for name, ts in times.items()},
+                    "min_s": {name: min(ts) for name, ts in times.items()},
+                }
+            )
 
-    print(f"Python {platform.python_version()} on {platform.platform()} ({platform.machine()}), "
-          f"{datetime.date.today().isoformat()}; median (min) of {args.repeat} interleaved runs.\n")
-    print("| versions | size (MB) | lines | libyaml parse (s) | validate_file (s) | validate / parse "
-          "| `modelcat validate` (s) | start-up alone (s) |")
+    print(
+        f"Python {platform.python_version()} on {platform.platform()} ({platform.machine()}), "
+        f"{datetime.date.today().isoformat()}; median (min) of {args.repeat} interleaved runs.\n"
+    )
+    print(
+        "| versions | size (MB) | lines | libyaml parse (s) | validate_file (s) | validate / parse "
+        "| `modelcat validate` (s) | start-up alone (s) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         med, low = r["median_s"], r["min_s"]
         r["ratio"] = med["validate"] / med["baseline"]
         cells = [f"{med[n]:.3f} ({low[n]:.3f})" for n in ("baseline", "validate")]
         cli_cells = [f"{med[n]:.2f} ({low[n]:.2f})" for n in ("cli", "startup")]
-        print(f"| {r['versions']:,} | {r['bytes'] / 1e6:.1f} | {r['lines']:,} | {cells[0]} | {cells[1]} "
-              f"| {r['ratio']:.2f}x | {cli_cells[0]} | {cli_cells[1]} |")
+        print(
+            f"| {r['versions']:,} | {r['bytes'] / 1e6:.1f} | {r['lines']:,} | {cells[0]} | {cells[1]} "
+            f"| {r['ratio']:.2f}x | {cli_cells[0]} | {cli_cells[1]} |"
+        )
 
     target = f"validate of {TARGET_VERSIONS:,} versions <= {TARGET_RATIO}x the raw libyaml parse"
     measured = [r for r in results if r["versions"] == TARGET_VERSIONS]
@@ -130,15 +138,21 @@ def main() -> None:
         print(f"\nTarget: {target}: not measured (add {TARGET_VERSIONS} to --sizes)")
 
     if args.json:
-        args.json.write_text(json.dumps({
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "repeat": args.repeat,
-            "target": target,
-            "verdict": verdict,
-            "results": results,
-        }, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                    "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                    "repeat": args.repeat,
+                    "target": target,
+                    "verdict": verdict,
+                    "results": results,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

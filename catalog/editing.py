@@ -87,7 +87,9 @@ def _any_routes(apps: list[object]) -> object:
 def _new_routes(current: object, routes: Sequence[tuple[str, int]], style: object) -> CommentedSeq:
     """The new routes list. An existing entry of the same version is kept and only its weight set
     (its comments survive); new entries take the flow or block style of ``style``'s entries."""
-    existing = {str(r.get("version")): r for r in current if isinstance(r, CommentedMap)} if isinstance(current, list) else {}
+    existing = (
+        {str(r.get("version")): r for r in current if isinstance(r, CommentedMap)} if isinstance(current, list) else {}
+    )
     flow_items = isinstance(style, list) and any(isinstance(r, CommentedMap) and r.fa.flow_style() for r in style)
     result = current if isinstance(current, CommentedSeq) else CommentedSeq()
     items = []

@@ -37,9 +37,8 @@ CASES = [
     ),
     (
         "two-merge-keys",
-        "base: &a {replicas: 1}\nmore: &b {max_replicas: 2}\n" + mutate(
-            "        enabled: true\n", "        serving:\n          <<: *a\n          <<: *b\n"
-        ),
+        "base: &a {replicas: 1}\nmore: &b {max_replicas: 2}\n"
+        + mutate("        enabled: true\n", "        serving:\n          <<: *a\n          <<: *b\n"),
         "yaml.duplicate-key",
         "<<: *b",
         "duplicate merge key",
@@ -139,21 +138,36 @@ CASES = [
     ),
     (
         "name-differs-by-case",
-        MINIMAL.replace("applications:", MINIMAL[MINIMAL.index("  - name: fraud-scorer") : MINIMAL.index("applications:")].replace("name: fraud-scorer", "name: Fraud-Scorer") + "applications:"),
+        MINIMAL.replace(
+            "applications:",
+            MINIMAL[MINIMAL.index("  - name: fraud-scorer") : MINIMAL.index("applications:")].replace(
+                "name: fraud-scorer", "name: Fraud-Scorer"
+            )
+            + "applications:",
+        ),
         "ref.duplicate-model",
         "name: Fraud-Scorer",
         "collides with 'fraud-scorer'",
     ),
     (
         "name-trailing-space",
-        MINIMAL.replace("applications:", MINIMAL[MINIMAL.index("  - name: fraud-scorer") : MINIMAL.index("applications:")].replace("name: fraud-scorer", 'name: "fraud-scorer "') + "applications:"),
+        MINIMAL.replace(
+            "applications:",
+            MINIMAL[MINIMAL.index("  - name: fraud-scorer") : MINIMAL.index("applications:")].replace(
+                "name: fraud-scorer", 'name: "fraud-scorer "'
+            )
+            + "applications:",
+        ),
         "ref.duplicate-model",
         'name: "fraud-scorer "',
         "collides with 'fraud-scorer'",
     ),
     (
         "conflict-markers",
-        mutate("      - version: 1.1.0\n", "<<<<<<< HEAD\n      - version: 1.1.0\n=======\n      - version: 1.2.0\n>>>>>>> feature\n"),
+        mutate(
+            "      - version: 1.1.0\n",
+            "<<<<<<< HEAD\n      - version: 1.1.0\n=======\n      - version: 1.2.0\n>>>>>>> feature\n",
+        ),
         "yaml.conflict-marker",
         "<<<<<<< HEAD",
         "merge-conflict marker",
@@ -215,7 +229,9 @@ def test_text_output_names_file_line_path_and_hint(write, cli):
     result = cli("validate", path)
     assert result.exit_code == 1
     line = line_of(MINIMAL, "enabled: true")
-    assert f"{path}:{line}:18: error: applications[checkout].bindings[0].enabled: expected true or false" in result.stderr
+    assert (
+        f"{path}:{line}:18: error: applications[checkout].bindings[0].enabled: expected true or false" in result.stderr
+    )
     assert "hint: only true and false are booleans here (YAML 1.2); 'no' is a string: write false" in result.stderr
 
 
@@ -271,7 +287,10 @@ def test_anchors_and_single_merge_are_allowed(write):
     text = MINIMAL.replace(
         "apiVersion: modelcat/v1\n",
         "apiVersion: modelcat/v1\ndefaults:\n  serving: &small {replicas: 1, max_replicas: 2}\n",
-    ).replace("        enabled: true\n", "        enabled: true\n        serving:\n          <<: *small\n          max_replicas: 3\n")
+    ).replace(
+        "        enabled: true\n",
+        "        enabled: true\n        serving:\n          <<: *small\n          max_replicas: 3\n",
+    )
     report = validate_file(write(text))
     assert report.ok, report.problems
     assert report.catalog.applications[0].bindings[0].serving.max_replicas == 3

@@ -30,7 +30,9 @@ def changed_lines(before: str, after: str) -> list[str]:
 
 def test_bind_changes_only_the_route_lines(cli, demo_copy: Path):
     before = demo_copy.read_text()
-    result = cli("bind", "checkout", "fraud-scorer", "--route", "1.3.0=80", "--route", "1.4.0=20", "--catalog", demo_copy)
+    result = cli(
+        "bind", "checkout", "fraud-scorer", "--route", "1.3.0=80", "--route", "1.4.0=20", "--catalog", demo_copy
+    )
     assert result.exit_code == 0, result.output
     assert "1.3.0=90%, 1.4.0=10% -> 1.3.0=80%, 1.4.0=20%" in result.stdout
     assert changed_lines(before, demo_copy.read_text()) == [
@@ -59,8 +61,10 @@ def test_bind_keeps_block_style_routes_block(write):
     path = write(
         (ROOT / "tests" / "data" / "minimal.yaml")
         .read_text()
-        .replace("          - {version: 1.0.0, weight: 90}\n          - {version: 1.1.0, weight: 10}\n",
-                 "          - version: 1.0.0 # stable\n            weight: 90\n          - version: 1.1.0\n            weight: 10\n")
+        .replace(
+            "          - {version: 1.0.0, weight: 90}\n          - {version: 1.1.0, weight: 10}\n",
+            "          - version: 1.0.0 # stable\n            weight: 90\n          - version: 1.1.0\n            weight: 10\n",
+        )
     )
     before = path.read_text()
     bind_routes(path, "checkout", "fraud-scorer", [("1.0.0", 50), ("1.1.0", 50)])
@@ -143,7 +147,9 @@ _KILL_AT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize(("point", "expect_new"), [("before-fsync", False), ("before-replace", False), ("after-replace", True)])
+@pytest.mark.parametrize(
+    ("point", "expect_new"), [("before-fsync", False), ("before-replace", False), ("after-replace", True)]
+)
 def test_kill_during_bind_leaves_old_or_new_file(demo_copy: Path, point: str, expect_new: bool):
     old = demo_copy.read_bytes()
     proc = subprocess.run([sys.executable, "-c", _KILL_AT, point, str(demo_copy)], capture_output=True, timeout=60)
@@ -158,8 +164,20 @@ def test_kill_during_bind_leaves_old_or_new_file(demo_copy: Path, point: str, ex
 
 def test_kill_at_random_moments_never_leaves_a_partial_file(demo_copy: Path):
     old = demo_copy.read_bytes()
-    bind = [sys.executable, "-m", "catalog.cli.main", "bind", "checkout", "fraud-scorer",
-            "--route", "1.3.0=70", "--route", "1.4.0=30", "--catalog", str(demo_copy)]
+    bind = [
+        sys.executable,
+        "-m",
+        "catalog.cli.main",
+        "bind",
+        "checkout",
+        "fraud-scorer",
+        "--route",
+        "1.3.0=70",
+        "--route",
+        "1.4.0=30",
+        "--catalog",
+        str(demo_copy),
+    ]
     start = time.perf_counter()
     subprocess.run(bind, check=True, capture_output=True, timeout=60)
     full = time.perf_counter() - start

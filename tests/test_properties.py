@@ -20,7 +20,9 @@ ROUTES = "          - {version: 1.0.0, weight: 90}\n          - {version: 1.1.0,
 @settings(max_examples=120, deadline=None)
 @given(st.integers(-50, 150), st.integers(-50, 150))
 def test_weights_are_accepted_exactly_when_in_range_and_summing_to_100(a, b):
-    text = MINIMAL.replace(ROUTES, f"          - {{version: 1.0.0, weight: {a}}}\n          - {{version: 1.1.0, weight: {b}}}\n")
+    text = MINIMAL.replace(
+        ROUTES, f"          - {{version: 1.0.0, weight: {a}}}\n          - {{version: 1.1.0, weight: {b}}}\n"
+    )
     report = validate_bytes(text.encode(), "m.yaml")
     in_range = 0 <= a <= 100 and 0 <= b <= 100
     assert report.ok == (in_range and a + b == 100)

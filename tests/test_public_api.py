@@ -9,8 +9,19 @@ import pytest
 import catalog
 
 PUBLIC = [
-    "BindResult", "Catalog", "CatalogInvalid", "CatalogNotFound", "EditRefused", "ModelcatError",
-    "Problem", "Report", "UsageError", "bind_routes", "load_catalog", "validate_bytes", "validate_file",
+    "BindResult",
+    "Catalog",
+    "CatalogInvalid",
+    "CatalogNotFound",
+    "EditRefused",
+    "ModelcatError",
+    "Problem",
+    "Report",
+    "UsageError",
+    "bind_routes",
+    "load_catalog",
+    "validate_bytes",
+    "validate_file",
 ]
 
 
@@ -20,9 +31,19 @@ def test_package_all_is_the_documented_api():
 
 @pytest.mark.parametrize(
     "module",
-    ["catalog", "catalog.errors", "catalog.validate", "catalog.editing", "catalog.schema", "catalog.domain.models",
-     "catalog.domain.rules", "catalog.domain.views", "catalog.yamlio.loader", "catalog.yamlio.positions",
-     "catalog.yamlio.roundtrip"],
+    [
+        "catalog",
+        "catalog.errors",
+        "catalog.validate",
+        "catalog.editing",
+        "catalog.schema",
+        "catalog.domain.models",
+        "catalog.domain.rules",
+        "catalog.domain.views",
+        "catalog.yamlio.loader",
+        "catalog.yamlio.positions",
+        "catalog.yamlio.roundtrip",
+    ],
 )
 def test_every_exported_name_exists(module):
     mod = importlib.import_module(module)
@@ -33,7 +54,11 @@ def test_every_exported_name_exists(module):
 def test_load_catalog_raises_one_error_with_every_problem(write):
     from tests.test_bad_input import MINIMAL
 
-    path = write(MINIMAL.replace("weight: 10}", "weight: 11}").replace("enabled: true", "enabled: true\n        sticky_key: X-User"))
+    path = write(
+        MINIMAL.replace("weight: 10}", "weight: 11}").replace(
+            "enabled: true", "enabled: true\n        sticky_key: X-User"
+        )
+    )
     with pytest.raises(catalog.CatalogInvalid) as info:
         catalog.load_catalog(path)
     assert info.value.exit_code == 1
@@ -47,7 +72,11 @@ def test_domain_does_no_io():
     for source in (Path(catalog.__file__).parent / "domain").glob("*.py"):
         tree = ast.parse(source.read_text())
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
-                   for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])}
+        imports = {
+            a.name.split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import | ast.ImportFrom)
+            for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])
+        }
         assert not names & {"open", "print"}, source
         assert not imports & {"os", "pathlib", "subprocess", "yaml", "ruamel", "click", "io"}, source

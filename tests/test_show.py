@@ -14,8 +14,15 @@ def test_show_table_for_the_demo_catalog(cli):
     assert lines[0] == "checkout  (environment production, owner payments-platform@example.com, sticky on x-user-id)"
     assert lines[1].split() == ["MODEL", "VERSION", "WEIGHT", "STAGE", "AGE", "DIGEST", "METRICS"]
     assert lines[2].split() == [
-        "fraud-scorer", "1.3.0", "90%", "production", "136d", "fbe81f1d53c2",
-        "auc=0.917", "precision_at_1pct=0.74", "recall=0.66",
+        "fraud-scorer",
+        "1.3.0",
+        "90%",
+        "production",
+        "136d",
+        "fbe81f1d53c2",
+        "auc=0.917",
+        "precision_at_1pct=0.74",
+        "recall=0.66",
     ]
     assert lines[3].split()[:5] == ["1.4.0", "10%", "candidate", "24d", "344eb462ff67"]
     assert any(line.startswith("storefront") for line in lines)

@@ -165,15 +165,27 @@ def _route(value: str) -> tuple[str, int]:
 @click.argument("application")
 @click.argument("model")
 @click.option("--route", "routes", multiple=True, required=True, metavar="VERSION=WEIGHT", help="Repeat per version.")
-@click.option("--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path)
+)
 @command
 def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt: str) -> int:
     """Set APPLICATION's routes to MODEL's versions (weights in percent, summing to 100)."""
     parsed = [_route(r) for r in routes]
     result = bind_routes(path, application, model, parsed)
     if fmt == "json":
-        click.echo(json.dumps({"application": result.application, "model": result.model,
-                               "before": result.before, "after": result.after, "changed": result.changed}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "application": result.application,
+                    "model": result.model,
+                    "before": result.before,
+                    "after": result.after,
+                    "changed": result.changed,
+                },
+                indent=2,
+            )
+        )
     else:
         before = ", ".join(f"{v}={w}%" for v, w in result.before) or "(no binding)"
         after = ", ".join(f"{v}={w}%" for v, w in result.after)

@@ -71,9 +71,7 @@ def show_text(views: Sequence[ApplicationView]) -> list[str]:
         title += f", sticky on {', '.join(sticky)})" if sticky else ")"
         lines.append(click.style(title, bold=True))
         for row in [header, *rows]:
-            cells = [
-                cell.rjust(widths[c]) if c in (2, 4) else cell.ljust(widths[c]) for c, cell in enumerate(row)
-            ]
+            cells = [cell.rjust(widths[c]) if c in (2, 4) else cell.ljust(widths[c]) for c, cell in enumerate(row)]
             lines.append("  " + "  ".join(cells).rstrip())
         lines.append("")
     return lines

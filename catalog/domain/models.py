@@ -75,30 +75,44 @@ def _instant(value: Any) -> Any:
 Instant = Annotated[
     datetime,
     BeforeValidator(_instant),
-    WithJsonSchema(
-        {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
-    ),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}),
 ]
 Name = Annotated[str, Field(pattern=DNS_LABEL, description="DNS label: lowercase letters, digits, '-'")]
 Labels = dict[Annotated[str, Field(pattern=LABEL_KEY)], Annotated[str, Field(max_length=253)]]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(
-        strict=True, extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=False
-    )
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=False)
 
 
 Stage = Literal["candidate", "production", "deprecated", "retired"]
 STAGES: tuple[str, ...] = ("candidate", "production", "deprecated", "retired")
 Task = Literal[
-    "classification", "regression", "ranking", "recommendation",
-    "embedding", "detection", "forecasting", "other",
+    "classification",
+    "regression",
+    "ranking",
+    "recommendation",
+    "embedding",
+    "detection",
+    "forecasting",
+    "other",
 ]
 # ONNX tensor element types, by their numpy-style names.
 DType = Literal[
-    "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
-    "uint8", "uint16", "uint32", "uint64", "bool", "string",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool",
+    "string",
 ]
 
 

@@ -42,9 +42,7 @@ def _items(document: object, key: str) -> list[tuple[int, Mapping[str, object]]]
     return [(i, item) for i, item in enumerate(seq) if isinstance(item, Mapping)]
 
 
-def _duplicates(
-    entries: Sequence[tuple[tuple[str | int, ...], str]], what: str, code: str
-) -> Iterator[Problem]:
+def _duplicates(entries: Sequence[tuple[tuple[str | int, ...], str]], what: str, code: str) -> Iterator[Problem]:
     """One problem per entry whose normalised name was already used by an earlier one."""
     first: dict[str, str] = {}
     for loc, name in entries:
@@ -83,7 +81,11 @@ def check_raw(document: object) -> list[Problem]:
             "ref.duplicate-version",
         )
     problems += _duplicates(
-        [(("applications", i, "name"), a["name"]) for i, a in _items(document, "applications") if isinstance(a.get("name"), str)],
+        [
+            (("applications", i, "name"), a["name"])
+            for i, a in _items(document, "applications")
+            if isinstance(a.get("name"), str)
+        ],
         "application",
         "ref.duplicate-application",
     )

@@ -157,4 +157,3 @@ def schema_problem(error: ErrorDetails, source_of: SourceText) -> Problem:
     if not hint:
         hint = f"see the definition of {field or 'the catalog'} in schemas/catalog.schema.json"
     return Problem(f"schema.{kind}", message, loc=loc, hint=hint, at_key=at_key)
-

@@ -26,9 +26,7 @@ class RoundTrip:
             self._yaml = YAML(typ="rt")
             self._yaml.preserve_quotes = True
             self._yaml.width = 4096
-            self._yaml.indent(
-                mapping=_mapping_indent(text), sequence=sequence_indent or 2, offset=dash_offset or 0
-            )
+            self._yaml.indent(mapping=_mapping_indent(text), sequence=sequence_indent or 2, offset=dash_offset or 0)
             self.document = self._yaml.load(text)
         except YAMLError as e:
             raise EditRefused(f"{filename} cannot be edited: {str(e).splitlines()[0]}") from e
