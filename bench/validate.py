@@ -1,6 +1,6 @@
 """Benchmark `modelcat validate` against the raw libyaml (C) parse of the same file.
 
-Run from the repository root (``make bench`` where a Makefile target exists):
+Run from the repository root with ``make bench``, or:
 
     .venv/bin/python bench/validate.py [--sizes 1000,10000] [--repeat 5] [--json results.json]
 
@@ -31,9 +31,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from catalog_gen import generate  # noqa: E402
+from catalog_gen import generate
 
-from catalog.validate import validate_file  # noqa: E402
+from catalog.validate import validate_file
 
 TARGET_VERSIONS = 10_000
 TARGET_RATIO = 1.5
@@ -138,21 +138,9 @@ def main() -> None:
         print(f"\nTarget: {target}: not measured (add {TARGET_VERSIONS} to --sizes)")
 
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "python": platform.python_version(),
-                    "platform": platform.platform(),
-                    "date": datetime.datetime.now().isoformat(timespec="seconds"),
-                    "repeat": args.repeat,
-                    "target": target,
-                    "verdict": verdict,
-                    "results": results,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        meta = {"python": platform.python_version(), "platform": platform.platform(), "repeat": args.repeat}
+        meta |= {"date": datetime.datetime.now().isoformat(timespec="seconds"), "target": target, "verdict": verdict}
+        args.json.write_text(json.dumps({**meta, "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
