@@ -80,8 +80,7 @@ def validate_bytes(data: bytes, filename: str) -> Report:
 
 def validate_text(text: str, filename: str) -> Report:
     parsed = parse(text, filename)
-    if parsed.data is None or any(p.severity == "error" for p in parsed.problems):
-        # YAML-level problems make later layers guess; report them alone.
+    if parsed.data is None:
         return Report(filename, None, sorted(parsed.problems, key=sort_key))
     document = parsed.data
     if not isinstance(document, Mapping):
@@ -116,6 +115,9 @@ def validate_text(text: str, filename: str) -> Report:
 
     found = [schema_problem(err, source_of) for err in schema_errors] + raw_problems + rule_problems
     located = [_place(p, filename, document, positions.get(p.loc)) for p in found]
+    # A value the YAML layer refused (an unsafe tag, say) would fail the schema too: say it once.
+    yaml_lines = {p.line for p in parsed.problems}
+    located = parsed.problems + [p for p in located if p.line not in yaml_lines]
     located.sort(key=sort_key)
     return Report(filename, catalog if not any(p.severity == "error" for p in located) else None, located)
 

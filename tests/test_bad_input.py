@@ -321,3 +321,10 @@ def test_missing_file_is_an_environment_error(cli, tmp_path: Path):
     result = cli("validate", tmp_path / "nope.yaml")
     assert result.exit_code == 2
     assert "no such file" in result.stderr
+
+
+def test_yaml_and_schema_problems_are_reported_together(write):
+    text = mutate("    owner: risk@example.com\n", "    owner: risk@example.com\n    owner: x\n")
+    text = text.replace("enabled: true", "enabled: no")
+    report = validate_file(write(text))
+    assert [p.code for p in report.problems] == ["yaml.duplicate-key", "schema.bool_type"]

@@ -146,22 +146,19 @@ def parse(text: str, filename: str) -> ParseResult:
     except yaml.YAMLError as e:  # reader errors (e.g. control characters)
         mark = getattr(e, "problem_mark", None) or getattr(e, "mark", None)
         return ParseResult(None, [_mark_problem("yaml.syntax", str(e).splitlines()[0], mark, filename)])
-    if root is None:
-        return ParseResult(
-            None,
-            [
-                Problem(
-                    "yaml.empty",
-                    "the catalog is empty",
-                    hint="start with 'apiVersion: modelcat/v1' and a 'models:' list",
-                    file=filename,
-                    line=1,
-                    column=1,
-                )
-            ],
-        )
     builder = _Builder(filename)
-    data = builder.build(root)
+    data = builder.build(root) if root is not None else None
+    if data is None and not builder.problems:
+        builder.problems.append(
+            Problem(
+                "yaml.empty",
+                "the catalog is empty",
+                hint="start with 'apiVersion: modelcat/v1' and a 'models:' list",
+                file=filename,
+                line=1,
+                column=1,
+            )
+        )
     return ParseResult(data, builder.problems)
 
 
