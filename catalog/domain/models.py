@@ -46,7 +46,7 @@ DIGEST = r"^sha256:[0-9a-f]{64}$"
 METRIC_NAME = r"^[a-z][a-z0-9_@.-]{0,62}$"
 LABEL_KEY = r"^[a-z0-9]([-a-z0-9_./]{0,61}[a-z0-9])?$"
 HEADER_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
-DIM_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$"
+DIM_NAME = r"^([A-Za-z_][A-Za-z0-9_.-]{0,62}|[?])$"  # "?": a dimension the model leaves unnamed
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

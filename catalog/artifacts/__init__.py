@@ -1,0 +1,1 @@
+"""Artifacts: streaming hashes, ONNX inspection, staging, and the stores that keep them by digest."""

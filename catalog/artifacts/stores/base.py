@@ -1,0 +1,65 @@
+"""The one small interface every artifact store implements, and the values that cross it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from catalog.artifacts.hashing import Hashed
+from catalog.artifacts.onnx_facts import OnnxFacts
+
+__all__ = ["MAIN_FILE", "ArtifactStore", "Fetched", "StagedArtifact"]
+
+MAIN_FILE = "model.onnx"  # the model file's name inside a stored multi-file artifact
+
+
+@dataclass(frozen=True)
+class StagedArtifact:
+    """An artifact copied into a private folder, hashed while copied, and inspected there.
+
+    ``files`` lists every file relative to ``root`` (the model as ``model.onnx``); ``digest`` is
+    the file's own sha256 for a single file, else the manifest digest over all files.
+    """
+
+    root: Path
+    files: tuple[tuple[str, Hashed], ...]
+    digest: str
+    size: int
+    facts: OnnxFacts
+
+    @property
+    def main(self) -> Path:
+        return self.root / MAIN_FILE
+
+    @property
+    def single_file(self) -> bool:
+        return len(self.files) == 1
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A verified local copy: ``main`` is the model file; its folder holds any external data."""
+
+    main: Path
+    digest: str
+    size: int
+
+
+class ArtifactStore(Protocol):
+    """Keeps artifacts by digest. URIs it returns pin the content, never a mutable name."""
+
+    def staging_dir(self) -> Path:
+        """A fresh private folder where an artifact may be staged before ``put``."""
+        ...
+
+    def put(self, staged: StagedArtifact) -> str:
+        """Store the staged artifact (atomically: all or nothing) and return its URI."""
+        ...
+
+    def fetch(self, uri: str, digest: str, size: int, limit: int) -> Fetched:
+        """A local copy of the artifact at ``uri``, verified against ``digest`` and ``size``.
+
+        Raises DigestMismatch, ArtifactTooLarge or StoreError; never returns unverified bytes.
+        """
+        ...
