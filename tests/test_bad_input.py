@@ -328,3 +328,17 @@ def test_yaml_and_schema_problems_are_reported_together(write):
     text = text.replace("enabled: true", "enabled: no")
     report = validate_file(write(text))
     assert [p.code for p in report.problems] == ["yaml.duplicate-key", "schema.bool_type"]
+
+
+def test_versions_sharing_traffic_must_share_a_signature(write):
+    text = MINIMAL.replace(
+        "          inputs: [{name: features, dtype: float32, shape: [batch, 16]}]\n"
+        "          outputs: [{name: score, dtype: float32, shape: [batch, 1]}]\n        metrics: {auc: 0.93}",
+        "          inputs: [{name: features, dtype: float64, shape: [batch, 32]}]\n"
+        "          outputs: [{name: score, dtype: float32, shape: [batch, 1]}]\n        metrics: {auc: 0.93}",
+    )
+    report = validate_file(write(text))
+    [problem] = report.problems
+    assert problem.code == "binding.incompatible-signatures"
+    assert "element type float32 -> float64" in problem.message and "dimension 1 16 -> 32" in problem.message
+    assert problem.path == "applications[checkout].bindings[0].routes[1.1.0].version"

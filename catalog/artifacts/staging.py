@@ -6,14 +6,18 @@ What is inspected and later stored is exactly what was hashed; the source is rea
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from catalog.artifacts.hashing import Hashed, Progress, hash_stream, manifest_digest
 from catalog.artifacts.onnx_facts import load_graph, check_location, external_locations, inspect_onnx
 from catalog.artifacts.stores.base import MAIN_FILE, StagedArtifact
-from catalog.errors import ArtifactTooLarge, UnsafeArtifact
+from catalog.errors import ArtifactTooLarge, NotOnnx, UnsafeArtifact
 
 __all__ = ["copy_hashed", "stage_artifact"]
+
+T = TypeVar("T")
 
 
 def copy_hashed(source: Path, target: Path, *, limit: int | None, progress: Progress | None = None) -> Hashed:
@@ -24,6 +28,14 @@ def copy_hashed(source: Path, target: Path, *, limit: int | None, progress: Prog
         dst.flush()
         os.fsync(dst.fileno())
     return hashed
+
+
+def _as_source(check: Callable[[Path], T], staged: Path, source: Path) -> T:
+    """Run a check on the staged copy, naming the user's file (not the copy) in any error."""
+    try:
+        return check(staged)
+    except NotOnnx as e:
+        raise NotOnnx(str(source), e.detail) from e
 
 
 def _regular_file(path: Path) -> os.stat_result:
@@ -48,7 +60,7 @@ def stage_artifact(source: Path, staging: Path, *, limit: int, progress: Progres
     main = staging / MAIN_FILE
     files = [(MAIN_FILE, copy_hashed(source, main, limit=limit, progress=progress))]
     total = files[0][1].size
-    locations = external_locations(load_graph(main))
+    locations = external_locations(_as_source(load_graph, main, source))
     targets = [check_location(source.parent, location, source) for location in locations]
     for location, target in zip(locations, targets, strict=True):
         total += target.stat().st_size
@@ -60,6 +72,6 @@ def stage_artifact(source: Path, staging: Path, *, limit: int, progress: Progres
     total = sum(h.size for _, h in files)
     if total > limit:
         raise ArtifactTooLarge(str(source), f"grew to {total:,} bytes while it was read, over the limit of {limit:,}")
-    facts = inspect_onnx(main)
+    facts = _as_source(inspect_onnx, main, source)
     digest = files[0][1].digest if len(files) == 1 else manifest_digest(files)
     return StagedArtifact(root=staging, files=tuple(files), digest=digest, size=total, facts=facts)

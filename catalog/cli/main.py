@@ -2,63 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
+from catalog.cli.common import DEFAULT_CATALOG, command
 from catalog.cli.render import problem_lines, problems_json, show_text, summary_line
 from catalog.domain.views import application_views
 from catalog.editing import bind_routes
-from catalog.errors import ModelcatError, UsageError
+from catalog.errors import UsageError
 from catalog.schema import DEFAULT_SCHEMA_PATH, render_schema, schema_drift
 from catalog.validate import validate_file
 
 __all__ = ["main"]
-
-DEFAULT_CATALOG = "models.yaml"
-
-
-def _fail(fmt: str, error: ModelcatError) -> int:
-    problems = getattr(error, "problems", [])
-    if fmt == "json":
-        click.echo(problems_json(getattr(error, "path", ""), problems, error=str(error)))
-    else:
-        for line in problem_lines(problems):
-            click.echo(line, err=True)
-        click.echo(click.style("error: ", fg="red", bold=True) + str(error), err=True)
-    return error.exit_code
-
-
-def command(func: Callable[..., int | None]) -> Callable[..., None]:
-    """Add --format and --traceback; map modelcat errors to a message and their exit code."""
-
-    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-    @click.option("--traceback", is_flag=True, help="Show the Python traceback of unexpected errors.")
-    @functools.wraps(func)
-    def wrapper(fmt: str, traceback: bool, **kwargs: Any) -> None:
-        try:
-            code = func(fmt=fmt, **kwargs) or 0
-        except ModelcatError as e:
-            if traceback:
-                raise
-            code = _fail(fmt, e)
-        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
-            raise
-        except Exception as e:  # noqa: BLE001 - the last line of defence, shown without a traceback
-            if traceback:
-                raise
-            click.echo(click.style("internal error: ", fg="red", bold=True) + f"{type(e).__name__}: {e}", err=True)
-            click.echo("run again with --traceback and report it", err=True)
-            code = 2
-        sys.exit(code)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -193,6 +151,15 @@ def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt:
         click.echo(f"{path}: {verb} {application}/{model}: {before} -> {after}")
     return 0
 
+
+def _register_artifact_commands() -> None:
+    from catalog.cli import artifact_commands
+
+    for cmd in (artifact_commands.register, artifact_commands.verify, artifact_commands.inspect):
+        main.add_command(cmd)
+
+
+_register_artifact_commands()
 
 if __name__ == "__main__":
     main()

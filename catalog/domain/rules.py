@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from catalog.domain.models import Application, Binding, Catalog, Model, Serving, Version
+from catalog.domain.contract import signature_changes
 from catalog.domain.problems import Problem
 
 __all__ = ["EffectiveServing", "check_catalog", "check_raw", "effective_serving", "normalise_name", "semver_key"]
@@ -311,6 +312,7 @@ def _check_application(
             if model is not None
             else dict.fromkeys(unchecked_models[binding.model])
         )
+        yield from _check_signatures(bloc, binding, versions)
         seen: set[str] = set()
         for r, route in enumerate(binding.routes):
             rloc = (*bloc, "routes", r)
@@ -374,3 +376,23 @@ def _check_serving(loc: tuple[str | int, ...], own: Serving, eff: EffectiveServi
 def _check_gates(loc: tuple[str | int, ...], min_metrics: Mapping[str, float]) -> Iterator[Problem]:
     for name, value in min_metrics.items():
         yield from _metric_range((*loc, "min_metrics", name), name, value, "gate")
+
+
+def _check_signatures(
+    loc: tuple[str | int, ...], binding: Binding, versions: Mapping[str, Version | None]
+) -> Iterator[Problem]:
+    """Versions routed side by side must accept the same requests: compare each with the first."""
+    routed = [(r, versions.get(semver_key(route.version))) for r, route in enumerate(binding.routes)]
+    known = [(r, v) for r, v in routed if v is not None]
+    if len(known) < 2:
+        return
+    _, first = known[0]
+    for r, version in known[1:]:
+        breaking = [c.text for c in signature_changes(first.signature, version.signature) if c.kind == "breaking"]
+        if breaking:
+            yield Problem(
+                "binding.incompatible-signatures",
+                f"version {version.version} cannot share traffic with {first.version}: {'; '.join(breaking)}",
+                loc=(*loc, "routes", r, "version"),
+                hint="callers send one request shape to every routed version; route compatible versions only",
+            )

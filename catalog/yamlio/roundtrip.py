@@ -31,6 +31,10 @@ class RoundTrip:
         except YAMLError as e:
             raise EditRefused(f"{filename} cannot be edited: {str(e).splitlines()[0]}") from e
 
+    def load_fragment(self, text: str) -> object:
+        """Parse a snippet with the document's settings, to insert it with its own styles."""
+        return self._yaml.load(text)
+
     def dump(self) -> str:
         buffer = io.StringIO()
         self._yaml.dump(self.document, buffer)

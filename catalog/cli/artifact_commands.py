@@ -1,0 +1,164 @@
+"""Commands on artifacts: register, verify, inspect."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from catalog.artifacts.hashing import Progress
+from catalog.artifacts.onnx_facts import inspect_onnx
+from catalog.artifacts.verify import VerifyResult, select_versions, verify_versions
+from catalog.cli.common import DEFAULT_CATALOG, command
+from catalog.domain.models import STAGES
+from catalog.errors import UsageError
+from catalog.gitio import file_at_revision
+from catalog.register import register_version
+from catalog.validate import validate_file
+from catalog.yamlio.loader import decode, parse
+
+__all__ = ["inspect", "register", "verify"]
+
+_CATALOG_OPTION = click.option(
+    "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+
+
+@contextmanager
+def _progress_bar(total: int, label: str) -> Iterator[Progress | None]:
+    """A progress bar on a terminal only; elsewhere nothing is drawn."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _pairs(values: tuple[str, ...], option: str, number: bool) -> dict[str, object]:
+    parsed: dict[str, object] = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{option} {value!r}: write NAME=VALUE")
+        try:
+            parsed[key.strip()] = float(raw) if number else raw
+        except ValueError:
+            raise UsageError(f"{option} {value!r}: {raw!r} is not a number") from None
+    return parsed
+
+
+@click.command()
+@click.argument("model")
+@click.option("--version", "version", required=True, help="The new version's semantic version, e.g. 1.5.0.")
+@click.option("--artifact", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--metric", "metrics", multiple=True, metavar="NAME=VALUE", help="Repeat per metric.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Repeat per label.")
+@click.option("--trained-at", help="Training date (default: the artifact file's date).")
+@click.option("--store", help="Folder, file:///path or oci://host/repo (default: .modelcat/store beside the catalog).")
+@click.option("--stage", type=click.Choice(STAGES), default="candidate", show_default=True)
+@_CATALOG_OPTION
+@command
+def register(model: str, version: str, artifact: Path, metrics, labels, trained_at, store, stage, path, fmt) -> int:
+    """Hash, inspect and store ARTIFACT, then append it to MODEL in the catalog as VERSION."""
+    with _progress_bar(artifact.stat().st_size, f"hashing {artifact.name}") as progress:
+        result = register_version(
+            path,
+            model,
+            version,
+            artifact,
+            metrics=_pairs(metrics, "--metric", number=True),  # type: ignore[arg-type]
+            labels=_pairs(labels, "--label", number=False),  # type: ignore[arg-type]
+            trained_at=trained_at,
+            stage=stage,
+            store=store,
+            progress=progress,
+        )
+    notes = [f"{n.application} ({n.against}): {n.text}" for n in result.notes]
+    if fmt == "json":
+        body = {"model": model, "version": version, "uri": result.uri, "digest": result.digest}
+        click.echo(json.dumps({**body, "size_bytes": result.size, "notes": notes}, indent=2))
+        return 0
+    click.echo(f"{path}: registered {model} {version}")
+    click.echo(f"  digest {result.digest}  ({result.size:,} bytes)")
+    click.echo(f"  stored {result.uri}")
+    for note in notes:
+        click.echo(f"  note: {note}")
+    return 0
+
+
+def _changed_since(path: Path, revision: str, current) -> set[tuple[str, str]] | None:
+    """(model, version) pairs whose artifact is new or different from ``revision``; None: all."""
+    old = file_at_revision(path, revision)
+    if old is None:
+        return None
+    text, problems = decode(old, f"{revision}:{path.name}")
+    document = parse(text, path.name).data if not problems else None
+    before: dict[tuple[str, str], object] = {}
+    if isinstance(document, dict):
+        for m in document.get("models") or []:
+            for v in (m.get("versions") or []) if isinstance(m, dict) else []:
+                if isinstance(v, dict):
+                    before[(m.get("name"), v.get("version"))] = v.get("artifact")
+    return {
+        (m.name, v.version)
+        for m in current.models
+        for v in m.versions
+        if before.get((m.name, v.version)) != v.artifact.model_dump()
+    }
+
+
+@click.command()
+@click.option("--model", help="Only this model's versions.")
+@click.option("--changed-since", "revision", metavar="GITREF", help="Only artifacts new or changed since GITREF.")
+@_CATALOG_OPTION
+@command
+def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int:
+    """Fetch or read every artifact the catalog names; check digest, size, ONNX validity, signature."""
+    catalog = validate_file(path).raise_for_errors()
+    if model is not None and model not in {m.name for m in catalog.models}:
+        raise UsageError(f"--model {model!r} is not in {path}")
+    only = _changed_since(path, revision, catalog) if revision else None
+    chosen = select_versions(catalog, model=model, only=only)
+    rows: list[VerifyResult] = []
+
+    def show(result: VerifyResult) -> None:
+        rows.append(result)
+        if fmt == "text":
+            mark = click.style("ok  ", fg="green") if result.ok else click.style("FAIL", fg="red", bold=True)
+            click.echo(
+                f"{mark} {result.model:<20} {result.version:<10} {result.size:>13,}  "
+                f"{result.digest.removeprefix('sha256:')[:12]}  {result.seconds:6.2f}s  {result.message}"
+            )
+
+    verify_versions(catalog, chosen, path.resolve().parent, on_result=show)
+    failed = [r for r in rows if not r.ok]
+    if fmt == "json":
+        click.echo(json.dumps({"ok": not failed, "results": [asdict(r) for r in rows]}, indent=2))
+    else:
+        click.echo(f"{len(rows)} artifact(s) verified, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@command
+def inspect(artifact: Path, fmt: str) -> int:
+    """Print what an ONNX file holds: IR version, opsets, producer, inputs and outputs."""
+    facts = inspect_onnx(artifact)
+    if fmt == "json":
+        click.echo(json.dumps({"path": str(artifact), **facts.as_dict()}, indent=2))
+        return 0
+    click.echo(f"{artifact}")
+    click.echo(f"  ir_version {facts.ir_version}, opsets {', '.join(f'{k}={v}' for k, v in facts.opsets.items())}")
+    click.echo(f"  producer {facts.producer or '-'} {facts.producer_version}".rstrip())
+    for side in ("inputs", "outputs"):
+        for spec in getattr(facts.signature, side):
+            click.echo(f"  {side[:-1]:<6} {spec.name}: {spec.dtype}[{', '.join(map(str, spec.shape))}]")
+    if facts.external_files:
+        click.echo(f"  external data: {', '.join(facts.external_files)}")
+    return 0

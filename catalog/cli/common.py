@@ -1,0 +1,56 @@
+"""What every command shares: --format, --traceback, and one mapping from errors to exit codes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from catalog.cli.render import problem_lines, problems_json
+from catalog.errors import ModelcatError
+
+__all__ = ["DEFAULT_CATALOG", "command"]
+
+DEFAULT_CATALOG = "models.yaml"
+
+
+def _fail(fmt: str, error: ModelcatError) -> int:
+    problems = getattr(error, "problems", [])
+    if fmt == "json":
+        click.echo(problems_json(getattr(error, "path", ""), problems, error=str(error)))
+    else:
+        for line in problem_lines(problems):
+            click.echo(line, err=True)
+        click.echo(click.style("error: ", fg="red", bold=True) + str(error), err=True)
+    return error.exit_code
+
+
+def command(func: Callable[..., int | None]) -> Callable[..., None]:
+    """Add --format and --traceback; map modelcat errors to a message and their exit code."""
+
+    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @click.option("--traceback", is_flag=True, help="Show the Python traceback of unexpected errors.")
+    @functools.wraps(func)
+    def wrapper(fmt: str, traceback: bool, **kwargs: Any) -> None:
+        try:
+            code = func(fmt=fmt, **kwargs) or 0
+        except ModelcatError as e:
+            if traceback:
+                raise
+            code = _fail(fmt, e)
+        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as e:  # the last line of defence, shown without a traceback
+            if traceback:
+                raise
+            click.echo(click.style("internal error: ", fg="red", bold=True) + f"{type(e).__name__}: {e}", err=True)
+            click.echo("run again with --traceback and report it", err=True)
+            code = 2
+        sys.exit(code)
+
+    return wrapper
+
+

@@ -1,0 +1,29 @@
+"""Read a file as it was at a git revision."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from catalog.errors import UsageError
+
+__all__ = ["file_at_revision"]
+
+
+def file_at_revision(path: Path, revision: str) -> bytes | None:
+    """The bytes of ``path`` at ``revision``, or None when the file did not exist there."""
+    folder = path.resolve().parent
+    try:
+        subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+            check=True,
+            capture_output=True,
+        )
+    except FileNotFoundError:
+        raise UsageError("git is not installed") from None
+    except subprocess.CalledProcessError:
+        raise UsageError(f"{revision!r} is not a commit in the git repository at {folder}") from None
+    shown = subprocess.run(
+        ["git", "-C", str(folder), "show", f"{revision}:./{path.name}"], capture_output=True, check=False
+    )
+    return shown.stdout if shown.returncode == 0 else None
