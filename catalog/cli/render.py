@@ -18,10 +18,10 @@ _COLOURS = {"error": "red", "warning": "yellow"}
 def problem_lines(problems: Sequence[Problem]) -> list[str]:
     lines = []
     for p in problems:
-        where = f"{p.file}:{p.line}:{p.column}" if p.line else p.file
+        where = f"{p.file}:{p.line}:{p.column}: " if p.line else f"{p.file}: " if p.file else ""
         label = click.style(p.severity, fg=_COLOURS[p.severity], bold=True)
         path = f" {p.path}:" if p.path else ""
-        lines.append(f"{where}: {label}:{path} {p.message} [{p.code}]")
+        lines.append(f"{where}{label}:{path} {p.message} [{p.code}]")
         if p.hint:
             lines.append(f"    hint: {p.hint}")
     return lines

@@ -18,19 +18,20 @@ class SignatureChange:
     against: str = ""  # the routed version compared with
 
 
-def _dims(old: TensorSpec, new: TensorSpec) -> list[SignatureChange]:
+def _dims(old: TensorSpec, new: TensorSpec, what: str) -> list[SignatureChange]:
+    name = f"{what} {old.name!r}"
     if len(old.shape) != len(new.shape):
-        return [SignatureChange("breaking", f"{old.name}: rank {len(old.shape)} -> {len(new.shape)}")]
+        return [SignatureChange("breaking", f"{name}: rank {len(old.shape)} -> {len(new.shape)}")]
     changes = []
     for i, (a, b) in enumerate(zip(old.shape, new.shape, strict=True)):
         if a == b:
             continue
         if isinstance(a, int) and isinstance(b, int):
-            changes.append(SignatureChange("breaking", f"{old.name}: dimension {i} {a} -> {b}"))
+            changes.append(SignatureChange("breaking", f"{name}: dimension {i} {a} -> {b}"))
         elif isinstance(a, str) and isinstance(b, int):
-            changes.append(SignatureChange("breaking", f"{old.name}: dimension {i} {a} fixed to {b}"))
+            changes.append(SignatureChange("breaking", f"{name}: dimension {i} {a} fixed to {b}"))
         elif isinstance(a, int) and isinstance(b, str):
-            changes.append(SignatureChange("additive", f"{old.name}: dimension {i} {a} relaxed to {b}"))
+            changes.append(SignatureChange("additive", f"{name}: dimension {i} {a} relaxed to {b}"))
     return changes
 
 
@@ -44,7 +45,7 @@ def _side(old: list[TensorSpec], new: list[TensorSpec], what: str) -> list[Signa
         other = after[name]
         if other.dtype != spec.dtype:
             changes.append(SignatureChange("breaking", f"{what} {name!r}: element type {spec.dtype} -> {other.dtype}"))
-        changes += _dims(spec, other)
+        changes += _dims(spec, other, what)
     for name in after.keys() - before.keys():
         kind: Literal["breaking", "additive"] = "breaking" if what == "input" else "additive"
         note = "callers do not send it" if what == "input" else "callers may ignore it"

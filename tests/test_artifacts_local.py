@@ -1,0 +1,284 @@
+"""register / verify / inspect with the local content-addressed store, and every bad artifact."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from catalog.artifacts.hashing import hash_file
+from catalog.artifacts.onnx_facts import inspect_onnx
+from catalog.artifacts.stores.local import blob_path
+from tests.conftest import DEMO, sha256_file
+from tests.onnx_models import dense_model, point_external_data_at, save, save_with_external_data
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A catalog folder: the demo models.yaml with its artifacts folder."""
+    shutil.copyfile(DEMO, tmp_path / "models.yaml")
+    shutil.copytree(DEMO.parent / "artifacts" / "sha256", tmp_path / "artifacts" / "sha256")
+    return tmp_path
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (the store, staging included) with its sha256."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): sha256_file(p) for p in folder.rglob("*") if p.is_file()}
+
+
+def register(cli, workspace: Path, artifact: Path, version: str = "1.5.0", *extra: str):
+    return cli(
+        "register", "fraud-scorer", "--version", version, "--artifact", artifact,
+        "--catalog", workspace / "models.yaml", "--trained-at", "2026-11-20", *extra,
+    )
+
+
+def test_register_appends_exactly_the_new_version_block(cli, workspace: Path):
+    before = (workspace / "models.yaml").read_text()
+    artifact = save(dense_model(seed=7), workspace / "out" / "fraud.onnx")
+    result = register(cli, workspace, artifact, "1.5.0", "--metric", "auc=0.935", "--label", "dataset=txn-2026-11")
+    assert result.exit_code == 0, result.output
+    digest = "sha256:" + hashlib.sha256(artifact.read_bytes()).hexdigest()
+    after = (workspace / "models.yaml").read_text()
+    added = [l[2:] for l in difflib.ndiff(before.splitlines(), after.splitlines()) if l.startswith("+ ")]
+    removed = [l for l in difflib.ndiff(before.splitlines(), after.splitlines()) if l.startswith("- ")]
+    assert removed == []
+    stored = f".modelcat/store/sha256/{digest[7:9]}/{digest[7:]}"
+    assert added[:5] == [
+        "      - version: 1.5.0",
+        "        artifact:",
+        f"          uri: {stored}",
+        f"          digest: {digest}",
+        f"          size_bytes: {artifact.stat().st_size}",
+    ]
+    assert "        metrics: {auc: 0.935}" in added and "        trained_at: 2026-11-20" in added
+    assert '        labels: {dataset: "txn-2026-11"}' in added and "        stage: candidate" in added
+    # inserted right after fraud-scorer 1.4.0, before the next model; every comment is still there
+    assert after.index("version: 1.5.0") < after.index("- name: recommender")
+    assert [l for l in before.splitlines() if "#" in l] == [l for l in after.splitlines() if "#" in l]
+    assert (workspace / stored).read_bytes() == artifact.read_bytes()
+    verify = cli("verify", "--model", "fraud-scorer", "--catalog", workspace / "models.yaml")
+    assert verify.exit_code == 0, verify.output
+    assert "4 artifact(s) verified, 0 failed" in verify.stdout
+
+
+def test_register_external_data_digest_covers_every_file(cli, workspace: Path):
+    model_path = save_with_external_data(dense_model(seed=3), workspace / "ext")
+    result = register(cli, workspace, model_path, "1.5.0", "--format", "json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    stored = workspace / body["uri"]
+    assert sorted(p.name for p in stored.iterdir()) == ["model.onnx", "weights.bin"]
+    assert body["size_bytes"] == sum(p.stat().st_size for p in stored.iterdir())
+    assert body["digest"] != "sha256:" + hashlib.sha256(model_path.read_bytes()).hexdigest()
+    assert cli("verify", "--catalog", workspace / "models.yaml").exit_code == 0
+    # change one byte of weights.bin: the artifact digest no longer matches
+    weights = stored / "weights.bin"
+    data = bytearray(weights.read_bytes())
+    data[0] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    verify = cli("verify", "--catalog", workspace / "models.yaml")
+    assert verify.exit_code == 1
+    assert f"FAIL fraud-scorer         1.5.0" in verify.stdout and "digest mismatch" in verify.stdout
+
+
+def test_verify_reports_a_swapped_artifact(cli, workspace: Path):
+    target = workspace / "artifacts/sha256/fb/fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0"
+    target.write_bytes(save(dense_model(seed=99), workspace / "other.onnx").read_bytes())
+    result = cli("verify", "--catalog", workspace / "models.yaml", "--format", "json")
+    assert result.exit_code == 1
+    failed = [r for r in json.loads(result.stdout)["results"] if not r["ok"]]
+    assert [(r["model"], r["version"]) for r in failed] == [("fraud-scorer", "1.3.0")]
+    actual = "sha256:" + hashlib.sha256(target.read_bytes()).hexdigest()
+    assert failed[0]["message"] == (
+        "digest mismatch: expected sha256:fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0, "
+        f"got {actual}"
+    )
+
+
+def test_verify_reports_a_missing_artifact_and_a_wrong_signature(cli, workspace: Path):
+    (workspace / "artifacts/sha256/90/90f0473d1c8d9611ede3596c11f811eb618875e923e1e3f981bc620db18701e1").unlink()
+    text = (workspace / "models.yaml").read_text()
+    text = text.replace("{name: relevance, dtype: float32, shape: [batch, 20]}\n        metrics: {ndcg@10: 0.538",
+                        "{name: relevance, dtype: float32, shape: [batch, 21]}\n        metrics: {ndcg@10: 0.538")
+    (workspace / "models.yaml").write_text(text)
+    result = cli("verify", "--model", "search-ranker", "--catalog", workspace / "models.yaml", "--format", "json")
+    assert result.exit_code == 1
+    messages = {r["version"]: r["message"] for r in json.loads(result.stdout)["results"]}
+    assert messages["3.1.0"].startswith("not found in the local store")
+    assert messages["3.2.0"] == (
+        "the artifact's signature differs from the catalog's: output 'relevance': dimension 1 21 -> 20"
+    )
+
+
+def _bad_artifacts(tmp: Path) -> dict[str, tuple[Path, str]]:
+    good = save(dense_model(seed=1), tmp / "good.onnx").read_bytes()
+    files = {
+        "truncated": (good[: len(good) // 2], "is not a valid ONNX model (truncated or corrupt"),
+        "random-bytes": (bytes(range(7, 250)) * 13, "is not a valid ONNX model"),
+        "pickle": (pickle.dumps({"coef": [1.0, 2.0]}), "is a Python pickle"),
+        "empty": (b"", "is empty"),
+    }
+    out = {}
+    for name, (data, words) in files.items():
+        path = tmp / f"{name}.onnx"
+        path.write_bytes(data)
+        out[name] = (path, words)
+    zipped = tmp / "zipped.onnx"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("model.onnx", good)
+    out["zip"] = (zipped, "is a zip archive")
+    return out
+
+
+@pytest.mark.parametrize("case", ["truncated", "random-bytes", "pickle", "empty", "zip"])
+def test_non_onnx_content_is_refused_and_nothing_is_written(cli, workspace: Path, case: str):
+    path, words = _bad_artifacts(workspace / "bad")[case]
+    catalog_before, store_before = sha256_file(workspace / "models.yaml"), snapshot(workspace / ".modelcat")
+    result = register(cli, workspace, path)
+    assert result.exit_code == 1, result.output
+    assert f"error: {path}: {words}" in result.stderr
+    assert sha256_file(workspace / "models.yaml") == catalog_before
+    assert snapshot(workspace / ".modelcat") == store_before
+    assert cli("inspect", path).exit_code == 1
+
+
+def test_size_limit_counts_every_byte(cli, workspace: Path):
+    artifact = save(dense_model(hidden=64, seed=5), workspace / "m.onnx")
+    size = artifact.stat().st_size
+    assert size > 2752  # above the catalog's existing fraud-scorer artifacts
+    text = (workspace / "models.yaml").read_text().replace("max_artifact_bytes: 104857600", f"max_artifact_bytes: {size - 1}")
+    (workspace / "models.yaml").write_text(text)
+    before = sha256_file(workspace / "models.yaml")
+    result = register(cli, workspace, artifact)
+    assert result.exit_code == 1
+    assert f"is {size:,} bytes, over the limit of {size - 1:,}" in result.stderr
+    assert sha256_file(workspace / "models.yaml") == before
+    (workspace / "models.yaml").write_text(text.replace(f"max_artifact_bytes: {size - 1}", f"max_artifact_bytes: {size}"))
+    assert register(cli, workspace, artifact).exit_code == 0  # exactly at the limit is fine
+
+
+def test_external_data_counts_toward_the_limit(cli, workspace: Path):
+    model_path = save_with_external_data(dense_model(hidden=512, seed=2), workspace / "ext")
+    assert model_path.stat().st_size < 4000 < (model_path.parent / "weights.bin").stat().st_size
+    text = (workspace / "models.yaml").read_text().replace("max_artifact_bytes: 104857600", "max_artifact_bytes: 4000")
+    (workspace / "models.yaml").write_text(text)
+    result = register(cli, workspace, model_path)
+    assert result.exit_code == 1
+    assert "with its external data is over" in result.stderr
+
+
+def test_sparse_3gb_file_is_refused_without_reading_it(cli, workspace: Path):
+    sparse = workspace / "huge.onnx"
+    with open(sparse, "wb") as handle:
+        handle.truncate(3 * 1024**3)
+    result = register(cli, workspace, sparse)
+    assert result.exit_code == 1
+    assert "is 3,221,225,472 bytes, over the limit of 104,857,600" in result.stderr
+    assert not (workspace / ".modelcat/store/sha256").exists()
+
+
+@pytest.mark.parametrize(
+    ("location", "words"),
+    [
+        ("../outside.bin", "climbs out of the model's folder"),
+        ("a/../../outside.bin", "climbs out of the model's folder"),
+        ("/etc/passwd", "is an absolute path"),
+    ],
+)
+def test_external_data_must_stay_inside_the_artifact(cli, workspace: Path, location: str, words: str):
+    model_path = save_with_external_data(dense_model(seed=4), workspace / "ext" / "m")
+    shutil.copyfile(model_path.parent / "weights.bin", workspace / "ext" / "outside.bin")
+    point_external_data_at(model_path, location)
+    result = register(cli, workspace, model_path)
+    assert result.exit_code == 1
+    assert f"external data {location!r} of model.onnx {words}" in result.stderr
+    assert not (workspace / ".modelcat/store/sha256").exists()
+    with pytest.raises(Exception, match=words):
+        inspect_onnx(model_path)
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_external_data_links_are_refused(cli, workspace: Path, link: str):
+    model_path = save_with_external_data(dense_model(seed=4), workspace / "ext")
+    real = workspace / "weights.real"
+    (model_path.parent / "weights.bin").rename(real)
+    (os.symlink if link == "symlink" else os.link)(real, model_path.parent / "weights.bin")
+    result = register(cli, workspace, model_path)
+    assert result.exit_code == 1
+    words = "is a symbolic link" if link == "symlink" else "is a hard link"
+    assert words in result.stderr
+    assert sha256_file(workspace / "models.yaml") == sha256_file(DEMO)
+
+
+def test_breaking_signature_is_refused_naming_the_application(cli, workspace: Path):
+    artifact = save(dense_model(n_in=20, seed=1), workspace / "m.onnx")
+    result = register(cli, workspace, artifact)
+    assert result.exit_code == 1
+    assert "application 'checkout' routes 1.3.0: input 'features': dimension 1 16 -> 20" in result.stderr
+    assert sha256_file(workspace / "models.yaml") == sha256_file(DEMO)
+
+
+def test_additive_signature_change_is_a_note(cli, workspace: Path):
+    artifact = save(dense_model(seed=1, extra_output=True), workspace / "m.onnx")
+    result = register(cli, workspace, artifact)
+    assert result.exit_code == 0, result.output
+    assert "note: checkout (1.3.0): output 'logits' added (callers may ignore it)" in result.stdout
+
+
+def test_duplicate_version_and_duplicate_bytes_are_refused(cli, workspace: Path):
+    artifact = save(dense_model(seed=8), workspace / "m.onnx")
+    assert register(cli, workspace, artifact, "1.5.0").exit_code == 0
+    again = register(cli, workspace, save(dense_model(seed=9), workspace / "n.onnx"), "1.5.0")
+    assert again.exit_code == 1 and "fraud-scorer already has version 1.5.0" in again.stderr
+    same_bytes = register(cli, workspace, artifact, "1.6.0")
+    assert same_bytes.exit_code == 1 and "already registered as fraud-scorer 1.5.0" in same_bytes.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a read-only bind mount needs root (CI runs as root)")
+def test_read_only_store_is_a_clear_error(cli, workspace: Path):
+    store = workspace / "ro-store"
+    store.mkdir()
+    subprocess.run(["mount", "--bind", str(store), str(store)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(store)], check=True)
+        result = register(cli, workspace, save(dense_model(seed=1), workspace / "m.onnx"), "1.5.0", "--store", str(store))
+    finally:
+        subprocess.run(["umount", str(store)], check=True)
+    assert result.exit_code == 1
+    assert f"error: {store}: store directory is read-only" in result.stderr
+    assert sha256_file(workspace / "models.yaml") == sha256_file(DEMO)
+
+
+def test_inspect_prints_the_facts(cli, workspace: Path):
+    path = save_with_external_data(dense_model(seed=1), workspace / "ext")
+    result = cli("inspect", path, "--format", "json")
+    facts = json.loads(result.stdout)
+    assert facts["ir_version"] == 9 and facts["opsets"] == {"ai.onnx": 17}
+    assert facts["external_files"] == ["weights.bin"]
+    assert facts["signature"]["inputs"] == [{"name": "features", "dtype": "float32", "shape": ["batch", 16]}]
+    text = cli("inspect", path).stdout
+    assert "input  features: float32[batch, 16]" in text and "external data: weights.bin" in text
+
+
+def test_local_store_layout_is_content_addressed(workspace: Path):
+    from catalog.artifacts.stores.local import LocalStore
+    from catalog.artifacts.staging import stage_artifact
+
+    store = LocalStore(Path(".modelcat/store"), workspace)
+    source = save(dense_model(seed=11), workspace / "m.onnx")
+    staged = stage_artifact(source, store.staging_dir(), limit=10**6)
+    uri = store.put(staged)
+    assert uri == blob_path(Path(".modelcat/store"), staged.digest).as_posix()
+    assert hash_file(str(workspace / uri)).digest == staged.digest
+    assert list((workspace / ".modelcat/store/.staging").iterdir()) == []
