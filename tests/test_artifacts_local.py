@@ -282,3 +282,61 @@ def test_local_store_layout_is_content_addressed(workspace: Path):
     assert uri == blob_path(Path(".modelcat/store"), staged.digest).as_posix()
     assert hash_file(str(workspace / uri)).digest == staged.digest
     assert list((workspace / ".modelcat/store/.staging").iterdir()) == []
+
+
+def _git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+
+
+def test_verify_changed_since_checks_only_new_or_changed_artifacts(cli, workspace: Path):
+    _git(workspace, "init", "-q")
+    _git(workspace, "add", "models.yaml")
+    _git(workspace, "commit", "-qm", "base")
+    assert register(cli, workspace, save(dense_model(seed=21), workspace / "m.onnx")).exit_code == 0
+    result = cli("verify", "--changed-since", "HEAD", "--catalog", workspace / "models.yaml", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert [(r["model"], r["version"]) for r in json.loads(result.stdout)["results"]] == [("fraud-scorer", "1.5.0")]
+    bad = cli("verify", "--changed-since", "no-such-ref", "--catalog", workspace / "models.yaml")
+    assert bad.exit_code == 2 and "'no-such-ref' is not a commit" in bad.stderr
+
+
+def _store_is_consistent(store: Path) -> None:
+    """Every visible object's name is the sha256 of its bytes: nothing partial outside .staging."""
+    for blob in (store / "sha256").rglob("*") if (store / "sha256").exists() else []:
+        if blob.is_file():
+            assert hash_file(str(blob)).digest == "sha256:" + blob.name, f"partial object {blob}"
+
+
+def test_kill_9_during_register_leaves_old_or_new_catalog_and_no_partial_object(workspace: Path):
+    import random
+    import sys
+    import time
+
+    artifact = save(dense_model(hidden=150_000, seed=31), workspace / "big.onnx")  # about 10 MB
+    catalog = workspace / "models.yaml"
+    old = catalog.read_bytes()
+    command = [sys.executable, "-m", "catalog.cli.main", "register", "fraud-scorer", "--version", "1.5.0",
+               "--artifact", str(artifact), "--trained-at", "2026-11-20", "--catalog", str(catalog)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    full = time.perf_counter() - start
+    new = catalog.read_bytes()
+    assert new != old and b"version: 1.5.0" in new
+    rng = random.Random(3)
+    for _ in range(8):
+        catalog.write_bytes(old)
+        shutil.rmtree(workspace / ".modelcat", ignore_errors=True)
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.0) * full)
+        proc.kill()
+        proc.wait(timeout=30)
+        now = catalog.read_bytes()
+        if now != old:  # then it is the old file plus the whole new block, nothing else
+            lines = now.decode().splitlines(keepends=True)
+            first = lines.index("      - version: 1.5.0\n")
+            last = next(i for i in range(first, len(lines)) if lines[i] == "        stage: candidate\n")
+            assert "".join(lines[:first] + lines[last + 1 :]).encode() == old
+            assert len(lines[first : last + 1]) == len(new.splitlines()) - len(old.splitlines())
+        _store_is_consistent(workspace / ".modelcat" / "store")
