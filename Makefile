@@ -1,4 +1,5 @@
-# Everything installs from this repository's own files into .venv; nothing system-wide but Python.
+# Everything installs from this repository's own files into .venv. The OCI store tests also need
+# Debian's docker-registry, which .ci/run installs (apt-get install docker-registry).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -29,6 +30,7 @@ test: setup
 ## bench: the benchmarks whose results go into BENCHMARKS.md
 bench: setup
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/hash.py
 
 ## schema: regenerate schemas/catalog.schema.json from the pydantic models
 schema: setup
