@@ -1,11 +1,13 @@
-# Everything installs from this repository's own files into .venv. The OCI store tests also need
-# Debian's docker-registry, which .ci/run installs (apt-get install docker-registry).
+# Everything installs from this repository's own files: Python packages into .venv, and for the
+# tests Debian's docker-registry (an OCI registry the OCI store tests start on loopback).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench schema clean
+.PHONY: setup system-deps demo test bench schema clean
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -23,8 +25,14 @@ demo: setup
 	@echo
 	$(BIN)/modelcat show models.yaml
 
+system-deps:
+	@[ -x /usr/bin/docker-registry ] || { \
+		echo "installing Debian's docker-registry (needed by the OCI store tests)"; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-registry; }
+
 ## test: the whole test suite
-test: setup
+test: setup system-deps
 	$(BIN)/python -m pytest
 
 ## bench: the benchmarks whose results go into BENCHMARKS.md
