@@ -38,8 +38,11 @@ class Registered:
 
 def _scalar(value: str) -> str:
     """A string as a YAML flow scalar: plain when safe, else JSON-quoted (valid YAML)."""
-    plain = value.replace("-", "").replace("_", "").replace(".", "").replace("/", "").replace(":", "")
-    return value if plain.isalnum() and not value[0].isdigit() else json.dumps(value)
+    plain = value
+    for char in "-_./:@":
+        plain = plain.replace(char, "")
+    safe = plain.isalnum() and value[0] not in "-:@" and not value[0].isdigit() and ": " not in value
+    return value if safe else json.dumps(value)
 
 
 def _tensor_lines(signature: Signature, side: str) -> list[str]:

@@ -54,3 +54,11 @@ def cli() -> Callable[..., Result]:
         return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
 
     return _run
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A catalog folder: the demo models.yaml with its artifacts folder."""
+    shutil.copyfile(DEMO, tmp_path / "models.yaml")
+    shutil.copytree(DEMO.parent / "artifacts" / "sha256", tmp_path / "artifacts" / "sha256")
+    return tmp_path

@@ -21,14 +21,6 @@ from tests.conftest import DEMO, sha256_file
 from tests.onnx_models import dense_model, point_external_data_at, save, save_with_external_data
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """A catalog folder: the demo models.yaml with its artifacts folder."""
-    shutil.copyfile(DEMO, tmp_path / "models.yaml")
-    shutil.copytree(DEMO.parent / "artifacts" / "sha256", tmp_path / "artifacts" / "sha256")
-    return tmp_path
-
-
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` (the store, staging included) with its sha256."""
     if not folder.exists():
