@@ -9,19 +9,10 @@ import pytest
 import catalog
 
 PUBLIC = [
-    "BindResult",
-    "Catalog",
-    "CatalogInvalid",
-    "CatalogNotFound",
-    "EditRefused",
-    "ModelcatError",
-    "Problem",
-    "Report",
-    "UsageError",
-    "bind_routes",
-    "load_catalog",
-    "validate_bytes",
-    "validate_file",
+    "ArtifactError", "ArtifactTooLarge", "BindResult", "Catalog", "CatalogInvalid", "CatalogNotFound",
+    "DigestMismatch", "EditRefused", "ModelcatError", "NotOnnx", "OnnxFacts", "Problem", "Registered", "Report",
+    "StoreError", "UnsafeArtifact", "UsageError", "VerifyResult", "bind_routes", "inspect_onnx", "load_catalog",
+    "register_version", "validate_bytes", "validate_file", "verify_versions",
 ]
 
 
@@ -43,6 +34,15 @@ def test_package_all_is_the_documented_api():
         "catalog.yamlio.loader",
         "catalog.yamlio.positions",
         "catalog.yamlio.roundtrip",
+        "catalog.domain.contract",
+        "catalog.artifacts.hashing",
+        "catalog.artifacts.onnx_facts",
+        "catalog.artifacts.staging",
+        "catalog.artifacts.verify",
+        "catalog.artifacts.stores.local",
+        "catalog.artifacts.stores.oci",
+        "catalog.register",
+        "catalog.gitio",
     ],
 )
 def test_every_exported_name_exists(module):
