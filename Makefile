@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-## demo: validate the demo catalog and show which model versions serve which application
+## demo: validate the demo catalog, verify its artifacts, show which model versions serve which application
 demo: setup
 	$(BIN)/modelcat validate models.yaml
+	@echo
+	$(BIN)/modelcat verify --catalog models.yaml
 	@echo
 	$(BIN)/modelcat show models.yaml
 
