@@ -140,23 +140,22 @@ def _tensor_spec(value: onnx.ValueInfoProto) -> TensorSpec:
 
 
 def inspect_onnx(path: str | os.PathLike[str]) -> OnnxFacts:
-    """Facts about the ONNX model at ``path``; refuses non-ONNX content and unsafe external data."""
+    """Facts about the ONNX model at ``path``; refuses non-ONNX content and unsafe external data.
+
+    The parsed model is dropped before the checker parses the file again, so inline weights are
+    held in memory once at a time, not twice.
+    """
     path = Path(path)
     model = load_graph(path)
-    base = path.parent
     locations = external_locations(model)
     for location in locations:  # every location is checked before anything is read
-        check_location(base, location, path)
-    try:
-        onnx.checker.check_model(str(path))
-    except (onnx.checker.ValidationError, ValueError, OSError) as e:
-        raise NotOnnx(str(path), f"fails the ONNX checker: {str(e).splitlines()[0]}") from e
+        check_location(path.parent, location, path)
     initializers = {init.name for init in model.graph.initializer}
     inputs = [_tensor_spec(v) for v in model.graph.input if v.name not in initializers]
     outputs = [_tensor_spec(v) for v in model.graph.output]
     if not inputs:
         raise NotOnnx(str(path), "has no graph inputs")
-    return OnnxFacts(
+    facts = OnnxFacts(
         ir_version=model.ir_version,
         opsets={op.domain or "ai.onnx": op.version for op in model.opset_import},
         producer=model.producer_name,
@@ -164,3 +163,9 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxFacts:
         signature=Signature(inputs=inputs, outputs=outputs),
         external_files=tuple(locations),
     )
+    del model
+    try:
+        onnx.checker.check_model(str(path))
+    except (onnx.checker.ValidationError, ValueError, OSError) as e:
+        raise NotOnnx(str(path), f"fails the ONNX checker: {str(e).splitlines()[0]}") from e
+    return facts
