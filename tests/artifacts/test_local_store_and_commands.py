@@ -118,7 +118,7 @@ def _bad_artifacts(tmp: Path) -> dict[str, tuple[Path, str]]:
     files = {
         "truncated": (good[: len(good) // 2], "is not a valid ONNX model (truncated or corrupt"),
         "random-bytes": (bytes(range(7, 250)) * 13, "is not a valid ONNX model"),
-        "pickle": (pickle.dumps({"coef": [1.0, 2.0]}), "is a Python pickle"),
+        "pickle": (pickle.dumps({"coef": [float(i) for i in range(300)]}), "is a Python pickle"),
         "empty": (b"", "is empty"),
     }
     out = {}
@@ -332,3 +332,69 @@ def test_kill_9_during_register_leaves_old_or_new_catalog_and_no_partial_object(
             assert "".join(lines[:first] + lines[last + 1 :]).encode() == old
             assert len(lines[first : last + 1]) == len(new.splitlines()) - len(old.splitlines())
         _store_is_consistent(workspace / ".modelcat" / "store")
+
+
+def _catalog_pointing_at(workspace: Path, stored: Path, size: int, digest: str) -> None:
+    """Make fraud-scorer 1.3.0 name ``stored`` (a store object) with the given digest and size."""
+    text = (workspace / "models.yaml").read_text()
+    old_hex = "fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0"
+    text = text.replace(f"artifacts/sha256/fb/{old_hex}", stored.relative_to(workspace).as_posix())
+    text = text.replace(f"sha256:{old_hex}", digest).replace("size_bytes: 2752\n        signature:\n          inputs:\n            - {name: features, dtype: float32, shape: [batch, 16]}\n          outputs:\n            - {name: fraud_probability, dtype: float32, shape: [batch, 1]}\n        metrics: {auc: 0.917", f"size_bytes: {size}\n        signature:\n          inputs:\n            - {{name: features, dtype: float32, shape: [batch, 16]}}\n          outputs:\n            - {{name: fraud_probability, dtype: float32, shape: [batch, 1]}}\n        metrics: {{auc: 0.917", 1)
+    (workspace / "models.yaml").write_text(text)
+
+
+def _store_file(workspace: Path, data: bytes) -> tuple[Path, str]:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    path = blob_path(workspace / "artifacts", digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path, digest
+
+
+@pytest.mark.parametrize("case", ["truncated", "random-bytes", "pickle", "zip"])
+def test_verify_names_a_stored_object_that_is_not_onnx(cli, workspace: Path, case: str):
+    path, words = _bad_artifacts(workspace / "bad")[case]
+    stored, digest = _store_file(workspace, path.read_bytes())
+    _catalog_pointing_at(workspace, stored, stored.stat().st_size, digest)
+    result = cli("verify", "--model", "fraud-scorer", "--catalog", workspace / "models.yaml", "--format", "json")
+    assert result.exit_code == 1, result.output
+    [failed] = [r for r in json.loads(result.stdout)["results"] if not r["ok"]]
+    assert failed["version"] == "1.3.0"
+    assert words in failed["message"]
+
+
+@pytest.mark.parametrize("location", ["../outside.bin", "a/../../outside.bin", "/etc/hostname", "symlink"])
+def test_verify_refuses_stored_external_data_that_escapes(cli, workspace: Path, location: str):
+    folder = workspace / "ext" / "obj"
+    model_path = save_with_external_data(dense_model(seed=5), folder)
+    if location == "symlink":
+        (folder / "weights.bin").rename(workspace / "ext" / "real.bin")
+        os.symlink(workspace / "ext" / "real.bin", folder / "weights.bin")
+    else:
+        shutil.copyfile(folder / "weights.bin", workspace / "ext" / "outside.bin")
+        point_external_data_at(model_path, location)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+    from catalog.artifacts.hashing import manifest_digest
+
+    digest = manifest_digest([(p.relative_to(folder).as_posix(), hash_file(str(p))) for p in files])
+    stored = blob_path(workspace / "artifacts", digest)
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    folder.rename(stored)
+    _catalog_pointing_at(workspace, stored, sum(p.stat().st_size for p in stored.iterdir()), digest)
+    result = cli("verify", "--model", "fraud-scorer", "--catalog", workspace / "models.yaml", "--format", "json")
+    assert result.exit_code == 1, result.output
+    [failed] = [r for r in json.loads(result.stdout)["results"] if not r["ok"]]
+    words = "is a symbolic link" if location == "symlink" else "absolute path" if location.startswith("/") else "climbs out"
+    assert words in failed["message"]
+
+
+def test_verify_stops_at_the_limit_when_the_stored_object_is_bigger_than_the_catalog_says(cli, workspace: Path):
+    data = save(dense_model(hidden=64, seed=6), workspace / "m.onnx").read_bytes()
+    stored, digest = _store_file(workspace, data)
+    text = (workspace / "models.yaml").read_text().replace("max_artifact_bytes: 104857600", "max_artifact_bytes: 3000")
+    (workspace / "models.yaml").write_text(text)
+    _catalog_pointing_at(workspace, stored, 2752, digest)
+    result = cli("verify", "--model", "fraud-scorer", "--catalog", workspace / "models.yaml", "--format", "json")
+    assert result.exit_code == 1
+    [failed] = [r for r in json.loads(result.stdout)["results"] if not r["ok"]]
+    assert failed["message"] == f"is {len(data):,} bytes, over the limit of 3,000"
