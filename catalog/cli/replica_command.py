@@ -1,0 +1,74 @@
+"""`modelcat replica`: serve one model version over the Open Inference Protocol v2, verified first."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import click
+
+from catalog.cli.common import command
+from catalog.serving.replica import DEFAULT_MAX_BODY_BYTES, create_app, serve
+from catalog.serving.replica_model import load_verified
+
+__all__ = ["replica"]
+
+
+@click.command("replica")
+@click.option("--model", "model_name", required=True, help="Model name, as in models.yaml.")
+@click.option("--version", "model_version", required=True, help="Model version, as in models.yaml.")
+@click.option(
+    "--artifact",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="The ONNX file, or the folder holding model.onnx and its external data.",
+)
+@click.option("--digest", required=True, help="sha256:<64 hex> the catalog names for the artifact.")
+@click.option("--port", required=True, type=click.IntRange(0, 65535), help="TCP port; 0 picks a free one.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--threads", default=0, type=click.IntRange(0), help="onnxruntime intra-op threads (0: its default).")
+@click.option(
+    "--drain-seconds",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="On SIGTERM/SIGINT, how long in-flight requests may still run.",
+)
+@click.option("--max-request-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(1))
+@command
+def replica(
+    fmt: str,
+    model_name: str,
+    model_version: str,
+    artifact: Path,
+    digest: str,
+    port: int,
+    host: str,
+    threads: int,
+    drain_seconds: float,
+    max_request_bytes: int,
+) -> int:
+    """Verify ARTIFACT against --digest, load it, then serve it until SIGTERM or SIGINT.
+
+    Nothing listens until the bytes are verified: on a digest mismatch the command exits 1 naming
+    both digests. Once listening it prints one line with the URL.
+    """
+    loaded = load_verified(artifact, digest, threads=threads)
+    app = create_app(loaded, model_name, model_version, max_body_bytes=max_request_bytes)
+
+    def announce(url: str) -> None:
+        if fmt == "json":
+            line = json.dumps({"model": model_name, "version": model_version, "digest": loaded.digest, "url": url})
+        else:
+            line = f"replica {model_name} {model_version} {loaded.digest} listening on {url}"
+        click.echo(line)  # click.echo flushes: a supervisor reading stdout sees the line at once
+
+    stopped_by = serve(app, host=host, port=port, drain_seconds=drain_seconds, on_listening=announce)
+    reason = ", ".join(signal.Signals(s).name for s in stopped_by) or "shutdown"
+    click.echo(f"replica {model_name} {model_version} stopped ({reason})", err=True)
+    return 0
+
+
+if __name__ == "__main__":
+    replica()

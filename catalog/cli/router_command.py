@@ -1,0 +1,103 @@
+"""`modelcat router`: serve one application's traffic split from a routing table file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from catalog.cli.common import command
+
+__all__ = ["router"]
+
+
+@click.command("router")
+@click.option(
+    "--table",
+    "table_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Routing table (JSON, see catalog.serving.table); watched and reloaded on change.",
+)
+@click.option("--port", required=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--assignment-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append one JSON line per inference request (version, digest, key hash, status). Default: no log.",
+)
+@click.option(
+    "--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1), help="Replica read timeout, s."
+)
+@click.option(
+    "--connect-timeout",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Replica connect timeout, s.",
+)
+@click.option(
+    "--poll-interval",
+    default=0.25,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Table file check period, s.",
+)
+@command
+def router(
+    fmt: str,
+    table_path: Path,
+    port: int,
+    host: str,
+    assignment_log: Path | None,
+    timeout: float,
+    connect_timeout: float,
+    poll_interval: float,
+) -> int:
+    """Route an application's OIP v2 inference requests to model versions by weight or sticky key.
+
+    Prints one line once listening; stops gracefully on SIGTERM or Ctrl-C. Exit 1 when the table
+    is invalid, 2 when it cannot be read or the address cannot be bound.
+    """
+    from catalog.serving.router import Router, RouterSettings
+    from catalog.serving.router_server import serve
+
+    serving_log = logging.getLogger("catalog.serving")
+    if not serving_log.handlers:  # reload errors, ejected replicas: one line each on stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        serving_log.addHandler(handler)
+        serving_log.setLevel(logging.INFO)
+
+    settings = RouterSettings(
+        table_path=table_path,
+        assignment_log=assignment_log,
+        poll_interval=poll_interval,
+        connect_timeout=connect_timeout,
+        timeout=timeout,
+    )
+    app = Router(settings)
+
+    def listening(url: str) -> None:
+        live = app.live
+        if fmt == "json":
+            line = json.dumps(
+                {"event": "listening", "url": url, "application": live.application, "table": str(table_path)}
+            )
+        else:
+            line = (
+                f"modelcat router: application {live.application} listening on {url} "
+                f"(table {table_path}, {len(live.models)} model(s))"
+            )
+        click.echo(line)
+        sys.stdout.flush()
+
+    serve(app, host, port, on_listening=listening)
+    return 0
+
+
+if __name__ == "__main__":
+    router()

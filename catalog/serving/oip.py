@@ -1,0 +1,331 @@
+"""Open Inference Protocol v2 (REST, JSON) tensors: datatypes, request decoding, response encoding.
+
+Pure functions over numpy; no IO. A request is checked against the model's tensors before anything
+runs: names, datatypes, element types, shapes against fixed dimensions, and data length against
+shape. Every refusal is an ``InvalidRequest`` naming the tensor and what is wrong.
+
+JSON has no NaN or infinity: floating-point data may carry them as the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"`` (requests and responses alike). BYTES tensors travel as JSON
+strings. The binary tensor data extension is not implemented: binary inputs are refused, and
+requests for binary outputs are answered in JSON (the response says which, by having no
+``Inference-Header-Content-Length`` header).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from catalog.errors import ModelcatError
+
+__all__ = [
+    "DATATYPES",
+    "InferenceRequest",
+    "InvalidRequest",
+    "TensorMeta",
+    "datatype_of",
+    "decode_tensor",
+    "encode_response",
+    "encode_tensor",
+    "parse_request",
+]
+
+DATATYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(object),
+}
+_BY_KIND = {dtype: name for name, dtype in DATATYPES.items() if name != "BYTES"}
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_BINARY = "the binary tensor data extension is not supported; send the data as JSON"
+
+Dim = int | str | None  # fixed size, symbolic name, or unknown
+
+
+class InvalidRequest(ModelcatError):
+    """An inference request the model cannot take (HTTP 400); the message names the tensor."""
+
+    status_code = 400
+
+
+@dataclass(frozen=True, slots=True)
+class TensorMeta:
+    """One model input or output: OIP datatype and dimensions; ``rank_known`` is False when the
+    runtime cannot tell a scalar from a tensor of unknown rank."""
+
+    name: str
+    datatype: str
+    dims: tuple[Dim, ...]
+    rank_known: bool = True
+
+    @property
+    def shape(self) -> list[int]:
+        """The OIP shape: fixed sizes, -1 for symbolic or unknown dimensions."""
+        return [d if isinstance(d, int) else -1 for d in self.dims]
+
+    def as_metadata(self) -> dict[str, object]:
+        return {"name": self.name, "datatype": self.datatype, "shape": self.shape}
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceRequest:
+    """A decoded request: ``inputs`` in the model's order, ``outputs`` the names to return."""
+
+    inputs: dict[str, np.ndarray]
+    outputs: tuple[str, ...]
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def datatype_of(dtype: np.dtype[Any]) -> str:
+    """The OIP datatype of a numpy dtype (strings and objects are BYTES)."""
+    if dtype.kind in "OUS":
+        return "BYTES"
+    try:
+        return _BY_KIND[np.dtype(dtype)]
+    except KeyError:
+        raise ModelcatError(f"numpy dtype {dtype} has no Open Inference Protocol datatype") from None
+
+
+def _reject_constant(token: str) -> None:
+    raise InvalidRequest(f"request body is not valid JSON: {token} is not a JSON value (write it as a string)")
+
+
+def _flatten(data: object, depth: int, where: str) -> list[Any]:
+    """Row-major elements of ``data`` (flat or nested lists), nested at most ``depth`` deep."""
+    if not isinstance(data, list):
+        raise InvalidRequest(f"{where}: 'data' must be an array, not {_json_type(data)}")
+    if not any(type(x) is list for x in data):
+        return data
+    flat: list[Any] = []
+    stack = [(iter(data), 1)]
+    while stack:  # iterative, so hostile nesting cannot exhaust the stack
+        items, level = stack[-1]
+        for item in items:
+            if type(item) is list:
+                if level >= depth:
+                    raise InvalidRequest(f"{where}: 'data' is nested deeper than the shape's {depth} dimension(s)")
+                stack.append((iter(item), level + 1))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}
+    return "null" if value is None else names.get(type(value), "an object")
+
+
+def _first_bad(flat: Sequence[Any], ok: Any) -> int | None:
+    return next((i for i, x in enumerate(flat) if not ok(x)), None)
+
+
+def _convert(flat: list[Any], datatype: str, where: str) -> np.ndarray:
+    dtype = DATATYPES[datatype]
+    if datatype == "BOOL":
+        ok, want = (lambda x: type(x) is bool), "true or false"
+    elif datatype == "BYTES":
+        ok, want = (lambda x: type(x) is str), "strings"
+    elif dtype.kind in "iu":
+        ok, want = (lambda x: type(x) is int), "integers"
+    else:
+        ok, want = (lambda x: type(x) in (int, float) or (type(x) is str and x in _NON_FINITE)), "numbers"
+    bad = _first_bad(flat, ok)
+    if bad is not None:
+        raise InvalidRequest(f"{where}: {datatype} data must be {want}; element {bad} is {_json_type(flat[bad])}")
+    if datatype == "BYTES":
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+        return array
+    if dtype.kind == "f":
+        if any(type(x) is str for x in flat):
+            flat = [_NON_FINITE[x] if type(x) is str else x for x in flat]
+        try:
+            source = np.array(flat, dtype=np.float64)
+        except OverflowError:
+            raise InvalidRequest(f"{where}: a value is too large for {datatype}") from None
+        with np.errstate(over="ignore"):
+            array = source.astype(dtype)
+        if dtype != np.float64 and bool((np.isinf(array) & np.isfinite(source)).any()):
+            raise InvalidRequest(f"{where}: a value is out of the range of {datatype}")
+        return array
+    try:
+        return np.array(flat, dtype=dtype)
+    except OverflowError:
+        info = np.iinfo(dtype) if dtype.kind in "iu" else None
+        span = f" [{info.min}, {info.max}]" if info is not None else ""
+        raise InvalidRequest(f"{where}: a value is out of the range of {datatype}{span}") from None
+
+
+def _check_shape(shape: object, where: str) -> tuple[int, ...]:
+    if not isinstance(shape, list) or any(type(d) is not int for d in shape):
+        raise InvalidRequest(f"{where}: 'shape' must be an array of integers")
+    if any(d < 0 for d in shape):
+        raise InvalidRequest(f"{where}: 'shape' {shape} has a negative dimension")
+    return tuple(shape)
+
+
+def decode_tensor(name: str, datatype: object, shape: object, data: object) -> np.ndarray:
+    """One OIP tensor as a numpy array: checks the datatype, element types and data length."""
+    where = f"input {name!r}"
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        known = ", ".join(DATATYPES)
+        raise InvalidRequest(f"{where}: unknown datatype {datatype!r}; the protocol's datatypes are {known}")
+    dims = _check_shape(shape, where)
+    flat = _flatten(data, max(len(dims), 1), where)
+    count = math.prod(dims)
+    if len(flat) != count:
+        raise InvalidRequest(f"{where}: shape {list(dims)} needs {count} element(s), but 'data' has {len(flat)}")
+    return _convert(flat, datatype, where).reshape(dims)
+
+
+def _check_against(meta: TensorMeta, datatype: str, dims: tuple[int, ...], symbols: dict[str, tuple[str, int]]) -> None:
+    where = f"input {meta.name!r}"
+    if datatype != meta.datatype:
+        raise InvalidRequest(f"{where} has datatype {datatype} but the model takes {meta.datatype}")
+    if not meta.rank_known:
+        return
+    if len(dims) != len(meta.dims):
+        raise InvalidRequest(
+            f"{where}: shape {list(dims)} has {len(dims)} dimension(s) but the model takes {len(meta.dims)} {meta.shape}"
+        )
+    for axis, (got, want) in enumerate(zip(dims, meta.dims, strict=True)):
+        if isinstance(want, int) and got != want:
+            raise InvalidRequest(f"{where}: dimension {axis} is {got} but the model fixes it at {want} {meta.shape}")
+        if isinstance(want, str):
+            seen = symbols.setdefault(want, (meta.name, got))
+            if seen[1] != got:
+                raise InvalidRequest(
+                    f"{where}: dimension {axis} ({want!r}) is {got} but input {seen[0]!r} has {want}={seen[1]}"
+                )
+
+
+def _field(entry: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in entry:
+        raise InvalidRequest(f"{where} has no {key!r}")
+    return entry[key]
+
+
+def _parameters(value: object, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where}: 'parameters' must be an object")
+    return value
+
+
+def parse_request(body: bytes, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta]) -> InferenceRequest:
+    """Decode and check an inference request body against the model's inputs and outputs."""
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        detail = e.args[0] if isinstance(e, ValueError) and e.args else "nested too deeply"
+        raise InvalidRequest(f"request body is not valid JSON: {detail}") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest(f"the request must be a JSON object, not {_json_type(payload)}")
+    request_id = payload.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidRequest("'id' must be a string")
+    parameters = _parameters(payload.get("parameters"), "the request")
+    entries = payload.get("inputs")
+    if not isinstance(entries, list):
+        raise InvalidRequest("the request needs 'inputs': an array of tensors")
+    by_name = {m.name: m for m in inputs}
+    decoded: dict[str, np.ndarray] = {}
+    symbols: dict[str, tuple[str, int]] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise InvalidRequest(f"inputs[{i}] must be an object with name, shape, datatype and data")
+        name = _field(entry, "name", f"inputs[{i}]")
+        if not isinstance(name, str):
+            raise InvalidRequest(f"inputs[{i}]: 'name' must be a string")
+        meta = by_name.get(name)
+        if meta is None:
+            raise InvalidRequest(f"unknown input {name!r}; the model's inputs are {', '.join(map(repr, by_name))}")
+        if name in decoded:
+            raise InvalidRequest(f"input {name!r} is given twice")
+        if "binary_data_size" in _parameters(entry.get("parameters"), f"input {name!r}"):
+            raise InvalidRequest(f"input {name!r}: {_BINARY}")
+        where = f"input {name!r}"
+        datatype = _field(entry, "datatype", where)
+        shape = _field(entry, "shape", where)
+        data = _field(entry, "data", where)
+        if isinstance(datatype, str) and datatype in DATATYPES:
+            _check_against(meta, datatype, _check_shape(shape, where), symbols)
+        decoded[name] = decode_tensor(name, datatype, shape, data)
+    missing = [m.name for m in inputs if m.name not in decoded]
+    if missing:
+        raise InvalidRequest(f"missing input(s) {', '.join(map(repr, missing))}; the model needs every input")
+    return InferenceRequest(
+        inputs={m.name: decoded[m.name] for m in inputs},
+        outputs=_requested_outputs(payload.get("outputs"), outputs),
+        id=request_id,
+        parameters=parameters,
+    )
+
+
+def _requested_outputs(value: object, outputs: Sequence[TensorMeta]) -> tuple[str, ...]:
+    known = [m.name for m in outputs]
+    if value is None:
+        return tuple(known)
+    if not isinstance(value, list):
+        raise InvalidRequest("'outputs' must be an array of objects with a 'name'")
+    names: list[str] = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise InvalidRequest(f"outputs[{i}] must be an object with a string 'name'")
+        name = entry["name"]
+        if name not in known:
+            raise InvalidRequest(f"unknown output {name!r}; the model's outputs are {', '.join(map(repr, known))}")
+        if name in names:
+            raise InvalidRequest(f"output {name!r} is requested twice")
+        if "classification" in _parameters(entry.get("parameters"), f"output {name!r}"):
+            raise InvalidRequest(f"output {name!r}: the classification extension is not supported")
+        names.append(name)
+    return tuple(names) if names else tuple(known)
+
+
+def _json_values(array: np.ndarray) -> list[Any]:
+    flat = array.reshape(-1)
+    if flat.dtype.kind == "f" and not bool(np.isfinite(flat).all()):
+        return [
+            x if math.isfinite(x) else ("NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity"))
+            for x in flat.tolist()
+        ]
+    if flat.dtype.kind in "OS":
+        return [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for x in flat.tolist()]
+    return flat.tolist()
+
+
+def encode_tensor(name: str, array: np.ndarray) -> dict[str, object]:
+    """One output tensor as an OIP JSON object (data flat, row-major)."""
+    array = np.asarray(array)
+    return {"name": name, "datatype": datatype_of(array.dtype), "shape": list(array.shape), "data": _json_values(array)}
+
+
+def encode_response(
+    model_name: str, model_version: str, outputs: Mapping[str, np.ndarray], request_id: str | None = None
+) -> dict[str, object]:
+    """The inference response object; ``id`` is echoed when the request had one."""
+    response: dict[str, object] = {"model_name": model_name, "model_version": model_version}
+    if request_id is not None:
+        response["id"] = request_id
+    response["outputs"] = [encode_tensor(name, array) for name, array in outputs.items()]
+    return response

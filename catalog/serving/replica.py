@@ -1,0 +1,343 @@
+"""The replica: one model version served over the Open Inference Protocol v2 (REST).
+
+``create_app`` builds a Starlette app around a ``LoadedModel`` (see ``replica_model.load_verified``:
+the bytes are verified before the app exists, so a listening replica is a verified one); ``serve``
+runs it with uvicorn on a socket bound before the first line is printed, and drains in-flight
+requests on SIGTERM or SIGINT.
+
+Routes: ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{name}[/versions/{v}]``
+(metadata), ``.../ready``, ``POST .../infer`` and ``GET /metrics`` (Prometheus). A path naming
+another model or version is answered 404. Every response carries ``x-model-name``,
+``x-model-version`` and ``x-model-digest``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from catalog.errors import ModelcatError, UsageError
+from catalog.serving.oip import InvalidRequest, encode_response, parse_request
+from catalog.serving.replica_model import LoadedModel, new_run_options
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ReplicaIdentity", "create_app", "serve"]
+
+DEFAULT_MAX_BODY_BYTES = 64 << 20  # 64 MiB of JSON per inference request
+PLATFORM = "onnxruntime_onnx"
+SERVER_NAME = "modelcat-replica"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+log = logging.getLogger("catalog.serving.replica")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaIdentity:
+    """Which model version a replica serves, and the digest of the bytes it verified."""
+
+    model: str
+    version: str
+    digest: str
+
+    def headers(self) -> dict[str, str]:
+        return {"x-model-name": self.model, "x-model-version": self.version, "x-model-digest": self.digest}
+
+
+class _Metrics:
+    """Per-app Prometheus metrics, every series labelled with model and version."""
+
+    def __init__(self, identity: ReplicaIdentity) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ["model", "version", "route", "code"]
+        self.requests = Counter("modelcat_replica_requests", "HTTP requests answered", labels, registry=self.registry)
+        self.errors = Counter(
+            "modelcat_replica_request_errors",
+            "HTTP requests answered with a 4xx or 5xx",
+            labels,
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "modelcat_replica_request_duration_seconds",
+            "Time from request to the end of the response",
+            ["model", "version", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "modelcat_replica_inferences_in_flight", "Inference requests being served", ["model", "version"],
+            registry=self.registry,
+        )  # fmt: skip
+        info = Gauge("modelcat_replica_info", "The served model version and its digest", ["model", "version", "digest"],
+                     registry=self.registry)  # fmt: skip
+        info.labels(identity.model, identity.version, identity.digest).set(1)
+        self.base = (identity.model, identity.version)
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(*self.base, route, str(status)).inc()
+        if status >= 400:
+            self.errors.labels(*self.base, route, str(status)).inc()
+        self.latency.labels(*self.base, route).observe(seconds)
+
+
+class _Observe:
+    """ASGI middleware: identity headers on every response, and the request metrics."""
+
+    def __init__(self, app: ASGIApp, identity: ReplicaIdentity, metrics: _Metrics) -> None:
+        self.app, self.metrics = app, metrics
+        self.extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in identity.headers().items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                for key, value in self.extra:
+                    headers.append(key.decode("latin-1"), value.decode("latin-1"))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            # the router records the matched endpoint in the scope; its name labels the series
+            route = getattr(scope.get("endpoint"), "__name__", "unmatched").strip("_")
+            self.metrics.observe(route, status, time.perf_counter() - started)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _server_version() -> str:
+    try:
+        return package_version("modelcat")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0"
+
+
+def create_app(
+    model: LoadedModel, name: str, version: str, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> Starlette:
+    """An ASGI app serving ``model`` as ``name`` ``version`` (and nothing else)."""
+    identity = ReplicaIdentity(name, version, model.digest)
+    metrics = _Metrics(identity)
+    server = {"name": SERVER_NAME, "version": _server_version(), "extensions": []}
+    metadata = {
+        "name": name,
+        "versions": [version],
+        "platform": PLATFORM,
+        "inputs": [m.as_metadata() for m in model.inputs],
+        "outputs": [m.as_metadata() for m in model.outputs],
+        "parameters": {"model_name": name, "model_version": version, "model_digest": model.digest},
+    }
+
+    def not_served(request: Request) -> JSONResponse | None:
+        asked = request.path_params["model_name"]
+        if asked != name:
+            return _error(404, f"model {asked!r} is not served here; this replica serves {name} {version}")
+        asked_version = request.path_params.get("model_version", version)
+        if asked_version != version:
+            return _error(
+                404, f"model {name} version {asked_version!r} is not served here; this replica serves {version}"
+            )
+        return None
+
+    async def server_metadata(request: Request) -> Response:
+        return JSONResponse(server)
+
+    async def health_live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def health_ready(request: Request) -> Response:
+        return JSONResponse({"ready": True})  # the app only exists once the model is verified and loaded
+
+    async def model_metadata(request: Request) -> Response:
+        return not_served(request) or JSONResponse(metadata)
+
+    async def model_ready(request: Request) -> Response:
+        return not_served(request) or JSONResponse({"name": name, "version": version, "ready": True})
+
+    def run_inference(body: bytes, run_options: Any) -> Response:
+        parsed = parse_request(body, model.inputs, model.outputs)
+        outputs = model.run(parsed.inputs, parsed.outputs, run_options)
+        return JSONResponse(encode_response(name, version, outputs, parsed.id))
+
+    async def infer(request: Request) -> Response:
+        refused = not_served(request)
+        if refused is not None:
+            return refused
+        if "inference-header-content-length" in request.headers:
+            return _error(400, "the binary tensor data extension is not supported; send the request as JSON")
+        metrics.in_flight.labels(name, version).inc()
+        run_options = new_run_options()
+        try:
+            body = await _read_body(request, max_body_bytes)
+            return await run_in_threadpool(run_inference, body, run_options)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when the drain window closes: stop the model
+            # run too, or its thread would keep the process alive until it finished
+            run_options.terminate = True
+            raise
+        except ModelcatError as e:
+            return _error(getattr(e, "status_code", 500), str(e))
+        except ClientDisconnect:  # nobody is left to answer
+            return Response(status_code=400)
+        except Exception as e:  # an answer, not a dropped connection; the traceback goes to the log
+            log.exception("inference failed")
+            return _error(500, f"internal error: {type(e).__name__}: {e}")
+        finally:
+            metrics.in_flight.labels(name, version).dec()
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = {404: f"no such endpoint: {request.url.path}", 405: f"{request.method} is not allowed here"}
+        return JSONResponse(
+            {"error": message.get(exc.status_code, exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    model_path = "/v2/models/{model_name}"
+    version_path = model_path + "/versions/{model_version}"
+    routes = [
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", health_live, methods=["GET"]),
+        Route("/v2/health/ready", health_ready, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+    ]
+    for base in (model_path, version_path):
+        routes += [
+            Route(base, model_metadata, methods=["GET"]),
+            Route(base + "/ready", model_ready, methods=["GET"]),
+            Route(base + "/infer", infer, methods=["POST"]),
+        ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_Observe, identity=identity, metrics=metrics)],
+        exception_handlers={HTTPException: http_error},
+    )
+
+
+class _TooLarge(InvalidRequest):
+    status_code = 413
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge(f"the request body is {int(declared):,} bytes, over the limit of {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge(f"the request body is over the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing itself once accepting and exiting plainly after a drain."""
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_listening = on_listening
+        self.signals: list[int] = []
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.on_listening()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.signals.append(sig)
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises the signal after draining; a replica that drained cleanly exits 0 instead
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )[0]
+        # proto must be IPPROTO_TCP, as asyncio's own binding does: asyncio sets TCP_NODELAY on
+        # accepted sockets only then, and without it small responses wait ~40 ms for delayed ACKs
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(2048)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    except OSError as e:
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+
+
+def serve(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    drain_seconds: float = 5.0,
+    on_listening: Callable[[str], None] | None = None,
+) -> list[int]:
+    """Serve ``app`` until SIGTERM or SIGINT, then drain in-flight requests for up to
+    ``drain_seconds``. Port 0 picks a free port; ``on_listening`` gets the URL once requests are
+    accepted. Returns the signals that stopped it."""
+    sock = _bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url = f"http://{shown}:{bound_port}"
+    config = uvicorn.Config(
+        app,
+        host=bound_host,
+        port=bound_port,
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=drain_seconds,
+    )
+    server = _Server(config, lambda: on_listening(url) if on_listening else None)
+    server.run(sockets=[sock])
+    return server.signals

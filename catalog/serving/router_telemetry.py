@@ -1,0 +1,145 @@
+"""What the router records: Prometheus metrics (one registry per router) and the assignment log.
+
+The assignment log is append-only JSON lines, one per inference request, written by a background
+thread so the event loop never waits for the disk; each line is flushed as it is written::
+
+    {"time": "2026-11-27T10:30:00.123456Z", "request_id": "5f0c...", "application": "checkout",
+     "model": "fraud-scorer", "version": "1.4.0", "digest": "sha256:344e...", "assignment": "sticky",
+     "bucket": 93, "key_hash": "9b1d...", "status": 200, "replica": "http://10.0.0.7:8001",
+     "latency_ms": 3.1, "table": "<sha256 of the routing table in force>"}
+
+``assignment`` is ``sticky`` (by the key's bucket), ``random`` (no key: a random bucket) or
+``pinned`` (the caller named the version; leave these out of an A/B analysis). ``key_hash`` is
+``catalog.domain.routing.key_hash`` of the sticky key (never the key itself), or null.
+``replica`` is the replica that answered, or null when none did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from catalog.errors import UsageError
+
+__all__ = ["AssignmentLog", "RouterMetrics"]
+
+log = logging.getLogger("catalog.serving.router")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class RouterMetrics:
+    """The router's metrics, in a registry of its own (two routers in one process do not collide)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "modelcat_router_requests",
+            "Requests answered, by model, version, endpoint and HTTP status",
+            ["model", "version", "endpoint", "code"],
+            registry=r,
+        )
+        self.assignments = Counter(
+            "modelcat_router_assignments",
+            "Inference requests assigned to a version, by how (sticky, random, pinned)",
+            ["model", "version", "how"],
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "modelcat_router_upstream_errors",
+            "Failed attempts to reach a replica, by kind (connect, dropped, timeout, identity, other)",
+            ["model", "version", "kind"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "modelcat_router_retries",
+            "Attempts repeated on a replica of the same version after a connection failure",
+            ["model", "version"],
+            registry=r,
+        )
+        self.unrouted = Counter(
+            "modelcat_router_unrouted_requests", "Requests for a model not in the table", registry=r
+        )
+        self.latency = Histogram(
+            "modelcat_router_request_duration_seconds",
+            "Time from receiving an inference request to answering it",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.reloads = Counter(
+            "modelcat_router_table_reloads", "Routing table loads, by result (ok, error)", ["result"], registry=r
+        )
+        self.generation = Gauge("modelcat_router_table_generation", "Generation of the table in force", registry=r)
+        self.weight = Gauge(
+            "modelcat_router_route_weight",
+            "Percent of traffic per version in the table in force",
+            ["model", "version"],
+            registry=r,
+        )
+        self.assignment_log_errors = Counter(
+            "modelcat_router_assignment_log_errors", "Assignment log lines that could not be written", registry=r
+        )
+
+    def table_installed(self, generation: int, weights: dict[tuple[str, str], int]) -> None:
+        self.generation.set(generation)
+        self.weight.clear()
+        for (model, version), weight in weights.items():
+            self.weight.labels(model, version).set(weight)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class AssignmentLog:
+    """Append JSON lines to a file from a writer thread; ``write`` never blocks on the disk."""
+
+    def __init__(self, path: Path, metrics: RouterMetrics | None = None) -> None:
+        self.path = path
+        self._metrics = metrics
+        try:
+            self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by close())
+        except OSError as e:
+            raise UsageError(f"cannot open the assignment log {path}: {e.strerror or e}") from None
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._drain, name="assignment-log", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self._closed:
+            self._queue.put(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
+
+    def _drain(self) -> None:
+        failing = False
+        while (line := self._queue.get()) is not None:
+            try:
+                self._file.write(line)  # line buffered: flushed at the newline
+                failing = False
+            except (OSError, ValueError) as e:
+                if self._metrics is not None:
+                    self._metrics.assignment_log_errors.inc()
+                if not failing:
+                    log.error("assignment log %s: cannot write: %s", self.path, e)
+                failing = True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+        try:
+            self._file.close()
+        except OSError as e:
+            log.error("assignment log %s: %s", self.path, e)

@@ -1,0 +1,277 @@
+"""Real replica processes for tests: start one on a loopback port, wait until ready, stop it.
+
+Reusable by any test that needs a replica (the router tests too)::
+
+    with start_replica("fraud-scorer", "1.3.0", FRAUD.artifact, FRAUD.digest) as (url, process):
+        httpx.get(f"{url}/v2/health/ready")
+
+Port ``None`` (the default) lets the replica bind port 0 and reads the URL from the line it
+prints once listening, so there is no window in which another process can take the port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+import httpx
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+__all__ = [
+    "FRAUD",
+    "DemoArtifact",
+    "ReplicaExited",
+    "ReplicaProcess",
+    "RunningReplica",
+    "fraud_replica",
+    "free_port",
+    "replica_command",
+    "slow_model",
+    "start_replica",
+    "stop_replica",
+    "types_model",
+    "write_model",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+STOP_TIMEOUT = 10.0  # seconds after SIGTERM before SIGKILL
+
+
+@dataclass(frozen=True)
+class DemoArtifact:
+    model: str
+    version: str
+    artifact: Path
+    digest: str
+
+
+FRAUD = DemoArtifact(
+    "fraud-scorer",
+    "1.3.0",
+    ROOT / "artifacts/sha256/fb/fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0",
+    "sha256:fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0",
+)
+
+
+class ReplicaExited(RuntimeError):
+    """The replica process ended before it was ready."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+        super().__init__(f"replica exited with {returncode} before it was ready:\n{stderr}")
+
+
+class ReplicaProcess(subprocess.Popen[str]):
+    """A replica's process; its stdout lines are collected, its stderr goes to a temp file."""
+
+    def __init__(self, args: Sequence[str], **kwargs: Any) -> None:
+        self._stderr_file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115  (read after exit)
+        super().__init__(args, stdout=subprocess.PIPE, stderr=self._stderr_file, text=True, **kwargs)
+        self.lines: list[str] = []
+        self.listening = threading.Event()
+        self.url: str | None = None
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+
+    def _read_stdout(self) -> None:
+        assert self.stdout is not None
+        for line in self.stdout:
+            self.lines.append(line)
+            if self.url is None and " listening on " in line:
+                self.url = line.rsplit(" listening on ", 1)[1].strip()
+                self.listening.set()
+        self.listening.set()  # end of output: wake a waiter so it notices the exit
+
+    def stdout_text(self) -> str:
+        return "".join(self.lines)
+
+    def stderr_text(self) -> str:
+        self._stderr_file.seek(0)
+        return self._stderr_file.read().decode("utf-8", "replace")
+
+
+class RunningReplica(NamedTuple):
+    url: str
+    process: ReplicaProcess
+
+
+def free_port() -> int:
+    """A port free at the time of the call (for tests that must name the port in advance)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def replica_command(
+    model: str, version: str, artifact: Path, digest: str, port: int = 0, extra: Sequence[str] = ()
+) -> list[str]:
+    return [
+        sys.executable, "-m", "catalog.cli.replica_command",
+        "--model", model, "--version", version, "--artifact", str(artifact), "--digest", digest,
+        "--port", str(port), "--host", "127.0.0.1", *extra,
+    ]  # fmt: skip
+
+
+def stop_replica(process: subprocess.Popen[str], timeout: float = STOP_TIMEOUT) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout``; returns the exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def _wait_ready(process: ReplicaProcess, deadline: float) -> str:
+    process.listening.wait(max(0.0, deadline - time.monotonic()))
+    if process.url is None:
+        if process.poll() is None:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                stop_replica(process)
+                raise TimeoutError(f"replica did not listen in time:\n{process.stderr_text()}") from None
+        process._reader.join(5)
+        raise ReplicaExited(process.returncode, process.stdout_text(), process.stderr_text())
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(f"{process.url}/v2/health/ready").status_code == 200:
+                    return process.url
+            if process.poll() is not None:
+                raise ReplicaExited(process.returncode, process.stdout_text(), process.stderr_text())
+            time.sleep(0.05)
+    stop_replica(process)
+    raise TimeoutError(f"replica at {process.url} never became ready:\n{process.stderr_text()}")
+
+
+@contextlib.contextmanager
+def start_replica(
+    model: str,
+    version: str,
+    artifact: Path,
+    digest: str,
+    port: int | None = None,
+    *,
+    extra_args: Sequence[str] = (),
+    timeout: float = 30.0,
+) -> Iterator[RunningReplica]:
+    """Run ``modelcat replica`` in a subprocess; yield ``(url, process)`` once /v2/health/ready
+    answers 200; stop it afterwards (SIGTERM, then SIGKILL). Raises ReplicaExited if the process
+    ends first (for instance on a digest mismatch)."""
+    command = replica_command(model, version, artifact, digest, port or 0, extra_args)
+    process = ReplicaProcess(command, cwd=ROOT)
+    try:
+        url = _wait_ready(process, time.monotonic() + timeout)
+        yield RunningReplica(url, process)
+    finally:
+        stop_replica(process)
+        process._reader.join(5)
+
+
+@pytest.fixture(scope="module")
+def fraud_replica() -> Iterator[RunningReplica]:
+    """A replica of the demo catalog's fraud-scorer 1.3.0, shared by one test module."""
+    with start_replica(FRAUD.model, FRAUD.version, FRAUD.artifact, FRAUD.digest) as running:
+        yield running
+
+
+def types_model() -> onnx.ModelProto:
+    """One input per datatype under test, each passed to an output of its own:
+    flags BOOL [n] -> Not; words STRING [n] -> Identity; counts INT64 [batch, 2] -> doubled;
+    small INT32 [3] -> Identity; wide FP64 [n] -> Identity."""
+    T = TensorProto
+    inputs = [
+        helper.make_tensor_value_info("flags", T.BOOL, ["f"]),
+        helper.make_tensor_value_info("words", T.STRING, ["w"]),
+        helper.make_tensor_value_info("counts", T.INT64, ["batch", 2]),
+        helper.make_tensor_value_info("small", T.INT32, [3]),
+        helper.make_tensor_value_info("wide", T.DOUBLE, ["d"]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("not_flags", T.BOOL, ["f"]),
+        helper.make_tensor_value_info("words_out", T.STRING, ["w"]),
+        helper.make_tensor_value_info("doubled", T.INT64, ["batch", 2]),
+        helper.make_tensor_value_info("small_out", T.INT32, [3]),
+        helper.make_tensor_value_info("wide_out", T.DOUBLE, ["d"]),
+    ]
+    nodes = [
+        helper.make_node("Not", ["flags"], ["not_flags"]),
+        helper.make_node("Identity", ["words"], ["words_out"]),
+        helper.make_node("Add", ["counts", "counts"], ["doubled"]),
+        helper.make_node("Identity", ["small"], ["small_out"]),
+        helper.make_node("Identity", ["wide"], ["wide_out"]),
+    ]
+    return _model(helper.make_graph(nodes, "types", inputs, outputs))
+
+
+def slow_model(size: int = 256) -> onnx.ModelProto:
+    """x FP32 [batch, size], iterations INT64 [] -> y FP32 [batch, size]: a request whose running time
+    the caller sets with small JSON. A [size, size] state, starting from an initializer, goes
+    through ``tanh(. @ W)`` ``iterations`` times; y = x @ state."""
+    rng = np.random.default_rng(7)
+    weight = numpy_helper.from_array((rng.standard_normal((size, size)) / size**0.5).astype(np.float32), "w")
+    start = numpy_helper.from_array(np.eye(size, dtype=np.float32), "s0")
+    square = [size, size]
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("MatMul", ["s_in", "w"], ["mm"]),
+            helper.make_node("Tanh", ["mm"], ["s_out"]),
+        ],
+        "step",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("s_in", TensorProto.FLOAT, square),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("s_out", TensorProto.FLOAT, square),
+        ],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Loop", ["iterations", "", "s0"], ["state"], body=body),
+            helper.make_node("MatMul", ["x", "state"], ["y"]),
+        ],
+        "slow",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", size]),
+            helper.make_tensor_value_info("iterations", TensorProto.INT64, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", size])],
+        [weight, start],
+    )
+    return _model(graph)
+
+
+def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="modelcat-tests")
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return model
+
+
+def write_model(model: onnx.ModelProto, path: Path) -> tuple[Path, str]:
+    """Save ``model`` at ``path``; return the path and its digest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = model.SerializeToString()
+    path.write_bytes(data)
+    return path, "sha256:" + hashlib.sha256(data).hexdigest()
