@@ -155,7 +155,10 @@ def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt:
 def _register_artifact_commands() -> None:
     from catalog.cli import artifact_commands
 
-    for cmd in (artifact_commands.register, artifact_commands.verify, artifact_commands.inspect):
+    from catalog.cli.replica_command import replica
+    from catalog.cli.router_command import router
+
+    for cmd in (artifact_commands.register, artifact_commands.verify, artifact_commands.inspect, replica, router):
         main.add_command(cmd)
 
 
