@@ -10,6 +10,10 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 │   ├── ArtifactTooLarge       over the global or per-model size limit
 │   ├── DigestMismatch         the bytes are not the ones the catalog names
 │   └── StoreError             the artifact repository failed, refused or is unreachable
+├── InvalidRequest             an inference request the model cannot take (HTTP 400)      → 1
+├── InferenceFailed            the runtime failed on a well-formed request (HTTP 500)     → 1
+├── RoutingTableInvalid        a router's table has problems                              → 1
+├── RoutingTableUnreadable     a router's table cannot be read                            → 2
 └── UsageError                 a command was called with arguments that make no sense    → 2
 """
 
@@ -26,10 +30,14 @@ __all__ = [
     "ArtifactTooLarge",
     "CatalogInvalid",
     "CatalogNotFound",
-    "EditRefused",
     "DigestMismatch",
+    "EditRefused",
+    "InferenceFailed",
+    "InvalidRequest",
     "ModelcatError",
     "NotOnnx",
+    "RoutingTableInvalid",
+    "RoutingTableUnreadable",
     "StoreError",
     "UnsafeArtifact",
     "UsageError",
@@ -116,3 +124,41 @@ class DigestMismatch(ArtifactError):
 
 class StoreError(ArtifactError):
     pass
+
+
+class InvalidRequest(ModelcatError):
+    """An inference request the model cannot take (HTTP 400); the message names the tensor."""
+
+    status_code = 400
+
+
+class InferenceFailed(ModelcatError):
+    """The runtime failed on an input that passed every check (HTTP 500)."""
+
+    status_code = 500
+
+
+class RoutingTableInvalid(ModelcatError):
+    """The routing table has problems; ``problems`` holds every one found."""
+
+    template = "{path}: routing table refused: {summary}"
+
+    def __init__(self, path: str, problems: Sequence[Problem]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        first = self.problems[0] if self.problems else None
+        summary = f"{first.path + ': ' if first and first.path else ''}{first.message}" if first else "invalid"
+        if len(self.problems) > 1:
+            summary += f" (and {len(self.problems) - 1} more problem(s))"
+        super().__init__(path=path, summary=summary)
+
+
+class RoutingTableUnreadable(ModelcatError):
+    """The table file does not exist or cannot be read."""
+
+    exit_code = 2
+    template = "cannot read routing table {path}: {detail}"
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        super().__init__(detail, path=path)

@@ -9,10 +9,35 @@ import pytest
 import catalog
 
 PUBLIC = [
-    "ArtifactError", "ArtifactTooLarge", "BindResult", "Catalog", "CatalogInvalid", "CatalogNotFound",
-    "DigestMismatch", "EditRefused", "ModelcatError", "NotOnnx", "OnnxFacts", "Problem", "Registered", "Report",
-    "StoreError", "UnsafeArtifact", "UsageError", "VerifyResult", "bind_routes", "inspect_onnx", "load_catalog",
-    "register_version", "validate_bytes", "validate_file", "verify_versions",
+    "ArtifactError",
+    "ArtifactTooLarge",
+    "BindResult",
+    "Catalog",
+    "CatalogInvalid",
+    "CatalogNotFound",
+    "DigestMismatch",
+    "EditRefused",
+    "InferenceFailed",
+    "InvalidRequest",
+    "ModelcatError",
+    "NotOnnx",
+    "OnnxFacts",
+    "Problem",
+    "Registered",
+    "Report",
+    "RoutingTableInvalid",
+    "RoutingTableUnreadable",
+    "StoreError",
+    "UnsafeArtifact",
+    "UsageError",
+    "VerifyResult",
+    "bind_routes",
+    "inspect_onnx",
+    "load_catalog",
+    "register_version",
+    "validate_bytes",
+    "validate_file",
+    "verify_versions",
 ]
 
 
@@ -43,6 +68,13 @@ def test_package_all_is_the_documented_api():
         "catalog.artifacts.stores.oci",
         "catalog.register",
         "catalog.gitio",
+        "catalog.serving.oip",
+        "catalog.serving.listen",
+        "catalog.serving.replica",
+        "catalog.serving.replica_model",
+        "catalog.serving.table",
+        "catalog.serving.router",
+        "catalog.serving.router_server",
     ],
 )
 def test_every_exported_name_exists(module):

@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from catalog.errors import ModelcatError
+from catalog.errors import InvalidRequest, ModelcatError
 
 __all__ = [
     "DATATYPES",
     "InferenceRequest",
-    "InvalidRequest",
     "TensorMeta",
     "datatype_of",
     "decode_tensor",
@@ -55,12 +54,6 @@ _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _BINARY = "the binary tensor data extension is not supported; send the data as JSON"
 
 Dim = int | str | None  # fixed size, symbolic name, or unknown
-
-
-class InvalidRequest(ModelcatError):
-    """An inference request the model cannot take (HTTP 400); the message names the tensor."""
-
-    status_code = 400
 
 
 @dataclass(frozen=True, slots=True)

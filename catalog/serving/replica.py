@@ -14,19 +14,14 @@ another model or version is answered 404. Every response carries ``x-model-name`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
 
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -38,8 +33,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from catalog.errors import ModelcatError, UsageError
-from catalog.serving.oip import InvalidRequest, encode_response, parse_request
+from catalog.errors import InvalidRequest, ModelcatError
+from catalog.serving import listen
+from catalog.serving.oip import encode_response, parse_request
 from catalog.serving.replica_model import LoadedModel, new_run_options
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ReplicaIdentity", "create_app", "serve"]
@@ -262,57 +258,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, announcing itself once accepting and exiting plainly after a drain."""
-
-    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
-        super().__init__(config)
-        self.on_listening = on_listening
-        self.signals: list[int] = []
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            self.on_listening()
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        self.signals.append(sig)
-        super().handle_exit(sig, frame)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # uvicorn re-raises the signal after draining; a replica that drained cleanly exits 0 instead
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )[0]
-        # proto must be IPPROTO_TCP, as asyncio's own binding does: asyncio sets TCP_NODELAY on
-        # accepted sockets only then, and without it small responses wait ~40 ms for delayed ACKs
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(2048)
-        except OSError:
-            sock.close()
-            raise
-        return sock
-    except OSError as e:
-        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-
-
 def serve(
     app: ASGIApp,
     *,
@@ -324,20 +269,4 @@ def serve(
     """Serve ``app`` until SIGTERM or SIGINT, then drain in-flight requests for up to
     ``drain_seconds``. Port 0 picks a free port; ``on_listening`` gets the URL once requests are
     accepted. Returns the signals that stopped it."""
-    sock = _bind(host, port)
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    url = f"http://{shown}:{bound_port}"
-    config = uvicorn.Config(
-        app,
-        host=bound_host,
-        port=bound_port,
-        lifespan="off",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-        timeout_graceful_shutdown=drain_seconds,
-    )
-    server = _Server(config, lambda: on_listening(url) if on_listening else None)
-    server.run(sockets=[sock])
-    return server.signals
+    return listen.run(app, listen.bind(host, port), drain_seconds=drain_seconds, on_listening=on_listening)

@@ -25,10 +25,18 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from catalog.artifacts.hashing import Hashed, Progress, hash_stream, manifest_digest
 from catalog.artifacts.onnx_facts import check_location, external_locations, load_graph
-from catalog.errors import ArtifactError, DigestMismatch, ModelcatError, NotOnnx, UnsafeArtifact, UsageError
-from catalog.serving.oip import InvalidRequest, TensorMeta
+from catalog.errors import (
+    ArtifactError,
+    DigestMismatch,
+    InferenceFailed,
+    InvalidRequest,
+    NotOnnx,
+    UnsafeArtifact,
+    UsageError,
+)
+from catalog.serving.oip import TensorMeta
 
-__all__ = ["MAIN_FILE", "InferenceFailed", "LoadedModel", "load_verified", "new_run_options"]
+__all__ = ["MAIN_FILE", "LoadedModel", "load_verified", "new_run_options"]
 
 MAIN_FILE = "model.onnx"  # the model file inside a multi-file artifact
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -47,12 +55,6 @@ _ORT_TYPES = {
     "tensor(double)": "FP64",
     "tensor(string)": "BYTES",
 }
-
-
-class InferenceFailed(ModelcatError):
-    """The runtime failed on an input that passed every check (HTTP 500)."""
-
-    status_code = 500
 
 
 @dataclass(frozen=True)

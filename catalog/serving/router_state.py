@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from catalog.domain.routing import bucket_ranges, bucket_table
-from catalog.errors import ModelcatError
-from catalog.serving.table import LoadedTable, RoutingTableInvalid, TableRoute, load_table
+from catalog.errors import ModelcatError, RoutingTableInvalid
+from catalog.serving.table import LoadedTable, TableRoute, load_table
 
 __all__ = ["CompiledModel", "LiveTable", "ReplicaPool", "TableWatcher", "compile_table"]
 

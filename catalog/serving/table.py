@@ -51,7 +51,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -62,15 +61,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from catalog.domain.models import DIGEST, DNS_LABEL, HEADER_NAME, SEMVER
 from catalog.domain.problems import Loc, Problem, display_path
 from catalog.domain.routing import BUCKETS
-from catalog.errors import ModelcatError
+from catalog.errors import RoutingTableInvalid, RoutingTableUnreadable
 
 __all__ = [
     "API_VERSION",
     "LoadedTable",
     "ModelRoutes",
     "RoutingTable",
-    "RoutingTableInvalid",
-    "RoutingTableUnreadable",
     "TableRoute",
     "load_table",
     "parse_table",
@@ -78,32 +75,6 @@ __all__ = [
 
 API_VERSION = "modelcat/routing-v1"
 MAX_TABLE_BYTES = 16 << 20
-
-
-class RoutingTableInvalid(ModelcatError):
-    """The routing table has problems; ``problems`` holds every one found."""
-
-    template = "{path}: routing table refused: {summary}"
-
-    def __init__(self, path: str, problems: Sequence[Problem]) -> None:
-        self.path = path
-        self.problems = list(problems)
-        first = self.problems[0] if self.problems else None
-        summary = f"{first.path + ': ' if first and first.path else ''}{first.message}" if first else "invalid"
-        if len(self.problems) > 1:
-            summary += f" (and {len(self.problems) - 1} more problem(s))"
-        super().__init__(path=path, summary=summary)
-
-
-class RoutingTableUnreadable(ModelcatError):
-    """The table file does not exist or cannot be read."""
-
-    exit_code = 2
-    template = "cannot read routing table {path}: {detail}"
-
-    def __init__(self, path: str, detail: str) -> None:
-        self.path = path
-        super().__init__(detail, path=path)
 
 
 def _replica_url(value: str) -> str:

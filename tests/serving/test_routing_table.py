@@ -11,12 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from catalog.cli.router_command import router
-from catalog.serving.table import (
-    RoutingTableInvalid,
-    RoutingTableUnreadable,
-    load_table,
-    parse_table,
-)
+from catalog.errors import RoutingTableInvalid, RoutingTableUnreadable
+from catalog.serving.table import load_table, parse_table
 from tests.serving.router_fixtures import digest_of
 
 GOOD: dict[str, Any] = {

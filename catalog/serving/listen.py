@@ -1,0 +1,111 @@
+"""Listening sockets and a uvicorn server that drains on SIGTERM/SIGINT, shared by replica and router.
+
+The socket is bound before uvicorn starts, so a port-0 request yields a real port before the first
+line is printed, and a port in use is a ``UsageError`` rather than a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+
+from catalog.errors import UsageError
+
+__all__ = ["bind", "run", "url_of"]
+
+_HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (0 picks a free port)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+        )[0]
+        # proto must be IPPROTO_TCP, as asyncio's own binding does: asyncio sets TCP_NODELAY on
+        # accepted sockets only then, and without it small responses wait ~40 ms for delayed ACKs
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(2048)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    except OSError as e:
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+
+
+def url_of(sock: socket.socket) -> str:
+    """The http URL a bound socket answers on."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing itself once accepting and exiting plainly after a drain
+    (uvicorn would re-raise the signal; a server that drained cleanly exits 0 instead)."""
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_listening = on_listening
+        self.signals: list[int] = []
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.on_listening()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.signals.append(sig)
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _HANDLED}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def run(
+    app: Any,
+    sock: socket.socket,
+    *,
+    lifespan: str = "off",
+    drain_seconds: float = 5.0,
+    on_listening: Callable[[str], None] | None = None,
+) -> list[int]:
+    """Serve ``app`` on ``sock`` until SIGTERM or SIGINT, then let requests in flight finish for at
+    most ``drain_seconds``. ``on_listening`` gets the URL once connections are accepted. Returns the
+    signals that stopped the server; the socket is closed on return."""
+    url = url_of(sock)
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan=lifespan,
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=drain_seconds,
+    )
+    server = _Server(config, lambda: on_listening(url) if on_listening else None)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return server.signals
