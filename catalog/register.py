@@ -159,7 +159,9 @@ def register_version(
         shutil.rmtree(staging, ignore_errors=True)
     fields["artifact"]["uri"] = uri  # type: ignore[index]
     _append_version(catalog_path, original, model, Version.model_validate(fields))
-    return Registered(model, version, uri, staged.digest, staged.size, tuple(c for c in changes if c.kind != "breaking"))
+    return Registered(
+        model, version, uri, staged.digest, staged.size, tuple(c for c in changes if c.kind != "breaking")
+    )
 
 
 def _append_version(catalog_path: Path, original: bytes, model: str, version: Version) -> None:

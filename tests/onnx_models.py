@@ -55,8 +55,9 @@ def save_with_external_data(model: onnx.ModelProto, folder: Path, location: str 
     """model.onnx in ``folder`` with every initializer in the external file ``location``."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.onnx"
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=location, size_threshold=0)
+    onnx.save_model(
+        model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=location, size_threshold=0
+    )
     return path
 
 

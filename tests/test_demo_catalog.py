@@ -44,7 +44,7 @@ def test_demo_artifact_matches_digest_size_and_signature(model, version):
     assert "sha256:" + hashlib.sha256(data).hexdigest() == version.artifact.digest
     proto = onnx.load_from_string(data)
     onnx.checker.check_model(proto, full_check=True)
-    dims = lambda t: [d.dim_param or d.dim_value for d in t.type.tensor_type.shape.dim]  # noqa: E731
+    dims = lambda t: [d.dim_param or d.dim_value for d in t.type.tensor_type.shape.dim]
     assert [(t.name, dims(t)) for t in proto.graph.input] == [(s.name, s.shape) for s in version.signature.inputs]
     assert [(t.name, dims(t)) for t in proto.graph.output] == [(s.name, s.shape) for s in version.signature.outputs]
 

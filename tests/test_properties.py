@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 from tests.test_bad_input import MINIMAL
 
 sys.path.insert(0, str(ROOT / "bench"))
-from catalog_gen import generate  # noqa: E402
+from catalog_gen import generate
 
 ROUTES = "          - {version: 1.0.0, weight: 90}\n          - {version: 1.1.0, weight: 10}\n"
 

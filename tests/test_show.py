@@ -35,7 +35,7 @@ def test_show_json_puts_gate_metrics_first(cli):
     assert set(apps) == {"checkout", "storefront", "retention-campaigns"}
     recommender = apps["storefront"]["bindings"][0]
     assert [(r["version"], r["weight"]) for r in recommender["routes"]] == [("2.1.0", 50), ("2.2.0", 50)]
-    assert list(recommender["routes"][0]["metrics"])[0] == "ndcg@10"  # the gate's metric leads
+    assert next(iter(recommender["routes"][0]["metrics"])) == "ndcg@10"  # the gate's metric leads
     assert recommender["routes"][1]["age_days"] == 39
     assert recommender["sticky_key"] == "x-session-id"
 

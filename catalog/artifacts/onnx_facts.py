@@ -133,8 +133,7 @@ def _tensor_spec(value: onnx.ValueInfoProto) -> TensorSpec:
     if dtype is None:
         raise NotOnnx(value.name, f"tensor {value.name!r} has an unsupported element type {tensor_type.elem_type}")
     dims: list[int | str] = [
-        d.dim_param if d.dim_param else (d.dim_value if d.HasField("dim_value") else "?")
-        for d in tensor_type.shape.dim
+        d.dim_param if d.dim_param else (d.dim_value if d.HasField("dim_value") else "?") for d in tensor_type.shape.dim
     ]
     return TensorSpec(name=value.name, dtype=dtype, shape=dims)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from catalog.artifacts.hashing import Hashed, Progress, hash_stream, manifest_digest
-from catalog.artifacts.onnx_facts import load_graph, check_location, external_locations, inspect_onnx
+from catalog.artifacts.onnx_facts import check_location, external_locations, inspect_onnx, load_graph
 from catalog.artifacts.stores.base import MAIN_FILE, StagedArtifact
 from catalog.errors import ArtifactTooLarge, NotOnnx, UnsafeArtifact
 

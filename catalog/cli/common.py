@@ -52,5 +52,3 @@ def command(func: Callable[..., int | None]) -> Callable[..., None]:
         sys.exit(code)
 
     return wrapper
-
-

@@ -154,7 +154,6 @@ def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt:
 
 def _register_artifact_commands() -> None:
     from catalog.cli import artifact_commands
-
     from catalog.cli.replica_command import replica
     from catalog.cli.router_command import router
 

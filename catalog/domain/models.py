@@ -13,19 +13,19 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidat
 
 __all__ = [
     "API_VERSION",
+    "STAGES",
     "Application",
     "Artifact",
     "Binding",
     "Catalog",
-    "Defaults",
     "DType",
+    "Defaults",
     "Gates",
     "Limits",
     "Model",
     "Resources",
     "Route",
     "Serving",
-    "STAGES",
     "Signature",
     "Stage",
     "Task",
@@ -59,7 +59,7 @@ def _instant(value: Any) -> Any:
     if isinstance(value, date):
         return datetime.combine(value, time(), UTC)
     if not isinstance(value, str):
-        raise ValueError("expected a date (2026-03-01) or an RFC 3339 timestamp with a zone")
+        raise ValueError("expected a date (2026-03-01) or an RFC 3339 timestamp with a zone")  # noqa: TRY004 -- pydantic turns only ValueError into a field error
     text = value.strip()
     try:
         if _DATE_ONLY.match(text):

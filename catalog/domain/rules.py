@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from catalog.domain.models import Application, Binding, Catalog, Model, Serving, Version
 from catalog.domain.contract import signature_changes
+from catalog.domain.models import Application, Binding, Catalog, Model, Serving, Version
 from catalog.domain.problems import Problem
 
 __all__ = ["EffectiveServing", "check_catalog", "check_raw", "effective_serving", "normalise_name", "semver_key"]

@@ -31,7 +31,7 @@ STR, INT, FLOAT, BOOL, NULL = _T + "str", _T + "int", _T + "float", _T + "bool",
 MAP, SEQ, MERGE = _T + "map", _T + "seq", _T + "merge"
 _SCALAR_TAGS = {STR, INT, FLOAT, BOOL, NULL}
 
-_CONFLICT = re.compile(r"^(<{7}|={7}|>{7})(?: .*)?$", re.M)
+_CONFLICT = re.compile(r"^(<{7}|={7}|>{7})(?: .*)?$", re.MULTILINE)
 _INT10 = re.compile(r"[-+]?[0-9]+")
 
 

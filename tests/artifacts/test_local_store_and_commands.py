@@ -30,8 +30,17 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 def register(cli, workspace: Path, artifact: Path, version: str = "1.5.0", *extra: str):
     return cli(
-        "register", "fraud-scorer", "--version", version, "--artifact", artifact,
-        "--catalog", workspace / "models.yaml", "--trained-at", "2026-11-20", *extra,
+        "register",
+        "fraud-scorer",
+        "--version",
+        version,
+        "--artifact",
+        artifact,
+        "--catalog",
+        workspace / "models.yaml",
+        "--trained-at",
+        "2026-11-20",
+        *extra,
     )
 
 
@@ -81,7 +90,7 @@ def test_register_external_data_digest_covers_every_file(cli, workspace: Path):
     weights.write_bytes(bytes(data))
     verify = cli("verify", "--catalog", workspace / "models.yaml")
     assert verify.exit_code == 1
-    assert f"FAIL fraud-scorer         1.5.0" in verify.stdout and "digest mismatch" in verify.stdout
+    assert "FAIL fraud-scorer         1.5.0" in verify.stdout and "digest mismatch" in verify.stdout
 
 
 def test_verify_reports_a_swapped_artifact(cli, workspace: Path):
@@ -101,8 +110,10 @@ def test_verify_reports_a_swapped_artifact(cli, workspace: Path):
 def test_verify_reports_a_missing_artifact_and_a_wrong_signature(cli, workspace: Path):
     (workspace / "artifacts/sha256/90/90f0473d1c8d9611ede3596c11f811eb618875e923e1e3f981bc620db18701e1").unlink()
     text = (workspace / "models.yaml").read_text()
-    text = text.replace("{name: relevance, dtype: float32, shape: [batch, 20]}\n        metrics: {ndcg@10: 0.538",
-                        "{name: relevance, dtype: float32, shape: [batch, 21]}\n        metrics: {ndcg@10: 0.538")
+    text = text.replace(
+        "{name: relevance, dtype: float32, shape: [batch, 20]}\n        metrics: {ndcg@10: 0.538",
+        "{name: relevance, dtype: float32, shape: [batch, 21]}\n        metrics: {ndcg@10: 0.538",
+    )
     (workspace / "models.yaml").write_text(text)
     result = cli("verify", "--model", "search-ranker", "--catalog", workspace / "models.yaml", "--format", "json")
     assert result.exit_code == 1
@@ -149,14 +160,20 @@ def test_size_limit_counts_every_byte(cli, workspace: Path):
     artifact = save(dense_model(hidden=64, seed=5), workspace / "m.onnx")
     size = artifact.stat().st_size
     assert size > 2752  # above the catalog's existing fraud-scorer artifacts
-    text = (workspace / "models.yaml").read_text().replace("max_artifact_bytes: 104857600", f"max_artifact_bytes: {size - 1}")
+    text = (
+        (workspace / "models.yaml")
+        .read_text()
+        .replace("max_artifact_bytes: 104857600", f"max_artifact_bytes: {size - 1}")
+    )
     (workspace / "models.yaml").write_text(text)
     before = sha256_file(workspace / "models.yaml")
     result = register(cli, workspace, artifact)
     assert result.exit_code == 1
     assert f"is {size:,} bytes, over the limit of {size - 1:,}" in result.stderr
     assert sha256_file(workspace / "models.yaml") == before
-    (workspace / "models.yaml").write_text(text.replace(f"max_artifact_bytes: {size - 1}", f"max_artifact_bytes: {size}"))
+    (workspace / "models.yaml").write_text(
+        text.replace(f"max_artifact_bytes: {size - 1}", f"max_artifact_bytes: {size}")
+    )
     assert register(cli, workspace, artifact).exit_code == 0  # exactly at the limit is fine
 
 
@@ -244,7 +261,9 @@ def test_read_only_store_is_a_clear_error(cli, workspace: Path):
     subprocess.run(["mount", "--bind", str(store), str(store)], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,ro,bind", str(store)], check=True)
-        result = register(cli, workspace, save(dense_model(seed=1), workspace / "m.onnx"), "1.5.0", "--store", str(store))
+        result = register(
+            cli, workspace, save(dense_model(seed=1), workspace / "m.onnx"), "1.5.0", "--store", str(store)
+        )
     finally:
         subprocess.run(["umount", str(store)], check=True)
     assert result.exit_code == 1
@@ -264,8 +283,8 @@ def test_inspect_prints_the_facts(cli, workspace: Path):
 
 
 def test_local_store_layout_is_content_addressed(workspace: Path):
-    from catalog.artifacts.stores.local import LocalStore
     from catalog.artifacts.staging import stage_artifact
+    from catalog.artifacts.stores.local import LocalStore
 
     store = LocalStore(Path(".modelcat/store"), workspace)
     source = save(dense_model(seed=11), workspace / "m.onnx")
@@ -277,9 +296,18 @@ def test_local_store_layout_is_content_addressed(workspace: Path):
 
 
 def _git(folder: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+    subprocess.run(
+        ["git", "-C", str(folder), *args],
+        check=True,
+        capture_output=True,
+        env={
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        },
+    )
 
 
 def test_verify_changed_since_checks_only_new_or_changed_artifacts(cli, workspace: Path):
@@ -309,8 +337,21 @@ def test_kill_9_during_register_leaves_old_or_new_catalog_and_no_partial_object(
     artifact = save(dense_model(hidden=150_000, seed=31), workspace / "big.onnx")  # about 10 MB
     catalog = workspace / "models.yaml"
     old = catalog.read_bytes()
-    command = [sys.executable, "-m", "catalog.cli.main", "register", "fraud-scorer", "--version", "1.5.0",
-               "--artifact", str(artifact), "--trained-at", "2026-11-20", "--catalog", str(catalog)]
+    command = [
+        sys.executable,
+        "-m",
+        "catalog.cli.main",
+        "register",
+        "fraud-scorer",
+        "--version",
+        "1.5.0",
+        "--artifact",
+        str(artifact),
+        "--trained-at",
+        "2026-11-20",
+        "--catalog",
+        str(catalog),
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, timeout=120)
     full = time.perf_counter() - start
@@ -339,7 +380,11 @@ def _catalog_pointing_at(workspace: Path, stored: Path, size: int, digest: str) 
     text = (workspace / "models.yaml").read_text()
     old_hex = "fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0"
     text = text.replace(f"artifacts/sha256/fb/{old_hex}", stored.relative_to(workspace).as_posix())
-    text = text.replace(f"sha256:{old_hex}", digest).replace("size_bytes: 2752\n        signature:\n          inputs:\n            - {name: features, dtype: float32, shape: [batch, 16]}\n          outputs:\n            - {name: fraud_probability, dtype: float32, shape: [batch, 1]}\n        metrics: {auc: 0.917", f"size_bytes: {size}\n        signature:\n          inputs:\n            - {{name: features, dtype: float32, shape: [batch, 16]}}\n          outputs:\n            - {{name: fraud_probability, dtype: float32, shape: [batch, 1]}}\n        metrics: {{auc: 0.917", 1)
+    text = text.replace(f"sha256:{old_hex}", digest).replace(
+        "size_bytes: 2752\n        signature:\n          inputs:\n            - {name: features, dtype: float32, shape: [batch, 16]}\n          outputs:\n            - {name: fraud_probability, dtype: float32, shape: [batch, 1]}\n        metrics: {auc: 0.917",
+        f"size_bytes: {size}\n        signature:\n          inputs:\n            - {{name: features, dtype: float32, shape: [batch, 16]}}\n          outputs:\n            - {{name: fraud_probability, dtype: float32, shape: [batch, 1]}}\n        metrics: {{auc: 0.917",
+        1,
+    )
     (workspace / "models.yaml").write_text(text)
 
 
@@ -384,7 +429,9 @@ def test_verify_refuses_stored_external_data_that_escapes(cli, workspace: Path, 
     result = cli("verify", "--model", "fraud-scorer", "--catalog", workspace / "models.yaml", "--format", "json")
     assert result.exit_code == 1, result.output
     [failed] = [r for r in json.loads(result.stdout)["results"] if not r["ok"]]
-    words = "is a symbolic link" if location == "symlink" else "absolute path" if location.startswith("/") else "climbs out"
+    words = (
+        "is a symbolic link" if location == "symlink" else "absolute path" if location.startswith("/") else "climbs out"
+    )
     assert words in failed["message"]
 
 

@@ -19,8 +19,20 @@ def test_register_to_oci_appends_one_block_and_verify_pulls_it_back(cli, workspa
     before = catalog.read_text()
     artifact = save(dense_model(seed=41), workspace / "fraud.onnx")
     result = cli(
-        "register", "fraud-scorer", "--version", "1.5.0", "--artifact", artifact, "--catalog", catalog,
-        "--store", f"oci://{host}/models/fraud-scorer", "--trained-at", "2026-11-21", "--format", "json",
+        "register",
+        "fraud-scorer",
+        "--version",
+        "1.5.0",
+        "--artifact",
+        artifact,
+        "--catalog",
+        catalog,
+        "--store",
+        f"oci://{host}/models/fraud-scorer",
+        "--trained-at",
+        "2026-11-21",
+        "--format",
+        "json",
     )
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
@@ -42,8 +54,16 @@ def test_registry_unreachable_leaves_catalog_untouched(cli, workspace: Path):
     catalog = workspace / "models.yaml"
     before = sha256_file(catalog)
     result = cli(
-        "register", "fraud-scorer", "--version", "1.5.0", "--artifact", save(dense_model(seed=42), workspace / "m.onnx"),
-        "--catalog", catalog, "--store", f"oci://127.0.0.1:{free_port()}/models/fraud-scorer",
+        "register",
+        "fraud-scorer",
+        "--version",
+        "1.5.0",
+        "--artifact",
+        save(dense_model(seed=42), workspace / "m.onnx"),
+        "--catalog",
+        catalog,
+        "--store",
+        f"oci://127.0.0.1:{free_port()}/models/fraud-scorer",
     )
     assert result.exit_code == 1
     assert "registry unreachable" in result.stderr
