@@ -1,0 +1,11 @@
+"""Entry point of the console script ``terraform-provider-modelcat`` (started by Terraform)."""
+
+from __future__ import annotations
+
+
+def main() -> None:
+    from tf.runner import run_provider
+
+    from catalog.provider.provider import ModelcatProvider
+
+    run_provider(ModelcatProvider())
