@@ -153,12 +153,13 @@ def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt:
 
 
 def _register_artifact_commands() -> None:
-    from catalog.cli import artifact_commands
+    from catalog.cli import artifact_commands, deploy_commands
     from catalog.cli.replica_command import replica
     from catalog.cli.router_command import router
 
     for cmd in (artifact_commands.register, artifact_commands.verify, artifact_commands.inspect, replica, router):
         main.add_command(cmd)
+    main.add_command(deploy_commands.synth)
 
 
 _register_artifact_commands()

@@ -1,0 +1,137 @@
+"""What a catalog asks to run: per environment, the endpoints and each application's traffic split.
+
+Pure, no IO. Every target (local processes, Kubernetes, KServe, SageMaker) compiles the same
+``Environment`` objects, so a fact such as "checkout sends 10 % of fraud-scorer traffic to 1.4.0,
+served by 3 replicas of sha256:344e…" has exactly one source.
+
+An endpoint is one model version serving one application: its replicas run that version's
+verified bytes and nothing else. Endpoints are per application so that each application scales
+its serving independently; a disabled binding routes nothing and runs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from catalog.domain.models import Catalog
+from catalog.domain.rules import EffectiveServing, effective_serving, semver_key
+
+__all__ = ["ApplicationPlan", "BindingPlan", "Endpoint", "Environment", "RoutePlan", "environments", "resource_id"]
+
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def resource_id(*parts: str) -> str:
+    """A Terraform-safe identifier made of ``parts`` ('.' and other symbols become '_')."""
+    return "--".join(_NOT_ID.sub("_", part) for part in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """The replicas of one model version for one application."""
+
+    application: str
+    environment: str
+    model: str
+    version: str
+    digest: str
+    artifact: str  # the catalog's artifact URI, relative to the catalog file when not a URL
+    size_bytes: int
+    stage: str
+    serving: EffectiveServing
+
+    @property
+    def name(self) -> str:
+        return f"{self.application}.{self.model}.{self.version}"
+
+    @property
+    def id(self) -> str:
+        return resource_id(self.application, self.model, self.version)
+
+    def labels(self) -> dict[str, str]:
+        """What every object serving this endpoint is labelled with."""
+        return {
+            "modelcat/application": self.application,
+            "modelcat/environment": self.environment,
+            "modelcat/model": self.model,
+            "modelcat/version": self.version,
+            "modelcat/digest": self.digest,
+            "modelcat/stage": self.stage,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    version: str
+    weight: int
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class BindingPlan:
+    model: str
+    sticky_key: str | None
+    routes: tuple[RoutePlan, ...]  # in the catalog's order: it fixes which buckets each version owns
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationPlan:
+    name: str
+    environment: str
+    owner: str
+    bindings: tuple[BindingPlan, ...]  # enabled bindings only
+
+    @property
+    def id(self) -> str:
+        return resource_id(self.name)
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(route.endpoint for binding in self.bindings for route in binding.routes)
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    name: str
+    applications: tuple[ApplicationPlan, ...]
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(e for app in self.applications for e in app.endpoints)
+
+
+def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[Environment]:
+    """Every environment named by an application (or just ``only``), sorted by name.
+
+    The catalog must be valid (every route names a version that exists).
+    """
+    versions = {(m.name, semver_key(v.version)): v for m in catalog.models for v in m.versions}
+    by_env: dict[str, list[ApplicationPlan]] = {}
+    for app in catalog.applications:
+        bindings = []
+        for binding in app.bindings:
+            if not binding.enabled:
+                continue
+            serving = effective_serving(catalog, binding)
+            routes = []
+            for route in binding.routes:
+                version = versions[(binding.model, semver_key(route.version))]
+                endpoint = Endpoint(
+                    application=app.name,
+                    environment=app.environment,
+                    model=binding.model,
+                    version=version.version,
+                    digest=version.artifact.digest,
+                    artifact=version.artifact.uri,
+                    size_bytes=version.artifact.size_bytes,
+                    stage=version.stage,
+                    serving=serving,
+                )
+                routes.append(RoutePlan(version.version, route.weight, endpoint))
+            bindings.append(BindingPlan(binding.model, binding.sticky_key, tuple(routes)))
+        plan = ApplicationPlan(app.name, app.environment, app.owner, tuple(bindings))
+        by_env.setdefault(app.environment, []).append(plan)
+    wanted = set(only) if only is not None else None
+    return [Environment(name, tuple(apps)) for name, apps in sorted(by_env.items()) if wanted is None or name in wanted]

@@ -1,0 +1,5 @@
+"""The synthesizer: catalog → CDK Terrain stacks → Terraform JSON, one module per target."""
+
+from catalog.synth.app import STATE_ROOT, TARGETS, StackOutput, SynthResult, build_app, get_target, synthesize
+
+__all__ = ["STATE_ROOT", "TARGETS", "StackOutput", "SynthResult", "build_app", "get_target", "synthesize"]

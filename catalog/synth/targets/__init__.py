@@ -1,0 +1,1 @@
+"""One module per target, each behind ``catalog.synth.base.Target``."""

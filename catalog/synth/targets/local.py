@@ -1,0 +1,82 @@
+"""The ``local`` target: replicas and routers as processes on this machine, via the provider
+``modelcat`` (see ``catalog.provider``).
+
+Per endpoint a ``modelcat_endpoint`` (its replicas; replaced create-before-destroy when its
+version or bytes change, so the new replicas are ready and the route switched before the old
+ones stop); per application a ``modelcat_route`` (its router, fed the endpoints' replica URLs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from catalog.domain.deployment import ApplicationPlan, Endpoint
+from catalog.synth.base import StackContext
+from catalog.synth.emit import add_outputs, add_resources, reference
+
+__all__ = ["PROVIDER_SOURCE", "LocalTarget"]
+
+PROVIDER_SOURCE = "modelcat/modelcat"
+ENDPOINT, ROUTE = "modelcat_endpoint", "modelcat_route"
+HOST = "127.0.0.1"
+
+
+def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
+    return {
+        "name": endpoint.name,
+        "model": endpoint.model,
+        "version": endpoint.version,
+        "digest": endpoint.digest,
+        "artifact": endpoint.artifact,
+        "replicas": endpoint.serving.replicas,
+        "host": HOST,
+        "labels": endpoint.labels(),
+        "lifecycle": {"create_before_destroy": True},
+    }
+
+
+def route_body(app: ApplicationPlan) -> dict[str, Any]:
+    routes = []
+    for binding in app.bindings:
+        for route in binding.routes:
+            entry: dict[str, Any] = {
+                "model": binding.model,
+                "version": route.version,
+                "weight": route.weight,
+                "digest": route.endpoint.digest,
+                "replicas": reference(ENDPOINT, route.endpoint.id, "urls") if route.endpoint.serving.replicas else [],
+            }
+            if binding.sticky_key:
+                entry["sticky_key"] = binding.sticky_key
+            routes.append(entry)
+    return {"application": app.name, "host": HOST, "port": 0, "route": routes}
+
+
+class LocalTarget:
+    """Processes on this machine, managed by the embedded Terraform through ``modelcat``."""
+
+    name = "local"
+
+    def build(self, stack: Any, context: StackContext) -> None:
+        from cdktn import TerraformProvider
+
+        provider = TerraformProvider(
+            stack, "modelcat", terraform_resource_type="modelcat", terraform_provider_source=PROVIDER_SOURCE
+        )
+        provider.add_override("catalog", context.catalog)
+        provider.add_override("run_dir", f"{context.state_root}/run/{context.name}")
+        env = context.environment
+        endpoints = {e.id: endpoint_body(e) for e in env.endpoints if e.serving.replicas > 0}
+        routes = {app.id: route_body(app) for app in env.applications if app.bindings}
+        add_resources(stack, ENDPOINT, endpoints)
+        add_resources(stack, ROUTE, routes)
+        add_outputs(
+            stack,
+            {
+                f"{app_id}_url": {
+                    "value": reference(ROUTE, app_id, "url"),
+                    "description": f"router of {body['application']}",
+                }
+                for app_id, body in routes.items()
+            },
+        )

@@ -1,0 +1,130 @@
+"""The local target's Terraform JSON: deterministic, relative, and equal to the catalog's facts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog.domain.rules import effective_serving
+from catalog.synth import synthesize
+from catalog.validate import load_catalog
+from tests.conftest import DEMO, ROOT, sha256_file
+
+REF = re.compile(r"^\$\{modelcat_endpoint\.([A-Za-z0-9_-]+)\.urls\}$")
+
+
+def _synth(catalog_path: Path, outdir: Path, **kwargs: Any) -> dict[str, dict[str, Any]]:
+    result = synthesize(load_catalog(catalog_path), catalog_path, outdir, **kwargs)
+    return {s.name: json.loads(s.path.read_text()) for s in result.stacks}
+
+
+@pytest.fixture(scope="module")
+def demo_stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    return _synth(DEMO, tmp_path_factory.mktemp("synth") / "out")
+
+
+def test_one_stack_per_environment(demo_stacks: dict[str, dict[str, Any]]) -> None:
+    assert sorted(demo_stacks) == ["production-local", "staging-local"]
+
+
+def test_output_is_byte_identical_across_runs_and_checkouts(tmp_path: Path) -> None:
+    first = synthesize(load_catalog(DEMO), DEMO, tmp_path / "a")
+    elsewhere = tmp_path / "deep" / "other" / "checkout"
+    elsewhere.mkdir(parents=True)
+    shutil.copyfile(DEMO, elsewhere / "models.yaml")
+    second = synthesize(load_catalog(elsewhere / "models.yaml"), elsewhere / "models.yaml", tmp_path / "b")
+    third = synthesize(load_catalog(DEMO), DEMO, tmp_path / "c")
+    for a, b, c in zip(first.stacks, second.stacks, third.stacks, strict=True):
+        assert sha256_file(a.path) == sha256_file(b.path) == sha256_file(c.path)
+    assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
+
+
+def test_paths_are_relative_to_the_stack_working_directory(demo_stacks: dict[str, dict[str, Any]]) -> None:
+    for name, stack in demo_stacks.items():
+        assert stack["terraform"]["backend"] == {"local": {"path": "terraform.tfstate"}}
+        (provider,) = stack["provider"]["modelcat"]
+        workdir = ROOT / ".modelcat" / "terraform" / name
+        assert not os.path.isabs(provider["catalog"]) and not os.path.isabs(provider["run_dir"])
+        assert (workdir / provider["catalog"]).resolve() == DEMO.resolve()
+        assert (workdir / provider["run_dir"]).resolve() == (ROOT / ".modelcat" / "run" / name).resolve()
+        assert stack["terraform"]["required_providers"] == {"modelcat": {"source": "modelcat/modelcat"}}
+
+
+def test_every_routed_version_is_an_endpoint_labelled_with_its_facts(demo_stacks: dict[str, dict[str, Any]]) -> None:
+    catalog = load_catalog(DEMO)
+    versions = {(m.name, v.version): v for m in catalog.models for v in m.versions}
+    seen = set()
+    for app in catalog.applications:
+        stack = demo_stacks[f"{app.environment}-local"]
+        endpoints = stack["resource"]["modelcat_endpoint"]
+        for binding in app.bindings:
+            replicas = effective_serving(catalog, binding).replicas
+            for route in binding.routes:
+                version = versions[(binding.model, route.version)]
+                (key,) = [k for k, e in endpoints.items() if e["name"] == f"{app.name}.{binding.model}.{route.version}"]
+                body = endpoints[key]
+                assert body["digest"] == version.artifact.digest and body["artifact"] == version.artifact.uri
+                assert body["replicas"] == replicas
+                assert body["lifecycle"] == {"create_before_destroy": True}
+                labels = body["labels"]
+                assert (labels["modelcat/model"], labels["modelcat/version"]) == (binding.model, route.version)
+                assert labels["modelcat/digest"] == version.artifact.digest
+                assert labels["modelcat/application"] == app.name
+                seen.add((stack["//"]["metadata"]["stackName"], key))
+    declared = {(name, key) for name, s in demo_stacks.items() for key in s["resource"]["modelcat_endpoint"]}
+    assert declared == seen  # nothing deployed that no application routes to
+
+
+def test_routes_carry_the_catalog_weights_in_order_with_references(demo_stacks: dict[str, dict[str, Any]]) -> None:
+    catalog = load_catalog(DEMO)
+    for app in catalog.applications:
+        stack = demo_stacks[f"{app.environment}-local"]
+        body = stack["resource"]["modelcat_route"][app.name]
+        expected = [(b.model, r.version, r.weight, b.sticky_key) for b in app.bindings if b.enabled for r in b.routes]
+        got = [(r["model"], r["version"], r["weight"], r.get("sticky_key")) for r in body["route"]]
+        assert got == expected
+        for entry in body["route"]:
+            (target,) = REF.match(entry["replicas"]).groups()
+            endpoint = stack["resource"]["modelcat_endpoint"][target]
+            assert (endpoint["model"], endpoint["version"], endpoint["digest"]) == (
+                entry["model"],
+                entry["version"],
+                entry["digest"],
+            )
+        assert stack["output"][f"{app.name}_url"]["value"] == f"${{modelcat_route.{app.name}.url}}"
+
+
+def test_a_disabled_binding_runs_and_routes_nothing(tmp_path: Path) -> None:
+    text = DEMO.read_text().replace(
+        "      - model: search-ranker\n", "      - model: search-ranker\n        enabled: false\n"
+    )
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    stacks = _synth(path, tmp_path / "out", only=["production"])
+    assert list(stacks) == ["production-local"]
+    stack = stacks["production-local"]
+    assert not [e for e in stack["resource"]["modelcat_endpoint"].values() if e["model"] == "search-ranker"]
+    assert "search-ranker" not in {r["model"] for r in stack["resource"]["modelcat_route"]["storefront"]["route"]}
+
+
+def test_cli_synth_writes_stacks_and_refuses_bad_input(cli, tmp_path: Path, write) -> None:
+    out = tmp_path / "out"
+    result = cli("synth", "--catalog", DEMO, "--out", out, "--env", "staging", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (stack,) = json.loads(result.output)["stacks"]
+    assert stack["stack"] == "staging-local" and Path(stack["path"]).exists()
+    assert stack["sha256"] == sha256_file(Path(stack["path"]))
+
+    unknown = cli("synth", "--catalog", DEMO, "--out", tmp_path / "o2", "--env", "nowhere")
+    assert unknown.exit_code == 2 and "nowhere" in unknown.output and "production" in unknown.output
+
+    broken = write(DEMO.read_text().replace("weight: 90}", "weight: 91}"))
+    bad = cli("synth", "--catalog", broken, "--out", tmp_path / "o3")
+    assert bad.exit_code == 1 and "weight" in bad.output
+    assert not (tmp_path / "o3").exists()
