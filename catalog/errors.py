@@ -14,6 +14,8 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 ├── InferenceFailed            the runtime failed on a well-formed request (HTTP 500)     → 1
 ├── RoutingTableInvalid        a router's table has problems                              → 1
 ├── RoutingTableUnreadable     a router's table cannot be read                            → 2
+├── ProcessFailed              a local replica or router did not start, answer or stop    → 1
+├── RunStateError              a run-state record (provider run dir) is missing or broken → 2
 └── UsageError                 a command was called with arguments that make no sense    → 2
 """
 
@@ -36,8 +38,10 @@ __all__ = [
     "InvalidRequest",
     "ModelcatError",
     "NotOnnx",
+    "ProcessFailed",
     "RoutingTableInvalid",
     "RoutingTableUnreadable",
+    "RunStateError",
     "StoreError",
     "UnsafeArtifact",
     "UsageError",
@@ -158,6 +162,28 @@ class RoutingTableUnreadable(ModelcatError):
 
     exit_code = 2
     template = "cannot read routing table {path}: {detail}"
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        super().__init__(detail, path=path)
+
+
+class ProcessFailed(ModelcatError):
+    """A replica or router process failed; ``log`` is its log file, ``tail`` its last lines."""
+
+    template = "{detail}{tail_text}"
+
+    def __init__(self, detail: str, log: str = "", tail: str = "") -> None:
+        self.log, self.tail = log, tail
+        tail_text = f"\n--- last lines of {log} ---\n{tail}" if tail else ""
+        super().__init__(detail, tail_text=tail_text)
+
+
+class RunStateError(ModelcatError):
+    """A record under the provider's run directory is missing or cannot be read."""
+
+    exit_code = 2
+    template = "{path}: {detail}"
 
     def __init__(self, path: str, detail: str) -> None:
         self.path = path

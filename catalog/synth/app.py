@@ -14,7 +14,7 @@ from catalog.errors import UsageError
 from catalog.synth.base import StackContext, Target, stack_name
 from catalog.synth.node import prepare_jsii
 
-__all__ = ["STATE_ROOT", "StackOutput", "SynthResult", "TARGETS", "build_app", "get_target", "synthesize"]
+__all__ = ["STATE_ROOT", "TARGETS", "StackOutput", "SynthResult", "build_app", "get_target", "synthesize"]
 
 STATE_ROOT = ".modelcat"
 TARGETS = ("local",)
