@@ -1,29 +1,44 @@
-"""modelcat: the model catalog as code."""
+"""modelcat: the model catalog as code.
 
-from catalog.artifacts.onnx_facts import OnnxFacts, inspect_onnx
-from catalog.artifacts.verify import VerifyResult, verify_versions
-from catalog.domain.models import Catalog
-from catalog.domain.problems import Problem
-from catalog.editing import BindResult, bind_routes
-from catalog.errors import (
-    ArtifactError,
-    ArtifactTooLarge,
-    CatalogInvalid,
-    CatalogNotFound,
-    DigestMismatch,
-    EditRefused,
-    InferenceFailed,
-    InvalidRequest,
-    ModelcatError,
-    NotOnnx,
-    RoutingTableInvalid,
-    RoutingTableUnreadable,
-    StoreError,
-    UnsafeArtifact,
-    UsageError,
-)
-from catalog.register import Registered, register_version
-from catalog.validate import Report, load_catalog, validate_bytes, validate_file
+Names are imported on first use, so `import catalog` (and every CLI start) stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "ArtifactError": "catalog.errors",
+    "ArtifactTooLarge": "catalog.errors",
+    "BindResult": "catalog.editing",
+    "Catalog": "catalog.domain.models",
+    "CatalogInvalid": "catalog.errors",
+    "CatalogNotFound": "catalog.errors",
+    "DigestMismatch": "catalog.errors",
+    "EditRefused": "catalog.errors",
+    "InferenceFailed": "catalog.errors",
+    "InvalidRequest": "catalog.errors",
+    "ModelcatError": "catalog.errors",
+    "NotOnnx": "catalog.errors",
+    "OnnxFacts": "catalog.artifacts.onnx_facts",
+    "Problem": "catalog.domain.problems",
+    "Registered": "catalog.register",
+    "Report": "catalog.validate",
+    "RoutingTableInvalid": "catalog.errors",
+    "RoutingTableUnreadable": "catalog.errors",
+    "StoreError": "catalog.errors",
+    "UnsafeArtifact": "catalog.errors",
+    "UsageError": "catalog.errors",
+    "VerifyResult": "catalog.artifacts.verify",
+    "bind_routes": "catalog.editing",
+    "inspect_onnx": "catalog.artifacts.onnx_facts",
+    "load_catalog": "catalog.validate",
+    "register_version": "catalog.register",
+    "validate_bytes": "catalog.validate",
+    "validate_file": "catalog.validate",
+    "verify_versions": "catalog.artifacts.verify",
+}
 
 __all__ = [
     "ArtifactError",
@@ -56,3 +71,16 @@ __all__ = [
     "validate_file",
     "verify_versions",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'catalog' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

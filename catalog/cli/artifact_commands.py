@@ -8,19 +8,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from catalog.artifacts.hashing import Progress
-from catalog.artifacts.onnx_facts import inspect_onnx
-from catalog.artifacts.verify import VerifyResult, select_versions, verify_versions
 from catalog.cli.common import DEFAULT_CATALOG, command
 from catalog.domain.models import STAGES
 from catalog.errors import UsageError
-from catalog.gitio import file_at_revision
-from catalog.register import register_version
 from catalog.validate import validate_file
 from catalog.yamlio.loader import decode, parse
+
+if TYPE_CHECKING:
+    from catalog.artifacts.hashing import Progress
+    from catalog.artifacts.verify import VerifyResult
 
 __all__ = ["inspect", "register", "verify"]
 
@@ -66,6 +66,8 @@ def _pairs(values: tuple[str, ...], option: str, number: bool) -> dict[str, obje
 def register(model: str, version: str, artifact: Path, metrics, labels, trained_at, store, stage, path, fmt) -> int:
     """Hash, inspect and store ARTIFACT, then append it to MODEL in the catalog as VERSION."""
     with _progress_bar(artifact.stat().st_size, f"hashing {artifact.name}") as progress:
+        from catalog.register import register_version
+
         result = register_version(
             path,
             model,
@@ -93,6 +95,8 @@ def register(model: str, version: str, artifact: Path, metrics, labels, trained_
 
 def _changed_since(path: Path, revision: str, current) -> set[tuple[str, str]] | None:
     """(model, version) pairs whose artifact is new or different from ``revision``; None: all."""
+    from catalog.gitio import file_at_revision
+
     old = file_at_revision(path, revision)
     if old is None:
         return None
@@ -123,6 +127,8 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
     if model is not None and model not in {m.name for m in catalog.models}:
         raise UsageError(f"--model {model!r} is not in {path}")
     only = _changed_since(path, revision, catalog) if revision else None
+    from catalog.artifacts.verify import select_versions, verify_versions
+
     chosen = select_versions(catalog, model=model, only=only)
     rows: list[VerifyResult] = []
 
@@ -149,6 +155,8 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
 @command
 def inspect(artifact: Path, fmt: str) -> int:
     """Print what an ONNX file holds: IR version, opsets, producer, inputs and outputs."""
+    from catalog.artifacts.onnx_facts import inspect_onnx
+
     facts = inspect_onnx(artifact)
     if fmt == "json":
         click.echo(json.dumps({"path": str(artifact), **facts.as_dict()}, indent=2))

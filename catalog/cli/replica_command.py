@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from catalog.cli.common import command
-from catalog.serving.replica import DEFAULT_MAX_BODY_BYTES, create_app, serve
-from catalog.serving.replica_model import load_verified
+from catalog.serving import DEFAULT_MAX_BODY_BYTES
 
 __all__ = ["replica"]
 
@@ -54,6 +53,9 @@ def replica(
     Nothing listens until the bytes are verified: on a digest mismatch the command exits 1 naming
     both digests. Once listening it prints one line with the URL.
     """
+    from catalog.serving.replica import create_app, serve
+    from catalog.serving.replica_model import load_verified
+
     loaded = load_verified(artifact, digest, threads=threads)
     app = create_app(loaded, model_name, model_version, max_body_bytes=max_request_bytes)
 

@@ -34,13 +34,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog.errors import InvalidRequest, ModelcatError
-from catalog.serving import listen
+from catalog.serving import DEFAULT_MAX_BODY_BYTES, listen
 from catalog.serving.oip import encode_response, parse_request
 from catalog.serving.replica_model import LoadedModel, new_run_options
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ReplicaIdentity", "create_app", "serve"]
 
-DEFAULT_MAX_BODY_BYTES = 64 << 20  # 64 MiB of JSON per inference request
 PLATFORM = "onnxruntime_onnx"
 SERVER_NAME = "modelcat-replica"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
