@@ -1,0 +1,1 @@
+"""Deploying a catalog: synth → embedded Terraform → running endpoints, and looking at them."""
