@@ -1,0 +1,340 @@
+"""Resource ``modelcat_endpoint``: N local replica processes serving one verified model version.
+
+Terraform's view of an endpoint is its healthy replicas: ``read`` keeps only instances that run
+(identity-checked) and answer ready with the expected digest, and sets ``replicas`` to their
+number, so a dead replica shows up in the next plan as ``replicas: 1 -> 2`` and ``apply`` heals
+it. Changing model, version, digest, artifact or host replaces the endpoint; with
+``create_before_destroy`` the new replicas start (and the old record is set aside as deposed)
+before the old ones are stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tf.iface import (
+    CreateContext,
+    DeleteContext,
+    ImportContext,
+    PlanContext,
+    ReadContext,
+    Resource,
+    State,
+    UpdateContext,
+    UpgradeContext,
+)
+from tf.schema import Attribute, Schema
+from tf.types import List, Map, Number, String, Unknown
+from tf.utils import Diagnostics
+
+from catalog.errors import ModelcatError
+from catalog.provider.processes import (
+    process_cmdline,
+    replica_argv,
+    start_process,
+    start_time_of,
+    stop_process,
+    wait_port_free,
+    wait_replica_ready,
+)
+from catalog.provider.runstate import NAME, EndpointRecord, Instance, RunDir, probe_endpoint
+
+if TYPE_CHECKING:
+    from catalog.provider.provider import ModelcatProvider
+
+__all__ = ["DEFAULT_HOST", "EndpointResource", "parallel"]
+
+DEFAULT_HOST = "127.0.0.1"
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def parallel(func: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | BaseException]:
+    """``func`` over ``items`` in threads; each result, or the exception it raised, in order."""
+    if not items:
+        return []
+
+    def guarded(item: _T) -> _R | BaseException:
+        try:
+            return func(item)
+        except Exception as e:  # noqa: BLE001  (handed back to the caller, which reports it)
+            return e
+
+    with ThreadPoolExecutor(max_workers=min(len(items), 16)) as pool:
+        return list(pool.map(guarded, items))
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        return None
+    return int(value)
+
+
+class EndpointResource(Resource):
+    """``replicas`` replica processes of one model version, verified against ``digest``."""
+
+    def __init__(self, provider: ModelcatProvider) -> None:
+        self.provider = provider
+
+    @property
+    def run(self) -> RunDir:
+        """The provider's run directory, as configured for this Terraform run."""
+        return self.provider.run
+
+    @classmethod
+    def get_name(cls) -> str:
+        return "endpoint"
+
+    @classmethod
+    def get_schema(cls) -> Schema:
+        def fixed(name: str, description: str) -> Attribute:
+            return Attribute(name, String(), description=description, required=True, requires_replace=True)
+
+        return Schema(
+            attributes=[
+                fixed("name", "Endpoint name (letters, digits, '.', '_', '-'); names its record in the run directory"),
+                fixed("model", "Model name, as in models.yaml"),
+                fixed("version", "Model version, as in models.yaml"),
+                fixed("digest", "sha256:<64 hex> the replicas must serve"),
+                fixed("artifact", "Path (relative to the catalog's folder) or catalog URI (file://, oci://)"),
+                Attribute("replicas", Number(), description="Replica processes to run (>= 1)", required=True),
+                Attribute(
+                    "host",
+                    String(),
+                    description=f"Address the replicas listen on (default {DEFAULT_HOST})",
+                    optional=True,
+                    computed=True,
+                    requires_replace=True,
+                    default=DEFAULT_HOST,
+                ),
+                Attribute("labels", Map(String()), description="Free-form labels, kept in the record", optional=True),
+                Attribute("urls", List(String()), description="Base URLs of the healthy replicas", computed=True),
+                Attribute("pids", List(Number()), description="Process ids of the healthy replicas", computed=True),
+            ]
+        )
+
+    def validate(self, diags: Diagnostics, type_name: str, config: dict[str, Any]) -> None:
+        from catalog.domain.models import DIGEST
+
+        super().validate(diags, type_name, config)
+        name, digest, replicas = config.get("name"), config.get("digest"), config.get("replicas")
+        if isinstance(name, str) and not re.fullmatch(NAME, name):
+            diags.add_error(
+                f"{type_name}: name {name!r} is not usable as a file name",
+                "use letters, digits, '.', '_' and '-' (no '..'), starting with a letter or digit, up to 200",
+                path=["name"],
+            )
+        if isinstance(digest, str) and not re.fullmatch(DIGEST, digest):
+            diags.add_error(f"{type_name}: digest {digest!r} is not sha256:<64 lowercase hex>", path=["digest"])
+        if replicas is not None and replicas is not Unknown and (_count(replicas) or 0) < 1:
+            diags.add_error(f"{type_name}: replicas must be a whole number >= 1, not {replicas}", path=["replicas"])
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _start(self, record: EndpointRecord, count: int) -> list[Instance]:
+        """Start ``count`` replicas at once and wait until each serves the right bytes; on any
+        failure stop those that did start and raise the first failure."""
+
+        def one(_: int) -> Instance:
+            log = self.run.log_file(f"endpoint-{record.name}-{secrets.token_hex(4)}")
+            argv = replica_argv(record.model, record.version, Path(record.artifact), record.digest, record.host)
+            started = start_process(argv, log, f"replica {record.model} {record.version} of endpoint {record.name}")
+            wait_replica_ready(started, record.model, record.version, record.digest)
+            return Instance(started.ident.pid, started.ident.start_time, started.url, str(log))
+
+        results = parallel(one, list(range(count)))
+        ok = [r for r in results if isinstance(r, Instance)]
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            self._stop(ok)
+            raise failed[0]
+        return sorted(ok, key=lambda i: (i.start_time, i.pid))
+
+    def _stop(self, instances: Sequence[Instance], diags: Diagnostics | None = None) -> None:
+        """Stop instances (identity-checked, drained) and wait until their ports are free."""
+
+        def one(instance: Instance) -> None:
+            stop_process(instance.ident)
+            if not wait_port_free(instance.url) and diags is not None:
+                diags.add_warning(f"modelcat: port of {instance.url} still in use after its replica stopped")
+
+        for result in parallel(one, list(instances)):
+            if isinstance(result, BaseException) and diags is not None:
+                diags.add_warning(f"modelcat: stopping a replica failed: {result}")
+
+    def _records_for(self, state: State) -> list[EndpointRecord]:
+        """The records of this object: those holding one of its pids, else the current record if
+        it names the same model, version and digest."""
+        records = self.run.endpoint_records(state["name"])
+        pids = {int(p) for p in state.get("pids") or [] if p is not Unknown}
+        mine = [r for r in records if pids & {i.pid for i in r.instances}]
+        if mine:
+            return mine
+        same = (state.get("model"), state.get("version"), state.get("digest"))
+        return [r for r in records if not r.deposed and (r.model, r.version, r.digest) == same][:1]
+
+    def _adopt(self, state: State) -> EndpointRecord | None:
+        """With no record at all: adopt the state's processes that prove to be its replicas."""
+        found, artifact = [], ""
+        for pid, url in zip(state.get("pids") or [], state.get("urls") or [], strict=False):
+            argv = process_cmdline(int(pid))
+            flags = dict(itertools.pairwise(argv))
+            if "catalog.cli.replica_command" in argv and flags.get("--digest") == state["digest"]:
+                start = start_time_of(int(pid))
+                if start is not None:
+                    found.append(Instance(int(pid), start, url, ""))
+                    artifact = flags.get("--artifact", "")
+        if not found:
+            return None
+        record = self._new_record(state, artifact=artifact)
+        return self.run.write_endpoint(record.with_instances(found))
+
+    def _new_record(self, state: State, artifact: str) -> EndpointRecord:
+        return EndpointRecord(
+            name=state["name"],
+            model=state["model"],
+            version=state["version"],
+            digest=state["digest"],
+            artifact=artifact,
+            host=state.get("host") or DEFAULT_HOST,
+            artifact_ref=state["artifact"],
+            replicas=_count(state.get("replicas")) or 0,
+            labels=dict(state.get("labels") or {}),
+        )
+
+    def _artifact(self, state: State) -> str:
+        """The verified local path of the state's artifact (ArtifactError if it is not right)."""
+        from catalog.provider.artifacts import resolve_artifact  # onnx, numpy: only when starting
+
+        catalog = self.provider.catalog_quietly()
+        base = self.provider.catalog_dir()
+        return str(
+            resolve_artifact(state["artifact"], state["digest"], state["model"], state["version"], base, catalog)
+        )
+
+    @staticmethod
+    def _with(state: State, instances: Sequence[Instance], **changes: Any) -> State:
+        return {**state, **changes, "urls": [i.url for i in instances], "pids": [i.pid for i in instances]}
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def create(self, ctx: CreateContext, planned: State) -> State | None:
+        diags, name = ctx.diagnostics, planned["name"]
+        planned = {**planned, "host": planned.get("host") or DEFAULT_HOST}
+        try:
+            artifact = self._artifact(planned)
+            existing = self.run.read_endpoint(name)
+            if existing is not None:
+                if any(s.alive for s in probe_endpoint(existing)):
+                    self.run.depose_endpoint(existing)  # the object this one replaces: deleted later
+                else:
+                    self.run.remove_record(existing)
+            record = self._new_record(planned, artifact)
+            instances = self._start(record, _count(planned["replicas"]) or 1)
+        except ModelcatError as e:
+            diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", str(e))
+            return None
+        self.run.write_endpoint(record.with_instances(instances))
+        return self._with(planned, instances)
+
+    def read(self, ctx: ReadContext, current: State) -> State | None:
+        try:
+            records = self._records_for(current) or [r for r in [self._adopt(current)] if r is not None]
+        except ModelcatError as e:
+            ctx.diagnostics.add_error(f"modelcat_endpoint {current.get('name')}: {e}")
+            return current
+        if not records:
+            return None  # no record and nothing of ours running: the endpoint is gone
+        healthy = [
+            instance
+            for record in records
+            for instance, status in zip(record.instances, probe_endpoint(record), strict=True)
+            if status.healthy
+        ]
+        return self._with(current, healthy, replicas=len(healthy))
+
+    def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State | None:
+        if current is None:
+            return planned
+        urls = current.get("urls")
+        changed = planned.get("replicas") != current.get("replicas")
+        if changed or not isinstance(urls, list) or len(urls) != _count(current.get("replicas")):
+            planned = {**planned, "urls": Unknown, "pids": Unknown}
+        return planned
+
+    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
+        diags, name = ctx.diagnostics, planned["name"]
+        want = _count(planned["replicas"]) or 1
+        records = self._records_for(current)
+        if records:
+            record = records[0]
+        else:
+            try:
+                record = self._new_record(planned, self._artifact(planned))
+            except ModelcatError as e:
+                diags.add_error(f"modelcat_endpoint {name}: cannot resolve its artifact", str(e))
+                return current
+        keep: list[Instance] = []
+        broken: list[Instance] = []
+        for other in records:
+            for instance, status in zip(other.instances, probe_endpoint(other), strict=True):
+                (keep if status.healthy else broken).append(instance)
+        self._stop(broken, diags)
+        if len(keep) > want:  # scale down: the newest go first, drained
+            by_age = sorted(keep, key=lambda i: (i.start_time, i.pid))
+            keep, surplus = by_age[:want], by_age[want:]
+            self._stop(surplus, diags)
+        for other in records[1:]:
+            self.run.remove_record(other)
+        record = replace(record, replicas=want, labels=dict(planned.get("labels") or {}))
+        try:
+            keep += self._start(record, want - len(keep)) if len(keep) < want else []
+        except ModelcatError as e:
+            diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", str(e))
+            self.run.write_endpoint(record.with_instances(keep))
+            return self._with(planned, keep, replicas=len(keep))
+        keep.sort(key=lambda i: (i.start_time, i.pid))
+        self.run.write_endpoint(record.with_instances(keep))
+        return self._with(planned, keep)
+
+    def delete(self, ctx: DeleteContext, current: State) -> None:
+        try:
+            records = self._records_for(current)
+        except ModelcatError as e:
+            ctx.diagnostics.add_error(f"modelcat_endpoint {current.get('name')}: {e}")
+            return
+        for record in records:
+            self._stop(record.instances, ctx.diagnostics)
+            self.run.remove_record(record)
+
+    def import_(self, ctx: ImportContext, id: str) -> State | None:
+        try:
+            record = self.run.read_endpoint(id)
+        except ModelcatError as e:
+            ctx.diagnostics.add_error(f"modelcat_endpoint {id}: {e}")
+            return None
+        if record is None:
+            ctx.diagnostics.add_error(
+                f"modelcat_endpoint {id}: no record", f"{self.run.endpoint_file(id)} does not exist"
+            )
+            return None
+        state = {
+            "name": record.name,
+            "model": record.model,
+            "version": record.version,
+            "digest": record.digest,
+            "artifact": record.artifact_ref or record.artifact,
+            "host": record.host,
+            "labels": record.labels or None,
+        }
+        return self._with(state, record.instances, replicas=record.replicas or len(record.instances))
+
+    def upgrade(self, ctx: UpgradeContext, version: int, old: State) -> State | None:
+        return old

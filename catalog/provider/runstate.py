@@ -1,0 +1,344 @@
+"""Run-state records: what the provider started, kept in its run directory for later commands.
+
+Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, rename)::
+
+    endpoints/<name>.json            {name, model, version, digest, artifact, artifact_ref, host,
+                                      replicas, labels, instances: [{pid, start_time, url, log}]}
+    endpoints/deposed/<name>.<pid>-<start>.json
+                                     an endpoint being replaced (create_before_destroy) whose
+                                     instances still run until Terraform deletes it
+    routes/<application>.json        {application, url, pid, start_time, table, assignment_log,
+                                      log, host, port}
+    routes/<application>.table.json  the routing table the router serves (modelcat/routing-v1)
+    logs/                            one log per process; <application>.assignments.jsonl
+
+``artifact`` is the resolved local path the replicas load, ``artifact_ref`` the value written in
+the configuration. ``start_time`` is the process start time from /proc/<pid>/stat, so a pid the
+kernel reused is never taken for ours. The read API for ``modelcat status``:
+``load_endpoint_records``, ``load_route_records``, ``probe_endpoint`` and ``probe_route``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from catalog.errors import RunStateError
+from catalog.provider.processes import ProcessId, http_client, is_alive
+from catalog.yamlio.roundtrip import atomic_write
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "NAME",
+    "EndpointRecord",
+    "Instance",
+    "InstanceStatus",
+    "RouteRecord",
+    "RouteStatus",
+    "RunDir",
+    "load_endpoint_records",
+    "load_route_records",
+    "probe_endpoint",
+    "probe_instance",
+    "probe_route",
+]
+
+NAME = r"^[A-Za-z0-9](?!.*\.\.)[A-Za-z0-9._-]{0,199}$"  # endpoint and application names: safe file names
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One replica process of an endpoint."""
+
+    pid: int
+    start_time: int
+    url: str
+    log: str
+
+    @property
+    def ident(self) -> ProcessId:
+        return ProcessId(self.pid, self.start_time)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRecord:
+    name: str
+    model: str
+    version: str
+    digest: str
+    artifact: str
+    host: str
+    instances: tuple[Instance, ...] = ()
+    artifact_ref: str = ""
+    replicas: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    deposed: bool = False  # not stored: true for an endpoint read from a deposed-* file
+    file: str = ""  # not stored: the file it was read from
+
+    def as_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        for transient in ("deposed", "file"):
+            body.pop(transient)
+        body["instances"] = [asdict(i) for i in self.instances]
+        return body
+
+    def with_instances(self, instances: list[Instance] | tuple[Instance, ...]) -> EndpointRecord:
+        return replace(self, instances=tuple(instances))
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRecord:
+    application: str
+    url: str
+    pid: int
+    start_time: int
+    table: str
+    assignment_log: str
+    log: str
+    host: str = "127.0.0.1"
+    port: int = 0  # as configured (0: any free port)
+    file: str = ""  # not stored
+
+    @property
+    def ident(self) -> ProcessId:
+        return ProcessId(self.pid, self.start_time)
+
+    def as_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body.pop("file")
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    """What a probe of one replica found; ``healthy`` means alive, ready and the right bytes."""
+
+    pid: int
+    url: str
+    alive: bool
+    ready: bool
+    digest: str | None
+    expected: str
+    log: str
+    error: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return self.alive and self.ready and self.digest == self.expected
+
+
+@dataclass(frozen=True, slots=True)
+class RouteStatus:
+    application: str
+    pid: int
+    url: str
+    alive: bool
+    table_sha256: str | None  # the table the router has in force
+    generation: int | None
+    last_error: str | None
+    error: str = ""
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise RunStateError(str(path), f"unreadable run-state record: {e}") from e
+    if not isinstance(data, dict):
+        raise RunStateError(str(path), "a run-state record is a JSON object")
+    return data
+
+
+def _write_json(path: Path, body: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (json.dumps(body, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _endpoint_from(body: dict[str, Any], path: Path) -> EndpointRecord:
+    try:
+        instances = tuple(
+            Instance(int(i["pid"]), int(i["start_time"]), str(i["url"]), str(i.get("log", "")))
+            for i in body.get("instances", [])
+        )
+        return EndpointRecord(
+            name=str(body["name"]),
+            model=str(body["model"]),
+            version=str(body["version"]),
+            digest=str(body["digest"]),
+            artifact=str(body["artifact"]),
+            host=str(body.get("host", "127.0.0.1")),
+            instances=instances,
+            artifact_ref=str(body.get("artifact_ref", body["artifact"])),
+            replicas=int(body.get("replicas", len(instances))),
+            labels={str(k): str(v) for k, v in (body.get("labels") or {}).items()},
+            deposed=path.parent.name == "deposed",
+            file=str(path),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunStateError(str(path), f"not an endpoint record ({type(e).__name__}: {e})") from e
+
+
+def _route_from(body: dict[str, Any], path: Path) -> RouteRecord:
+    try:
+        return RouteRecord(
+            application=str(body["application"]),
+            url=str(body["url"]),
+            pid=int(body["pid"]),
+            start_time=int(body["start_time"]),
+            table=str(body["table"]),
+            assignment_log=str(body.get("assignment_log", "")),
+            log=str(body.get("log", "")),
+            host=str(body.get("host", "127.0.0.1")),
+            port=int(body.get("port", 0)),
+            file=str(path),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunStateError(str(path), f"not a route record ({type(e).__name__}: {e})") from e
+
+
+class RunDir:
+    """The provider's run directory and the paths of everything in it."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.endpoints = self.root / "endpoints"
+        self.routes = self.root / "routes"
+        self.logs = self.root / "logs"
+
+    def endpoint_file(self, name: str) -> Path:
+        return self.endpoints / f"{name}.json"
+
+    def route_file(self, application: str) -> Path:
+        return self.routes / f"{application}.json"
+
+    def table_file(self, application: str) -> Path:
+        return self.routes / f"{application}.table.json"
+
+    def assignment_log(self, application: str) -> Path:
+        return self.logs / f"{application}.assignments.jsonl"
+
+    def log_file(self, stem: str) -> Path:
+        return self.logs / f"{stem}.log"
+
+    # -- endpoints --------------------------------------------------------------------------------
+
+    def read_endpoint(self, name: str) -> EndpointRecord | None:
+        path = self.endpoint_file(name)
+        body = _read_json(path)
+        return None if body is None else _endpoint_from(body, path)
+
+    def endpoint_records(self, name: str) -> list[EndpointRecord]:
+        """The current record of ``name`` (first, if any) and those of its deposed predecessors."""
+        found = [r for r in [self.read_endpoint(name)] if r is not None]
+        for path in sorted((self.endpoints / "deposed").glob("*.json")):
+            body = _read_json(path)
+            if body is not None and body.get("name") == name:
+                found.append(_endpoint_from(body, path))
+        return found
+
+    def write_endpoint(self, record: EndpointRecord) -> EndpointRecord:
+        path = Path(record.file) if record.file else self.endpoint_file(record.name)
+        _write_json(path, record.as_dict())
+        return replace(record, file=str(path))
+
+    def depose_endpoint(self, record: EndpointRecord) -> EndpointRecord:
+        """Move the current record aside: its instances belong to an object being replaced."""
+        first = record.instances[0] if record.instances else Instance(0, 0, "", "")
+        target = self.endpoints / "deposed" / f"{record.name}.{first.pid}-{first.start_time}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Path(record.file or self.endpoint_file(record.name)).replace(target)
+        return replace(record, deposed=True, file=str(target))
+
+    def remove_record(self, record: EndpointRecord | RouteRecord) -> None:
+        path = Path(record.file) if record.file else None
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    # -- routes -----------------------------------------------------------------------------------
+
+    def read_route(self, application: str) -> RouteRecord | None:
+        path = self.route_file(application)
+        body = _read_json(path)
+        return None if body is None else _route_from(body, path)
+
+    def write_route(self, record: RouteRecord) -> RouteRecord:
+        path = self.route_file(record.application)
+        _write_json(path, record.as_dict())
+        return replace(record, file=str(path))
+
+
+def load_endpoint_records(run_dir: str | Path) -> list[EndpointRecord]:
+    """Every endpoint record (deposed ones too), sorted by name; RunStateError on a broken one."""
+    folder = RunDir(run_dir).endpoints
+    records = []
+    for path in sorted([*folder.glob("*.json"), *folder.glob("deposed/*.json")]):
+        body = _read_json(path)
+        if body is not None:
+            records.append(_endpoint_from(body, path))
+    return sorted(records, key=lambda r: (r.name, r.deposed, r.file))
+
+
+def load_route_records(run_dir: str | Path) -> list[RouteRecord]:
+    """Every route record, sorted by application (table files are not records)."""
+    folder = RunDir(run_dir).routes
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.endswith(".table.json"):
+            continue
+        body = _read_json(path)
+        if body is not None:
+            records.append(_route_from(body, path))
+    return records
+
+
+def probe_instance(client: httpx.Client, record: EndpointRecord, instance: Instance) -> InstanceStatus:
+    """Probe one replica: identity-checked liveness, /v2/health/ready, the digest it serves."""
+    import httpx
+
+    def status(**found: Any) -> InstanceStatus:
+        base = {"alive": False, "ready": False, "digest": None, "error": ""}
+        return InstanceStatus(instance.pid, instance.url, expected=record.digest, log=instance.log, **(base | found))
+
+    if not is_alive(instance.ident):
+        return status(error="not running")
+    try:
+        ready = client.get(f"{instance.url}/v2/health/ready").status_code == 200
+        meta = client.get(f"{instance.url}/v2/models/{record.model}/versions/{record.version}")
+        digest = (meta.json().get("parameters") or {}).get("model_digest") if meta.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError) as e:
+        return status(alive=True, error=f"{type(e).__name__}: {e}")
+    error = "" if digest == record.digest else f"serves {digest}, not {record.digest}"
+    return status(alive=True, ready=ready, digest=digest, error=error if ready else "not ready")
+
+
+def probe_endpoint(record: EndpointRecord, timeout: float = 2.0) -> list[InstanceStatus]:
+    """Per recorded instance: pid, url, alive (identity-checked), ready, the digest it serves."""
+    with http_client(timeout) as client:
+        return [probe_instance(client, record, instance) for instance in record.instances]
+
+
+def probe_route(record: RouteRecord, timeout: float = 2.0) -> RouteStatus:
+    """Whether the router runs (identity-checked) and which table it has in force."""
+    import httpx
+
+    base = RouteStatus(record.application, record.pid, record.url, False, None, None, None)
+    if not is_alive(record.ident):
+        return replace(base, error="not running")
+    try:
+        with http_client(timeout) as client:
+            table = client.get(f"{record.url}/routing").json().get("table") or {}
+    except (httpx.HTTPError, ValueError, AttributeError) as e:
+        return replace(base, alive=True, error=f"{type(e).__name__}: {e}")
+    return replace(
+        base,
+        alive=True,
+        table_sha256=table.get("sha256"),
+        generation=table.get("generation"),
+        last_error=table.get("last_error"),
+    )
