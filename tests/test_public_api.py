@@ -75,6 +75,18 @@ def test_package_all_is_the_documented_api():
         "catalog.serving.table",
         "catalog.serving.router",
         "catalog.serving.router_server",
+        "catalog.terraform",
+        "catalog.terraform.runner",
+        "catalog.terraform.workspace",
+        "catalog.provider.main",
+        "catalog.provider.provider",
+        "catalog.provider.processes",
+        "catalog.provider.runstate",
+        "catalog.provider.artifacts",
+        "catalog.provider.data_sources",
+        "catalog.provider.endpoint",
+        "catalog.provider.route",
+        "catalog.provider.install",
     ],
 )
 def test_every_exported_name_exists(module):

@@ -1,0 +1,176 @@
+"""The provider under real Terraform: init offline, apply, heal, reweight, destroy.
+
+One applied setup is shared by the tests of this module, in order: two endpoints of the demo
+catalog's fraud-scorer (1.3.0 with 2 replicas, 1.4.0 with 1) behind the router of "checkout".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import httpx
+
+from catalog.provider.processes import is_alive
+from catalog.provider.runstate import RunDir, load_endpoint_records, load_route_records, probe_endpoint
+from tests.provider.terraform_fixtures import (
+    DEMO,
+    FRAUD_130,
+    FRAUD_140,
+    Workspace,
+    busy_ports,
+    endpoint_block,
+    errors_text,
+    infer,
+    provider_block,
+    route_block,
+)
+
+
+def config(ws: Workspace, weights: tuple[int, int] = (90, 10)) -> dict[str, Any]:
+    document = provider_block(DEMO, ws.run_dir)
+    document["resource"] = {
+        "modelcat_endpoint": {
+            "e": endpoint_block("fraud-130", FRAUD_130, 2),
+            "e14": endpoint_block("fraud-140", FRAUD_140, 1),
+        },
+        "modelcat_route": {
+            "r": {
+                "application": "checkout",
+                "route": [route_block(FRAUD_130, weights[0], "e"), route_block(FRAUD_140, weights[1], "e14")],
+            }
+        },
+    }
+    document["output"] = {
+        "urls": {"value": "${modelcat_endpoint.e.urls}"},
+        "router": {"value": "${modelcat_route.r.url}"},
+    }
+    return document
+
+
+def endpoint(ws: Workspace, name: str):
+    record = RunDir(ws.run_dir).read_endpoint(name)
+    assert record is not None, f"no record for endpoint {name}"
+    return record
+
+
+def router(ws: Workspace):
+    record = RunDir(ws.run_dir).read_route("checkout")
+    assert record is not None
+    return record
+
+
+def routing(ws: Workspace) -> dict[str, Any]:
+    return httpx.get(f"{router(ws).url}/routing", timeout=5, trust_env=False).json()
+
+
+def test_init_works_offline_and_writes_the_lock_file(workspace: Workspace) -> None:
+    workspace.write_json(config(workspace))
+    result = workspace.init()
+    assert result.retcode == 0, result.error
+    lock = (workspace.dir / ".terraform.lock.hcl").read_text()
+    assert 'provider "registry.terraform.io/modelcat/modelcat"' in lock
+    assert '"h1:' in lock
+
+
+def test_apply_starts_replicas_that_serve_the_right_bytes_behind_a_router(workspace: Workspace) -> None:
+    result = workspace.apply()
+    assert result.retcode == 0, errors_text(result)
+    main, canary = endpoint(workspace, "fraud-130"), endpoint(workspace, "fraud-140")
+    assert len(main.instances) == 2 and len(canary.instances) == 1
+    assert workspace.outputs()["urls"] == [i.url for i in main.instances]
+    for record, version in ((main, FRAUD_130), (canary, FRAUD_140)):
+        for instance in record.instances:
+            answer = infer(instance.url, "fraud-scorer")
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["x-model-digest"] == version["digest"]
+
+    base = router(workspace).url
+    assert workspace.outputs()["router"] == base
+    seen = {}
+    for user in range(40):
+        answer = infer(base, "fraud-scorer", {"x-user-id": f"user-{user}"})
+        assert answer.status_code == 200, answer.text
+        seen[answer.headers["x-model-version"]] = answer.headers["x-model-digest"]
+        again = infer(base, "fraud-scorer", {"x-user-id": f"user-{user}"})
+        assert again.headers["x-model-version"] == answer.headers["x-model-version"]  # sticky
+    assert seen["1.3.0"] == FRAUD_130["digest"]
+    assert set(seen) <= {"1.3.0", "1.4.0"}
+    tables = {r["version"]: [x["url"] for x in r["replicas"]] for r in routing(workspace)["models"][0]["routes"]}
+    assert tables == {"1.3.0": [i.url for i in main.instances], "1.4.0": [canary.instances[0].url]}
+
+
+def test_a_second_plan_shows_no_changes(workspace: Workspace) -> None:
+    result = workspace.plan()
+    assert result.retcode == 0, errors_text(result)
+    assert workspace.actions() == {}
+
+
+def test_a_killed_replica_is_planned_back_and_healed(workspace: Workspace) -> None:
+    before = endpoint(workspace, "fraud-130")
+    router_pid = router(workspace).pid
+    victim = before.instances[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while is_alive(victim.ident) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    result = workspace.plan()
+    assert result.retcode == 0, errors_text(result)
+    assert workspace.actions() == {"modelcat_endpoint.e": ["update"], "modelcat_route.r": ["update"]}
+    change = workspace.changes()["modelcat_endpoint.e"]
+    assert (change["before"]["replicas"], change["after"]["replicas"]) == (1, 2)
+    assert change["after_unknown"].get("urls") is True
+
+    result = workspace.apply()
+    assert result.retcode == 0, errors_text(result)
+    after = endpoint(workspace, "fraud-130")
+    assert len(after.instances) == 2 and victim.pid not in [i.pid for i in after.instances]
+    assert all(status.healthy for status in probe_endpoint(after))
+    assert router(workspace).pid == router_pid  # the table was rewritten, the router kept
+    served = {r["version"]: [x["url"] for x in r["replicas"]] for r in routing(workspace)["models"][0]["routes"]}
+    assert served["1.3.0"] == [i.url for i in after.instances]
+    for user in range(10):
+        assert infer(router(workspace).url, "fraud-scorer", {"x-user-id": f"u{user}"}).status_code == 200
+
+
+def test_a_hand_edited_table_shows_up_in_the_plan(workspace: Workspace) -> None:
+    table = RunDir(workspace.run_dir).table_file("checkout")
+    document = json.loads(table.read_text())
+    document["models"][0]["routes"][0]["weight"] = 80
+    document["models"][0]["routes"][1]["weight"] = 20
+    table.write_text(json.dumps(document))
+
+    result = workspace.plan()
+    assert result.retcode == 0, errors_text(result)
+    assert workspace.actions() == {"modelcat_route.r": ["update"]}
+    change = workspace.changes()["modelcat_route.r"]
+    assert [r["weight"] for r in change["before"]["route"]] == [80, 20]
+    assert [r["weight"] for r in change["after"]["route"]] == [90, 10]
+
+
+def test_a_weight_change_rewrites_the_table_without_restarting_the_router(workspace: Workspace) -> None:
+    pid = router(workspace).pid
+    workspace.write_json(config(workspace, weights=(50, 50)))
+    result = workspace.apply()
+    assert result.retcode == 0, errors_text(result)
+    assert router(workspace).pid == pid
+    now = routing(workspace)
+    assert {r["version"]: r["weight"] for r in now["models"][0]["routes"]} == {"1.3.0": 50, "1.4.0": 50}
+    table = RunDir(workspace.run_dir).table_file("checkout")
+    assert now["table"]["sha256"] == hashlib.sha256(table.read_bytes()).hexdigest()
+
+
+def test_destroy_leaves_no_process_and_no_bound_port(workspace: Workspace) -> None:
+    processes = workspace.processes()
+    assert len(processes) == 4  # 2 + 1 replicas and the router
+    result = workspace.destroy()
+    assert result.retcode == 0, errors_text(result)
+    assert [ident for ident, _ in processes if is_alive(ident)] == []
+    assert busy_ports([url for _, url in processes]) == []
+    assert load_endpoint_records(workspace.run_dir) == [] and load_route_records(workspace.run_dir) == []
+    assert not RunDir(workspace.run_dir).table_file("checkout").exists()
