@@ -420,3 +420,48 @@ def test_stack_names_are_single_path_segments(tmp_path):
     for bad in ("../x", "a/b", ".hidden", ""):
         with pytest.raises(Exception, match="not a stack name"):
             Workspace(bad, root=tmp_path)
+
+
+# -- the modelcat provider, from the filesystem mirror -------------------------------------------
+
+
+def test_modelcat_provider_is_installed_pinned_and_repinned_offline(ws, tmp_path, monkeypatch):
+    demo = Path(__file__).resolve().parent.parent / "models.yaml"
+    ws.write_config(
+        json.dumps(
+            {
+                "terraform": {**BACKEND, "required_providers": {"modelcat": {"source": "modelcat/modelcat"}}},
+                "provider": {"modelcat": {"catalog": str(demo), "run_dir": str(tmp_path / "run")}},
+                "data": {"modelcat_model": {"fraud": {"name": "fraud-scorer"}}},
+                "output": {"versions": {"value": "${data.modelcat_model.fraud.versions}"}},
+            }
+        )
+    )
+    assert ws.init() is True
+    lock = ws.lock_file.read_text()
+    assert 'provider "registry.terraform.io/modelcat/modelcat"' in lock and '"h1:' in lock
+    assert ws.init() is False
+
+    ws.apply()
+    assert "1.4.0" in ws.outputs()["versions"]
+    assert not ws.plan().has_changes
+
+    # A new build of the provider lands in the mirror: init notices and re-pins the lock file.
+    from catalog.provider import install
+
+    original = install.install_provider
+
+    def rebuilt(mirror: Path) -> Path:
+        path = original(mirror)
+        path.write_text(path.read_text() + "# rebuilt\n")
+        return path
+
+    saved = ws.plan(out=tmp_path / "before-rebuild.tfplan")
+    monkeypatch.setattr(install, "install_provider", rebuilt)
+    assert ws.init() is True
+    assert ws.lock_file.read_text() != lock
+    assert not ws.plan().has_changes
+    assert ws.init() is False
+    with pytest.raises(StalePlan) as info:  # planned with the old build
+        ws.apply(saved.plan_file)
+    assert "Inconsistent dependency lock file" in str(info.value)

@@ -49,6 +49,7 @@ _STALE_MESSAGES = (
     "Saved plan is stale",
     "Saved plan is for a different",
     "Saved plan has no dependency lock information",
+    "The given plan file was created with a different set of external dependency selections",
 )
 _INVALID_CONFIG_MESSAGE = "problems with the configuration"
 

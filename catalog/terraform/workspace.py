@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import StalePlan, TerraformFailed, TerraformInitFailed, UsageError
+from catalog.errors import StalePlan, TerraformFailed, UsageError
 from catalog.terraform.runner import Completed, Terraform
 
 __all__ = ["ApplyOutcome", "PlanOutcome", "Workspace"]
@@ -44,8 +44,9 @@ class PlanOutcome:
     """A finished plan: Terraform's text, whether anything would change, and the structured plan.
 
     ``plan`` is ``terraform show -json PLANFILE`` (``resource_changes`` with ``change.actions``,
-    ``before`` and ``after``; ``output_changes``); ``plan_file`` is the saved plan when ``out`` was
-    given, else None (the plan was made in a temporary file, already removed).
+    ``before`` and ``after``; ``output_changes``), empty when nothing would change; ``plan_file``
+    is the saved plan when ``out`` was given, else None (the plan was made in a temporary file,
+    already removed).
     """
 
     text: str
@@ -241,7 +242,7 @@ class Workspace:
         configuration requires providers, and neither the provider requirements, backend, modules,
         CLI config, provider mirror content nor the Terraform used changed since the last init.
         When the mirror's content changed (a new build of the modelcat provider), the lock file
-        is re-pinned (``init -upgrade``).
+        is written afresh, pinning the new build; a plan saved before is then refused.
         """
         self.dir.mkdir(parents=True, exist_ok=True)
         config = self._config()
@@ -255,10 +256,12 @@ class Workspace:
         fresh = previous == json.loads(json.dumps(fingerprint))  # compare as stored (tuples become lists)
         if fresh and not force and (self.lock_file.exists() or not config.needs_providers):
             return False
-        args = ["init", "-input=false", "-no-color"]
-        if previous and previous.get("mirror") != fingerprint["mirror"] and self.lock_file.exists():
-            args.append("-upgrade")
         stamp.unlink(missing_ok=True)
+        if previous and previous.get("mirror") != fingerprint["mirror"]:
+            # A new build of the provider under the same version: Terraform (even with -upgrade)
+            # refuses a package whose checksum the lock file does not list, so pin it afresh.
+            self.lock_file.unlink(missing_ok=True)
+        args = ["init", "-input=false", "-no-color"]
         self.terraform.run(args, cwd=self.dir, env=self._env(cli_config), on_output=on_output)
         stamp.parent.mkdir(exist_ok=True)
         stamp.write_text(json.dumps(fingerprint, sort_keys=True))
@@ -278,17 +281,19 @@ class Workspace:
             args.append("-destroy")
         try:
             done = self._run(args, ok=(0, 2), on_output=on_output)
-            shown = self._run(["show", "-json", "-no-color", str(plan_file)])
+            has_changes = done.retcode == 2
+            # show -json starts every provider again (schemas): not worth it for a plan without changes
+            shown = self._run(["show", "-json", "-no-color", str(plan_file)]) if has_changes else None
         finally:
             if out is None:
                 plan_file.unlink(missing_ok=True)
         return PlanOutcome(
             text=done.stdout,
-            has_changes=done.retcode == 2,
-            plan=_json(shown),
+            has_changes=has_changes,
+            plan=_json(shown) if shown else {},
             plan_file=plan_file if out is not None else None,
             diagnostics=done.stderr,
-            seconds=done.seconds + shown.seconds,
+            seconds=done.seconds + (shown.seconds if shown else 0.0),
         )
 
     def apply(self, plan_file: Path | None = None, *, on_output: OnOutput | None = None) -> ApplyOutcome:
@@ -348,13 +353,8 @@ class Workspace:
 
 
 def _install_modelcat_provider(mirror: Path, cli_config: Path) -> None:
-    try:
-        from catalog.provider.install import install_provider, write_cli_config
-    except ImportError as e:
-        raise TerraformInitFailed(
-            f"the configuration needs the modelcat provider, which cannot be installed: {e}", command="init"
-        ) from e
-    mirror.mkdir(parents=True, exist_ok=True)
+    from catalog.provider.install import install_provider, write_cli_config  # ruamel: only when needed
+
     install_provider(mirror)
     write_cli_config(cli_config, mirror)
 
