@@ -33,9 +33,11 @@ from tests.provider.terraform_fixtures import (
 
 def config(ws: Workspace, weights: tuple[int, int] = (90, 10)) -> dict[str, Any]:
     document = provider_block(DEMO, ws.run_dir)
+    main = endpoint_block("checkout.fraud-scorer.1.3.0", FRAUD_130, 2)
+    main["lifecycle"] = {"create_before_destroy": True}  # as the synthesizer writes it
     document["resource"] = {
         "modelcat_endpoint": {
-            "e": endpoint_block("fraud-130", FRAUD_130, 2),
+            "e": main,
             "e14": endpoint_block("fraud-140", FRAUD_140, 1),
         },
         "modelcat_route": {
@@ -80,7 +82,7 @@ def test_init_works_offline_and_writes_the_lock_file(workspace: Workspace) -> No
 def test_apply_starts_replicas_that_serve_the_right_bytes_behind_a_router(workspace: Workspace) -> None:
     result = workspace.apply()
     assert result.retcode == 0, errors_text(result)
-    main, canary = endpoint(workspace, "fraud-130"), endpoint(workspace, "fraud-140")
+    main, canary = endpoint(workspace, "checkout.fraud-scorer.1.3.0"), endpoint(workspace, "fraud-140")
     assert len(main.instances) == 2 and len(canary.instances) == 1
     assert workspace.outputs()["urls"] == [i.url for i in main.instances]
     for record, version in ((main, FRAUD_130), (canary, FRAUD_140)):
@@ -104,6 +106,14 @@ def test_apply_starts_replicas_that_serve_the_right_bytes_behind_a_router(worksp
     assert tables == {"1.3.0": [i.url for i in main.instances], "1.4.0": [canary.instances[0].url]}
 
 
+def test_import_rebuilds_the_state_from_the_records(workspace: Workspace) -> None:
+    tf = workspace.tf
+    assert tf.state_rm("modelcat_endpoint.e", "modelcat_route.r").retcode == 0
+    assert tf.import_resource("modelcat_endpoint.e", "checkout.fraud-scorer.1.3.0").retcode == 0
+    result = tf.import_resource("modelcat_route.r", "checkout")
+    assert result.retcode == 0, result.error
+
+
 def test_a_second_plan_shows_no_changes(workspace: Workspace) -> None:
     result = workspace.plan()
     assert result.retcode == 0, errors_text(result)
@@ -111,7 +121,7 @@ def test_a_second_plan_shows_no_changes(workspace: Workspace) -> None:
 
 
 def test_a_killed_replica_is_planned_back_and_healed(workspace: Workspace) -> None:
-    before = endpoint(workspace, "fraud-130")
+    before = endpoint(workspace, "checkout.fraud-scorer.1.3.0")
     router_pid = router(workspace).pid
     victim = before.instances[0]
     os.kill(victim.pid, signal.SIGKILL)
@@ -128,7 +138,7 @@ def test_a_killed_replica_is_planned_back_and_healed(workspace: Workspace) -> No
 
     result = workspace.apply()
     assert result.retcode == 0, errors_text(result)
-    after = endpoint(workspace, "fraud-130")
+    after = endpoint(workspace, "checkout.fraud-scorer.1.3.0")
     assert len(after.instances) == 2 and victim.pid not in [i.pid for i in after.instances]
     assert all(status.healthy for status in probe_endpoint(after))
     assert router(workspace).pid == router_pid  # the table was rewritten, the router kept
@@ -163,6 +173,25 @@ def test_a_weight_change_rewrites_the_table_without_restarting_the_router(worksp
     assert {r["version"]: r["weight"] for r in now["models"][0]["routes"]} == {"1.3.0": 50, "1.4.0": 50}
     table = RunDir(workspace.run_dir).table_file("checkout")
     assert now["table"]["sha256"] == hashlib.sha256(table.read_bytes()).hexdigest()
+
+
+def test_a_replacement_starts_the_new_replicas_before_stopping_the_old(workspace: Workspace) -> None:
+    old = endpoint(workspace, "checkout.fraud-scorer.1.3.0")
+    result = workspace.tf.apply(json=True, replace="modelcat_endpoint.e")
+    assert result.retcode == 0, errors_text(result)
+    new = endpoint(workspace, "checkout.fraud-scorer.1.3.0")
+    assert len(new.instances) == 2 and not {i.pid for i in new.instances} & {i.pid for i in old.instances}
+    assert not any(is_alive(i.ident) for i in old.instances)
+    assert busy_ports([i.url for i in old.instances]) == []
+    assert [r.name for r in load_endpoint_records(workspace.run_dir) if r.deposed] == []
+    served = {r["version"]: [x["url"] for x in r["replicas"]] for r in routing(workspace)["models"][0]["routes"]}
+    assert served["1.3.0"] == [i.url for i in new.instances]
+    done = [
+        e["hook"]["action"]
+        for e in result.value
+        if isinstance(e, dict) and e.get("type") == "apply_complete" and e["hook"]["resource"]["addr"].endswith(".e")
+    ]
+    assert done == ["create", "delete"]  # create_before_destroy: the new replicas first
 
 
 def test_destroy_leaves_no_process_and_no_bound_port(workspace: Workspace) -> None:
