@@ -316,6 +316,38 @@ def test_ctrl_c_during_apply_stops_gracefully_and_a_rerun_converges(ws):
     assert managed(ws) == {"terraform_data.a": [None], "terraform_data.b": [None]}
 
 
+def test_killed_modelcat_leaves_terraform_to_stop_gracefully(ws):
+    ws.write_config(config(slow(0.1, 60)))
+    ws.init()
+    child = ApplyingChild(ws)
+    child.wait_for('Executing: ["/bin/sh" "-c" "sleep 60"]')
+    child.process.kill()  # no chance to forward anything: the worker sees its stdin close
+    child.finish()
+    deadline = time.monotonic() + 15
+    while (ws.dir / ".terraform.tfstate.lock.info").exists():
+        assert time.monotonic() < deadline, "Terraform kept the state locked"
+        time.sleep(0.1)
+    assert managed(ws) == {"terraform_data.a": [None], "terraform_data.b": ["tainted"]}
+    ws.write_config(config(slow(0.1, 0.1)))
+    ws.apply()
+    assert not ws.plan().has_changes
+
+
+def test_a_failing_output_callback_stops_terraform_cleanly_then_propagates(ws):
+    ws.write_config(config(slow(0.1, 60)))
+
+    def show(line: str) -> None:
+        if "sleep 60" in line:
+            raise BrokenPipeError("the terminal went away")
+
+    started = time.monotonic()
+    with pytest.raises(BrokenPipeError):
+        ws.apply(on_output=show)
+    assert time.monotonic() - started < 15
+    assert not (ws.dir / ".terraform.tfstate.lock.info").exists()
+    assert managed(ws) == {"terraform_data.a": [None], "terraform_data.b": ["tainted"]}
+
+
 # -- the user's own binary ----------------------------------------------------------------------
 
 FAKE = """#!{python}

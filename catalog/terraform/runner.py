@@ -158,6 +158,7 @@ class Terraform:
         err_reader.start()
         out_lines: list[str] = []
         interrupts = 0
+        callback_error: Exception | None = None
         reading = True
         while True:
             try:
@@ -167,7 +168,13 @@ class Terraform:
                         line = raw.decode("utf-8", errors="replace").rstrip("\n")
                         out_lines.append(line)
                         if on_output is not None:
-                            on_output(line)
+                            try:
+                                on_output(line)
+                            except Exception as e:  # noqa: BLE001 - re-raised once Terraform has stopped
+                                # e.g. the terminal went away: stop Terraform cleanly rather than
+                                # leave it blocked on a full pipe while holding the state lock
+                                callback_error, on_output = e, None
+                                self._interrupt(process)
                         continue
                     reading = False
                 process.wait()
@@ -183,6 +190,8 @@ class Terraform:
                 pass
         process.stdout.close()
         process.stderr.close()
+        if callback_error is not None:
+            raise callback_error
         stderr = b"".join(err_chunks).decode("utf-8", errors="replace")
         return "\n".join(out_lines) + ("\n" if out_lines else ""), stderr, interrupts
 
