@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -275,7 +276,7 @@ class Workspace:
     def plan(self, out: Path | None = None, destroy: bool = False, *, on_output: OnOutput | None = None) -> PlanOutcome:
         """Plan (``-detailed-exitcode``); save it to ``out`` when given, for ``apply(out)`` later."""
         self.init(on_output=on_output)
-        plan_file = Path(out).resolve() if out is not None else self.dir / f".modelcat-{os.getpid()}.tfplan"
+        plan_file = Path(out).resolve() if out is not None else self.dir / f".modelcat-{secrets.token_hex(6)}.tfplan"
         args = ["plan", *self._lock_args(), "-detailed-exitcode", f"-out={plan_file}"]
         if destroy:
             args.append("-destroy")
