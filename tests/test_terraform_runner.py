@@ -46,13 +46,16 @@ def data(n: int, prefix: str = "v") -> dict[str, dict]:
 
 
 def slow(first: float, second: float) -> dict[str, dict]:
-    """Two resources created one after the other, each running ``sleep`` while being created."""
+    """Two resources created one after the other, each running ``sleep`` while being created.
+
+    ``exec``: Terraform stops a provisioner by killing its shell, which would orphan a child sleep.
+    """
     return {
-        "a": {"input": "a", "provisioner": [{"local-exec": {"command": f"sleep {first}"}}]},
+        "a": {"input": "a", "provisioner": [{"local-exec": {"command": f"exec sleep {first}"}}]},
         "b": {
             "input": "b",
             "depends_on": ["terraform_data.a"],
-            "provisioner": [{"local-exec": {"command": f"sleep {second}"}}],
+            "provisioner": [{"local-exec": {"command": f"exec sleep {second}"}}],
         },
     }
 
@@ -275,7 +278,7 @@ def test_a_second_apply_fails_on_terraforms_state_lock(ws):
     ws.init()
     holder = ApplyingChild(ws)
     try:
-        holder.wait_for('Executing: ["/bin/sh" "-c" "sleep 60"]')
+        holder.wait_for('Executing: ["/bin/sh" "-c" "exec sleep 60"]')
         for attempt in (ws.apply, ws.plan):
             with pytest.raises(StateLocked) as info:
                 attempt()
@@ -294,7 +297,7 @@ def test_ctrl_c_during_apply_stops_gracefully_and_a_rerun_converges(ws):
     ws.write_config(config(slow(0.1, 60)))
     ws.init()
     child = ApplyingChild(ws)
-    child.wait_for('Executing: ["/bin/sh" "-c" "sleep 60"]')  # a is created, b is being created
+    child.wait_for('Executing: ["/bin/sh" "-c" "exec sleep 60"]')  # a is created, b is being created
     child.ctrl_c()
     started = time.monotonic()
     code = child.finish(timeout=30)
@@ -320,7 +323,7 @@ def test_killed_modelcat_leaves_terraform_to_stop_gracefully(ws):
     ws.write_config(config(slow(0.1, 60)))
     ws.init()
     child = ApplyingChild(ws)
-    child.wait_for('Executing: ["/bin/sh" "-c" "sleep 60"]')
+    child.wait_for('Executing: ["/bin/sh" "-c" "exec sleep 60"]')
     child.process.kill()  # no chance to forward anything: the worker sees its stdin close
     child.finish()
     deadline = time.monotonic() + 15
