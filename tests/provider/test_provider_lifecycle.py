@@ -31,9 +31,9 @@ from tests.provider.terraform_fixtures import (
 )
 
 
-def config(ws: Workspace, weights: tuple[int, int] = (90, 10)) -> dict[str, Any]:
+def config(ws: Workspace, weights: tuple[int, int] = (90, 10), replicas: int = 2) -> dict[str, Any]:
     document = provider_block(DEMO, ws.run_dir)
-    main = endpoint_block("checkout.fraud-scorer.1.3.0", FRAUD_130, 2)
+    main = endpoint_block("checkout.fraud-scorer.1.3.0", FRAUD_130, replicas)
     main["lifecycle"] = {"create_before_destroy": True}  # as the synthesizer writes it
     document["resource"] = {
         "modelcat_endpoint": {
@@ -165,12 +165,17 @@ def test_a_hand_edited_table_shows_up_in_the_plan(workspace: Workspace) -> None:
 
 def test_a_weight_change_rewrites_the_table_without_restarting_the_router(workspace: Workspace) -> None:
     pid = router(workspace).pid
-    workspace.write_json(config(workspace, weights=(50, 50)))
+    before = endpoint(workspace, "checkout.fraud-scorer.1.3.0").instances
+    workspace.write_json(config(workspace, weights=(50, 50), replicas=1))  # and scale 1.3.0 down to 1
     result = workspace.apply()
     assert result.retcode == 0, errors_text(result)
     assert router(workspace).pid == pid
     now = routing(workspace)
     assert {r["version"]: r["weight"] for r in now["models"][0]["routes"]} == {"1.3.0": 50, "1.4.0": 50}
+    oldest, newest = sorted(before, key=lambda i: (i.start_time, i.pid))
+    assert endpoint(workspace, "checkout.fraud-scorer.1.3.0").instances == (oldest,)  # the newest went
+    assert not is_alive(newest.ident) and busy_ports([newest.url]) == []
+    assert [x["url"] for x in now["models"][0]["routes"][0]["replicas"]] == [oldest.url]
     table = RunDir(workspace.run_dir).table_file("checkout")
     assert now["table"]["sha256"] == hashlib.sha256(table.read_bytes()).hexdigest()
 
@@ -180,7 +185,7 @@ def test_a_replacement_starts_the_new_replicas_before_stopping_the_old(workspace
     result = workspace.tf.apply(json=True, replace="modelcat_endpoint.e")
     assert result.retcode == 0, errors_text(result)
     new = endpoint(workspace, "checkout.fraud-scorer.1.3.0")
-    assert len(new.instances) == 2 and not {i.pid for i in new.instances} & {i.pid for i in old.instances}
+    assert len(new.instances) == 1 and not {i.pid for i in new.instances} & {i.pid for i in old.instances}
     assert not any(is_alive(i.ident) for i in old.instances)
     assert busy_ports([i.url for i in old.instances]) == []
     assert [r.name for r in load_endpoint_records(workspace.run_dir) if r.deposed] == []
@@ -196,7 +201,7 @@ def test_a_replacement_starts_the_new_replicas_before_stopping_the_old(workspace
 
 def test_destroy_leaves_no_process_and_no_bound_port(workspace: Workspace) -> None:
     processes = workspace.processes()
-    assert len(processes) == 4  # 2 + 1 replicas and the router
+    assert len(processes) == 3  # 1 + 1 replicas and the router
     result = workspace.destroy()
     assert result.retcode == 0, errors_text(result)
     assert [ident for ident, _ in processes if is_alive(ident)] == []
