@@ -295,6 +295,8 @@ class EndpointResource(Resource):
             self.run.remove_record(other)
         record = replace(record, replicas=want, labels=dict(planned.get("labels") or {}))
         try:
+            if len(keep) < want and not Path(record.artifact).exists():  # e.g. an OCI cache entry cleared
+                record = replace(record, artifact=self._artifact(planned))
             keep += self._start(record, want - len(keep)) if len(keep) < want else []
         except ModelcatError as e:
             diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", str(e))
@@ -306,7 +308,7 @@ class EndpointResource(Resource):
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         try:
-            records = self._records_for(current)
+            records = self._records_for(current) or [r for r in [self._adopt(current)] if r is not None]
         except ModelcatError as e:
             ctx.diagnostics.add_error(f"modelcat_endpoint {current.get('name')}: {e}")
             return

@@ -11,6 +11,7 @@ pid and start time) makes the route gone, and the next apply starts it again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from pathlib import Path
@@ -37,8 +38,10 @@ from tf.utils import Diagnostics
 from catalog.errors import ModelcatError, RoutingTableInvalid
 from catalog.provider.processes import (
     is_alive,
+    process_cmdline,
     router_argv,
     start_process,
+    start_time_of,
     stop_process,
     wait_port_free,
     wait_router_table,
@@ -266,6 +269,19 @@ class RouteResource(Resource):
         if not wait_port_free(record.url):
             diags.add_warning(f"modelcat: port of {record.url} still in use after its router stopped")
 
+    def _adopt(self, state: State) -> RouteRecord | None:
+        """With no record: the state's router, if its pid still runs the router on its table."""
+        pid, table = state.get("pid"), state.get("table_path")
+        if not isinstance(pid, int | float) or not table:
+            return None
+        argv = process_cmdline(int(pid))
+        start = start_time_of(int(pid))
+        if "catalog.cli.router_command" not in argv or dict(itertools.pairwise(argv)).get("--table") != table:
+            return None
+        if start is None:
+            return None
+        return RouteRecord(state["application"], state.get("url") or "", int(pid), start, table, "", "")
+
     @staticmethod
     def _with(state: State, record: RouteRecord) -> State:
         return {**state, "url": record.url, "pid": record.pid, "table_path": record.table}
@@ -335,7 +351,9 @@ class RouteResource(Resource):
             ctx.diagnostics.add_error(f"modelcat_route {application}: {e}")
             return
         if record is None:
-            return
+            record = self._adopt(current)
+            if record is None:
+                return
         pid = current.get("pid")
         if pid not in (None, Unknown) and int(pid) != record.pid and is_alive(record.ident):
             return  # the record belongs to a newer router of the same application

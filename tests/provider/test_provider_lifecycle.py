@@ -148,7 +148,9 @@ def test_a_killed_replica_is_planned_back_and_healed(workspace: Workspace) -> No
         assert infer(router(workspace).url, "fraud-scorer", {"x-user-id": f"u{user}"}).status_code == 200
 
 
-def test_a_hand_edited_table_shows_up_in_the_plan(workspace: Workspace) -> None:
+def test_a_hand_edited_table_shows_up_in_the_plan_and_a_lost_record_is_adopted(workspace: Workspace) -> None:
+    canary = endpoint(workspace, "fraud-140")
+    RunDir(workspace.run_dir).endpoint_file("fraud-140").unlink()  # lost: its replica still runs
     table = RunDir(workspace.run_dir).table_file("checkout")
     document = json.loads(table.read_text())
     document["models"][0]["routes"][0]["weight"] = 80
@@ -161,6 +163,10 @@ def test_a_hand_edited_table_shows_up_in_the_plan(workspace: Workspace) -> None:
     change = workspace.changes()["modelcat_route.r"]
     assert [r["weight"] for r in change["before"]["route"]] == [80, 20]
     assert [r["weight"] for r in change["after"]["route"]] == [90, 10]
+    adopted = endpoint(workspace, "fraud-140")  # proven by its command line, re-recorded by the refresh
+    assert [(i.pid, i.start_time, i.url) for i in adopted.instances] == [
+        (i.pid, i.start_time, i.url) for i in canary.instances
+    ]
 
 
 def test_a_weight_change_rewrites_the_table_without_restarting_the_router(workspace: Workspace) -> None:
