@@ -41,6 +41,7 @@ test: setup system-deps
 bench: setup
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/hash.py
+	$(BIN)/python bench/serve.py
 
 ## schema: regenerate schemas/catalog.schema.json from the pydantic models
 schema: setup
