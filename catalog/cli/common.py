@@ -41,7 +41,10 @@ def command(func: Callable[..., int | None]) -> Callable[..., None]:
             if traceback:
                 raise
             code = _fail(fmt, e)
-        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            code = 130
+        except (click.exceptions.Exit, click.ClickException):
             raise
         except Exception as e:  # the last line of defence, shown without a traceback
             if traceback:

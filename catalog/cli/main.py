@@ -153,13 +153,16 @@ def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt:
 
 
 def _register_artifact_commands() -> None:
-    from catalog.cli import artifact_commands, deploy_commands
+    from catalog.cli import artifact_commands, deploy_commands, runtime_commands
     from catalog.cli.replica_command import replica
     from catalog.cli.router_command import router
 
     for cmd in (artifact_commands.register, artifact_commands.verify, artifact_commands.inspect, replica, router):
         main.add_command(cmd)
-    main.add_command(deploy_commands.synth)
+    for cmd in (deploy_commands.synth, deploy_commands.plan, deploy_commands.apply, deploy_commands.destroy):
+        main.add_command(cmd)
+    for cmd in (runtime_commands.status, runtime_commands.predict, runtime_commands.smoke):
+        main.add_command(cmd)
 
 
 _register_artifact_commands()

@@ -1,0 +1,204 @@
+"""Commands on what runs: status (does it match the catalog?), predict, smoke (observed split)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from catalog.cli.common import command
+from catalog.cli.deploy_commands import CATALOG_OPTION, ENV_OPTION, TARGET_OPTION
+from catalog.errors import UsageError
+
+__all__ = ["predict", "smoke", "status"]
+
+
+def _status_json(status: Any) -> dict[str, Any]:
+    return {
+        "consistent": status.consistent,
+        "drift": status.drift,
+        "applications": [
+            {
+                "name": a.name,
+                "environment": a.environment,
+                "url": a.url,
+                "router_alive": a.router_alive,
+                "weights_in_force": a.in_force,
+                "weights_in_catalog": a.in_catalog,
+                "consistent": a.consistent,
+                "endpoints": [
+                    {
+                        "model": e.model,
+                        "version": e.version,
+                        "digest": e.digest,
+                        "replicas_wanted": e.wanted,
+                        "deposed": e.deposed,
+                        "replicas": [
+                            {
+                                "pid": r.pid,
+                                "url": r.url,
+                                "alive": r.alive,
+                                "ready": r.ready,
+                                "digest": r.digest,
+                                "healthy": r.healthy,
+                                "error": r.error,
+                            }  # fmt: skip
+                            for r in e.replicas
+                        ],
+                    }
+                    for e in a.endpoints
+                ],
+                "drift": a.drift,
+            }
+            for a in status.applications
+        ],
+    }
+
+
+def _weights_text(weights: dict[str, dict[str, int]]) -> str:
+    return "; ".join(f"{m} " + ", ".join(f"{v}={w}%" for v, w in vs.items()) for m, vs in weights.items()) or "-"
+
+
+def _echo_status(status: Any) -> None:
+    for app in status.applications:
+        verdict = click.style("consistent", fg="green") if app.consistent else click.style("INCONSISTENT", fg="red")
+        click.echo(click.style(f"{app.name}", bold=True) + f" ({app.environment}): {app.url or 'no router'} {verdict}")
+        click.echo(f"  weights in force:   {_weights_text(app.in_force)}")
+        click.echo(f"  weights in catalog: {_weights_text(app.in_catalog)}")
+        for e in app.endpoints:
+            flag = " (old, draining)" if e.deposed else ""
+            click.echo(f"  {e.model} {e.version}{flag}: {e.healthy}/{e.wanted} healthy, catalog digest {e.digest[:19]}")
+            for r in e.replicas:
+                port = r.url.rsplit(":", 1)[-1]
+                state = "ready" if r.ready else "NOT READY"
+                digest = (r.digest or "-")[:19]
+                mark = "ok" if r.healthy else click.style(r.error or "unhealthy", fg="red")
+                click.echo(f"    pid {r.pid:<7} port {port:<6} {state:<9} {digest}  {mark}")
+        for line in app.drift:
+            click.echo(click.style(f"  drift: {line}", fg="yellow"))
+    overall = "consistent" if status.consistent else f"INCONSISTENT ({len(status.drift)} drift item(s))"
+    click.echo(f"verdict: {overall}")
+
+
+@click.command()
+@CATALOG_OPTION
+@TARGET_OPTION
+@ENV_OPTION
+@command
+def status(path: Path, target: str, envs: tuple[str, ...], fmt: str) -> int:
+    """Per application: router URL, weights in force vs the catalog; per replica: pid, port, ready,
+    digest. Exit 1 when anything differs from the catalog."""
+    from catalog.deploy.stacks import state_root
+    from catalog.deploy.status import collect_status
+    from catalog.domain.deployment import environments
+    from catalog.validate import validate_file
+
+    catalog = validate_file(path).raise_for_errors()
+    result = collect_status(environments(catalog, envs or None), state_root(path) / "run", target)
+    if fmt == "json":
+        click.echo(json.dumps(_status_json(result), indent=2))
+    else:
+        _echo_status(result)
+    return 0 if result.consistent else 1
+
+
+def _router_url(path: Path, application: str, target: str) -> tuple[str, Any]:
+    from catalog.deploy.stacks import state_root
+    from catalog.provider.runstate import load_route_records
+    from catalog.validate import validate_file
+
+    catalog = validate_file(path).raise_for_errors()
+    app = next((a for a in catalog.applications if a.name == application), None)
+    if app is None:
+        known = ", ".join(a.name for a in catalog.applications)
+        raise UsageError(f"no application {application!r} in {path} (applications: {known})")
+    run_dir = state_root(path) / "run" / f"{app.environment}-{target}"
+    routes = {r.application: r for r in load_route_records(run_dir)} if run_dir.exists() else {}
+    if application not in routes:
+        raise UsageError(f"{application} has no router running: run 'modelcat apply' first")
+    return routes[application].url, (catalog, app)
+
+
+@click.command()
+@click.argument("application")
+@click.option("--model", "model_name", required=True)
+@click.option("--input", "payload", help="OIP v2 request JSON, or @FILE (default: an input fitting the signature).")
+@click.option("--key", help="Sticky key value, sent in the binding's sticky header.")
+@CATALOG_OPTION
+@TARGET_OPTION
+@command
+def predict(
+    application: str, model_name: str, payload: str | None, key: str | None, path: Path, target: str, fmt: str
+) -> int:
+    """Send one inference request through APPLICATION's router; print the answer and who served it."""
+    from catalog.deploy.traffic import example_request
+    from catalog.deploy.traffic import predict as send
+
+    url, (catalog, app) = _router_url(path, application, target)
+    binding = next((b for b in app.bindings if b.model == model_name), None)
+    if binding is None:
+        raise UsageError(f"{application} does not route model {model_name!r}")
+    if payload is None:
+        model = next(m for m in catalog.models if m.name == model_name)
+        body = example_request(next(v for v in model.versions if v.version == binding.routes[0].version))
+    else:
+        text = Path(payload[1:]).read_text() if payload.startswith("@") else payload
+        try:
+            body = json.loads(text)
+        except ValueError as e:
+            raise UsageError(f"--input is not JSON: {e}") from None
+    sticky = (binding.sticky_key, key) if key and binding.sticky_key else None
+    if key and not binding.sticky_key:
+        raise UsageError(f"{application}'s binding of {model_name} has no sticky_key; --key has nothing to pin")
+    response = send(url, model_name, body, sticky)
+    served = {h: response.headers.get(h) for h in ("x-model-version", "x-model-digest", "x-request-id")}
+    if fmt == "json":
+        click.echo(json.dumps({"status": response.status_code, **served, "body": response.json()}, indent=2))
+    else:
+        click.echo(f"{response.status_code} from {model_name} {served['x-model-version']} "
+                   f"({served['x-model-digest']}), request {served['x-request-id']}")  # fmt: skip
+        click.echo(json.dumps(response.json(), indent=2))
+    return 0 if response.status_code == 200 else 1
+
+
+@click.command()
+@CATALOG_OPTION
+@TARGET_OPTION
+@ENV_OPTION
+@click.option("--requests", "count", default=300, show_default=True, type=click.IntRange(1, 100_000))
+@command
+def smoke(path: Path, target: str, envs: tuple[str, ...], count: int, fmt: str) -> int:
+    """Send keyed requests through every application's router; per version, the observed share next
+    to the catalog's weight. Exit 1 on a failed request or an answer from bytes the catalog does not name."""
+    from catalog.deploy.traffic import example_request, sample_split
+    from catalog.domain.deployment import environments
+    from catalog.validate import validate_file
+
+    catalog = validate_file(path).raise_for_errors()
+    versions = {(m.name, v.version): v for m in catalog.models for v in m.versions}
+    rows, bad = [], 0
+    for env in environments(catalog, envs or None):
+        for app in env.applications:
+            url, _ = _router_url(path, app.name, target)
+            for binding in app.bindings:
+                first = versions[(binding.model, binding.routes[0].version)]
+                digests = {r.version: r.endpoint.digest for r in binding.routes}
+                keys = [f"user-{i}" for i in range(count)]
+                sample = sample_split(url, binding.model, example_request(first), digests, keys, binding.sticky_key)
+                bad += len(sample.failures) + len(sample.mismatches)
+                for r in binding.routes:
+                    rows.append({"application": app.name, "model": binding.model, "version": r.version,
+                                 "catalog_weight": r.weight, "observed": round(100 * sample.share(r.version), 1),
+                                 "requests": sample.total, "failures": len(sample.failures),
+                                 "mismatches": len(sample.mismatches)})  # fmt: skip
+    if fmt == "json":
+        click.echo(json.dumps({"rows": rows, "ok": bad == 0}, indent=2))
+    else:
+        click.echo(f"{'application':<22} {'model':<18} {'version':<9} {'catalog':>8} {'observed':>9}")
+        for r in rows:
+            click.echo(f"{r['application']:<22} {r['model']:<18} {r['version']:<9} {r['catalog_weight']:>7}% "
+                       f"{r['observed']:>8}%" + (f"  {r['failures']} failed" if r["failures"] else ""))  # fmt: skip
+        click.echo("every answer came from the bytes the catalog names" if bad == 0 else f"{bad} bad answer(s)")
+    return 0 if bad == 0 else 1

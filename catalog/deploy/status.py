@@ -1,0 +1,173 @@
+"""What runs, compared with what the catalog says: per application the router and its weights in
+force, per replica its pid, port, readiness and the digest it serves, a consistency verdict and
+the drift list.
+
+Read from the local target's run records (``catalog.provider.runstate``) and from the processes
+themselves (each replica is asked which bytes it serves, each router which table it has in
+force); Terraform is not involved, so status is fast and works while an apply runs.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from catalog.domain.deployment import ApplicationPlan, Environment
+from catalog.provider.runstate import (
+    EndpointRecord,
+    InstanceStatus,
+    RouteRecord,
+    load_endpoint_records,
+    load_route_records,
+    probe_endpoint,
+    probe_route,
+)
+
+__all__ = ["ApplicationStatus", "EndpointStatus", "Status", "collect_status"]
+
+Weights = dict[str, dict[str, int]]  # model -> version -> weight
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStatus:
+    model: str
+    version: str
+    digest: str  # what the catalog names
+    wanted: int  # replicas the catalog asks for
+    replicas: tuple[InstanceStatus, ...]
+    deposed: bool = False  # an old endpoint still draining during a replacement
+
+    @property
+    def healthy(self) -> int:
+        return sum(r.healthy for r in self.replicas)
+
+
+@dataclass
+class ApplicationStatus:
+    name: str
+    environment: str
+    url: str | None
+    router_alive: bool
+    in_force: Weights
+    in_catalog: Weights
+    endpoints: list[EndpointStatus] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
+
+    @property
+    def consistent(self) -> bool:
+        return not self.drift
+
+
+@dataclass
+class Status:
+    applications: list[ApplicationStatus]
+
+    @property
+    def consistent(self) -> bool:
+        return all(a.consistent for a in self.applications)
+
+    @property
+    def drift(self) -> list[str]:
+        return [f"{a.name}: {d}" for a in self.applications for d in a.drift]
+
+
+def _catalog_weights(app: ApplicationPlan) -> Weights:
+    return {b.model: {r.version: r.weight for r in b.routes} for b in app.bindings}
+
+
+def _routing(url: str) -> dict[str, Any] | None:
+    try:
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
+            response = client.get(f"{url}/routing")
+        return response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def _application_status(
+    app: ApplicationPlan,
+    route: RouteRecord | None,
+    records: dict[tuple[str, str, str], list[EndpointRecord]],
+    probes: dict[str, list[InstanceStatus]],
+) -> ApplicationStatus:
+    status = ApplicationStatus(app.name, app.environment, None, False, {}, _catalog_weights(app))
+    served: dict[tuple[str, str], set[str]] = {}  # (model, version) -> healthy replica URLs
+    for binding in app.bindings:
+        for planned in binding.routes:
+            endpoint = planned.endpoint
+            found = records.get((app.name, endpoint.model, endpoint.version), [])
+            for record in found:
+                replicas = tuple(probes.get(record.file, ()))
+                status.endpoints.append(
+                    EndpointStatus(
+                        endpoint.model,
+                        endpoint.version,
+                        endpoint.digest,
+                        endpoint.serving.replicas,
+                        replicas,
+                        record.deposed,
+                    )
+                )
+                if record.digest != endpoint.digest and not record.deposed:
+                    status.drift.append(
+                        f"{endpoint.model} {endpoint.version} runs {record.digest}, the catalog names {endpoint.digest}"
+                    )
+                for replica in replicas:
+                    if replica.healthy and record.digest == endpoint.digest:
+                        served.setdefault((endpoint.model, endpoint.version), set()).add(replica.url)
+                    elif not record.deposed:
+                        status.drift.append(f"{endpoint.model} {endpoint.version} replica {replica.url} "
+                                            f"(pid {replica.pid}): {replica.error or 'unhealthy'}")  # fmt: skip
+            healthy = len(served.get((endpoint.model, endpoint.version), ()))
+            if healthy != endpoint.serving.replicas:
+                status.drift.append(
+                    f"{endpoint.model} {endpoint.version}: {healthy} healthy replica(s), "
+                    f"the catalog asks for {endpoint.serving.replicas}"
+                )
+    if route is None:
+        status.drift.append("no router is recorded (not applied yet?)")
+        return status
+    status.url = route.url
+    router = probe_route(route)
+    status.router_alive = router.alive
+    routing = _routing(route.url) if router.alive else None
+    if routing is None:
+        status.drift.append(f"router {route.url} (pid {route.pid}) does not answer: {router.error or 'no /routing'}")
+        return status
+    for model in routing.get("models", []):
+        status.in_force[model["name"]] = {r["version"]: r["weight"] for r in model["routes"]}
+        for r in model["routes"]:
+            urls = {replica["url"] for replica in r["replicas"]}
+            stray = urls - served.get((model["name"], r["version"]), set())
+            if stray:
+                status.drift.append(
+                    f"router lists {', '.join(sorted(stray))} for {model['name']} {r['version']}: "
+                    "not a healthy replica of the catalog's bytes"
+                )
+    if status.in_force != status.in_catalog:
+        status.drift.append(f"weights in force {status.in_force} differ from the catalog's {status.in_catalog}")
+    return status
+
+
+def collect_status(environments: list[Environment], run_root: Path, target: str = "local") -> Status:
+    """Status of every application of ``environments``, whose run records are under
+    ``run_root/<environment>-<target>/``."""
+    apps: list[tuple[ApplicationPlan, RouteRecord | None, dict[tuple[str, str, str], list[EndpointRecord]]]] = []
+    every_record: list[EndpointRecord] = []
+    for env in environments:
+        run_dir = run_root / f"{env.name}-{target}"
+        routes = {r.application: r for r in load_route_records(run_dir)} if run_dir.exists() else {}
+        endpoints = load_endpoint_records(run_dir) if run_dir.exists() else []
+        every_record += endpoints
+        by_key: dict[tuple[str, str, str], list[EndpointRecord]] = {}
+        for record in endpoints:
+            application = record.labels.get("modelcat/application") or record.name.split(".")[0]
+            by_key.setdefault((application, record.model, record.version), []).append(record)
+        apps += [(app, routes.get(app.name), by_key) for app in env.applications]
+    with ThreadPoolExecutor(8) as pool:  # replicas answer in parallel
+        probed = dict(zip([r.file for r in every_record], pool.map(probe_endpoint, every_record), strict=True))
+    return Status([_application_status(app, route, records, probed) for app, route, records in apps])
