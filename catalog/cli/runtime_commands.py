@@ -44,7 +44,7 @@ def _status_json(status: Any) -> dict[str, Any]:
                                 "digest": r.digest,
                                 "healthy": r.healthy,
                                 "error": r.error,
-                            }  # fmt: skip
+                            }
                             for r in e.replicas
                         ],
                     }
