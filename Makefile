@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test bench schema clean
+.PHONY: setup system-deps demo demo-down test bench schema clean
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -19,13 +19,32 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-## demo: validate the demo catalog, verify its artifacts, show which model versions serve which application
+## demo: validate the demo catalog, verify its artifacts, then bring its applications up on this
+## machine (synth -> embedded Terraform -> replicas and routers), send keyed traffic through every
+## router and show what runs; the endpoints stay up until `make demo-down`
 demo: setup
 	$(BIN)/modelcat validate models.yaml
 	@echo
 	$(BIN)/modelcat verify --catalog models.yaml
 	@echo
 	$(BIN)/modelcat show models.yaml
+	@echo
+	$(BIN)/modelcat synth
+	@echo
+	$(BIN)/modelcat apply --auto-approve
+	@echo
+	$(BIN)/modelcat smoke --requests 300
+	@echo
+	$(BIN)/modelcat status
+	@echo
+	@echo "The endpoints keep running. Try:"
+	@echo "  $(BIN)/modelcat predict checkout --model fraud-scorer --key alice"
+	@echo "  $(BIN)/modelcat status"
+	@echo "Tear them down with: make demo-down"
+
+## demo-down: stop every endpoint and router the demo started (no process, no port left)
+demo-down: setup
+	$(BIN)/modelcat destroy --auto-approve
 
 system-deps:
 	@[ -x /usr/bin/docker-registry ] || { \
@@ -42,6 +61,8 @@ bench: setup
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/hash.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/synth.py
+	$(BIN)/python bench/deploy.py
 
 ## schema: regenerate schemas/catalog.schema.json from the pydantic models
 schema: setup

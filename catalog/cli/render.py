@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from catalog.domain.problems import Problem
-from catalog.domain.views import ApplicationView
+
+if TYPE_CHECKING:
+    from catalog.domain.views import ApplicationView
 
 __all__ = ["problem_lines", "problems_json", "show_text", "summary_line"]
 

@@ -24,7 +24,6 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from catalog.artifacts.hashing import Hashed, Progress, hash_stream, manifest_digest
-from catalog.artifacts.onnx_facts import check_location, external_locations, load_graph
 from catalog.errors import (
     ArtifactError,
     DigestMismatch,
@@ -202,6 +201,8 @@ def load_verified(
             main = private / MAIN_FILE
             if not main.is_file():
                 raise ArtifactError(where, f"a multi-file artifact must hold {MAIN_FILE}")
+            from catalog.artifacts.onnx_facts import check_location, external_locations, load_graph  # onnx: ~0.1 s
+
             for location in external_locations(load_graph(main)):
                 check_location(private, location, main)
             session = _session(str(main), where, threads)
