@@ -216,14 +216,17 @@ def destroy(path: Path, envs: tuple[str, ...], terraform: str | None, auto_appro
     results = []
     for stack in stacks:
         workspace = Workspace(stack, state_root(path), terraform)
-        planned = workspace.plan(destroy=True)
-        if not planned.has_changes:
-            continue
-        if fmt == "text":
-            _echo_plan(_plan_report(stack, planned), planned.text, show_terraform=False)
-        if not _confirm(f"destroy everything in {stack}?", auto_approve):
-            raise UsageError(f"destroy of {stack} cancelled; nothing was changed")
-        results.append({"stack": stack, **_counts(workspace.destroy(on_output=_stream(fmt)))})
+        if not auto_approve:  # show what goes before asking (Terraform lists it anyway when approved)
+            planned = workspace.plan(destroy=True)
+            if not planned.has_changes:
+                continue
+            if fmt == "text":
+                _echo_plan(_plan_report(stack, planned), planned.text, show_terraform=False)
+            if not _confirm(f"destroy everything in {stack}?", auto_approve):
+                raise UsageError(f"destroy of {stack} cancelled; nothing was changed")
+        outcome = workspace.destroy(on_output=_stream(fmt))
+        if outcome.destroyed:
+            results.append({"stack": stack, **_counts(outcome)})
     if fmt == "json":
         click.echo(json.dumps({"stacks": results}, indent=2))
     elif not results:
