@@ -75,6 +75,7 @@ def test_package_all_is_the_documented_api():
         "catalog.serving.table",
         "catalog.serving.router",
         "catalog.serving.router_server",
+        "catalog.serving.upstream",
         "catalog.terraform",
         "catalog.terraform.runner",
         "catalog.terraform.workspace",
