@@ -113,6 +113,7 @@ def run(
         lifespan=lifespan,
         loop=_loop(),
         http="httptools",
+        interface="asgi3",  # every app here is; uvicorn's guess takes a bound method for ASGI2
         access_log=False,
         log_level="warning",
         server_header=False,

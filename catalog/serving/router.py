@@ -36,73 +36,84 @@ and ``x-model-digest`` from the table.
 
 The table file is polled (``router_state.TableWatcher``); a new table is swapped in whole, between
 requests, and a request in flight finishes with the table it started with.
+
+The hot path is lean on purpose (BENCHMARKS.md, "Serving"): the forwarded endpoints are a plain
+ASGI handler (the request was parsed by uvicorn's httptools; no Starlette routing or Request
+object), and replicas are reached through ``catalog.serving.upstream``, a pooled HTTP/1.1 client
+on asyncio with llhttp parsing, instead of httpx. The router's other endpoints are a Starlette app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from catalog.domain.routing import Assignment, RandomSource, key_hash, pick_version
 from catalog.errors import ModelcatError
 from catalog.serving.router_state import LiveTable, ReplicaPool, TableWatcher, compile_table, describe
 from catalog.serving.router_telemetry import AssignmentLog, RouterMetrics, utc_now
 from catalog.serving.table import LoadedTable, TableRoute, load_table
+from catalog.serving.upstream import (
+    ConnectFailed,
+    ConnectTimeout,
+    Dropped,
+    PoolTimeout,
+    ReadTimeout,
+    UpstreamClient,
+    UpstreamError,
+    UpstreamResponse,
+)
 
 __all__ = ["Router", "RouterSettings"]
 
 log = logging.getLogger("catalog.serving.router")
 
-# Headers that belong to one connection, or that we recompute; never copied across the proxy.
+# Headers that belong to one connection (RFC 9110 7.6.1), or that the router writes itself.
 _HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "content-encoding",  # httpx hands us decoded bytes
-        "date",
-        "server",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
     }
 )
+# Not forwarded to a replica: the router sets Host and the request id, and it has read the whole
+# body already, so an "Expect: 100-continue" was answered (by uvicorn) and must not be passed on.
+_NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"x-request-id", b"expect"}
+# Not passed back from a replica: uvicorn writes its own Date; the identity headers come from the table.
+_NOT_PASSED_BACK = _HOP_BY_HOP | {
+    b"date",
+    b"server",
+    b"x-request-id",
+    b"x-model-name",
+    b"x-model-version",
+    b"x-model-digest",
+}
 _SUFFIX = {"infer": "/infer", "metadata": "", "ready": "/ready"}
-
-
-def _spare_httpcore_an_import_per_request() -> None:
-    """httpcore 1.0 runs ``import sniffio`` several times per pooled request; when sniffio is not
-    installed (recent anyio no longer pulls it in) every failed import searches sys.path again,
-    which cost the router here on the order of a millisecond of CPU per request. Recording the
-    absence makes the import fail at once, as it would anyway. (A no-op once sniffio is a
-    dependency.)"""
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
-
-
-_spare_httpcore_an_import_per_request()
+_METHOD = {"infer": "POST", "metadata": "GET", "ready": "GET"}
+_JSON = (b"content-type", b"application/json")
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,7 @@ class RouterSettings:
     timeout: float = 30.0
     eject_seconds: float = 2.0
     max_connections: int = 512
+    keepalive_expiry: float = 4.0  # below uvicorn's keep-alive timeout (5 s) in the replicas
     rng: RandomSource | None = None
 
 
@@ -126,15 +138,40 @@ class _Failure(Exception):
         self.message = message
 
 
-def _request_id(given: str | None) -> str:
-    if given and len(given) <= 128 and all("!" <= c <= "~" for c in given):
+def _request_id(given: bytes | None) -> bytes:
+    """The caller's request id when it is 1-128 printable ASCII characters, else a new one."""
+    if given and len(given) <= 128 and all(33 <= c <= 126 for c in given):
         return given
-    return uuid.uuid4().hex
+    return uuid.uuid4().hex.encode("ascii")
 
 
 def _reason(error: Exception) -> str:
     text = str(error) or type(error).__name__
     return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lowercase; ASGI servers lowercase header names)."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _forwarded_path(path: str) -> tuple[str, str | None, str] | None:
+    """``(model, pinned version or None, endpoint)`` when ``path`` is one the router forwards:
+    ``/v2/models/M[/versions/V]`` followed by nothing (metadata), ``/infer`` or ``/ready``."""
+    parts = path.split("/")
+    if len(parts) < 4 or parts[1] != "v2" or parts[2] != "models" or not parts[3]:
+        return None
+    rest, version = parts[4:], None
+    if len(rest) >= 2 and rest[0] == "versions" and rest[1]:
+        version, rest = rest[1], rest[2:]
+    if not rest:
+        return parts[3], version, "metadata"
+    if len(rest) == 1 and rest[0] in ("infer", "ready"):
+        return parts[3], version, rest[0]
+    return None
 
 
 class Router:
@@ -154,9 +191,9 @@ class Router:
         self._watcher = TableWatcher(settings.table_path, self.install, self.reload_failed, settings.poll_interval)
         self.live: LiveTable = self._compiled(load_table(settings.table_path), 1)
         self.metrics.reloads.labels("ok").inc()
-        self._client: httpx.AsyncClient | None = None
+        self._client: UpstreamClient | None = None
         self._log = AssignmentLog(settings.assignment_log, self.metrics) if settings.assignment_log else None
-        self.app = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        self._site = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
     # -- the table --------------------------------------------------------------------------------
 
@@ -188,23 +225,30 @@ class Router:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         s = self.settings
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout, pool=s.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=s.max_connections, max_keepalive_connections=s.max_connections, keepalive_expiry=4.0
-            ),
-            trust_env=False,  # a proxy from the environment must never sit between router and replicas
-            follow_redirects=False,
+        self._client = client = UpstreamClient(
+            connect_timeout=s.connect_timeout,
+            read_timeout=s.timeout,
+            max_connections=s.max_connections,
+            keepalive_expiry=s.keepalive_expiry,
         )
-        watcher = asyncio.create_task(self._watcher.run(), name="table-watcher")
+        tasks = [
+            asyncio.create_task(self._watcher.run(), name="table-watcher"),
+            asyncio.create_task(self._sweep(client), name="idle-connection-sweeper"),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            await self._client.aclose()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await client.aclose()
             self.close()
+
+    async def _sweep(self, client: UpstreamClient) -> None:
+        while True:
+            await asyncio.sleep(self.settings.keepalive_expiry)
+            client.sweep()
 
     def close(self) -> None:
         if self._log is not None:
@@ -212,30 +256,23 @@ class Router:
 
     # -- endpoints --------------------------------------------------------------------------------
 
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI application: forwarded paths handled here, the rest (and lifespan) by Starlette."""
+        if scope["type"] == "http":
+            forwarded = _forwarded_path(scope["path"])
+            if forwarded is not None:
+                await self._forward(scope, receive, send, *forwarded)
+                return
+        await self._site(scope, receive, send)
+
     def _routes(self) -> list[Route]:
-        m, v = "/v2/models/{model}", "/v2/models/{model}/versions/{version}"
         return [
-            Route(f"{m}/infer", self._infer, methods=["POST"]),
-            Route(f"{v}/infer", self._infer, methods=["POST"]),
-            Route(m, self._metadata, methods=["GET"]),
-            Route(v, self._metadata, methods=["GET"]),
-            Route(f"{m}/ready", self._model_ready, methods=["GET"]),
-            Route(f"{v}/ready", self._model_ready, methods=["GET"]),
             Route("/v2/health/live", self._live, methods=["GET"]),
             Route("/v2/health/ready", self._ready, methods=["GET"]),
             Route("/v2", self._server_metadata, methods=["GET"]),
             Route("/routing", self._routing, methods=["GET"]),
             Route("/metrics", self._metrics, methods=["GET"]),
         ]
-
-    async def _infer(self, request: Request) -> Response:
-        return await self._route(request, "infer")
-
-    async def _metadata(self, request: Request) -> Response:
-        return await self._route(request, "metadata")
-
-    async def _model_ready(self, request: Request) -> Response:
-        return await self._route(request, "ready")
 
     async def _live(self, request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -254,55 +291,72 @@ class Router:
 
     # -- routing ----------------------------------------------------------------------------------
 
-    async def _route(self, request: Request, endpoint: str) -> Response:
+    async def _forward(
+        self, scope: Scope, receive: Receive, send: Send, name: str, pinned: str | None, endpoint: str
+    ) -> None:
+        """Pick the version, send the request to one of its replicas, answer with what it said."""
         started = time.perf_counter()
-        rid = _request_id(request.headers.get("x-request-id"))
+        raw: list[tuple[bytes, bytes]] = scope["headers"]
+        rid = _request_id(_header(raw, b"x-request-id"))
+        method = scope["method"]
+        allowed = _METHOD[endpoint]
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):
+            await _error(send, 405, f"{method} is not allowed here", [(b"allow", allowed.encode())])
+            return
         live = self.live  # this request's snapshot, whatever reloads meanwhile
-        name = request.path_params["model"]
         model = live.models.get(name)
         if model is None:
             self.metrics.unrouted.inc()
             routed = ", ".join(sorted(live.models))
             message = f"model '{name}' is not routed by application '{live.application}' (routed: {routed})"
-            return _error(404, message, {"x-request-id": rid}, model=name)
+            await _error(send, 404, message, [(b"x-request-id", rid)], model=name)
+            return
         key: str | None = None
-        pinned = request.path_params.get("version")
         if pinned is not None:
             if pinned not in model.routes:
                 self.metrics.requests.labels(name, "(unknown)", endpoint, "404").inc()
                 known = ", ".join(model.routes)
                 message = f"model '{name}' has no version {pinned} in the routing table (routed: {known})"
-                return _error(404, message, {"x-request-id": rid, "x-model-name": name}, model=name, version=pinned)
+                ours = [(b"x-request-id", rid), (b"x-model-name", name.encode())]
+                await _error(send, 404, message, ours, model=name, version=pinned)
+                return
             assignment = Assignment(pinned, None, "pinned")
         else:
-            key = (request.headers.get(model.sticky_key) or None) if model.sticky_key else None
+            sticky = _header(raw, model.sticky_key.encode()) if model.sticky_key else None
+            key = sticky.decode("latin-1") if sticky else None
             if endpoint == "infer" or key:
                 assignment = pick_version(model.slots, key, salt=model.name, rng=self._rng)
             else:
                 assignment = Assignment(model.primary, None, "random")
         route = model.routes[assignment.version]
-        ours = {
-            "x-request-id": rid,
-            "x-model-name": name,
-            "x-model-version": route.version,
-            "x-model-digest": route.digest,
-        }
+        ours = [
+            (b"x-request-id", rid),
+            (b"x-model-name", name.encode()),
+            (b"x-model-version", route.version.encode()),
+            (b"x-model-digest", route.digest.encode()),
+        ]
         if endpoint == "infer":
             self.metrics.assignments.labels(name, route.version, assignment.how).inc()
         status, replica = 500, None
         try:
-            body = await request.body() if request.method == "POST" else None
+            body = None
+            if method == "POST":
+                body = await _read_body(receive)
+                if body is None:  # the caller hung up: nobody to answer
+                    status = 499
+                    return
             path = f"/v2/models/{name}/versions/{route.version}{_SUFFIX[endpoint]}"
-            headers = {k: v for k, v in request.headers.items() if k not in _HOP_BY_HOP}
-            headers["x-request-id"] = rid
+            headers = [(k, v) for k, v in raw if k not in _NOT_FORWARDED]
+            headers.append((b"x-request-id", rid))
             try:
-                upstream, replica = await self._send(request.method, name, route, path, body, headers)
+                upstream, replica = await self._send(name, route, path, body, headers)
             except _Failure as failure:
                 status = failure.status
-                return _error(status, failure.message, ours, model=name, version=route.version)
-            status = upstream.status_code
-            passed = {k: v for k, v in upstream.headers.items() if k not in _HOP_BY_HOP}
-            return Response(upstream.content, status_code=status, headers=passed | ours)
+                await _error(send, status, failure.message, ours, model=name, version=route.version)
+                return
+            status = upstream.status
+            passed = [(k, v) for k, v in ((k.lower(), v) for k, v in upstream.headers) if k not in _NOT_PASSED_BACK]
+            await _answer(send, status, upstream.body, passed + ours)
         finally:
             self.metrics.requests.labels(name, route.version, endpoint, str(status)).inc()
             if endpoint == "infer":
@@ -312,7 +366,7 @@ class Router:
                     self._log.write(
                         {
                             "time": utc_now(),
-                            "request_id": rid,
+                            "request_id": rid.decode("ascii"),
                             "application": live.application,
                             "model": name,
                             "version": route.version,
@@ -328,13 +382,14 @@ class Router:
                     )
 
     async def _send(
-        self, method: str, model: str, route: TableRoute, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[httpx.Response, str]:
+        self, model: str, route: TableRoute, path: str, body: bytes | None, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[UpstreamResponse, str]:
         """Send to the version's replicas in turn, per the retry policy in the module docstring."""
         client = self._client
         if client is None:
             raise _Failure(503, "the router is not started")
         version = route.version
+        method = "GET" if body is None else "POST"
         tried: list[tuple[str, str]] = []  # (kind, what happened)
         attempts = 0
         for url in self.pool.order(model, version, route.replicas):
@@ -343,26 +398,26 @@ class Router:
                     self.metrics.retries.labels(model, version).inc()
                 attempts += 1
                 try:
-                    upstream = await client.request(method, url + path, content=body, headers=headers)
-                except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+                    upstream = await client.request(url, method, path, headers, body, fresh=fresh_try)
+                except (ConnectFailed, ConnectTimeout) as e:
                     self._eject(model, version, url, "connect", e)
                     tried.append(("connect", f"{url}: {_reason(e)}"))
                     break
-                except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+                except Dropped as e:
                     if not fresh_try:
                         self.metrics.upstream_errors.labels(model, version, "dropped").inc()
                         continue  # perhaps a stale keep-alive connection: once more on a new one
                     self._eject(model, version, url, "dropped", e)
                     tried.append(("dropped", f"{url}: connection dropped: {_reason(e)}"))
                     break
-                except httpx.PoolTimeout:
+                except PoolTimeout:
                     self.metrics.upstream_errors.labels(model, version, "timeout").inc()
                     message = f"the router has no free connection to model '{model}' version {version}"
                     raise _Failure(503, message) from None
-                except httpx.TimeoutException:
+                except ReadTimeout:
                     self.metrics.upstream_errors.labels(model, version, "timeout").inc()
                     raise _Failure(504, f"model '{model}' version {version} did not answer in time ({url})") from None
-                except httpx.HTTPError as e:
+                except UpstreamError as e:
                     self.metrics.upstream_errors.labels(model, version, "other").inc()
                     raise _Failure(502, f"model '{model}' version {version}: {url}: {_reason(e)}") from None
                 mismatch = _identity_mismatch(upstream, version, route.digest)
@@ -394,9 +449,9 @@ class Router:
         self.pool.failed(url)
 
 
-def _identity_mismatch(upstream: httpx.Response, version: str, digest: str) -> str:
-    said_version = upstream.headers.get("x-model-version")
-    said_digest = upstream.headers.get("x-model-digest")
+def _identity_mismatch(upstream: UpstreamResponse, version: str, digest: str) -> str:
+    said_version = upstream.header(b"x-model-version")
+    said_digest = upstream.header(b"x-model-digest")
     if said_version is not None and said_version != version:
         return f"serves version {said_version}, not {version}"
     if said_digest is not None and said_digest != digest:
@@ -404,5 +459,27 @@ def _identity_mismatch(upstream: httpx.Response, version: str, digest: str) -> s
     return ""
 
 
-def _error(status: int, message: str, headers: dict[str, str], **fields: str) -> Response:
-    return JSONResponse({"error": message, **fields}, status_code=status, headers=headers)
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when the caller disconnected first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _json(content: dict[str, Any]) -> bytes:
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers.append((b"content-length", str(len(body)).encode("ascii")))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]], **fields: str) -> None:
+    await _answer(send, status, _json({"error": message, **fields}), [*headers, _JSON])
