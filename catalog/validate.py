@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from catalog.domain.models import Application, Binding, Catalog, Defaults, Limits, Model
+from catalog.domain.models import Application, Binding, Catalog, Defaults, EnvironmentSpec, Limits, Model
 from catalog.domain.problems import Loc, Problem, display_path, sort_key
 from catalog.domain.rules import check_catalog, check_raw, semver_key
 from catalog.domain.schema_errors import schema_problem
@@ -98,14 +98,15 @@ def validate_text(text: str, filename: str) -> Report:
         catalog = Catalog.model_validate(document)
         schema_errors: list = []
         unchecked: dict[str, frozenset[str]] = {}
+        unchecked_envs: frozenset[str] = frozenset()
         partial = catalog
     except ValidationError as e:
         catalog = None
         schema_errors = e.errors(include_url=False)
-        partial, unchecked = _partial_catalog(document)
+        partial, unchecked, unchecked_envs = _partial_catalog(document)
 
     raw_problems = check_raw(document)
-    rule_problems = check_catalog(partial, unchecked_models=unchecked)
+    rule_problems = check_catalog(partial, unchecked_models=unchecked, unchecked_environments=unchecked_envs)
     needs_position = [tuple(err["loc"]) for err in schema_errors] + [p.loc for p in raw_problems + rule_problems]
     positions = locate(text, set(needs_position)) if needs_position else {}
 
@@ -141,12 +142,15 @@ def _valid(adapter: TypeAdapter | type[BaseModel], value: object) -> object | No
 _MODEL = TypeAdapter(Model)
 _APPLICATION = TypeAdapter(Application)
 _BINDING = TypeAdapter(Binding)
+_ENVIRONMENT = TypeAdapter(EnvironmentSpec)
 
 
-def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str, frozenset[str]]]:
+def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str, frozenset[str]], frozenset[str]]:
     """A catalog of the items that pass the schema, so cross-references can still be checked.
 
     Items that fail stay in their lists as None, so list indices (and positions) stay right.
+    Also returned: the models that failed, with their version strings, and the names of the
+    environments that failed.
     """
     models: list[Model | None] = []
     unchecked: dict[str, frozenset[str]] = {}
@@ -171,12 +175,26 @@ def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str,
                 bindings=[_valid(_BINDING, b) for b in _list(item.get("bindings"))],
             )
         apps.append(app if isinstance(app, Application) else None)
+    envs: list[EnvironmentSpec | None] | None = None
+    unchecked_envs: set[str] = set()
+    if isinstance(document.get("environments"), list):
+        envs = []
+        for item in _list(document.get("environments")):
+            env = _valid(_ENVIRONMENT, item)
+            envs.append(env if isinstance(env, EnvironmentSpec) else None)
+            if env is None and isinstance(item, Mapping) and isinstance(item.get("name"), str):
+                unchecked_envs.add(item["name"])
     defaults = _valid(Defaults, document.get("defaults", {})) or Defaults()
     limits = _valid(Limits, document.get("limits", {})) or Limits()
     partial = Catalog.model_construct(
-        api_version="modelcat/v1", defaults=defaults, limits=limits, models=models, applications=apps
+        api_version="modelcat/v1",
+        defaults=defaults,
+        limits=limits,
+        environments=envs,
+        models=models,
+        applications=apps,
     )
-    return partial, unchecked
+    return partial, unchecked, frozenset(unchecked_envs)
 
 
 def _list(value: object) -> list[object]:

@@ -13,18 +13,30 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidat
 
 __all__ = [
     "API_VERSION",
+    "DEPLOY_TARGETS",
+    "ROLLOUT_STRATEGIES",
     "STAGES",
     "Application",
     "Artifact",
+    "ArtifactSource",
     "Binding",
     "Catalog",
     "DType",
     "Defaults",
+    "DeployTarget",
+    "EnvironmentSpec",
     "Gates",
+    "GatewayRef",
+    "Guardrails",
+    "KServeSettings",
+    "KubernetesSettings",
     "Limits",
     "Model",
     "Resources",
+    "Rollout",
+    "RolloutStrategy",
     "Route",
+    "SageMakerSettings",
     "Serving",
     "Signature",
     "Stage",
@@ -48,6 +60,25 @@ LABEL_KEY = r"^[a-z0-9]([-a-z0-9_./]{0,61}[a-z0-9])?$"
 HEADER_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 DIM_NAME = r"^([A-Za-z_][A-Za-z0-9_.-]{0,62}|[?])$"  # "?": a dimension the model leaves unnamed
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
+# Kubernetes object names (Secrets, claims, Gateways, service accounts): RFC 1123 subdomains.
+K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# A container image: [host[:port]/]path[:tag][@sha256:digest], as the OCI distribution spec spells it.
+IMAGE = (
+    r"^([A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*(:[0-9]+)?/)?"
+    r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
+HTTP_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?$"
+_S3_BUCKET = r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+_KEY_PATH = r"(/[A-Za-z0-9!_.*'()-]+)*/?"
+S3_PREFIX = rf"^{_S3_BUCKET}{_KEY_PATH}$"
+STORAGE_URI_PREFIX = rf"^({_S3_BUCKET}|oci://[A-Za-z0-9.-]+(:[0-9]+)?){_KEY_PATH}$"
+AWS_REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
+_AWS_PARTITION = r"arn:aws(-[a-z]+)*"
+IAM_ROLE_ARN = rf"^{_AWS_PARTITION}:iam::[0-9]{{12}}:role/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{{1,64}}$"
+SNS_TOPIC_ARN = rf"^{_AWS_PARTITION}:sns:[a-z]{{2}}(-[a-z]+)+-[0-9]{{1,2}}:[0-9]{{12}}:[A-Za-z0-9_-]{{1,256}}$"
+INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -79,6 +110,10 @@ Instant = Annotated[
 ]
 Name = Annotated[str, Field(pattern=DNS_LABEL, description="DNS label: lowercase letters, digits, '-'")]
 Labels = dict[Annotated[str, Field(pattern=LABEL_KEY)], Annotated[str, Field(max_length=253)]]
+K8sName = Annotated[
+    str,
+    Field(pattern=K8S_NAME, max_length=253, description="Kubernetes object name: lowercase letters, digits, '-', '.'"),
+]
 
 
 class Strict(BaseModel):
@@ -209,6 +244,39 @@ class Route(Strict):
     )
 
 
+RolloutStrategy = Literal["all_at_once", "canary", "linear"]
+ROLLOUT_STRATEGIES: tuple[str, ...] = ("all_at_once", "canary", "linear")
+
+
+class Guardrails(Strict):
+    """What stops a rollout between steps (and rolls it back): the new routes' observed health."""
+
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="Highest tolerated share of failed requests, a fraction: 0.01 is 1 %"
+    )
+    max_p99_latency_ms: Annotated[int, Field(gt=0, le=3_600_000)] | None = Field(
+        None, description="Highest tolerated 99th-percentile latency, in milliseconds"
+    )
+
+
+class Rollout(Strict):
+    """How a change to a binding's routes takes effect; unset fields come from ``defaults.rollout``.
+
+    A step moves a share of the traffic from the routes in force to the new routes: all_at_once in
+    one step, canary one step of step_percent then the rest, linear equal steps of step_percent
+    (a divisor of 100) until 100.
+    """
+
+    strategy: RolloutStrategy = "all_at_once"
+    step_percent: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        None, description="Percent of traffic a step moves to the new routes; canary and linear only"
+    )
+    interval_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = Field(
+        None, description="Wait between steps (the guardrails are checked before the next one); default 300"
+    )
+    guardrails: Guardrails | None = None
+
+
 class Binding(Strict):
     model: Annotated[str, Field(min_length=1)]
     enabled: bool = Field(True, description="false keeps the binding declared but routes nothing")
@@ -218,6 +286,7 @@ class Binding(Strict):
     )
     serving: Serving = Serving()
     gates: Gates | None = None
+    rollout: Rollout | None = None
 
 
 class Application(Strict):
@@ -231,6 +300,84 @@ class Application(Strict):
 class Defaults(Strict):
     serving: Serving = Serving()
     gates: Gates | None = None
+    rollout: Rollout | None = None
+
+
+DeployTarget = Literal["local", "kubernetes", "kserve", "sagemaker"]
+DEPLOY_TARGETS: tuple[str, ...] = ("local", "kubernetes", "kserve", "sagemaker")
+
+
+class GatewayRef(Strict):
+    """The Gateway API Gateway (and listener) an application's HTTPRoute attaches to."""
+
+    name: K8sName
+    namespace: Name | None = Field(None, description="The Gateway's namespace; default: the environment's")
+    section_name: K8sName | None = Field(None, description="One listener of the Gateway; default: all")
+
+
+class ArtifactSource(Strict):
+    """Where replicas fetch artifacts from; every fetch is verified against the catalog's digest."""
+
+    kind: Literal["oci", "http", "pvc"] = Field(
+        description="oci: pull the oci:// artifact URIs by digest; http: GET base_url/<artifact path>; "
+        "pvc: read <artifact path> from a mounted PersistentVolumeClaim"
+    )
+    registry_secret: K8sName | None = Field(
+        None, description="Secret with the credentials for the registry or server (oci, http); never inline them"
+    )
+    base_url: Annotated[str, Field(pattern=HTTP_URL, max_length=2048)] | None = Field(
+        None, description="http only: the server the artifact paths are relative to"
+    )
+    pvc: K8sName | None = Field(None, description="pvc only: the PersistentVolumeClaim holding the artifacts")
+
+
+class KubernetesSettings(Strict):
+    namespace: Name
+    gateway: GatewayRef
+    image: Annotated[str, Field(pattern=IMAGE, max_length=512)] = Field(
+        description="The modelcat replica/router container image, e.g. registry.example.com/modelcat:0.4.0"
+    )
+    image_pull_secret: K8sName | None = Field(None, description="Secret for pulling image; never inline credentials")
+    hostnames: list[Annotated[str, Field(pattern=HOSTNAME, max_length=253)]] = Field(
+        [], max_length=16, description="Hostnames the HTTPRoute answers to; default: the Gateway's"
+    )
+    artifact_source: ArtifactSource
+
+
+class KServeSettings(Strict):
+    namespace: Name
+    storage_uri_prefix: Annotated[str, Field(pattern=STORAGE_URI_PREFIX, max_length=2048)] | None = Field(
+        None,
+        description="Where artifacts whose URI is a path are published (oci://host/repo or s3://bucket/prefix); "
+        "not needed when every artifact URI is oci://",
+    )
+    service_account: K8sName | None = Field(None, description="Service account holding the storage credentials")
+
+
+class SageMakerSettings(Strict):
+    region: Annotated[str, Field(pattern=AWS_REGION)] = Field(description="AWS region, e.g. eu-west-1")
+    execution_role_arn: Annotated[str, Field(pattern=IAM_ROLE_ARN, max_length=2048)] = Field(
+        description="IAM role SageMaker assumes: arn:aws:iam::<account>:role/<name>"
+    )
+    image: Annotated[str, Field(pattern=IMAGE, max_length=512)] = Field(description="Inference image URI (ECR)")
+    artifact_bucket: Annotated[str, Field(pattern=S3_PREFIX, max_length=1024)] = Field(
+        description="s3://bucket/prefix where the model artifacts live"
+    )
+    instance_type: Annotated[str, Field(pattern=INSTANCE_TYPE)] = "ml.m5.large"
+    alarm_topic_arn: Annotated[str, Field(pattern=SNS_TOPIC_ARN, max_length=2048)] | None = Field(
+        None, description="SNS topic that rollout alarms notify"
+    )
+
+
+class EnvironmentSpec(Strict):
+    """A place applications run. ``target`` is where it deploys by default; the settings blocks say
+    how to deploy it to each target (its own target's block is required unless that is local)."""
+
+    name: Name
+    target: DeployTarget = "local"
+    kubernetes: KubernetesSettings | None = None
+    kserve: KServeSettings | None = None
+    sagemaker: SageMakerSettings | None = None
 
 
 class Limits(Strict):
@@ -242,5 +389,10 @@ class Catalog(Strict):
     api_version: Literal["modelcat/v1"] = Field(alias="apiVersion")
     defaults: Defaults = Defaults()
     limits: Limits = Limits()
+    environments: list[EnvironmentSpec] | None = Field(
+        None,
+        description="Where applications run, and how each deploys per target. When absent, every environment "
+        "an application names exists implicitly with target local and no settings",
+    )
     models: list[Model] = Field(min_length=1)
     applications: list[Application] = []

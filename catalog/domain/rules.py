@@ -12,10 +12,32 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from catalog.domain.contract import signature_changes
-from catalog.domain.models import Application, Binding, Catalog, Model, Serving, Version
+from catalog.domain.models import (
+    DNS_LABEL,
+    Application,
+    ArtifactSource,
+    Binding,
+    Catalog,
+    EnvironmentSpec,
+    Model,
+    Rollout,
+    Serving,
+    Version,
+)
 from catalog.domain.problems import Problem
 
-__all__ = ["EffectiveServing", "check_catalog", "check_raw", "effective_serving", "normalise_name", "semver_key"]
+__all__ = [
+    "DEFAULT_INTERVAL_SECONDS",
+    "EffectiveRollout",
+    "EffectiveServing",
+    "check_catalog",
+    "check_raw",
+    "declared_environments",
+    "effective_rollout",
+    "effective_serving",
+    "normalise_name",
+    "semver_key",
+]
 
 _CONTENT_HEX = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 _OCI_PINNED = re.compile(r"^oci://[^/@\s]+/[^@\s]+@sha256:[0-9a-f]{64}$")
@@ -24,6 +46,9 @@ _UNIT_METRIC = re.compile(
     r"^(accuracy|balanced_accuracy|auc|roc_auc|pr_auc|precision|recall|f1|ndcg|map|mrr|hit_rate|"
     r"hitrate|coverage|specificity|sensitivity)(@[0-9]+|_at_.*|_[a-z0-9]+)?$"
 )
+_DNS_LABEL = re.compile(DNS_LABEL)
+# Artifact URIs a target can fetch as they are, without a place they were published to.
+_DIRECT_SCHEMES = ("oci://", "s3://")
 
 
 def normalise_name(name: str) -> str:
@@ -90,6 +115,15 @@ def check_raw(document: object) -> list[Problem]:
         "application",
         "ref.duplicate-application",
     )
+    problems += _duplicates(
+        [
+            (("environments", i, "name"), e["name"])
+            for i, e in _items(document, "environments")
+            if isinstance(e.get("name"), str)
+        ],
+        "environment",
+        "ref.duplicate-environment",
+    )
     return problems
 
 
@@ -128,12 +162,127 @@ def effective_serving(catalog: Catalog, binding: Binding) -> EffectiveServing:
     )
 
 
-def check_catalog(catalog: Catalog, *, unchecked_models: Mapping[str, frozenset[str]] | None = None) -> list[Problem]:
+_STEPPED = ("canary", "linear")
+DEFAULT_INTERVAL_SECONDS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveRollout:
+    """How a change to a binding's routes takes effect, complete and target-neutral.
+
+    A step moves a share of the traffic from the routes in force to the binding's new routes;
+    between steps the target waits ``interval_seconds`` and checks the guardrails, and a step
+    that breaks one stops the rollout (and rolls it back). ``steps`` lists the cumulative
+    percent of traffic on the new routes after each step.
+    """
+
+    strategy: str = "all_at_once"
+    step_percent: int = 100
+    interval_seconds: int = 0
+    max_error_rate: float | None = None
+    max_p99_latency_ms: int | None = None
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """all_at_once: (100,); canary 10: (10, 100); linear 25: (25, 50, 75, 100)."""
+        step = self.step_percent
+        if self.strategy == "canary" and step < 100:
+            return (step, 100)
+        if self.strategy == "linear":
+            return (*range(step, 100, step), 100)
+        return (100,)
+
+    @property
+    def guarded(self) -> bool:
+        return self.max_error_rate is not None or self.max_p99_latency_ms is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """A rollout's fields as written (None: unset) and where each came from: own, defaults, builtin."""
+
+    strategy: str
+    step_percent: int | None
+    interval_seconds: int | None
+    max_error_rate: float | None
+    max_p99_latency_ms: int | None
+    source: Mapping[str, str]
+
+
+def _resolve_rollout(own: Rollout | None, base: Rollout | None) -> _Resolved:
+    """``own`` over ``base``, field by field; step_percent and interval_seconds are only taken from
+    ``base`` when ``own`` keeps its strategy (a canary's step is not a linear one's)."""
+    source: dict[str, str] = {}
+    if own is not None and "strategy" in own.model_fields_set:
+        strategy, source["strategy"] = own.strategy, "own"
+    elif base is not None and "strategy" in base.model_fields_set:
+        strategy, source["strategy"] = base.strategy, "defaults"
+    else:
+        strategy, source["strategy"] = "all_at_once", "builtin"
+    inherit = base is not None and base.strategy == strategy
+    values: dict[str, int | None] = {}
+    for name in ("step_percent", "interval_seconds"):
+        values[name], source[name] = None, "builtin"
+        if own is not None and getattr(own, name) is not None:
+            values[name], source[name] = getattr(own, name), "own"
+        elif inherit and getattr(base, name) is not None:
+            values[name], source[name] = getattr(base, name), "defaults"
+    guardrails, source["guardrails"] = None, "builtin"
+    if own is not None and own.guardrails is not None:
+        guardrails, source["guardrails"] = own.guardrails, "own"
+    elif base is not None and base.guardrails is not None:
+        guardrails, source["guardrails"] = base.guardrails, "defaults"
+    return _Resolved(
+        strategy=strategy,
+        step_percent=values["step_percent"],
+        interval_seconds=values["interval_seconds"],
+        max_error_rate=guardrails.max_error_rate if guardrails else None,
+        max_p99_latency_ms=guardrails.max_p99_latency_ms if guardrails else None,
+        source=source,
+    )
+
+
+def effective_rollout(catalog: Catalog, binding: Binding) -> EffectiveRollout:
+    """A binding's rollout block over ``defaults.rollout`` over all_at_once.
+
+    Fields the binding leaves out come from the defaults (step_percent and interval_seconds only
+    when the binding keeps the default strategy; guardrails as a whole block). Total even for an
+    invalid catalog: a stepped strategy without a step moves everything in one step.
+    """
+    r = _resolve_rollout(binding.rollout, catalog.defaults.rollout)
+    stepped = r.strategy in _STEPPED
+    return EffectiveRollout(
+        strategy=r.strategy,
+        step_percent=(r.step_percent or 100) if stepped else 100,
+        interval_seconds=(r.interval_seconds if r.interval_seconds is not None else DEFAULT_INTERVAL_SECONDS)
+        if stepped
+        else 0,
+        max_error_rate=r.max_error_rate,
+        max_p99_latency_ms=r.max_p99_latency_ms,
+    )
+
+
+def declared_environments(catalog: Catalog) -> list[EnvironmentSpec]:
+    """The catalog's environments: those it declares, or, without an ``environments:`` section,
+    one per environment an application names (target local, no settings), in order of appearance."""
+    if catalog.environments is not None:
+        return [e for e in catalog.environments if e is not None]
+    names = dict.fromkeys(a.environment for a in catalog.applications if a is not None)
+    return [EnvironmentSpec(name=name) for name in names]
+
+
+def check_catalog(
+    catalog: Catalog,
+    *,
+    unchecked_models: Mapping[str, frozenset[str]] | None = None,
+    unchecked_environments: frozenset[str] = frozenset(),
+) -> list[Problem]:
     """Every cross-reference problem of a typed catalog.
 
     For a catalog rebuilt from the items that passed the schema, list items that failed are None
     and skipped; ``unchecked_models`` maps the names of the models among them to the version
-    strings they list, so bindings to them are checked as far as those allow.
+    strings they list, so bindings to them are checked as far as those allow, and
+    ``unchecked_environments`` names the environments among them.
     """
     problems: list[Problem] = []
     problems += _check_limits(catalog)
@@ -144,9 +293,12 @@ def check_catalog(catalog: Catalog, *, unchecked_models: Mapping[str, frozenset[
     for i, app in enumerate(catalog.applications):
         if app is not None:
             problems += _check_application(catalog, ("applications", i), app, models, unchecked_models or {})
+    problems += _check_environments(catalog, models, unchecked_environments)
     if catalog.defaults.gates is not None:
         problems += _check_gates(("defaults", "gates"), catalog.defaults.gates.min_metrics)
     problems += _check_serving(("defaults", "serving"), catalog.defaults.serving)
+    if catalog.defaults.rollout is not None:
+        problems += _check_rollout(("defaults", "rollout"), catalog.defaults.rollout, None)
     return problems
 
 
@@ -288,6 +440,8 @@ def _check_application(
             yield from _check_serving((*bloc, "serving"), binding.serving, effective_serving(catalog, binding))
         if binding.gates is not None:
             yield from _check_gates((*bloc, "gates"), binding.gates.min_metrics)
+        if binding.rollout is not None:
+            yield from _check_rollout((*bloc, "rollout"), binding.rollout, catalog.defaults.rollout)
         total = sum(route.weight for route in binding.routes)
         if total != 100:
             yield Problem(
@@ -396,3 +550,207 @@ def _check_signatures(
                 loc=(*loc, "routes", r, "version"),
                 hint="callers send one request shape to every routed version; route compatible versions only",
             )
+
+
+_DIVISORS = (1, 2, 4, 5, 10, 20, 25, 50, 100)
+
+
+def _check_rollout(loc: tuple[str | int, ...], own: Rollout, base: Rollout | None) -> Iterator[Problem]:
+    """A rollout as it takes effect; a problem caused by a field taken from ``base`` is left to
+    the check of ``base`` itself (``defaults.rollout``), so it is reported once."""
+    r = _resolve_rollout(own, base)
+
+    def mine(name: str) -> bool:
+        return r.source[name] == "own"
+
+    if r.strategy not in _STEPPED:
+        for name, value in (("step_percent", r.step_percent), ("interval_seconds", r.interval_seconds)):
+            if value is not None and mine(name):
+                yield Problem(
+                    f"rollout.{name.split('_')[0]}-forbidden",
+                    f"{name} means nothing for strategy {r.strategy}: it moves all traffic in one step",
+                    loc=(*loc, name),
+                    hint=f"remove {name}, or choose strategy canary or linear",
+                )
+        return
+    what = "the first step" if r.strategy == "canary" else "each step"
+    if r.step_percent is None:
+        if mine("strategy"):
+            example = "10" if r.strategy == "canary" else "a divisor of 100, e.g. 10, 20 or 25"
+            yield Problem(
+                "rollout.step-required",
+                f"strategy {r.strategy} needs step_percent (the percent of traffic {what} moves)",
+                loc=(*loc, "strategy"),
+                hint=f"add step_percent: {example}",
+            )
+    elif mine("step_percent") or mine("strategy"):
+        step, at = r.step_percent, (*loc, "step_percent" if mine("step_percent") else "strategy")
+        if r.strategy == "linear" and 100 % step:
+            nearest = sorted(_DIVISORS[:-1], key=lambda d: (abs(d - step), d))[:2]
+            yield Problem(
+                "rollout.linear-step",
+                f"linear steps of {step} % do not reach 100 % in equal steps",
+                loc=at,
+                hint=f"use a divisor of 100: 1, 2, 4, 5, 10, 20, 25 or 50 (nearest: {' or '.join(map(str, sorted(nearest)))})",
+            )
+        elif step == 100:
+            yield Problem(
+                "rollout.single-step",
+                f"a {r.strategy} step of 100 % moves all traffic at once",
+                loc=at,
+                hint="use strategy all_at_once, or a smaller step_percent",
+                severity="warning",
+            )
+    if (mine("strategy") or mine("guardrails")) and r.max_error_rate is None and r.max_p99_latency_ms is None:
+        yield Problem(
+            "rollout.unguarded",
+            f"{r.strategy} rollout without guardrails: nothing would stop a bad step",
+            loc=(*loc, "guardrails") if mine("guardrails") else (*loc, "strategy"),
+            hint="add guardrails: {max_error_rate: 0.01, max_p99_latency_ms: 250} (or what this model can bear)",
+            severity="warning",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    application: str
+    model: str
+    version: str
+    uri: str
+
+
+def _routed_artifacts(catalog: Catalog, models: Mapping[str, Model]) -> dict[str, list[_Routed]]:
+    """Per environment, the artifact of every route it deploys."""
+    out: dict[str, list[_Routed]] = {}
+    for app in catalog.applications:
+        if app is None:
+            continue
+        for binding in app.bindings:
+            model = models.get(binding.model) if binding is not None and binding.enabled else None
+            if model is None:
+                continue
+            versions = {semver_key(v.version): v for v in model.versions}
+            for route in binding.routes:
+                version = versions.get(semver_key(route.version))
+                if version is not None:
+                    routed = _Routed(app.name, model.name, version.version, version.artifact.uri)
+                    out.setdefault(app.environment, []).append(routed)
+    return out
+
+
+def _check_environments(catalog: Catalog, models: Mapping[str, Model], unchecked: frozenset[str]) -> Iterator[Problem]:
+    """Applications name declared environments; each environment can deploy to its target."""
+    if catalog.environments is None:
+        return  # implicit environments: whatever the applications name exists
+    declared = [e.name for e in catalog.environments if e is not None]
+    used: set[str] = set()
+    for i, app in enumerate(catalog.applications):
+        if app is None or not _DNS_LABEL.match(app.environment):
+            continue  # the schema reports a malformed name
+        used.add(app.environment)
+        if app.environment not in declared and app.environment not in unchecked:
+            listed = ", ".join(sorted({*declared, *unchecked})) or "none"
+            yield Problem(
+                "ref.missing-environment",
+                f"environment {app.environment!r} is not declared under 'environments:'",
+                loc=("applications", i, "environment"),
+                hint=_close(app.environment, [*declared, *unchecked]) + f"declared environments: {listed}",
+            )
+    artifacts = _routed_artifacts(catalog, models)
+    for i, env in enumerate(catalog.environments):
+        if env is None:
+            continue
+        loc = ("environments", i)
+        if env.name not in used:
+            yield Problem(
+                "env.unused",
+                f"no application runs in environment {env.name!r}",
+                loc=(*loc, "name"),
+                hint="set an application's environment to it, or remove it",
+                severity="warning",
+            )
+        yield from _check_environment(loc, env, artifacts.get(env.name, []))
+
+
+def _check_environment(
+    loc: tuple[str | int, ...], env: EnvironmentSpec, artifacts: Sequence[_Routed]
+) -> Iterator[Problem]:
+    if env.target != "local" and getattr(env, env.target) is None:
+        yield Problem(
+            "env.missing-settings",
+            f"environment {env.name!r} deploys to {env.target} but has no {env.target}: block",
+            loc=(*loc, "target"),
+            hint=f"add a {env.target}: block with this environment's {env.target} settings, or change target",
+        )
+    paths = [a for a in artifacts if not a.uri.startswith(_DIRECT_SCHEMES)]
+    k8s = env.kubernetes
+    if k8s is not None:
+        yield from _check_artifact_source((*loc, "kubernetes", "artifact_source"), k8s.artifact_source, paths)
+        yield from _check_image((*loc, "kubernetes", "image"), k8s.image)
+    if env.kserve is not None and env.kserve.storage_uri_prefix is None and paths:
+        yield Problem(
+            "env.artifact-unreachable",
+            f"kserve needs storage_uri_prefix: {_first(paths)}, not an oci:// URI",
+            loc=(*loc, "kserve"),
+            hint="add storage_uri_prefix: where these artifacts are published (oci://host/repo or s3://bucket/prefix)",
+            at_key=True,
+        )
+    if env.sagemaker is not None:
+        yield from _check_image((*loc, "sagemaker", "image"), env.sagemaker.image)
+
+
+def _first(paths: Sequence[_Routed]) -> str:
+    first = paths[0]
+    more = f" (and {len(paths) - 1} more)" if len(paths) > 1 else ""
+    return f"{first.model} {first.version} (application {first.application}) is at {first.uri}{more}"
+
+
+def _check_artifact_source(
+    loc: tuple[str | int, ...], source: ArtifactSource, paths: Sequence[_Routed]
+) -> Iterator[Problem]:
+    needs = {"http": "base_url", "pvc": "pvc"}
+    for kind, field in needs.items():
+        value = getattr(source, field)
+        if source.kind == kind and value is None:
+            yield Problem(
+                "env.artifact-source",
+                f"artifact_source kind {kind} needs {field}",
+                loc=(*loc, "kind"),
+                hint=f"add {field}: "
+                + ("the URL the artifact paths are relative to" if kind == "http" else "the claim's name"),
+            )
+        elif source.kind != kind and value is not None:
+            yield Problem(
+                "env.artifact-source",
+                f"{field} means nothing for artifact_source kind {source.kind}",
+                loc=(*loc, field),
+                hint=f"remove {field}, or set kind: {kind}",
+            )
+    if source.kind == "pvc" and source.registry_secret is not None:
+        yield Problem(
+            "env.artifact-source",
+            "registry_secret means nothing for artifact_source kind pvc (the claim is mounted, not fetched)",
+            loc=(*loc, "registry_secret"),
+            hint="remove registry_secret, or fetch from a registry (kind oci) or server (kind http)",
+        )
+    if source.kind == "oci" and paths:
+        yield Problem(
+            "env.artifact-unreachable",
+            f"artifact_source kind oci pulls oci:// URIs, but {_first(paths)}",
+            loc=(*loc, "kind"),
+            hint="register the artifacts in an OCI registry (modelcat register --store oci://...), "
+            "or serve them with kind http or pvc",
+        )
+
+
+def _check_image(loc: tuple[str | int, ...], image: str) -> Iterator[Problem]:
+    name = image.split("@", 1)[0]
+    tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else None
+    if "@sha256:" not in image and tag in (None, "latest"):
+        yield Problem(
+            "env.image-unpinned",
+            f"image {image!r} is not pinned: {'latest' if tag else 'no tag means latest, which'} moves with every build",
+            loc=loc,
+            hint="name a release tag (e.g. :0.4.0) or a digest (@sha256:...)",
+            severity="warning",
+        )

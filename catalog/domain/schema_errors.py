@@ -23,6 +23,21 @@ SourceText = Callable[[Loc], tuple[str | None, bool]]
 _HEX = re.compile(r"^(sha256:|md5:|sha1:)?([0-9a-fA-F]+)$")
 _BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 _YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+_K8S_NAME_HINT = "a Kubernetes object name: lowercase letters, digits, '-' and '.', e.g. modelcat-artifacts"
+_PATTERN_HINTS = {
+    "region": "an AWS region, e.g. eu-west-1",
+    "execution_role_arn": "an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>",
+    "alarm_topic_arn": "an SNS topic ARN: arn:aws:sns:<region>:<12-digit account>:<topic>",
+    "artifact_bucket": "an S3 URI: s3://bucket/prefix (bucket names: lowercase letters, digits, '.', '-')",
+    "storage_uri_prefix": "oci://host/repo or s3://bucket/prefix",
+    "instance_type": "a SageMaker instance type: ml.<family>.<size>, e.g. ml.m5.large",
+    "image": "a container image: host/repo:tag or host/repo@sha256:<64 hex>",
+    "base_url": "an http:// or https:// URL, e.g. https://artifacts.example.com/modelcat",
+    "hostnames": "a DNS hostname, optionally starting with '*.', e.g. shop.example.com",
+    **dict.fromkeys(("image_pull_secret", "registry_secret", "pvc", "service_account", "section_name"), _K8S_NAME_HINT),
+}
+# Unknown fields under environments that look like inlined credentials.
+_CREDENTIAL = re.compile(r"password|passwd|token|credential|access.?key|secret|auth|api.?key", re.IGNORECASE)
 
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -89,7 +104,9 @@ def _digest_hint(value: object) -> str:
 def _pattern_hint(field: str, value: object) -> str:
     if field == "digest":
         return _digest_hint(value)
-    if field in ("name", "environment") and isinstance(value, str):
+    if field in _PATTERN_HINTS:
+        return f"use {_PATTERN_HINTS[field]}"
+    if field in ("name", "environment", "namespace") and isinstance(value, str):
         suggestion = re.sub(r"[^a-z0-9-]+", "-", value.strip().lower()).strip("-")
         return f"use a DNS label: lowercase letters, digits and '-', at most 63 characters, e.g. {suggestion!r}"
     if field == "version" and isinstance(value, str):
@@ -114,6 +131,9 @@ def schema_problem(error: ErrorDetails, source_of: SourceText) -> Problem:
         message = f"unknown field {loc[-1]!r}"
         hint = f"did you mean {match[0]!r}? " if match else ""
         hint += f"allowed here: {', '.join(choices)}" if choices else "remove it"
+        if loc[:1] == ("environments",) and _CREDENTIAL.search(str(loc[-1])):
+            hint = "credentials are never written in the catalog: create a Kubernetes Secret and name it "
+            hint += "(image_pull_secret, registry_secret), or use service_account / execution_role_arn"
         at_key = True
     elif kind == "missing":
         parent = _model_at(loc[:-1])
@@ -150,6 +170,8 @@ def schema_problem(error: ErrorDetails, source_of: SourceText) -> Problem:
         limit = next(iter((error.get("ctx") or {}).values()), "")
         message = f"{field} {_describe(value, source)} is out of range: must be {_BOUNDS[kind]} {limit}"
         hint = f"change {field} to a value {_BOUNDS[kind]} {limit}"
+        if field == "max_error_rate":
+            hint = "max_error_rate is a fraction: write 0.01 for 1 %"
     elif kind == "value_error":
         message = str((error.get("ctx") or {}).get("error", error["msg"]))
     elif kind == "finite_number":
