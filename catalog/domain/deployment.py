@@ -7,16 +7,27 @@ served by 3 replicas of sha256:344e…" has exactly one source.
 An endpoint is one model version serving one application: its replicas run that version's
 verified bytes and nothing else. Endpoints are per application so that each application scales
 its serving independently; a disabled binding routes nothing and runs nothing.
+
+An environment carries the target it deploys to by default and its settings for each target
+(from ``environments:``; without that section, every environment is local with no settings), and
+each binding the rollout that governs how a change to its routes takes effect.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from catalog.domain.models import Catalog
-from catalog.domain.rules import EffectiveServing, effective_serving, semver_key
+from catalog.domain.models import Catalog, EnvironmentSpec, KServeSettings, KubernetesSettings, SageMakerSettings
+from catalog.domain.rules import (
+    EffectiveRollout,
+    EffectiveServing,
+    declared_environments,
+    effective_rollout,
+    effective_serving,
+    semver_key,
+)
 
 __all__ = ["ApplicationPlan", "BindingPlan", "Endpoint", "Environment", "RoutePlan", "environments", "resource_id"]
 
@@ -74,6 +85,7 @@ class BindingPlan:
     model: str
     sticky_key: str | None
     routes: tuple[RoutePlan, ...]  # in the catalog's order: it fixes which buckets each version owns
+    rollout: EffectiveRollout = field(default_factory=EffectiveRollout)  # how a change to these routes takes effect
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,16 +108,26 @@ class ApplicationPlan:
 class Environment:
     name: str
     applications: tuple[ApplicationPlan, ...]
+    target: str = "local"  # the target it deploys to unless told otherwise (--target)
+    kubernetes: KubernetesSettings | None = None
+    kserve: KServeSettings | None = None
+    sagemaker: SageMakerSettings | None = None
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
         return tuple(e for app in self.applications for e in app.endpoints)
 
+    def settings(self, target: str) -> KubernetesSettings | KServeSettings | SageMakerSettings | None:
+        """This environment's settings block for ``target`` (None for local, or when it has none)."""
+        return getattr(self, target) if target in ("kubernetes", "kserve", "sagemaker") else None
+
 
 def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[Environment]:
-    """Every environment named by an application (or just ``only``), sorted by name.
+    """Every environment named by an application (or just ``only``), sorted by name, with its
+    target and settings. A declared environment no application names is left out.
 
-    The catalog must be valid (every route names a version that exists).
+    The catalog must be valid (every route names a version that exists, every application's
+    environment is declared when ``environments:`` is present).
     """
     versions = {(m.name, semver_key(v.version)): v for m in catalog.models for v in m.versions}
     by_env: dict[str, list[ApplicationPlan]] = {}
@@ -130,8 +152,16 @@ def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[En
                     serving=serving,
                 )
                 routes.append(RoutePlan(version.version, route.weight, endpoint))
-            bindings.append(BindingPlan(binding.model, binding.sticky_key, tuple(routes)))
+            rollout = effective_rollout(catalog, binding)
+            bindings.append(BindingPlan(binding.model, binding.sticky_key, tuple(routes), rollout))
         plan = ApplicationPlan(app.name, app.environment, app.owner, tuple(bindings))
         by_env.setdefault(app.environment, []).append(plan)
+    specs = {spec.name: spec for spec in declared_environments(catalog)}
     wanted = set(only) if only is not None else None
-    return [Environment(name, tuple(apps)) for name, apps in sorted(by_env.items()) if wanted is None or name in wanted]
+    result = []
+    for name, apps in sorted(by_env.items()):
+        if wanted is not None and name not in wanted:
+            continue
+        spec = specs.get(name) or EnvironmentSpec(name=name)
+        result.append(Environment(name, tuple(apps), spec.target, spec.kubernetes, spec.kserve, spec.sagemaker))
+    return result
