@@ -114,6 +114,7 @@ def run(
         loop=_loop(),
         http="httptools",
         interface="asgi3",  # every app here is; uvicorn's guess takes a bound method for ASGI2
+        proxy_headers=False,  # nothing here reads the client address; no X-Forwarded-* rewriting per request
         access_log=False,
         log_level="warning",
         server_header=False,

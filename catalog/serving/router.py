@@ -49,9 +49,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +142,7 @@ def _request_id(given: bytes | None) -> bytes:
     """The caller's request id when it is 1-128 printable ASCII characters, else a new one."""
     if given and len(given) <= 128 and all(33 <= c <= 126 for c in given):
         return given
-    return uuid.uuid4().hex.encode("ascii")
+    return os.urandom(16).hex().encode("ascii")
 
 
 def _reason(error: Exception) -> str:
@@ -314,7 +314,7 @@ class Router:
         key: str | None = None
         if pinned is not None:
             if pinned not in model.routes:
-                self.metrics.requests.labels(name, "(unknown)", endpoint, "404").inc()
+                self.metrics.requests_of(name, "(unknown)", endpoint, "404").inc()
                 known = ", ".join(model.routes)
                 message = f"model '{name}' has no version {pinned} in the routing table (routed: {known})"
                 ours = [(b"x-request-id", rid), (b"x-model-name", name.encode())]
@@ -336,7 +336,7 @@ class Router:
             (b"x-model-digest", route.digest.encode()),
         ]
         if endpoint == "infer":
-            self.metrics.assignments.labels(name, route.version, assignment.how).inc()
+            self.metrics.assignments_of(name, route.version, assignment.how).inc()
         status, replica = 500, None
         try:
             body = None
@@ -358,10 +358,10 @@ class Router:
             passed = [(k, v) for k, v in ((k.lower(), v) for k, v in upstream.headers) if k not in _NOT_PASSED_BACK]
             await _answer(send, status, upstream.body, passed + ours)
         finally:
-            self.metrics.requests.labels(name, route.version, endpoint, str(status)).inc()
+            self.metrics.requests_of(name, route.version, endpoint, str(status)).inc()
             if endpoint == "infer":
                 elapsed = time.perf_counter() - started
-                self.metrics.latency.labels(name, route.version).observe(elapsed)
+                self.metrics.latency_of(name, route.version).observe(elapsed)
                 if self._log is not None:
                     self._log.write(
                         {

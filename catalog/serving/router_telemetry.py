@@ -1,7 +1,10 @@
 """What the router records: Prometheus metrics (one registry per router) and the assignment log.
 
 The assignment log is append-only JSON lines, one per inference request, written by a background
-thread so the event loop never waits for the disk; each line is flushed as it is written::
+thread so the event loop never waits for the disk. The thread wakes every ``flush_interval``
+(50 ms) and writes and flushes what was queued meanwhile in one go: waking it for every line cost
+the event loop about 30 us of CPU per request, and a wait for the GIL at times. A line is in the
+file at most about 50 ms after its request was answered, and every queued line when the log closes::
 
     {"time": "2026-11-27T10:30:00.123456Z", "request_id": "5f0c...", "application": "checkout",
      "model": "fraud-scorer", "version": "1.4.0", "digest": "sha256:344e...", "assignment": "sticky",
@@ -16,6 +19,8 @@ thread so the event loop never waits for the disk; each line is flushed as it is
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import queue
@@ -89,6 +94,12 @@ class RouterMetrics:
             "modelcat_router_assignment_log_errors", "Assignment log lines that could not be written", registry=r
         )
 
+        # The series of the hot path, by label values: labels() takes a lock and checks its arguments
+        # on every call, a cached child is one dict lookup. (None of these metrics is ever cleared.)
+        self.requests_of = functools.lru_cache(maxsize=4096)(self.requests.labels)
+        self.assignments_of = functools.lru_cache(maxsize=4096)(self.assignments.labels)
+        self.latency_of = functools.lru_cache(maxsize=4096)(self.latency.labels)
+
     def table_installed(self, generation: int, weights: dict[tuple[str, str], int]) -> None:
         self.generation.set(generation)
         self.weight.clear()
@@ -103,41 +114,53 @@ def utc_now() -> str:
 class AssignmentLog:
     """Append JSON lines to a file from a writer thread; ``write`` never blocks on the disk."""
 
-    def __init__(self, path: Path, metrics: RouterMetrics | None = None) -> None:
+    def __init__(self, path: Path, metrics: RouterMetrics | None = None, flush_interval: float = 0.05) -> None:
         self.path = path
         self._metrics = metrics
+        self._interval = flush_interval
         try:
-            self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by close())
+            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
         except OSError as e:
             raise UsageError(f"cannot open the assignment log {path}: {e.strerror or e}") from None
-        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="assignment-log", daemon=True)
         self._thread.start()
         self._closed = False
 
     def write(self, record: dict[str, Any]) -> None:
+        """Queue one line (encoded here: the encoding is cheap, the GIL handover to do it later is not)."""
         if not self._closed:
             self._queue.put(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
 
     def _drain(self) -> None:
         failing = False
-        while (line := self._queue.get()) is not None:
-            try:
-                self._file.write(line)  # line buffered: flushed at the newline
-                failing = False
-            except (OSError, ValueError) as e:
-                if self._metrics is not None:
-                    self._metrics.assignment_log_errors.inc()
-                if not failing:
-                    log.error("assignment log %s: cannot write: %s", self.path, e)
-                failing = True
+        while True:
+            stopping = self._stop.wait(self._interval)
+            lines: list[str] = []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    lines.append(self._queue.get_nowait())
+            if lines:
+                try:
+                    self._file.write("".join(lines))
+                    self._file.flush()
+                    failing = False
+                except (OSError, ValueError) as e:
+                    if self._metrics is not None:
+                        self._metrics.assignment_log_errors.inc(len(lines))
+                    if not failing:
+                        log.error("assignment log %s: cannot write: %s", self.path, e)
+                    failing = True
+            if stopping:
+                return
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, then close the file."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
+        self._stop.set()
         self._thread.join(timeout)
         try:
             self._file.close()
