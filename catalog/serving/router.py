@@ -28,7 +28,8 @@ An HTTP error status from a replica is passed through untouched, and a read time
 504 without a retry (a slow replica is not a dead one, and a retry would double its load). When no
 replica of the version can be reached the answer is 503 naming the model and version. A replica
 whose ``x-model-version`` or ``x-model-digest`` header contradicts the table is treated as
-unusable (502 when no replica of the version serves the right bytes).
+unusable (502 when no replica of the version serves the right bytes). A caller that hangs up
+before its request body arrived gets no answer and is counted (and logged) with status 499.
 
 Every routed response carries ``x-request-id`` (the caller's when it is 1-128 printable ASCII
 characters, else a new one), ``x-model-name``, and, once a version is chosen, ``x-model-version``

@@ -36,7 +36,7 @@ OIP_BODY = {"inputs": [{"name": "features", "shape": [1, 1], "datatype": "FP32",
 
 
 def quiet_httpcore() -> None:
-    """See catalog.serving.router: without sniffio installed, httpcore searches for it per request."""
+    """Without sniffio installed, httpcore (the tests' httpx) searches sys.path for it per request."""
     try:
         import sniffio  # noqa: F401
     except ImportError:

@@ -136,6 +136,17 @@ def test_metadata_and_readiness(setup: Setup) -> None:
     ]
 
 
+def test_wrong_methods_are_405_and_head_is_a_bodiless_get(setup: Setup) -> None:
+    base = setup.router.url
+    wrong = httpx.get(f"{base}/v2/models/{M}/infer", timeout=10, trust_env=False)
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST" and "GET" in wrong.json()["error"]
+    assert httpx.post(f"{base}/v2/models/{M}", timeout=10, trust_env=False).status_code == 405
+    head = httpx.head(f"{base}/v2/models/{M}", timeout=10, trust_env=False)
+    assert head.status_code == 200 and head.content == b"" and head.headers["x-model-version"] == A
+    assert int(head.headers["content-length"]) > 0  # what the GET's body would be
+    assert httpx.get(f"{base}/v2/models/{M}/nothing", timeout=10, trust_env=False).status_code == 404
+
+
 def test_replica_errors_pass_through_without_retry(setup: Setup) -> None:
     served = setup.fakes["z-1"].stats()["infer"]
     retries = metric(setup.router, "modelcat_router_retries_total", model=M, version=Z)
