@@ -133,6 +133,9 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # bytes nobody asked for: the connection cannot be trusted any more
+            self.close()
+            return
         self._last_read = self._loop.time()
         try:
             self._parser.feed_data(data)
@@ -185,6 +188,7 @@ class _Connection(asyncio.Protocol):
         self.reusable = not self.closed and self._parser.should_keep_alive()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         waiter.set_result(UpstreamResponse(self._parser.get_status_code(), self._headers, body))
+        self._headers, self._body = [], []  # an idle connection holds no old response
 
     def _fail(self, error: UpstreamError) -> None:
         self.reusable = False
@@ -330,8 +334,9 @@ class UpstreamClient:
                 while idle:
                     idle.pop().close()
                 return None
-            if not connection.closed:
+            if not connection.closed and not connection.transport.is_closing():  # type: ignore[union-attr]
                 return connection
+            connection.close()
         return None
 
     async def _connect(self, origin: _Origin) -> _Connection:

@@ -132,6 +132,28 @@ def test_a_connection_the_replica_closed_while_idle_is_not_reused(run: Callable[
     run(main())
 
 
+def test_bytes_arriving_on_an_idle_connection_retire_it(run: Callable[[Awaitable[Any]], Any]) -> None:
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+        await server.read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-len")  # half of an answer to nothing
+        await writer.drain()
+        await answer_each(reader, writer, server)
+
+    async def main() -> None:
+        async with Server(chatty) as server:
+            c = client()
+            await c.request(server.url, "GET", "/a", [])
+            await asyncio.sleep(0.1)
+            assert (await c.request(server.url, "GET", "/b", [])).body == b"{}"
+            assert server.connections == 2
+            await c.aclose()
+
+    run(main())
+
+
 def test_idle_connections_expire_and_fresh_asks_for_a_new_one(run: Callable[[Awaitable[Any]], Any]) -> None:
     async def main() -> None:
         async with Server(answer_each) as server:
