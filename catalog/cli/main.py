@@ -154,10 +154,18 @@ def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt:
 
 def _register_artifact_commands() -> None:
     from catalog.cli import artifact_commands, deploy_commands, runtime_commands
+    from catalog.cli.fetch_command import fetch
     from catalog.cli.replica_command import replica
     from catalog.cli.router_command import router
 
-    for cmd in (artifact_commands.register, artifact_commands.verify, artifact_commands.inspect, replica, router):
+    for cmd in (
+        artifact_commands.register,
+        artifact_commands.verify,
+        artifact_commands.inspect,
+        fetch,
+        replica,
+        router,
+    ):
         main.add_command(cmd)
     for cmd in (deploy_commands.synth, deploy_commands.plan, deploy_commands.apply, deploy_commands.destroy):
         main.add_command(cmd)
