@@ -88,6 +88,14 @@ def test_package_all_is_the_documented_api():
         "catalog.provider.endpoint",
         "catalog.provider.route",
         "catalog.provider.install",
+        "catalog.artifacts.fetch",
+        "catalog.cli.fetch_command",
+        "catalog.synth",
+        "catalog.synth.app",
+        "catalog.synth.typed",
+        "catalog.synth.kube",
+        "catalog.synth.targets.kubernetes",
+        "catalog.synth.targets.kubernetes_routing",
     ],
 )
 def test_every_exported_name_exists(module):

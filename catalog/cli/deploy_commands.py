@@ -20,6 +20,12 @@ CATALOG_OPTION = click.option(
     "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path)
 )
 TARGET_OPTION = click.option("--target", type=click.Choice(TARGETS), default="local", show_default=True)
+SYNTH_TARGET_OPTION = click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default=None,
+    help="Synthesize every environment for this target (default: each environment's own target).",
+)
 ENV_OPTION = click.option("--env", "envs", multiple=True, metavar="ENV", help="Only this environment (repeatable).")
 TERRAFORM_OPTION = click.option(
     "--terraform",
@@ -32,14 +38,14 @@ AUTO_APPROVE = click.option("--auto-approve", is_flag=True, help="Do not ask bef
 
 @click.command()
 @CATALOG_OPTION
-@TARGET_OPTION
+@SYNTH_TARGET_OPTION
 @ENV_OPTION
 @click.option(
     "--out", "outdir", default="cdktf.out", show_default=True, type=click.Path(file_okay=False, path_type=Path)
 )
 @command
-def synth(path: Path, target: str, envs: tuple[str, ...], outdir: Path, fmt: str) -> int:
-    """Synthesize Terraform JSON for every environment of the catalog (one stack each)."""
+def synth(path: Path, target: str | None, envs: tuple[str, ...], outdir: Path, fmt: str) -> int:
+    """Synthesize Terraform JSON for every environment of the catalog (one stack each, for its target)."""
     from catalog.synth import synthesize
     from catalog.validate import validate_file
 
@@ -106,7 +112,7 @@ def _confirm(question: str, auto_approve: bool) -> bool:
 
 @click.command()
 @CATALOG_OPTION
-@TARGET_OPTION
+@SYNTH_TARGET_OPTION
 @ENV_OPTION
 @TERRAFORM_OPTION
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan (one stack).")
@@ -114,7 +120,7 @@ def _confirm(question: str, auto_approve: bool) -> bool:
 @command
 def plan(
     path: Path,
-    target: str,
+    target: str | None,
     envs: tuple[str, ...],
     terraform: str | None,
     out: Path | None,
@@ -145,7 +151,7 @@ def plan(
 @click.command()
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @CATALOG_OPTION
-@TARGET_OPTION
+@SYNTH_TARGET_OPTION
 @ENV_OPTION
 @TERRAFORM_OPTION
 @AUTO_APPROVE
@@ -153,7 +159,7 @@ def plan(
 def apply(
     plan_file: Path | None,
     path: Path,
-    target: str,
+    target: str | None,
     envs: tuple[str, ...],
     terraform: str | None,
     auto_approve: bool,

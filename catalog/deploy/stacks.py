@@ -18,7 +18,7 @@ from pathlib import Path
 from catalog.domain.deployment import Environment, environments
 from catalog.domain.models import Catalog
 from catalog.errors import UsageError
-from catalog.synth import STATE_ROOT, synthesize
+from catalog.synth import STATE_ROOT, selected_environments, stack_targets, synthesize
 from catalog.terraform import Workspace
 from catalog.validate import validate_file
 
@@ -40,10 +40,21 @@ class Prepared:
 
 
 def prepare(
-    catalog_path: Path, target: str = "local", only: Iterable[str] | None = None, terraform: str | None = None
+    catalog_path: Path, target: str | None = None, only: Iterable[str] | None = None, terraform: str | None = None
 ) -> Prepared:
+    """Validate, synthesize and write each stack into its workspace: ``target`` for every
+    environment when given, else each environment's own. Only the local target can be applied
+    here (the others need a cluster or a cloud account): any other is refused, naming it."""
     catalog = validate_file(catalog_path).raise_for_errors()
     wanted = list(only) if only else None
+    for env, env_target in stack_targets(selected_environments(catalog, wanted), target):
+        if env_target != "local":
+            what = f"--target {target}" if target else f"environment {env.name!r} deploys to {env_target}"
+            raise UsageError(
+                f"{what}: modelcat plan/apply can only apply the local target here; synthesize it with "
+                f"'modelcat synth --target {env_target}' and apply it with your own Terraform"
+                + ("" if target else ", or run it on this machine with --target local")
+            )
     root = state_root(catalog_path)
     workspaces = []
     with tempfile.TemporaryDirectory(prefix="modelcat-synth-") as tmp:

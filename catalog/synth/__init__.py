@@ -1,5 +1,25 @@
 """The synthesizer: catalog → CDK Terrain stacks → Terraform JSON, one module per target."""
 
-from catalog.synth.app import STATE_ROOT, TARGETS, StackOutput, SynthResult, build_app, get_target, synthesize
+from catalog.synth.app import (
+    STATE_ROOT,
+    TARGETS,
+    StackOutput,
+    SynthResult,
+    build_app,
+    get_target,
+    selected_environments,
+    stack_targets,
+    synthesize,
+)
 
-__all__ = ["STATE_ROOT", "TARGETS", "StackOutput", "SynthResult", "build_app", "get_target", "synthesize"]
+__all__ = [
+    "STATE_ROOT",
+    "TARGETS",
+    "StackOutput",
+    "SynthResult",
+    "build_app",
+    "get_target",
+    "selected_environments",
+    "stack_targets",
+    "synthesize",
+]

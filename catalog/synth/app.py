@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalog.domain.deployment import environments
+from catalog.domain.deployment import Environment, environments
 from catalog.domain.models import Catalog
 from catalog.errors import UsageError
 from catalog.synth.base import StackContext, Target, stack_name
 from catalog.synth.node import prepare_jsii
 
-__all__ = ["STATE_ROOT", "TARGETS", "StackOutput", "SynthResult", "build_app", "get_target", "synthesize"]
+__all__ = [
+    "STATE_ROOT",
+    "TARGETS",
+    "StackOutput",
+    "SynthResult",
+    "build_app",
+    "get_target",
+    "selected_environments",
+    "stack_targets",
+    "synthesize",
+]
 
 STATE_ROOT = ".modelcat"
-TARGETS = ("local",)
+# Every target this modelcat synthesizes: name -> (module, class), imported only when used (the
+# kubernetes one loads a large provider package). A new target (kserve, sagemaker) is one line here
+# plus its module under catalog/synth/targets/; its class names the settings block it needs.
+_TARGET_CLASSES = {
+    "local": ("catalog.synth.targets.local", "LocalTarget"),
+    "kubernetes": ("catalog.synth.targets.kubernetes", "KubernetesTarget"),
+}
+TARGETS: tuple[str, ...] = tuple(_TARGET_CLASSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,21 +57,41 @@ class SynthResult:
 
 
 def get_target(name: str) -> Target:
-    if name == "local":
-        from catalog.synth.targets.local import LocalTarget
+    if name not in _TARGET_CLASSES:
+        raise UsageError(f"modelcat cannot synthesize target {name!r} yet; the targets are {', '.join(TARGETS)}")
+    module, cls = _TARGET_CLASSES[name]
+    return getattr(importlib.import_module(module), cls)()  # type: ignore[no-any-return]
 
-        return LocalTarget()
-    raise UsageError(f"unknown target {name!r}; the targets are {', '.join(TARGETS)}")
+
+def stack_targets(envs: Iterable[Environment], target: str | None = None) -> list[tuple[Environment, str]]:
+    """Each environment with the target it is synthesized for: ``target`` when given, else its own.
+
+    Raises UsageError naming the environment when that target is unknown, or needs a settings
+    block (``kubernetes:``, ...) the environment does not have.
+    """
+    pairs = []
+    for env in envs:
+        chosen = target or env.target
+        if chosen not in _TARGET_CLASSES:
+            how = "--target" if target else f"environment {env.name!r} (target: {chosen})"
+            raise UsageError(
+                f"{how}: modelcat cannot synthesize target {chosen!r} yet; the targets are {', '.join(TARGETS)}"
+            )
+        if chosen != "local" and env.settings(chosen) is None:
+            raise UsageError(
+                f"environment {env.name!r} has no {chosen}: block, which target {chosen} needs; "
+                f"add one under environments: in the catalog, or choose another --target"
+            )
+        pairs.append((env, chosen))
+    return pairs
 
 
 def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
 
 
-def build_app(
-    catalog: Catalog, catalog_path: Path, outdir: Path, target: str = "local", only: Iterable[str] | None = None
-) -> tuple[object, list[StackOutput]]:
-    """A ``cdktn.App`` writing to ``outdir`` with one stack per environment, not yet synthesized."""
+def selected_environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[Environment]:
+    """The environments named by applications (or just ``only``; an unknown name is a UsageError)."""
     wanted = list(only) if only is not None else None
     envs = environments(catalog, wanted)
     if wanted is not None:
@@ -61,15 +99,30 @@ def build_app(
         if missing:
             known = sorted({a.environment for a in catalog.applications})
             raise UsageError(f"no application runs in environment {', '.join(missing)}; known: {', '.join(known)}")
-    builder = get_target(target)
+    return envs
+
+
+def build_app(
+    catalog: Catalog,
+    catalog_path: Path,
+    outdir: Path,
+    target: str | None = None,
+    only: Iterable[str] | None = None,
+) -> tuple[object, list[StackOutput]]:
+    """A ``cdktn.App`` writing to ``outdir`` with one stack per environment, not yet synthesized.
+
+    Each environment is synthesized for ``target`` when given, else for its own declared target.
+    """
+    pairs = stack_targets(selected_environments(catalog, only), target)
+    builders = {name: get_target(name) for name in dict.fromkeys(t for _, t in pairs)}
     prepare_jsii()
     from cdktn import App, LocalBackend, TerraformStack
 
     app = App(outdir=str(outdir))
     project = catalog_path.resolve().parent
     outputs = []
-    for env in envs:
-        name = stack_name(env.name, target)
+    for env, env_target in pairs:
+        name = stack_name(env.name, env_target)
         workdir = project / STATE_ROOT / "terraform" / name  # where the runner runs Terraform
         context = StackContext(
             name=name,
@@ -79,15 +132,20 @@ def build_app(
         )
         stack = TerraformStack(app, name)
         LocalBackend(stack, path="terraform.tfstate")
-        builder.build(stack, context)
-        outputs.append(StackOutput(name, env.name, target, outdir / "stacks" / name / "cdk.tf.json"))
+        builders[env_target].build(stack, context)
+        outputs.append(StackOutput(name, env.name, env_target, outdir / "stacks" / name / "cdk.tf.json"))
     return app, outputs
 
 
 def synthesize(
-    catalog: Catalog, catalog_path: Path, outdir: Path, target: str = "local", only: Iterable[str] | None = None
+    catalog: Catalog,
+    catalog_path: Path,
+    outdir: Path,
+    target: str | None = None,
+    only: Iterable[str] | None = None,
 ) -> SynthResult:
-    """Synthesize every stack of ``catalog`` for ``target`` into ``outdir/stacks/<stack>/cdk.tf.json``."""
+    """Synthesize every stack of ``catalog`` into ``outdir/stacks/<stack>/cdk.tf.json``: one per
+    environment, for ``target`` when given, else for each environment's own target."""
     app, stacks = build_app(catalog, catalog_path, outdir, target, only)
     app.synth()  # type: ignore[attr-defined]
     return SynthResult(outdir, tuple(stacks))

@@ -1,0 +1,458 @@
+"""The ``kubernetes`` target: plain Kubernetes objects through the ``hashicorp/kubernetes`` provider.
+
+Per routed version (endpoint), in the environment's namespace:
+
+- a Deployment (``kubernetes_deployment_v1``) of the modelcat image: an init container runs
+  ``modelcat fetch`` (the artifact by digest, from ``artifact_source``, hashed while it is written
+  into an ``emptyDir`` and refused unless digest and size match), then the replica container runs
+  ``modelcat replica`` on those bytes (which it verifies again) on port 8080, with startup,
+  readiness (``/v2/health/ready``) and liveness (``/v2/health/live``) probes. Replicas are
+  ``min_replicas`` when an HPA manages them (and Terraform then ignores later changes of the
+  count, so an apply never fights the HPA), else ``replicas``. The rollout block maps to the
+  RollingUpdate strategy: ``maxSurge`` = step_percent (100 % for all_at_once), ``maxUnavailable``
+  0; the whole block is the ``modelcat/rollout`` annotation (intervals and guardrails are not
+  enforced by plain Kubernetes: README, Targets).
+- a Service (port 80 to the container's ``http`` port);
+- an ``autoscaling/v2`` HorizontalPodAutoscaler when ``max_replicas > min_replicas >= 1``: a Pods
+  metric ``modelcat_replica_inferences_in_flight`` (a gauge every replica exports) averaging
+  ``target_concurrency`` per pod, plus CPU utilization 80 % when the serving block requests CPU;
+- a PodDisruptionBudget (``maxUnavailable: 1``) when ``min_replicas >= 2``: a version that asks
+  for two replicas at least keeps all but one through a node drain, in any environment.
+
+Per application, an HTTPRoute and possibly a router: ``kubernetes_routing``.
+
+Bodies are built once per resource type by ``catalog.synth.typed`` (typed structs checked for
+the first item of each variant) and emitted with one ``add_override`` per resource type.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from catalog.artifacts.fetch import TOKEN_ENV
+from catalog.domain.deployment import Endpoint
+from catalog.domain.models import KubernetesSettings
+from catalog.domain.rules import EffectiveRollout
+from catalog.errors import UsageError
+from catalog.synth.base import StackContext
+from catalog.synth.emit import add_resources
+from catalog.synth.kube import (
+    BINDINGS_PACKAGE,
+    add_provider,
+    endpoint_annotations,
+    endpoint_labels,
+    object_name,
+    rollout_annotation,
+)
+from catalog.synth.typed import ResourceKind, build_bodies, import_bindings
+
+__all__ = [
+    "ARTIFACT_PATH",
+    "CONTAINER_PORT",
+    "IN_FLIGHT_METRIC",
+    "TOKEN_ENV",
+    "KubernetesTarget",
+    "Serving",
+    "container",
+    "endpoint_kinds",
+    "pod_security",
+    "servings",
+]
+
+CONTAINER_PORT = 8080
+SERVICE_PORT = 80
+RUN_AS = "10001"  # the Dockerfile's user
+ARTIFACT_PATH = "/models/artifact"
+PVC_MOUNT = "/mnt/modelcat-artifacts"
+TOKEN_KEY = "token"  # the key of artifact_source.registry_secret holding the token
+IN_FLIGHT_METRIC = "modelcat_replica_inferences_in_flight"
+CPU_UTILIZATION = 80
+DEPLOYMENT = "kubernetes_deployment_v1"
+SPEC = "DeploymentV1SpecTemplateSpec"
+MODULES = ("deployment_v1", "service_v1", "horizontal_pod_autoscaler_v2", "pod_disruption_budget_v1")
+
+
+@dataclass(frozen=True)
+class Serving:
+    """One routed version in one namespace: everything its objects are built from."""
+
+    endpoint: Endpoint
+    rollout: EffectiveRollout
+    settings: KubernetesSettings
+
+    @cached_property
+    def name(self) -> str:
+        e = self.endpoint
+        return object_name(e.application, e.model, e.version)
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    @cached_property
+    def labels(self) -> dict[str, str]:
+        return endpoint_labels(self.endpoint, self.name)
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return {"modelcat/endpoint": self.name}
+
+    @property
+    def autoscaled(self) -> bool:
+        s = self.endpoint.serving
+        return s.max_replicas > s.min_replicas >= 1
+
+    @property
+    def replicas(self) -> int:
+        s = self.endpoint.serving
+        return s.min_replicas if self.autoscaled else s.replicas
+
+    @property
+    def service_url(self) -> str:
+        return f"http://{self.name}.{self.namespace}.svc.cluster.local"
+
+    @cached_property
+    def source(self) -> tuple[str, str]:
+        """How the init container fetches (``oci``, ``http``, ``pvc``) and what: the URI, URL or mounted path."""
+        uri, src = self.endpoint.artifact, self.settings.artifact_source
+        if uri.startswith("oci://"):
+            return "oci", uri
+        path = posixpath.normpath(uri)
+        if "://" in uri or path.startswith(("/", "..")):
+            e = self.endpoint
+            raise UsageError(
+                f"environment {e.environment}: {e.model} {e.version} is at {uri}, which a cluster cannot fetch; "
+                "give it a path relative to the catalog (served from artifact_source) or an oci:// URI"
+            )
+        if src.kind == "http":
+            return "http", f"{(src.base_url or '').rstrip('/')}/{path}"
+        return "pvc", f"{PVC_MOUNT}/{path}"
+
+    @property
+    def token_secret(self) -> str | None:
+        """The Secret the fetch reads its token from (never for a mounted claim)."""
+        return self.settings.artifact_source.registry_secret if self.source[0] != "pvc" else None
+
+
+def servings(context: StackContext) -> list[Serving]:
+    env = context.environment
+    settings = env.kubernetes
+    if settings is None:
+        raise UsageError(f"environment {env.name!r} has no kubernetes: block")
+    return [
+        Serving(route.endpoint, binding.rollout, settings)
+        for app in env.applications
+        for binding in app.bindings
+        for route in binding.routes
+        if route.endpoint.serving.replicas > 0
+    ]
+
+
+def metadata(k: Any, cls: str, name: str, namespace: str, labels: dict[str, str], **extra: Any) -> Any:
+    return getattr(k, cls)(name=name, namespace=namespace, labels=labels, **extra)
+
+
+def container_security(k: Any, prefix: str) -> Any:
+    return getattr(k, f"{prefix}SecurityContext")(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        capabilities=getattr(k, f"{prefix}SecurityContextCapabilities")(drop=["ALL"]),
+    )
+
+
+def pod_security(k: Any) -> Any:
+    return k.DeploymentV1SpecTemplateSpecSecurityContext(
+        run_as_non_root=True,
+        run_as_user=RUN_AS,
+        run_as_group=RUN_AS,
+        fs_group=RUN_AS,
+        seccomp_profile=k.DeploymentV1SpecTemplateSpecSecurityContextSeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def _probe(k: Any, kind: str, path: str, period: int, failures: int) -> Any:
+    prefix = f"{SPEC}Container{kind}Probe"
+    http_get = getattr(k, f"{prefix}HttpGet")(path=path, port="http")
+    return getattr(k, prefix)(http_get=http_get, period_seconds=period, failure_threshold=failures)
+
+
+def container(k: Any, name: str, image: str, args: list[str], mounts: list[tuple[str, str, bool]], **extra: Any) -> Any:
+    """A ``modelcat`` container serving HTTP on the ``http`` port, with its probes."""
+    prefix = f"{SPEC}Container"
+    return getattr(k, prefix)(
+        name=name,
+        image=image,
+        command=["modelcat"],
+        args=args,
+        port=[getattr(k, f"{prefix}Port")(name="http", container_port=CONTAINER_PORT, protocol="TCP")],
+        startup_probe=_probe(k, "Startup", "/v2/health/live", 5, 120),  # up to 10 min to verify and load
+        readiness_probe=_probe(k, "Readiness", "/v2/health/ready", 5, 3),
+        liveness_probe=_probe(k, "Liveness", "/v2/health/live", 10, 3),
+        volume_mount=[
+            getattr(k, f"{prefix}VolumeMount")(name=v, mount_path=path, read_only=ro or None) for v, path, ro in mounts
+        ],
+        security_context=container_security(k, prefix),
+        **extra,
+    )
+
+
+def _fetch_container(k: Any, s: Serving) -> Any:
+    prefix = f"{SPEC}InitContainer"
+    kind, source = s.source
+    e = s.endpoint
+    env = None
+    if s.token_secret:
+        ref = getattr(k, f"{prefix}EnvValueFromSecretKeyRef")(name=s.token_secret, key=TOKEN_KEY)
+        env = [
+            getattr(k, f"{prefix}Env")(
+                name=TOKEN_ENV, value_from=getattr(k, f"{prefix}EnvValueFrom")(secret_key_ref=ref)
+            )
+        ]
+    mounts = [getattr(k, f"{prefix}VolumeMount")(name="models", mount_path=posixpath.dirname(ARTIFACT_PATH))]
+    if kind == "pvc":
+        mounts.append(getattr(k, f"{prefix}VolumeMount")(name="artifacts", mount_path=PVC_MOUNT, read_only=True))
+    return getattr(k, prefix)(
+        name="fetch-artifact",
+        image=s.settings.image,
+        command=["modelcat"],
+        args=["fetch", source, "--digest", e.digest, "--size", str(e.size_bytes), "--out", ARTIFACT_PATH],
+        env=env,
+        volume_mount=mounts,
+        security_context=container_security(k, prefix),
+    )
+
+
+def _resources(k: Any, cls: str, cpu: str | None, memory: str | None) -> Any:
+    if cpu is None and memory is None:
+        return None
+    requests = {key: value for key, value in (("cpu", cpu), ("memory", memory)) if value is not None}
+    return getattr(k, cls)(requests=requests, limits={"memory": memory} if memory else None)
+
+
+def _volumes(k: Any, s: Serving) -> list[Any]:
+    volume = k.DeploymentV1SpecTemplateSpecVolume
+    empty = k.DeploymentV1SpecTemplateSpecVolumeEmptyDir
+    volumes = [volume(name="models", empty_dir=empty()), volume(name="tmp", empty_dir=empty())]
+    if s.source[0] == "pvc":
+        claim = k.DeploymentV1SpecTemplateSpecVolumePersistentVolumeClaim(
+            claim_name=s.settings.artifact_source.pvc, read_only=True
+        )
+        volumes.append(volume(name="artifacts", persistent_volume_claim=claim))
+    return volumes
+
+
+def pull_secrets(k: Any, settings: KubernetesSettings) -> list[Any] | None:
+    secret = settings.image_pull_secret
+    return [k.DeploymentV1SpecTemplateSpecImagePullSecrets(name=secret)] if secret else None
+
+
+def max_surge(rollout: EffectiveRollout) -> str:
+    return f"{rollout.step_percent if rollout.strategy != 'all_at_once' else 100}%"
+
+
+def deployment(k: Any, s: Serving) -> Any:
+    e = s.endpoint
+    args = ["replica", "--model", e.model, "--version", e.version, "--artifact", ARTIFACT_PATH, "--digest", e.digest]
+    replica = container(
+        k,
+        "replica",
+        s.settings.image,
+        [*args, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)],
+        [("models", posixpath.dirname(ARTIFACT_PATH), True), ("tmp", "/tmp", False)],
+        resources=_resources(k, f"{SPEC}ContainerResources", e.serving.cpu, e.serving.memory),
+    )
+    annotations = endpoint_annotations(e)
+    pod_annotations = {
+        **annotations,
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(CONTAINER_PORT),
+        "prometheus.io/path": "/metrics",
+    }
+    strategy = k.DeploymentV1SpecStrategy(
+        type="RollingUpdate",
+        rolling_update=k.DeploymentV1SpecStrategyRollingUpdate(max_surge=max_surge(s.rollout), max_unavailable="0"),
+    )
+    return k.DeploymentV1Config(
+        metadata=metadata(
+            k,
+            "DeploymentV1Metadata",
+            s.name,
+            s.namespace,
+            s.labels,
+            annotations={**annotations, "modelcat/rollout": rollout_annotation(s.rollout)},
+        ),
+        spec=k.DeploymentV1Spec(
+            replicas=str(s.replicas),
+            selector=k.DeploymentV1SpecSelector(match_labels=s.selector),
+            strategy=strategy,
+            template=k.DeploymentV1SpecTemplate(
+                metadata=k.DeploymentV1SpecTemplateMetadata(labels=s.labels, annotations=pod_annotations),
+                spec=k.DeploymentV1SpecTemplateSpec(
+                    image_pull_secrets=pull_secrets(k, s.settings),
+                    security_context=pod_security(k),
+                    init_container=[_fetch_container(k, s)],
+                    container=[replica],
+                    volume=_volumes(k, s),
+                ),
+            ),
+        ),
+    )
+
+
+def deployment_variant(s: Serving) -> tuple[object, ...]:
+    serving = s.endpoint.serving
+    return (
+        s.source[0],
+        bool(s.token_secret),
+        bool(s.settings.image_pull_secret),
+        serving.cpu is None,
+        serving.memory is None,
+    )
+
+
+def service_body(k: Any, name: str, namespace: str, labels: dict[str, str], selector: dict[str, str]) -> Any:
+    port = k.ServiceV1SpecPort(name="http", port=SERVICE_PORT, target_port="http", protocol="TCP")
+    return k.ServiceV1Config(
+        metadata=metadata(k, "ServiceV1Metadata", name, namespace, labels),
+        spec=k.ServiceV1Spec(selector=selector, port=[port]),
+    )
+
+
+def service(k: Any, s: Serving) -> Any:
+    return service_body(k, s.name, s.namespace, s.labels, s.selector)
+
+
+def autoscaler(k: Any, s: Serving) -> Any:
+    serving = s.endpoint.serving
+    metrics = [
+        k.HorizontalPodAutoscalerV2SpecMetric(
+            type="Pods",
+            pods=k.HorizontalPodAutoscalerV2SpecMetricPods(
+                metric=k.HorizontalPodAutoscalerV2SpecMetricPodsMetric(name=IN_FLIGHT_METRIC),
+                target=k.HorizontalPodAutoscalerV2SpecMetricPodsTarget(
+                    type="AverageValue", average_value=str(serving.target_concurrency)
+                ),
+            ),
+        )
+    ]
+    if serving.cpu is not None:
+        metrics.append(
+            k.HorizontalPodAutoscalerV2SpecMetric(
+                type="Resource",
+                resource=k.HorizontalPodAutoscalerV2SpecMetricResource(
+                    name="cpu",
+                    target=k.HorizontalPodAutoscalerV2SpecMetricResourceTarget(
+                        type="Utilization", average_utilization=CPU_UTILIZATION
+                    ),
+                ),
+            )
+        )
+    return k.HorizontalPodAutoscalerV2Config(
+        metadata=metadata(k, "HorizontalPodAutoscalerV2Metadata", s.name, s.namespace, s.labels),
+        spec=k.HorizontalPodAutoscalerV2Spec(
+            min_replicas=serving.min_replicas,
+            max_replicas=serving.max_replicas,
+            scale_target_ref=k.HorizontalPodAutoscalerV2SpecScaleTargetRef(
+                api_version="apps/v1", kind="Deployment", name=s.name
+            ),
+            metric=metrics,
+        ),
+    )
+
+
+def budget_body(k: Any, name: str, namespace: str, labels: dict[str, str], selector: dict[str, str]) -> Any:
+    return k.PodDisruptionBudgetV1Config(
+        metadata=metadata(k, "PodDisruptionBudgetV1Metadata", name, namespace, labels),
+        spec=k.PodDisruptionBudgetV1Spec(
+            max_unavailable="1", selector=k.PodDisruptionBudgetV1SpecSelector(match_labels=selector)
+        ),
+    )
+
+
+def disruption_budget(k: Any, s: Serving) -> Any:
+    return budget_body(k, s.name, s.namespace, s.labels, s.selector)
+
+
+def endpoint_kinds(
+    modules: dict[str, Any],
+) -> list[tuple[ResourceKind[Serving], Callable[[Serving], bool]]]:
+    """Each resource type of an endpoint with the test of which endpoints get one."""
+    m = modules
+    return [
+        (ResourceKind(DEPLOYMENT, (m["deployment_v1"],), deployment, deployment_variant), lambda s: True),
+        (ResourceKind("kubernetes_service_v1", (m["service_v1"],), service), lambda s: True),
+        (
+            ResourceKind(
+                "kubernetes_horizontal_pod_autoscaler_v2",
+                (m["horizontal_pod_autoscaler_v2"],),
+                autoscaler,
+                lambda s: s.endpoint.serving.cpu is None,
+            ),
+            lambda s: s.autoscaled,
+        ),
+        (
+            ResourceKind("kubernetes_pod_disruption_budget_v1", (m["pod_disruption_budget_v1"],), disruption_budget),
+            lambda s: s.endpoint.serving.min_replicas >= 2,
+        ),
+    ]
+
+
+def _merge(into: dict[str, dict[str, Any]], kind: str, bodies: dict[str, Any]) -> None:
+    target = into.setdefault(kind, {})
+    for key, body in bodies.items():
+        if key in target:
+            raise ValueError(f"two {kind} resources named {key}")  # resource ids are unique by construction
+        target[key] = body
+
+
+def synthesize_bodies(context: StackContext, modules: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """``{resource type: {id: body}}`` of the environment: the stack's resources, without the stack."""
+    from catalog.synth.targets import kubernetes_routing as routing
+
+    if modules is None:
+        modules = load_modules()
+    items = servings(context)
+    resources: dict[str, dict[str, Any]] = {}
+    for kind, wanted in endpoint_kinds(modules):
+        _merge(resources, kind.resource_type, build_bodies(kind, ((s.endpoint.id, s) for s in items if wanted(s))))
+    for s in items:  # an apply never fights the HPA over the replica count
+        if s.autoscaled:
+            resources[DEPLOYMENT][s.endpoint.id]["lifecycle"] = {"ignore_changes": ["spec[0].replicas"]}
+    for kind, bodies in routing.application_resources(context, items, modules).items():
+        _merge(resources, kind, bodies)
+    return resources
+
+
+def load_modules() -> dict[str, Any]:
+    """The provider's struct modules this target and its routing use (jsii assembly not loaded)."""
+    from catalog.synth.targets.kubernetes_routing import MODULES as ROUTING_MODULES
+
+    names = tuple(dict.fromkeys((*MODULES, *ROUTING_MODULES)))
+    try:
+        loaded = import_bindings(BINDINGS_PACKAGE, *names)
+    except ModuleNotFoundError as e:
+        raise UsageError(
+            "the kubernetes target needs cdktn-provider-kubernetes: pip install 'modelcat[targets]'"
+        ) from e
+    return dict(zip(names, loaded, strict=True))
+
+
+def add_all(stack: Any, resources: dict[str, dict[str, Any]]) -> None:
+    for kind in sorted(resources):
+        add_resources(stack, kind, resources[kind])
+
+
+class KubernetesTarget:
+    """Deployments, Services, HPAs, PDBs, HTTPRoutes (and routers) in the environment's namespace."""
+
+    name = "kubernetes"
+
+    def build(self, stack: Any, context: StackContext) -> None:
+        resources = synthesize_bodies(context)
+        add_provider(stack)
+        add_all(stack, resources)

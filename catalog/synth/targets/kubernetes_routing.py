@@ -1,0 +1,296 @@
+"""The ``kubernetes`` target, per application: a Gateway API HTTPRoute and, when needed, a router.
+
+The HTTPRoute (``gateway.networking.k8s.io/v1``, a ``kubernetes_manifest``) attaches to the
+environment's Gateway (``parentRefs``) for its ``hostnames``. It sends traffic either
+
+- **straight to the version Services**, weighted as the catalog says: one rule per binding
+  matching ``/v2/models/<model>`` with one ``backendRef`` per routed version (weight = the
+  catalog's percent), plus one rule per version for ``/v2/models/<model>/versions/<version>``
+  (pinned requests), when every rule fits (an HTTPRoute holds 16 rules); or
+- **to the application's router** (``modelcat router``: a Deployment of 2 replicas, a Service,
+  a PodDisruptionBudget), whose ``modelcat/routing-v1`` table lives in a ConfigMap mounted into
+  it and names each version's Service (``http://<service>.<namespace>.svc.cluster.local``). The
+  router serves *all* the application's models, and is used when any binding has a sticky key
+  (a Gateway cannot hash a header into the catalog's buckets), or when the routes do not fit one
+  HTTPRoute (more than 16 bindings, or more than 16 versions in a binding). A weight change
+  rewrites the ConfigMap; the router notices the new file and swaps the table without a restart.
+
+Terraform ordering: the ConfigMap and the HTTPRoute depend on the Deployments and Services they
+name, so a new version is rolled out (``wait_for_rollout``) before any traffic is sent to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from catalog.domain.deployment import ApplicationPlan, resource_id
+from catalog.domain.models import KubernetesSettings
+from catalog.serving.table import API_VERSION as TABLE_API_VERSION
+from catalog.synth.base import StackContext
+from catalog.synth.kube import object_name, rollout_annotation
+from catalog.synth.targets.kubernetes import (
+    CONTAINER_PORT,
+    DEPLOYMENT,
+    SERVICE_PORT,
+    Serving,
+    budget_body,
+    container,
+    metadata,
+    pod_security,
+    pull_secrets,
+    service_body,
+)
+from catalog.synth.typed import ResourceKind, build_bodies
+
+__all__ = [
+    "GATEWAY_API",
+    "MAX_BACKENDS",
+    "MAX_RULES",
+    "MODULES",
+    "ROUTER_REPLICAS",
+    "TABLE_PATH",
+    "AppRouting",
+    "application_resources",
+    "routing_table",
+]
+
+MODULES = ("manifest", "config_map_v1", "deployment_v1", "service_v1", "pod_disruption_budget_v1")
+GATEWAY_API = "gateway.networking.k8s.io"
+MAX_RULES = MAX_BACKENDS = 16  # the HTTPRoute CRD's maxItems
+ROUTER_REPLICAS = 2
+TABLE_DIR = "/etc/modelcat/routing"
+TABLE_FILE = "table.json"
+TABLE_PATH = f"{TABLE_DIR}/{TABLE_FILE}"
+MANIFEST, CONFIG_MAP = "kubernetes_manifest", "kubernetes_config_map_v1"
+SERVICE, BUDGET = "kubernetes_service_v1", "kubernetes_pod_disruption_budget_v1"
+
+
+@dataclass(frozen=True)
+class AppRouting:
+    """One application in one namespace, with the Services of its routed versions."""
+
+    app: ApplicationPlan
+    settings: KubernetesSettings
+    servings: Mapping[str, Serving]  # endpoint id -> its Serving (versions with replicas)
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    @cached_property
+    def router_name(self) -> str:
+        return object_name(self.app.name, "router")
+
+    @cached_property
+    def table_name(self) -> str:
+        return object_name(self.app.name, "routing")
+
+    @cached_property
+    def uses_router(self) -> bool:
+        bindings = self.app.bindings
+        too_many = len(bindings) > MAX_RULES or any(len(b.routes) > MAX_BACKENDS for b in bindings)
+        return too_many or any(b.sticky_key for b in bindings)
+
+    @property
+    def pinned(self) -> bool:
+        """Whether a rule per version fits beside the rule per binding."""
+        return len(self.app.bindings) + len(self.app.endpoints) <= MAX_RULES
+
+    def labels(self, component: str) -> dict[str, str]:
+        labels = {
+            "app.kubernetes.io/component": component,
+            "app.kubernetes.io/managed-by": "modelcat",
+            "app.kubernetes.io/name": "modelcat",
+            "modelcat/application": self.app.name,
+            "modelcat/environment": self.app.environment,
+        }
+        if component == "router":
+            labels["modelcat/router"] = self.router_name
+        return labels
+
+    @property
+    def router_selector(self) -> dict[str, str]:
+        return {"modelcat/router": self.router_name}
+
+    @property
+    def dependencies(self) -> list[str]:
+        """The Deployments and Services of the application's versions, as Terraform addresses."""
+        ids = [e.id for e in self.app.endpoints if e.id in self.servings]
+        return [f"{kind}.{i}" for i in dict.fromkeys(ids) for kind in (DEPLOYMENT, SERVICE)]
+
+
+def routing_table(r: AppRouting) -> dict[str, Any]:
+    """The router's ``modelcat/routing-v1`` table: every binding, versions in the catalog's order."""
+    models = []
+    for binding in r.app.bindings:
+        routes = []
+        for route in binding.routes:
+            serving = r.servings.get(route.endpoint.id)
+            routes.append(
+                {
+                    "version": route.version,
+                    "weight": route.weight,
+                    "digest": route.endpoint.digest,
+                    "replicas": [serving.service_url] if serving else [],
+                }
+            )
+        model: dict[str, Any] = {"name": binding.model, "routes": routes}
+        if binding.sticky_key:
+            model["sticky_key"] = binding.sticky_key
+        models.append(model)
+    return {"apiVersion": TABLE_API_VERSION, "application": r.app.name, "models": models}
+
+
+def _backend(name: str, weight: int = 1) -> dict[str, Any]:
+    """A Service backend, every field the API server would default written out (no perpetual diff)."""
+    return {"group": "", "kind": "Service", "name": name, "port": SERVICE_PORT, "weight": weight}
+
+
+def _prefix(path: str) -> list[dict[str, Any]]:
+    return [{"path": {"type": "PathPrefix", "value": path}}]
+
+
+def _rules(r: AppRouting) -> list[dict[str, Any]]:
+    if r.uses_router:
+        return [{"matches": _prefix("/"), "backendRefs": [_backend(r.router_name)]}]
+    rules, pinned = [], []
+    for binding in r.app.bindings:
+        backends = []
+        for route in binding.routes:
+            serving = r.servings.get(route.endpoint.id)
+            if serving is None:
+                continue  # no replicas: nothing to send to (its weight is 0)
+            backends.append(_backend(serving.name, route.weight))
+            pinned.append(
+                {
+                    "matches": _prefix(f"/v2/models/{binding.model}/versions/{route.version}"),
+                    "backendRefs": [_backend(serving.name)],
+                }
+            )
+        rules.append({"matches": _prefix(f"/v2/models/{binding.model}"), "backendRefs": backends})
+    return rules + pinned if r.pinned else rules
+
+
+def http_route(k: Any, r: AppRouting) -> Any:
+    gateway = r.settings.gateway
+    parent: dict[str, Any] = {
+        "group": GATEWAY_API,
+        "kind": "Gateway",
+        "name": gateway.name,
+        "namespace": gateway.namespace or r.namespace,
+    }
+    if gateway.section_name:
+        parent["sectionName"] = gateway.section_name
+    spec: dict[str, Any] = {"parentRefs": [parent], "rules": _rules(r)}
+    if r.settings.hostnames:
+        spec["hostnames"] = list(r.settings.hostnames)
+    rollouts = {b.model: b.rollout for b in r.app.bindings}
+    manifest = {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": r.app.name,
+            "namespace": r.namespace,
+            "labels": r.labels("route"),
+            "annotations": {"modelcat/rollout": rollout_annotation(rollouts)},
+        },
+        "spec": spec,
+    }
+    return k.ManifestConfig(manifest=manifest)
+
+
+def config_map(k: Any, r: AppRouting) -> Any:
+    table = json.dumps(routing_table(r), indent=2, sort_keys=True) + "\n"
+    return k.ConfigMapV1Config(
+        metadata=metadata(k, "ConfigMapV1Metadata", r.table_name, r.namespace, r.labels("routing-table")),
+        data={TABLE_FILE: table},
+    )
+
+
+def router_deployment(k: Any, r: AppRouting) -> Any:
+    router = container(
+        k,
+        "router",
+        r.settings.image,
+        ["router", "--table", TABLE_PATH, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)],
+        [("routing", TABLE_DIR, True), ("tmp", "/tmp", False)],
+    )
+    volume = k.DeploymentV1SpecTemplateSpecVolume
+    labels = r.labels("router")
+    return k.DeploymentV1Config(
+        metadata=metadata(k, "DeploymentV1Metadata", r.router_name, r.namespace, labels),
+        spec=k.DeploymentV1Spec(
+            replicas=str(ROUTER_REPLICAS),
+            selector=k.DeploymentV1SpecSelector(match_labels=r.router_selector),
+            template=k.DeploymentV1SpecTemplate(
+                metadata=k.DeploymentV1SpecTemplateMetadata(labels=labels),
+                spec=k.DeploymentV1SpecTemplateSpec(
+                    image_pull_secrets=pull_secrets(k, r.settings),
+                    security_context=pod_security(k),
+                    container=[router],
+                    volume=[
+                        volume(
+                            name="routing", config_map=k.DeploymentV1SpecTemplateSpecVolumeConfigMap(name=r.table_name)
+                        ),
+                        volume(name="tmp", empty_dir=k.DeploymentV1SpecTemplateSpecVolumeEmptyDir()),
+                    ],
+                ),
+            ),
+        ),
+    )
+
+
+def router_service(k: Any, r: AppRouting) -> Any:
+    return service_body(k, r.router_name, r.namespace, r.labels("router"), r.router_selector)
+
+
+def router_budget(k: Any, r: AppRouting) -> Any:
+    return budget_body(k, r.router_name, r.namespace, r.labels("router"), r.router_selector)
+
+
+def _route_variant(r: AppRouting) -> tuple[object, ...]:
+    return (r.uses_router, r.pinned, bool(r.settings.hostnames), bool(r.settings.gateway.section_name))
+
+
+def application_resources(
+    context: StackContext, servings: list[Serving], modules: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """``{resource type: {id: body}}`` of every application's HTTPRoute and router."""
+    settings = context.environment.kubernetes
+    assert settings is not None  # checked by servings()
+    by_id = {s.endpoint.id: s for s in servings}
+    apps = [AppRouting(app, settings, by_id) for app in context.environment.applications if app.bindings]
+    routed = [(a.app.id, a) for a in apps if a.uses_router]
+    m = modules
+    deployment_v1, service_v1, budget_v1 = m["deployment_v1"], m["service_v1"], m["pod_disruption_budget_v1"]
+    router_id = {a.app.id: resource_id(a.app.name, "router") for _, a in routed}
+    resources = {
+        MANIFEST: build_bodies(
+            ResourceKind(MANIFEST, (m["manifest"],), http_route, _route_variant), ((a.app.id, a) for a in apps)
+        ),
+        CONFIG_MAP: build_bodies(ResourceKind(CONFIG_MAP, (m["config_map_v1"],), config_map), routed),
+        DEPLOYMENT: build_bodies(
+            ResourceKind(DEPLOYMENT, (deployment_v1,), router_deployment, lambda a: bool(a.settings.image_pull_secret)),
+            ((router_id[i], a) for i, a in routed),
+        ),
+        SERVICE: build_bodies(
+            ResourceKind(SERVICE, (service_v1,), router_service), ((router_id[i], a) for i, a in routed)
+        ),
+        BUDGET: build_bodies(ResourceKind(BUDGET, (budget_v1,), router_budget), ((router_id[i], a) for i, a in routed)),
+    }
+    for app_id, a in routed:
+        resources[CONFIG_MAP][app_id]["depends_on"] = a.dependencies
+        resources[DEPLOYMENT][router_id[app_id]]["depends_on"] = [f"{CONFIG_MAP}.{app_id}"]
+    for a in apps:
+        needs = (
+            [f"{DEPLOYMENT}.{router_id[a.app.id]}", f"{SERVICE}.{router_id[a.app.id]}"]
+            if a.uses_router
+            else a.dependencies
+        )
+        if needs:
+            resources[MANIFEST][a.app.id]["depends_on"] = needs
+    return resources
