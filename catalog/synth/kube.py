@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from catalog.domain.deployment import Endpoint
@@ -91,7 +92,8 @@ def endpoint_annotations(endpoint: Endpoint) -> dict[str, str]:
     }
 
 
-def _rollout(rollout: EffectiveRollout) -> dict[str, Any]:
+@lru_cache(maxsize=256)
+def _rollout_json(rollout: EffectiveRollout) -> str:
     out: dict[str, Any] = {
         "strategy": rollout.strategy,
         "step_percent": rollout.step_percent,
@@ -102,17 +104,15 @@ def _rollout(rollout: EffectiveRollout) -> dict[str, Any]:
         out["max_error_rate"] = rollout.max_error_rate
     if rollout.max_p99_latency_ms is not None:
         out["max_p99_latency_ms"] = rollout.max_p99_latency_ms
-    return out
+    return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
 
 def rollout_annotation(rollouts: EffectiveRollout | Mapping[str, EffectiveRollout]) -> str:
     """The rollout (or ``{model: rollout}``) as compact JSON with sorted keys."""
-    value = (
-        _rollout(rollouts)
-        if isinstance(rollouts, EffectiveRollout)
-        else {model: _rollout(r) for model, r in rollouts.items()}
-    )
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if isinstance(rollouts, EffectiveRollout):
+        return _rollout_json(rollouts)
+    items = (f"{json.dumps(model)}:{_rollout_json(rollouts[model])}" for model in sorted(rollouts))
+    return "{" + ",".join(items) + "}"
 
 
 def add_provider(stack: Any) -> None:

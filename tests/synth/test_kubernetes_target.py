@@ -437,3 +437,25 @@ def test_bodies_equal_what_cdktn_synthesizes_from_the_same_structs(tmp_path: Pat
     ours = _synth(DEMO, tmp_path / "ours", target="kubernetes", only=["production"])["production-kubernetes"]
     assert synthesized["provider"] == ours["provider"]
     assert synthesized["terraform"]["required_providers"] == ours["terraform"]["required_providers"]
+
+
+@pytest.mark.parametrize("target", ["local", "kubernetes"])
+def test_bodies_written_after_synth_are_the_bytes_jsii_would_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    """catalog.synth.emit splices the bodies into cdk.tf.json after synth: the same bytes as sending
+    them through jsii (one add_override per resource type), for both targets."""
+    spliced = synthesize(load_catalog(DEMO), DEMO, tmp_path / "spliced", target=target)
+    monkeypatch.setenv("MODELCAT_SYNTH_EMIT", "override")
+    through = synthesize(load_catalog(DEMO), DEMO, tmp_path / "jsii", target=target)
+    for a, b in zip(spliced.stacks, through.stacks, strict=True):
+        assert a.path.read_bytes() == b.path.read_bytes(), a.name
+        assert "modelcat:resource-bodies" not in a.path.read_text()
+
+
+def test_the_pure_python_encoder_writes_what_orjson_writes(stacks: dict[str, dict[str, Any]]) -> None:
+    import orjson
+
+    for stack in stacks.values():
+        expected = orjson.dumps(stack, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        assert json.dumps(stack, indent=2, sort_keys=True, ensure_ascii=False).encode() == expected

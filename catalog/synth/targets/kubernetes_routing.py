@@ -204,7 +204,7 @@ def http_route(k: Any, r: AppRouting) -> Any:
 
 
 def config_map(k: Any, r: AppRouting) -> Any:
-    table = json.dumps(routing_table(r), indent=2, sort_keys=True) + "\n"
+    table = json.dumps(routing_table(r), sort_keys=True) + "\n"  # one line: the C encoder (indent is pure Python)
     return k.ConfigMapV1Config(
         metadata=metadata(k, "ConfigMapV1Metadata", r.table_name, r.namespace, r.labels("routing-table")),
         data={TABLE_FILE: table},
