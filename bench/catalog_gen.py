@@ -12,8 +12,23 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
 
 
-def generate(versions: int, *, apps: int | None = None) -> str:
-    """A models.yaml with ``versions`` versions spread over models of 10 versions each."""
+KUBERNETES_ENVIRONMENT = [
+    "environments:",
+    "  - name: production",
+    "    target: kubernetes",
+    "    kubernetes:",
+    "      namespace: ml-serving",
+    "      gateway: {name: public-gateway, namespace: gateway-system, section_name: https}",
+    "      image: registry.example.com/modelcat/modelcat:0.4.0",
+    "      image_pull_secret: registry-pull",
+    "      hostnames: [ml.example.com]",
+    "      artifact_source: {kind: http, base_url: https://artifacts.example.com/modelcat, registry_secret: artifacts-token}",
+]
+
+
+def generate(versions: int, *, apps: int | None = None, kubernetes: bool = False) -> str:
+    """A models.yaml with ``versions`` versions spread over models of 10 versions each; with
+    ``kubernetes``, its one environment (production) deploys to the kubernetes target."""
     n_models = max(1, versions // VERSIONS_PER_MODEL)
     out = [
         "# yaml-language-server: $schema=./schemas/catalog.schema.json",
@@ -27,6 +42,7 @@ def generate(versions: int, *, apps: int | None = None) -> str:
         "    target_concurrency: 8",
         "limits:",
         "  max_artifact_bytes: 2147483648",
+        *(KUBERNETES_ENVIRONMENT if kubernetes else []),
         "models:",
     ]
     written = 0
