@@ -134,8 +134,9 @@ class Serving:
 
     @property
     def token_secret(self) -> str | None:
-        """The Secret the fetch reads its token from (never for a mounted claim)."""
-        return self.settings.artifact_source.registry_secret if self.source[0] != "pvc" else None
+        """The Secret the fetch reads its bearer token from: http only (a claim is mounted, and OCI
+        pulls are anonymous: ``modelcat fetch`` has no registry credentials yet)."""
+        return self.settings.artifact_source.registry_secret if self.source[0] == "http" else None
 
 
 def servings(context: StackContext) -> list[Serving]:
