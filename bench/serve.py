@@ -3,7 +3,7 @@
 Run from the repository root with ``make bench``, or:
 
     .venv/bin/python bench/serve.py [--repeat 3] [--seconds 3] [--clients 1,16] [--cold-runs 5]
-                                    [--skip-big] [--json results.json]
+                                    [--skip-big] [--baseline-router DIR] [--json results.json]
 
 Two measurements, each printed as a Markdown table, with a verdict per target:
 
@@ -20,6 +20,10 @@ Two measurements, each printed as a Markdown table, with a verdict per target:
      throughput. Every repetition runs all cells, rotating the order of the paths; the figures are
      medians over --repeat repetitions. Targets: the router adds <= 1 ms p50 and <= 5 ms p99 over
      direct, and keeps >= 80 % of direct throughput.
+     With --baseline-router DIR, a fourth path, *router-before*: the router of another source tree
+     (DIR holds its ``catalog/`` package, e.g. ``git archive REV catalog | tar -x -C DIR``), run with
+     ``PYTHONPATH=DIR`` in front of the same replica and timed in the same interleaved runs, so an
+     old and a new router compare under the same load.
   2. Cold start of a replica of the ~100 MB model: from spawning ``modelcat replica`` to the first
      ``GET /v2/health/ready`` answered 200, median of --cold-runs, page cache warm. Split into its
      parts, measured separately in the same run: interpreter start, the imports, ``hash_file``,
@@ -69,6 +73,7 @@ TARGET_P50_MS, TARGET_P99_MS, TARGET_THROUGHPUT, TARGET_COLD_S = 1.0, 5.0, 0.80,
 BIG_HIDDEN = 1_400_000  # float32 weights 16*H + H + H + 1: about 101 MB
 WARMUP_S = 0.5
 PATHS = ("in-process", "direct", "router")
+BEFORE = "router-before"
 STICKY = "x-user-id"
 
 
@@ -175,10 +180,13 @@ def replica_args(cli: str, model: Model) -> list[str]:
 
 
 @contextmanager
-def serving(cli: str, model: Model, workdir: Path) -> Iterator[tuple[str, str, dict[str, int]]]:
-    """One replica of ``model`` and one router in front of it; yields both URLs and their pids."""
+def serving(
+    cli: str, model: Model, workdir: Path, baseline: Path | None = None
+) -> Iterator[tuple[str, dict[str, str], dict[str, int]]]:
+    """One replica of ``model`` and a router in front of it (two with ``baseline``: the second from
+    that source tree); yields the replica's URL, the routers' URLs and every pid, by path name."""
     replica = _spawn(replica_args(cli, model), stderr=subprocess.DEVNULL)
-    router = None
+    router = before = None
     try:
         replica_url = _read_url(replica)
         table = workdir / f"{model.name}.routing.json"
@@ -201,9 +209,18 @@ def serving(cli: str, model: Model, workdir: Path) -> Iterator[tuple[str, str, d
             [cli, "router", "--table", str(table), "--port", "0", "--assignment-log", str(log)],
             stderr=subprocess.DEVNULL,
         )
-        yield replica_url, _read_url(router), {"replica": replica.pid, "router": router.pid}
+        urls, pids = {"router": _read_url(router)}, {"replica": replica.pid, "router": router.pid}
+        if baseline is not None:
+            args = [sys.executable, "-m", "catalog.cli.router_command", "--table", str(table), "--port", "0"]
+            args += ["--assignment-log", str(workdir / f"{model.name}.before.jsonl")]
+            before = subprocess.Popen(
+                args, cwd=baseline, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                env=_env() | {"PYTHONPATH": str(baseline)},
+            )  # fmt: skip
+            urls[BEFORE], pids[BEFORE] = _read_url(before), before.pid
+        yield replica_url, urls, pids
     finally:
-        for proc in (router, replica):
+        for proc in (before, router, replica):
             if proc is not None:
                 _stop(proc)
 
@@ -321,22 +338,33 @@ def versioned_path(model: Model) -> str:
     return f"/v2/models/{model.name}/versions/{model.version}/infer"
 
 
-def bench_model(cli: str, model: Model, workdir: Path, clients_list: list[int], seconds: float, repeat: int) -> dict:
+def bench_model(
+    cli: str,
+    model: Model,
+    workdir: Path,
+    clients_list: list[int],
+    seconds: float,
+    repeat: int,
+    baseline: Path | None = None,
+) -> dict:
     """Every (path, clients) cell for one model, ``repeat`` times, paths rotated each time."""
     body, row = request_body(np.random.default_rng(1))
     session = load_verified(model.artifact, model.digest).session  # as the replica builds it
     input_name = session.get_inputs()[0].name
-    runs: dict[str, list[dict]] = {f"{p}/{c}": [] for c in clients_list for p in PATHS}
-    with serving(cli, model, workdir) as (replica, router, pids):
-        check_answers(model, replica, router, body)
+    paths = paths_of(baseline)
+    runs: dict[str, list[dict]] = {f"{p}/{c}": [] for c in clients_list for p in paths}
+    with serving(cli, model, workdir, baseline) as (replica, routers, pids):
+        for router in routers.values():
+            check_answers(model, replica, router, body)
+        infer = f"/v2/models/{model.name}/infer"
         makers = {
             "in-process": lambda i: (lambda n: session.run(None, {input_name: row}), lambda: None),
             "direct": lambda i: http_sender(replica, versioned_path(model), body, i),
-            "router": lambda i: http_sender(router, f"/v2/models/{model.name}/infer", body, i),
+            **{name: (lambda i, url=url: http_sender(url, infer, body, i)) for name, url in routers.items()},
         }
         for rep in range(repeat):
             for clients in clients_list:
-                order = PATHS[rep % len(PATHS) :] + PATHS[: rep % len(PATHS)]
+                order = paths[rep % len(paths) :] + paths[: rep % len(paths)]
                 for path in order:
                     print(f"  {model.name}: rep {rep + 1}, {clients} client(s), {path}", file=sys.stderr, flush=True)
                     runs[f"{path}/{clients}"].append(run_cell(makers[path], clients, seconds, pids))
@@ -348,6 +376,10 @@ def bench_model(cli: str, model: Model, workdir: Path, clients_list: list[int], 
             name: statistics.median(r["cpu_ms_per_request"][name] for r in reps) for name in ("client", *pids)
         }
     return cells
+
+
+def paths_of(baseline: Path | None) -> tuple[str, ...]:
+    return PATHS + ((BEFORE,) if baseline is not None else ())
 
 
 def verdicts(model: Model, cells: dict, clients_list: list[int]) -> list[dict]:
@@ -367,23 +399,28 @@ def verdicts(model: Model, cells: dict, clients_list: list[int]) -> list[dict]:
     return out
 
 
-def print_latency_table(model: Model, cells: dict, clients_list: list[int], repeat: int, seconds: float) -> None:
+def print_latency_table(
+    model: Model, cells: dict, clients_list: list[int], repeat: int, seconds: float, paths: tuple[str, ...] = PATHS
+) -> None:
     print(f"### {model.label}: medians of {repeat} interleaved runs of {seconds:g} s per cell\n")
     print(
         "| clients | path | requests | p50 (ms) | p99 (ms) | throughput (req/s) | CPU ms/request: client, replica, router "
         "| router +p50 (ms) | router +p99 (ms) | router / direct throughput |"
     )
     print("|---:|---|---:|---:|---:|---:|---|---:|---:|---:|")
-    used = {"in-process": ("client",), "direct": ("client", "replica"), "router": ("client", "replica", "router")}
+    used = {
+        "in-process": ("client", None, None),
+        "direct": ("client", "replica", None),
+        "router": ("client", "replica", "router"),
+        BEFORE: ("client", "replica", BEFORE),  # the router column: the baseline router's CPU
+    }
     for clients in clients_list:
         direct = cells[f"direct/{clients}"]
-        for path in PATHS:
+        for path in paths:
             c = cells[f"{path}/{clients}"]
-            cpu = ", ".join(
-                f"{c['cpu_ms'][n]:.2f}" if n in used[path] else "-" for n in ("client", "replica", "router")
-            )
+            cpu = ", ".join(f"{c['cpu_ms'][n]:.2f}" if n else "-" for n in used[path])
             derived = "| - | - | - |"
-            if path == "router":
+            if path in ("router", BEFORE):
                 derived = (
                     f"| {c['p50_ms'] - direct['p50_ms']:+.2f} | {c['p99_ms'] - direct['p99_ms']:+.2f} "
                     f"| {c['rps'] / direct['rps']:.0%} |"
@@ -549,9 +586,18 @@ def main() -> None:
     parser.add_argument("--clients", default="1,16", help="comma-separated concurrent clients (default 1,16)")
     parser.add_argument("--cold-runs", type=int, default=5, help="cold starts to time (default 5)")
     parser.add_argument("--skip-big", action="store_true", help="only the demo model; no 100 MB model, no cold start")
+    parser.add_argument(
+        "--baseline-router",
+        type=Path,
+        metavar="DIR",
+        help="also time the router of the catalog/ package in DIR (another revision), as path router-before",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw numbers to this file")
     args = parser.parse_args()
     clients_list = [int(c) for c in args.clients.split(",")]
+    baseline = args.baseline_router.resolve() if args.baseline_router else None
+    if baseline is not None and not (baseline / "catalog" / "serving" / "router.py").is_file():
+        sys.exit(f"--baseline-router {baseline}: no catalog/serving/router.py there")
     cli = modelcat_command()
     print(
         f"Python {platform.python_version()} on {platform.platform()} ({platform.machine()}), "
@@ -566,8 +612,8 @@ def main() -> None:
             print("building the ~100 MB model...", file=sys.stderr, flush=True)
             models.append(big_model(workdir))
         for model in models:
-            cells = bench_model(cli, model, workdir, clients_list, args.seconds, args.repeat)
-            print_latency_table(model, cells, clients_list, args.repeat, args.seconds)
+            cells = bench_model(cli, model, workdir, clients_list, args.seconds, args.repeat, baseline)
+            print_latency_table(model, cells, clients_list, args.repeat, args.seconds, paths_of(baseline))
             results["latency"][model.name] = cells
             results["verdicts"] += verdicts(model, cells, clients_list)
         print_verdicts(results["verdicts"])
