@@ -31,7 +31,16 @@ class StackContext:
 
 
 class Target(Protocol):
-    """A backend that turns an environment's endpoints and routes into Terraform resources."""
+    """A backend that turns an environment's endpoints and routes into Terraform resources.
+
+    A new target (kserve, sagemaker) is a module under ``catalog/synth/targets/`` registered in
+    ``catalog.synth.app`` (``_TARGET_CLASSES``); an environment synthesized for it must have the
+    settings block of the same name (``context.environment.settings(name)``), which ``app`` checks.
+    Its bodies are best built with ``catalog.synth.typed`` (one builder per resource type, checked
+    by the provider's typed structs, the provider's jsii assembly never loaded) and added with
+    ``catalog.synth.emit.add_resources`` (one placeholder per type, the bodies written after synth);
+    Kubernetes conventions (names, labels, provider block) are in ``catalog.synth.kube``.
+    """
 
     name: str
 

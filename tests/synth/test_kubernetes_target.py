@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from catalog.cli.main import main
 from catalog.domain.deployment import environments
+from catalog.errors import UsageError
 from catalog.serving.table import parse_table
 from catalog.synth import synthesize
 from catalog.synth.base import StackContext
@@ -459,3 +460,15 @@ def test_the_pure_python_encoder_writes_what_orjson_writes(stacks: dict[str, dic
     for stack in stacks.values():
         expected = orjson.dumps(stack, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         assert json.dumps(stack, indent=2, sort_keys=True, ensure_ascii=False).encode() == expected
+
+
+def test_an_artifact_a_cluster_cannot_fetch_stops_synth(tmp_path: Path) -> None:
+    text = DEMO.read_text(encoding="utf-8")
+    relative = "artifacts/sha256/fb/"  # fraud-scorer 1.3.0, routed by checkout
+    assert relative in text
+    path = tmp_path / "models.yaml"
+    path.write_text(text.replace(f"uri: {relative}", f"uri: file://{ROOT}/{relative}"), encoding="utf-8")
+    catalog = load_catalog(path)
+    assert synthesize(catalog, path, tmp_path / "local", target="local").stacks
+    with pytest.raises(UsageError, match="which a cluster cannot fetch"):
+        synthesize(catalog, path, tmp_path / "k8s", target="kubernetes")

@@ -130,7 +130,12 @@ class Serving:
             )
         if src.kind == "http":
             return "http", f"{(src.base_url or '').rstrip('/')}/{path}"
-        return "pvc", f"{PVC_MOUNT}/{path}"
+        if src.kind == "pvc":
+            return "pvc", f"{PVC_MOUNT}/{path}"
+        e = self.endpoint  # kind oci pulls oci:// URIs only (validate says so too)
+        raise UsageError(
+            f"environment {e.environment}: artifact_source kind oci cannot fetch {e.model} {e.version} at {uri}"
+        )
 
     @property
     def token_secret(self) -> str | None:
