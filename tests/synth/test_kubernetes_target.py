@@ -472,3 +472,18 @@ def test_an_artifact_a_cluster_cannot_fetch_stops_synth(tmp_path: Path) -> None:
     assert synthesize(catalog, path, tmp_path / "local", target="local").stacks
     with pytest.raises(UsageError, match="which a cluster cannot fetch"):
         synthesize(catalog, path, tmp_path / "k8s", target="kubernetes")
+
+
+def test_the_dockerfile_builds_the_image_the_pods_expect() -> None:
+    """It cannot be built here (no Docker): its base, user, entrypoint and what it installs are checked."""
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines() if line.strip()]
+    instructions = [line for line in lines if not line.startswith("#")]
+    assert instructions[0] == "FROM python:3.11-slim"
+    assert f"USER {k8s.RUN_AS}:{k8s.RUN_AS}" in instructions  # the pods' runAsUser / runAsGroup
+    assert 'ENTRYPOINT ["modelcat"]' in instructions
+    assert any(line.startswith("RUN pip install -c constraints.txt .") for line in instructions)
+    copied = {word for line in instructions if line.startswith("COPY") for word in line.split()[1:-1]}
+    assert copied == {"pyproject.toml", "constraints.txt", "README.md", "catalog"}
+    assert all((ROOT / name).exists() for name in copied)
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore and all(f"!{name}" in ignore or f"!{name}/" in ignore for name in copied)
