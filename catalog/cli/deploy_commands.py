@@ -167,7 +167,11 @@ def apply(
     auto_approve: bool,
     fmt: str,
 ) -> int:
-    """Make what runs match the catalog: plan, confirm, apply (or apply a saved PLAN_FILE)."""
+    """Make what runs match the catalog: plan, confirm, apply (or apply a saved PLAN_FILE).
+
+    Without --auto-approve the plan is shown in model terms and that very plan is applied once
+    confirmed; with it, Terraform plans and applies in one go and streams what it does.
+    """
     from catalog.deploy.stacks import plan_stack, prepare
 
     results = []
@@ -181,6 +185,9 @@ def apply(
     else:
         prepared = prepare(path, target, envs or None, terraform)
         for workspace in prepared.workspaces:
+            if auto_approve:  # nobody reads a preview: one Terraform apply plans and applies (~3 s less)
+                results.append({"stack": workspace.stack, **_counts(workspace.apply(on_output=_stream(fmt)))})
+                continue
             saved = workspace.dir / ".modelcat-apply.tfplan"
             try:
                 planned = workspace.plan(saved)
