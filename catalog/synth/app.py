@@ -39,6 +39,7 @@ STATE_ROOT = ".modelcat"
 _TARGET_CLASSES = {
     "local": ("catalog.synth.targets.local", "LocalTarget"),
     "kubernetes": ("catalog.synth.targets.kubernetes", "KubernetesTarget"),
+    "kserve": ("catalog.synth.targets.kserve", "KServeTarget"),
 }
 TARGETS: tuple[str, ...] = tuple(_TARGET_CLASSES)
 

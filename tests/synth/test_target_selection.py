@@ -34,10 +34,11 @@ PRODUCTION_ON_K8S = ("  - name: production\n    target: local\n", "  - name: pro
 
 
 def test_the_registered_targets() -> None:
-    assert TARGETS[:2] == ("local", "kubernetes")
+    assert TARGETS[:3] == ("local", "kubernetes", "kserve")
     assert get_target("kubernetes").name == "kubernetes"
-    with pytest.raises(UsageError, match="cannot synthesize target 'kserve' yet"):
-        get_target("kserve")
+    assert get_target("kserve").name == "kserve"
+    with pytest.raises(UsageError, match="cannot synthesize target 'sagemaker' yet"):
+        get_target("sagemaker")
 
 
 def test_each_environment_uses_its_own_target_unless_told(tmp_path: Path) -> None:
@@ -64,11 +65,11 @@ def test_a_target_without_its_settings_block_names_the_environment(tmp_path: Pat
 
 def test_an_environment_declaring_a_target_not_built_yet_is_refused(tmp_path: Path, cli) -> None:
     path = catalog_with(
-        tmp_path, ("  - name: production\n    target: local\n", "  - name: production\n    target: kserve\n")
+        tmp_path, ("  - name: production\n    target: local\n", "  - name: production\n    target: sagemaker\n")
     )
     result = cli("synth", "--catalog", path, "--out", tmp_path / "o")
     assert result.exit_code == 2
-    assert "production" in result.output and "kserve" in result.output
+    assert "production" in result.output and "sagemaker" in result.output
     assert cli("synth", "--catalog", path, "--target", "local", "--out", tmp_path / "l").exit_code == 0
 
 
