@@ -12,9 +12,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from catalog.domain.deployment import ApplicationPlan, Environment
 from catalog.provider.runstate import (
@@ -79,15 +76,6 @@ def _catalog_weights(app: ApplicationPlan) -> Weights:
     return {b.model: {r.version: r.weight for r in b.routes} for b in app.bindings}
 
 
-def _routing(url: str) -> dict[str, Any] | None:
-    try:
-        with httpx.Client(timeout=2.0, trust_env=False) as client:
-            response = client.get(f"{url}/routing")
-        return response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
 def _application_status(
     app: ApplicationPlan,
     route: RouteRecord | None,
@@ -134,11 +122,10 @@ def _application_status(
     status.url = route.url
     router = probe_route(route)
     status.router_alive = router.alive
-    routing = _routing(route.url) if router.alive else None
-    if routing is None:
+    if router.models is None:
         status.drift.append(f"router {route.url} (pid {route.pid}) does not answer: {router.error or 'no /routing'}")
         return status
-    for model in routing.get("models", []):
+    for model in router.models:
         status.in_force[model["name"]] = {r["version"]: r["weight"] for r in model["routes"]}
         for r in model["routes"]:
             urls = {replica["url"] for replica in r["replicas"]}

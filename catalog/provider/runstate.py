@@ -141,6 +141,7 @@ class RouteStatus:
     generation: int | None
     last_error: str | None
     error: str = ""
+    models: tuple[dict[str, Any], ...] | None = None  # GET /routing's models, None when it did not answer
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -332,7 +333,9 @@ def probe_route(record: RouteRecord, timeout: float = 2.0) -> RouteStatus:
         return replace(base, error="not running")
     try:
         with http_client(timeout) as client:
-            table = client.get(f"{record.url}/routing").json().get("table") or {}
+            routing = client.get(f"{record.url}/routing").json()
+        table = routing.get("table") or {}
+        models = tuple(routing.get("models") or ())
     except (httpx.HTTPError, ValueError, AttributeError) as e:
         return replace(base, alive=True, error=f"{type(e).__name__}: {e}")
     return replace(
@@ -341,4 +344,5 @@ def probe_route(record: RouteRecord, timeout: float = 2.0) -> RouteStatus:
         table_sha256=table.get("sha256"),
         generation=table.get("generation"),
         last_error=table.get("last_error"),
+        models=models,
     )
