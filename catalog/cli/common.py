@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -28,10 +28,16 @@ def _fail(fmt: str, error: ModelcatError) -> int:
     return error.exit_code
 
 
-def command(func: Callable[..., int | None]) -> Callable[..., None]:
-    """Add --format and --traceback; map modelcat errors to a message and their exit code."""
+def command(func: Callable[..., int | None] | None = None, *, formats: Sequence[str] = ("text", "json")) -> Any:
+    """Add --format (one of ``formats``, the first the default) and --traceback; map modelcat errors
+    to a message and their exit code. Errors are rendered as JSON for ``json``, else as text.
 
-    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    ``@command`` or ``@command(formats=("text", "json", "markdown"))``.
+    """
+    if func is None:
+        return functools.partial(command, formats=formats)
+
+    @click.option("--format", "fmt", type=click.Choice(list(formats)), default=formats[0], show_default=True)
     @click.option("--traceback", is_flag=True, help="Show the Python traceback of unexpected errors.")
     @functools.wraps(func)
     def wrapper(fmt: str, traceback: bool, **kwargs: Any) -> None:
