@@ -14,7 +14,7 @@ from catalog.domain.deployment import ApplicationPlan, Endpoint
 from catalog.synth.base import StackContext
 from catalog.synth.emit import add_outputs, add_resources, reference
 
-__all__ = ["PROVIDER_SOURCE", "LocalTarget"]
+__all__ = ["PROVIDER_SOURCE", "LocalTarget", "synthesize_bodies"]
 
 PROVIDER_SOURCE = "modelcat/modelcat"
 ENDPOINT, ROUTE = "modelcat_endpoint", "modelcat_route"
@@ -52,6 +52,18 @@ def route_body(app: ApplicationPlan) -> dict[str, Any]:
     return {"application": app.name, "host": HOST, "port": 0, "route": routes}
 
 
+def synthesize_bodies(context: StackContext) -> dict[str, dict[str, Any]]:
+    """``{resource type: {id: body}}`` of the environment: the stack's resources, without the stack.
+
+    An endpoint with no replicas runs nothing and gets no resource; an application with no
+    enabled binding gets no router. Types without a resource are left out.
+    """
+    env = context.environment
+    endpoints = {e.id: endpoint_body(e) for e in env.endpoints if e.serving.replicas > 0}
+    routes = {app.id: route_body(app) for app in env.applications if app.bindings}
+    return {kind: bodies for kind, bodies in ((ENDPOINT, endpoints), (ROUTE, routes)) if bodies}
+
+
 class LocalTarget:
     """Processes on this machine, managed by the embedded Terraform through ``modelcat``."""
 
@@ -65,11 +77,10 @@ class LocalTarget:
         )
         provider.add_override("catalog", context.catalog)
         provider.add_override("run_dir", f"{context.state_root}/run/{context.name}")
-        env = context.environment
-        endpoints = {e.id: endpoint_body(e) for e in env.endpoints if e.serving.replicas > 0}
-        routes = {app.id: route_body(app) for app in env.applications if app.bindings}
-        add_resources(stack, ENDPOINT, endpoints)
-        add_resources(stack, ROUTE, routes)
+        resources = synthesize_bodies(context)
+        routes = resources.get(ROUTE, {})
+        for kind in (ENDPOINT, ROUTE):
+            add_resources(stack, kind, resources.get(kind, {}))
         add_outputs(
             stack,
             {
