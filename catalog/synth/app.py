@@ -40,6 +40,7 @@ _TARGET_CLASSES = {
     "local": ("catalog.synth.targets.local", "LocalTarget"),
     "kubernetes": ("catalog.synth.targets.kubernetes", "KubernetesTarget"),
     "kserve": ("catalog.synth.targets.kserve", "KServeTarget"),
+    "sagemaker": ("catalog.synth.targets.sagemaker", "SageMakerTarget"),
 }
 TARGETS: tuple[str, ...] = tuple(_TARGET_CLASSES)
 

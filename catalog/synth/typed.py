@@ -94,6 +94,9 @@ def import_bindings(package: str, *submodules: str) -> tuple[ModuleType, ...]:
     assembly into Node. Struct classes work fully; constructs need ``load_assembly`` first."""
     with _lock:
         if f"{package}._jsii" not in sys.modules:
+            from catalog.synth.node import prepare_jsii
+
+            prepare_jsii()  # before jsii starts its Node process: the venv's Node 24
             import cdktn  # noqa: F401 -- its own assembly (and constructs') load for real, first
 
             with _assembly_load_deferred(package):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from catalog.domain.deployment import Environment, environments
+from catalog.domain.deployment import Environment
 from catalog.errors import UsageError
 from catalog.synth import synthesize
 from catalog.synth.base import StackContext
@@ -21,6 +21,7 @@ from catalog.synth.typed import TypedBindingError
 from catalog.validate import load_catalog
 from tests.conftest import DEMO, ROOT
 from tests.synth.crds import validate
+from tests.synth.plans import context, production, with_routes
 
 GOLDEN = ROOT / "tests" / "golden" / "kserve"
 ISVC_CRD = "serving.kserve.io_inferenceservices.yaml"
@@ -49,32 +50,11 @@ def isvcs(stacks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _production() -> Environment:
-    (plan,) = environments(load_catalog(DEMO), ["production"])
-    return plan
+    return production()
 
 
 def _context(env: Environment) -> StackContext:
-    return StackContext(name=f"{env.name}-kserve", environment=env, catalog="", state_root="")
-
-
-def _with_routes(env: Environment, app: str, weights: dict[str, int], **endpoint: Any) -> Environment:
-    """``env`` with the first binding of ``app`` routed by ``weights`` ({version: weight}), each
-    version's artifact from the demo catalog (``endpoint`` overrides endpoint fields)."""
-    application = next(a for a in env.applications if a.name == app)
-    binding = application.bindings[0]
-    model = next(m for m in load_catalog(DEMO).models if m.name == binding.model)
-    template = binding.routes[0]
-
-    def route(version: str, weight: int) -> Any:
-        artifact = next(v.artifact for v in model.versions if v.version == version)
-        facts = {"artifact": artifact.uri, "digest": artifact.digest, "version": version, **endpoint}
-        return dataclasses.replace(
-            template, version=version, weight=weight, endpoint=dataclasses.replace(template.endpoint, **facts)
-        )
-
-    routes = tuple(route(v, w) for v, w in weights.items())
-    new_app = dataclasses.replace(application, bindings=(dataclasses.replace(binding, routes=routes),))
-    return dataclasses.replace(env, applications=tuple(new_app if a is application else a for a in env.applications))
+    return context(env, "kserve")
 
 
 def _isvc(env: Environment, app: str) -> dict[str, Any]:
@@ -126,7 +106,7 @@ def test_every_inference_service_validates_against_the_real_crd(isvcs: dict[str,
         assert manifest["apiVersion"] == "serving.kserve.io/v1beta1" and manifest["kind"] == "InferenceService"
         assert validate(ISVC_CRD, manifest) == [], key
     # the edge cases too: a plain one after a weight-0 route, and an oci:// artifact
-    env = _with_routes(_production(), "checkout", {"1.3.0": 100, "1.4.0": 0}, artifact=OCI)
+    env = with_routes(_production(), "checkout", {"1.3.0": 100, "1.4.0": 0}, artifact=OCI)
     assert validate(ISVC_CRD, _isvc(env, "checkout")) == []
 
 
@@ -209,7 +189,7 @@ def test_storage_uri_carries_the_digest(isvcs: dict[str, dict[str, Any]]) -> Non
         uri = manifest["spec"]["predictor"]["model"]["storageUri"]
         assert uri == f"{prefix}/sha256/{hexdigest[:2]}/{hexdigest}"
     # an oci:// artifact (pinned by its manifest digest, as validate demands) is used as it is
-    env = _with_routes(_production(), "checkout", {"1.3.0": 100}, artifact=OCI)
+    env = with_routes(_production(), "checkout", {"1.3.0": 100}, artifact=OCI)
     assert _isvc(env, "checkout")["spec"]["predictor"]["model"]["storageUri"] == OCI
     # without a prefix a path cannot be fetched by KServe
     settings = _production().kserve.model_copy(update={"storage_uri_prefix": None})  # type: ignore[union-attr]
@@ -218,7 +198,7 @@ def test_storage_uri_carries_the_digest(isvcs: dict[str, dict[str, Any]]) -> Non
 
 
 def test_more_than_two_versions_are_refused_naming_application_and_model() -> None:
-    env = _with_routes(_production(), "checkout", {"1.2.0": 20, "1.3.0": 70, "1.4.0": 10})
+    env = with_routes(_production(), "checkout", {"1.2.0": 20, "1.3.0": 70, "1.4.0": 10})
     with pytest.raises(UsageError, match=r"application 'checkout', model 'fraud-scorer'.*routes 3") as caught:
         kserve.synthesize_bodies(_context(env))
     assert "1.2.0 (20 %), 1.3.0 (70 %), 1.4.0 (10 %)" in str(caught.value)
@@ -227,16 +207,16 @@ def test_more_than_two_versions_are_refused_naming_application_and_model() -> No
 def test_weight_zero_and_hundred() -> None:
     base = _production()
     # the canary at 0 %: the stable version, plainly; the unrouted version recorded
-    isvc = _isvc(_with_routes(base, "checkout", {"1.3.0": 100, "1.4.0": 0}), "checkout")
+    isvc = _isvc(with_routes(base, "checkout", {"1.3.0": 100, "1.4.0": 0}), "checkout")
     predictor, notes = isvc["spec"]["predictor"], isvc["metadata"]["annotations"]
     assert notes["modelcat/version"] == "1.3.0" and "canaryTrafficPercent" not in predictor
     assert json.loads(notes["modelcat/unrouted-versions"]) == ["1.4.0"]
     # the canary at 100 %: promoted, a plain InferenceService of it
-    isvc = _isvc(_with_routes(base, "checkout", {"1.3.0": 0, "1.4.0": 100}), "checkout")
+    isvc = _isvc(with_routes(base, "checkout", {"1.3.0": 0, "1.4.0": 100}), "checkout")
     assert isvc["metadata"]["annotations"]["modelcat/version"] == "1.4.0"
     assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
     # three routes, one at 0 %: two with traffic, expressible
-    isvc = _isvc(_with_routes(base, "checkout", {"1.2.0": 0, "1.3.0": 90, "1.4.0": 10}), "checkout")
+    isvc = _isvc(with_routes(base, "checkout", {"1.2.0": 0, "1.3.0": 90, "1.4.0": 10}), "checkout")
     assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert isvc["metadata"]["annotations"]["modelcat/stable-version"] == "1.3.0"
 

@@ -34,11 +34,11 @@ PRODUCTION_ON_K8S = ("  - name: production\n    target: local\n", "  - name: pro
 
 
 def test_the_registered_targets() -> None:
-    assert TARGETS[:3] == ("local", "kubernetes", "kserve")
-    assert get_target("kubernetes").name == "kubernetes"
-    assert get_target("kserve").name == "kserve"
-    with pytest.raises(UsageError, match="cannot synthesize target 'sagemaker' yet"):
-        get_target("sagemaker")
+    assert TARGETS == ("local", "kubernetes", "kserve", "sagemaker")
+    for name in TARGETS:
+        assert get_target(name).name == name
+    with pytest.raises(UsageError, match="cannot synthesize target 'openshift'"):
+        get_target("openshift")
 
 
 def test_each_environment_uses_its_own_target_unless_told(tmp_path: Path) -> None:
@@ -63,13 +63,18 @@ def test_a_target_without_its_settings_block_names_the_environment(tmp_path: Pat
     assert only.exit_code == 0, only.output
 
 
-def test_an_environment_declaring_a_target_not_built_yet_is_refused(tmp_path: Path, cli) -> None:
+def test_every_target_synthesizes_from_the_declared_one_or_the_option(tmp_path: Path, cli) -> None:
     path = catalog_with(
         tmp_path, ("  - name: production\n    target: local\n", "  - name: production\n    target: sagemaker\n")
     )
-    result = cli("synth", "--catalog", path, "--out", tmp_path / "o")
-    assert result.exit_code == 2
-    assert "production" in result.output and "sagemaker" in result.output
+    result = cli("synth", "--catalog", path, "--out", tmp_path / "o", "--format", "json")
+    assert result.exit_code == 0, result.output
+    stacks = [(s["stack"], s["target"]) for s in json.loads(result.output)["stacks"]]
+    assert stacks == [("production-sagemaker", "sagemaker"), ("staging-local", "local")]
+    for target in ("kubernetes", "kserve", "sagemaker"):
+        forced = cli("synth", "--catalog", DEMO, "--target", target, "--env", "production", "--out", tmp_path / target)
+        assert forced.exit_code == 0, forced.output
+        assert (tmp_path / target / "stacks" / f"production-{target}" / "cdk.tf.json").exists()
     assert cli("synth", "--catalog", path, "--target", "local", "--out", tmp_path / "l").exit_code == 0
 
 

@@ -1,0 +1,62 @@
+"""The demo catalog's production environment as a deployment plan, and edits of it for target tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from catalog.domain.deployment import Environment, environments
+from catalog.domain.rules import EffectiveRollout
+from catalog.synth.base import StackContext
+from catalog.validate import load_catalog
+from tests.conftest import DEMO
+
+
+def production() -> Environment:
+    (plan,) = environments(load_catalog(DEMO), ["production"])
+    return plan
+
+
+def context(env: Environment, target: str) -> StackContext:
+    return StackContext(name=f"{env.name}-{target}", environment=env, catalog="", state_root="")
+
+
+def _replace_binding(env: Environment, app: str, **changes: Any) -> Environment:
+    application = next(a for a in env.applications if a.name == app)
+    binding = dataclasses.replace(application.bindings[0], **changes)
+    new_app = dataclasses.replace(application, bindings=(binding, *application.bindings[1:]))
+    return dataclasses.replace(env, applications=tuple(new_app if a is application else a for a in env.applications))
+
+
+def with_routes(env: Environment, app: str, weights: dict[str, int], **endpoint: Any) -> Environment:
+    """``env`` with the first binding of ``app`` routed by ``weights`` ({version: weight}), each
+    version's artifact from the demo catalog (``endpoint`` overrides endpoint fields)."""
+    binding = next(a for a in env.applications if a.name == app).bindings[0]
+    model = next(m for m in load_catalog(DEMO).models if m.name == binding.model)
+    template = binding.routes[0]
+
+    def route(version: str, weight: int) -> Any:
+        artifact = next(v.artifact for v in model.versions if v.version == version)
+        facts = {"artifact": artifact.uri, "digest": artifact.digest, "version": version, **endpoint}
+        return dataclasses.replace(
+            template, version=version, weight=weight, endpoint=dataclasses.replace(template.endpoint, **facts)
+        )
+
+    return _replace_binding(env, app, routes=tuple(route(v, w) for v, w in weights.items()))
+
+
+def with_rollout(env: Environment, app: str, **rollout: Any) -> Environment:
+    """``env`` with the first binding of ``app`` rolled out as ``rollout`` (EffectiveRollout fields)."""
+    return _replace_binding(env, app, rollout=EffectiveRollout(**rollout))
+
+
+def with_serving(env: Environment, app: str, **serving: Any) -> Environment:
+    """``env`` with every route of the first binding of ``app`` served as ``serving`` says."""
+    binding = next(a for a in env.applications if a.name == app).bindings[0]
+    routes = tuple(
+        dataclasses.replace(
+            r, endpoint=dataclasses.replace(r.endpoint, serving=dataclasses.replace(r.endpoint.serving, **serving))
+        )
+        for r in binding.routes
+    )
+    return _replace_binding(env, app, routes=routes)
