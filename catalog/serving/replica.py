@@ -9,6 +9,9 @@ Routes: ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{na
 (metadata), ``.../ready``, ``POST .../infer`` and ``GET /metrics`` (Prometheus). A path naming
 another model or version is answered 404. Every response carries ``x-model-name``,
 ``x-model-version`` and ``x-model-digest``.
+
+With ``sagemaker=True`` (``modelcat serve``) the app also speaks the SageMaker hosting contract:
+``GET /ping`` and ``POST /invocations``, the latter the OIP v2 infer request for the one model served.
 """
 
 from __future__ import annotations
@@ -136,9 +139,27 @@ def _server_version() -> str:
 
 
 def create_app(
-    model: LoadedModel, name: str, version: str, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    model: LoadedModel,
+    name: str,
+    version: str,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    sagemaker: bool = False,
 ) -> Starlette:
-    """An ASGI app serving ``model`` as ``name`` ``version`` (and nothing else)."""
+    """An ASGI app serving ``model`` as ``name`` ``version`` (and nothing else).
+
+    ``sagemaker`` adds ``GET /ping`` and ``POST /invocations``, SageMaker's container contract.
+    They are off unless asked for (``modelcat serve`` asks) rather than always on: the replica's API
+    elsewhere (local, kubernetes, behind the router) is the Open Inference Protocol, whose paths name
+    the model and version; ``/invocations`` names neither, so on those replicas it would be a second,
+    unversioned way in that no caller there uses and the conformance tests do not describe. There a
+    stray SageMaker-style call gets a 404 instead. ``/invocations`` is the ``/infer`` handler minus
+    the path check, so the two cannot drift: same parsing, limits, errors and metrics.
+
+    ``/ping`` answers 200 exactly when ``/v2/health/ready`` does. The app is only built once the bytes
+    are verified and the session loaded, so before that nothing listens and SageMaker's health check
+    fails on the refused connection; there is no listening, not-ready state to answer 503 from.
+    """
     identity = ReplicaIdentity(name, version, model.digest)
     metrics = _Metrics(identity)
     server = {"name": SERVER_NAME, "version": _server_version(), "extensions": []}
@@ -183,9 +204,15 @@ def create_app(
         return JSONResponse(encode_response(name, version, outputs, parsed.id))
 
     async def infer(request: Request) -> Response:
-        refused = not_served(request)
-        if refused is not None:
-            return refused
+        return not_served(request) or await answer_inference(request)
+
+    async def invocations(request: Request) -> Response:  # SageMaker's path: the one model served here
+        return await answer_inference(request)
+
+    async def ping(request: Request) -> Response:  # SageMaker's health check
+        return Response(status_code=200)  # ready as /v2/health/ready is: see the docstring
+
+    async def answer_inference(request: Request) -> Response:
         if "inference-header-content-length" in request.headers:
             return _error(400, "the binary tensor data extension is not supported; send the request as JSON")
         metrics.in_flight.labels(name, version).inc()
@@ -233,6 +260,8 @@ def create_app(
             Route(base + "/ready", model_ready, methods=["GET"]),
             Route(base + "/infer", infer, methods=["POST"]),
         ]
+    if sagemaker:
+        routes += [Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"])]
     return Starlette(
         routes=routes,
         middleware=[Middleware(_Observe, identity=identity, metrics=metrics)],
