@@ -157,6 +157,7 @@ def _register_artifact_commands() -> None:
     from catalog.cli.fetch_command import fetch
     from catalog.cli.replica_command import replica
     from catalog.cli.router_command import router
+    from catalog.cli.serve_command import serve
 
     for cmd in (
         artifact_commands.register,
@@ -165,6 +166,7 @@ def _register_artifact_commands() -> None:
         fetch,
         replica,
         router,
+        serve,
     ):
         main.add_command(cmd)
     for cmd in (deploy_commands.synth, deploy_commands.plan, deploy_commands.apply, deploy_commands.destroy):
