@@ -1,6 +1,8 @@
 # The modelcat image: `modelcat replica` and `modelcat router` for the kubernetes target (and
-# `modelcat fetch`, its init container). Build it from the repository root and push it where the
-# environment's kubernetes.image points:
+# `modelcat fetch`, its init container), and a SageMaker inference container as it is: SageMaker runs
+# `docker run <image> serve`, and `modelcat serve` verifies /opt/ml/model's artifact against
+# MODELCAT_DIGEST, then answers /ping and /invocations on port 8080 (or SAGEMAKER_BIND_TO_PORT).
+# Build it from the repository root and push it where the environment's kubernetes.image points:
 #   docker build -t registry.example.com/modelcat/modelcat:0.4.0 . && docker push ...
 FROM python:3.11-slim
 
