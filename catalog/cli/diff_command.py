@@ -1,0 +1,115 @@
+"""``modelcat diff BASE [HEAD]``: what a change to models.yaml does, in model terms, with its blast radius."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from catalog.cli.common import DEFAULT_CATALOG, command
+from catalog.cli.diff_render import DiffOutcome, Side, diff_json, diff_markdown, diff_text
+from catalog.domain.models import Catalog
+from catalog.errors import CatalogInvalid, UsageError
+from catalog.synth.resources import TARGET_MODULES
+
+if TYPE_CHECKING:
+    from catalog.domain.problems import Problem
+    from catalog.synth.blast import BlastRadius
+
+__all__ = ["diff", "load_side"]
+
+
+def load_side(path: Path, revision: str | None) -> tuple[Side, Catalog | None, list[Problem]]:
+    """The catalog at ``revision`` (None: the file in the working tree), and its problems.
+
+    Problems name the file as ``models.yaml@REVISION``. A revision without the file gives no
+    catalog (an empty side); a revision git does not know is a UsageError (exit 2).
+    """
+    from catalog.gitio import file_at_revision
+    from catalog.validate import read_catalog_bytes, validate_bytes
+
+    if revision is None:
+        data: bytes | None = read_catalog_bytes(path)
+    else:
+        if not revision.strip() or revision.startswith("-"):
+            raise UsageError(f"{revision!r} is not a revision")
+        data = file_at_revision(path, revision)
+    side = Side(file=str(path), revision=revision, present=data is not None)
+    if data is None:
+        return side, None, []
+    report = validate_bytes(data, side.source)
+    return side, report.catalog if report.ok else None, report.errors
+
+
+@click.command("diff")
+@click.argument("base")
+@click.argument("head", required=False)
+@click.option(
+    "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option("--no-blast-radius", is_flag=True, help="Leave out the resources an apply would change.")
+@click.option(
+    "--target",
+    type=click.Choice(list(TARGET_MODULES)),
+    default=None,
+    help="Blast radius as if every environment deployed to this target (default: each environment's own).",
+)
+@command(formats=("text", "json", "markdown"))
+def diff(base: str, head: str | None, path: Path, no_blast_radius: bool, target: str | None, fmt: str) -> int:
+    """What HEAD (default: the working tree's file) changes in the catalog relative to BASE, two git
+    revisions: models, versions, digests, routes and weights, rollout, environments; and per stack
+    the resources an apply would create, update, replace or delete. Exit 0 with or without changes."""
+    from catalog.domain.diff import diff_catalogs
+    from catalog.synth.app import no_gc
+
+    with no_gc():
+        base_side, base_catalog, base_errors = load_side(path, base)
+        head_side, head_catalog, head_errors = load_side(path, head)
+        if base_errors or head_errors:
+            where = ", ".join(s.source for s, e in ((base_side, base_errors), (head_side, head_errors)) if e)
+            raise CatalogInvalid(where, [*base_errors, *head_errors])
+        notes = [
+            f"{side.file} does not exist at {side.label}: compared as an empty catalog"
+            for side in (base_side, head_side)
+            if not side.present
+        ]
+        changes = diff_catalogs(base_catalog, head_catalog)
+        blast = None
+        if not no_blast_radius:
+            blast = _blast(path, (base_side, head_side), base_catalog, head_catalog, target, notes)
+    outcome = DiffOutcome(base_side, head_side, changes, blast, notes)
+    if fmt == "json":
+        click.echo(json.dumps(diff_json(outcome), indent=2))
+    elif fmt == "markdown":
+        click.echo(diff_markdown(outcome), nl=False)
+    else:
+        for line in diff_text(outcome):
+            click.echo(line)
+    return 0
+
+
+def _blast(
+    path: Path,
+    sides: tuple[Side, Side],
+    base: Catalog | None,
+    head: Catalog | None,
+    target: str | None,
+    notes: list[str],
+) -> BlastRadius | None:
+    """The blast radius, or None with a note when a side cannot be synthesized (a target missing here)."""
+    from catalog.domain.deployment import environments
+    from catalog.synth.blast import blast_radius
+    from catalog.synth.resources import synthesize_resources
+
+    built = []
+    for side, catalog in zip(sides, (base, head), strict=True):
+        try:
+            built.append(synthesize_resources(catalog, path, target))
+        except UsageError as e:
+            notes.append(f"blast radius not computed: {side.source}: {e}")
+            return None
+    before, after = built
+    envs = [*(environments(base) if base else []), *(environments(head) if head else [])]
+    return blast_radius(before, after, envs)
