@@ -26,9 +26,23 @@ KUBERNETES_ENVIRONMENT = [
 ]
 
 
-def generate(versions: int, *, apps: int | None = None, kubernetes: bool = False) -> str:
-    """A models.yaml with ``versions`` versions spread over models of 10 versions each; with
-    ``kubernetes``, its one environment (production) deploys to the kubernetes target."""
+SAGEMAKER_ENVIRONMENT = [
+    "environments:",
+    "  - name: production",
+    "    target: sagemaker",
+    "    sagemaker:",
+    "      region: eu-west-1",
+    "      execution_role_arn: arn:aws:iam::123456789012:role/modelcat-sagemaker-execution",
+    "      image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/modelcat:0.4.0",
+    "      artifact_bucket: s3://example-modelcat-artifacts/sagemaker",
+    "      alarm_topic_arn: arn:aws:sns:eu-west-1:123456789012:modelcat-rollout-alarms",
+]
+ENVIRONMENTS = {"local": [], "kubernetes": KUBERNETES_ENVIRONMENT, "sagemaker": SAGEMAKER_ENVIRONMENT}
+
+
+def generate(versions: int, *, apps: int | None = None, target: str = "local") -> str:
+    """A models.yaml with ``versions`` versions spread over models of 10 versions each, whose one
+    environment (production) deploys to ``target`` (local, kubernetes or sagemaker)."""
     n_models = max(1, versions // VERSIONS_PER_MODEL)
     out = [
         "# yaml-language-server: $schema=./schemas/catalog.schema.json",
@@ -42,7 +56,7 @@ def generate(versions: int, *, apps: int | None = None, kubernetes: bool = False
         "    target_concurrency: 8",
         "limits:",
         "  max_artifact_bytes: 2147483648",
-        *(KUBERNETES_ENVIRONMENT if kubernetes else []),
+        *ENVIRONMENTS[target],
         "models:",
     ]
     written = 0
@@ -97,6 +111,11 @@ def generate(versions: int, *, apps: int | None = None, kubernetes: bool = False
             f"          - {{version: 1.{VERSIONS_PER_MODEL - 2}.0, weight: 90}}",
             f"          - {{version: 1.{VERSIONS_PER_MODEL - 1}.0, weight: 10}}",
         ]
+        if target == "sagemaker":  # a guarded canary: alarms and a blue/green policy per endpoint
+            out.append(
+                "        rollout: {strategy: canary, step_percent: 10, interval_seconds: 300, "
+                "guardrails: {max_error_rate: 0.01, max_p99_latency_ms: 250}}"
+            )
     return "\n".join(out) + "\n"
 
 

@@ -2,7 +2,7 @@
 
 Run from the repository root (``make bench``), or:
 
-    .venv/bin/python bench/synth.py [--endpoints 1000] [--kubernetes 1000,3000] [--repeat 3] [--json results.json]
+    .venv/bin/python bench/synth.py [--endpoints 1000] [--kubernetes 1000,3000] [--sagemaker 1000] [--repeat 3] [--json results.json]
 
 A generated catalog of N versions with N/2 applications, each routing 90/10 between two versions
 with a sticky key, gives N endpoints plus N/2 routes. Timed, interleaved, median (min) of --repeat:
@@ -15,7 +15,9 @@ with a sticky key, gives N endpoints plus N/2 routes. Timed, interleaved, median
 Tables: the local target for ``--endpoints`` (target, issue #5: ``modelcat synth`` of 1,000
 endpoints <= 3 s), the kubernetes target for each size of ``--kubernetes`` (issue #6: <= 3 s for
 1,000, <= 8 s for 3,000; per endpoint a Deployment, Service and HPA, per application a router
-Deployment, Service, PDB, ConfigMap and HTTPRoute), and the start-up costs of the kubernetes
+Deployment, Service, PDB, ConfigMap and HTTPRoute), the sagemaker target for each size of
+``--sagemaker`` (no target set; per version a model, per application an endpoint configuration,
+endpoint, two guardrail alarms and per variant autoscaling), and the start-up costs of the kubernetes
 target, each in fresh processes: the CDK (``import cdktn``: Node and the CDK's jsii assembly), the
 provider's Python struct modules as the target imports them (``import_bindings``, its jsii assembly
 not loaded), and that assembly loaded into Node (what the target avoids). Every run's output is
@@ -66,9 +68,8 @@ def cell(values: list[float]) -> str:
 
 def run_table(root: Path, cli: str, endpoints: int, repeat: int, target: str) -> dict:
     """Time the three ways for one generated catalog; the JSON of the first stack is the baseline's."""
-    kubernetes = target == "kubernetes"
     catalog_path = root / f"models-{target}-{endpoints}.yaml"
-    catalog_path.write_text(generate(max(endpoints, 10), apps=endpoints // 2, kubernetes=kubernetes), encoding="utf-8")
+    catalog_path.write_text(generate(max(endpoints, 10), apps=endpoints // 2, target=target), encoding="utf-8")
     catalog = load_catalog(catalog_path)
     digests: set[str] = set()
     times: dict[str, list[float]] = {"cli": [], "inprocess": [], "json": [], "orjson": []}
@@ -134,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoints", type=int, default=1000, help="local target size")
     parser.add_argument("--kubernetes", default="1000,3000", help="kubernetes target sizes, comma separated")
+    parser.add_argument("--sagemaker", default="1000", help="sagemaker target sizes, comma separated")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -151,17 +153,20 @@ def main() -> None:
             local,
             TARGET_SECONDS,
         )
-        for n in sizes:
-            table = run_table(root, cli, n, args.repeat, "kubernetes")
-            results[f"kubernetes-{n}"] = table
+        runs = [("kubernetes", n) for n in sizes]
+        runs += [("sagemaker", int(n)) for n in args.sagemaker.split(",") if n.strip()]
+        for target, n in runs:
+            table = run_table(root, cli, n, args.repeat, target)
+            results[f"{target}-{n}"] = table
             resources = ", ".join(
-                f"{count:,} {kind.removeprefix('kubernetes_')}" for kind, count in table["counts"].items()
+                f"{count:,} {kind.removeprefix('kubernetes_').removeprefix('aws_')}"
+                for kind, count in table["counts"].items()
             )
             print_table(
-                f"### Synth of {n:,} routed versions (kubernetes target: {resources}; "
+                f"### Synth of {n:,} routed versions ({target} target: {resources}; "
                 f"{table['bytes'] / 1e6:.1f} MB), median (min) of {args.repeat}",
                 table,
-                KUBERNETES_TARGETS.get(n),
+                KUBERNETES_TARGETS.get(n) if target == "kubernetes" else None,
             )
     steps = startup(args.repeat)
     results["startup"] = steps
