@@ -23,6 +23,11 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 │   └── Interrupted            stopped by Ctrl-C after Terraform wound down gracefully    → 130
 ├── ProcessFailed              a local replica or router did not start, answer or stop    → 1
 ├── RunStateError              a run-state record (provider run dir) is missing or broken → 2
+├── PolicyError                the policies cannot be evaluated honestly                  → 2
+│   ├── PolicyInvalid          a .rego file does not compile, or breaks the rule contract
+│   ├── PolicyEvalFailed       a rule raised an error while evaluating an input
+│   ├── PolicyConfigInvalid    policies/settings.yaml or policies/waivers.yaml is malformed
+│   └── FixtureInvalid         a rule's fixture cannot be read or names no expectation
 └── UsageError                 a command was called with arguments that make no sense    → 2
 """
 
@@ -41,11 +46,16 @@ __all__ = [
     "CatalogNotFound",
     "DigestMismatch",
     "EditRefused",
+    "FixtureInvalid",
     "InferenceFailed",
     "Interrupted",
     "InvalidRequest",
     "ModelcatError",
     "NotOnnx",
+    "PolicyConfigInvalid",
+    "PolicyError",
+    "PolicyEvalFailed",
+    "PolicyInvalid",
     "ProcessFailed",
     "RoutingTableInvalid",
     "RoutingTableUnreadable",
@@ -257,3 +267,31 @@ class Interrupted(TerraformError):
     """Ctrl-C: Terraform was asked to stop, finished the operations in flight and wrote state."""
 
     exit_code = 130
+
+
+class PolicyError(ModelcatError):
+    """Policies could not be evaluated; never reported as "0 findings". ``path``/``line`` locate it."""
+
+    exit_code = 2
+    template = "{where}{detail}"
+
+    def __init__(self, detail: str, path: str = "", line: int = 0, column: int = 0) -> None:
+        self.path, self.line, self.column = path, line, column
+        where = f"{path}:{line}:{column}: " if path and line else (f"{path}: " if path else "")
+        super().__init__(detail, where=where)
+
+
+class PolicyInvalid(PolicyError):
+    """A rule file does not compile (Rego syntax or compile error) or breaks the rule contract."""
+
+
+class PolicyEvalFailed(PolicyError):
+    """A rule raised an error (a type error, a missing function, conflicting values) on an input."""
+
+
+class PolicyConfigInvalid(PolicyError):
+    """policies/settings.yaml or policies/waivers.yaml cannot be read or does not validate."""
+
+
+class FixtureInvalid(PolicyError):
+    """A rule's fixture cannot be loaded or its expectation file is malformed."""

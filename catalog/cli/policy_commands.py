@@ -1,0 +1,152 @@
+"""``modelcat policy check|test|input``: Rego review policies over the catalog (and synthesized JSON)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from catalog.cli.common import DEFAULT_CATALOG, command
+from catalog.errors import UsageError
+
+__all__ = ["policy"]
+
+_CATALOG = click.argument("path", default=DEFAULT_CATALOG, type=click.Path(dir_okay=False, path_type=Path))
+_POLICIES = click.option(
+    "--policies",
+    "policies_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of *.rego rules, settings.yaml, waivers.yaml and fixtures/ (default: policies/ beside the catalog).",
+)
+_NOW = click.option("--now", help="Compute ages and waiver expiry as of this date (default: today).")
+_BASE = click.option(
+    "--base", "base_ref", metavar="REF", help="Git revision to compare with (stage order, released digests)."
+)
+_SYNTH = click.option(
+    "--synth-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A 'modelcat synth --out' folder: also check its stacks/*/cdk.tf.json.",
+)
+
+
+def _now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--now {value!r} is not a date such as 2026-11-27") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _folder(path: Path, policies_dir: Path | None) -> Path:
+    return policies_dir if policies_dir is not None else path.parent / "policies"
+
+
+@click.group()
+def policy() -> None:
+    """Review policies (Rego v1, policies/*.rego) over the catalog: check, test, input."""
+
+
+@policy.command("check")
+@_CATALOG
+@_BASE
+@_NOW
+@_POLICIES
+@_SYNTH
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
+@command(formats=("text", "markdown", "json", "sarif"))
+def check(
+    path: Path,
+    fmt: str,
+    base_ref: str | None,
+    now: str | None,
+    policies_dir: Path | None,
+    synth_dir: Path | None,
+    output: Path | None,
+) -> int:
+    """Run every rule on PATH (default models.yaml); exit 1 on any deny finding, 2 if a rule is broken."""
+    from catalog.policy.check import policy_check
+    from catalog.policy.render import render, summary
+
+    result = policy_check(
+        path, policies_dir=_folder(path, policies_dir), now=_now(now), base_ref=base_ref, synth_dir=synth_dir
+    )
+    text = render(result, fmt)
+    if output is not None:
+        from catalog.yamlio.roundtrip import atomic_write
+
+        atomic_write(output, text.encode("utf-8"))
+        click.echo(f"{output}: policy check: {summary(result)}")
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+    return 0 if result.ok else 1
+
+
+@policy.command("test")
+@_POLICIES
+@command
+def test(fmt: str, policies_dir: Path | None) -> int:
+    """Run every rule against its fixtures (policies/fixtures/<ID>/) and assert the exact findings."""
+    from catalog.policy.fixtures import run_fixture_tests
+
+    results = run_fixture_tests(policies_dir if policies_dir is not None else Path("policies"))
+    if fmt == "json":
+        doc = [
+            {
+                "rule": r.rule.id,
+                "ok": r.ok,
+                "problems": r.problems,
+                "cases": [
+                    {
+                        "case": c.case,
+                        "ok": c.ok,
+                        "missing": sorted(c.expected - c.actual),
+                        "unexpected": sorted(c.actual - c.expected),
+                    }
+                    for c in r.cases
+                ],
+            }
+            for r in results
+        ]
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        for r in results:
+            status = "ok  " if r.ok else "FAIL"
+            cases = ", ".join(f"{c.case} ({len(c.actual)})" for c in r.cases)
+            click.echo(f"{status} {r.rule.id} {r.rule.title}: {cases or 'no cases'}")
+            for problem in r.problems:
+                click.echo(f"     {problem}")
+            for c in r.cases:
+                for subject, message in sorted(c.expected - c.actual):
+                    click.echo(f"     {c.case}: missing    {subject}: {message}")
+                for subject, message in sorted(c.actual - c.expected):
+                    click.echo(f"     {c.case}: unexpected {subject}: {message}")
+        failed = sum(not r.ok for r in results)
+        click.echo(f"policy test: {len(results) - failed} of {len(results)} rules pass their fixtures")
+    return 0 if all(r.ok for r in results) else 1
+
+
+@policy.command("input")
+@_CATALOG
+@_BASE
+@_NOW
+@_POLICIES
+@_SYNTH
+@command(formats=("json",))
+def input_(
+    path: Path, fmt: str, base_ref: str | None, now: str | None, policies_dir: Path | None, synth_dir: Path | None
+) -> int:
+    """Print the rules' inputs as one JSON array (conftest evaluates each element on its own)."""
+    from catalog.policy.check import policy_inputs
+
+    inputs = policy_inputs(
+        path, policies_dir=_folder(path, policies_dir), now=_now(now), base_ref=base_ref, synth_dir=synth_dir
+    )
+    click.echo(json.dumps([i.document for i in inputs], indent=2, ensure_ascii=False))
+    return 0
+
+
+input_.name = "input"

@@ -1,0 +1,278 @@
+"""The Rego inputs: one small document per catalog subject, with facts precomputed in Python.
+
+Rego is slow at joins, sets and indexes over large documents (see docs CHECKED.md), so every join
+(route -> version, version -> base revision) and every derived number (age in days, effective
+serving and rollout, the effective size limit) is computed here, and each rule sees one subject:
+a model, a version, an application or a binding. Inputs never hold null (regopy compares null
+as greater than any number): absent facts are absent keys. Pure: no IO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from catalog.domain.models import Binding, Catalog, Model, Version
+from catalog.domain.rules import effective_rollout, effective_serving, semver_key
+from catalog.policy.findings import SubjectInput
+from catalog.policy.settings import Settings
+
+__all__ = ["BaseVersion", "base_versions", "catalog_inputs"]
+
+
+@dataclass(frozen=True, slots=True)
+class BaseVersion:
+    """What the base revision said about one version."""
+
+    model: str
+    version: str
+    stage: str
+    digest: str
+    served_by: tuple[str, ...]  # applications that routed traffic (weight > 0, enabled) to it
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
+
+
+def base_versions(document: object) -> dict[tuple[str, str], BaseVersion]:
+    """Versions of the base revision's catalog, read leniently from its raw YAML data.
+
+    Only names, stages, digests and routes are needed, so a base that no longer passes today's
+    schema still gives its history.
+    """
+    if not isinstance(document, Mapping):
+        return {}
+    served: dict[tuple[str, str], list[str]] = {}
+    for app in _list(document.get("applications")):
+        if not isinstance(app, Mapping):
+            continue
+        for binding in _list(app.get("bindings")):
+            if not isinstance(binding, Mapping) or binding.get("enabled", True) is False:
+                continue
+            for route in _list(binding.get("routes")):
+                if not isinstance(route, Mapping):
+                    continue
+                weight = route.get("weight")
+                if isinstance(weight, int) and weight > 0 and isinstance(route.get("version"), str):
+                    key = (str(binding.get("model")), semver_key(route["version"]))
+                    served.setdefault(key, []).append(str(app.get("name")))
+    found: dict[tuple[str, str], BaseVersion] = {}
+    for model in _list(document.get("models")):
+        if not isinstance(model, Mapping) or not isinstance(model.get("name"), str):
+            continue
+        for version in _list(model.get("versions")):
+            if not isinstance(version, Mapping) or not isinstance(version.get("version"), str):
+                continue
+            artifact = version.get("artifact")
+            digest = artifact.get("digest") if isinstance(artifact, Mapping) else None
+            stage = version.get("stage", "candidate")
+            key = (model["name"], semver_key(version["version"]))
+            found[key] = BaseVersion(
+                model=model["name"],
+                version=version["version"],
+                stage=stage if isinstance(stage, str) else "candidate",
+                digest=digest if isinstance(digest, str) else "",
+                served_by=tuple(dict.fromkeys(served.get(key, []))),
+            )
+    return found
+
+
+def _age_days(version: Version, now: datetime) -> int:
+    return (now - version.trained_at).days
+
+
+def _metrics(values: Mapping[str, float]) -> dict[str, float]:
+    return {name: float(value) for name, value in values.items()}
+
+
+def _base_facts(base: Mapping[tuple[str, str], BaseVersion] | None, key: tuple[str, str]) -> dict[str, object]:
+    if base is None:
+        return {"known": False}
+    old = base.get(key)
+    if old is None:
+        return {"known": True, "present": False, "served": False}
+    return {
+        "known": True,
+        "present": True,
+        "stage": old.stage,
+        "digest": old.digest,
+        "served": bool(old.served_by),
+        "served_by": list(old.served_by),
+    }
+
+
+def _version_input(
+    catalog: Catalog,
+    model: Model,
+    version: Version,
+    now: datetime,
+    base: Mapping[tuple[str, str], BaseVersion] | None,
+    observed: Mapping[str, object],
+) -> dict[str, object]:
+    limits: dict[str, object] = {"max_artifact_bytes": catalog.limits.max_artifact_bytes}
+    if catalog.limits.min_artifact_bytes is not None:
+        limits["min_artifact_bytes"] = catalog.limits.min_artifact_bytes
+    model_doc: dict[str, object] = {"name": model.name, "owner": model.owner, "present": True}
+    if model.max_artifact_bytes is not None:
+        model_doc["max_artifact_bytes"] = model.max_artifact_bytes
+    return {
+        "kind": "version",
+        "model": model_doc,
+        "version": {
+            "version": version.version,
+            "present": True,
+            "stage": version.stage,
+            "digest": version.artifact.digest,
+            "uri": version.artifact.uri,
+            "size_bytes": version.artifact.size_bytes,
+            "age_days": _age_days(version, now),
+            "metrics": _metrics(version.metrics),
+        },
+        "limits": limits,
+        "artifact": dict(observed),
+        "base": _base_facts(base, (model.name, semver_key(version.version))),
+    }
+
+
+def _binding_input(
+    catalog: Catalog,
+    app_doc: dict[str, object],
+    binding: Binding,
+    versions: Mapping[tuple[str, str], Version],
+    now: datetime,
+) -> dict[str, object]:
+    serving = effective_serving(catalog, binding)
+    rollout = effective_rollout(catalog, binding)
+    own, default = binding.gates, catalog.defaults.gates
+    gates: dict[str, object] = {}
+    max_age = own.max_age_days if own is not None and own.max_age_days is not None else None
+    if max_age is None and default is not None:
+        max_age = default.max_age_days
+    if max_age is not None:
+        gates["max_age_days"] = max_age
+    if own is not None and "min_metrics" in own.model_fields_set:
+        gates["min_metrics"] = _metrics(own.min_metrics)
+    else:
+        gates["min_metrics"] = _metrics(default.min_metrics) if default is not None else {}
+    routes = []
+    for route in binding.routes:
+        version = versions.get((binding.model, semver_key(route.version)))
+        entry: dict[str, object] = {"version": route.version, "weight": route.weight, "known": version is not None}
+        if version is not None:
+            entry |= {
+                "stage": version.stage,
+                "age_days": _age_days(version, now),
+                "metrics": _metrics(version.metrics),
+                "digest": version.artifact.digest,
+            }
+        routes.append(entry)
+    rollout_doc: dict[str, object] = {
+        "strategy": rollout.strategy,
+        "step_percent": rollout.step_percent,
+        "interval_seconds": rollout.interval_seconds,
+        "steps": list(rollout.steps),
+        "guarded": rollout.guarded,
+    }
+    return {
+        "kind": "binding",
+        "application": app_doc,
+        "binding": {"model": binding.model, "enabled": binding.enabled},
+        "serving": {
+            "replicas": serving.replicas,
+            "min_replicas": serving.min_replicas,
+            "max_replicas": serving.max_replicas,
+        },
+        "rollout": rollout_doc,
+        "gates": gates,
+        "routes": routes,
+    }
+
+
+def catalog_inputs(
+    catalog: Catalog,
+    *,
+    now: datetime,
+    settings: Settings,
+    base: Mapping[tuple[str, str], BaseVersion] | None = None,
+    observe: Callable[[Model, Version], Mapping[str, object]] | None = None,
+) -> list[SubjectInput]:
+    """One input per model, version, application and binding, plus one per version the base
+    revision had and the head no longer has (so a deleted released version can be judged).
+
+    ``base`` is None when there is no base revision (the rules that need one are skipped);
+    ``observe`` gives artifact facts found outside the catalog (e.g. the stored file's size).
+    """
+    inputs: list[SubjectInput] = []
+    versions: dict[tuple[str, str], Version] = {}
+    head_keys: set[tuple[str, str]] = set()
+    model_index: dict[str, int] = {}
+    for i, model in enumerate(catalog.models):
+        if model is None:
+            continue
+        model_index.setdefault(model.name, i)
+        inputs.append(
+            SubjectInput(
+                "model",
+                f"model/{model.name}",
+                {"kind": "model", "model": {"name": model.name, "owner": model.owner}},
+                ("models", i),
+            )
+        )
+        for j, version in enumerate(model.versions):
+            key = (model.name, semver_key(version.version))
+            versions[key] = version
+            head_keys.add(key)
+            observed = observe(model, version) if observe is not None else {}
+            inputs.append(
+                SubjectInput(
+                    "version",
+                    f"version/{model.name}@{version.version}",
+                    _version_input(catalog, model, version, now, base, observed),
+                    ("models", i, "versions", j),
+                )
+            )
+    for key, old in (base or {}).items():
+        if key in head_keys:
+            continue
+        document: dict[str, object] = {
+            "kind": "version",
+            "model": {"name": old.model, "present": old.model in model_index},
+            "version": {"version": old.version, "present": False},
+            "base": _base_facts(base, key),
+        }
+        loc = ("models", model_index[old.model]) if old.model in model_index else ("models",)
+        inputs.append(SubjectInput("version", f"version/{old.model}@{old.version}", document, loc))
+    production = set(settings.production_environments)
+    for a, app in enumerate(catalog.applications):
+        if app is None:
+            continue
+        app_doc: dict[str, object] = {
+            "name": app.name,
+            "owner": app.owner,
+            "environment": app.environment,
+            "production": app.environment in production,
+        }
+        inputs.append(
+            SubjectInput(
+                "application",
+                f"application/{app.name}",
+                {"kind": "application", "application": app_doc},
+                ("applications", a),
+            )
+        )
+        for b, binding in enumerate(app.bindings):
+            if binding is None:
+                continue
+            inputs.append(
+                SubjectInput(
+                    "binding",
+                    f"binding/{app.name}/{binding.model}",
+                    _binding_input(catalog, app_doc, binding, versions, now),
+                    ("applications", a, "bindings", b),
+                )
+            )
+    for item in inputs:
+        item.document["subject"] = item.subject
+    return inputs

@@ -1,0 +1,158 @@
+"""A policy run as text, Markdown (a pull-request comment), JSON or SARIF 2.1.0. Strings only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from catalog.policy.findings import Finding, PolicyResult
+
+__all__ = ["render", "summary", "to_json", "to_markdown", "to_sarif", "to_text"]
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFO_URI = "https://github.com/modelcat/modelcat#policies"
+
+
+def _where(f: Finding) -> str:
+    return f"{f.file}:{f.line}:{f.column}" if f.file and f.line else (f.file or "-")
+
+
+def summary(result: PolicyResult) -> str:
+    waived = f", {len(result.waived)} waived" if result.waived else ""
+    return f"{len(result.denies)} denied, {len(result.warnings)} warnings{waived} ({len(result.rules)} rules, {result.inputs} inputs)"
+
+
+def to_text(result: PolicyResult) -> str:
+    lines = []
+    for f in result.findings:
+        lines.append(f"{_where(f)}: {f.severity}: {f.rule} {f.message} [{f.subject}]")
+    for f in result.waived:
+        lines.append(f"{_where(f)}: waived: {f.rule} {f.message} [{f.subject}] (waiver: {f.waived})")
+    for rule, why in sorted(result.skipped.items()):
+        lines.append(f"note: {rule} not evaluated: {why}")
+    lines.append(f"policy check: {summary(result)}")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(result: PolicyResult) -> str:
+    verdict = "❌ policy check failed" if result.denies else "✅ policy check passed"
+    out = [
+        f"### {verdict}",
+        "",
+        summary(result) + (f", base `{result.base}`" if result.base else "") + f", as of {result.now}",
+        "",
+    ]
+    if result.findings:
+        out += ["| | rule | subject | finding | where |", "| --- | --- | --- | --- | --- |"]
+        for f in result.findings:
+            mark = "❌ deny" if f.severity == "deny" else "⚠️ warn"
+            out.append(f"| {mark} | {f.rule} {_md(f.title)} | `{f.subject}` | {_md(f.message)} | `{_where(f)}` |")
+        out.append("")
+    if result.waived:
+        out += [
+            "<details><summary>Waived findings</summary>",
+            "",
+            "| rule | subject | finding | reason |",
+            "| --- | --- | --- | --- |",
+        ]
+        out += [f"| {f.rule} | `{f.subject}` | {_md(f.message)} | {_md(f.waived)} |" for f in result.waived]
+        out += ["", "</details>", ""]
+    if result.skipped:
+        out.append("Not evaluated: " + ", ".join(f"{r} ({why})" for r, why in sorted(result.skipped.items())))
+        out.append("")
+    return "\n".join(out)
+
+
+def to_json(result: PolicyResult) -> str:
+    return json.dumps(
+        {
+            "ok": result.ok,
+            "now": result.now,
+            "base": result.base or None,
+            "summary": {"deny": len(result.denies), "warn": len(result.warnings), "waived": len(result.waived)},
+            "rules": [
+                {
+                    "id": r.id,
+                    "title": r.title,
+                    "severity": r.severity,
+                    "file": r.file,
+                    "skipped": result.skipped.get(r.id),
+                }
+                for r in result.rules
+            ],
+            "findings": [f.as_dict() for f in result.findings],
+            "waived": [f.as_dict() for f in result.waived],
+        },
+        indent=2,
+    )
+
+
+def _uri(file: str) -> str:
+    path = Path(file)
+    if path.is_absolute():
+        try:
+            return path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            return path.as_uri()
+    return path.as_posix()
+
+
+def to_sarif(result: PolicyResult) -> str:
+    rules = sorted(result.rules, key=lambda r: r.id)
+    index = {r.id: i for i, r in enumerate(rules)}
+
+    def sarif_result(f: Finding, suppressed: bool) -> dict[str, object]:
+        entry: dict[str, object] = {
+            "ruleId": f.rule,
+            "ruleIndex": index[f.rule],
+            "level": "error" if f.severity == "deny" else "warning",
+            "message": {"text": f.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(f.file)},
+                        "region": {"startLine": max(f.line, 1), "startColumn": max(f.column, 1)},
+                    },
+                    "logicalLocations": [{"name": f.subject, "kind": f.kind}],
+                }
+            ],
+            "partialFingerprints": {"modelcatSubject/v1": f"{f.rule}:{f.subject}"},
+        }
+        if suppressed:
+            entry["suppressions"] = [{"kind": "external", "justification": f.waived}]
+        return entry
+
+    document = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "modelcat",
+                        "informationUri": INFO_URI,
+                        "rules": [
+                            {
+                                "id": r.id,
+                                "name": r.title.replace(" ", ""),
+                                "shortDescription": {"text": r.title},
+                                "defaultConfiguration": {"level": "error" if r.severity == "deny" else "warning"},
+                            }
+                            for r in rules
+                        ],
+                    }
+                },
+                "results": [sarif_result(f, False) for f in result.findings]
+                + [sarif_result(f, True) for f in result.waived],
+            }
+        ],
+    }
+    return json.dumps(document, indent=2)
+
+
+def render(result: PolicyResult, fmt: str) -> str:
+    return {"text": to_text, "markdown": to_markdown, "json": to_json, "sarif": to_sarif}[fmt](result)

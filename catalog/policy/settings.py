@@ -1,0 +1,60 @@
+"""policies/settings.yaml: the knobs of the built-in rules, given to Rego as ``data.modelcat.settings``.
+
+The same file works with conftest (``--data policies/settings.yaml``), since its top level is
+``modelcat: {settings: ...}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from catalog.errors import PolicyConfigInvalid
+from catalog.policy.yamlfile import load_yaml, problem_position
+
+__all__ = ["SETTINGS_FILE", "Settings", "load_settings"]
+
+SETTINGS_FILE = "settings.yaml"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    max_step_percent: Annotated[int, Field(ge=1, le=100)] = Field(
+        25, description="Largest share of traffic one canary or linear step may move"
+    )
+    production_environments: list[str] = Field(
+        ["production"], description="Environments whose bindings must meet the production rules"
+    )
+    min_production_replicas: Annotated[int, Field(ge=1, le=1000)] = 2
+    owner_placeholders: list[str] = Field(
+        ["tbd", "todo", "unknown", "none", "n/a", "-", "?", "nobody"],
+        description="Owner values (lower-cased, trimmed) that name nobody",
+    )
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    class _Modelcat(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+        settings: Settings = Settings()
+
+    modelcat: _Modelcat = _Modelcat()
+
+
+def load_settings(policies: Path) -> Settings:
+    """The settings in ``policies/settings.yaml``, or the defaults when the file does not exist."""
+    path = policies / SETTINGS_FILE
+    if not path.exists():
+        return Settings()
+    text, document = load_yaml(path)
+    try:
+        return _File.model_validate(document if document is not None else {}).modelcat.settings
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        line, column = problem_position(text, tuple(err["loc"]))
+        where = ".".join(str(p) for p in err["loc"])
+        raise PolicyConfigInvalid(f"{where}: {err['msg']}", str(path), line, column) from e

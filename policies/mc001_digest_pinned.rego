@@ -1,0 +1,39 @@
+# MC001: an artifact URI pins the bytes it names. An oci:// URI is pinned by a manifest digest;
+# any other URI (a path, file://, http) must name the artifact's own sha256, so the object behind
+# it cannot be replaced without the catalog changing.
+package modelcat.mc001
+
+import rego.v1
+
+rule := {
+	"id": "MC001",
+	"title": "Artifact pinned by digest",
+	"severity": "deny",
+	"kinds": ["version"],
+}
+
+deny := [msg | some part in [oci_unpinned, uri_not_naming_digest]; some msg in part]
+
+oci_unpinned := [msg |
+	input.kind == "version"
+	v := input.version
+	v.present
+	startswith(v.uri, "oci://")
+	not regex.match(`^oci://[^/@]+/[^@]+@sha256:[0-9a-f]{64}$`, v.uri)
+	msg := sprintf("%s %s: artifact URI %s is not pinned by a manifest digest (@sha256:...)", [input.model.name, v.version, v.uri])
+]
+
+uri_not_naming_digest := [msg |
+	input.kind == "version"
+	v := input.version
+	v.present
+	not startswith(v.uri, "oci://")
+	named := regex.find_n(`[0-9a-f]{64}`, v.uri, -1)
+	not last_is(named, substring(v.digest, 7, -1))
+	msg := sprintf("%s %s: artifact URI %s does not name its digest %s", [input.model.name, v.version, v.uri, v.digest])
+]
+
+last_is(named, hex) if {
+	count(named) > 0
+	named[count(named) - 1] == hex
+}
