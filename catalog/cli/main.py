@@ -153,7 +153,7 @@ def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt:
 
 
 def _register_artifact_commands() -> None:
-    from catalog.cli import artifact_commands, deploy_commands, diff_command, runtime_commands
+    from catalog.cli import artifact_commands, deploy_commands, diff_command, policy_commands, runtime_commands
     from catalog.cli.fetch_command import fetch
     from catalog.cli.replica_command import replica
     from catalog.cli.router_command import router
@@ -173,6 +173,7 @@ def _register_artifact_commands() -> None:
         main.add_command(cmd)
     for cmd in (runtime_commands.status, runtime_commands.predict, runtime_commands.smoke):
         main.add_command(cmd)
+    main.add_command(policy_commands.policy)
     main.add_command(diff_command.diff)
 
 
