@@ -238,8 +238,21 @@ def _is_free_map(prefix: str) -> bool:
     return prefix.rsplit(".", 1)[-1] in _FREE_MAPS
 
 
+def _merged(before: Iterable[str], after: Iterable[str]) -> list[str]:
+    """Both key orders in one: a key only in ``after`` goes right after the key before it there."""
+    merged = list(before)
+    known = set(merged)
+    previous: str | None = None
+    for key in after:
+        if key not in known:
+            merged.insert(merged.index(previous) + 1 if previous is not None else 0, key)
+            known.add(key)
+        previous = key
+    return merged
+
+
 def _changes(before: Mapping[str, Value], after: Mapping[str, Value]) -> list[FieldChange]:
-    fields = dict.fromkeys([*before, *after])
+    fields = _merged(before, after)
     return [
         FieldChange(field=f, before=before.get(f), after=after.get(f)) for f in fields if before.get(f) != after.get(f)
     ]
