@@ -13,8 +13,11 @@ rule := {
 	"kinds": ["version"],
 }
 
-limit := min({input.limits.max_artifact_bytes, input.model.max_artifact_bytes}) if {
+# The lower of the model's and the catalog's limit. Not min(): regopy's min() is wrong for numbers
+# above 2^31 (min([2147483648, 4096]) gives 2147483648); comparisons are right.
+limit := input.model.max_artifact_bytes if {
 	is_number(input.model.max_artifact_bytes)
+	input.model.max_artifact_bytes < input.limits.max_artifact_bytes
 } else := input.limits.max_artifact_bytes
 
 sizes contains ["declared", input.version.size_bytes] if is_number(input.version.size_bytes)

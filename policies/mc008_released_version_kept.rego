@@ -1,6 +1,7 @@
 # MC008: a version that served traffic on the base revision (weight > 0 in an enabled binding)
 # keeps its digest and is not deleted: released bytes are never swapped or lost. Register a new
-# version instead. Skipped without --base.
+# version instead. Skipped without --base. served_by is a ready-made string: regopy's concat()
+# of strings taken from an input array may quote them.
 package modelcat.mc008
 
 import rego.v1
@@ -21,7 +22,7 @@ digest_changed := [msg |
 	input.base.served
 	input.version.present
 	input.version.digest != input.base.digest
-	msg := sprintf("%s %s served traffic on the base revision (%s) but its digest changed from %s to %s", [input.model.name, input.version.version, concat(", ", input.base.served_by), input.base.digest, input.version.digest])
+	msg := sprintf("%s %s served traffic on the base revision (%s) but its digest changed from %s to %s", [input.model.name, input.version.version, input.base.served_by, input.base.digest, input.version.digest])
 ]
 
 deleted := [msg |
@@ -29,5 +30,5 @@ deleted := [msg |
 	input.base.known
 	input.base.served
 	not input.version.present
-	msg := sprintf("%s %s served traffic on the base revision (%s) but was deleted", [input.model.name, input.version.version, concat(", ", input.base.served_by)])
+	msg := sprintf("%s %s served traffic on the base revision (%s) but was deleted", [input.model.name, input.version.version, input.base.served_by])
 ]

@@ -150,7 +150,7 @@ def mc008(d: Doc, s: Settings) -> list[str]:
     v, base = d["version"], d["base"]
     if not (base["known"] and base.get("served")):
         return []
-    who, apps = f"{d['model']['name']} {v['version']}", ", ".join(base["served_by"])
+    who, apps = f"{d['model']['name']} {v['version']}", base["served_by"]
     if not v["present"]:
         return [f"{who} served traffic on the base revision ({apps}) but was deleted"]
     if v["digest"] != base["digest"]:
