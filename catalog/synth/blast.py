@@ -11,8 +11,8 @@ known only after apply.
 
 Each change is told in model terms where the catalogs allow: the application, model and version
 a resource serves, found by its id (``Endpoint.id``, ``ApplicationPlan.id``, a binding's
-``resource_id(app, model)``, or one of them followed by ``--suffix``), else by its
-``modelcat/application|model|version`` labels or tags.
+``resource_id(app, model)``, a version's ``resource_id(model, version)``, or one of them followed
+by ``--suffix``), else by its ``modelcat/application|model|version`` labels or tags.
 """
 
 from __future__ import annotations
@@ -194,6 +194,7 @@ def subject_index(environments: Iterable[Environment]) -> dict[str, _Subject]:
                 for route in binding.routes:
                     e = route.endpoint
                     index[e.id] = (e.application, e.model, e.version)
+                    index.setdefault(resource_id(e.model, e.version), (None, e.model, e.version))  # per version
     return index
 
 
@@ -214,7 +215,7 @@ def _labelled(body: Mapping[str, Any]) -> _Subject | None:
         for key in path.split("."):
             node = node[0] if isinstance(node, list) and len(node) == 1 else node
             node = node.get(key) if isinstance(node, Mapping) else None
-        if isinstance(node, Mapping) and node.get("modelcat/application"):
+        if isinstance(node, Mapping) and (node.get("modelcat/application") or node.get("modelcat/model")):
             return (node.get("modelcat/application"), node.get("modelcat/model"), node.get("modelcat/version"))
     return None
 
@@ -243,10 +244,13 @@ def _kind_word(resource_type: str, body: Mapping[str, Any]) -> str:
 
 
 def _subject_text(found: _Subject | None, kind: str, fallback: str) -> str:
-    if found is None or not found[0]:
+    """``checkout: fraud-scorer 1.4.0 endpoint``, ``checkout: router``, ``fraud-scorer 1.4.0 sagemaker model``."""
+    if found is None or not (found[0] or found[1]):
         return f"{fallback} ({kind})"
     app, model, version = found
     served = " ".join(p for p in (model, version) if p)
+    if not app:
+        return f"{served} {kind}"
     return f"{app}: {served} {kind}" if served else f"{app}: {kind}"
 
 
