@@ -11,12 +11,14 @@ regopy (rego-cpp) differs from OPA in ways that matter here (docs CHECKED.md):
   with ``ok()`` False (a type error, conflicting values): both become PolicyEvalFailed, never an
   empty result. Built-in errors are made strict so they are not silently undefined.
 - The result's JSON text does not escape quotes in strings built at evaluation time, so results
-  are read from the node tree, never from ``str(output)``.
+  are read from the node tree, never from ``str(output)``; the input is set with ``Input`` (a
+  JSON input term keeps its strings escaped, and sprintf copies the escapes into messages).
 - One Interpreter per thread: a RegoPolicies object must not be shared between threads.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -157,7 +159,7 @@ class RegoPolicies:
 
     def _query(self, m: _Module, entry: str, document: Mapping[str, object], subject: str = "") -> object:
         s = self._shared
-        self._it.set_input_term(_json(document))
+        self._it.set_input(self._input(document))
         out = s.rego_bundle_query_entrypoint(
             self._it._impl, self._bundle._impl, f"{m.package.replace('.', '/')}/{entry}"
         )
@@ -174,6 +176,11 @@ class RegoPolicies:
             return self._expression(root, m, entry)
         finally:
             s.rego_free_output(out)
+
+    def _input(self, document: Mapping[str, object]) -> object:
+        from regopy import Input
+
+        return Input(dict(document))
 
     def _kind(self, name: str) -> object:
         from regopy import NodeKind
@@ -220,7 +227,7 @@ class RegoPolicies:
                 items[str(self._value(s.rego_node_get(item, 0)))] = self._value(s.rego_node_get(item, 1))
             return items
         if kind == k("String"):
-            return s.rego_node_value(h)
+            return _string(s.rego_node_value(h))
         if kind == k("Int"):
             return int(s.rego_node_value(h))
         if kind == k("Float"):
@@ -253,7 +260,16 @@ class RegoPolicies:
         return found
 
 
-def _json(document: Mapping[str, object]) -> str:
-    import json
-
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def _string(value: str) -> str:
+    """A string node's text. regopy keeps some strings (literals of the policy, results of some
+    built-ins) as their JSON source with the quotes, others raw: a value quoted as a JSON string is
+    decoded. Strings from the input are raw (it is set with Input, not as a JSON term, which would
+    keep them escaped)."""
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(decoded, str):
+            return decoded
+    return value
