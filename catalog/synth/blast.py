@@ -268,6 +268,20 @@ def _detail(resource_type: str, action: Action, before: Any, after: Any) -> str:
     return ""
 
 
+_ROUTE_ITEM = re.compile(r"^route\.(?:(\d+)\.)?(.+)$")  # no index: the only route
+
+
+def _route_path(path: str, body: Mapping[str, Any] | None) -> str:
+    """``route.0.digest`` of a router as ``fraud-scorer 1.3.0 digest``."""
+    match = _ROUTE_ITEM.match(path)
+    routes = (body or {}).get("route")
+    index = int(match[1] or 0) if match is not None else 0
+    if match is None or not isinstance(routes, list) or index >= len(routes):
+        return path
+    route = routes[index]
+    return f"{route.get('model')} {route.get('version')} {match[2]}"
+
+
 # -- the diff ---------------------------------------------------------------------------------
 
 
@@ -307,7 +321,7 @@ def _stack_changes(
         word = _kind_word(kind, body)
         detail = _detail(kind, action, old_body, new_body)
         if not detail and action in ("update", "replace"):
-            shown = attributes[:4]
+            shown = [_route_path(p, new_body) for p in attributes[:4]] if kind == "modelcat_route" else attributes[:4]
             detail = ", ".join(shown) + (
                 f" and {len(attributes) - len(shown)} more" if len(attributes) > len(shown) else ""
             )

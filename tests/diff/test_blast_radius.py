@@ -92,6 +92,8 @@ def test_digest_swap_replaces_the_endpoint_and_updates_the_router() -> None:
     assert replaced.attributes[:2] == ["digest", "artifact"]  # the ones forcing it first
     assert replaced.detail == f"bytes sha256:{FRAUD_1_3_0[:12]} -> sha256:{new_hex[:12]}"
     assert replaced.subject == "checkout: fraud-scorer 1.3.0 endpoint"
+    router = blast.stacks[0].changes[0]
+    assert (router.attributes, router.detail) == (["route.0.digest"], "fraud-scorer 1.3.0 digest")
 
 
 def test_digest_swap_on_kubernetes_rolls_the_deployment_in_place() -> None:

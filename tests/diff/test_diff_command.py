@@ -105,6 +105,7 @@ def test_digest_swap_of_a_served_version_warns_and_replaces(run: Callable[..., R
     text = run("t1", "t2").output
     assert "WARNING: fraud-scorer 1.3.0: digest changed" in text
     assert "    replace  checkout: fraud-scorer 1.3.0 endpoint: bytes sha256:fbe81f1d53c2 -> sha256:" in text
+    assert "    update   checkout: router: fraud-scorer 1.3.0 digest" in text.splitlines()
 
 
 def test_removing_an_unrouted_version_changes_no_resource(run: Callable[..., Result]) -> None:
