@@ -155,6 +155,7 @@ def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt:
 def _register_artifact_commands() -> None:
     from catalog.cli import artifact_commands, deploy_commands, diff_command, policy_commands, runtime_commands
     from catalog.cli.fetch_command import fetch
+    from catalog.cli.init_command import init
     from catalog.cli.replica_command import replica
     from catalog.cli.router_command import router
     from catalog.cli.serve_command import serve
@@ -175,6 +176,7 @@ def _register_artifact_commands() -> None:
         main.add_command(cmd)
     main.add_command(policy_commands.policy)
     main.add_command(diff_command.diff)
+    main.add_command(init)
 
 
 _register_artifact_commands()

@@ -1,0 +1,296 @@
+"""``modelcat init``: the files of a new catalog repository.
+
+A catalog repository holds ``models.yaml`` (with the schema modeline, so editors check it as it is
+typed), ``schemas/catalog.schema.json`` (what the modeline names), ``policies/`` (the built-in
+rules, their fixtures, settings and an empty waivers file: the review runs what the repository
+holds, so rules are changed by pull request too), a GitHub Actions workflow and a GitLab CI file
+(review on pull/merge requests, apply on merge) and ``CODEOWNERS`` listing the models' owners.
+
+``plan_files`` computes every file's bytes without touching the disk; ``write_files`` writes the
+ones that do not exist yet (an existing file is kept, never overwritten) atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from catalog.domain.models import Catalog
+from catalog.errors import UsageError
+
+__all__ = [
+    "BUILTIN_POLICIES",
+    "InitResult",
+    "builtin_policies",
+    "codeowners",
+    "example_model",
+    "plan_files",
+    "skeleton",
+    "write_files",
+]
+
+EXAMPLE_SIGNATURE = ("features", 4, "score", 1)
+
+
+def example_model() -> bytes:
+    """A tiny real ONNX model for the skeleton's first version: score = features . w + b (4 -> 1),
+    fixed weights, so the same bytes (and digest) on every machine."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    x, n_in, y, n_out = EXAMPLE_SIGNATURE
+    w = numpy_helper.from_array(np.array([[0.5], [-0.25], [0.125], [1.0]], dtype=np.float32), "w")
+    b = numpy_helper.from_array(np.array([0.1], dtype=np.float32), "b")
+    nodes = [helper.make_node("MatMul", [x, "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], [y])]
+    graph = helper.make_graph(
+        nodes,
+        "example",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["batch", n_in])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, ["batch", n_out])],
+        [w, b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="modelcat-init")
+    model.ir_version = 9
+    return model.SerializeToString()  # type: ignore[no-any-return]
+
+
+def skeleton(artifact: bytes, today: date) -> str:
+    """models.yaml of a new repository: one model, one version (``artifact``'s bytes), one application."""
+    hexdigest = hashlib.sha256(artifact).hexdigest()
+    x, n_in, y, n_out = EXAMPLE_SIGNATURE
+    return f"""\
+# yaml-language-server: $schema=./schemas/catalog.schema.json
+#
+# The model catalog: every model, every version's artifact, and which application serves what.
+# Change it by pull request: CI runs `modelcat review` and comments what the change does.
+# Replace the example with your models (`modelcat register` appends a version and its artifact).
+apiVersion: modelcat/v1
+
+environments:
+  - name: production
+    target: local # local | kubernetes | kserve | sagemaker (each but local needs its settings block)
+
+models:
+  - name: example-model
+    owner: ml-team@example.com
+    description: A linear scorer from 4 features, to show the format; replace it with your own.
+    task: regression
+    format: onnx
+    versions:
+      - version: 0.1.0
+        artifact:
+          uri: artifacts/sha256/{hexdigest[:2]}/{hexdigest}
+          digest: sha256:{hexdigest}
+          size_bytes: {len(artifact)}
+        signature:
+          inputs:
+            - {{name: {x}, dtype: float32, shape: [batch, {n_in}]}}
+          outputs:
+            - {{name: {y}, dtype: float32, shape: [batch, {n_out}]}}
+        metrics: {{rmse: 0.42}}
+        trained_at: {today.isoformat()}
+        registered_at: {today.isoformat()}T00:00:00Z
+        stage: production
+
+applications:
+  - name: example-app
+    owner: app-team@example.com
+    environment: production
+    bindings:
+      - model: example-model
+        routes:
+          - {{version: 0.1.0, weight: 100}}
+        serving: {{replicas: 2, min_replicas: 2, max_replicas: 4, target_concurrency: 8}}
+        rollout:
+          strategy: canary
+          step_percent: 10
+          interval_seconds: 300
+          guardrails: {{max_error_rate: 0.01, max_p99_latency_ms: 250}}
+"""
+
+
+GITHUB_WORKFLOW = """\
+# modelcat: review every pull request that changes the catalog, apply on merge.
+# Set the repository variable MODELCAT_PACKAGE to where pip installs modelcat from (a version or a
+# git URL). Cloud targets are applied with your Terraform: give it credentials (OIDC to your cloud) and
+# a state backend, here an S3 bucket named by the variable TF_STATE_BUCKET (the synthesized stacks use a
+# local backend, which backend_override.tf replaces; any backend Terraform supports works the same way).
+name: modelcat
+on:
+  pull_request:
+    paths: [models.yaml, policies/**, .github/workflows/modelcat.yml]
+  push:
+    branches: [main]
+    paths: [models.yaml]
+permissions:
+  contents: read
+jobs:
+  review:
+    if: github.event_name == 'pull_request'
+    runs-on: ubuntu-latest
+    permissions:
+      contents: read
+      pull-requests: write
+      security-events: write
+    steps:
+      - uses: actions/checkout@v4
+        with: {fetch-depth: 0}
+      - uses: actions/setup-python@v5
+        with: {python-version: "3.11"}
+      - run: pip install "${{ vars.MODELCAT_PACKAGE || 'modelcat' }}"
+      - id: review
+        run: modelcat review "origin/${{ github.base_ref }}" --out review
+        continue-on-error: true
+      - name: Comment on the pull request
+        if: always() && hashFiles('review/comment.md') != ''
+        env: {GH_TOKEN: "${{ github.token }}"}
+        run: gh pr comment "${{ github.event.pull_request.number }}" --body-file review/comment.md
+      - uses: github/codeql-action/upload-sarif@v3
+        if: always() && hashFiles('review/review.sarif') != ''
+        with: {sarif_file: review/review.sarif, category: modelcat}
+      - if: steps.review.outcome != 'success'
+        run: echo "modelcat review failed, see the comment" && exit 1
+  apply:
+    if: github.event_name == 'push'
+    runs-on: ubuntu-latest
+    environment: production
+    concurrency: modelcat-apply
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with: {python-version: "3.11"}
+      - uses: hashicorp/setup-terraform@v3
+      - run: pip install "${{ vars.MODELCAT_PACKAGE || 'modelcat' }}"
+      - run: modelcat validate && modelcat verify --catalog models.yaml && modelcat synth
+      - name: terraform apply, stack by stack
+        run: |
+          for stack in cdktf.out/stacks/*/; do
+            name=$(basename "$stack")
+            printf 'terraform {\\n  backend "s3" {}\\n}\\n' > "$stack/backend_override.tf"
+            terraform -chdir="$stack" init -input=false \\
+              -backend-config="bucket=${{ vars.TF_STATE_BUCKET }}" -backend-config="key=modelcat/$name.tfstate"
+            terraform -chdir="$stack" apply -input=false -auto-approve
+          done
+"""
+
+GITLAB_CI = """\
+# modelcat: review every merge request that changes the catalog, apply on merge to the default branch.
+# Set the CI/CD variables MODELCAT_PACKAGE (what pip installs) and TF_STATE_BUCKET (the state backend
+# for cloud targets; the synthesized stacks use a local backend, which backend_override.tf replaces).
+stages: [review, apply]
+
+modelcat-review:
+  stage: review
+  image: python:3.11-slim
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+      changes: [models.yaml, policies/**/*]
+  variables: {GIT_DEPTH: "0"}
+  script:
+    - apt-get update -qq && apt-get install -y -qq git
+    - pip install "${MODELCAT_PACKAGE:-modelcat}"
+    - git fetch origin "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
+    - modelcat review "origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME" --out review
+  artifacts:
+    when: always
+    paths: [review/]
+    expose_as: modelcat review
+
+modelcat-apply:
+  stage: apply
+  image: {name: hashicorp/terraform:1.15, entrypoint: [""]}
+  rules:
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
+      changes: [models.yaml]
+  resource_group: modelcat-apply
+  script:
+    - apk add --no-cache python3 py3-pip
+    - python3 -m venv /venv && /venv/bin/pip install "${MODELCAT_PACKAGE:-modelcat}"
+    - /venv/bin/modelcat validate && /venv/bin/modelcat verify --catalog models.yaml && /venv/bin/modelcat synth
+    - |
+      for stack in cdktf.out/stacks/*/; do
+        name=$(basename "$stack")
+        printf 'terraform {\\n  backend "s3" {}\\n}\\n' > "$stack/backend_override.tf"
+        terraform -chdir="$stack" init -input=false -backend-config="bucket=$TF_STATE_BUCKET" -backend-config="key=modelcat/$name.tfstate"
+        terraform -chdir="$stack" apply -input=false -auto-approve
+      done
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    folder: Path
+    written: tuple[str, ...]  # paths relative to folder
+    kept: tuple[str, ...]  # existed already, left as they were
+
+
+def codeowners(catalog: Catalog) -> str:
+    """``/models.yaml`` owned by every model's owner (GitHub and GitLab accept e-mail addresses;
+    owners that are neither an address nor an ``@handle`` are listed in a comment)."""
+    owners = sorted({m.owner for m in catalog.models if m is not None})
+    usable = [o for o in owners if "@" in o]
+    lines = [
+        "# Owners of the catalog: every model's owner reviews changes to models.yaml (from `modelcat init`;",
+        "# regenerate after adding models, or split the file per team when it grows).",
+    ]
+    if len(usable) < len(owners):
+        lines.append(
+            "# owners that are not an e-mail address or @handle: " + ", ".join(o for o in owners if o not in usable)
+        )
+    lines.append("/models.yaml " + " ".join(usable) if usable else "# /models.yaml @your-team")
+    lines.append("/policies/ " + " ".join(usable) if usable else "# /policies/ @your-platform-team")
+    return "\n".join(lines) + "\n"
+
+
+BUILTIN_POLICIES = Path(__file__).parent / "builtin_policies"  # the repository's policies/ (package data)
+
+
+def builtin_policies(folder: Path = BUILTIN_POLICIES) -> dict[str, bytes]:
+    """The built-in rules, their fixtures, settings and README, relative to ``policies/``; the
+    waivers file keeps its explanatory comments and no waiver."""
+    if not folder.is_dir():
+        raise UsageError(f"the built-in policies are missing from this installation ({folder}); reinstall modelcat")
+    files = {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    waivers = files.get("waivers.yaml", b"").decode()
+    comments = "".join(line for line in waivers.splitlines(keepends=True) if line.startswith("#"))
+    files["waivers.yaml"] = (comments + "waivers: []\n").encode()
+    return files
+
+
+def plan_files(catalog: Catalog, catalog_text: str, policies: Mapping[str, bytes], schema: str) -> dict[str, bytes]:
+    """Every file of the repository, by relative path (models.yaml is ``catalog_text``)."""
+    files = {
+        "models.yaml": catalog_text.encode(),
+        "schemas/catalog.schema.json": schema.encode(),
+        ".github/workflows/modelcat.yml": GITHUB_WORKFLOW.encode(),
+        ".gitlab-ci.yml": GITLAB_CI.encode(),
+        "CODEOWNERS": codeowners(catalog).encode(),
+    }
+    files |= {f"policies/{name}": data for name, data in policies.items()}
+    return files
+
+
+def write_files(folder: Path, files: Mapping[str, bytes], keep: Iterable[str] = ()) -> InitResult:
+    """Write each file that does not exist in ``folder`` (atomically); report written and kept."""
+    from catalog.yamlio.roundtrip import atomic_write
+
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} exists and is not a folder")
+    keep = set(keep)
+    written, kept = [], []
+    for name in sorted(files):
+        path = folder / name
+        if name in keep or path.exists():
+            kept.append(name)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, files[name])
+        written.append(name)
+    return InitResult(folder, tuple(written), tuple(kept))
