@@ -96,6 +96,11 @@ def test_package_all_is_the_documented_api():
         "catalog.synth.kube",
         "catalog.synth.targets.kubernetes",
         "catalog.synth.targets.kubernetes_routing",
+        "catalog.domain.diff",
+        "catalog.synth.resources",
+        "catalog.synth.blast",
+        "catalog.cli.diff_command",
+        "catalog.cli.diff_render",
     ],
 )
 def test_every_exported_name_exists(module):
