@@ -11,8 +11,9 @@ regopy (rego-cpp) differs from OPA in ways that matter here (docs CHECKED.md):
   with ``ok()`` False (a type error, conflicting values): both become PolicyEvalFailed, never an
   empty result. Built-in errors are made strict so they are not silently undefined.
 - The result's JSON text does not escape quotes in strings built at evaluation time, so results
-  are read from the node tree, never from ``str(output)``; the input is set with ``Input`` (a
-  JSON input term keeps its strings escaped, and sprintf copies the escapes into messages).
+  are read from the node tree, never from ``str(output)``. The input is set as a JSON term
+  (``Input`` fails on a backslash in a string: "Invalid escape sequence"), so strings stay
+  JSON-escaped inside regopy and are decoded when read (``_string``).
 - One Interpreter per thread: a RegoPolicies object must not be shared between threads.
 """
 
@@ -159,7 +160,7 @@ class RegoPolicies:
 
     def _query(self, m: _Module, entry: str, document: Mapping[str, object], subject: str = "") -> object:
         s = self._shared
-        self._it.set_input(self._input(document))
+        self._it.set_input_term(_json(document))
         out = s.rego_bundle_query_entrypoint(
             self._it._impl, self._bundle._impl, f"{m.package.replace('.', '/')}/{entry}"
         )
@@ -176,11 +177,6 @@ class RegoPolicies:
             return self._expression(root, m, entry)
         finally:
             s.rego_free_output(out)
-
-    def _input(self, document: Mapping[str, object]) -> object:
-        from regopy import Input
-
-        return Input(dict(document))
 
     def _kind(self, name: str) -> object:
         from regopy import NodeKind
@@ -260,16 +256,16 @@ class RegoPolicies:
         return found
 
 
+def _json(document: Mapping[str, object]) -> str:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _string(value: str) -> str:
-    """A string node's text. regopy keeps some strings (literals of the policy, results of some
-    built-ins) as their JSON source with the quotes, others raw: a value quoted as a JSON string is
-    decoded. Strings from the input are raw (it is set with Input, not as a JSON term, which would
-    keep them escaped)."""
-    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-        try:
-            decoded = json.loads(value)
-        except ValueError:
-            return value
-        if isinstance(decoded, str):
-            return decoded
-    return value
+    """A string node's text. With the input set as a JSON term, regopy keeps strings in their JSON
+    form: escaped, and sometimes with the quotes (literals of the policy). Both are decoded; a text
+    that is not valid JSON (a regopy quirk such as sprintf of format_int) is taken as it is."""
+    try:
+        decoded = json.loads(value if value.startswith('"') else f'"{value}"')
+    except ValueError:
+        return value
+    return decoded if isinstance(decoded, str) else value
