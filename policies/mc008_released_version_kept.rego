@@ -1,7 +1,7 @@
 # MC008: a version that served traffic on the base revision (weight > 0 in an enabled binding)
 # keeps its digest and is not deleted: released bytes are never swapped or lost. Register a new
-# version instead. Skipped without --base. served_by is a ready-made string: regopy's concat()
-# of strings taken from an input array may quote them.
+# version instead. Skipped without --base. served_by is a ready-made string: regopy's sprintf
+# quotes a string returned by another built-in such as concat().
 package modelcat.mc008
 
 import rego.v1

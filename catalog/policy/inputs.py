@@ -99,7 +99,7 @@ def _base_facts(base: Mapping[tuple[str, str], BaseVersion] | None, key: tuple[s
         "stage": old.stage,
         "digest": old.digest,
         "served": bool(old.served_by),
-        "served_by": ", ".join(old.served_by),  # text: regopy's concat() may quote array items
+        "served_by": ", ".join(old.served_by),  # text: regopy's sprintf quotes concat()'s result
     }
 
 
