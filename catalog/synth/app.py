@@ -22,12 +22,14 @@ from catalog.synth.node import prepare_jsii
 __all__ = [
     "STATE_ROOT",
     "TARGETS",
+    "TARGET_MODULES",
     "StackOutput",
     "SynthResult",
     "build_app",
     "get_target",
     "no_gc",
     "selected_environments",
+    "stack_context",
     "stack_targets",
     "synthesize",
 ]
@@ -43,6 +45,8 @@ _TARGET_CLASSES = {
     "sagemaker": ("catalog.synth.targets.sagemaker", "SageMakerTarget"),
 }
 TARGETS: tuple[str, ...] = tuple(_TARGET_CLASSES)
+# name -> the module whose synthesize_bodies(context) builds its resources (catalog.synth.resources)
+TARGET_MODULES: dict[str, str] = {name: module for name, (module, _) in _TARGET_CLASSES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,19 @@ def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
 
 
+def stack_context(env: Environment, target: str, catalog_path: Path) -> StackContext:
+    """What a target is handed for ``env``: paths as seen from where the runner runs Terraform."""
+    name = stack_name(env.name, target)
+    project = catalog_path.resolve().parent
+    workdir = project / STATE_ROOT / "terraform" / name
+    return StackContext(
+        name=name,
+        environment=env,
+        catalog=_relative(catalog_path, workdir),
+        state_root=_relative(project / STATE_ROOT, workdir),
+    )
+
+
 def selected_environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[Environment]:
     """The environments named by applications (or just ``only``; an unknown name is a UsageError)."""
     wanted = list(only) if only is not None else None
@@ -133,17 +150,10 @@ def _build(
     from cdktn import App, LocalBackend, TerraformStack
 
     app = App(outdir=str(outdir))
-    project = catalog_path.resolve().parent
     outputs, stacks = [], []
     for env, env_target in pairs:
-        name = stack_name(env.name, env_target)
-        workdir = project / STATE_ROOT / "terraform" / name  # where the runner runs Terraform
-        context = StackContext(
-            name=name,
-            environment=env,
-            catalog=_relative(catalog_path, workdir),
-            state_root=_relative(project / STATE_ROOT, workdir),
-        )
+        context = stack_context(env, env_target, catalog_path)
+        name = context.name
         stack = TerraformStack(app, name)
         LocalBackend(stack, path="terraform.tfstate")
         builders[env_target].build(stack, context)

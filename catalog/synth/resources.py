@@ -12,15 +12,14 @@ target module must define ``synthesize_bodies(context: StackContext) -> {type: {
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from catalog.domain.models import Catalog
 from catalog.errors import UsageError
-from catalog.synth.app import STATE_ROOT, selected_environments
-from catalog.synth.base import StackContext, stack_name
+from catalog.synth.app import TARGET_MODULES, selected_environments, stack_context
+from catalog.synth.base import StackContext
 from catalog.synth.node import prepare_jsii
 
 __all__ = [
@@ -34,14 +33,6 @@ __all__ = [
 
 Bodies = dict[str, dict[str, dict[str, Any]]]  # resource type -> id -> body
 StackResources = dict[str, Bodies]  # stack name -> its bodies
-
-# Every target whose bodies this module can build: name -> module defining synthesize_bodies.
-TARGET_MODULES: dict[str, str] = {
-    "local": "catalog.synth.targets.local",
-    "kubernetes": "catalog.synth.targets.kubernetes",
-    "kserve": "catalog.synth.targets.kserve",
-    "sagemaker": "catalog.synth.targets.sagemaker",
-}
 
 
 def body_builder(target: str) -> Callable[[StackContext], Bodies]:
@@ -67,10 +58,6 @@ def split_stack_name(name: str) -> tuple[str, str]:
     return environment, target
 
 
-def _relative(path: Path, start: Path) -> str:
-    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
-
-
 def synthesize_resources(
     catalog: Catalog | None,
     catalog_path: Path,
@@ -86,7 +73,6 @@ def synthesize_resources(
     """
     if catalog is None:
         return {}
-    project = catalog_path.resolve().parent
     builders: dict[str, Callable[[StackContext], Bodies]] = {}
     stacks: StackResources = {}
     for env in selected_environments(catalog, only):
@@ -100,14 +86,8 @@ def synthesize_resources(
                 f"environment {env.name!r} has no {chosen}: block, which target {chosen} needs; "
                 f"add one under environments: in the catalog, or choose another target"
             )
-        name = stack_name(env.name, chosen)
-        workdir = project / STATE_ROOT / "terraform" / name  # as catalog.synth.app places it
-        context = StackContext(
-            name=name,
-            environment=env,
-            catalog=_relative(catalog_path, workdir),
-            state_root=_relative(project / STATE_ROOT, workdir),
-        )
+        context = stack_context(env, chosen, catalog_path)
+        name = context.name
         # as written: a type without resources is left out, ids sorted
         built = builders[chosen](context)
         stacks[name] = {kind: dict(sorted(built[kind].items())) for kind in sorted(built) if built[kind]}
