@@ -112,3 +112,27 @@ def test_base_revision_from_git(cli, tmp_path: Path):
         "version/scorer@1.1.0",
     ]
     assert cli(*args, "--base", "no-such-ref").exit_code == 2
+
+
+SARIF_SCHEMA = Path(__file__).parents[1] / "data" / "sarif" / "sarif-2.1.0-rtm.5.json"
+
+
+def sarif_errors(document: object) -> list[str]:
+    """Every violation of the SARIF 2.1.0 JSON Schema in ``document`` (draft-04, as the schema says)."""
+    import jsonschema
+
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    validator = jsonschema.Draft4Validator(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_sarif_validates_against_the_sarif_2_1_0_schema(cli, tmp_path: Path):
+    for path in (FIXTURES / "MC005" / "fail.yaml", FIXTURES / "MC004" / "fail.yaml", DEMO):
+        result = cli("policy", "check", path, "--now", NOW, "--policies", POLICIES, "--format", "sarif")
+        document = json.loads(result.output)
+        assert document["runs"][0]["results"] or path == DEMO
+        assert sarif_errors(document) == [], path
+    # and the schema does catch a broken log: the check above is not vacuous
+    broken = json.loads(result.output)
+    broken["runs"][0]["results"] = [{"ruleId": "MC005", "level": "fatal", "message": {}}]
+    assert len(sarif_errors(broken)) >= 2
