@@ -30,6 +30,7 @@ class BaseVersion:
     stage: str
     digest: str
     served_by: tuple[str, ...]  # applications that routed traffic (weight > 0, enabled) to it
+    weights: tuple[tuple[str, int], ...] = ()  # (application, weight) of those routes
 
 
 def _list(value: object) -> list[object]:
@@ -44,7 +45,7 @@ def base_versions(document: object) -> dict[tuple[str, str], BaseVersion]:
     """
     if not isinstance(document, Mapping):
         return {}
-    served: dict[tuple[str, str], list[str]] = {}
+    served: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for app in _list(document.get("applications")):
         if not isinstance(app, Mapping):
             continue
@@ -57,7 +58,7 @@ def base_versions(document: object) -> dict[tuple[str, str], BaseVersion]:
                 weight = route.get("weight")
                 if isinstance(weight, int) and weight > 0 and isinstance(route.get("version"), str):
                     key = (str(binding.get("model")), semver_key(route["version"]))
-                    served.setdefault(key, []).append(str(app.get("name")))
+                    served.setdefault(key, []).append((str(app.get("name")), weight))
     found: dict[tuple[str, str], BaseVersion] = {}
     for model in _list(document.get("models")):
         if not isinstance(model, Mapping) or not isinstance(model.get("name"), str):
@@ -74,7 +75,8 @@ def base_versions(document: object) -> dict[tuple[str, str], BaseVersion]:
                 version=version["version"],
                 stage=stage if isinstance(stage, str) else "candidate",
                 digest=digest if isinstance(digest, str) else "",
-                served_by=tuple(dict.fromkeys(served.get(key, []))),
+                served_by=tuple(dict.fromkeys(name for name, _ in served.get(key, []))),
+                weights=tuple(served.get(key, [])),
             )
     return found
 
@@ -136,12 +138,26 @@ def _version_input(
     }
 
 
+def _base_routes(
+    base: Mapping[tuple[str, str], BaseVersion], application: str, binding: Binding
+) -> tuple[bool, dict[str, int]]:
+    """(whether the application routed traffic to this model on the base, version -> base weight)."""
+    weights: dict[str, int] = {}
+    for (model, key), old in base.items():
+        if model == binding.model:
+            for app, weight in old.weights:
+                if app == application:
+                    weights[key] = weights.get(key, 0) + weight
+    return bool(weights), weights
+
+
 def _binding_input(
     catalog: Catalog,
     app_doc: dict[str, object],
     binding: Binding,
     versions: Mapping[tuple[str, str], Version],
     now: datetime,
+    base: Mapping[tuple[str, str], BaseVersion] | None = None,
 ) -> dict[str, object]:
     serving = effective_serving(catalog, binding)
     rollout = effective_rollout(catalog, binding)
@@ -156,10 +172,13 @@ def _binding_input(
         gates["min_metrics"] = _metrics(own.min_metrics)
     else:
         gates["min_metrics"] = _metrics(default.min_metrics) if default is not None else {}
+    routed_on_base, base_weights = _base_routes(base, str(app_doc["name"]), binding) if base else (False, {})
     routes = []
     for route in binding.routes:
         version = versions.get((binding.model, semver_key(route.version)))
         entry: dict[str, object] = {"version": route.version, "weight": route.weight, "known": version is not None}
+        if base is not None:
+            entry["base_weight"] = base_weights.get(semver_key(route.version), 0)
         if version is not None:
             entry |= {
                 "stage": version.stage,
@@ -187,6 +206,7 @@ def _binding_input(
         "rollout": rollout_doc,
         "gates": gates,
         "routes": routes,
+        "base": {"known": base is not None, "routed": routed_on_base},
     }
 
 
@@ -269,7 +289,7 @@ def catalog_inputs(
                 SubjectInput(
                     "binding",
                     f"binding/{app.name}/{binding.model}",
-                    _binding_input(catalog, app_doc, binding, versions, now),
+                    _binding_input(catalog, app_doc, binding, versions, now, base),
                     ("applications", a, "bindings", b),
                 )
             )

@@ -189,6 +189,24 @@ def mc010(d: Doc, s: Settings) -> list[str]:
     return []
 
 
+def mc012(d: Doc, s: Settings) -> list[str]:
+    rollout, base = d["rollout"], d["base"]
+    if not (d["binding"]["enabled"] and base["routed"]) or rollout["strategy"] not in ("canary", "linear"):
+        return []
+    step = rollout["step_percent"]
+    if step >= 100:
+        return []
+    return [
+        (
+            f"{d['application']['name']}: {d['binding']['model']} {r['version']} goes from {r['base_weight']}% to "
+            f"{r['weight']}% of the traffic in one change, more than its {rollout['strategy']} rollout's step of "
+            f"{step}%: raise it one step at a time"
+        )
+        for r in d["routes"]
+        if r["weight"] - r["base_weight"] > step
+    ]
+
+
 def _secret_key(key: str) -> bool:
     return bool(_SECRET_WORD.search(key.lower())) and not _NAME_LIKE.search(key.lower())
 
@@ -225,6 +243,7 @@ ORACLE: dict[str, Callable[[Doc, Settings], list[str]]] = {
     "MC009": mc009,
     "MC010": mc010,
     "MC011": mc011,
+    "MC012": mc012,
 }
 
 

@@ -134,12 +134,14 @@ def catalogs(draw):
             for v in model["versions"]:
                 if draw(st.booleans()):
                     key = (model["name"], v["version"])
+                    served = tuple(draw(st.lists(st.sampled_from(["app-0", "shop"]), max_size=2, unique=True)))
                     base[key] = BaseVersion(
                         model["name"],
                         v["version"],
                         draw(st.sampled_from(["candidate", "production", "deprecated"])),
                         v["artifact"]["digest"] if draw(st.booleans()) else f"sha256:{_hex('old')}",
-                        tuple(draw(st.lists(st.sampled_from(["app-0", "shop"]), max_size=2, unique=True))),
+                        served,
+                        tuple((app, draw(st.integers(1, 100))) for app in served),  # MC012's base weights
                     )
         base[("gone", "9.9.9")] = BaseVersion("gone", "9.9.9", "production", f"sha256:{_hex('gone')}", ("shop",))
     return Catalog.model_validate(document), base

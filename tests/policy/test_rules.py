@@ -10,7 +10,7 @@ import pytest
 from catalog.policy.fixtures import fixture_cases, run_fixture_tests
 from tests.policy.helpers import FIXTURES, POLICIES, copy_policies
 
-BUILT_IN = [f"MC{n:03d}" for n in range(1, 12)]
+BUILT_IN = [f"MC{n:03d}" for n in range(1, 13)]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,26 @@
+# MC012: a change raises a version's share of a binding's traffic by at most one step of its
+# canary or linear rollout (the effective rollout's step_percent): a canary at 10 % with steps of
+# 10 % goes to 20 %, not to 50 %, in one pull request. Bindings rolled out all at once, bindings new
+# in this change and versions whose share falls are not limited. Skipped without --base.
+package modelcat.mc012
+
+import rego.v1
+
+rule := {
+	"id": "MC012",
+	"title": "Traffic moves one rollout step at a time",
+	"severity": "deny",
+	"kinds": ["binding"],
+	"requires": ["base"],
+}
+
+deny := [msg |
+	input.kind == "binding"
+	input.binding.enabled
+	input.base.routed
+	input.rollout.strategy in ["canary", "linear"]
+	input.rollout.step_percent < 100
+	some route in input.routes
+	route.weight - route.base_weight > input.rollout.step_percent
+	msg := sprintf("%s: %s %s goes from %v%% to %v%% of the traffic in one change, more than its %s rollout's step of %v%%: raise it one step at a time", [input.application.name, input.binding.model, route.version, route.base_weight, route.weight, input.rollout.strategy, input.rollout.step_percent])
+]
