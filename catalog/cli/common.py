@@ -5,16 +5,28 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from catalog.cli.render import problem_lines, problems_json
-from catalog.errors import ModelcatError
+from catalog.errors import ModelcatError, UsageError
 
-__all__ = ["DEFAULT_CATALOG", "command"]
+__all__ = ["DEFAULT_CATALOG", "command", "parse_now"]
 
 DEFAULT_CATALOG = "models.yaml"
+
+
+def parse_now(value: str | None) -> datetime:
+    """``--now``: a date (or date and time) to judge ages against; default: now, in UTC."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--now {value!r} is not a date such as 2026-11-27") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _fail(fmt: str, error: ModelcatError) -> int:

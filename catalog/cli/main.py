@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from catalog.cli.common import DEFAULT_CATALOG, command
+from catalog.cli.common import DEFAULT_CATALOG, command, parse_now
 from catalog.cli.render import problem_lines, problems_json, show_text, summary_line
 from catalog.domain.views import application_views
 from catalog.editing import bind_routes
@@ -49,16 +48,6 @@ def validate(path: Path, fmt: str) -> int:
     return 0 if report.ok else 1
 
 
-def _parse_now(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--now {value!r} is not a date such as 2026-11-27") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 @main.command()
 @click.argument("path", default=DEFAULT_CATALOG, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--now", help="Compute ages as of this date (default: today).")
@@ -67,7 +56,7 @@ def show(path: Path, fmt: str, now: str | None) -> int:
     """Per application: the model versions it routes to, with weight, stage, age and key metrics."""
     report = validate_file(path)
     catalog = report.raise_for_errors()
-    views = application_views(catalog, _parse_now(now))
+    views = application_views(catalog, parse_now(now))
     if fmt == "json":
         click.echo(json.dumps([v.as_dict() for v in views], indent=2))
     else:
@@ -157,6 +146,7 @@ def _register_artifact_commands() -> None:
     from catalog.cli.fetch_command import fetch
     from catalog.cli.init_command import init
     from catalog.cli.replica_command import replica
+    from catalog.cli.review_command import review
     from catalog.cli.router_command import router
     from catalog.cli.serve_command import serve
 
@@ -177,6 +167,7 @@ def _register_artifact_commands() -> None:
     main.add_command(policy_commands.policy)
     main.add_command(diff_command.diff)
     main.add_command(init)
+    main.add_command(review)
 
 
 _register_artifact_commands()

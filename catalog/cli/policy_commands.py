@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from catalog.cli.common import DEFAULT_CATALOG, command
-from catalog.errors import UsageError
+from catalog.cli.common import DEFAULT_CATALOG, command, parse_now
 
 __all__ = ["policy"]
 
@@ -29,16 +27,6 @@ _SYNTH = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="A 'modelcat synth --out' folder: also check its stacks/*/cdk.tf.json.",
 )
-
-
-def _now(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--now {value!r} is not a date such as 2026-11-27") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _folder(path: Path, policies_dir: Path | None) -> Path:
@@ -72,7 +60,7 @@ def check(
     from catalog.policy.render import render, summary
 
     result = policy_check(
-        path, policies_dir=_folder(path, policies_dir), now=_now(now), base_ref=base_ref, synth_dir=synth_dir
+        path, policies_dir=_folder(path, policies_dir), now=parse_now(now), base_ref=base_ref, synth_dir=synth_dir
     )
     text = render(result, fmt)
     if output is not None:
@@ -143,7 +131,7 @@ def input_(
     from catalog.policy.check import policy_inputs
 
     inputs = policy_inputs(
-        path, policies_dir=_folder(path, policies_dir), now=_now(now), base_ref=base_ref, synth_dir=synth_dir
+        path, policies_dir=_folder(path, policies_dir), now=parse_now(now), base_ref=base_ref, synth_dir=synth_dir
     )
     click.echo(json.dumps([i.document for i in inputs], indent=2, ensure_ascii=False))
     return 0

@@ -18,7 +18,7 @@ from catalog.policy.inputs import BaseVersion, base_versions, catalog_inputs
 from catalog.policy.rego import RegoPolicies, policy_files
 from catalog.policy.settings import Settings, load_settings
 from catalog.policy.synth_inputs import synth_inputs
-from catalog.policy.waivers import apply_waivers, load_waivers
+from catalog.policy.waivers import Waiver, apply_waivers, load_waivers
 from catalog.validate import read_catalog_bytes, validate_bytes
 from catalog.yamlio.loader import decode, parse
 from catalog.yamlio.positions import locate
@@ -26,13 +26,16 @@ from catalog.yamlio.positions import locate
 __all__ = [
     "VALIDATE",
     "LoadedCatalog",
+    "artifact_observer",
     "evaluate",
+    "judge",
     "load_for_policies",
     "load_policies",
     "locate_findings",
     "policy_check",
     "policy_data",
     "policy_inputs",
+    "validation_findings",
 ]
 
 VALIDATE = RuleInfo("VALIDATE", "Catalog validates", "deny", ("catalog",))
@@ -107,7 +110,7 @@ def locate_findings(findings: list[Finding], inputs: Iterable[SubjectInput], tex
     return placed
 
 
-def _observer(folder: Path) -> Callable[[Model, Version], Mapping[str, object]]:
+def artifact_observer(folder: Path) -> Callable[[Model, Version], Mapping[str, object]]:
     """Artifact facts from the local store: the size of a stored file the URI points at."""
 
     def observe(model: Model, version: Version) -> Mapping[str, object]:
@@ -137,7 +140,8 @@ def _base(path: Path, ref: str) -> dict[tuple[str, str], BaseVersion]:
     return base_versions(parsed.data)
 
 
-def _validate_findings(errors: list) -> list[Finding]:
+def validation_findings(errors: list) -> list[Finding]:
+    """validate's problems as VALIDATE denies at their positions."""
     return [
         Finding(
             VALIDATE.id,
@@ -164,7 +168,7 @@ def _inputs(
 ) -> tuple[list[SubjectInput], bool]:
     base = _base(path, base_ref) if base_ref else None
     inputs = catalog_inputs(
-        loaded.catalog, now=now, settings=settings, base=base, observe=_observer(path.resolve().parent)
+        loaded.catalog, now=now, settings=settings, base=base, observe=artifact_observer(path.resolve().parent)
     )
     if synth_dir is not None:
         inputs += synth_inputs(synth_dir)
@@ -197,6 +201,30 @@ def policy_check(
     inputs, has_base = _inputs(path, loaded, settings, now, base_ref, synth_dir)
     have = {"base"} if has_base else set()
     have |= {"synth"} if synth_dir is not None else set()
+    return judge(loaded, str(path), inputs, policies, load_waivers(policies_dir), now, have, base_ref or "")
+
+
+def judge(
+    loaded: LoadedCatalog,
+    filename: str,
+    inputs: list[SubjectInput],
+    policies: RegoPolicies,
+    waivers: list[Waiver],
+    now: datetime,
+    have: set[str],
+    base_ref: str = "",
+    subjects: set[str] | None = None,
+) -> PolicyResult:
+    """Run every rule whose facts are at hand (``have``: "base", "synth") over ``inputs``, place the
+    findings, add validate's errors and apply the waivers.
+
+    With ``subjects``, only the inputs of those subjects are judged (``modelcat review``: what a
+    change touches), and only waivers of those subjects are considered, so that a waiver of a
+    subject not judged is neither used nor reported unused.
+    """
+    if subjects is not None:
+        inputs = [i for i in inputs if i.subject in subjects]
+        waivers = [w for w in waivers if w.subject in subjects]
     run, skipped = [], {}
     for rule in policies.rules:
         missing = [r for r in rule.requires if r not in have]
@@ -204,14 +232,10 @@ def policy_check(
             skipped[rule.id] = "needs " + " and ".join("--base" if r == "base" else "--synth-dir" for r in missing)
         else:
             run.append(rule)
-    findings = locate_findings(evaluate(policies, inputs, run), inputs, loaded.text, str(path))
-    findings = _validate_findings(loaded.errors) + findings
+    findings = locate_findings(evaluate(policies, inputs, run), inputs, loaded.text, filename)
+    findings = validation_findings(loaded.errors) + findings
     standing, waived, fired = apply_waivers(
-        findings,
-        load_waivers(policies_dir),
-        now.date(),
-        evaluated={r.id for r in run},
-        known={r.id for r in policies.rules},
+        findings, waivers, now.date(), evaluated={r.id for r in run}, known={r.id for r in policies.rules}
     )
     rules = list(policies.rules) + fired + ([VALIDATE] if loaded.errors else [])
     return PolicyResult(
@@ -220,7 +244,7 @@ def policy_check(
         waived=sorted(waived, key=_order),
         skipped=skipped,
         inputs=len(inputs),
-        base=base_ref or "",
+        base=base_ref,
         now=now.date().isoformat(),
     )
 

@@ -1,0 +1,252 @@
+"""``modelcat review BASE``: everything a pull request to the catalog needs judged, in one pass.
+
+1. validate the head catalog (the working tree's models.yaml): a schema error stops the review;
+2. read the base revision's catalog (``git show BASE:models.yaml``; absent: an empty base);
+3. diff them in model terms (``catalog.domain.diff``);
+4. verify only the artifacts the change adds or alters (new versions, new bytes for a version);
+5. build both sides' resources without the CDK app (``catalog.synth.resources``) and compare
+   them: the blast radius per stack, the plan summary of the change;
+6. run the policies on what the change touches: each subject (model, version, application,
+   binding) whose policy input differs from the base's, every version the change deletes, and
+   every resource the blast radius creates, updates or replaces. Unchanged subjects were judged
+   when they changed; ``modelcat policy check`` judges the whole catalog (e.g. nightly, for ages
+   that grow without a change).
+
+The outcome (``Review``) carries everything the renderings need; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from catalog.artifacts.verify import VerifyResult, select_versions, verify_versions
+from catalog.domain.deployment import environments
+from catalog.domain.diff import CatalogDiff, diff_catalogs
+from catalog.domain.models import Catalog
+from catalog.domain.problems import Problem
+from catalog.errors import UsageError
+from catalog.gitio import file_at_revision
+from catalog.policy.check import (
+    VALIDATE,
+    LoadedCatalog,
+    artifact_observer,
+    judge,
+    load_policies,
+    locate_findings,
+    validation_findings,
+)
+from catalog.policy.findings import Finding, PolicyResult, RuleInfo, SubjectInput
+from catalog.policy.inputs import BaseVersion, catalog_inputs
+from catalog.policy.synth_inputs import block_inputs
+from catalog.policy.waivers import load_waivers
+from catalog.synth.blast import BlastRadius, blast_radius
+from catalog.synth.resources import StackResources, synthesize_resources
+from catalog.validate import read_catalog_bytes, validate_bytes
+from catalog.yamlio.loader import decode
+
+__all__ = ["VERIFY", "Review", "base_facts", "changed_subjects", "review"]
+
+VERIFY = RuleInfo("VERIFY", "Artifact verifies", "deny", ("version",))
+
+
+@dataclass
+class Review:
+    """What ``modelcat review`` found. ``exit_code``: 0 nothing blocks, 1 something does."""
+
+    base: str
+    file: str
+    problems: list[Problem] = field(default_factory=list)  # the head's validation errors
+    notes: list[str] = field(default_factory=list)
+    diff: CatalogDiff | None = None
+    blast: BlastRadius | None = None
+    verified: list[VerifyResult] = field(default_factory=list)
+    policy: PolicyResult | None = None
+    subjects: int = 0  # policy inputs judged
+
+    @property
+    def failed_artifacts(self) -> list[VerifyResult]:
+        return [r for r in self.verified if not r.ok]
+
+    @property
+    def blocking(self) -> list[str]:
+        """One line per thing that blocks the change (a validation error counts once)."""
+        out = [f"{p.file}:{p.line}: {p.message}" for p in self.problems]
+        out += [f"{a.model} {a.version}: {a.message}" for a in self.failed_artifacts]
+        if self.policy is not None:
+            out += [f"{f.rule} {f.message}" for f in self.policy.denies if f.rule not in ("VALIDATE", VERIFY.id)]
+        return out
+
+    @property
+    def ok(self) -> bool:
+        """Nothing blocks: valid, every touched artifact verified, no policy denies."""
+        return not self.problems and not self.failed_artifacts and (self.policy is None or self.policy.ok)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+def base_facts(base: Catalog | None) -> dict[tuple[str, str], BaseVersion]:
+    """What the base revision said about each version (stage, digest, who routed traffic to it)."""
+    from catalog.domain.rules import semver_key
+
+    if base is None:
+        return {}
+    served: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for app in base.applications:
+        for binding in app.bindings:
+            if binding.enabled:
+                for route in binding.routes:
+                    if route.weight > 0:
+                        key = (binding.model, semver_key(route.version))
+                        served.setdefault(key, []).append((app.name, route.weight))
+    return {
+        (m.name, semver_key(v.version)): BaseVersion(
+            model=m.name,
+            version=v.version,
+            stage=v.stage,
+            digest=v.artifact.digest,
+            served_by=tuple(dict.fromkeys(name for name, _ in served.get((m.name, semver_key(v.version)), []))),
+            weights=tuple(served.get((m.name, semver_key(v.version)), [])),
+        )
+        for m in base.models
+        for v in m.versions
+    }
+
+
+def changed_subjects(head_inputs: list[SubjectInput], base_inputs: list[SubjectInput]) -> set[str]:
+    """Subjects whose input (everything the rules see about them) is new or differs from the base's."""
+    before = {i.subject: i.document for i in base_inputs}
+    return {i.subject for i in head_inputs if before.get(i.subject) != i.document}
+
+
+def _touched_artifacts(diff: CatalogDiff) -> set[tuple[str, str]]:
+    """Versions whose artifact needs verifying: added, or with a changed artifact or signature."""
+    touched = {(v.model, v.version) for v in diff.versions_added}
+    touched |= {
+        (v.model, v.version)
+        for v in diff.versions_changed
+        if any(c.field.startswith(("artifact.", "signature")) for c in v.changes)
+    }
+    return touched
+
+
+def _resource_inputs(head: StackResources, blast: BlastRadius, catalog: Catalog) -> list[SubjectInput]:
+    """Policy inputs of the resources an apply would create, update or replace, placed on the
+    models.yaml entry of the application each serves (the catalog line that makes them)."""
+    changes = {(s.stack, c.type, c.id): c for s in blast.stacks for c in s.changes if c.action != "delete"}
+    apps = {a.name: i for i, a in enumerate(catalog.applications)}
+    inputs = []
+    for stack, kinds in head.items():
+        chosen: dict[str, dict[str, object]] = {}
+        for kind, bodies in kinds.items():
+            picked = {rid: body for rid, body in bodies.items() if (stack, kind, rid) in changes}
+            if picked:
+                chosen[kind] = picked
+        for item in block_inputs(stack, {"resource": chosen}) if chosen else []:
+            _, _, address = item.subject.split("/", 2)
+            kind, _, rid = address.partition(".")
+            app = changes[(stack, kind, rid)].application
+            inputs.append(replace(item, loc=("applications", apps[app]) if app in apps else ()))
+    return inputs
+
+
+def _verify_findings(failed: list[VerifyResult], catalog: Catalog) -> tuple[list[Finding], list[SubjectInput]]:
+    """Failed artifacts as VERIFY denies, with inputs that place them on their version's entry."""
+    index = {
+        (m.name, v.version): ("models", i, "versions", j)
+        for i, m in enumerate(catalog.models)
+        for j, v in enumerate(m.versions)
+    }
+    findings, places = [], []
+    for r in failed:
+        subject = f"version/{r.model}@{r.version}"
+        findings.append(
+            Finding(VERIFY.id, VERIFY.title, "deny", f"{r.model} {r.version}: {r.message}", "version", subject)
+        )
+        places.append(SubjectInput("version", subject, {}, index.get((r.model, r.version), ())))
+    return findings, places
+
+
+def _load_base(path: Path, base: str, notes: list[str]) -> Catalog | None:
+    data = file_at_revision(path, base)
+    if data is None:
+        notes.append(f"{path.name} does not exist at {base}: every entry is new")
+        return None
+    report = validate_bytes(data, f"{path}@{base}")
+    if report.catalog is None or not report.ok:
+        notes.append(f"{path}@{base} is not a valid catalog: compared as empty, base-only rules not evaluated")
+        return None
+    return report.catalog
+
+
+def review(
+    path: Path,
+    base: str,
+    *,
+    policies_dir: Path,
+    now: datetime,
+    target: str | None = None,
+    verify: bool = True,
+) -> Review:
+    """Review the change from ``base`` (a git revision) to the working tree's ``path``."""
+    if not base.strip() or base.startswith("-"):
+        raise UsageError(f"{base!r} is not a revision")
+    data = read_catalog_bytes(path)
+    result = Review(base=base, file=str(path))
+    report = validate_bytes(data, str(path))
+    if report.catalog is None:
+        result.problems = report.errors
+        findings = validation_findings(report.errors)
+        result.policy = PolicyResult(rules=[VALIDATE], findings=findings, base=base, now=now.date().isoformat())
+        return result
+    head = report.catalog
+    result.problems = report.errors  # cross-reference errors: reported, and the rest still runs
+    base_catalog = _load_base(path, base, result.notes)
+    result.diff = diff_catalogs(base_catalog, head)
+
+    if verify:
+        chosen = select_versions(head, only=_touched_artifacts(result.diff))
+        result.verified = verify_versions(head, chosen, path.resolve().parent) if chosen else []
+
+    resources_ok = not report.errors
+    before: StackResources = {}
+    after: StackResources = {}
+    if resources_ok:
+        try:
+            before = synthesize_resources(base_catalog, path, target)
+            after = synthesize_resources(head, path, target)
+        except UsageError as e:
+            result.notes.append(f"no blast radius: {e}")
+            resources_ok = False
+    if resources_ok:
+        envs = [*(environments(base_catalog) if base_catalog else []), *environments(head)]
+        result.blast = blast_radius(before, after, envs)
+
+    policies, settings = load_policies(policies_dir)
+    facts = base_facts(base_catalog)
+    observe = artifact_observer(path.resolve().parent)  # the same facts for the same URI on both sides
+    head_inputs = catalog_inputs(head, now=now, settings=settings, base=facts, observe=observe)
+    base_inputs = (
+        catalog_inputs(base_catalog, now=now, settings=settings, base=facts, observe=observe) if base_catalog else []
+    )
+    subjects = changed_subjects(head_inputs, base_inputs)
+    inputs = head_inputs
+    have = {"base"}
+    if result.blast is not None:
+        resource_inputs = _resource_inputs(after, result.blast, head)
+        inputs = head_inputs + resource_inputs
+        subjects |= {i.subject for i in resource_inputs}
+        have.add("synth")
+    text, _ = decode(data, str(path))
+    loaded = LoadedCatalog(text, head, report.errors)
+    policy = judge(loaded, str(path), inputs, policies, load_waivers(policies_dir), now, have, base, subjects)
+    if result.failed_artifacts:
+        findings, places = _verify_findings(result.failed_artifacts, head)
+        policy.findings = locate_findings(findings, places, text, str(path)) + policy.findings
+        policy.rules.append(VERIFY)
+    result.policy = policy
+    result.subjects = policy.inputs
+    return result
