@@ -1,0 +1,171 @@
+"""`modelcat review BASE` on a real git repository holding the demo catalog: the issue's flow
+(`review HEAD~1` after a commit that raises a canary, or swaps a released digest), the comment,
+SARIF and JSON it writes, and its exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO, ROOT
+from tests.diff.catalogs import FRAUD_1_3_0, GitRepo, add_version, demo_text, fraud_scorer_bytes, swap_artifact
+from tests.policy.test_cli import sarif_errors
+
+NOW = "2026-11-27"
+CANARY = ("{version: 1.3.0, weight: 90}", "{version: 1.4.0, weight: 10}")
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
+    """The demo catalog, its artifacts and the built-in policies, committed; the cwd is the repository."""
+    repo = GitRepo(tmp_path / "catalog")
+    shutil.copytree(DEMO.parent / "artifacts" / "sha256", repo.root / "artifacts" / "sha256")
+    shutil.copytree(ROOT / "policies", repo.root / "policies")
+    repo.git("add", "artifacts", "policies")
+    repo.commit(demo_text(), "the demo catalog", "base")
+    monkeypatch.chdir(repo.root)
+    return repo
+
+
+def canary(weights: tuple[int, int]) -> str:
+    text = demo_text()
+    for old, weight in zip(CANARY, weights, strict=True):
+        assert old in text
+        text = text.replace(old, old.replace(old.split("weight: ")[1].rstrip("}"), str(weight)), 1)
+    return text
+
+
+def run_review(cli, *args: str) -> tuple[int, str, dict, dict]:
+    result = cli("review", *args, "--now", NOW)
+    out = Path("review")
+    comment = (out / "comment.md").read_text() if (out / "comment.md").exists() else ""
+    sarif = json.loads((out / "review.sarif").read_text()) if (out / "review.sarif").exists() else {}
+    report = json.loads((out / "review.json").read_text()) if (out / "review.json").exists() else {}
+    assert result.exit_code == report.get("exit_code", result.exit_code), result.output
+    return result.exit_code, comment, sarif, report
+
+
+def test_an_unchanged_catalog_passes_and_says_so(cli, repo: GitRepo) -> None:
+    code, comment, sarif, report = run_review(cli, "HEAD")
+    assert code == 0
+    assert comment.startswith("## ✅ modelcat review: nothing blocks this change")
+    assert "The catalog is unchanged." in comment
+    assert report["ok"] and report["diff"]["empty"]
+    assert sarif_errors(sarif) == [] and sarif["runs"][0]["results"] == []
+
+
+def test_a_canary_raised_one_step_passes_with_what_changes(cli, repo: GitRepo) -> None:
+    repo.commit(canary((80, 20)), "checkout: fraud-scorer 1.4.0 to 20 %", "step")
+    code, comment, sarif, report = run_review(cli, "HEAD~1")
+    assert code == 0, comment
+    assert comment.startswith("## ✅ modelcat review: nothing blocks this change")
+    assert "Valid, every artifact the change adds or alters verified, no policy denies it." in comment
+    assert "fraud-scorer: weights 1.3.0 90 -> 80, 1.4.0 10 -> 20" in comment
+    assert "| update | checkout: router | fraud-scorer 1.3.0 90 -> 80 %, fraud-scorer 1.4.0 10 -> 20 % |" in comment
+    assert report["blast_radius"]["counts"] == {"create": 0, "update": 1, "replace": 0, "delete": 0}
+    assert sarif_errors(sarif) == []
+
+
+def test_a_canary_raised_past_its_step_is_blocked_on_its_line(cli, repo: GitRepo) -> None:
+    repo.commit(canary((50, 50)), "checkout: fraud-scorer 1.4.0 to 50 %", "jump")
+    code, comment, sarif, report = run_review(cli, "HEAD~1")
+    assert code == 1
+    assert comment.startswith("## ❌ modelcat review: 1 problem blocks this change")
+    assert "checkout: fraud-scorer 1.4.0 goes from 10% to 50% of the traffic in one change" in comment
+    assert sarif_errors(sarif) == []
+    (result,) = sarif["runs"][0]["results"]
+    assert result["ruleId"] == "MC012" and result["level"] == "error"
+    line = result["locations"][0]["physicalLocation"]["region"]["startLine"]
+    assert Path("models.yaml").read_text().splitlines()[line - 1].strip() == "- model: fraud-scorer"
+    assert [f["rule"] for f in report["policy"]["findings"]] == ["MC012"]
+
+
+def test_a_swapped_released_digest_is_blocked(cli, repo: GitRepo) -> None:
+    data = fraud_scorer_bytes(seed=77)
+    repo.add_artifact(data)
+    text, new_hex = swap_artifact(demo_text(), FRAUD_1_3_0, data)
+    repo.commit(text, "fraud-scorer 1.3.0: retrained in place", "swap")
+    code, comment, sarif, report = run_review(cli, "HEAD~1")
+    assert code == 1
+    assert "| artifacts the change touches | ✅ | 1 verified |" in comment  # the new bytes are real and match
+    assert (
+        f"fraud-scorer 1.3.0 served traffic on the base revision (checkout) but its digest changed from sha256:{FRAUD_1_3_0} to sha256:{new_hex}"
+        in comment
+    )
+    assert "| replace | checkout: fraud-scorer 1.3.0 endpoint |" in comment
+    assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["MC008"]
+    assert report["diff"]["versions_changed"][0]["served_digest_swap"] is True
+
+
+def test_an_artifact_that_does_not_verify_blocks(cli, repo: GitRepo) -> None:
+    data = fraud_scorer_bytes(seed=5)
+    text = add_version(demo_text(), data, "1.5.0", "      - version: 1.4.0")  # its file is not in the repository
+    Path("models.yaml").write_text(text)
+    code, comment, sarif, report = run_review(cli, "HEAD")
+    assert code == 1
+    assert "| artifacts the change touches | ❌ | 1 of 1 failed |" in comment
+    assert [a["version"] for a in report["artifacts"]] == ["1.5.0"] and not report["artifacts"][0]["ok"]
+    (result,) = [r for r in sarif["runs"][0]["results"] if r["ruleId"] == "VERIFY"]
+    line = result["locations"][0]["physicalLocation"]["region"]["startLine"]
+    assert Path("models.yaml").read_text().splitlines()[line - 1].strip() == "- version: 1.5.0"
+    assert sarif_errors(sarif) == []
+
+
+def test_an_invalid_catalog_is_blocked_with_its_lines(cli, repo: GitRepo) -> None:
+    Path("models.yaml").write_text(
+        demo_text().replace("{version: 1.4.0, weight: 10}", "{version: 1.4.0, weight: ten}", 1)
+    )
+    code, comment, sarif, report = run_review(cli, "HEAD")
+    assert code == 1
+    assert "### Validation" in comment and "weight" in comment
+    assert report["problems"] and report["problems"][0]["line"] > 0
+    assert sarif_errors(sarif) == []
+    assert sarif["runs"][0]["results"][0]["ruleId"] == "VALIDATE"
+
+
+def test_a_waiver_lets_a_step_too_big_through(cli, repo: GitRepo) -> None:
+    waivers = Path("policies/waivers.yaml")
+    waivers.write_text(
+        "waivers:\n"
+        "  - rule: MC012\n"
+        "    subject: binding/checkout/fraud-scorer\n"
+        "    reason: incident ML-7, 1.3.0 degrades; accelerate the rollout\n"
+        "    expires: 2026-12-31\n"
+    )
+    Path("models.yaml").write_text(canary((50, 50)))
+    code, comment, _, report = run_review(cli, "HEAD")
+    assert code == 0, comment
+    assert [f["rule"] for f in report["policy"]["waived"]] == ["MC012"]
+    assert "incident ML-7" in comment
+
+
+def _all_versions() -> list[tuple[str, str, str]]:
+    from catalog.validate import load_catalog
+
+    return [(m.name, v.version, v.stage) for m in load_catalog(DEMO).models for v in m.versions]
+
+
+def _production_versions() -> list[tuple[str, str]]:
+    return [(m, v) for m, v, stage in _all_versions() if stage == "production"]
+
+
+def test_a_bad_revision_is_a_usage_error(cli, repo: GitRepo) -> None:
+    assert cli("review", "no-such-branch").exit_code == 2
+    assert cli("review", "--", "-x").exit_code == 2
+
+
+def test_a_first_catalog_has_an_empty_base(cli, repo: GitRepo) -> None:
+    repo.git("checkout", "-q", "--orphan", "fresh")
+    repo.git("rm", "-q", "--cached", "models.yaml")
+    repo.git("commit", "-q", "-m", "no catalog yet")
+    code, comment, _, report = run_review(cli, "HEAD")
+    assert "does not exist at HEAD" in comment
+    assert sorted(report["diff"]["models_added"]) == sorted({m for m, _, _ in _all_versions()})
+    assert report["blast_radius"]["counts"]["create"] > 0
+    # everything is new, so every production version skips the candidate stage (MC007)
+    production = sorted(f"version/{m}@{v}" for m, v in _production_versions())
+    denied = sorted(f["subject"] for f in report["policy"]["findings"] if f["severity"] == "deny")
+    assert code == 1 and denied == production
