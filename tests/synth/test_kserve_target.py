@@ -4,9 +4,7 @@ pinned by digest, typed bindings, refusals and determinism."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +19,12 @@ from catalog.synth.typed import TypedBindingError
 from catalog.validate import load_catalog
 from tests.conftest import DEMO, ROOT
 from tests.synth.crds import validate
+from tests.synth.golden import check_golden, synthesized_three_ways
 from tests.synth.plans import context, production, with_routes
 
 GOLDEN = ROOT / "tests" / "golden" / "kserve"
 ISVC_CRD = "serving.kserve.io_inferenceservices.yaml"
-UPDATE = os.environ.get("MODELCAT_UPDATE_GOLDEN") == "1"
 OCI = "oci://registry.example.com/models/fraud-scorer@sha256:" + "ab" * 32
-
-
-def normalized(document: Any) -> str:
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 def _synth(catalog_path: Path, outdir: Path) -> dict[str, dict[str, Any]]:
@@ -66,19 +60,7 @@ def _isvc(env: Environment, app: str) -> dict[str, Any]:
 
 def test_golden_file(stacks: dict[str, dict[str, Any]]) -> None:
     """The demo catalog's production stack, normalized; MODELCAT_UPDATE_GOLDEN=1 rewrites it."""
-    path = GOLDEN / "production-kserve.json"
-    actual = normalized(stacks["production-kserve"])
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-    expected = path.read_text(encoding="utf-8") if path.exists() else ""
-    if actual != expected:
-        diff = "".join(
-            difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), str(path), "synthesized")
-        )
-        pytest.fail(
-            f"production-kserve differs from its golden file (MODELCAT_UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}"
-        )
+    check_golden(GOLDEN / "production-kserve.json", stacks["production-kserve"])
 
 
 def test_staging_without_a_kserve_block_is_refused_naming_it(tmp_path: Path) -> None:
@@ -256,14 +238,5 @@ def test_no_secret_value_is_synthesized(stacks: dict[str, dict[str, Any]]) -> No
 
 
 def test_output_is_byte_identical_across_runs_and_checkouts(tmp_path: Path) -> None:
-    import shutil
-
-    other = tmp_path / "checkout"
-    other.mkdir()
-    shutil.copyfile(DEMO, other / "models.yaml")
-    paths = []
-    for catalog, out in ((DEMO, tmp_path / "a"), (DEMO, tmp_path / "b"), (other / "models.yaml", tmp_path / "c")):
-        result = synthesize(load_catalog(catalog), catalog, out, target="kserve", only=["production"])
-        (stack,) = result.stacks
-        paths.append(stack.path.read_bytes())
-    assert paths[0] == paths[1] == paths[2]
+    first, second, elsewhere = synthesized_three_ways(tmp_path, "kserve", ["production"])
+    assert first == second == elsewhere

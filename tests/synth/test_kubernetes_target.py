@@ -3,11 +3,8 @@ secrets, determinism, and the commands the pods run."""
 
 from __future__ import annotations
 
-import difflib
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,18 +22,14 @@ from catalog.synth.base import StackContext
 from catalog.synth.targets import kubernetes as k8s
 from catalog.synth.typed import TypedBindingError
 from catalog.validate import load_catalog
-from tests.conftest import DEMO, ROOT, sha256_file
+from tests.conftest import DEMO, ROOT
 from tests.synth.crds import validate
+from tests.synth.golden import check_golden, synthesized_three_ways
 
 GOLDEN = ROOT / "tests" / "golden" / "kubernetes"
 HTTPROUTE_CRD = "gateway.networking.k8s.io_httproutes.yaml"
-UPDATE = os.environ.get("MODELCAT_UPDATE_GOLDEN") == "1"
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-
-
-def normalized(document: Any) -> str:
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 def _synth(catalog_path: Path, outdir: Path, **kwargs: Any) -> dict[str, dict[str, Any]]:
@@ -61,17 +54,7 @@ def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("stack", ["production-kubernetes", "staging-kubernetes"])
 def test_golden_files(stacks: dict[str, dict[str, Any]], stack: str) -> None:
     """The demo catalog's stacks, normalized; MODELCAT_UPDATE_GOLDEN=1 rewrites them."""
-    path = GOLDEN / f"{stack}.json"
-    actual = normalized(stacks[stack])
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-    expected = path.read_text(encoding="utf-8") if path.exists() else ""
-    if actual != expected:
-        diff = "".join(
-            difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), str(path), "synthesized")
-        )
-        pytest.fail(f"{stack} differs from its golden file (MODELCAT_UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}")
+    check_golden(GOLDEN / f"{stack}.json", stacks[stack])
 
 
 def test_provider_block_and_what_each_stack_holds(stacks: dict[str, dict[str, Any]]) -> None:
@@ -257,15 +240,8 @@ def test_no_secret_value_is_ever_synthesized(stacks: dict[str, dict[str, Any]]) 
 
 
 def test_output_is_byte_identical_across_runs_and_checkouts(tmp_path: Path) -> None:
-    first = synthesize(load_catalog(DEMO), DEMO, tmp_path / "a", target="kubernetes")
-    elsewhere = tmp_path / "deep" / "other" / "checkout"
-    elsewhere.mkdir(parents=True)
-    shutil.copyfile(DEMO, elsewhere / "models.yaml")
-    second = synthesize(
-        load_catalog(elsewhere / "models.yaml"), elsewhere / "models.yaml", tmp_path / "b", target="kubernetes"
-    )
-    for a, b in zip(first.stacks, second.stacks, strict=True):
-        assert a.name == b.name and sha256_file(a.path) == sha256_file(b.path)
+    first, second, elsewhere = synthesized_three_ways(tmp_path, "kubernetes")
+    assert first == second == elsewhere
 
 
 def _option_names(command: Any) -> dict[str, Any]:

@@ -5,10 +5,7 @@ no secret and determinism."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +18,10 @@ from catalog.synth.targets import sagemaker as sm
 from catalog.synth.typed import TypedBindingError
 from catalog.validate import load_catalog
 from tests.conftest import DEMO, ROOT
+from tests.synth.golden import check_golden, synthesized_three_ways
 from tests.synth.plans import context, production, with_rollout, with_routes, with_serving
 
 GOLDEN = ROOT / "tests" / "golden" / "sagemaker"
-UPDATE = os.environ.get("MODELCAT_UPDATE_GOLDEN") == "1"
 
 
 def _synth(catalog_path: Path, outdir: Path) -> dict[str, Any]:
@@ -46,19 +43,7 @@ def _bodies(env: Environment) -> dict[str, dict[str, Any]]:
 
 def test_golden_file(stack: dict[str, Any]) -> None:
     """The demo catalog's production stack, normalized; MODELCAT_UPDATE_GOLDEN=1 rewrites it."""
-    path = GOLDEN / "production-sagemaker.json"
-    actual = json.dumps(stack, indent=2, sort_keys=True) + "\n"
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-    expected = path.read_text(encoding="utf-8") if path.exists() else ""
-    if actual != expected:
-        diff = "".join(
-            difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), str(path), "synthesized")
-        )
-        pytest.fail(
-            f"production-sagemaker differs from its golden file (MODELCAT_UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}"
-        )
+    check_golden(GOLDEN / "production-sagemaker.json", stack)
 
 
 def test_provider_block_holds_the_region_only(stack: dict[str, Any]) -> None:
@@ -315,12 +300,5 @@ def test_no_secret_value_is_synthesized(stack: dict[str, Any]) -> None:
 
 
 def test_output_is_byte_identical_across_runs_and_checkouts(tmp_path: Path) -> None:
-    other = tmp_path / "checkout"
-    other.mkdir()
-    shutil.copyfile(DEMO, other / "models.yaml")
-    outputs = []
-    for catalog, out in ((DEMO, tmp_path / "a"), (DEMO, tmp_path / "b"), (other / "models.yaml", tmp_path / "c")):
-        result = synthesize(load_catalog(catalog), catalog, out, target="sagemaker", only=["production"])
-        (stack,) = result.stacks
-        outputs.append(stack.path.read_bytes())
-    assert outputs[0] == outputs[1] == outputs[2]
+    first, second, elsewhere = synthesized_three_ways(tmp_path, "sagemaker", ["production"])
+    assert first == second == elsewhere
