@@ -220,6 +220,14 @@ modelcat-apply:
 """
 
 
+GITIGNORE = """\
+# what modelcat writes beside the catalog: synthesized stacks, local run state, review outputs
+cdktf.out/
+.modelcat/
+/review/
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class InitResult:
     folder: Path
@@ -272,6 +280,7 @@ def plan_files(catalog: Catalog, catalog_text: str, policies: Mapping[str, bytes
         ".github/workflows/modelcat.yml": GITHUB_WORKFLOW.encode(),
         ".gitlab-ci.yml": GITLAB_CI.encode(),
         "CODEOWNERS": codeowners(catalog).encode(),
+        ".gitignore": GITIGNORE.encode(),
     }
     files |= {f"policies/{name}": data for name, data in policies.items()}
     return files

@@ -29,6 +29,7 @@ def test_a_new_repository_is_valid_verified_and_passes_its_policies(cli, tmp_pat
         (repo / "models.yaml").read_text().startswith("# yaml-language-server: $schema=./schemas/catalog.schema.json")
     )
     assert json.loads((repo / "schemas" / "catalog.schema.json").read_text())["title"]
+    assert {"cdktf.out/", ".modelcat/", "/review/"} <= set((repo / ".gitignore").read_text().splitlines())
     monkeypatch.chdir(repo)
     assert cli("validate").exit_code == 0
     assert cli("verify").exit_code == 0
