@@ -98,8 +98,9 @@ def evaluate(policies: RegoPolicies, inputs: Iterable[SubjectInput], rules: Iter
 
 def locate_findings(findings: list[Finding], inputs: Iterable[SubjectInput], text: str, filename: str) -> list[Finding]:
     """File, line and column of each finding's subject in models.yaml."""
-    locs = {i.subject: i.loc for i in inputs if not i.file}
-    positions = locate(text, set(locs.values())) if locs else {}
+    wanted = {f.subject for f in findings if not f.file}
+    locs = {i.subject: i.loc for i in inputs if not i.file and i.subject in wanted}
+    positions = locate(text, set(locs.values())) if locs else {}  # a parse of the text: only when needed
     placed = []
     for f in findings:
         if f.file or f.subject not in locs:
