@@ -138,16 +138,23 @@ def _version_input(
     }
 
 
+def _by_model(base: Mapping[tuple[str, str], BaseVersion]) -> dict[str, list[tuple[str, BaseVersion]]]:
+    """The base's versions per model (semver key, facts), in the base's order."""
+    index: dict[str, list[tuple[str, BaseVersion]]] = {}
+    for (model, key), old in base.items():
+        index.setdefault(model, []).append((key, old))
+    return index
+
+
 def _base_routes(
-    base: Mapping[tuple[str, str], BaseVersion], application: str, binding: Binding
+    base_by_model: Mapping[str, list[tuple[str, BaseVersion]]], application: str, binding: Binding
 ) -> tuple[bool, dict[str, int]]:
     """(whether the application routed traffic to this model on the base, version -> base weight)."""
     weights: dict[str, int] = {}
-    for (model, key), old in base.items():
-        if model == binding.model:
-            for app, weight in old.weights:
-                if app == application:
-                    weights[key] = weights.get(key, 0) + weight
+    for key, old in base_by_model.get(binding.model, ()):
+        for app, weight in old.weights:
+            if app == application:
+                weights[key] = weights.get(key, 0) + weight
     return bool(weights), weights
 
 
@@ -158,6 +165,7 @@ def _binding_input(
     versions: Mapping[tuple[str, str], Version],
     now: datetime,
     base: Mapping[tuple[str, str], BaseVersion] | None = None,
+    base_by_model: Mapping[str, list[tuple[str, BaseVersion]]] | None = None,
 ) -> dict[str, object]:
     serving = effective_serving(catalog, binding)
     rollout = effective_rollout(catalog, binding)
@@ -172,7 +180,10 @@ def _binding_input(
         gates["min_metrics"] = _metrics(own.min_metrics)
     else:
         gates["min_metrics"] = _metrics(default.min_metrics) if default is not None else {}
-    routed_on_base, base_weights = _base_routes(base, str(app_doc["name"]), binding) if base else (False, {})
+    routed_on_base, base_weights = False, {}
+    if base:
+        index = base_by_model if base_by_model is not None else _by_model(base)
+        routed_on_base, base_weights = _base_routes(index, str(app_doc["name"]), binding)
     routes = []
     for route in binding.routes:
         version = versions.get((binding.model, semver_key(route.version)))
@@ -265,6 +276,7 @@ def catalog_inputs(
         loc = ("models", model_index[old.model]) if old.model in model_index else ("models",)
         inputs.append(SubjectInput("version", f"version/{old.model}@{old.version}", document, loc))
     production = set(settings.production_environments)
+    base_by_model = _by_model(base) if base else {}
     for a, app in enumerate(catalog.applications):
         if app is None:
             continue
@@ -289,7 +301,7 @@ def catalog_inputs(
                 SubjectInput(
                     "binding",
                     f"binding/{app.name}/{binding.model}",
-                    _binding_input(catalog, app_doc, binding, versions, now, base),
+                    _binding_input(catalog, app_doc, binding, versions, now, base, base_by_model),
                     ("applications", a, "bindings", b),
                 )
             )
