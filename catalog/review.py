@@ -43,7 +43,7 @@ from catalog.policy.synth_inputs import block_inputs
 from catalog.policy.waivers import load_waivers
 from catalog.synth.blast import BlastRadius, blast_radius
 from catalog.synth.resources import StackResources, synthesize_resources
-from catalog.validate import read_catalog_bytes, validate_bytes
+from catalog.validate import read_catalog_bytes, validate_bytes, validate_bytes_reusing
 from catalog.yamlio.loader import decode
 
 __all__ = ["VERIFY", "Review", "base_facts", "changed_subjects", "review"]
@@ -170,12 +170,17 @@ def _verify_findings(failed: list[VerifyResult], catalog: Catalog) -> tuple[list
     return findings, places
 
 
-def _load_base(path: Path, base: str, notes: list[str]) -> Catalog | None:
+def _load_base(
+    path: Path, base: str, notes: list[str], head_text: str = "", head: Catalog | None = None
+) -> Catalog | None:
+    """The base revision's catalog (None: absent or invalid). Given the head's text and catalog, the
+    models written alike on both sides are taken from the head instead of being parsed again."""
     data = file_at_revision(path, base)
     if data is None:
         notes.append(f"{path.name} does not exist at {base}: every entry is new")
         return None
-    report = validate_bytes(data, f"{path}@{base}")
+    filename = f"{path}@{base}"
+    report = validate_bytes(data, filename) if head is None else validate_bytes_reusing(data, filename, head_text, head)
     if report.catalog is None or not report.ok:
         notes.append(f"{path}@{base} is not a valid catalog: compared as empty, base-only rules not evaluated")
         return None
@@ -204,7 +209,8 @@ def review(
         return result
     head = report.catalog
     result.problems = report.errors  # cross-reference errors: reported, and the rest still runs
-    base_catalog = _load_base(path, base, result.notes)
+    text, _ = decode(data, str(path))
+    base_catalog = _load_base(path, base, result.notes, text, head)
     result.diff = diff_catalogs(base_catalog, head)
 
     if verify:
@@ -240,7 +246,6 @@ def review(
         inputs = head_inputs + resource_inputs
         subjects |= {i.subject for i in resource_inputs}
         have.add("synth")
-    text, _ = decode(data, str(path))
     loaded = LoadedCatalog(text, head, report.errors)
     policy = judge(loaded, str(path), inputs, policies, load_waivers(policies_dir), now, have, base, subjects)
     if result.failed_artifacts:
