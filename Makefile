@@ -63,6 +63,7 @@ bench: setup
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/deploy.py
+	$(BIN)/python bench/review.py
 
 ## schema: regenerate schemas/catalog.schema.json from the pydantic models
 schema: setup
