@@ -123,7 +123,10 @@ def _changed_since(path: Path, revision: str, current) -> set[tuple[str, str]] |
 @command
 def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int:
     """Fetch or read every artifact the catalog names; check digest, size, ONNX validity, signature."""
-    catalog = validate_file(path).raise_for_errors()
+    from catalog.nogc import no_gc
+
+    with no_gc():
+        catalog = validate_file(path).raise_for_errors()
     if model is not None and model not in {m.name for m in catalog.models}:
         raise UsageError(f"--model {model!r} is not in {path}")
     only = _changed_since(path, revision, catalog) if revision else None

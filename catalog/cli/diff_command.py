@@ -62,7 +62,7 @@ def diff(base: str, head: str | None, path: Path, no_blast_radius: bool, target:
     revisions: models, versions, digests, routes and weights, rollout, environments; and per stack
     the resources an apply would create, update, replace or delete. Exit 0 with or without changes."""
     from catalog.domain.diff import diff_catalogs
-    from catalog.synth.app import no_gc
+    from catalog.nogc import no_gc
 
     with no_gc():
         base_side, base_catalog, base_errors = load_side(path, base)

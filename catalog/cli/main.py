@@ -12,6 +12,7 @@ from catalog.cli.render import problem_lines, problems_json, show_text, summary_
 from catalog.domain.views import application_views
 from catalog.editing import bind_routes
 from catalog.errors import UsageError
+from catalog.nogc import no_gc
 from catalog.schema import DEFAULT_SCHEMA_PATH, render_schema, schema_drift
 from catalog.validate import validate_file
 
@@ -29,7 +30,8 @@ def main() -> None:
 @command
 def validate(path: Path, fmt: str) -> int:
     """Check PATH (default models.yaml): YAML, schema and cross-references; report every problem."""
-    report = validate_file(path)
+    with no_gc():
+        report = validate_file(path)
     if fmt == "json":
         click.echo(problems_json(str(path), report.problems))
     else:
@@ -54,7 +56,8 @@ def validate(path: Path, fmt: str) -> int:
 @command
 def show(path: Path, fmt: str, now: str | None) -> int:
     """Per application: the model versions it routes to, with weight, stage, age and key metrics."""
-    report = validate_file(path)
+    with no_gc():
+        report = validate_file(path)
     catalog = report.raise_for_errors()
     views = application_views(catalog, parse_now(now))
     if fmt == "json":

@@ -56,12 +56,14 @@ def check(
     output: Path | None,
 ) -> int:
     """Run every rule on PATH (default models.yaml); exit 1 on any deny finding, 2 if a rule is broken."""
+    from catalog.nogc import no_gc
     from catalog.policy.check import policy_check
     from catalog.policy.render import render, summary
 
-    result = policy_check(
-        path, policies_dir=_folder(path, policies_dir), now=parse_now(now), base_ref=base_ref, synth_dir=synth_dir
-    )
+    with no_gc():
+        result = policy_check(
+            path, policies_dir=_folder(path, policies_dir), now=parse_now(now), base_ref=base_ref, synth_dir=synth_dir
+        )
     text = render(result, fmt)
     if output is not None:
         from catalog.yamlio.roundtrip import atomic_write
