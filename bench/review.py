@@ -54,10 +54,10 @@ from catalog.artifacts.verify import select_versions, verify_versions
 from catalog.cli.common import parse_now
 from catalog.domain.deployment import environments
 from catalog.domain.diff import diff_catalogs
+from catalog.nogc import no_gc
 from catalog.policy.check import LoadedCatalog, artifact_observer, evaluate, judge, load_policies
 from catalog.policy.inputs import catalog_inputs
 from catalog.policy.waivers import load_waivers
-from catalog.synth.app import no_gc
 from catalog.synth.blast import blast_radius
 from catalog.synth.resources import synthesize_resources
 from catalog.validate import read_catalog_bytes, validate_bytes
@@ -169,8 +169,9 @@ def phases(repo: Path, now: datetime.datetime, times: dict[str, list[float]]) ->
     policies, settings = load_policies(repo / "policies")
     facts = review_module.base_facts(base)
     observe = artifact_observer(repo)
-    head_inputs = catalog_inputs(head, now=now, settings=settings, base=facts, observe=observe)
-    base_inputs = catalog_inputs(base, now=now, settings=settings, base=facts, observe=observe)
+    judged = review_module.models_to_judge(base, head)
+    head_inputs = catalog_inputs(head, now=now, settings=settings, base=facts, observe=observe, models=judged)
+    base_inputs = catalog_inputs(base, now=now, settings=settings, base=facts, observe=observe, models=judged)
     subjects = review_module.changed_subjects(head_inputs, base_inputs)
     resource_inputs = review_module._resource_inputs(after, blast, head)
     subjects |= {i.subject for i in resource_inputs}

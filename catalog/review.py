@@ -46,7 +46,7 @@ from catalog.synth.resources import StackResources, synthesize_resources
 from catalog.validate import read_catalog_bytes, validate_bytes, validate_bytes_reusing
 from catalog.yamlio.loader import decode
 
-__all__ = ["VERIFY", "Review", "base_facts", "changed_subjects", "review"]
+__all__ = ["VERIFY", "Review", "base_facts", "changed_subjects", "models_to_judge", "review"]
 
 VERIFY = RuleInfo("VERIFY", "Artifact verifies", "deny", ("version",))
 
@@ -120,6 +120,18 @@ def changed_subjects(head_inputs: list[SubjectInput], base_inputs: list[SubjectI
     """Subjects whose input (everything the rules see about them) is new or differs from the base's."""
     before = {i.subject: i.document for i in base_inputs}
     return {i.subject for i in head_inputs if before.get(i.subject) != i.document}
+
+
+def models_to_judge(base: Catalog | None, head: Catalog) -> set[str] | None:
+    """The models whose model and version inputs can differ between the sides: all (None) unless
+    the base was parsed reusing the head's models; then those that are not one object on both sides
+    (a version's input reads only its model, the catalog's limits and the shared base facts)."""
+    if base is None or base.limits != head.limits:
+        return None
+    on_base = {m.name: m for m in base.models}
+    return {m.name for m in head.models if on_base.get(m.name) is not m} | (
+        on_base.keys() - {m.name for m in head.models}
+    )
 
 
 def _touched_artifacts(diff: CatalogDiff) -> set[tuple[str, str]]:
@@ -234,9 +246,12 @@ def review(
     policies, settings = load_policies(policies_dir)
     facts = base_facts(base_catalog)
     observe = artifact_observer(path.resolve().parent)  # the same facts for the same URI on both sides
-    head_inputs = catalog_inputs(head, now=now, settings=settings, base=facts, observe=observe)
+    judged = models_to_judge(base_catalog, head)
+    head_inputs = catalog_inputs(head, now=now, settings=settings, base=facts, observe=observe, models=judged)
     base_inputs = (
-        catalog_inputs(base_catalog, now=now, settings=settings, base=facts, observe=observe) if base_catalog else []
+        catalog_inputs(base_catalog, now=now, settings=settings, base=facts, observe=observe, models=judged)
+        if base_catalog
+        else []
     )
     subjects = changed_subjects(head_inputs, base_inputs)
     inputs = head_inputs

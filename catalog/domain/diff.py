@@ -358,6 +358,8 @@ class _Builder:
         return renames
 
     def model(self, old: Model, new: Model) -> None:
+        if old is new:  # one object on both sides (a base parsed reusing the head's models): no change
+            return
         changes = _changes(_model_facts(old), _model_facts(new))
         if changes:
             self.add("models_changed", ModelChange(name=new.name, changes=changes))

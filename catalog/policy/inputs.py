@@ -9,7 +9,7 @@ as greater than any number): absent facts are absent keys. Pure: no IO.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -228,12 +228,14 @@ def catalog_inputs(
     settings: Settings,
     base: Mapping[tuple[str, str], BaseVersion] | None = None,
     observe: Callable[[Model, Version], Mapping[str, object]] | None = None,
+    models: Collection[str] | None = None,
 ) -> list[SubjectInput]:
     """One input per model, version, application and binding, plus one per version the base
     revision had and the head no longer has (so a deleted released version can be judged).
 
     ``base`` is None when there is no base revision (the rules that need one are skipped);
-    ``observe`` gives artifact facts found outside the catalog (e.g. the stored file's size).
+    ``observe`` gives artifact facts found outside the catalog (e.g. the stored file's size);
+    ``models`` limits the model and version inputs to those models (None: all).
     """
     inputs: list[SubjectInput] = []
     versions: dict[tuple[str, str], Version] = {}
@@ -243,6 +245,13 @@ def catalog_inputs(
         if model is None:
             continue
         model_index.setdefault(model.name, i)
+        wanted = models is None or model.name in models
+        if not wanted:  # still indexed: bindings read their routed versions' facts
+            for version in model.versions:
+                key = (model.name, semver_key(version.version))
+                versions[key] = version
+                head_keys.add(key)
+            continue
         inputs.append(
             SubjectInput(
                 "model",
