@@ -7,7 +7,7 @@ from pathlib import Path
 
 from catalog.errors import UsageError
 
-__all__ = ["file_at_revision"]
+__all__ = ["file_at_revision", "folder_changed_since"]
 
 
 def file_at_revision(path: Path, revision: str) -> bytes | None:
@@ -27,3 +27,23 @@ def file_at_revision(path: Path, revision: str) -> bytes | None:
         ["git", "-C", str(folder), "show", f"{revision}:./{path.name}"], capture_output=True, check=False
     )
     return shown.stdout if shown.returncode == 0 else None
+
+
+def folder_changed_since(folder: Path, revision: str) -> bool:
+    """Whether any file under ``folder`` differs between ``revision`` and the working tree
+    (committed, staged, unstaged or untracked); True when git cannot tell."""
+    where = folder.resolve()
+    if not where.is_dir():
+        return True
+    try:
+        tracked = subprocess.run(
+            ["git", "-C", str(where), "diff", "--quiet", revision, "--", "."], capture_output=True, check=False
+        )
+        untracked = subprocess.run(
+            ["git", "-C", str(where), "ls-files", "--others", "--exclude-standard", "--", "."],
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise UsageError("git is not installed") from None
+    return tracked.returncode != 0 or untracked.returncode != 0 or bool(untracked.stdout.strip())

@@ -8,7 +8,8 @@
    them: the blast radius per stack, the plan summary of the change;
 6. run the policies on what the change touches: each subject (model, version, application,
    binding) whose policy input differs from the base's, every version the change deletes, and
-   every resource the blast radius creates, updates or replaces. Unchanged subjects were judged
+   every resource the blast radius creates, updates or replaces; every subject when the policies
+   folder (rules, settings, waivers) differs from the base. Unchanged subjects were judged
    when they changed; ``modelcat policy check`` judges the whole catalog (e.g. nightly, for ages
    that grow without a change).
 
@@ -27,7 +28,7 @@ from catalog.domain.diff import CatalogDiff, diff_catalogs
 from catalog.domain.models import Catalog
 from catalog.domain.problems import Problem
 from catalog.errors import UsageError
-from catalog.gitio import file_at_revision
+from catalog.gitio import file_at_revision, folder_changed_since
 from catalog.policy.check import (
     VALIDATE,
     LoadedCatalog,
@@ -247,13 +248,17 @@ def review(
     facts = base_facts(base_catalog)
     observe = artifact_observer(path.resolve().parent)  # the same facts for the same URI on both sides
     judged = models_to_judge(base_catalog, head)
+    rules_changed = folder_changed_since(policies_dir, base)
+    if rules_changed:  # other rules or settings judge everything anew
+        judged = None
+        result.notes.append(f"{policies_dir} differs from {base}: every subject is judged")
     head_inputs = catalog_inputs(head, now=now, settings=settings, base=facts, observe=observe, models=judged)
     base_inputs = (
         catalog_inputs(base_catalog, now=now, settings=settings, base=facts, observe=observe, models=judged)
         if base_catalog
         else []
     )
-    subjects = changed_subjects(head_inputs, base_inputs)
+    subjects = {i.subject for i in head_inputs} if rules_changed else changed_subjects(head_inputs, base_inputs)
     inputs = head_inputs
     have = {"base"}
     if result.blast is not None:

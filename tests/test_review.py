@@ -169,3 +169,25 @@ def test_a_first_catalog_has_an_empty_base(cli, repo: GitRepo) -> None:
     production = sorted(f"version/{m}@{v}" for m, v in _production_versions())
     denied = sorted(f["subject"] for f in report["policy"]["findings"] if f["severity"] == "deny")
     assert code == 1 and denied == production
+
+
+def test_changed_policies_judge_every_subject_again(cli, repo: GitRepo) -> None:
+    """Stricter settings in the same pull request re-judge what the catalog change did not touch:
+    a maximum step of 5 % makes the (unchanged) canary and linear bindings findings."""
+    settings = Path("policies/settings.yaml")
+    settings.write_text(settings.read_text().replace("max_step_percent: 25", "max_step_percent: 5"))
+    code, comment, _, report = run_review(cli, "HEAD")
+    assert code == 1 and "differs from HEAD: every subject is judged" in comment
+    assert [f["subject"] for f in report["policy"]["findings"] if f["rule"] == "MC006"] == [
+        "binding/checkout/fraud-scorer"
+    ]
+
+
+def test_only_what_the_change_touches_is_judged(cli, repo: GitRepo) -> None:
+    """A finding on a subject the change does not touch is left to `modelcat policy check`: here
+    the demo's all-at-once search-ranker binding (MC010, a warning) stays out of a canary step's review."""
+    Path("models.yaml").write_text(canary((80, 20)))
+    _, _, _, report = run_review(cli, "HEAD")
+    assert "binding/storefront/search-ranker" not in {f["subject"] for f in report["policy"]["findings"]}
+    full = cli("policy", "check", "--now", NOW, "--format", "json")
+    assert "binding/storefront/search-ranker" in {f["subject"] for f in json.loads(full.output)["findings"]}
