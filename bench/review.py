@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from catalog_gen import VERSIONS_PER_MODEL, _digest, generate
-from validate import modelcat_command
+from validate import modelcat_command, report_target
 
 from catalog import review as review_module
 from catalog.artifacts.verify import select_versions, verify_versions
@@ -323,19 +323,8 @@ def main() -> None:
               + "; ".join(f"{k}: {v}" for k, v in r["review_checks"].items()))  # fmt: skip
 
     target = f"`modelcat review` of {TARGET_VERSIONS:,} versions, one changed, <= {TARGET_RATIO:g}x `modelcat validate`"
-    measured = [r for r in results if r["versions"] == TARGET_VERSIONS]
-    verdict = None
-    if measured:
-        verdict = "PASS" if measured[0]["ratio"] <= TARGET_RATIO else "FAIL"
-        print(f"\nTarget: {target}: {verdict} ({measured[0]['ratio']:.2f}x, from the medians)")
-    else:
-        print(f"\nTarget: {target}: not measured (add {TARGET_VERSIONS} to --sizes)")
-
-    if args.json:
-        meta = {"python": platform.python_version(), "platform": platform.platform(), "repeat": args.repeat}
-        meta["baseline_catalog"] = str(args.baseline_catalog) if before else None
-        meta |= {"date": datetime.datetime.now().isoformat(timespec="seconds"), "target": target, "verdict": verdict}
-        args.json.write_text(json.dumps({**meta, "results": results}, indent=2) + "\n")
+    meta = {"repeat": args.repeat, "baseline_catalog": str(args.baseline_catalog) if before else None}
+    report_target(results, target, TARGET_VERSIONS, TARGET_RATIO, args.json, meta)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,23 @@ def time_interleaved(functions: dict, repeat: int) -> dict[str, list[float]]:
     return times
 
 
+def report_target(
+    results: list[dict], target: str, versions: int, limit: float, json_path: Path | None, meta: dict
+) -> None:
+    """Print the verdict of ``results[versions]["ratio"] <= limit``; with ``json_path``, write the results."""
+    measured = [r for r in results if r["versions"] == versions]
+    verdict = None
+    if measured:
+        verdict = "PASS" if measured[0]["ratio"] <= limit else "FAIL"
+        print(f"\nTarget: {target}: {verdict} ({measured[0]['ratio']:.2f}x, from the medians)")
+    else:
+        print(f"\nTarget: {target}: not measured (add {versions} to --sizes)")
+    if json_path:
+        meta = {"python": platform.python_version(), "platform": platform.platform(), **meta}
+        meta |= {"date": datetime.datetime.now().isoformat(timespec="seconds"), "target": target, "verdict": verdict}
+        json_path.write_text(json.dumps({**meta, "results": results}, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated version counts (multiples of 10)")
@@ -129,18 +146,7 @@ def main() -> None:
         )
 
     target = f"validate of {TARGET_VERSIONS:,} versions <= {TARGET_RATIO}x the raw libyaml parse"
-    measured = [r for r in results if r["versions"] == TARGET_VERSIONS]
-    verdict = None
-    if measured:
-        verdict = "PASS" if measured[0]["ratio"] <= TARGET_RATIO else "FAIL"
-        print(f"\nTarget: {target}: {verdict} ({measured[0]['ratio']:.2f}x, from the medians)")
-    else:
-        print(f"\nTarget: {target}: not measured (add {TARGET_VERSIONS} to --sizes)")
-
-    if args.json:
-        meta = {"python": platform.python_version(), "platform": platform.platform(), "repeat": args.repeat}
-        meta |= {"date": datetime.datetime.now().isoformat(timespec="seconds"), "target": target, "verdict": verdict}
-        args.json.write_text(json.dumps({**meta, "results": results}, indent=2) + "\n")
+    report_target(results, target, TARGET_VERSIONS, TARGET_RATIO, args.json, {"repeat": args.repeat})
 
 
 if __name__ == "__main__":
