@@ -451,13 +451,18 @@ def test_an_artifact_a_cluster_cannot_fetch_stops_synth(tmp_path: Path) -> None:
 
 
 def test_the_dockerfile_builds_the_image_the_pods_expect() -> None:
-    """It cannot be built here (no Docker): its base, user, entrypoint and what it installs are checked."""
+    """It cannot be built here (no Docker): its stages, users, entrypoint and what it installs are
+    checked. The default (last) stage runs as the pods' user; the sagemaker stage keeps root, as
+    SageMaker expects, and both run `modelcat`."""
     lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines() if line.strip()]
     instructions = [line for line in lines if not line.startswith("#")]
-    assert instructions[0] == "FROM python:3.11-slim"
-    assert f"USER {k8s.RUN_AS}:{k8s.RUN_AS}" in instructions  # the pods' runAsUser / runAsGroup
-    assert 'ENTRYPOINT ["modelcat"]' in instructions
-    assert any(line.startswith("RUN pip install -c constraints.txt .") for line in instructions)
+    starts = [i for i, line in enumerate(instructions) if line.startswith("FROM ")]
+    assert [instructions[i] for i in starts] == ["FROM python:3.11-slim AS sagemaker", "FROM sagemaker AS kubernetes"]
+    sagemaker, kubernetes = instructions[starts[0] : starts[1]], instructions[starts[1] :]
+    assert not any(line.startswith("USER") for line in sagemaker)
+    assert [line for line in kubernetes if line.startswith("USER")] == [f"USER {k8s.RUN_AS}:{k8s.RUN_AS}"]
+    assert 'ENTRYPOINT ["modelcat"]' in sagemaker and not any(line.startswith("ENTRYPOINT") for line in kubernetes)
+    assert any(line.startswith("RUN pip install -c constraints.txt .") for line in sagemaker)
     copied = {word for line in instructions if line.startswith("COPY") for word in line.split()[1:-1]}
     assert copied == {"pyproject.toml", "constraints.txt", "README.md", "catalog"}
     assert all((ROOT / name).exists() for name in copied)
