@@ -147,7 +147,9 @@ jobs:
       - name: Comment on the pull request
         if: always() && hashFiles('review/comment.md') != ''
         env: {GH_TOKEN: "${{ github.token }}"}
-        run: gh pr comment "${{ github.event.pull_request.number }}" --body-file review/comment.md
+        run: |  # one comment per pull request, updated on every push
+          gh pr comment "${{ github.event.pull_request.number }}" --edit-last --body-file review/comment.md \
+            || gh pr comment "${{ github.event.pull_request.number }}" --body-file review/comment.md
       - uses: github/codeql-action/upload-sarif@v3
         if: always() && hashFiles('review/review.sarif') != ''
         with: {sarif_file: review/review.sarif, category: modelcat}
