@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import hashlib
 import json
 import os
@@ -228,6 +229,7 @@ def time_interleaved(functions: dict, repeat: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(repeat):
         for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            gc.collect()  # the garbage of the previous in-process run is not charged to this one
             start = time.perf_counter()
             functions[name]()
             times[name].append(time.perf_counter() - start)
