@@ -4,14 +4,41 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from catalog.cli.common import command
 from catalog.serving import DEFAULT_MAX_BODY_BYTES
 
-__all__ = ["replica"]
+__all__ = ["replica", "runtime_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def runtime_options(drain_seconds: float, drain_note: str = "") -> Callable[[F], F]:
+    """--threads, --drain-seconds (default ``drain_seconds``) and --max-request-bytes: the options of
+    every command that serves a model version (replica, serve)."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--max-request-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(1)
+        )(func)
+        func = click.option(
+            "--drain-seconds",
+            default=drain_seconds,
+            show_default=True,
+            type=click.FloatRange(0),
+            help="On SIGTERM/SIGINT, how long in-flight requests may still run"
+            + (f" ({drain_note})." if drain_note else "."),
+        )(func)
+        return click.option(
+            "--threads", default=0, type=click.IntRange(0), help="onnxruntime intra-op threads (0: its default)."
+        )(func)
+
+    return decorate
 
 
 @click.command("replica")
@@ -26,15 +53,7 @@ __all__ = ["replica"]
 @click.option("--digest", required=True, help="sha256:<64 hex> the catalog names for the artifact.")
 @click.option("--port", required=True, type=click.IntRange(0, 65535), help="TCP port; 0 picks a free one.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--threads", default=0, type=click.IntRange(0), help="onnxruntime intra-op threads (0: its default).")
-@click.option(
-    "--drain-seconds",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="On SIGTERM/SIGINT, how long in-flight requests may still run.",
-)
-@click.option("--max-request-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(1))
+@runtime_options(drain_seconds=5.0)
 @command
 def replica(
     fmt: str,

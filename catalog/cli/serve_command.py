@@ -18,8 +18,8 @@ from pathlib import Path
 import click
 
 from catalog.cli.common import command
+from catalog.cli.replica_command import runtime_options
 from catalog.errors import UsageError
-from catalog.serving import DEFAULT_MAX_BODY_BYTES
 
 __all__ = ["DEFAULT_MODEL_DIR", "DEFAULT_PORT", "find_artifact", "serve"]
 
@@ -107,15 +107,7 @@ def find_artifact(artifact: str | None, model_dir: str | None) -> Path:
     "--port", type=click.IntRange(0, 65535), help=f"TCP port [env SAGEMAKER_BIND_TO_PORT; default {DEFAULT_PORT}]."
 )
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--threads", default=0, type=click.IntRange(0), help="onnxruntime intra-op threads (0: its default).")
-@click.option(
-    "--drain-seconds",
-    default=25.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="On SIGTERM/SIGINT, how long in-flight requests may still run (SageMaker kills 30 s after SIGTERM).",
-)
-@click.option("--max-request-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(1))
+@runtime_options(drain_seconds=25.0, drain_note="SageMaker kills 30 s after SIGTERM")
 @command
 def serve(
     fmt: str,
