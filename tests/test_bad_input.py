@@ -26,6 +26,18 @@ def line_of(text: str, needle: str, occurrence: int = 1) -> int:
     return text.count("\n", 0, start) + 1
 
 
+def reported_problem(cli, path: Path, code: str) -> dict:
+    """``modelcat validate PATH``: exit 1, the file untouched, and the first problem with ``code``."""
+    before = sha256_file(path)
+    result = cli("validate", path, "--format", "json")
+    assert result.exit_code == 1, result.output
+    problems = json.loads(result.stdout)["problems"]
+    matching = [p for p in problems if p["code"] == code]
+    assert matching, f"no {code} in {problems}"
+    assert sha256_file(path) == before
+    return matching[0]
+
+
 # (id, catalog text, expected code, text whose line the error must point at, words in the message)
 CASES = [
     (
@@ -208,20 +220,13 @@ CASES = [
 @pytest.mark.parametrize(("text", "code", "anchor", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_reported_with_line_and_exit_1(write, cli, text, code, anchor, words):
     path = write(text)
-    before = sha256_file(path)
-    result = cli("validate", path, "--format", "json")
-    assert result.exit_code == 1, result.output
-    report = json.loads(result.stdout)
-    matching = [p for p in report["problems"] if p["code"] == code]
-    assert matching, f"no {code} in {report['problems']}"
-    problem = matching[0]
+    problem = reported_problem(cli, path, code)
     assert words in problem["message"]
     assert problem["file"] == str(path)
     expected_line = line_of(text, anchor) if anchor else 1
     assert problem["line"] == expected_line, problem
     assert problem["column"] >= 1
     assert problem["hint"], "every problem here tells what to do"
-    assert sha256_file(path) == before
 
 
 def test_text_output_names_file_line_path_and_hint(write, cli):

@@ -9,7 +9,7 @@ import pytest
 from catalog.domain.deployment import environments
 from catalog.validate import validate_bytes, validate_file
 from tests.conftest import DEMO
-from tests.test_bad_input import MINIMAL, line_of
+from tests.test_bad_input import MINIMAL, line_of, reported_problem
 from tests.test_schema import _validator
 
 ENVIRONMENTS = """\
@@ -224,11 +224,7 @@ CASES = [
 @pytest.mark.parametrize(("text", "code", "anchor", "words", "path"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_environment_is_reported_with_line_path_and_exit_1(write, cli, text, code, anchor, words, path):
     file = write(text)
-    result = cli("validate", file, "--format", "json")
-    assert result.exit_code == 1, result.output
-    matching = [p for p in json.loads(result.stdout)["problems"] if p["code"] == code]
-    assert matching, f"no {code} in {result.stdout}"
-    problem = matching[0]
+    problem = reported_problem(cli, file, code)
     assert words in problem["message"], problem
     assert (problem["file"], problem["line"], problem["path"]) == (str(file), line_of(text, anchor), path), problem
     assert problem["column"] >= 1 and problem["hint"]
