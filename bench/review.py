@@ -57,7 +57,7 @@ from catalog.domain.deployment import environments
 from catalog.domain.diff import diff_catalogs
 from catalog.nogc import no_gc
 from catalog.policy.check import LoadedCatalog, artifact_observer, evaluate, judge, load_policies
-from catalog.policy.inputs import catalog_inputs
+from catalog.policy.inputs import base_versions_of, catalog_inputs
 from catalog.policy.waivers import load_waivers
 from catalog.synth.blast import blast_radius
 from catalog.synth.resources import synthesize_resources
@@ -168,7 +168,7 @@ def phases(repo: Path, now: datetime.datetime, times: dict[str, list[float]]) ->
     blast = blast_radius(before, after, [*environments(base), *environments(head)])
     lap("resources")
     policies, settings = load_policies(repo / "policies")
-    facts = review_module.base_facts(base)
+    facts = base_versions_of(base)
     observe = artifact_observer(repo)
     judged = review_module.models_to_judge(base, head)
     head_inputs = catalog_inputs(head, now=now, settings=settings, base=facts, observe=observe, models=judged)

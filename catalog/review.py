@@ -39,7 +39,7 @@ from catalog.policy.check import (
     validation_findings,
 )
 from catalog.policy.findings import Finding, PolicyResult, RuleInfo, SubjectInput
-from catalog.policy.inputs import BaseVersion, catalog_inputs
+from catalog.policy.inputs import base_versions_of, catalog_inputs
 from catalog.policy.synth_inputs import block_inputs
 from catalog.policy.waivers import load_waivers
 from catalog.synth.blast import BlastRadius, blast_radius
@@ -47,7 +47,7 @@ from catalog.synth.resources import StackResources, synthesize_resources
 from catalog.validate import read_catalog_bytes, validate_bytes, validate_bytes_reusing
 from catalog.yamlio.loader import decode
 
-__all__ = ["VERIFY", "Review", "base_facts", "changed_subjects", "models_to_judge", "review"]
+__all__ = ["VERIFY", "Review", "changed_subjects", "models_to_judge", "review"]
 
 VERIFY = RuleInfo("VERIFY", "Artifact verifies", "deny", ("version",))
 
@@ -87,34 +87,6 @@ class Review:
     @property
     def exit_code(self) -> int:
         return 0 if self.ok else 1
-
-
-def base_facts(base: Catalog | None) -> dict[tuple[str, str], BaseVersion]:
-    """What the base revision said about each version (stage, digest, who routed traffic to it)."""
-    from catalog.domain.rules import semver_key
-
-    if base is None:
-        return {}
-    served: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for app in base.applications:
-        for binding in app.bindings:
-            if binding.enabled:
-                for route in binding.routes:
-                    if route.weight > 0:
-                        key = (binding.model, semver_key(route.version))
-                        served.setdefault(key, []).append((app.name, route.weight))
-    return {
-        (m.name, semver_key(v.version)): BaseVersion(
-            model=m.name,
-            version=v.version,
-            stage=v.stage,
-            digest=v.artifact.digest,
-            served_by=tuple(dict.fromkeys(name for name, _ in served.get((m.name, semver_key(v.version)), []))),
-            weights=tuple(served.get((m.name, semver_key(v.version)), [])),
-        )
-        for m in base.models
-        for v in m.versions
-    }
 
 
 def changed_subjects(head_inputs: list[SubjectInput], base_inputs: list[SubjectInput]) -> set[str]:
@@ -245,7 +217,7 @@ def review(
         result.blast = blast_radius(before, after, envs)
 
     policies, settings = load_policies(policies_dir)
-    facts = base_facts(base_catalog)
+    facts = base_versions_of(base_catalog)
     observe = artifact_observer(path.resolve().parent)  # the same facts for the same URI on both sides
     judged = models_to_judge(base_catalog, head)
     rules_changed = folder_changed_since(policies_dir, base)

@@ -85,6 +85,8 @@ def review_markdown(r: Review, head_label: str = "working tree") -> str:
 def review_json(r: Review) -> dict[str, Any]:
     from dataclasses import asdict
 
+    from catalog.policy.render import as_dict as policy_dict
+
     return {
         "ok": r.ok,
         "exit_code": r.exit_code,
@@ -94,17 +96,10 @@ def review_json(r: Review) -> dict[str, Any]:
         "checks": [{"check": n, "passed": p, "result": w} for n, p, w in _checks(r)],
         "problems": [p.as_dict() for p in r.problems],
         "artifacts": [asdict(a) for a in r.verified],
-        "policy": json.loads(_policy_json(r)) if r.policy is not None else None,
+        "policy": policy_dict(r.policy) if r.policy is not None else None,
         "diff": r.diff.model_dump(mode="json") if r.diff is not None else None,
         "blast_radius": r.blast.model_dump(mode="json") if r.blast is not None else None,
     }
-
-
-def _policy_json(r: Review) -> str:
-    from catalog.policy.render import to_json
-
-    assert r.policy is not None
-    return to_json(r.policy)
 
 
 @click.command("review")

@@ -18,7 +18,7 @@ from catalog.domain.rules import effective_rollout, effective_serving, semver_ke
 from catalog.policy.findings import SubjectInput
 from catalog.policy.settings import Settings
 
-__all__ = ["BaseVersion", "base_versions", "catalog_inputs"]
+__all__ = ["BaseVersion", "base_versions", "base_versions_of", "catalog_inputs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +70,39 @@ def base_versions(document: object) -> dict[tuple[str, str], BaseVersion]:
             digest = artifact.get("digest") if isinstance(artifact, Mapping) else None
             stage = version.get("stage", "candidate")
             key = (model["name"], semver_key(version["version"]))
-            found[key] = BaseVersion(
-                model=model["name"],
-                version=version["version"],
-                stage=stage if isinstance(stage, str) else "candidate",
-                digest=digest if isinstance(digest, str) else "",
-                served_by=tuple(dict.fromkeys(name for name, _ in served.get(key, []))),
-                weights=tuple(served.get(key, [])),
+            found[key] = _base_version(
+                model["name"],
+                version["version"],
+                stage if isinstance(stage, str) else "candidate",
+                digest if isinstance(digest, str) else "",
+                served.get(key, []),
             )
     return found
+
+
+def base_versions_of(catalog: Catalog | None) -> dict[tuple[str, str], BaseVersion]:
+    """``base_versions`` of a typed (valid) catalog; None is an empty base."""
+    if catalog is None:
+        return {}
+    served: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for app in catalog.applications:
+        for binding in app.bindings:
+            if binding.enabled:
+                for route in binding.routes:
+                    if route.weight > 0:
+                        key = (binding.model, semver_key(route.version))
+                        served.setdefault(key, []).append((app.name, route.weight))
+    found: dict[tuple[str, str], BaseVersion] = {}
+    for m in catalog.models:
+        for v in m.versions:
+            key = (m.name, semver_key(v.version))
+            found[key] = _base_version(m.name, v.version, v.stage, v.artifact.digest, served.get(key, []))
+    return found
+
+
+def _base_version(model: str, version: str, stage: str, digest: str, routes: list[tuple[str, int]]) -> BaseVersion:
+    """``routes``: (application, weight) of the enabled routes with traffic to the version."""
+    return BaseVersion(model, version, stage, digest, tuple(dict.fromkeys(app for app, _ in routes)), tuple(routes))
 
 
 def _age_days(version: Version, now: datetime) -> int:

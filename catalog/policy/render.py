@@ -7,7 +7,7 @@ from pathlib import Path
 
 from catalog.policy.findings import Finding, PolicyResult
 
-__all__ = ["render", "summary", "to_json", "to_markdown", "to_sarif", "to_text"]
+__all__ = ["as_dict", "render", "summary", "to_json", "to_markdown", "to_sarif", "to_text"]
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/modelcat/modelcat#policies"
@@ -68,27 +68,29 @@ def to_markdown(result: PolicyResult) -> str:
 
 
 def to_json(result: PolicyResult) -> str:
-    return json.dumps(
-        {
-            "ok": result.ok,
-            "now": result.now,
-            "base": result.base or None,
-            "summary": {"deny": len(result.denies), "warn": len(result.warnings), "waived": len(result.waived)},
-            "rules": [
-                {
-                    "id": r.id,
-                    "title": r.title,
-                    "severity": r.severity,
-                    "file": r.file,
-                    "skipped": result.skipped.get(r.id),
-                }
-                for r in result.rules
-            ],
-            "findings": [f.as_dict() for f in result.findings],
-            "waived": [f.as_dict() for f in result.waived],
-        },
-        indent=2,
-    )
+    return json.dumps(as_dict(result), indent=2)
+
+
+def as_dict(result: PolicyResult) -> dict[str, object]:
+    """The JSON document of a run (what ``--format json`` prints)."""
+    return {
+        "ok": result.ok,
+        "now": result.now,
+        "base": result.base or None,
+        "summary": {"deny": len(result.denies), "warn": len(result.warnings), "waived": len(result.waived)},
+        "rules": [
+            {
+                "id": r.id,
+                "title": r.title,
+                "severity": r.severity,
+                "file": r.file,
+                "skipped": result.skipped.get(r.id),
+            }
+            for r in result.rules
+        ],
+        "findings": [f.as_dict() for f in result.findings],
+        "waived": [f.as_dict() for f in result.waived],
+    }
 
 
 def _uri(file: str) -> str:
