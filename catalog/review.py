@@ -184,6 +184,7 @@ def review(
     """Review the change from ``base`` (a git revision) to the working tree's ``path``."""
     if not base.strip() or base.startswith("-"):
         raise UsageError(f"{base!r} is not a revision")
+    policies, settings = load_policies(policies_dir)  # a missing or broken rule stops the review first
     data = read_catalog_bytes(path)
     result = Review(base=base, file=str(path))
     report = validate_bytes(data, str(path))
@@ -216,7 +217,6 @@ def review(
         envs = [*(environments(base_catalog) if base_catalog else []), *environments(head)]
         result.blast = blast_radius(before, after, envs)
 
-    policies, settings = load_policies(policies_dir)
     facts = base_versions_of(base_catalog)
     observe = artifact_observer(path.resolve().parent)  # the same facts for the same URI on both sides
     judged = models_to_judge(base_catalog, head)

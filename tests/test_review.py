@@ -153,8 +153,18 @@ def _production_versions() -> list[tuple[str, str]]:
 
 
 def test_a_bad_revision_is_a_usage_error(cli, repo: GitRepo) -> None:
-    assert cli("review", "no-such-branch").exit_code == 2
-    assert cli("review", "--", "-x").exit_code == 2
+    unknown = cli("review", "no-such-branch")
+    assert unknown.exit_code == 2
+    assert "'no-such-branch' is not a commit in the git repository" in unknown.output
+    dashed = cli("review", "--", "-x")
+    assert dashed.exit_code == 2 and "'-x' is not a revision" in dashed.output
+    assert not Path("review").exists()  # nothing written
+
+
+def test_without_policies_the_review_stops_before_writing(cli, repo: GitRepo) -> None:
+    result = cli("review", "HEAD", "--policies", "nowhere")
+    assert result.exit_code == 2 and "--policies nowhere: no such folder" in result.output
+    assert not Path("review").exists()
 
 
 def test_a_first_catalog_has_an_empty_base(cli, repo: GitRepo) -> None:
