@@ -171,13 +171,13 @@ def test_unreachable_registry_fails_fast(tmp_path: Path, make_model: Callable[..
     start = time.monotonic()
     with pytest.raises(StoreError, match="registry unreachable at http://127.0.0.1:"):
         store.put(staged)
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 60  # oras alone retries for ~131 s
     assert not staged.root.exists()
     start = time.monotonic()
     uri = f"{store.reference}@sha256:{'a' * 64}"
     with pytest.raises(StoreError, match="registry unreachable"):
         store.fetch(uri, staged.digest, staged.size, LIMIT)
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 60  # oras alone retries for ~131 s
 
 
 class _BrokenRegistry(BaseHTTPRequestHandler):
@@ -204,7 +204,7 @@ def test_registry_failing_mid_push_fails_fast(tmp_path: Path, make_model: Callab
         start = time.monotonic()
         with pytest.raises(StoreError, match="HTTP 500"):
             store.put(staged)
-        assert time.monotonic() - start < 10
+        assert time.monotonic() - start < 60  # oras alone retries for ~131 s
         assert not staged.root.exists()
     finally:
         server.shutdown()

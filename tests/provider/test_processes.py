@@ -70,7 +70,7 @@ def test_stop_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path) -> No
     started = start_process([PY, "-c", code], tmp_path / "stubborn.log", "stubborn")
     began = time.monotonic()
     assert stop_process(started.ident, drain=0.5)
-    assert not is_alive(started.ident) and time.monotonic() - began < 5
+    assert not is_alive(started.ident) and time.monotonic() - began < 30  # not the 60 s it would sleep
 
 
 def test_the_url_comes_from_the_first_json_line_of_the_log(tmp_path: Path) -> None:

@@ -432,7 +432,7 @@ class SteadyLoad:
             thread.join(30)
         self._http.close()
 
-    def wait_for(self, count: int, timeout: float = 20.0) -> None:
+    def wait_for(self, count: int, timeout: float = 120.0) -> None:
         """Until ``count`` more answers arrived."""
         target = len(self.answers) + count
         deadline = time.monotonic() + timeout

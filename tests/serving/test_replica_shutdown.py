@@ -88,8 +88,8 @@ def test_sigterm_drains_the_request_in_flight(slow_replica: RunningReplica) -> N
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
     # New connections are refused at once, while the old request is still running.
-    while not refuses_connections(url):
-        assert time.monotonic() - signalled < 2, "the replica kept accepting connections after SIGTERM"
+    while not refuses_connections(url):  # until the listener closes, which must come before the answer
+        assert worker.is_alive(), "the replica kept accepting connections until the request in flight ended"
         time.sleep(0.02)
     assert worker.is_alive(), "the request ended before the listener closed: the test proved nothing"
 
