@@ -52,8 +52,9 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-registry; }
 
-## test: the whole test suite
+## test: lint, then the whole test suite
 test: setup system-deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 ## bench: the benchmarks whose results go into BENCHMARKS.md
