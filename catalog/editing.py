@@ -1,20 +1,89 @@
-"""Edits of models.yaml: round-trip, validated before they are written, written atomically."""
+"""Edits of models.yaml: round-trip, validated before they are written, written atomically.
+
+Every writer of the catalog edits it under its lock (``locked_catalog``): read, change and write
+happen while ``.models.yaml.lock`` beside it is held, so two modelcat commands never lose each
+other's change; a second writer waits for the first (``MODELCAT_LOCK_TIMEOUT`` seconds, 30 by
+default) and then gives up with CatalogLocked. The lock file is removed when the lock is
+released (see ``catalog.filelock`` for why that is safe): a repository shows no stray file and
+needs no .gitignore line. Programs that do not take the lock (an editor) are caught by comparing
+the file's content with what was read, just before the rename.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from catalog.errors import EditRefused
+from catalog import filelock
+from catalog.errors import CatalogLocked, DiskFull, EditRefused, UsageError
 from catalog.validate import read_catalog_bytes, validate_bytes
 from catalog.yamlio.loader import decode
 from catalog.yamlio.roundtrip import RoundTrip, atomic_write
 
-__all__ = ["BindResult", "bind_routes"]
+__all__ = ["LOCK_TIMEOUT_ENV", "BindResult", "LockedCatalog", "bind_routes", "lock_path", "locked_catalog"]
+
+LOCK_TIMEOUT_ENV = "MODELCAT_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a writer waits for another one
+
+
+@dataclass
+class LockedCatalog:
+    """The catalog held for one read-modify-write; ``original`` was read under the lock."""
+
+    path: Path
+    original: bytes
+
+    def write(self, data: bytes) -> bool:
+        """Replace the file with ``data`` unless it is unchanged; whether it was written."""
+        if data == self.original:
+            return False
+        atomic_write(self.path, data, expected=self.original)
+        return True
+
+
+def lock_path(path: Path) -> Path:
+    return path.parent / f".{path.name}.lock"
+
+
+def _timeout() -> float:
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "")
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise UsageError(f"{LOCK_TIMEOUT_ENV}={raw!r}: write a number of seconds, e.g. 30")
+    return value
+
+
+@contextmanager
+def locked_catalog(path: str | os.PathLike[str], timeout: float | None = None) -> Iterator[LockedCatalog]:
+    """Hold the catalog's write lock and read it: the one way modelcat writes models.yaml."""
+    path = Path(path)
+    wait = _timeout() if timeout is None else timeout
+    where = lock_path(path)
+    try:
+        with DiskFull.translating(where):
+            fd = filelock.lock(where, wait)
+    except OSError as e:
+        read_catalog_bytes(path)  # a missing folder: say that the catalog is missing
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise EditRefused(f"cannot write in the folder of {path}: {e.strerror}", path=str(path)) from e
+        raise
+    if fd is None:
+        raise CatalogLocked(str(path), filelock.holder_pid(where), wait)
+    try:
+        yield LockedCatalog(path, read_catalog_bytes(path))
+    finally:
+        filelock.unlock(fd, where, remove=True)
 
 
 @dataclass(frozen=True)
@@ -38,9 +107,18 @@ def bind_routes(
     path: str | os.PathLike[str], application: str, model: str, routes: Sequence[tuple[str, int]]
 ) -> BindResult:
     """Set ``application``'s routes for ``model`` (adding the binding if it has none)."""
-    path = Path(path)
-    original = read_catalog_bytes(path)
-    text, problems = decode(original, str(path))
+    with locked_catalog(path) as catalog:
+        new_text, before = _bound(catalog, application, model, routes)
+        changed = catalog.write(new_text.encode("utf-8"))
+    return BindResult(application, model, before, tuple((v, w) for v, w in routes), changed)
+
+
+def _bound(
+    catalog: LockedCatalog, application: str, model: str, routes: Sequence[tuple[str, int]]
+) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """The catalog's new text with the routes set, validated; and the routes it had before."""
+    path = catalog.path
+    text, problems = decode(catalog.original, str(path))
     if problems:
         raise EditRefused(f"{path} is not UTF-8", problems, str(path))
     edit = RoundTrip(text, str(path))
@@ -64,15 +142,11 @@ def bind_routes(
         if isinstance(old, list):
             before = tuple((str(r.get("version")), r.get("weight")) for r in old if isinstance(r, dict))
     binding["routes"] = _new_routes(binding.get("routes"), routes, style=binding.get("routes") or _any_routes(apps))
-    after = tuple((v, w) for v, w in routes)
     new_text = edit.dump()
     report = validate_bytes(new_text.encode("utf-8"), str(path))
     if report.errors:
         raise EditRefused(f"the edit would leave {path} invalid", report.errors, str(path))
-    changed = new_text.encode("utf-8") != original
-    if changed:
-        atomic_write(path, new_text.encode("utf-8"))
-    return BindResult(application, model, before, after, changed)
+    return new_text, before
 
 
 def _any_routes(apps: list[object]) -> object:

@@ -3,7 +3,9 @@
 ModelcatError                  root; ``exit_code`` tells the CLI what to return
 ├── CatalogInvalid             models.yaml has problems (a list of Problem, all of them) → 1
 ├── CatalogNotFound            the catalog file does not exist or cannot be read         → 2
+├── CatalogLocked              another modelcat kept the catalog's write lock too long    → 2
 ├── EditRefused                an edit would break the catalog or names nothing          → 1
+├── DiskFull                   no space left (or a file-size limit) while writing         → 2
 ├── ArtifactError              an artifact is unusable                                   → 1
 │   ├── NotOnnx                the bytes are not an ONNX model (judged by content)
 │   ├── UnsafeArtifact         external data escaping the artifact, symlinks, hard links
@@ -33,7 +35,10 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import errno
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from os import PathLike
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,8 +48,10 @@ __all__ = [
     "ArtifactError",
     "ArtifactTooLarge",
     "CatalogInvalid",
+    "CatalogLocked",
     "CatalogNotFound",
     "DigestMismatch",
+    "DiskFull",
     "EditRefused",
     "FixtureInvalid",
     "InferenceFailed",
@@ -102,6 +109,43 @@ class CatalogNotFound(ModelcatError):
     def __init__(self, path: str, detail: str) -> None:
         self.path = path
         super().__init__(detail, path=path)
+
+
+class CatalogLocked(ModelcatError):
+    """Another process held the catalog's write lock for longer than this one would wait."""
+
+    exit_code = 2
+    template = "another modelcat is writing {path} ({holder}); {detail}try again"
+
+    def __init__(self, path: str, pid: int | None, waited: float) -> None:
+        self.path, self.pid = path, pid
+        holder = f"pid {pid}" if pid else "pid unknown"
+        super().__init__(f"gave up after {waited:g} s; " if waited else "", path=path, holder=holder)
+
+
+class DiskFull(ModelcatError):
+    """A write failed for want of space (ENOSPC, EDQUOT) or over a file-size limit (EFBIG). What was
+    being written has been removed, so nothing was changed."""
+
+    exit_code = 2
+    template = "no space left on device while writing {path}{reason}; nothing was changed"
+    ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+    def __init__(self, path: str, error: OSError) -> None:
+        self.path = path
+        reason = "" if error.errno == errno.ENOSPC else f" ({error.strerror or error})"
+        super().__init__(path=path, reason=reason)
+
+    @classmethod
+    @contextmanager
+    def translating(cls, path: str | PathLike[str]) -> Iterator[None]:
+        """Raise DiskFull (from the OSError) when the block fails for want of space."""
+        try:
+            yield
+        except OSError as e:
+            if e.errno in cls.ERRNOS:
+                raise cls(str(path), e) from e
+            raise
 
 
 class EditRefused(ModelcatError):

@@ -18,10 +18,11 @@ from catalog.domain.contract import SignatureChange, contract_changes
 from catalog.domain.models import Catalog, Signature, Version
 from catalog.domain.problems import Problem
 from catalog.domain.rules import semver_key
+from catalog.editing import locked_catalog
 from catalog.errors import ArtifactTooLarge, EditRefused
 from catalog.validate import read_catalog_bytes, validate_bytes
 from catalog.yamlio.loader import decode
-from catalog.yamlio.roundtrip import RoundTrip, atomic_write
+from catalog.yamlio.roundtrip import RoundTrip
 
 __all__ = ["Registered", "register_version"]
 
@@ -76,6 +77,13 @@ def _version_yaml(version: Version) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _valid_catalog(catalog_path: Path, data: bytes) -> Catalog:
+    report = validate_bytes(data, str(catalog_path))
+    if report.errors or report.catalog is None:
+        raise EditRefused(f"{catalog_path} has errors; fix them first", report.errors, str(catalog_path))
+    return report.catalog
+
+
 def _refuse_duplicates(catalog: Catalog, model: str, version: str, digest: str | None) -> None:
     for m in catalog.models:
         for v in m.versions:
@@ -97,6 +105,17 @@ def _contract_problems(changes: list[SignatureChange]) -> list[Problem]:
     ]
 
 
+def _checked_contract(
+    catalog: Catalog, catalog_path: Path, model: str, version: str, signature: Signature
+) -> list[SignatureChange]:
+    """The signature changes against every routed version; refused when one breaks a caller."""
+    changes = contract_changes(catalog, model, signature)
+    breaking = _contract_problems(changes)
+    if breaking:
+        raise EditRefused(f"{model} {version} would break its callers", breaking, str(catalog_path))
+    return changes
+
+
 def register_version(
     catalog_path: Path,
     model: str,
@@ -112,11 +131,7 @@ def register_version(
     progress: Progress | None = None,
 ) -> Registered:
     """Everything is checked before the upload, and the catalog is written last (atomically)."""
-    original = read_catalog_bytes(catalog_path)
-    report = validate_bytes(original, str(catalog_path))
-    if report.errors or report.catalog is None:
-        raise EditRefused(f"{catalog_path} has errors; fix them first", report.errors, str(catalog_path))
-    catalog = report.catalog
+    catalog = _valid_catalog(catalog_path, read_catalog_bytes(catalog_path))
     entry = next((m for m in catalog.models if m.name == model), None)
     if entry is None:
         known = ", ".join(m.name for m in catalog.models)
@@ -131,10 +146,7 @@ def register_version(
         if minimum is not None and staged.size < minimum:
             raise ArtifactTooLarge(str(artifact), f"is {staged.size:,} bytes, under the minimum of {minimum:,}")
         _refuse_duplicates(catalog, model, version, staged.digest)
-        changes = contract_changes(catalog, model, staged.facts.signature)
-        breaking = _contract_problems(changes)
-        if breaking:
-            raise EditRefused(f"{model} {version} would break its callers", breaking, str(catalog_path))
+        _checked_contract(catalog, catalog_path, model, version, staged.facts.signature)
         moment = now or datetime.now(UTC)
         if trained_at is None:
             trained_at = datetime.fromtimestamp(artifact.stat().st_mtime, UTC).date()
@@ -158,21 +170,29 @@ def register_version(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     fields["artifact"]["uri"] = uri  # type: ignore[index]
-    _append_version(catalog_path, original, model, Version.model_validate(fields))
+    changes = _append_version(catalog_path, model, Version.model_validate(fields))
     return Registered(
         model, version, uri, staged.digest, staged.size, tuple(c for c in changes if c.kind != "breaking")
     )
 
 
-def _append_version(catalog_path: Path, original: bytes, model: str, version: Version) -> None:
-    text, _ = decode(original, str(catalog_path))
-    edit = RoundTrip(text, str(catalog_path))
-    entry = next(m for m in edit.document["models"] if m.get("name") == model)
-    entry["versions"].append(edit.load_fragment(_version_yaml(version)))
-    new_text = edit.dump().encode("utf-8")
-    report = validate_bytes(new_text, str(catalog_path))
-    if report.errors:
-        raise EditRefused(f"the new version would leave {catalog_path} invalid", report.errors, str(catalog_path))
-    if read_catalog_bytes(catalog_path) != original:
-        raise EditRefused(f"{catalog_path} changed while registering; run the command again", path=str(catalog_path))
-    atomic_write(catalog_path, new_text)
+def _append_version(catalog_path: Path, model: str, version: Version) -> list[SignatureChange]:
+    """Append under the catalog's lock, checked again against the catalog as it is now: another
+    writer may have changed it while the artifact was hashed and stored."""
+    with locked_catalog(catalog_path) as locked:
+        catalog = _valid_catalog(catalog_path, locked.original)
+        if not any(m.name == model for m in catalog.models):
+            raise EditRefused(f"{model!r} was removed from {catalog_path} while registering", path=str(catalog_path))
+        _refuse_duplicates(catalog, model, version.version, None)
+        _refuse_duplicates(catalog, model, version.version, version.artifact.digest)
+        changes = _checked_contract(catalog, catalog_path, model, version.version, version.signature)
+        text, _ = decode(locked.original, str(catalog_path))
+        edit = RoundTrip(text, str(catalog_path))
+        entry = next(m for m in edit.document["models"] if m.get("name") == model)
+        entry["versions"].append(edit.load_fragment(_version_yaml(version)))
+        new_text = edit.dump().encode("utf-8")
+        report = validate_bytes(new_text, str(catalog_path))
+        if report.errors:
+            raise EditRefused(f"the new version would leave {catalog_path} invalid", report.errors, str(catalog_path))
+        locked.write(new_text)
+    return changes

@@ -195,3 +195,141 @@ def test_kill_at_random_moments_never_leaves_a_partial_file(demo_copy: Path):
         content = demo_copy.read_bytes()
         assert content in (old, new), "a killed bind left a partial models.yaml"
     assert validate_file(demo_copy).ok
+
+
+# --- item 8: writers never lose an update (one lock across read-modify-write) ---
+
+_APPS = "".join(
+    f"\n  - name: app-{i}\n    owner: team@example.com\n    environment: production\n    bindings:\n"
+    f"      - model: fraud-scorer\n        routes:\n          - {{version: 1.3.0, weight: 100}}\n"
+    for i in range(10)
+)
+
+
+def _modelcat(*args: object) -> list[str]:
+    return [sys.executable, "-m", "catalog.cli.main", *map(str, args)]
+
+
+@pytest.mark.slow
+def test_writers_never_lose_an_update(workspace: Path):
+    """20 concurrent CLI processes, 10 `bind` and 10 `register`, on one models.yaml: every change lands."""
+    from tests.onnx_models import dense_model, save
+
+    catalog = workspace / "models.yaml"
+    catalog.write_text(catalog.read_text() + _APPS)
+    assert validate_file(catalog).ok
+    binds = {
+        i: _modelcat(
+            "bind",
+            f"app-{i}",
+            "fraud-scorer",
+            "--route",
+            f"1.3.0={99 - i}",
+            "--route",
+            f"1.4.0={i + 1}",
+            "--catalog",
+            catalog,
+        )
+        for i in range(10)
+    }
+    registers = {
+        i: _modelcat(
+            "register",
+            "fraud-scorer",
+            "--version",
+            f"1.{5 + i}.0",
+            "--artifact",
+            save(dense_model(seed=500 + i), workspace / "new" / f"m{i}.onnx"),
+            "--trained-at",
+            "2026-11-20",
+            "--catalog",
+            catalog,
+        )
+        for i in range(10)
+    }
+    env = {**os.environ, "MODELCAT_LOCK_TIMEOUT": "600"}  # generous: a loaded 2-core CI machine
+    procs = [
+        (kind, i, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        for kind, commands in (("bind", binds), ("register", registers))
+        for i, command in commands.items()
+    ]
+    outcomes = [(kind, i, proc.wait(timeout=900), proc.communicate()[1]) for kind, i, proc in procs]
+    failed = [(kind, i, code, err) for kind, i, code, err in outcomes if code != 0]
+    assert failed == []
+    report = validate_file(catalog)
+    assert report.ok, report.problems
+    apps = {a.name: a for a in report.catalog.applications}
+    for i in range(10):
+        routes = apps[f"app-{i}"].bindings[0].routes
+        assert [(r.version, r.weight) for r in routes] == [("1.3.0", 99 - i), ("1.4.0", i + 1)], f"bind app-{i} lost"
+    versions = {v.version for m in report.catalog.models if m.name == "fraud-scorer" for v in m.versions}
+    assert {f"1.{5 + i}.0" for i in range(10)} <= versions, "a registered version was lost"
+    assert [p.name for p in workspace.iterdir() if p.name.startswith(".models.yaml")] == []  # no lock, no temp
+
+
+def test_a_second_writer_gives_up_naming_the_holder(demo_copy: Path):
+    """While another process holds the lock, bind waits MODELCAT_LOCK_TIMEOUT seconds, then exits 2."""
+    from catalog.editing import locked_catalog
+
+    before = demo_copy.read_bytes()
+    bind = _modelcat("bind", "checkout", "fraud-scorer", "--route", "1.3.0=50", "--route", "1.4.0=50")
+    env = {**os.environ, "MODELCAT_LOCK_TIMEOUT": "0"}
+    with locked_catalog(demo_copy):
+        text, json_run = (
+            subprocess.run([*bind, *extra], check=False, capture_output=True, text=True, env=env, timeout=120)
+            for extra in (["--catalog", demo_copy], ["--catalog", demo_copy, "--format", "json"])
+        )
+    assert text.returncode == 2, text.stderr
+    assert f"another modelcat is writing {demo_copy} (pid {os.getpid()}); try again" in text.stderr
+    assert json_run.returncode == 2 and f"(pid {os.getpid()})" in json_run.stdout
+    assert demo_copy.read_bytes() == before
+    assert not (demo_copy.parent / ".models.yaml.lock").exists()  # removed by the holder on release
+
+
+def test_a_second_writer_waits_for_the_first(demo_copy: Path, monkeypatch: pytest.MonkeyPatch):
+    """The second writer is blocked while the first holds the lock, then makes its change on the new file."""
+    import threading
+
+    from catalog import filelock
+    from catalog.editing import locked_catalog
+
+    refused_once = threading.Event()
+    real_try_lock = filelock.try_lock
+
+    def observed(path: Path, **kwargs: bool) -> int | None:
+        fd = real_try_lock(path, **kwargs)
+        if fd is None:
+            refused_once.set()
+        return fd
+
+    monkeypatch.setattr(filelock, "try_lock", observed)
+    outcome: list[object] = []
+    with locked_catalog(demo_copy) as first:
+        waiter = threading.Thread(
+            target=lambda: outcome.append(bind_routes(demo_copy, "checkout", "fraud-scorer", [("1.3.0", 100)]))
+        )
+        waiter.start()
+        assert refused_once.wait(timeout=120)
+        first.write(first.original.replace(b"Card checkout;", b"Card checkout (edited first);"))
+    waiter.join(timeout=120)
+    assert len(outcome) == 1 and outcome[0].changed
+    text = demo_copy.read_text()
+    assert "Card checkout (edited first);" in text and "- {version: 1.3.0, weight: 100}" in text
+
+
+def test_an_edit_made_meanwhile_by_another_program_is_not_overwritten(demo_copy: Path, monkeypatch: pytest.MonkeyPatch):
+    """An editor (which takes no lock) saves while bind works: bind refuses, the editor's text stays."""
+    import catalog.editing
+
+    edited = demo_copy.read_text().replace("Card checkout;", "Card checkout (saved in an editor);")
+    real_validate = catalog.editing.validate_bytes
+
+    def editor_saves_meanwhile(data: bytes, filename: str):
+        demo_copy.write_text(edited)
+        return real_validate(data, filename)
+
+    monkeypatch.setattr(catalog.editing, "validate_bytes", editor_saves_meanwhile)
+    with pytest.raises(EditRefused, match="changed on disk while it was being edited"):
+        bind_routes(demo_copy, "checkout", "fraud-scorer", [("1.3.0", 100)])
+    assert demo_copy.read_text() == edited
+    assert [p.name for p in demo_copy.parent.iterdir()] == ["models.yaml"]
