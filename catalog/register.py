@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -168,7 +167,7 @@ def register_version(
             raise EditRefused(f"version {version}: {where}: {first['msg']}", path=str(catalog_path)) from None
         uri = target.put(staged)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        target.release_staging(staging)
     fields["artifact"]["uri"] = uri  # type: ignore[index]
     changes = _append_version(catalog_path, model, Version.model_validate(fields))
     return Registered(

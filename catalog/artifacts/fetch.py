@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from catalog.artifacts.hashing import CHUNK, Hashed, manifest_digest
-from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, StoreError
+from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError
 
 __all__ = ["HTTP_TIMEOUT", "TOKEN_ENV", "fetch_artifact"]
 
@@ -40,7 +40,7 @@ def _http(url: str, target: Path, size: int, token: str | None) -> Hashed:
         with httpx.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True) as response:
             if response.status_code != 200:
                 raise StoreError(url, f"the server answered HTTP {response.status_code}")
-            with open(target, "xb") as sink:
+            with DiskFull.translating(target), open(target, "xb") as sink:
                 for chunk in response.iter_bytes(CHUNK):
                     written += len(chunk)
                     if written > size:

@@ -53,6 +53,10 @@ class ArtifactStore(Protocol):
         """A fresh private folder where an artifact may be staged before ``put``."""
         ...
 
+    def release_staging(self, folder: Path) -> None:
+        """Remove a folder ``staging_dir`` made (``put`` does it too); a second call does nothing."""
+        ...
+
     def put(self, staged: StagedArtifact) -> str:
         """Store the staged artifact (atomically: all or nothing) and return its URI."""
         ...

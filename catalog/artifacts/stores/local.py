@@ -2,20 +2,23 @@
 
 A single-file artifact is a file at that path; a multi-file one (external data) is a folder
 holding ``model.onnx`` and its data files. Staging happens inside ``<root>/.staging`` so that
-the final step is one rename: a half-written upload never becomes visible.
+the final step is one rename: a half-written upload never becomes visible. Stored files are
+read-only (0444). What is already at a digest path is never trusted: ``put`` checks it (size,
+then hash) and replaces it when it is not the staged artifact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-import shutil
-import tempfile
+import stat
 from pathlib import Path
 
 from catalog.artifacts.hashing import hash_file, manifest_digest
+from catalog.artifacts.staging import StagingArea
 from catalog.artifacts.stores.base import MAIN_FILE, Fetched, StagedArtifact
-from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, StoreError
+from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError
 
 __all__ = ["LocalStore", "blob_path"]
 
@@ -33,6 +36,39 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _files(path: Path) -> dict[str, Path]:
+    """The regular files of a stored artifact by their path inside it; a symlink counts as odd."""
+    if path.is_symlink():
+        return {}
+    if path.is_file():
+        return {MAIN_FILE: path}
+    found: dict[str, Path] = {}
+    for p in path.rglob("*"):
+        if p.is_symlink() or not (p.is_dir() or p.is_file()):
+            return {}
+        if p.is_file():
+            found[p.relative_to(path).as_posix()] = p
+    return found
+
+
+def _holds(final: Path, staged: StagedArtifact) -> bool:
+    """Whether ``final`` already holds exactly the staged artifact: the same files, sizes, hashes."""
+    if not os.path.lexists(final) or final.is_file() != staged.single_file:
+        return False
+    files = _files(final)
+    expected = {path: hashed for path, hashed in staged.files}
+    if set(files) != set(expected) or any(files[p].stat().st_size != expected[p].size for p in files):
+        return False
+    return all(hash_file(str(files[p])).digest == expected[p].digest for p in files)
+
+
+def _read_only(path: Path) -> None:
+    """Make the file at ``path``, or every file under the folder ``path``, read-only (0444)."""
+    for file in [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]:
+        if stat.S_IMODE(file.stat().st_mode) != 0o444:
+            os.chmod(file, 0o444)
+
+
 class LocalStore:
     """Artifacts in a folder. URIs are paths relative to ``base`` (the catalog's folder) when the
     store lies inside it, else ``file:///absolute/path``."""
@@ -40,18 +76,21 @@ class LocalStore:
     def __init__(self, root: Path, base: Path) -> None:
         self.root = root if root.is_absolute() else base / root
         self.base = base
+        self._staging = StagingArea(self.root / ".staging")
 
     def __repr__(self) -> str:
         return f"LocalStore({self.root})"
 
     def staging_dir(self) -> Path:
-        area = self.root / ".staging"
         try:
-            area.mkdir(parents=True, exist_ok=True)
-            return Path(tempfile.mkdtemp(dir=area))
+            with DiskFull.translating(self._staging.area):
+                return self._staging.new()
         except OSError as e:
             reason = "is read-only" if e.errno in (errno.EACCES, errno.EROFS, errno.EPERM) else e.strerror
             raise StoreError(str(self.root), f"store directory {reason}") from e
+
+    def release_staging(self, folder: Path) -> None:
+        self._staging.release(folder)
 
     def uri_for(self, path: Path) -> str:
         try:
@@ -60,17 +99,43 @@ class LocalStore:
             return path.resolve().as_uri()
 
     def put(self, staged: StagedArtifact) -> str:
+        """Store the staged artifact unless its digest path already holds it (checked, not trusted);
+        a wrong object there (truncated, damaged) is replaced, atomically for a single file."""
         final = blob_path(self.root, staged.digest)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if not final.exists():
-                os.replace(staged.main if staged.single_file else staged.root, final)
-                _fsync_dir(final.parent)
+            with DiskFull.translating(final):
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if _holds(final, staged):
+                    with contextlib.suppress(OSError):  # best effort: the store may be shared or read-only
+                        _read_only(final)
+                else:
+                    self._install(staged, final)
         except OSError as e:
             raise StoreError(str(self.root), f"cannot store {staged.digest}: {e.strerror or e}") from e
         finally:
-            shutil.rmtree(staged.root, ignore_errors=True)
+            self.release_staging(staged.root)
         return self.uri_for(final)
+
+    def _install(self, staged: StagedArtifact, final: Path) -> None:
+        source = staged.main if staged.single_file else staged.root
+        _read_only(source)
+        over_a_file = staged.single_file and final.is_file() and not final.is_symlink()
+        aside = self._staging.new() if os.path.lexists(final) and not over_a_file else None
+        try:
+            if aside is not None:  # a wrong folder (or link) cannot be renamed over: move it out of the way
+                try:
+                    os.rename(final, aside / "replaced")
+                except FileNotFoundError:
+                    pass  # another process moved it first
+            try:
+                os.replace(source, final)  # over a wrong file: readers see the old bytes or the new
+            except OSError as e:  # another process stored the same folder first: then it is there
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not _holds(final, staged):
+                    raise
+        finally:
+            if aside is not None:
+                self._staging.release(aside)
+        _fsync_dir(final.parent)
 
     def path_of(self, uri: str) -> Path:
         if uri.startswith("file://"):

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,8 +33,9 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from catalog.artifacts.hashing import CHUNK, hash_file, hash_stream, manifest_digest
+from catalog.artifacts.staging import StagingArea
 from catalog.artifacts.stores.base import MAIN_FILE, Fetched, StagedArtifact
-from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, StoreError
+from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError
 
 __all__ = ["ARTIFACT_TYPE", "DATA_MEDIA_TYPE", "MODEL_MEDIA_TYPE", "OciStore"]
 
@@ -188,6 +188,7 @@ class OciStore:
         self.reference = reference
         self.repo, _ = _parse(_REFERENCE, reference, "OCI repository reference (oci://host[:port]/repo/path)")
         self.cache = cache
+        self._staging = StagingArea(cache / ".staging")  # uploads staged and downloads verified here
         self._http = _with_timeouts(requests.Session())
 
     def __repr__(self) -> str:
@@ -195,15 +196,19 @@ class OciStore:
 
     def staging_dir(self) -> Path:
         try:
-            return Path(tempfile.mkdtemp(prefix="modelcat-oci-"))
+            with DiskFull.translating(self._staging.area):
+                return self._staging.new()
         except OSError as e:
             raise StoreError(self.reference, f"cannot create a staging folder: {e.strerror or e}") from e
+
+    def release_staging(self, folder: Path) -> None:
+        self._staging.release(folder)
 
     def put(self, staged: StagedArtifact) -> str:
         try:
             return self._push(staged)
         finally:
-            shutil.rmtree(staged.root, ignore_errors=True)
+            self.release_staging(staged.root)
 
     def _push(self, staged: StagedArtifact) -> str:
         try:  # a quick probe: fail in seconds, not after oras's retries
@@ -219,7 +224,8 @@ class OciStore:
         layers = []
         config = staged.root / ".modelcat-empty-config"
         try:
-            config.write_bytes(b"{}")
+            with DiskFull.translating(config):
+                config.write_bytes(b"{}")
             blobs = [(str(config), EMPTY_CONFIG)]
             for path, hashed in sorted(staged.files, key=lambda item: (item[0] != MAIN_FILE, item[0])):
                 media = MODEL_MEDIA_TYPE if path == MAIN_FILE else DATA_MEDIA_TYPE
@@ -259,26 +265,26 @@ class OciStore:
         hexdigest = digest.removeprefix("sha256:")
         final = self.cache / "sha256" / hexdigest[:2] / hexdigest
         try:
-            if final.is_dir():
+            with DiskFull.translating(self.cache):  # a full disk: nothing is cached, nothing changed
+                if final.is_dir():
+                    try:
+                        return self._verified(uri, final, digest, size, limit)
+                    except DigestMismatch:
+                        shutil.rmtree(final)  # a damaged cached copy: fetch it again
+                work = self._staging.new()
                 try:
-                    return self._verified(uri, final, digest, size, limit)
-                except DigestMismatch:
-                    shutil.rmtree(final)  # a damaged cached copy: fetch it again
-            self.cache.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=self.cache))
-            try:
-                self._download(repo, match["digest"], uri, work, limit)
-                fetched = self._verified(uri, work, digest, size, limit)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.rename(work, final)
-                except OSError:
-                    if not final.is_dir():
-                        raise
-                    return self._verified(uri, final, digest, size, limit)  # another process won the race
-                return Fetched(main=final / MAIN_FILE, digest=fetched.digest, size=fetched.size)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+                    self._download(repo, match["digest"], uri, work, limit)
+                    fetched = self._verified(uri, work, digest, size, limit)
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.rename(work, final)
+                    except OSError:
+                        if not final.is_dir():
+                            raise
+                        return self._verified(uri, final, digest, size, limit)  # another process won the race
+                    return Fetched(main=final / MAIN_FILE, digest=fetched.digest, size=fetched.size)
+                finally:
+                    self._staging.release(work)
         except OSError as e:
             raise StoreError(str(self.cache), f"cannot write the artifact cache: {e.strerror or e}") from e
 
