@@ -1,13 +1,14 @@
-"""Read a file as it was at a git revision."""
+"""Read a file as it was at a git revision; find the repository a folder belongs to."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 from catalog.errors import UsageError
 
-__all__ = ["file_at_revision", "folder_changed_since"]
+__all__ = ["file_at_revision", "folder_changed_since", "repository_root"]
 
 
 def file_at_revision(path: Path, revision: str) -> bytes | None:
@@ -47,3 +48,24 @@ def folder_changed_since(folder: Path, revision: str) -> bool:
     except FileNotFoundError:
         raise UsageError("git is not installed") from None
     return tracked.returncode != 0 or untracked.returncode != 0 or bool(untracked.stdout.strip())
+
+
+def repository_root(folder: Path) -> Path | None:
+    """The top folder of the git repository holding ``folder`` (symlinks resolved), or None when it
+    is in none (or git is not installed). Another failure of git (e.g. a repository owned by
+    another user, "dubious ownership") is a UsageError: guessing would write wrong paths."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "LC_ALL": "C"},  # git's own words, to tell "not a git repository" apart
+        )
+    except FileNotFoundError:
+        return None
+    if done.returncode == 0 and done.stdout.strip():
+        return Path(done.stdout.strip()).resolve()
+    if "not a git repository" in done.stderr:
+        return None
+    raise UsageError(f"git cannot tell which repository holds {folder}: {done.stderr.strip()}")

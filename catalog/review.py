@@ -49,7 +49,17 @@ from catalog.yamlio.loader import decode
 
 __all__ = ["VERIFY", "Review", "changed_subjects", "models_to_judge", "review"]
 
-VERIFY = RuleInfo("VERIFY", "Artifact verifies", "deny", ("version",))
+VERIFY = RuleInfo(
+    "VERIFY",
+    "Artifact verifies",
+    "deny",
+    ("version",),
+    name="ArtifactVerifies",
+    description="Each artifact the change adds or alters is fetched from its store and matches what the catalog "
+    "declares: its sha256 digest and size, a valid ONNX model with the declared signature. Store the bytes the "
+    "catalog names (modelcat register) or fix the declared digest; run modelcat verify to check. It cannot be "
+    "waived.",
+)
 
 
 @dataclass

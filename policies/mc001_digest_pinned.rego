@@ -8,6 +8,8 @@ import rego.v1
 rule := {
 	"id": "MC001",
 	"title": "Artifact pinned by digest",
+	"name": "ArtifactPinnedByDigest",
+	"description": "An artifact URI pins the bytes it names: an oci:// URI by a manifest digest (@sha256:...), any other URI (a path, file://, http) by naming the artifact's own sha256, so the bytes behind it cannot change without the catalog changing.",
 	"severity": "deny",
 	"kinds": ["version"],
 }

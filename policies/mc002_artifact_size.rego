@@ -9,6 +9,8 @@ import rego.v1
 rule := {
 	"id": "MC002",
 	"title": "Artifact within the size limit",
+	"name": "ArtifactWithinSizeLimit",
+	"description": "An artifact is within the size limits: at most the model's max_artifact_bytes or the catalog's, whichever is lower, and at least the catalog's min_artifact_bytes. The size the catalog declares is checked, and the stored file's size when it is local.",
 	"severity": "deny",
 	"kinds": ["version"],
 }

@@ -7,6 +7,8 @@ import rego.v1
 rule := {
 	"id": "MC003",
 	"title": "Owner present",
+	"name": "OwnerPresent",
+	"description": "Every model and application names an owner: not blank, and not a placeholder such as TBD (the list is owner_placeholders in policies/settings.yaml).",
 	"severity": "deny",
 	"kinds": ["model", "application"],
 }

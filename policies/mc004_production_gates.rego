@@ -8,6 +8,8 @@ import rego.v1
 rule := {
 	"id": "MC004",
 	"title": "Production versions meet the gates",
+	"name": "ProductionVersionsMeetGates",
+	"description": "A production binding sends traffic only to versions that meet its gates: every metric of gates.min_metrics present and at least the minimum, and trained no more than max_age_days ago (the binding's gates over defaults.gates, field by field). Routes with weight 0 are exempt.",
 	"severity": "deny",
 	"kinds": ["binding"],
 }

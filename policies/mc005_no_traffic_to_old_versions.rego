@@ -7,6 +7,8 @@ import rego.v1
 rule := {
 	"id": "MC005",
 	"title": "No traffic to deprecated or retired versions",
+	"name": "NoTrafficToDeprecatedOrRetiredVersions",
+	"description": "No traffic goes to a deprecated or retired version. Weight 0 is allowed (it routes only pinned smoke requests); disabled bindings route nothing and are exempt.",
 	"severity": "deny",
 	"kinds": ["binding"],
 }

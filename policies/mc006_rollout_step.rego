@@ -7,6 +7,8 @@ import rego.v1
 rule := {
 	"id": "MC006",
 	"title": "Rollout step within the maximum",
+	"name": "RolloutStepWithinMaximum",
+	"description": "A canary or linear rollout moves at most max_step_percent (policies/settings.yaml) of the traffic in one step, judged on the effective rollout: the binding's block over defaults.rollout.",
 	"severity": "deny",
 	"kinds": ["binding"],
 }

@@ -9,6 +9,8 @@ import rego.v1
 rule := {
 	"id": "MC007",
 	"title": "Production only after candidate",
+	"name": "ProductionOnlyAfterCandidate",
+	"description": "Judged against the base revision (--base): a version may be production only if it was a candidate or already production on the base. A version new in the change, or one brought back from deprecated or retired, goes through candidate first.",
 	"severity": "deny",
 	"kinds": ["version"],
 	"requires": ["base"],

@@ -9,6 +9,8 @@ import rego.v1
 rule := {
 	"id": "MC008",
 	"title": "Released versions keep their bytes",
+	"name": "ReleasedVersionsKeepTheirBytes",
+	"description": "Judged against the base revision (--base): a version that served traffic there (weight > 0 in an enabled binding) keeps its digest and is not deleted, so released bytes are never swapped or lost. Register a new version instead.",
 	"severity": "deny",
 	"kinds": ["version"],
 	"requires": ["base"],

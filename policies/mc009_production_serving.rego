@@ -8,6 +8,8 @@ import rego.v1
 rule := {
 	"id": "MC009",
 	"title": "Production serving is redundant and guarded",
+	"name": "ProductionServingIsRedundantAndGuarded",
+	"description": "A production binding runs at least min_production_replicas (policies/settings.yaml) replicas with max_replicas >= min_replicas, and a canary or linear rollout has guardrails that can stop a bad step.",
 	"severity": "deny",
 	"kinds": ["binding"],
 }

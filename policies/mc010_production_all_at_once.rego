@@ -8,6 +8,8 @@ import rego.v1
 rule := {
 	"id": "MC010",
 	"title": "Production rollout in steps",
+	"name": "ProductionRolloutInSteps",
+	"description": "A warning: a production binding rolls out all at once, so a route change reaches all of its traffic in one step, with no step at which guardrails could stop a bad version. A canary or linear rollout with guardrails is safer.",
 	"severity": "warn",
 	"kinds": ["binding"],
 }

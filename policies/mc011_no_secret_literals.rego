@@ -8,6 +8,8 @@ import rego.v1
 rule := {
 	"id": "MC011",
 	"title": "No secret literals in synthesized output",
+	"name": "NoSecretLiteralsInSynthesizedOutput",
+	"description": "With --synth-dir: no secret literal in the synthesized Terraform JSON: a password, token, secret or key field (or an env var so named) holding a literal value rather than a reference, an AWS access key id, or a PEM private key. The value is never printed.",
 	"severity": "deny",
 	"kinds": ["resource"],
 	"requires": ["synth"],

@@ -9,6 +9,8 @@ import rego.v1
 rule := {
 	"id": "MC012",
 	"title": "Traffic moves one rollout step at a time",
+	"name": "TrafficMovesOneRolloutStepPerChange",
+	"description": "Judged against the base revision (--base): a change raises a version's share of a canary or linear binding by at most one rollout step (10 % to 20 % with steps of 10 %, not to 50 %). Bindings rolled out all at once, bindings new in the change and falling shares are not limited.",
 	"severity": "deny",
 	"kinds": ["binding"],
 	"requires": ["base"],

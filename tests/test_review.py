@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import DEMO, ROOT
 from tests.diff.catalogs import FRAUD_1_3_0, GitRepo, add_version, demo_text, fraud_scorer_bytes, swap_artifact
 from tests.policy.test_cli import sarif_errors
+from tests.sarif_multitool import multitool_problems
 
 NOW = "2026-11-27"
 CANARY = ("{version: 1.3.0, weight: 90}", "{version: 1.4.0, weight: 10}")
@@ -200,3 +201,54 @@ def test_only_what_the_change_touches_is_judged(cli, repo: GitRepo) -> None:
     assert "binding/storefront/search-ranker" not in {f["subject"] for f in report["policy"]["findings"]}
     full = cli("policy", "check", "--now", NOW, "--format", "json")
     assert "binding/storefront/search-ranker" in {f["subject"] for f in json.loads(full.output)["findings"]}
+
+
+def test_review_sarif_uri_is_relative_to_the_repository_root(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog in a subfolder of the repository (teams/risk/), reviewed from that folder: the
+    SARIF file names the repository-relative path, as code scanning needs to annotate the file."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    repo = GitRepo(tmp_path / "mono")
+    team = repo.root / "teams" / "risk"
+    shutil.copytree(DEMO.parent / "artifacts" / "sha256", team / "artifacts" / "sha256")
+    shutil.copytree(ROOT / "policies", team / "policies")
+    (team / "models.yaml").write_text(demo_text())
+    repo.git("add", "teams")
+    repo.git("commit", "-q", "-m", "the risk team's catalog")
+    monkeypatch.chdir(team)
+    Path("models.yaml").write_text(canary((50, 50)))
+    code, _, sarif, _ = run_review(cli, "HEAD")
+    assert code == 1
+    run = sarif["runs"][0]
+    (result,) = run["results"]
+    assert result["ruleId"] == "MC012"
+    where = result["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert where == {"uri": "teams/risk/models.yaml", "uriBaseId": "%SRCROOT%"}
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == repo.root.resolve().as_uri() + "/"
+
+
+def test_review_sarif_passes_microsofts_validator(cli, repo: GitRepo, tmp_path: Path) -> None:
+    """A review with a policy deny (MC012), an artifact that does not verify (VERIFY) and an unused
+    waiver (MC901; the changed policies folder has every subject judged: MC010's warning too); and
+    one of an invalid catalog (VALIDATE): no error, no warning."""
+    Path("policies/waivers.yaml").write_text(
+        "waivers:\n"
+        "  - rule: MC010\n"
+        "    subject: binding/checkout/fraud-scorer\n"
+        "    reason: no finding to waive\n"
+        "    expires: 2027-01-31\n"
+    )
+    text = add_version(canary((50, 50)), fraud_scorer_bytes(seed=5), "1.5.0", "      - version: 1.4.0")
+    Path("models.yaml").write_text(text)
+    code, _, sarif, _ = run_review(cli, "HEAD")
+    assert code == 1
+    rules = {r["id"]: r for r in sarif["runs"][0]["tool"]["driver"]["rules"]}
+    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} == {"MC012", "VERIFY", "MC901", "MC010"}
+    assert (rules["VERIFY"]["name"], rules["MC901"]["name"]) == ("ArtifactVerifies", "WaiverUnused")
+    assert multitool_problems(sarif, tmp_path / "validator") == []
+    Path("models.yaml").write_text(demo_text().replace("{version: 1.4.0, weight: 10}", "{version: 1.4.0, weight: ten}"))
+    code, _, sarif, _ = run_review(cli, "HEAD")
+    assert code == 1 and sarif["runs"][0]["results"][0]["ruleId"] == "VALIDATE"
+    assert [r["name"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]] == ["CatalogValidates"]
+    assert multitool_problems(sarif, tmp_path / "validator") == []

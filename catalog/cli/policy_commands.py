@@ -59,12 +59,13 @@ def check(
     from catalog.nogc import no_gc
     from catalog.policy.check import policy_check
     from catalog.policy.render import render, summary
+    from catalog.policy.sarif import sarif_log
 
     with no_gc():
         result = policy_check(
             path, policies_dir=_folder(path, policies_dir), now=parse_now(now), base_ref=base_ref, synth_dir=synth_dir
         )
-    text = render(result, fmt)
+    text = sarif_log(result, path) if fmt == "sarif" else render(result, fmt)
     if output is not None:
         from catalog.yamlio.roundtrip import atomic_write
 

@@ -140,7 +140,7 @@ def review(
     and the resources an apply would change. Writes the comment, SARIF and JSON into --out.
     Exit 0: nothing blocks; 1: something does (invalid, an artifact failed, a policy denies)."""
     from catalog.nogc import no_gc
-    from catalog.policy.render import to_sarif
+    from catalog.policy.sarif import sarif_log
     from catalog.review import review as run_review
     from catalog.yamlio.roundtrip import atomic_write
 
@@ -155,11 +155,12 @@ def review(
         )
     comment = review_markdown(result)
     report = review_json(result)
+    assert result.policy is not None
+    sarif = sarif_log(result.policy, path)  # before writing anything: it asks git where the repository is
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / COMMENT, comment.encode())
     atomic_write(out_dir / REPORT, (json.dumps(report, indent=2) + "\n").encode())
-    assert result.policy is not None
-    atomic_write(out_dir / SARIF, (to_sarif(result.policy) + "\n").encode())
+    atomic_write(out_dir / SARIF, (sarif + "\n").encode())
     if fmt == "json":
         click.echo(json.dumps(report, indent=2))
     elif fmt == "markdown":

@@ -38,7 +38,16 @@ __all__ = [
     "validation_findings",
 ]
 
-VALIDATE = RuleInfo("VALIDATE", "Catalog validates", "deny", ("catalog",))
+VALIDATE = RuleInfo(
+    "VALIDATE",
+    "Catalog validates",
+    "deny",
+    ("catalog",),
+    name="CatalogValidates",
+    description="The catalog passes modelcat validate: its schema, and the cross-references between models, "
+    "versions and applications (e.g. a route to a version that does not exist or is retired). Each error is "
+    "reported at its line; run modelcat validate for the same list. Validation errors cannot be waived.",
+)
 
 
 @dataclass(frozen=True, slots=True)

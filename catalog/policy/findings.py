@@ -21,6 +21,9 @@ class RuleInfo:
     requires: tuple[str, ...] = ()  # facts it needs: "base" (--base), "synth" (--synth-dir)
     file: str = ""
     package: str = ""
+    name: str = ""  # PascalCase, e.g. ArtifactPinnedByDigest (SARIF's reportingDescriptor.name)
+    description: str = ""  # what the rule checks, in a few sentences
+    help_uri: str = ""  # where it is documented; default: its anchor in modelcat's README
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,9 @@ class _RuleMeta(BaseModel):
     severity: Literal["deny", "warn"]
     kinds: list[Literal["model", "version", "application", "binding", "resource"]] = Field(min_length=1)
     requires: list[Literal["base", "synth"]] = []
+    name: Annotated[str, Field(pattern=r"^(?:[A-Z][a-z0-9]+)+$", max_length=100)] = ""  # PascalCase, as SARIF wants
+    description: Annotated[str, Field(max_length=2000)] = ""
+    help_uri: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2000)] = ""
 
 
 def policy_files(folder: Path) -> list[Path]:
@@ -146,14 +149,24 @@ class RegoPolicies:
             meta = _RuleMeta.model_validate(value)
         except ValidationError as e:
             raise PolicyInvalid(
-                "'rule' must be an object {id: MCnnn, title, severity: deny|warn, kinds: [...], requires: [...]}: "
+                "'rule' must be an object {id: MCnnn, title, severity: deny|warn, kinds: [...], requires: [...], "
+                "name: PascalCase, description, help_uri}: "
                 + "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors(include_url=False)),
                 str(m.path),
             ) from e
         if meta.severity != m.head:
             raise PolicyInvalid(f"rule {meta.id} has severity {meta.severity} but defines {m.head}", str(m.path))
         return RuleInfo(
-            meta.id, meta.title, meta.severity, tuple(meta.kinds), tuple(meta.requires), str(m.path), m.package
+            meta.id,
+            meta.title,
+            meta.severity,
+            tuple(meta.kinds),
+            tuple(meta.requires),
+            str(m.path),
+            m.package,
+            meta.name,
+            meta.description,
+            meta.help_uri,
         )
 
     # -- evaluation ------------------------------------------------------------------------------

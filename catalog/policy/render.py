@@ -1,16 +1,12 @@
-"""A policy run as text, Markdown (a pull-request comment), JSON or SARIF 2.1.0. Strings only."""
+"""A policy run as text, Markdown (a pull-request comment) or JSON. Strings only (SARIF: catalog.policy.sarif)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from catalog.policy.findings import Finding, PolicyResult
 
-__all__ = ["as_dict", "render", "summary", "to_json", "to_markdown", "to_sarif", "to_text"]
-
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-INFO_URI = "https://github.com/modelcat/modelcat#policies"
+__all__ = ["as_dict", "render", "summary", "to_json", "to_markdown", "to_text"]
 
 
 def _where(f: Finding) -> str:
@@ -93,68 +89,6 @@ def as_dict(result: PolicyResult) -> dict[str, object]:
     }
 
 
-def _uri(file: str) -> str:
-    path = Path(file)
-    if path.is_absolute():
-        try:
-            return path.relative_to(Path.cwd()).as_posix()
-        except ValueError:
-            return path.as_uri()
-    return path.as_posix()
-
-
-def to_sarif(result: PolicyResult) -> str:
-    rules = sorted(result.rules, key=lambda r: r.id)
-    index = {r.id: i for i, r in enumerate(rules)}
-
-    def sarif_result(f: Finding, suppressed: bool) -> dict[str, object]:
-        entry: dict[str, object] = {
-            "ruleId": f.rule,
-            "ruleIndex": index[f.rule],
-            "level": "error" if f.severity == "deny" else "warning",
-            "message": {"text": f.message},
-            "locations": [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": _uri(f.file)},
-                        "region": {"startLine": max(f.line, 1), "startColumn": max(f.column, 1)},
-                    },
-                    "logicalLocations": [{"name": f.subject, "kind": f.kind}],
-                }
-            ],
-            "partialFingerprints": {"modelcatSubject/v1": f"{f.rule}:{f.subject}"},
-        }
-        if suppressed:
-            entry["suppressions"] = [{"kind": "external", "justification": f.waived}]
-        return entry
-
-    document = {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "modelcat",
-                        "informationUri": INFO_URI,
-                        "rules": [
-                            {
-                                "id": r.id,
-                                "name": r.title.replace(" ", ""),
-                                "shortDescription": {"text": r.title},
-                                "defaultConfiguration": {"level": "error" if r.severity == "deny" else "warning"},
-                            }
-                            for r in rules
-                        ],
-                    }
-                },
-                "results": [sarif_result(f, False) for f in result.findings]
-                + [sarif_result(f, True) for f in result.waived],
-            }
-        ],
-    }
-    return json.dumps(document, indent=2)
-
-
 def render(result: PolicyResult, fmt: str) -> str:
-    return {"text": to_text, "markdown": to_markdown, "json": to_json, "sarif": to_sarif}[fmt](result)
+    """``result`` as text, markdown or json (SARIF needs the catalog's place: catalog.policy.sarif)."""
+    return {"text": to_text, "markdown": to_markdown, "json": to_json}[fmt](result)

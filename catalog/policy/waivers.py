@@ -21,8 +21,25 @@ from catalog.policy.yamlfile import load_yaml, problem_position
 __all__ = ["EXPIRED", "UNUSED", "WAIVERS_FILE", "Waiver", "apply_waivers", "load_waivers"]
 
 WAIVERS_FILE = "waivers.yaml"
-EXPIRED = RuleInfo("MC900", "Waiver expired", "deny", ("waiver",))
-UNUSED = RuleInfo("MC901", "Waiver unused", "warn", ("waiver",))
+EXPIRED = RuleInfo(
+    "MC900",
+    "Waiver expired",
+    "deny",
+    ("waiver",),
+    name="WaiverExpired",
+    description="A waiver in policies/waivers.yaml is past its expiry date: it waives nothing any more, and the "
+    "findings it waived are reported again. Fix what it waived and remove the waiver, or renew it with a reason.",
+)
+UNUSED = RuleInfo(
+    "MC901",
+    "Waiver unused",
+    "warn",
+    ("waiver",),
+    name="WaiverUnused",
+    description="A waiver in policies/waivers.yaml matches no finding of a rule that was evaluated (or names a "
+    "rule these policies do not have): what it waived is fixed, or its rule or subject is misspelled. Remove "
+    "or correct it.",
+)
 
 
 def _date(value: Any) -> Any:
