@@ -36,10 +36,13 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from os import PathLike
 from typing import TYPE_CHECKING
+
+from catalog.wording import plural
 
 if TYPE_CHECKING:
     from catalog.domain.problems import Problem
@@ -80,10 +83,22 @@ __all__ = [
 
 
 class ModelcatError(Exception):
-    """Root of every error modelcat raises on purpose."""
+    """Root of every error modelcat raises on purpose.
+
+    ``code`` is a stable machine name for JSON output: unless a class sets it, its name in snake
+    case (``CatalogNotFound``: ``catalog_not_found``, ``StoreError``: ``store_error``).
+    ``hint`` says what to do about it; ``{command}`` in it stands for the command that failed.
+    """
 
     exit_code = 1
     template = "{detail}"
+    code = "error"
+    hint = "run '{command} --help' for what the command expects"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in vars(cls):
+            cls.code = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
 
     def __init__(self, detail: str = "", **fields: object) -> None:
         self.detail = detail
@@ -94,17 +109,19 @@ class ModelcatError(Exception):
 class CatalogInvalid(ModelcatError):
     """The catalog has one or more problems; ``problems`` holds every one found."""
 
-    template = "{path}: {count} problem(s) found"
+    template = "{path}: {count} found"
+    hint = "fix each problem listed (it names the file, line and field), then run 'modelcat validate'"
 
     def __init__(self, path: str, problems: Sequence[Problem]) -> None:
         self.path = path
         self.problems = list(problems)
-        super().__init__(path=path, count=len(self.problems))
+        super().__init__(path=path, count=plural(len(self.problems), "problem"))
 
 
 class CatalogNotFound(ModelcatError):
     exit_code = 2
     template = "cannot read catalog {path}: {detail}"
+    hint = "give the catalog file with --catalog PATH (default: models.yaml in the current folder)"
 
     def __init__(self, path: str, detail: str) -> None:
         self.path = path
@@ -116,6 +133,7 @@ class CatalogLocked(ModelcatError):
 
     exit_code = 2
     template = "another modelcat is writing {path} ({holder}); {detail}try again"
+    hint = "run the command again once the other writer is done (MODELCAT_LOCK_TIMEOUT: how long to wait, in s)"
 
     def __init__(self, path: str, pid: int | None, waited: float) -> None:
         self.path, self.pid = path, pid
@@ -129,6 +147,7 @@ class DiskFull(ModelcatError):
 
     exit_code = 2
     template = "no space left on device while writing {path}{reason}; nothing was changed"
+    hint = "free some space on that device (or raise the file-size limit), then run the command again"
     ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
     def __init__(self, path: str, error: OSError) -> None:
@@ -152,6 +171,7 @@ class EditRefused(ModelcatError):
     """An edit was not written; the file on disk is unchanged."""
 
     template = "not written: {detail}"
+    hint = "nothing was written: fix what the message names and run the command again"
 
     def __init__(self, detail: str, problems: Sequence[Problem] = (), path: str = "") -> None:
         self.problems = list(problems)
@@ -161,12 +181,15 @@ class EditRefused(ModelcatError):
 
 class UsageError(ModelcatError):
     exit_code = 2
+    code = "usage"
+    hint = "the message says what to change; '{command} --help' lists the arguments and options"
 
 
 class ArtifactError(ModelcatError):
     """An artifact cannot be used; ``path`` is the file or URI it is about."""
 
     template = "{path}: {detail}"
+    hint = "'modelcat inspect FILE' shows what an ONNX file holds; 'modelcat verify' checks the catalog's artifacts"
 
     def __init__(self, path: str, detail: str) -> None:
         self.path = path
@@ -187,6 +210,7 @@ class ArtifactTooLarge(ArtifactError):
 
 class DigestMismatch(ArtifactError):
     template = "{path}: digest mismatch: expected {expected}, got {actual}{detail}"
+    hint = "these are not the bytes the catalog names: restore them, or register the new bytes as a new version"
 
     def __init__(self, path: str, expected: str, actual: str, detail: str = "") -> None:
         self.expected, self.actual = expected, actual
@@ -195,13 +219,14 @@ class DigestMismatch(ArtifactError):
 
 
 class StoreError(ArtifactError):
-    pass
+    hint = "check that the store the URI names is reachable and that its credentials are set"
 
 
 class InvalidRequest(ModelcatError):
     """An inference request the model cannot take (HTTP 400); the message names the tensor."""
 
     status_code = 400
+    hint = "the request must fit the model's signature ('modelcat inspect ARTIFACT' shows it)"
 
 
 class InferenceFailed(ModelcatError):
@@ -214,6 +239,7 @@ class RoutingTableInvalid(ModelcatError):
     """The routing table has problems; ``problems`` holds every one found."""
 
     template = "{path}: routing table refused: {summary}"
+    hint = "fix each problem listed; 'modelcat apply' writes the routing tables from the catalog"
 
     def __init__(self, path: str, problems: Sequence[Problem]) -> None:
         self.path = path
@@ -221,7 +247,7 @@ class RoutingTableInvalid(ModelcatError):
         first = self.problems[0] if self.problems else None
         summary = f"{first.path + ': ' if first and first.path else ''}{first.message}" if first else "invalid"
         if len(self.problems) > 1:
-            summary += f" (and {len(self.problems) - 1} more problem(s))"
+            summary += f" (and {plural(len(self.problems) - 1, 'more problem')})"
         super().__init__(path=path, summary=summary)
 
 
@@ -230,6 +256,7 @@ class RoutingTableUnreadable(ModelcatError):
 
     exit_code = 2
     template = "cannot read routing table {path}: {detail}"
+    hint = "check the path given with --table"
 
     def __init__(self, path: str, detail: str) -> None:
         self.path = path
@@ -297,6 +324,7 @@ class StateLocked(TerraformError):
     """Another operation holds the state lock; ``diagnostics`` has Terraform's lock info."""
 
     exit_code = 2
+    hint = "another modelcat or Terraform run holds the state lock: wait for it to finish"
 
 
 class TerraformInitFailed(TerraformError):
@@ -305,6 +333,7 @@ class TerraformInitFailed(TerraformError):
 
 class TerraformUnavailable(TerraformError):
     exit_code = 2
+    hint = "pass --terraform BINARY (or set MODELCAT_TERRAFORM) to run an installed terraform or tofu"
 
 
 class Interrupted(TerraformError):
@@ -318,6 +347,7 @@ class PolicyError(ModelcatError):
 
     exit_code = 2
     template = "{where}{detail}"
+    hint = "run 'modelcat policy test' to check the rules against their fixtures"
 
     def __init__(self, detail: str, path: str = "", line: int = 0, column: int = 0) -> None:
         self.path, self.line, self.column = path, line, column

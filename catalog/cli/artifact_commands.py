@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from catalog.cli.common import DEFAULT_CATALOG, command
+from catalog.cli.common import catalog_option, command
+from catalog.cli.render import Failure, verdict
 from catalog.domain.models import STAGES
 from catalog.errors import UsageError
 from catalog.validate import validate_file
+from catalog.wording import plural
 from catalog.yamlio.loader import decode, parse
 
 if TYPE_CHECKING:
@@ -24,9 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["inspect", "register", "verify"]
 
-_CATALOG_OPTION = click.option(
-    "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+_CATALOG_OPTION = catalog_option()
 
 
 @contextmanager
@@ -147,9 +147,14 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
     verify_versions(catalog, chosen, path.resolve().parent, on_result=show)
     failed = [r for r in rows if not r.ok]
     if fmt == "json":
-        click.echo(json.dumps({"ok": not failed, "results": [asdict(r) for r in rows]}, indent=2))
+        failure = Failure(
+            "artifacts_failed",
+            f"{len(failed)} of {plural(len(rows), 'artifact')} failed verification",
+            "each failed result says why: fix the artifact, or its digest or size in the catalog",
+        )
+        click.echo(json.dumps({**verdict(failure if failed else None), "results": [asdict(r) for r in rows]}, indent=2))
     else:
-        click.echo(f"{len(rows)} artifact(s) verified, {len(failed)} failed")
+        click.echo(f"{plural(len(rows), 'artifact')} verified, {len(failed)} failed")
     return 1 if failed else 0
 
 

@@ -1,21 +1,28 @@
-"""What every command shares: --format, --traceback, and one mapping from errors to exit codes."""
+"""What every command shares: --format, --traceback, --catalog, and one mapping from errors to exit codes."""
 
 from __future__ import annotations
 
 import functools
+import select
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from catalog.cli.render import problem_lines, problems_json
+from catalog.cli.render import Failure, problem_lines, problems_json
 from catalog.errors import ModelcatError, UsageError
 
-__all__ = ["DEFAULT_CATALOG", "command", "parse_now"]
+__all__ = ["DEFAULT_CATALOG", "CommandGroup", "catalog_option", "command", "parse_now"]
 
 DEFAULT_CATALOG = "models.yaml"
+F = TypeVar("F", bound=Callable[..., Any])
+
+_CATALOG_PATH = click.Path(dir_okay=False, path_type=Path)
+_ARGS = "modelcat.args"  # ctx.meta key: the arguments after the program's name
 
 
 def parse_now(value: str | None) -> datetime:
@@ -29,10 +36,40 @@ def parse_now(value: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def catalog_option(*, positional: bool = False) -> Callable[[F], F]:
+    """``--catalog PATH`` (default models.yaml), given to the command as ``path``: how every command
+    takes the catalog. ``positional``: a first argument [CATALOG] is accepted as well, for the
+    commands that took the catalog that way before (validate, show, policy check, policy input)."""
+    help_text = "The catalog file." + (" [CATALOG] before the options says the same." if positional else "")
+    if not positional:
+        return click.option(
+            "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=_CATALOG_PATH, help=help_text
+        )
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def either(*args: Any, path: Path | None, catalog_argument: Path | None, **kwargs: Any) -> Any:
+            if path is not None and catalog_argument is not None and path != catalog_argument:
+                raise click.UsageError(f"two catalogs: {catalog_argument} and --catalog {path}; give one")
+            return func(*args, path=path or catalog_argument or Path(DEFAULT_CATALOG), **kwargs)
+
+        either = click.option(
+            "--catalog", "path", default=None, show_default=DEFAULT_CATALOG, type=_CATALOG_PATH, help=help_text
+        )(either)
+        return click.argument("catalog_argument", required=False, metavar="[CATALOG]", type=_CATALOG_PATH)(either)
+
+    return decorate
+
+
+def _command_path() -> str:
+    ctx = click.get_current_context(silent=True)
+    return ctx.command_path if ctx is not None else "modelcat"
+
+
 def _fail(fmt: str, error: ModelcatError) -> int:
     problems = getattr(error, "problems", [])
     if fmt == "json":
-        click.echo(problems_json(getattr(error, "path", ""), problems, error=str(error)))
+        click.echo(problems_json(getattr(error, "path", ""), problems, Failure.of(error, _command_path())))
     else:
         for line in problem_lines(problems):
             click.echo(line, err=True)
@@ -40,9 +77,31 @@ def _fail(fmt: str, error: ModelcatError) -> int:
     return error.exit_code
 
 
+def _fail_unexpectedly(fmt: str, failure: Failure, exit_code: int, label: str = "") -> int:
+    """A failure no ModelcatError describes (an internal error, Ctrl-C): JSON, or text on stderr."""
+    if fmt == "json":
+        click.echo(problems_json("", [], failure))
+    else:
+        click.echo((click.style(label, fg="red", bold=True) if label else "") + failure.message, err=True)
+        if label:
+            click.echo(failure.hint, err=True)
+    return exit_code
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe (or socket) whose reader has gone, as after ``| head -1``."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, ValueError, OSError):  # no file descriptor (a test runner's buffer)
+        return False
+
+
 def command(func: Callable[..., int | None] | None = None, *, formats: Sequence[str] = ("text", "json")) -> Any:
     """Add --format (one of ``formats``, the first the default) and --traceback; map modelcat errors
-    to a message and their exit code. Errors are rendered as JSON for ``json``, else as text.
+    to a message and their exit code. Errors are rendered as JSON for ``json`` (``"ok": false`` and
+    an ``error`` object), else as text. A closed stdout (``| head``) ends the command quietly.
 
     ``@command`` or ``@command(formats=("text", "json", "markdown"))``.
     """
@@ -60,16 +119,40 @@ def command(func: Callable[..., int | None] | None = None, *, formats: Sequence[
                 raise
             code = _fail(fmt, e)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            code = 130
+            failure = Failure("interrupted", "interrupted", "stopped by Ctrl-C before the end; run it again")
+            code = _fail_unexpectedly(fmt, failure, 130)
         except (click.exceptions.Exit, click.ClickException):
             raise
         except Exception as e:  # the last line of defence, shown without a traceback
+            if isinstance(e, BrokenPipeError) and _stdout_closed():
+                raise  # click's main ends quietly (exit 1), as Python's docs on SIGPIPE advise
             if traceback:
                 raise
-            click.echo(click.style("internal error: ", fg="red", bold=True) + f"{type(e).__name__}: {e}", err=True)
-            click.echo("run again with --traceback and report it", err=True)
-            code = 2
+            failure = Failure("internal", f"{type(e).__name__}: {e}", "run again with --traceback and report it")
+            code = _fail_unexpectedly(fmt, failure, 2, label="internal error: ")
         sys.exit(code)
 
     return wrapper
+
+
+def _asks_for_json(args: Sequence[str]) -> bool:
+    return "--format=json" in args or ("--format", "json") in pairwise(args)
+
+
+class CommandGroup(click.Group):
+    """The ``modelcat`` group: click's own usage errors (an unknown option, a missing argument) are
+    JSON too when the command line asks for ``--format json``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGS] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            if not _asks_for_json(ctx.meta.get(_ARGS, ())):
+                raise
+            where = (e.ctx or ctx).command_path
+            click.echo(problems_json("", [], Failure.of(UsageError(e.format_message()), where)))
+            ctx.exit(e.exit_code)

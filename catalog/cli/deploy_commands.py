@@ -10,15 +10,13 @@ from typing import Any
 
 import click
 
-from catalog.cli.common import DEFAULT_CATALOG, command
+from catalog.cli.common import catalog_option, command
 from catalog.errors import UsageError
 from catalog.synth import TARGETS
 
 __all__ = ["apply", "destroy", "plan", "synth"]
 
-CATALOG_OPTION = click.option(
-    "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+CATALOG_OPTION = catalog_option()
 TARGET_OPTION = click.option("--target", type=click.Choice(TARGETS), default="local", show_default=True)
 SYNTH_TARGET_OPTION = click.option(
     "--target",

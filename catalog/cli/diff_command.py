@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from catalog.cli.common import DEFAULT_CATALOG, command
+from catalog.cli.common import catalog_option, command
 from catalog.cli.diff_render import DiffOutcome, Side, diff_json, diff_markdown, diff_text
 from catalog.domain.models import Catalog
 from catalog.errors import CatalogInvalid, UsageError
@@ -46,9 +46,7 @@ def load_side(path: Path, revision: str | None) -> tuple[Side, Catalog | None, l
 @click.command("diff")
 @click.argument("base")
 @click.argument("head", required=False)
-@click.option(
-    "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+@catalog_option()
 @click.option("--no-blast-radius", is_flag=True, help="Leave out the resources an apply would change.")
 @click.option(
     "--target",

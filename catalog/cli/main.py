@@ -7,29 +7,30 @@ from pathlib import Path
 
 import click
 
-from catalog.cli.common import DEFAULT_CATALOG, command, parse_now
-from catalog.cli.render import problem_lines, problems_json, show_text, summary_line
+from catalog.cli.common import CommandGroup, catalog_option, command, parse_now
+from catalog.cli.render import Failure, problem_lines, problems_json, show_text, summary_line, verdict
 from catalog.domain.views import application_views
 from catalog.editing import bind_routes
 from catalog.errors import UsageError
 from catalog.nogc import no_gc
 from catalog.schema import DEFAULT_SCHEMA_PATH, render_schema, schema_drift
 from catalog.validate import validate_file
+from catalog.wording import plural
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="modelcat")
 def main() -> None:
     """modelcat: the model catalog as code (models.yaml)."""
 
 
 @main.command()
-@click.argument("path", default=DEFAULT_CATALOG, type=click.Path(dir_okay=False, path_type=Path))
+@catalog_option(positional=True)
 @command
 def validate(path: Path, fmt: str) -> int:
-    """Check PATH (default models.yaml): YAML, schema and cross-references; report every problem."""
+    """Check the catalog (default models.yaml): YAML, schema and cross-references; report every problem."""
     with no_gc():
         report = validate_file(path)
     if fmt == "json":
@@ -41,9 +42,9 @@ def validate(path: Path, fmt: str) -> int:
             c = report.catalog
             n_versions = sum(len(m.versions) for m in c.models)
             click.echo(
-                f"{path}: valid ({len(c.models)} models, {n_versions} versions, "
-                f"{len(c.applications)} applications"
-                + (f", {len(report.warnings)} warnings)" if report.warnings else ")")
+                f"{path}: valid ({plural(len(c.models), 'model')}, {plural(n_versions, 'version')}, "
+                f"{plural(len(c.applications), 'application')}"
+                + (f", {plural(len(report.warnings), 'warning')})" if report.warnings else ")")
             )
         else:
             click.echo(summary_line(str(path), report.problems), err=True)
@@ -51,7 +52,7 @@ def validate(path: Path, fmt: str) -> int:
 
 
 @main.command()
-@click.argument("path", default=DEFAULT_CATALOG, type=click.Path(dir_okay=False, path_type=Path))
+@catalog_option(positional=True)
 @click.option("--now", help="Compute ages as of this date (default: today).")
 @command
 def show(path: Path, fmt: str, now: str | None) -> int:
@@ -86,7 +87,10 @@ def schema(fmt: str, check: bool, write: bool, schema_path: Path) -> int:
     if check:
         drift = schema_drift(schema_path)
         if fmt == "json":
-            click.echo(json.dumps({"path": str(schema_path), "ok": not drift, "diff": drift}, indent=2))
+            failure = Failure("schema_out_of_date", f"{schema_path} is out of date", "run 'modelcat schema --write'")
+            click.echo(
+                json.dumps({"path": str(schema_path), **verdict(failure if drift else None), "diff": drift}, indent=2)
+            )
         elif drift:
             click.echo(drift, nl=False)
             click.echo(f"{schema_path} is out of date: run 'modelcat schema --write'", err=True)
@@ -115,9 +119,7 @@ def _route(value: str) -> tuple[str, int]:
 @click.argument("application")
 @click.argument("model")
 @click.option("--route", "routes", multiple=True, required=True, metavar="VERSION=WEIGHT", help="Repeat per version.")
-@click.option(
-    "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+@catalog_option()
 @command
 def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt: str) -> int:
     """Set APPLICATION's routes to MODEL's versions (weights in percent, summing to 100)."""

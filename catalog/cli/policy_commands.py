@@ -7,11 +7,13 @@ from pathlib import Path
 
 import click
 
-from catalog.cli.common import DEFAULT_CATALOG, command, parse_now
+from catalog.cli.common import catalog_option, command, parse_now
+from catalog.cli.render import Failure, verdict
+from catalog.wording import plural
 
 __all__ = ["policy"]
 
-_CATALOG = click.argument("path", default=DEFAULT_CATALOG, type=click.Path(dir_okay=False, path_type=Path))
+_CATALOG = catalog_option(positional=True)
 _POLICIES = click.option(
     "--policies",
     "policies_dir",
@@ -55,17 +57,25 @@ def check(
     synth_dir: Path | None,
     output: Path | None,
 ) -> int:
-    """Run every rule on PATH (default models.yaml); exit 1 on any deny finding, 2 if a rule is broken."""
+    """Run every rule on the catalog (default models.yaml); exit 1 on any deny finding, 2 if a rule is broken."""
     from catalog.nogc import no_gc
     from catalog.policy.check import policy_check
-    from catalog.policy.render import render, summary
+    from catalog.policy.render import as_dict, render, summary
     from catalog.policy.sarif import sarif_log
 
     with no_gc():
         result = policy_check(
             path, policies_dir=_folder(path, policies_dir), now=parse_now(now), base_ref=base_ref, synth_dir=synth_dir
         )
-    text = sarif_log(result, path) if fmt == "sarif" else render(result, fmt)
+    if fmt == "json":
+        failure = Failure(
+            "policy_denied",
+            f"policy check: {summary(result)}",
+            "fix what each deny finding names, or waive it for a while, with a reason, in policies/waivers.yaml",
+        )
+        text = json.dumps({**as_dict(result), **verdict(None if result.ok else failure)}, indent=2)
+    else:
+        text = sarif_log(result, path) if fmt == "sarif" else render(result, fmt)
     if output is not None:
         from catalog.yamlio.roundtrip import atomic_write
 
@@ -84,8 +94,9 @@ def test(fmt: str, policies_dir: Path | None) -> int:
     from catalog.policy.fixtures import run_fixture_tests
 
     results = run_fixture_tests(policies_dir if policies_dir is not None else Path("policies"))
+    failed = sum(not r.ok for r in results)
     if fmt == "json":
-        doc = [
+        rules = [
             {
                 "rule": r.rule.id,
                 "ok": r.ok,
@@ -102,7 +113,12 @@ def test(fmt: str, policies_dir: Path | None) -> int:
             }
             for r in results
         ]
-        click.echo(json.dumps(doc, indent=2))
+        failure = Failure(
+            "policy_fixtures_failed",
+            f"policy test: {failed} of {plural(len(results), 'rule')} fail their fixtures",
+            "each failed rule lists its missing and unexpected findings per case",
+        )
+        click.echo(json.dumps({**verdict(failure if failed else None), "rules": rules}, indent=2))
     else:
         for r in results:
             status = "ok  " if r.ok else "FAIL"
@@ -115,9 +131,8 @@ def test(fmt: str, policies_dir: Path | None) -> int:
                     click.echo(f"     {c.case}: missing    {subject}: {message}")
                 for subject, message in sorted(c.actual - c.expected):
                     click.echo(f"     {c.case}: unexpected {subject}: {message}")
-        failed = sum(not r.ok for r in results)
-        click.echo(f"policy test: {len(results) - failed} of {len(results)} rules pass their fixtures")
-    return 0 if all(r.ok for r in results) else 1
+        click.echo(f"policy test: {len(results) - failed} of {plural(len(results), 'rule')} pass their fixtures")
+    return 0 if not failed else 1
 
 
 @policy.command("input")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import click
 
 from catalog.domain.problems import Problem
+from catalog.errors import CatalogInvalid, ModelcatError
+from catalog.wording import plural
 
 if TYPE_CHECKING:
     from catalog.domain.views import ApplicationView
 
-__all__ = ["problem_lines", "problems_json", "show_text", "summary_line"]
+__all__ = ["Failure", "problem_lines", "problems_json", "show_text", "summary_line", "verdict"]
 
 _COLOURS = {"error": "red", "warning": "yellow"}
 
@@ -32,13 +35,37 @@ def problem_lines(problems: Sequence[Problem]) -> list[str]:
 
 def summary_line(file: str, problems: Sequence[Problem]) -> str:
     errors = sum(p.severity == "error" for p in problems)
-    warnings = len(problems) - errors
-    return f"{file}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    return f"{file}: {plural(errors, 'error')}, {plural(len(problems) - errors, 'warning')}"
 
 
-def problems_json(file: str, problems: Sequence[Problem], **extra: object) -> str:
+@dataclass(frozen=True)
+class Failure:
+    """Why a command exits non-zero, as the ``error`` object of its JSON output.
+
+    ``code`` is a stable machine name (an error class's ``code``, or a command's finding such as
+    ``policy_denied``), ``message`` what happened, ``hint`` what to do about it.
+    """
+
+    code: str
+    message: str
+    hint: str
+
+    @classmethod
+    def of(cls, error: ModelcatError, command: str = "modelcat") -> Failure:
+        return cls(error.code, str(error), error.hint.replace("{command}", command))
+
+
+def verdict(failure: Failure | None) -> dict[str, object]:
+    """``ok``, and the ``error`` object when there is a failure: what every JSON document carries."""
+    return {"ok": failure is None, **({"error": asdict(failure)} if failure is not None else {})}
+
+
+def problems_json(file: str, problems: Sequence[Problem], failure: Failure | None = None) -> str:
+    """``file``, ``ok``, ``error`` (``failure``, or the catalog's errors when there are any) and ``problems``."""
     errors = [p for p in problems if p.severity == "error"]
-    body = {"file": file, "ok": not errors, **extra, "problems": [p.as_dict() for p in problems]}
+    if failure is None and errors:
+        failure = Failure.of(CatalogInvalid(file, errors))
+    body = {"file": file, **verdict(failure), "problems": [p.as_dict() for p in problems]}
     return json.dumps(body, indent=2)
 
 

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from catalog.cli.common import DEFAULT_CATALOG, command, parse_now
+from catalog.cli.common import catalog_option, command, parse_now
+from catalog.cli.render import Failure, verdict
+from catalog.wording import plural
 
 if TYPE_CHECKING:
     from catalog.review import Review
@@ -22,7 +24,7 @@ def _checks(r: Review) -> list[tuple[str, bool | None, str]]:
     """(check, passed (None: not run), what it found) for the summary table."""
     rows: list[tuple[str, bool | None, str]] = []
     n = len(r.problems)
-    rows.append(("validate", not r.problems, "valid" if not n else f"{n} error{'s' if n != 1 else ''}"))
+    rows.append(("validate", not r.problems, "valid" if not n else plural(n, "error")))
     if r.diff is None:
         return rows
     failed = r.failed_artifacts
@@ -34,7 +36,8 @@ def _checks(r: Review) -> list[tuple[str, bool | None, str]]:
     if r.policy is not None:
         p = r.policy
         waived = f", {len(p.waived)} waived" if p.waived else ""
-        what = f"{len(p.denies)} denied, {len(p.warnings)} warnings{waived} ({r.subjects} subjects the change touches)"
+        touched = plural(r.subjects, "subject")
+        what = f"{len(p.denies)} denied, {plural(len(p.warnings), 'warning')}{waived} ({touched} the change touches)"
         rows.append(("policies", not p.denies, what))
     if r.blast is not None:
         counts = r.blast.counts
@@ -51,7 +54,9 @@ def review_markdown(r: Review, head_label: str = "working tree") -> str:
     if r.ok:
         title = "## ✅ modelcat review: nothing blocks this change"
     else:
-        title = f"## ❌ modelcat review: {blocking} problem{'s block' if blocking != 1 else ' blocks'} this change"
+        title = (
+            f"## ❌ modelcat review: {plural(blocking, 'problem')} {'blocks' if blocking == 1 else 'block'} this change"
+        )
     out = [title, "", f"`{r.base}` → {head_label} (`{r.file}`)", ""]
     out += [f"> {note}" for note in r.notes] + ([""] if r.notes else [])
     out += ["| check | | result |", "| --- | --- | --- |"]
@@ -87,8 +92,13 @@ def review_json(r: Review) -> dict[str, Any]:
 
     from catalog.policy.render import as_dict as policy_dict
 
+    failure = Failure(
+        "review_blocked",
+        f"review: {plural(len(r.blocking), 'problem')} {'blocks' if len(r.blocking) == 1 else 'block'} this change",
+        f"the comment ({COMMENT}) and the report ({REPORT}) list each one and where it is",
+    )
     return {
-        "ok": r.ok,
+        **verdict(None if r.ok else failure),
         "exit_code": r.exit_code,
         "base": r.base,
         "file": r.file,
@@ -104,9 +114,7 @@ def review_json(r: Review) -> dict[str, Any]:
 
 @click.command("review")
 @click.argument("base")
-@click.option(
-    "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+@catalog_option()
 @click.option(
     "--out",
     "out_dir",

@@ -10,13 +10,21 @@ import click
 
 from catalog.cli.common import command
 from catalog.cli.deploy_commands import CATALOG_OPTION, ENV_OPTION, TARGET_OPTION
+from catalog.cli.render import Failure, verdict
 from catalog.errors import UsageError
+from catalog.wording import plural
 
 __all__ = ["predict", "smoke", "status"]
 
 
 def _status_json(status: Any) -> dict[str, Any]:
+    failure = Failure(
+        "inconsistent",
+        f"what runs differs from the catalog: {plural(len(status.drift), 'drift item')}",
+        "'drift' lists each difference; 'modelcat plan' shows what an apply would change",
+    )
     return {
+        **verdict(None if status.consistent else failure),
         "consistent": status.consistent,
         "drift": status.drift,
         "applications": [
@@ -78,7 +86,7 @@ def _echo_status(status: Any) -> None:
                 click.echo(f"    pid {r.pid:<7} port {port:<6} {state:<9} {digest}  {mark}")
         for line in app.drift:
             click.echo(click.style(f"  drift: {line}", fg="yellow"))
-    overall = "consistent" if status.consistent else f"INCONSISTENT ({len(status.drift)} drift item(s))"
+    overall = "consistent" if status.consistent else f"INCONSISTENT ({plural(len(status.drift), 'drift item')})"
     click.echo(f"verdict: {overall}")
 
 
@@ -155,7 +163,11 @@ def predict(
     response = send(url, model_name, body, sticky)
     served = {h: response.headers.get(h) for h in ("x-model-version", "x-model-digest", "x-request-id")}
     if fmt == "json":
-        click.echo(json.dumps({"status": response.status_code, **served, "body": response.json()}, indent=2))
+        failure = Failure(
+            "request_failed", f"{application} answered HTTP {response.status_code}", "'body' holds the answer"
+        )
+        ok = verdict(None if response.status_code == 200 else failure)
+        click.echo(json.dumps({**ok, "status": response.status_code, **served, "body": response.json()}, indent=2))
     else:
         click.echo(f"{response.status_code} from {model_name} {served['x-model-version']} "
                    f"({served['x-model-digest']}), request {served['x-request-id']}")  # fmt: skip
@@ -194,11 +206,16 @@ def smoke(path: Path, target: str, envs: tuple[str, ...], count: int, fmt: str) 
                                  "requests": sample.total, "failures": len(sample.failures),
                                  "mismatches": len(sample.mismatches)})  # fmt: skip
     if fmt == "json":
-        click.echo(json.dumps({"rows": rows, "ok": bad == 0}, indent=2))
+        failure = Failure(
+            "smoke_failed",
+            f"{plural(bad, 'bad answer')}: a failed request, or an answer from bytes the catalog does not name",
+            "'rows' counts the failures and mismatches per version; 'modelcat status' shows what runs",
+        )
+        click.echo(json.dumps({"rows": rows, **verdict(None if bad == 0 else failure)}, indent=2))
     else:
         click.echo(f"{'application':<22} {'model':<18} {'version':<9} {'catalog':>8} {'observed':>9}")
         for r in rows:
             click.echo(f"{r['application']:<22} {r['model']:<18} {r['version']:<9} {r['catalog_weight']:>7}% "
                        f"{r['observed']:>8}%" + (f"  {r['failures']} failed" if r["failures"] else ""))  # fmt: skip
-        click.echo("every answer came from the bytes the catalog names" if bad == 0 else f"{bad} bad answer(s)")
+        click.echo("every answer came from the bytes the catalog names" if bad == 0 else plural(bad, "bad answer"))
     return 0 if bad == 0 else 1

@@ -247,7 +247,7 @@ def test_invalid_catalog_at_a_revision_names_the_revision_and_line(run: Callable
         assert result.exit_code == 1, result.output
         assert f"{repo.catalog}@broken:{line}:" in result.output
         assert "sticky_kee" in result.output
-        assert f"error: {repo.catalog}@broken: 1 problem(s) found" in result.output
+        assert f"error: {repo.catalog}@broken: 1 problem found" in result.output
     document = json.loads(run("broken", "--format", "json").output)
     assert document["ok"] is False and [p["line"] for p in document["problems"]] == [line]
 
