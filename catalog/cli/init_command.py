@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from catalog.cli.common import command
+from catalog.wording import plural
 
 __all__ = ["init"]
 
@@ -48,7 +49,7 @@ def init(folder: Path, fmt: str) -> int:
     for name in result.written:
         click.echo(f"wrote {folder / name}")
     if result.kept:
-        click.echo(f"kept {len(result.kept)} existing files: {', '.join(result.kept)}")
+        click.echo(f"kept {plural(len(result.kept), 'existing file')}: {', '.join(result.kept)}")
     click.echo(
         f"next: edit {folder / 'models.yaml'}, `modelcat validate`, commit, and set the CI variables named in "
         ".github/workflows/modelcat.yml (or .gitlab-ci.yml)"

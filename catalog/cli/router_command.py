@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from catalog.cli.common import command
+from catalog.wording import plural
 
 __all__ = ["router"]
 
@@ -90,7 +91,7 @@ def router(
         else:
             line = (
                 f"modelcat router: application {live.application} listening on {url} "
-                f"(table {table_path}, {len(live.models)} model(s))"
+                f"(table {table_path}, {plural(len(live.models), 'model')})"
             )
         click.echo(line)
         sys.stdout.flush()

@@ -20,6 +20,7 @@ import click
 from catalog.cli.common import command
 from catalog.cli.replica_command import runtime_options
 from catalog.errors import UsageError
+from catalog.wording import plural
 
 __all__ = ["DEFAULT_MODEL_DIR", "DEFAULT_PORT", "find_artifact", "serve"]
 
@@ -79,7 +80,7 @@ def find_artifact(artifact: str | None, model_dir: str | None) -> Path:
         raise UsageError(f"the model directory {folder} is empty: no model artifact to serve")
     if len(entries) > 1:
         raise UsageError(
-            f"the model directory {folder} holds {len(entries)} entries ({_describe(entries)}); expected "
+            f"the model directory {folder} holds {plural(len(entries), 'entry', 'entries')} ({_describe(entries)}); expected "
             f"one ONNX file, the files of one artifact with {MAIN_FILE}, or one folder with {MAIN_FILE} (set MODELCAT_ARTIFACT to name the artifact)"
         )
     [entry] = entries

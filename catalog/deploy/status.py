@@ -23,6 +23,7 @@ from catalog.provider.runstate import (
     probe_endpoint,
     probe_route,
 )
+from catalog.wording import plural
 
 __all__ = ["ApplicationStatus", "EndpointStatus", "Status", "collect_status"]
 
@@ -113,7 +114,7 @@ def _application_status(
             healthy = len(served.get((endpoint.model, endpoint.version), ()))
             if healthy != endpoint.serving.replicas:
                 status.drift.append(
-                    f"{endpoint.model} {endpoint.version}: {healthy} healthy replica(s), "
+                    f"{endpoint.model} {endpoint.version}: {plural(healthy, 'healthy replica')}, "
                     f"the catalog asks for {endpoint.serving.replicas}"
                 )
     if route is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from catalog.policy.findings import Finding, PolicyResult
+from catalog.wording import plural
 
 __all__ = ["as_dict", "render", "summary", "to_json", "to_markdown", "to_text"]
 
@@ -15,7 +16,8 @@ def _where(f: Finding) -> str:
 
 def summary(result: PolicyResult) -> str:
     waived = f", {len(result.waived)} waived" if result.waived else ""
-    return f"{len(result.denies)} denied, {len(result.warnings)} warnings{waived} ({len(result.rules)} rules, {result.inputs} inputs)"
+    counts = f"{plural(len(result.rules), 'rule')}, {plural(result.inputs, 'input')}"
+    return f"{len(result.denies)} denied, {plural(len(result.warnings), 'warning')}{waived} ({counts})"
 
 
 def to_text(result: PolicyResult) -> str:

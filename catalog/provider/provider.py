@@ -23,6 +23,7 @@ from tf.utils import Diagnostics
 from catalog.domain.problems import Problem
 from catalog.errors import ModelcatError
 from catalog.provider.runstate import RunDir
+from catalog.wording import plural
 
 if TYPE_CHECKING:
     from catalog.domain.models import Catalog
@@ -130,9 +131,9 @@ class ModelcatProvider(Provider):
             diags.add_error(f"modelcat: {e}", f"The provider's catalog setting is {self.catalog_setting!r}.")
             return None
         if report.catalog is None or not report.ok:
-            errors, warnings = len(report.errors), len(report.warnings)
+            errors, warnings = plural(len(report.errors), "error"), plural(len(report.warnings), "warning")
             diags.add_error(
-                f"modelcat: {report.file} is invalid ({errors} error(s), {warnings} warning(s))",
+                f"modelcat: {report.file} is invalid ({errors}, {warnings})",
                 problem_text(report.problems),
             )
             return None

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from catalog.wording import plural
+
 __all__ = ["Change", "describe_changes"]
 
 _VERBS = {
@@ -46,9 +48,9 @@ def _endpoint(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
     app = labels.get("modelcat/application") or str(state.get("name", "")).split(".")[0]
     subject = f"{app}: {state.get('model')} {state.get('version')} endpoint"
     if action == "create":
-        return subject, f"{after.get('replicas')} replica(s) of {_short(after.get('digest'))}" if after else ""
+        return subject, f"{plural(after.get('replicas'), 'replica')} of {_short(after.get('digest'))}" if after else ""
     if action == "delete":
-        return subject, f"stop {before.get('replicas')} replica(s)" if before else ""
+        return subject, f"stop {plural(before.get('replicas'), 'replica')}" if before else ""
     details = []
     if before and after:
         if before.get("digest") != after.get("digest"):

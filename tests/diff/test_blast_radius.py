@@ -123,7 +123,7 @@ def test_new_version_with_traffic_creates_an_endpoint() -> None:
         ]
     }
     created = blast.stacks[0].changes[1]
-    assert created.subject == "checkout: fraud-scorer 1.5.0 endpoint" and created.detail.startswith("3 replica(s) of")
+    assert created.subject == "checkout: fraud-scorer 1.5.0 endpoint" and created.detail.startswith("3 replicas of")
 
 
 def test_moving_an_application_to_another_environment_empties_one_stack_and_fills_the_other() -> None:

@@ -51,10 +51,10 @@ def test_each_kind_of_change_reads_in_model_terms() -> None:
         )
     ]
     assert lines == [
-        "create   checkout: fraud-scorer 1.4.0 endpoint: 3 replica(s) of sha256:bbbbbbbbbbbb",
+        "create   checkout: fraud-scorer 1.4.0 endpoint: 3 replicas of sha256:bbbbbbbbbbbb",
         "update   checkout: fraud-scorer 1.3.0 endpoint: replicas 2 -> 3",
         "replace  checkout: fraud-scorer 1.3.0 endpoint: bytes sha256:aaaaaaaaaaaa -> sha256:bbbbbbbbbbbb",
-        "delete   checkout: fraud-scorer 1.2.0 endpoint: stop 2 replica(s)",
+        "delete   checkout: fraud-scorer 1.2.0 endpoint: stop 2 replicas",
         "update   checkout: router: fraud-scorer 1.3.0 90 -> 80 %, fraud-scorer 1.4.0 10 -> 20 %",
         "update   checkout: router: fraud-scorer 1.2.0 removed (was 100 %), fraud-scorer 1.3.0 100 %",
         "delete   kubernetes_deployment_v1.x",
