@@ -15,13 +15,20 @@ SARIF_MULTITOOL_STAMP   := $(SARIF_MULTITOOL_DIR)/.installed-$(SARIF_MULTITOOL_V
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# One line per step; pip shows its own progress on a terminal, and in a log (CI) only its errors.
+PIP_INSTALL = quiet=; [ -t 1 ] || quiet="--quiet --progress-bar off"; $(BIN)/python -m pip install $$quiet
+
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "modelcat needs Python >= 3.11 (found: $$($(PYTHON) --version 2>&1)); set PYTHON=..." >&2; exit 2; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@echo "setup 1/3: creating the virtual environment $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "setup 2/3: upgrading pip"
+	@$(PIP_INSTALL) --upgrade pip
+	@echo "setup 3/3: installing modelcat and its dependencies, pinned by constraints.txt (1-3 minutes the first time)"
+	@$(PIP_INSTALL) -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
+	@echo "setup: done; the commands are in $(BIN)"
 
 setup: $(STAMP)
 
