@@ -40,11 +40,12 @@ def catalog_option(*, positional: bool = False) -> Callable[[F], F]:
     """``--catalog PATH`` (default models.yaml), given to the command as ``path``: how every command
     takes the catalog. ``positional``: a first argument [CATALOG] is accepted as well, for the
     commands that took the catalog that way before (validate, show, policy check, policy input)."""
-    help_text = "The catalog file." + (" [CATALOG] before the options says the same." if positional else "")
+    help_text = "The catalog file." + (" Also accepted as the argument [CATALOG]." if positional else "")
     if not positional:
         return click.option(
-            "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, type=_CATALOG_PATH, help=help_text
-        )
+            "--catalog", "path", default=DEFAULT_CATALOG, show_default=True, metavar="PATH", type=_CATALOG_PATH,
+            help=help_text,
+        )  # fmt: skip
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
@@ -54,8 +55,9 @@ def catalog_option(*, positional: bool = False) -> Callable[[F], F]:
             return func(*args, path=path or catalog_argument or Path(DEFAULT_CATALOG), **kwargs)
 
         either = click.option(
-            "--catalog", "path", default=None, show_default=DEFAULT_CATALOG, type=_CATALOG_PATH, help=help_text
-        )(either)
+            "--catalog", "path", default=None, metavar="PATH", type=_CATALOG_PATH,
+            help=f"{help_text}  [default: {DEFAULT_CATALOG}]",
+        )(either)  # fmt: skip
         return click.argument("catalog_argument", required=False, metavar="[CATALOG]", type=_CATALOG_PATH)(either)
 
     return decorate
