@@ -120,7 +120,7 @@ def command(func: Callable[..., int | None] | None = None, *, formats: Sequence[
             if traceback:
                 raise
             code = _fail(fmt, e)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C, also at a confirmation prompt
             failure = Failure("interrupted", "interrupted", "stopped by Ctrl-C before the end; run it again")
             code = _fail_unexpectedly(fmt, failure, 130)
         except (click.exceptions.Exit, click.ClickException):
