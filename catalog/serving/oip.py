@@ -1,12 +1,14 @@
 """Open Inference Protocol v2 (REST, JSON) tensors: datatypes, request decoding, response encoding.
 
 Pure functions over numpy; no IO. A request is checked against the model's tensors before anything
-runs: names, datatypes, element types, shapes against fixed dimensions, and data length against
-shape. Every refusal is an ``InvalidRequest`` naming the tensor and what is wrong.
+runs: names, datatypes, element types, shapes against fixed dimensions, and data against shape
+(flat with the right length, or nested exactly as the shape says). Every refusal is an
+``InvalidRequest`` naming the tensor and what is wrong.
 
 JSON has no NaN or infinity: floating-point data may carry them as the strings ``"NaN"``,
-``"Infinity"`` and ``"-Infinity"`` (requests and responses alike). BYTES tensors travel as JSON
-strings. The binary tensor data extension is not implemented: binary inputs are refused, and
+``"Infinity"`` and ``"-Infinity"`` (requests and responses alike); a number too large for a double
+(``1e400``) is refused, not read as infinity. BYTES tensors travel as JSON strings, which must be
+valid Unicode (a lone surrogate escape is refused). The binary tensor data extension is not implemented: binary inputs are refused, and
 requests for binary outputs are answered in JSON (the response says which, by having no
 ``Inference-Header-Content-Length`` header).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,9 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 _BY_KIND = {dtype: name for name, dtype in DATATYPES.items() if name != "BYTES"}
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _BINARY = "the binary tensor data extension is not supported; send the data as JSON"
+_SURROGATE = "it holds a lone surrogate (a \\uD800-\\uDFFF escape that is not half of a pair)"
+MAX_RANK = 32  # dimensions of a request tensor (numpy 1 holds no more; no model needs more)
+_MAX_SPAN = np.iinfo(np.intp).max // 16  # the product of the nonzero dims numpy can index
 
 Dim = int | str | None  # fixed size, symbolic name, or unknown
 
@@ -99,23 +104,46 @@ def _reject_constant(token: str) -> None:
     raise InvalidRequest(f"request body is not valid JSON: {token} is not a JSON value (write it as a string)")
 
 
-def _flatten(data: object, depth: int, where: str) -> list[Any]:
-    """Row-major elements of ``data`` (flat or nested lists), nested at most ``depth`` deep."""
+def _flatten(data: object, dims: tuple[int, ...], where: str) -> list[Any]:
+    """Row-major elements of ``data``: a flat array, or arrays nested exactly as ``dims`` says."""
     if not isinstance(data, list):
         raise InvalidRequest(f"{where}: 'data' must be an array, not {_json_type(data)}")
     if not any(type(x) is list for x in data):
         return data
+    rank, shape = len(dims), list(dims)
+    deeper = f"{where}: 'data' is nested deeper than the shape's {rank} dimension(s)"
+    if rank < 2:
+        raise InvalidRequest(deeper)
+
+    def label(path: tuple[int, ...]) -> str:
+        return "data" + "".join(f"[{i}]" for i in path) if path else "'data'"
+
     flat: list[Any] = []
-    stack = [(iter(data), 1)]
+    stack: list[tuple[Iterator[tuple[int, Any]], tuple[int, ...]]] = []
+
+    def enter(items: list[Any], path: tuple[int, ...]) -> None:
+        innermost = len(path) == rank - 1
+        if innermost and any(type(x) is list for x in items):
+            raise InvalidRequest(deeper)
+        want = dims[len(path)]
+        if len(items) != want:
+            raise InvalidRequest(f"{where}: {label(path)} has {len(items)} element(s), the shape {shape} needs {want}")
+        if innermost:
+            flat.extend(items)
+        else:
+            stack.append((enumerate(items), path))
+
+    enter(data, ())
     while stack:  # iterative, so hostile nesting cannot exhaust the stack
-        items, level = stack[-1]
-        for item in items:
-            if type(item) is list:
-                if level >= depth:
-                    raise InvalidRequest(f"{where}: 'data' is nested deeper than the shape's {depth} dimension(s)")
-                stack.append((iter(item), level + 1))
-                break
-            flat.append(item)
+        items, path = stack[-1]
+        for i, item in items:
+            if type(item) is not list:
+                raise InvalidRequest(
+                    f"{where}: {label((*path, i))} is {_json_type(item)}, "
+                    f"the shape {shape} needs an array of {dims[len(path) + 1]} there"
+                )
+            enter(item, (*path, i))
+            break
         else:
             stack.pop()
     return flat
@@ -144,16 +172,18 @@ def _convert(flat: list[Any], datatype: str, where: str) -> np.ndarray:
     if bad is not None:
         raise InvalidRequest(f"{where}: {datatype} data must be {want}; element {bad} is {_json_type(flat[bad])}")
     if datatype == "BYTES":
+        _check_unicode(flat, where)
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
         return array
     if dtype.kind == "f":
-        if any(type(x) is str for x in flat):
-            flat = [_NON_FINITE[x] if type(x) is str else x for x in flat]
+        numbers = [_NON_FINITE[x] if type(x) is str else x for x in flat] if any(type(x) is str for x in flat) else flat
         try:
-            source = np.array(flat, dtype=np.float64)
+            source = np.array(numbers, dtype=np.float64)
         except OverflowError:
             raise InvalidRequest(f"{where}: a value is too large for {datatype}") from None
+        if not bool(np.isfinite(source).all()):
+            _check_finite_numbers(flat, where)
         with np.errstate(over="ignore"):
             array = source.astype(dtype)
         if dtype != np.float64 and bool((np.isinf(array) & np.isfinite(source)).any()):
@@ -167,11 +197,40 @@ def _convert(flat: list[Any], datatype: str, where: str) -> np.ndarray:
         raise InvalidRequest(f"{where}: a value is out of the range of {datatype}{span}") from None
 
 
+def _check_unicode(flat: list[str], where: str) -> None:
+    """JSON can carry a lone surrogate (``"\\ud800"``); a string tensor holds UTF-8, which cannot."""
+    try:
+        "".join(flat).encode("utf-8")
+    except UnicodeEncodeError:
+        bad = _first_bad(flat, _is_unicode)
+        raise InvalidRequest(f"{where}: BYTES element {bad} is not valid Unicode: {_SURROGATE}") from None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_finite_numbers(flat: list[Any], where: str) -> None:
+    """Only the strings "Infinity" and "-Infinity" say infinity: a number that overflowed a double did not."""
+    bad = _first_bad(flat, lambda x: type(x) is not float or math.isfinite(x))
+    if bad is not None:
+        raise InvalidRequest(
+            f'{where}: element {bad} is beyond the range of a 64-bit float; write "Infinity" or "-Infinity" '
+            "if infinity is meant"
+        )
+
+
 def _check_shape(shape: object, where: str) -> tuple[int, ...]:
     if not isinstance(shape, list) or any(type(d) is not int for d in shape):
         raise InvalidRequest(f"{where}: 'shape' must be an array of integers")
     if any(d < 0 for d in shape):
         raise InvalidRequest(f"{where}: 'shape' {shape} has a negative dimension")
+    if len(shape) > MAX_RANK:
+        raise InvalidRequest(f"{where}: 'shape' has {len(shape)} dimensions; at most {MAX_RANK} are supported")
     return tuple(shape)
 
 
@@ -182,10 +241,12 @@ def decode_tensor(name: str, datatype: object, shape: object, data: object) -> n
         known = ", ".join(DATATYPES)
         raise InvalidRequest(f"{where}: unknown datatype {datatype!r}; the protocol's datatypes are {known}")
     dims = _check_shape(shape, where)
-    flat = _flatten(data, max(len(dims), 1), where)
+    flat = _flatten(data, dims, where)
     count = math.prod(dims)
     if len(flat) != count:
         raise InvalidRequest(f"{where}: shape {list(dims)} needs {count} element(s), but 'data' has {len(flat)}")
+    if math.prod(d for d in dims if d) > _MAX_SPAN:  # empty, yet numpy cannot describe it
+        raise InvalidRequest(f"{where}: shape {list(dims)} is too large for an array, even an empty one")
     return _convert(flat, datatype, where).reshape(dims)
 
 
@@ -236,6 +297,8 @@ def parse_request(body: bytes, inputs: Sequence[TensorMeta], outputs: Sequence[T
     request_id = payload.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidRequest("'id' must be a string")
+    if request_id is not None and not _is_unicode(request_id):
+        raise InvalidRequest(f"'id' is not valid Unicode: {_SURROGATE}")
     parameters = _parameters(payload.get("parameters"), "the request")
     entries = payload.get("inputs")
     if not isinstance(entries, list):

@@ -133,3 +133,70 @@ def test_non_finite_outputs_travel_as_strings() -> None:
     text = json.dumps(response, allow_nan=False)
     assert json.loads(text)["outputs"][0]["data"] == ["NaN", "Infinity", "-Infinity", 1.5]
     assert json.loads(text)["id"] == "i"
+
+
+# --- item 13: holes in the decoder ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape,data,message",
+    [
+        ([2, 3], [[1, 2], [3, 4, 5, 6]], "data\\[0\\] has 2 element\\(s\\), the shape \\[2, 3\\] needs 3"),
+        ([2, 3], [[1, 2, 3], [4, 5, 6], []], "'data' has 3 element\\(s\\), the shape \\[2, 3\\] needs 2"),
+        ([2, 3], [1, [2, 3, 4]], "data\\[0\\] is a number, the shape \\[2, 3\\] needs an array of 3 there"),
+        ([2, 3], [[1, 2, 3], 4], "data\\[1\\] is a number, the shape \\[2, 3\\] needs an array of 3 there"),
+        ([2, 3], [1, 2, [3, 4], 5, 6], "'data' has 5 element\\(s\\), the shape \\[2, 3\\] needs 2"),
+        ([2, 2, 1], [[[1], [2]], [[3], 4]], "data\\[1\\]\\[1\\] is a number, the shape \\[2, 2, 1\\] needs an array"),
+        ([4], [[1, 2], [3, 4]], "nested deeper than the shape's 1 dimension"),
+    ],
+    ids=[
+        "ragged rows",
+        "extra empty row",
+        "list among numbers",
+        "number among rows",
+        "mixed",
+        "deep ragged",
+        "too deep",
+    ],
+)
+def test_nested_data_must_have_the_shape_it_declares(shape: list[int], data: object, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        decode_tensor("t", "FP32", shape, data)
+
+
+def test_nested_data_with_empty_dimensions_decodes() -> None:
+    assert decode_tensor("t", "FP32", [2, 0], [[], []]).shape == (2, 0)
+    assert decode_tensor("t", "INT64", [1, 2, 1], [[[1], [2]]]).tolist() == [[[1], [2]]]
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.7976931348623159e308"])
+@pytest.mark.parametrize("datatype", ["FP16", "FP32", "FP64"])
+def test_json_numbers_beyond_fp64_are_refused_not_made_infinite(number: str, datatype: str) -> None:
+    data = json.loads(f"[0.5, {number}]")
+    with pytest.raises(InvalidRequest, match='element 1 is beyond the range of a 64-bit float.*"Infinity"'):
+        decode_tensor("t", datatype, [2], data)
+    assert np.isinf(decode_tensor("t", datatype, [2], [0.5, "-Infinity"])[1])  # the way to say it
+
+
+@pytest.mark.parametrize(
+    "shape,message",
+    [
+        ([0, 10**20], "too large"),
+        ([0, 2**62, 2**62], "too large"),
+        ([1] * 100, "100 dimensions"),
+    ],
+    ids=["dim over intp", "size over intp", "rank 100"],
+)
+def test_shapes_numpy_cannot_hold_are_refused(shape: list[int], message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        decode_tensor("t", "FP32", shape, [] if 0 in shape else [1.0])
+
+
+def test_lone_surrogates_in_bytes_are_refused_and_pairs_accepted() -> None:
+    data = json.loads('["a", "\\ud83d\\ude00", "\\ud83d"]')  # a pair (one emoji), then a lone high surrogate
+    with pytest.raises(InvalidRequest, match="BYTES element 2 is not valid Unicode: it holds a lone surrogate"):
+        decode_tensor("t", "BYTES", [3], data)
+    assert decode_tensor("t", "BYTES", [2], data[:2]).tolist() == ["a", "\U0001f600"]
+    split = json.loads('["\\ud83d", "\\ude00"]')  # a pair split across two elements is two lone halves
+    with pytest.raises(InvalidRequest, match="element 0"):
+        decode_tensor("t", "BYTES", [2], split)

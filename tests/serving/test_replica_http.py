@@ -350,3 +350,37 @@ def test_small_requests_do_not_wait_for_delayed_acks(client: httpx.Client) -> No
         assert client.post(INFER, json={"inputs": [features(1)[1]]}).status_code == 200
         timings.append(time.perf_counter() - started)
     assert statistics.median(timings) < 0.02, f"median {statistics.median(timings) * 1000:.1f} ms"
+
+
+# --- item 13: what JSON can say that a tensor cannot -------------------------------------------
+
+
+def test_lone_surrogate_in_bytes_data_is_a_400(types_replica: httpx.Client) -> None:
+    payload = types_request(words={"data": ["ok", "\ud800"]})
+    body = json.dumps(payload).encode()  # ASCII JSON: the surrogate travels as the escape \ud800
+    assert b'"\\ud800"' in body
+    response = types_replica.post("/v2/models/types/infer", content=body, headers={"content-type": "application/json"})
+    message = error_of(response, 400)
+    assert "'words'" in message and "element 1" in message and "lone surrogate" in message
+    assert "Error" not in message  # no Python exception text
+
+
+def test_lone_surrogate_in_the_request_id_is_a_400(client: httpx.Client) -> None:
+    body = json.dumps({"id": "req-\udc80", "inputs": [features(1)[1]]}).encode()
+    response = client.post(INFER, content=body, headers={"content-type": "application/json"})
+    assert "'id'" in error_of(response, 400) and "lone surrogate" in error_of(response, 400)
+
+
+def test_ragged_nested_data_with_the_right_count_is_a_400(client: httpx.Client) -> None:
+    rows = [[0.5] * 15, [0.5] * 17]  # 32 elements, as shape [2, 16] needs, but not 2 rows of 16
+    message = error_of(client.post(INFER, json=_with(data=rows)), 400)
+    assert "'features'" in message and "data[0] has 15 element(s)" in message and "[2, 16]" in message
+
+
+def test_json_number_beyond_fp64_is_a_400(client: httpx.Client) -> None:
+    tensor = {"name": "features", "shape": [1, 16], "datatype": "FP32", "data": [0.0] * 16}
+    body = json.dumps({"inputs": [tensor]}).replace('"data": [0.0', '"data": [1e400', 1).encode()
+    assert json.loads(body)["inputs"][0]["data"][0] == float("inf")  # what Python's JSON makes of it
+    response = client.post(INFER, content=body, headers={"content-type": "application/json"})
+    message = error_of(response, 400)
+    assert "'features'" in message and "element 0" in message and '"Infinity"' in message
