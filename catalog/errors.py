@@ -8,6 +8,7 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 ├── DiskFull                   no space left (or a file-size limit) while writing         → 2
 ├── ArtifactError              an artifact is unusable                                   → 1
 │   ├── NotOnnx                the bytes are not an ONNX model (judged by content)
+│   ├── UnsupportedModel       valid ONNX whose values the catalog cannot describe (a ZipMap)
 │   ├── UnsafeArtifact         external data escaping the artifact, symlinks, hard links
 │   ├── ArtifactTooLarge       over the global or per-model size limit
 │   ├── DigestMismatch         the bytes are not the ones the catalog names
@@ -78,6 +79,7 @@ __all__ = [
     "TerraformInitFailed",
     "TerraformUnavailable",
     "UnsafeArtifact",
+    "UnsupportedModel",
     "UsageError",
 ]
 
@@ -198,6 +200,12 @@ class ArtifactError(ModelcatError):
 
 class NotOnnx(ArtifactError):
     pass
+
+
+class UnsupportedModel(ArtifactError):
+    """A valid ONNX model whose inputs or outputs the catalog cannot describe (nor a replica serve)."""
+
+    hint = "export the model with tensor inputs and outputs of a supported element type (the message says how)"
 
 
 class UnsafeArtifact(ArtifactError):

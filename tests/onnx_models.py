@@ -69,3 +69,51 @@ def point_external_data_at(path: Path, location: str) -> None:
             if entry.key == "location":
                 entry.value = location
     path.write_bytes(model.SerializeToString())
+
+
+def zipmap_classifier(n_features: int = 4, classes: tuple[int, ...] = (0, 1, 2)) -> onnx.ModelProto:
+    """What skl2onnx writes for a classifier by default: ``output_label`` int64[N] and
+    ``output_probability``, a ZipMap of the scores: ``seq(map(int64, tensor(float)))``."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node(
+            "LinearClassifier",
+            ["float_input"],
+            ["label", "probabilities"],
+            domain="ai.onnx.ml",
+            classlabels_ints=list(classes),
+            coefficients=rng.standard_normal(len(classes) * n_features).astype(np.float32).tolist(),
+            intercepts=[0.0] * len(classes),
+            multi_class=1,
+            post_transform="SOFTMAX",
+        ),
+        helper.make_node("Identity", ["label"], ["output_label"]),
+        helper.make_node(
+            "ZipMap", ["probabilities"], ["output_probability"], domain="ai.onnx.ml", classlabels_int64s=list(classes)
+        ),
+    ]
+    probability_map = helper.make_map_type_proto(
+        TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
+    )
+    outputs = [
+        helper.make_tensor_value_info("output_label", TensorProto.INT64, [None]),
+        helper.make_value_info("output_probability", helper.make_sequence_type_proto(probability_map)),
+    ]
+    inputs = [helper.make_tensor_value_info("float_input", TensorProto.FLOAT, [None, n_features])]
+    graph = helper.make_graph(nodes, "skl2onnx-like", inputs, outputs)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="skl2onnx")
+    model.ir_version = 9
+    return model
+
+
+def identity_model(value_type: onnx.TypeProto, *, opset: int = 25) -> onnx.ModelProto:
+    """Input ``x`` of ``value_type`` passed through Identity to output ``y`` (any tensor element
+    type, sequence or optional value the opset's Identity takes)."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_value_info("x", value_type)],
+        [helper.make_value_info("y", value_type)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="modelcat-tests")

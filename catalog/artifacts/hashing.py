@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from catalog.errors import ArtifactTooLarge
 
-__all__ = ["CHUNK", "Hashed", "Progress", "hash_file", "hash_stream", "manifest_digest"]
+__all__ = ["CHUNK", "Hashed", "Progress", "artifact_digest", "hash_file", "hash_stream", "manifest_digest"]
 
 CHUNK = 1 << 20  # 1 MiB: large enough for full hashing speed, small enough to bound memory
 MANIFEST_MEDIA_TYPE = "application/vnd.modelcat.artifact.manifest.v1+json"
@@ -70,3 +70,10 @@ def manifest_digest(files: Sequence[tuple[str, Hashed]]) -> str:
     }
     canonical = json.dumps(listing, sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def artifact_digest(files: Sequence[tuple[str, Hashed]]) -> Hashed:
+    """The digest and size the catalog records for an artifact of ``files`` (the model first): a
+    single file's own sha256, else the manifest digest; the size is every file's."""
+    digest = files[0][1].digest if len(files) == 1 else manifest_digest(files)
+    return Hashed(digest, sum(h.size for _, h in files))

@@ -1,8 +1,10 @@
 """ONNX inspection: refuse what is not ONNX by its content, and external data that escapes.
 
 The model is parsed without its external data; every external-data location is checked
-(relative, inside the artifact's folder, a plain file: no symlink, no hard link) before any of it
-is read, and only then does ``onnx.checker`` run on the path.
+(relative, inside the artifact's folder, a plain file: no symlink, no hard link, not the model
+itself) before any of it is read, and only then does ``onnx.checker`` run on the path. Inputs and
+outputs the catalog cannot describe (sequences, maps, optional values, element types without a
+dtype) are refused naming what they are.
 """
 
 from __future__ import annotations
@@ -15,11 +17,23 @@ from pathlib import Path, PurePosixPath
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
+from pydantic import ValidationError
 
 from catalog.domain.models import Signature, TensorSpec
-from catalog.errors import NotOnnx, UnsafeArtifact
+from catalog.errors import NotOnnx, UnsafeArtifact, UnsupportedModel
 
-__all__ = ["OnnxFacts", "check_location", "external_locations", "inspect_onnx", "load_graph", "sniff"]
+__all__ = [
+    "MAIN_FILE",
+    "OnnxFacts",
+    "check_location",
+    "external_files",
+    "external_locations",
+    "inspect_onnx",
+    "load_graph",
+    "sniff",
+]
+
+MAIN_FILE = "model.onnx"  # the model file's name inside a stored multi-file artifact
 
 # What a file starts with, for the formats most often mistaken for ONNX.
 _MAGIC = (
@@ -46,6 +60,10 @@ _DTYPES = {
     onnx.TensorProto.BOOL: "bool",
     onnx.TensorProto.STRING: "string",
 }
+_ZIPMAP_FIX = (
+    "skl2onnx writes this for a classifier's probabilities (a ZipMap); convert with "
+    "options={id(clf): {'zipmap': False}} to have them as one float tensor"
+)
 
 
 @dataclass(frozen=True)
@@ -100,9 +118,17 @@ def external_locations(model: onnx.ModelProto) -> list[str]:
     return list(seen)
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, cut short when it is long."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} characters)"
+
+
 def check_location(base: Path, location: str, model_path: Path) -> Path:
-    """The file ``location`` names, if it stays inside ``base`` and is a plain, singly linked file."""
-    where = f"external data {location!r} of {model_path.name}"
+    """The file ``location`` names, if it stays inside ``base`` and is a plain, singly linked file,
+    neither the model file itself nor named as a stored artifact names its model (``model.onnx``)."""
+    where = f"external data {_shown(location)} of {model_path.name}"
+    if "\x00" in location:
+        raise UnsafeArtifact(str(model_path), f"{where} contains a NUL byte")
     if not location or location.startswith(("/", "\\")) or (len(location) > 1 and location[1] == ":"):
         raise UnsafeArtifact(str(model_path), f"{where} is an absolute path; it must be relative to the model")
     parts = PurePosixPath(location.replace("\\", "/")).parts
@@ -113,10 +139,18 @@ def check_location(base: Path, location: str, model_path: Path) -> Path:
         info = os.lstat(target)
     except FileNotFoundError:
         raise UnsafeArtifact(str(model_path), f"{where} does not exist next to the model") from None
+    except OSError as e:
+        raise UnsafeArtifact(str(model_path), f"{where} cannot be read ({e.strerror})") from None
     if stat.S_ISLNK(info.st_mode):
         raise UnsafeArtifact(str(model_path), f"{where} is a symbolic link; copy the file instead")
     if not stat.S_ISREG(info.st_mode):
         raise UnsafeArtifact(str(model_path), f"{where} is not a regular file")
+    if os.path.samestat(info, os.stat(model_path)):
+        raise UnsafeArtifact(str(model_path), f"{where} is the model file itself; save the weights to another file")
+    if parts == (MAIN_FILE,):
+        raise UnsafeArtifact(
+            str(model_path), f"{where} has the name the stored model file takes ({MAIN_FILE}); rename the data file"
+        )
     if info.st_nlink > 1:
         raise UnsafeArtifact(str(model_path), f"{where} is a hard link ({info.st_nlink} names); copy the file instead")
     for parent in target.parents:
@@ -127,15 +161,91 @@ def check_location(base: Path, location: str, model_path: Path) -> Path:
     return target
 
 
-def _tensor_spec(value: onnx.ValueInfoProto) -> TensorSpec:
+def external_files(model: onnx.ModelProto, path: Path) -> list[tuple[str, Path]]:
+    """Every external-data file of the model at ``path``, checked, once each: its location as a
+    stored artifact names it (``./w.bin`` is ``w.bin``) and the file."""
+    files: dict[str, Path] = {}
+    for location in external_locations(model):
+        target = check_location(path.parent, location, path)
+        files.setdefault(target.relative_to(path.parent).as_posix(), target)
+    return list(files.items())
+
+
+def _element(number: int) -> str:
+    """ONNX's name of an element type (FLOAT8E4M3FN), or its number if this onnx does not know it."""
+    try:
+        return onnx.TensorProto.DataType.Name(number)
+    except ValueError:
+        return str(number)
+
+
+def _notation(value_type: onnx.TypeProto) -> str:
+    """A value type as ONNX and onnxruntime write it: ``seq(map(int64,tensor(float)))``."""
+    kind = value_type.WhichOneof("value")
+    if kind == "tensor_type":
+        return f"tensor({_element(value_type.tensor_type.elem_type).lower()})"
+    if kind == "sparse_tensor_type":
+        return f"sparse_tensor({_element(value_type.sparse_tensor_type.elem_type).lower()})"
+    if kind == "sequence_type":
+        return f"seq({_notation(value_type.sequence_type.elem_type)})"
+    if kind == "map_type":
+        key = _element(value_type.map_type.key_type).lower()
+        return f"map({key},{_notation(value_type.map_type.value_type)})"
+    if kind == "optional_type":
+        return f"optional({_notation(value_type.optional_type.elem_type)})"
+    return "no type"
+
+
+def _described(value_type: onnx.TypeProto, plural: bool = False, article: bool = True) -> str:
+    """A value type in words: ``a sequence of maps from int64 to float32 tensors``."""
+    kind = value_type.WhichOneof("value")
+    if kind == "optional_type":
+        inner = _described(value_type.optional_type.elem_type, plural, article=False)
+        return f"{'an ' if article and not plural else ''}optional {inner}"
+    if kind in ("tensor_type", "sparse_tensor_type"):
+        number = getattr(value_type, kind).elem_type
+        noun, rest = f"{_DTYPES.get(number) or _element(number)} {'sparse ' * (kind != 'tensor_type')}tensor", ""
+    elif kind == "sequence_type":
+        noun, rest = "sequence", f" of {_described(value_type.sequence_type.elem_type, plural=True)}"
+    elif kind == "map_type":
+        key = _DTYPES.get(value_type.map_type.key_type) or _element(value_type.map_type.key_type)
+        noun, rest = "map", f" from {key} to {_described(value_type.map_type.value_type, plural=True)}"
+    else:
+        noun, rest = "value", " with no type"
+    if plural:
+        return f"{noun}s{rest}"
+    return f"{('an ' if noun[0] in 'aeio' else 'a ') if article else ''}{noun}{rest}"
+
+
+def _tensor_spec(value: onnx.ValueInfoProto, side: str, path: Path) -> TensorSpec:
+    what = f"{side} {_shown(value.name)}"
+    if value.type.WhichOneof("value") != "tensor_type":
+        notation = _notation(value.type)
+        fix = _ZIPMAP_FIX if notation.startswith("seq(map(") else "the catalog and its replicas take tensors only"
+        raise UnsupportedModel(str(path), f"{what} is {_described(value.type)} ({notation}), not a tensor; {fix}")
     tensor_type = value.type.tensor_type
     dtype = _DTYPES.get(tensor_type.elem_type)
     if dtype is None:
-        raise NotOnnx(value.name, f"tensor {value.name!r} has an unsupported element type {tensor_type.elem_type}")
+        detail = (
+            "has no element type"
+            if tensor_type.elem_type == 0
+            else f"has element type {_element(tensor_type.elem_type)}"
+        )
+        raise UnsupportedModel(
+            str(path), f"{what} {detail}, which the catalog does not support (it takes {', '.join(_DTYPES.values())})"
+        )
     dims: list[int | str] = [
-        d.dim_param if d.dim_param else (d.dim_value if d.HasField("dim_value") else "?") for d in tensor_type.shape.dim
-    ]
-    return TensorSpec(name=value.name, dtype=dtype, shape=dims)
+        d.dim_param if d.dim_param else (d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else "?")
+        for d in tensor_type.shape.dim
+    ]  # a negative size is "any", as onnxruntime reads it
+    try:
+        return TensorSpec(name=value.name, dtype=dtype, shape=dims)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = first["loc"]
+        field_name = f"dimension {loc[1]} {_shown(str(first['input']))}" if loc[0] == "shape" else str(loc[0])
+        message = first["msg"].removeprefix("Value error, ")
+        raise UnsupportedModel(str(path), f"{what}: {field_name}: {message}") from None
 
 
 def inspect_onnx(path: str | os.PathLike[str]) -> OnnxFacts:
@@ -146,12 +256,10 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxFacts:
     """
     path = Path(path)
     model = load_graph(path)
-    locations = external_locations(model)
-    for location in locations:  # every location is checked before anything is read
-        check_location(path.parent, location, path)
+    external = external_files(model, path)  # every location is checked before anything is read
     initializers = {init.name for init in model.graph.initializer}
-    inputs = [_tensor_spec(v) for v in model.graph.input if v.name not in initializers]
-    outputs = [_tensor_spec(v) for v in model.graph.output]
+    inputs = [_tensor_spec(v, "input", path) for v in model.graph.input if v.name not in initializers]
+    outputs = [_tensor_spec(v, "output", path) for v in model.graph.output]
     if not inputs:
         raise NotOnnx(str(path), "has no graph inputs")
     facts = OnnxFacts(
@@ -160,7 +268,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxFacts:
         producer=model.producer_name,
         producer_version=model.producer_version,
         signature=Signature(inputs=inputs, outputs=outputs),
-        external_files=tuple(locations),
+        external_files=tuple(location for location, _ in external),
     )
     del model
     try:

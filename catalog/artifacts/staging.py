@@ -8,17 +8,17 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from catalog import filelock
-from catalog.artifacts.hashing import Hashed, Progress, hash_stream, manifest_digest
-from catalog.artifacts.onnx_facts import check_location, external_locations, inspect_onnx, load_graph
-from catalog.artifacts.stores.base import MAIN_FILE, StagedArtifact
-from catalog.errors import ArtifactTooLarge, DiskFull, NotOnnx, UnsafeArtifact
+from catalog.artifacts.hashing import Hashed, Progress, artifact_digest, hash_file, hash_stream
+from catalog.artifacts.onnx_facts import MAIN_FILE, external_files, inspect_onnx, load_graph
+from catalog.artifacts.stores.base import StagedArtifact
+from catalog.errors import ArtifactTooLarge, DiskFull, NotOnnx, UnsafeArtifact, UnsupportedModel
 
-__all__ = ["StagingArea", "copy_hashed", "stage_artifact"]
+__all__ = ["StagingArea", "copy_hashed", "hash_in_place", "stage_artifact"]
 
 T = TypeVar("T")
 
@@ -113,8 +113,8 @@ def _as_source(check: Callable[[Path], T], staged: Path, source: Path) -> T:
     """Run a check on the staged copy, naming the user's file (not the copy) in any error."""
     try:
         return check(staged)
-    except NotOnnx as e:
-        raise NotOnnx(str(source), e.detail) from e
+    except (NotOnnx, UnsupportedModel, UnsafeArtifact) as e:
+        raise type(e)(str(source), e.detail) from e
 
 
 def _regular_file(path: Path) -> os.stat_result:
@@ -139,18 +139,25 @@ def stage_artifact(source: Path, staging: Path, *, limit: int, progress: Progres
     main = staging / MAIN_FILE
     files = [(MAIN_FILE, copy_hashed(source, main, limit=limit, progress=progress))]
     total = files[0][1].size
-    locations = external_locations(_as_source(load_graph, main, source))
-    targets = [check_location(source.parent, location, source) for location in locations]
-    for location, target in zip(locations, targets, strict=True):
+    external = external_files(_as_source(load_graph, main, source), source)
+    for _, target in external:
         total += target.stat().st_size
         if total > limit:
             raise ArtifactTooLarge(str(source), f"with its external data is over {limit:,} bytes (the size limit)")
-    for location, target in zip(locations, targets, strict=True):
-        hashed = copy_hashed(target, staging / location, limit=limit, progress=progress)
-        files.append((location, hashed))
-    total = sum(h.size for _, h in files)
-    if total > limit:
-        raise ArtifactTooLarge(str(source), f"grew to {total:,} bytes while it was read, over the limit of {limit:,}")
+    for location, target in external:
+        files.append((location, copy_hashed(target, staging / location, limit=limit, progress=progress)))
+    hashed = artifact_digest(files)
+    if hashed.size > limit:
+        raise ArtifactTooLarge(
+            str(source), f"grew to {hashed.size:,} bytes while it was read, over the limit of {limit:,}"
+        )
     facts = _as_source(inspect_onnx, main, source)
-    digest = files[0][1].digest if len(files) == 1 else manifest_digest(files)
-    return StagedArtifact(root=staging, files=tuple(files), digest=digest, size=total, facts=facts)
+    return StagedArtifact(root=staging, files=tuple(files), digest=hashed.digest, size=hashed.size, facts=facts)
+
+
+def hash_in_place(source: Path, external: Sequence[str], progress: Progress | None = None) -> Hashed:
+    """The digest and size ``stage_artifact`` records for the model at ``source`` whose checked
+    external-data files are ``external`` (as ``OnnxFacts.external_files`` names them), read in place."""
+    files = [(MAIN_FILE, hash_file(str(source), progress=progress))]
+    files += [(location, hash_file(str(source.parent / location), progress=progress)) for location in external]
+    return artifact_digest(files)

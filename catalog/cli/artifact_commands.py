@@ -162,14 +162,22 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
 @click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @command
 def inspect(artifact: Path, fmt: str) -> int:
-    """Print what an ONNX file holds: IR version, opsets, producer, inputs and outputs."""
+    """Print what an ONNX file holds: the digest and size to record in models.yaml, IR version,
+    opsets, producer, inputs and outputs, external data."""
     from catalog.artifacts.onnx_facts import inspect_onnx
+    from catalog.artifacts.staging import hash_in_place
 
     facts = inspect_onnx(artifact)
+    total = sum((artifact.parent / f).stat().st_size for f in facts.external_files) + artifact.stat().st_size
+    with _progress_bar(total, f"hashing {artifact.name}") as progress:
+        hashed = hash_in_place(artifact, facts.external_files, progress)
     if fmt == "json":
-        click.echo(json.dumps({"path": str(artifact), **facts.as_dict()}, indent=2))
+        body = {"path": str(artifact), "digest": hashed.digest, "size_bytes": hashed.size, **facts.as_dict()}
+        click.echo(json.dumps(body, indent=2))
         return 0
     click.echo(f"{artifact}")
+    click.echo(f"  digest: {hashed.digest}")
+    click.echo(f"  size_bytes: {hashed.size}")
     click.echo(f"  ir_version {facts.ir_version}, opsets {', '.join(f'{k}={v}' for k, v in facts.opsets.items())}")
     click.echo(f"  producer {facts.producer or '-'} {facts.producer_version}".rstrip())
     for side in ("inputs", "outputs"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from catalog.domain.models import Catalog, Signature, TensorSpec
+from catalog.domain.models import Catalog, Signature, TensorSpec, is_free_dim
 
 __all__ = ["SignatureChange", "contract_changes", "signature_changes"]
 
@@ -18,20 +18,30 @@ class SignatureChange:
     against: str = ""  # the routed version compared with
 
 
+def _same_dim(a: int | str, b: int | str) -> bool:
+    """Equal sizes, or the same expression however it is spaced (``s0 + 1`` and ``s0+1``)."""
+    if isinstance(a, str) and isinstance(b, str):
+        return a.replace(" ", "") == b.replace(" ", "")
+    return a == b
+
+
 def _dims(old: TensorSpec, new: TensorSpec, what: str) -> list[SignatureChange]:
+    """A dimension made free (a name or ?) is additive; any other change (a size fixed or changed,
+    a size now computed from other dimensions, another expression) is breaking. A free dimension
+    renamed is no change."""
     name = f"{what} {old.name!r}"
     if len(old.shape) != len(new.shape):
         return [SignatureChange("breaking", f"{name}: rank {len(old.shape)} -> {len(new.shape)}")]
     changes = []
     for i, (a, b) in enumerate(zip(old.shape, new.shape, strict=True)):
-        if a == b:
+        if _same_dim(a, b) or (is_free_dim(a) and is_free_dim(b)):
             continue
-        if isinstance(a, int) and isinstance(b, int):
-            changes.append(SignatureChange("breaking", f"{name}: dimension {i} {a} -> {b}"))
+        if is_free_dim(b):
+            changes.append(SignatureChange("additive", f"{name}: dimension {i} {a} relaxed to {b}"))
         elif isinstance(a, str) and isinstance(b, int):
             changes.append(SignatureChange("breaking", f"{name}: dimension {i} {a} fixed to {b}"))
-        elif isinstance(a, int) and isinstance(b, str):
-            changes.append(SignatureChange("additive", f"{name}: dimension {i} {a} relaxed to {b}"))
+        else:
+            changes.append(SignatureChange("breaking", f"{name}: dimension {i} {a} -> {b}"))
     return changes
 
 

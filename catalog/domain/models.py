@@ -43,6 +43,7 @@ __all__ = [
     "Task",
     "TensorSpec",
     "Version",
+    "is_free_dim",
 ]
 
 API_VERSION = "modelcat/v1"
@@ -58,7 +59,14 @@ DIGEST = r"^sha256:[0-9a-f]{64}$"
 METRIC_NAME = r"^[a-z][a-z0-9_@.-]{0,62}$"
 LABEL_KEY = r"^[a-z0-9]([-a-z0-9_./]{0,61}[a-z0-9])?$"
 HEADER_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
-DIM_NAME = r"^([A-Za-z_][A-Za-z0-9_.-]{0,62}|[?])$"  # "?": a dimension the model leaves unnamed
+# A dimension other than a fixed size: "?" (the model leaves it unnamed), a name such as batch
+# (any size; one name is one size throughout a signature), or an expression over names such as
+# "s0 + 1" or "2*s0" (a size computed from other dimensions, as PyTorch's dynamo exporter writes).
+DIM_NAME = r"^([A-Za-z_][A-Za-z0-9_.-]*|[?])$"
+_DIM_TERM = r"[A-Za-z0-9_.+*/%(),-]+"
+DIM = rf"^([?]|(?=[^A-Za-z_]*[A-Za-z_]){_DIM_TERM}( {_DIM_TERM})*)$"  # terms set apart by single spaces
+MAX_DIM_LENGTH = 256
+MAX_TENSOR_NAME_LENGTH = 4096  # ONNX names are free text; exporters write long scoped names
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 # Kubernetes object names (Secrets, claims, Gateways, service accounts): RFC 1123 subdomains.
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -151,28 +159,47 @@ DType = Literal[
 ]
 
 
+_DIM = re.compile(DIM)
 _DIM_NAME = re.compile(DIM_NAME)
 
 
 def _dim(value: Any) -> int | str:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and _DIM_NAME.match(value):
+    if isinstance(value, str) and len(value) <= MAX_DIM_LENGTH and _DIM.fullmatch(value):
         return value
-    raise ValueError("a dimension is a size (an integer >= 0) or a name such as batch")
+    raise ValueError(
+        "a dimension is a size (an integer >= 0), a name such as batch, ? (unknown), or an expression "
+        f"over names such as s0 + 1 (at most {MAX_DIM_LENGTH} characters)"
+    )
+
+
+def is_free_dim(dim: int | str) -> bool:
+    """A dimension of any size: a name or "?" (not a fixed size, not an expression of other dims)."""
+    return isinstance(dim, str) and _DIM_NAME.fullmatch(dim) is not None
 
 
 Dim = Annotated[
     int | str,
     PlainValidator(_dim),
-    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": DIM_NAME}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": DIM, "maxLength": MAX_DIM_LENGTH},
+            ]
+        }
+    ),
 ]
 
 
 class TensorSpec(Strict):
-    name: Annotated[str, Field(min_length=1, max_length=256)]
+    name: Annotated[str, Field(min_length=1, max_length=MAX_TENSOR_NAME_LENGTH)]
     dtype: DType
-    shape: list[Dim] = Field(description="Fixed sizes as integers, symbolic dims (e.g. batch) as names")
+    shape: list[Dim] = Field(
+        description="Fixed sizes as integers; symbolic dims as names (batch), ? when unnamed, or "
+        "expressions over names (s0 + 1, 2*s0)"
+    )
 
 
 class Signature(Strict):

@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Protocol
 
 from catalog.artifacts.hashing import Hashed
-from catalog.artifacts.onnx_facts import OnnxFacts
+from catalog.artifacts.onnx_facts import MAIN_FILE, OnnxFacts
 
 __all__ = ["MAIN_FILE", "ArtifactStore", "Fetched", "StagedArtifact"]
-
-MAIN_FILE = "model.onnx"  # the model file's name inside a stored multi-file artifact
 
 
 @dataclass(frozen=True)
