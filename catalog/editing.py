@@ -17,8 +17,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.tokens import CommentToken
 
 from catalog import filelock
 from catalog.errors import CatalogLocked, DiskFull, EditRefused, UsageError
@@ -26,7 +29,15 @@ from catalog.validate import read_catalog_bytes, validate_bytes
 from catalog.yamlio.loader import decode
 from catalog.yamlio.roundtrip import RoundTrip, atomic_write
 
-__all__ = ["LOCK_TIMEOUT_ENV", "BindResult", "LockedCatalog", "bind_routes", "lock_path", "locked_catalog"]
+__all__ = [
+    "LOCK_TIMEOUT_ENV",
+    "BindResult",
+    "LockedCatalog",
+    "append_entry",
+    "bind_routes",
+    "lock_path",
+    "locked_catalog",
+]
 
 LOCK_TIMEOUT_ENV = "MODELCAT_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a writer waits for another one
@@ -178,3 +189,65 @@ def _new_routes(current: object, routes: Sequence[tuple[str, int]], style: objec
         items.append(item)
     result[:] = items
     return result
+
+
+def _last_line(node: object) -> tuple[CommentedMap | CommentedSeq, Any] | None:
+    """The innermost block collection and key holding ``node``'s last line, where ruamel keeps the
+    comments and blank lines that follow it (None when ``node`` ends in a flow collection)."""
+    while isinstance(node, CommentedMap | CommentedSeq) and len(node) and not node.fa.flow_style():
+        key = next(reversed(node)) if isinstance(node, CommentedMap) else len(node) - 1
+        value = node[key]
+        if not (isinstance(value, CommentedMap | CommentedSeq) and len(value) and not value.fa.flow_style()):
+            return node, key
+        node = value
+    return None
+
+
+def _following(node: object, cut: bool = False) -> str:
+    """What follows ``node``'s last line and its end-of-line comment: blank lines, comment lines.
+    ``cut`` removes it from ``node`` (its end-of-line comment stays)."""
+    where = _last_line(node)
+    if where is None:
+        return ""
+    container, key = where
+    slot = 2 if isinstance(container, CommentedMap) else 0
+    entry = container.ca.items.get(key)
+    token = entry[slot] if entry and len(entry) > slot else None
+    if token is None:
+        return ""
+    line_end, _, rest = token.value.partition("\n")
+    if cut:
+        if line_end.strip():
+            token.value = line_end + "\n"
+        else:
+            entry[slot] = None
+    return rest
+
+
+def _set_following(node: object, text: str) -> None:
+    """Put ``text`` (blank lines, comment lines) after ``node``'s last line."""
+    where = _last_line(node)
+    if where is None or not text:
+        return
+    container, key = where
+    slot = 2 if isinstance(container, CommentedMap) else 0
+    entry = container.ca.items.setdefault(key, [None] * (4 if slot == 2 else 2))
+    token = entry[slot]
+    if token is None:
+        entry[slot] = CommentToken("\n" + text, CommentMark(0), None)
+    else:
+        token.value = token.value.rstrip("\n") + "\n" + text if token.value.strip() else "\n" + text
+
+
+def append_entry(seq: CommentedSeq, item: object) -> None:
+    """Append ``item`` to a block sequence in its layout: what followed the old last entry (blank
+    lines, comments before the next key) now follows ``item``, and the old last entry is set off
+    from ``item`` by the blank lines that set it off from the one before."""
+    if not seq:
+        seq.append(item)
+        return
+    between = _following(seq[-2]) if len(seq) > 1 else ""
+    after = _following(seq[-1], cut=True)
+    _set_following(seq[-1], between if not between.strip() else "")
+    seq.append(item)
+    _set_following(seq[-1], after)

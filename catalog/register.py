@@ -1,8 +1,10 @@
-"""Register a model version: hash, inspect, contract-check, upload, then append it to models.yaml."""
+"""Register a model version: hash, inspect, contract-check, upload, then append it to models.yaml
+(to its model's versions, or as a new model when an owner and a task are given for a new name)."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -14,10 +16,10 @@ from catalog.artifacts.hashing import Progress
 from catalog.artifacts.repository import open_store
 from catalog.artifacts.staging import stage_artifact
 from catalog.domain.contract import SignatureChange, contract_changes
-from catalog.domain.models import Catalog, Signature, Version
+from catalog.domain.models import Catalog, Model, Signature, Version
 from catalog.domain.problems import Problem
 from catalog.domain.rules import semver_key
-from catalog.editing import locked_catalog
+from catalog.editing import append_entry, locked_catalog
 from catalog.errors import ArtifactTooLarge, EditRefused
 from catalog.validate import read_catalog_bytes, validate_bytes
 from catalog.yamlio.loader import decode
@@ -34,6 +36,11 @@ class Registered:
     digest: str
     size: int
     notes: tuple[SignatureChange, ...]  # additive signature changes against routed versions
+    new_model: bool = False  # the model was added to the catalog with this version
+
+
+# Plain scalars YAML reads as something other than a string (null, booleans, special floats).
+_NOT_STRINGS = re.compile(r"(?i)(null|true|false|yes|no|on|off|y|n|\.inf|\.nan|\.[0-9].*)")
 
 
 def _scalar(value: str) -> str:
@@ -41,7 +48,13 @@ def _scalar(value: str) -> str:
     plain = value
     for char in "-_./:@":
         plain = plain.replace(char, "")
-    safe = plain.isalnum() and value[0] not in "-:@" and not value[0].isdigit() and ": " not in value
+    safe = (
+        plain.isalnum()
+        and value[0] not in "-:@"
+        and not value[0].isdigit()
+        and ": " not in value
+        and not _NOT_STRINGS.fullmatch(value)
+    )
     return value if safe else json.dumps(value)
 
 
@@ -81,6 +94,50 @@ def _valid_catalog(catalog_path: Path, data: bytes) -> Catalog:
     if report.errors or report.catalog is None:
         raise EditRefused(f"{catalog_path} has errors; fix them first", report.errors, str(catalog_path))
     return report.catalog
+
+
+def _model_yaml(fields: Mapping[str, str], version: Version) -> str:
+    """A new model's block: name, owner, task and its first version."""
+    first, *rest = _version_yaml(version).splitlines()
+    lines = [f"{key}: {_scalar(value)}" for key, value in fields.items()]
+    return "\n".join([*lines, "versions:", f"  - {first}", *(f"    {line}" for line in rest)]) + "\n"
+
+
+def _new_model_fields(
+    catalog: Catalog, catalog_path: Path, model: str, entry: Model | None, owner: str | None, task: str | None
+) -> dict[str, str] | None:
+    """The name, owner and task of ``model`` if it is new (``entry`` None; checked before any byte is
+    read); None when it exists, with the ``owner`` and ``task`` given (if any) agreeing with its own."""
+    where = str(catalog_path)
+    if entry is not None:
+        for name, given in (("owner", owner), ("task", task)):
+            if given is not None and given != getattr(entry, name):
+                raise EditRefused(
+                    f"{model}'s {name} is {getattr(entry, name)}, not {given}; leave --{name} out to add a version",
+                    path=where,
+                )
+        return None
+    if owner is None and task is None:
+        known = ", ".join(m.name for m in catalog.models)
+        raise EditRefused(
+            f"no model {model!r} in {catalog_path} (models: {known}); to add it as a new model, give --owner and --task",
+            path=where,
+        )
+    if owner is None or task is None:
+        missing = "--owner" if owner is None else "--task"
+        raise EditRefused(
+            f"no model {model!r} in {catalog_path}: to add it as a new model, give {missing} too", path=where
+        )
+    fields = {"name": model, "owner": owner, "task": task}
+    try:
+        Model.model_validate({**fields, "versions": []})
+    except ValidationError as e:
+        for error in e.errors():
+            field = str(error["loc"][0])
+            if field != "versions":
+                text = "is not a DNS label (lowercase letters, digits, '-')" if field == "name" else error["msg"]
+                raise EditRefused(f"new model {field} {fields[field]!r}: {text}", path=where) from None
+    return fields
 
 
 def _refuse_duplicates(catalog: Catalog, model: str, version: str, digest: str | None) -> None:
@@ -128,15 +185,19 @@ def register_version(
     store: str | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
+    owner: str | None = None,
+    task: str | None = None,
 ) -> Registered:
-    """Everything is checked before the upload, and the catalog is written last (atomically)."""
+    """Everything is checked before the upload, and the catalog is written last (atomically).
+
+    A ``model`` the catalog does not have yet is added, with ``owner`` and ``task`` (both needed);
+    for an existing one they may be given only with the values it has.
+    """
     catalog = _valid_catalog(catalog_path, read_catalog_bytes(catalog_path))
     entry = next((m for m in catalog.models if m.name == model), None)
-    if entry is None:
-        known = ", ".join(m.name for m in catalog.models)
-        raise EditRefused(f"no model {model!r} in {catalog_path} (models: {known})", path=str(catalog_path))
+    new_model = _new_model_fields(catalog, catalog_path, model, entry, owner, task)
     _refuse_duplicates(catalog, model, version, None)
-    limit = entry.max_artifact_bytes or catalog.limits.max_artifact_bytes
+    limit = (entry and entry.max_artifact_bytes) or catalog.limits.max_artifact_bytes
     target = open_store(store, catalog_path.parent)
     staging = target.staging_dir()
     try:
@@ -169,26 +230,37 @@ def register_version(
     finally:
         target.release_staging(staging)
     fields["artifact"]["uri"] = uri  # type: ignore[index]
-    changes = _append_version(catalog_path, model, Version.model_validate(fields))
-    return Registered(
-        model, version, uri, staged.digest, staged.size, tuple(c for c in changes if c.kind != "breaking")
-    )
+    changes = _append_version(catalog_path, model, Version.model_validate(fields), new_model)
+    notes = tuple(c for c in changes if c.kind != "breaking")
+    return Registered(model, version, uri, staged.digest, staged.size, notes, new_model=new_model is not None)
 
 
-def _append_version(catalog_path: Path, model: str, version: Version) -> list[SignatureChange]:
-    """Append under the catalog's lock, checked again against the catalog as it is now: another
-    writer may have changed it while the artifact was hashed and stored."""
+def _append_version(
+    catalog_path: Path, model: str, version: Version, new_model: Mapping[str, str] | None
+) -> list[SignatureChange]:
+    """Append the version (as a new model's first when ``new_model`` holds its fields) under the
+    catalog's lock, checked again against the catalog as it is now: another writer may have changed
+    it while the artifact was hashed and stored."""
     with locked_catalog(catalog_path) as locked:
         catalog = _valid_catalog(catalog_path, locked.original)
-        if not any(m.name == model for m in catalog.models):
+        exists = any(m.name == model for m in catalog.models)
+        if new_model is None and not exists:
             raise EditRefused(f"{model!r} was removed from {catalog_path} while registering", path=str(catalog_path))
+        if new_model is not None and exists:
+            raise EditRefused(
+                f"{model!r} was added to {catalog_path} while registering; run the command again",
+                path=str(catalog_path),
+            )
         _refuse_duplicates(catalog, model, version.version, None)
         _refuse_duplicates(catalog, model, version.version, version.artifact.digest)
         changes = _checked_contract(catalog, catalog_path, model, version.version, version.signature)
         text, _ = decode(locked.original, str(catalog_path))
         edit = RoundTrip(text, str(catalog_path))
-        entry = next(m for m in edit.document["models"] if m.get("name") == model)
-        entry["versions"].append(edit.load_fragment(_version_yaml(version)))
+        if new_model is not None:
+            append_entry(edit.document["models"], edit.load_fragment(_model_yaml(new_model, version)))
+        else:
+            entry = next(m for m in edit.document["models"] if m.get("name") == model)
+            append_entry(entry["versions"], edit.load_fragment(_version_yaml(version)))
         new_text = edit.dump().encode("utf-8")
         report = validate_bytes(new_text, str(catalog_path))
         if report.errors:

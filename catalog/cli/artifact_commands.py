@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import click
 
 from catalog.cli.common import catalog_option, command
 from catalog.cli.render import Failure, verdict
-from catalog.domain.models import STAGES
+from catalog.domain.models import STAGES, Task
 from catalog.errors import UsageError
 from catalog.validate import validate_file
 from catalog.wording import plural
@@ -61,10 +61,15 @@ def _pairs(values: tuple[str, ...], option: str, number: bool) -> dict[str, obje
 @click.option("--trained-at", help="Training date (default: the artifact file's date).")
 @click.option("--store", help="Folder, file:///path or oci://host/repo (default: .modelcat/store beside the catalog).")
 @click.option("--stage", type=click.Choice(STAGES), default="candidate", show_default=True)
+@click.option("--owner", help="A new model's owner (with --task, MODEL is added to the catalog).")
+@click.option("--task", type=click.Choice(get_args(Task)), help="A new model's task.")
 @_CATALOG_OPTION
 @command
-def register(model: str, version: str, artifact: Path, metrics, labels, trained_at, store, stage, path, fmt) -> int:
-    """Hash, inspect and store ARTIFACT, then append it to MODEL in the catalog as VERSION."""
+def register(
+    model: str, version: str, artifact: Path, metrics, labels, trained_at, store, stage, owner, task, path, fmt
+) -> int:
+    """Hash, inspect and store ARTIFACT, then append it to MODEL in the catalog as VERSION
+    (adding MODEL when it is new: give its --owner and --task)."""
     with _progress_bar(artifact.stat().st_size, f"hashing {artifact.name}") as progress:
         from catalog.register import register_version
 
@@ -79,13 +84,16 @@ def register(model: str, version: str, artifact: Path, metrics, labels, trained_
             stage=stage,
             store=store,
             progress=progress,
+            owner=owner,
+            task=task,
         )
     notes = [f"{n.application} ({n.against}): {n.text}" for n in result.notes]
     if fmt == "json":
-        body = {"model": model, "version": version, "uri": result.uri, "digest": result.digest}
-        click.echo(json.dumps({**body, "size_bytes": result.size, "notes": notes}, indent=2))
+        body = {"model": model, "version": version, "new_model": result.new_model, "uri": result.uri}
+        body |= {"digest": result.digest, "size_bytes": result.size, "notes": notes}
+        click.echo(json.dumps(body, indent=2))
         return 0
-    click.echo(f"{path}: registered {model} {version}")
+    click.echo(f"{path}: registered {model} {version}{' (a new model)' if result.new_model else ''}")
     click.echo(f"  digest {result.digest}  ({result.size:,} bytes)")
     click.echo(f"  stored {result.uri}")
     for note in notes:
