@@ -13,9 +13,10 @@ from pydantic import ValidationError
 from catalog.domain.models import Catalog, Model, Version
 from catalog.errors import CatalogInvalid, UsageError
 from catalog.gitio import file_at_revision
+from catalog.policy.contract import RuleEngine, policy_files
 from catalog.policy.findings import Finding, PolicyResult, RuleInfo, SubjectInput
 from catalog.policy.inputs import BaseVersion, base_versions, catalog_inputs
-from catalog.policy.rego import RegoPolicies, policy_files
+from catalog.policy.rego import RegoPolicies
 from catalog.policy.settings import Settings, load_settings
 from catalog.policy.synth_inputs import synth_inputs
 from catalog.policy.waivers import Waiver, apply_waivers, load_waivers
@@ -79,17 +80,18 @@ def policy_data(settings: Settings) -> dict[str, object]:
     return {"modelcat": {"settings": settings.model_dump()}}
 
 
-def load_policies(folder: Path) -> tuple[RegoPolicies, Settings]:
+def load_policies(folder: Path, engine: type[RuleEngine] = RegoPolicies) -> tuple[RuleEngine, Settings]:
+    """The rule files of ``folder`` (not its ``*_test.rego``) compiled by ``engine``, and its settings."""
     if not folder.is_dir():
         raise UsageError(f"--policies {folder}: no such folder")
     files = policy_files(folder)
     if not files:
         raise UsageError(f"--policies {folder}: no *.rego rule files in it")
     settings = load_settings(folder)
-    return RegoPolicies(files, policy_data(settings)), settings
+    return engine(files, policy_data(settings)), settings
 
 
-def evaluate(policies: RegoPolicies, inputs: Iterable[SubjectInput], rules: Iterable[RuleInfo]) -> list[Finding]:
+def evaluate(policies: RuleEngine, inputs: Iterable[SubjectInput], rules: Iterable[RuleInfo]) -> list[Finding]:
     """Every finding of ``rules`` over ``inputs`` (each rule sees only the kinds it names)."""
     by_kind: dict[str, list[RuleInfo]] = {}
     for rule in rules:
@@ -218,7 +220,7 @@ def judge(
     loaded: LoadedCatalog,
     filename: str,
     inputs: list[SubjectInput],
-    policies: RegoPolicies,
+    policies: RuleEngine,
     waivers: list[Waiver],
     now: datetime,
     have: set[str],

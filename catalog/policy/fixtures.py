@@ -24,14 +24,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from catalog.errors import FixtureInvalid
 from catalog.policy.check import evaluate, load_for_policies, load_policies
+from catalog.policy.contract import RuleEngine
 from catalog.policy.findings import RuleInfo, SubjectInput
 from catalog.policy.inputs import base_versions, catalog_inputs
+from catalog.policy.rego import RegoPolicies
 from catalog.policy.synth_inputs import block_inputs
 from catalog.policy.yamlfile import load_yaml, problem_position
 from catalog.validate import read_catalog_bytes
 from catalog.yamlio.loader import parse
 
-__all__ = ["CaseResult", "RuleResult", "fixture_cases", "run_fixture_tests"]
+__all__ = ["FIXTURES", "CaseResult", "RuleResult", "case_inputs", "fixture_cases", "run_fixture_tests"]
 
 FIXTURES = "fixtures"
 
@@ -120,8 +122,15 @@ def _inputs(case: Path, now: datetime, settings) -> list[SubjectInput]:
     return catalog_inputs(loaded.catalog, now=now, settings=settings, base=base)
 
 
-def run_fixture_tests(policies_dir: Path) -> list[RuleResult]:
-    policies, settings = load_policies(policies_dir)
+def case_inputs(case: Path, settings, expect: _Expectation | None = None) -> list[SubjectInput]:
+    """The inputs of one case, with ages computed as of its expectation's ``now`` (default today)."""
+    day = (expect or _expectation(case)).now or datetime.now(UTC).date()
+    return _inputs(case, datetime(day.year, day.month, day.day, tzinfo=UTC), settings)
+
+
+def run_fixture_tests(policies_dir: Path, engine: type[RuleEngine] = RegoPolicies) -> list[RuleResult]:
+    """Every rule of ``policies_dir`` against its fixtures, evaluated by ``engine`` (regopy by default)."""
+    policies, settings = load_policies(policies_dir, engine)
     results = []
     for rule in policies.rules:
         result = RuleResult(rule)
@@ -131,9 +140,7 @@ def run_fixture_tests(policies_dir: Path) -> list[RuleResult]:
             result.problems.append(f"no fixtures in {folder}")
         for case in cases:
             expect = _expectation(case)
-            day = expect.now or datetime.now(UTC).date()
-            now = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            found = evaluate(policies, _inputs(case, now, settings), [rule])
+            found = evaluate(policies, case_inputs(case, settings, expect), [rule])
             result.cases.append(
                 CaseResult(
                     case.name,
