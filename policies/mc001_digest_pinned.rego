@@ -20,19 +20,22 @@ oci_unpinned := [msg |
 	input.kind == "version"
 	v := input.version
 	v.present
-	startswith(v.uri, "oci://")
-	not regex.match(`^oci://[^/@]+/[^@]+@sha256:[0-9a-f]{64}$`, v.uri)
-	msg := sprintf("%s %s: artifact URI %s is not pinned by a manifest digest (@sha256:...)", [input.model.name, v.version, v.uri])
+	uri := v.uri
+	startswith(uri, "oci://")
+	not regex.match(`^oci://[^/@]+/[^@]+@sha256:[0-9a-f]{64}$`, uri)
+	msg := sprintf("%s %s: artifact URI %s is not pinned by a manifest digest (@sha256:...)", [input.model.name, v.version, uri])
 ]
 
 uri_not_naming_digest := [msg |
 	input.kind == "version"
 	v := input.version
 	v.present
-	not startswith(v.uri, "oci://")
-	named := regex.find_n(`[0-9a-f]{64}`, v.uri, -1)
-	not last_is(named, substring(v.digest, 7, -1))
-	msg := sprintf("%s %s: artifact URI %s does not name its digest %s", [input.model.name, v.version, v.uri, v.digest])
+	uri := v.uri
+	hex := substring(v.digest, 7, -1)
+	not startswith(uri, "oci://")
+	named := regex.find_n(`[0-9a-f]{64}`, uri, -1)
+	not last_is(named, hex)
+	msg := sprintf("%s %s: artifact URI %s does not name its digest %s", [input.model.name, v.version, uri, v.digest])
 ]
 
 last_is(named, hex) if {

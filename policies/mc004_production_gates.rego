@@ -32,12 +32,16 @@ too_old := [msg |
 	msg := sprintf("%s: %s %s is %v days old, over the gate of %v days", [input.application.name, input.binding.model, route.version, route.age_days, input.gates.max_age_days])
 ]
 
+# A metric is missing when the route's metrics hold no number under its name. Spelled with
+# object.get: `not is_number(route.metrics[name])` is true under regopy for a missing key but
+# undefined (no finding) under OPA. Numbers are printed from the input's *_text: OPA's sprintf
+# prints %.4f of 1.0 as %!f(int64=0001).
 metric_missing := [msg |
 	some route in routed
-	some name
-	minimum := input.gates.min_metrics[name]
-	not is_number(route.metrics[name])
-	msg := sprintf("%s: %s %s has no %s metric (gate %s >= %.4f)", [input.application.name, input.binding.model, route.version, name, name, minimum])
+	some name in object.keys(input.gates.min_metrics)
+	value := object.get(object.get(route, "metrics", {}), name, null)
+	not is_number(value)
+	msg := sprintf("%s: %s %s has no %s metric (gate %s >= %s)", [input.application.name, input.binding.model, route.version, name, name, input.gates.min_metrics_text[name]])
 ]
 
 metric_below := [msg |
@@ -47,5 +51,5 @@ metric_below := [msg |
 	value := route.metrics[name]
 	is_number(value)
 	value < minimum
-	msg := sprintf("%s: %s %s has %s %.4f, below the gate of %.4f", [input.application.name, input.binding.model, route.version, name, value, minimum])
+	msg := sprintf("%s: %s %s has %s %s, below the gate of %s", [input.application.name, input.binding.model, route.version, name, route.metrics_text[name], input.gates.min_metrics_text[name]])
 ]

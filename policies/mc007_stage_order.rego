@@ -23,7 +23,7 @@ new_in_production := [msg |
 	input.version.present
 	input.version.stage == "production"
 	input.base.known
-	not input.base.present
+	input.base.present == false
 	msg := sprintf("%s %s is production but is new in this change: register it as a candidate first", [input.model.name, input.version.version])
 ]
 
@@ -33,6 +33,7 @@ skipped_candidate := [msg |
 	input.version.stage == "production"
 	input.base.known
 	input.base.present
-	not input.base.stage in ["candidate", "production"]
-	msg := sprintf("%s %s is production but was %s on the base revision: make it a candidate first", [input.model.name, input.version.version, input.base.stage])
+	stage := input.base.stage
+	not stage in ["candidate", "production"]
+	msg := sprintf("%s %s is production but was %s on the base revision: make it a candidate first", [input.model.name, input.version.version, stage])
 ]

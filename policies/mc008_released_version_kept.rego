@@ -31,6 +31,6 @@ deleted := [msg |
 	input.kind == "version"
 	input.base.known
 	input.base.served
-	not input.version.present
+	input.version.present == false
 	msg := sprintf("%s %s served traffic on the base revision (%s) but was deleted", [input.model.name, input.version.version, input.base.served_by])
 ]

@@ -38,6 +38,6 @@ bounds_inverted := [msg |
 unguarded_steps := [msg |
 	production
 	input.rollout.strategy in ["canary", "linear"]
-	not input.rollout.guarded
+	input.rollout.guarded == false
 	msg := sprintf("%s: %s %s rollout has no guardrails: nothing stops a bad step", [input.application.name, input.binding.model, input.rollout.strategy])
 ]

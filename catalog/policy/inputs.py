@@ -4,7 +4,10 @@ Rego is slow at joins, sets and indexes over large documents (see docs CHECKED.m
 (route -> version, version -> base revision) and every derived number (age in days, effective
 serving and rollout, the effective size limit) is computed here, and each rule sees one subject:
 a model, a version, an application or a binding. Inputs never hold null (regopy compares null
-as greater than any number): absent facts are absent keys. Pure: no IO.
+as greater than any number): absent facts are absent keys. Metrics and gates come with their text
+as messages print it (``metrics_text``, ``min_metrics_text``: four decimals), since no sprintf verb
+prints a number alike under both engines (OPA prints ``%.4f`` of 1.0 as ``%!f(int64=0001)`` and of
+1e-05 as ``%!f(string=1e-0)``; regopy prints ``%v`` of 0.8211 as 0.8211000000000001). Pure: no IO.
 """
 
 from __future__ import annotations
@@ -113,6 +116,10 @@ def _metrics(values: Mapping[str, float]) -> dict[str, float]:
     return {name: float(value) for name, value in values.items()}
 
 
+def _metrics_text(values: Mapping[str, float]) -> dict[str, str]:
+    return {name: f"{float(value):.4f}" for name, value in values.items()}
+
+
 def _base_facts(base: Mapping[tuple[str, str], BaseVersion] | None, key: tuple[str, str]) -> dict[str, object]:
     if base is None:
         return {"known": False}
@@ -201,9 +208,11 @@ def _binding_input(
     if max_age is not None:
         gates["max_age_days"] = max_age
     if own is not None and "min_metrics" in own.model_fields_set:
-        gates["min_metrics"] = _metrics(own.min_metrics)
+        minimums = own.min_metrics
     else:
-        gates["min_metrics"] = _metrics(default.min_metrics) if default is not None else {}
+        minimums = default.min_metrics if default is not None else {}
+    gates["min_metrics"] = _metrics(minimums)
+    gates["min_metrics_text"] = _metrics_text(minimums)
     routed_on_base, base_weights = False, {}
     if base:
         index = base_by_model if base_by_model is not None else _by_model(base)
@@ -219,6 +228,7 @@ def _binding_input(
                 "stage": version.stage,
                 "age_days": _age_days(version, now),
                 "metrics": _metrics(version.metrics),
+                "metrics_text": _metrics_text(version.metrics),
                 "digest": version.artifact.digest,
             }
         routes.append(entry)
