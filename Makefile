@@ -96,7 +96,7 @@ $(OPA_STAMP): | $(STAMP)
 			-r /dev/stdin -d $(OPA_DIR)/wheel; then \
 			$(BIN)/python -m zipfile -e $(OPA_DIR)/wheel/*.whl $(OPA_DIR) && rm -rf $(OPA_DIR)/wheel && touch $@; \
 		else \
-			rm -rf $(OPA_DIR); echo "real OPA: cannot download $(OPA_WHEEL); the OPA policy tests will skip" >&2; \
+			rm -rf $(OPA_DIR); echo "real OPA: could not download and verify $(OPA_WHEEL) (pip says why above); the OPA policy tests will skip" >&2; \
 		fi; \
 	fi
 

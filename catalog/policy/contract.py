@@ -2,7 +2,8 @@
 file must define, and what its ``deny``/``warn`` may hold.
 
 A rule file (``policies/*.rego``, not ``*_test.rego``) declares one ``package``, a ``rule`` object
-(id, title, severity, kinds, requires) and exactly one of ``deny``/``warn``: an array (or set) of
+(id, title, severity, kinds, requires; for SARIF name, description, help_uri) and exactly one of
+``deny``/``warn``: an array (or set) of
 messages, each a string or ``{msg: string}``. A test file (``*_test.rego``) holds ``test_*`` rules
 in a rule's package, run as ``opa test`` runs them: each must be true.
 

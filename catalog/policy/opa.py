@@ -30,7 +30,7 @@ import importlib.util
 import platform
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -87,7 +87,9 @@ def opa_unavailable(folder: Path = OPA_DIR) -> str | None:
 class OpaPolicies(RuleEngine):
     """The rules of one policies folder (and their unit tests), compiled once by real OPA."""
 
-    def __init__(self, files, data, tests=(), *, folder: Path = OPA_DIR) -> None:
+    def __init__(
+        self, files: Iterable[Path], data: Mapping[str, object], tests: Iterable[Path] = (), *, folder: Path = OPA_DIR
+    ) -> None:
         self._opa = _bindings(folder)
         super().__init__(files, data, tests)
 

@@ -8,25 +8,14 @@ from pathlib import Path
 import pytest
 
 from catalog.errors import PolicyEvalFailed, PolicyInvalid
-from catalog.policy.check import policy_data
 from catalog.policy.findings import SubjectInput
 from catalog.policy.rego import RegoPolicies
-from catalog.policy.settings import Settings
-from tests.policy.helpers import FIXTURES, NOW, copy_policies
-
-HEADER = 'package acme.r\n\nimport rego.v1\n\nrule := {"id": "ACME001", "title": "t", "severity": "deny", "kinds": ["model"]}\n\n'
-MODEL = SubjectInput("model", "model/m", {"kind": "model", "model": {"name": "m", "owner": "o"}})
-
-
-def _policies(tmp_path: Path, body: str) -> RegoPolicies:
-    path = tmp_path / "r.rego"
-    path.write_text(HEADER + body)
-    return RegoPolicies([path], policy_data(Settings()))
+from tests.policy.helpers import FIXTURES, MODEL, NOW, copy_policies, one_rule
 
 
 def test_syntax_error_is_policy_invalid_with_its_line(tmp_path: Path, capfd):
     with pytest.raises(PolicyInvalid) as info:
-        _policies(tmp_path, "deny := [msg | msg := input.x +]\n")
+        one_rule(tmp_path, "deny := [msg | msg := input.x +]\n")
     assert info.value.exit_code == 2
     assert info.value.line == 7 and info.value.column == 31
     assert "does not compile" in str(info.value)
@@ -34,10 +23,10 @@ def test_syntax_error_is_policy_invalid_with_its_line(tmp_path: Path, capfd):
 
 
 def test_a_good_rule_then_a_broken_one_is_still_an_error(tmp_path: Path):
-    good = _policies(tmp_path, 'deny := [msg | msg := "x"]\n')
+    good = one_rule(tmp_path, 'deny := [msg | msg := "x"]\n')
     assert good.messages(good.rules[0], MODEL) == ["x"]
     with pytest.raises(PolicyInvalid):
-        _policies(tmp_path, 'deny := [msg | msg := "x" +]\n')
+        one_rule(tmp_path, 'deny := [msg | msg := "x" +]\n')
 
 
 @pytest.mark.parametrize(
@@ -54,7 +43,7 @@ def test_a_good_rule_then_a_broken_one_is_still_an_error(tmp_path: Path):
 )
 def test_evaluation_problems_are_errors(tmp_path: Path, body: str, error: type):
     with pytest.raises(error):
-        policies = _policies(tmp_path, body)
+        policies = one_rule(tmp_path, body)
         policies.messages(policies.rules[0], MODEL)
 
 
@@ -69,14 +58,14 @@ def test_rule_contract_is_checked(tmp_path: Path):
 
 
 def test_sets_and_msg_objects_are_messages_too(tmp_path: Path):
-    policies = _policies(tmp_path, 'deny contains msg if { msg := "a" }\n')
+    policies = one_rule(tmp_path, 'deny contains msg if { msg := "a" }\n')
     assert policies.messages(policies.rules[0], MODEL) == ["a"]
-    policies = _policies(tmp_path, 'deny := [{"msg": "b", "details": {}}]\n')
+    policies = one_rule(tmp_path, 'deny := [{"msg": "b", "details": {}}]\n')
     assert policies.messages(policies.rules[0], MODEL) == ["b"]
 
 
 def test_strings_with_quotes_and_backslashes_survive(tmp_path: Path):
-    policies = _policies(tmp_path, 'deny := [msg | msg := sprintf("owner %s", [input.model.owner])]\n')
+    policies = one_rule(tmp_path, 'deny := [msg | msg := sprintf("owner %s", [input.model.owner])]\n')
     item = SubjectInput("model", "model/m", {"kind": "model", "model": {"name": "m", "owner": 'a "b" \\c é'}})
     assert policies.messages(policies.rules[0], item) == ['owner a "b" \\c é']
 

@@ -23,12 +23,11 @@ from catalog.policy.findings import SubjectInput
 from catalog.policy.fixtures import FIXTURES, case_inputs, fixture_cases, run_fixture_tests
 from catalog.policy.inputs import base_versions_of, catalog_inputs
 from catalog.policy.opa import OpaPolicies, opa_unavailable
-from catalog.policy.rego import RegoPolicies
-from catalog.policy.settings import Settings, load_settings
+from catalog.policy.settings import load_settings
 from catalog.policy.synth_inputs import block_inputs
 from catalog.validate import load_catalog
 from tests.conftest import DEMO, ROOT
-from tests.policy.helpers import POLICIES, copy_policies
+from tests.policy.helpers import MODEL, POLICIES, copy_policies, one_rule
 from tests.policy.strategies import NOW, catalogs, stack_bodies
 
 BUILT_IN = [f"MC{n:03d}" for n in range(1, 13)]
@@ -250,22 +249,16 @@ def test_init_ships_the_unit_tests_and_they_pass_there(cli, tmp_path: Path, opa_
 
 # -- the adapter ---------------------------------------------------------------------------------
 
-HEADER = 'package acme.r\n\nimport rego.v1\n\nrule := {"id": "ACME001", "title": "t", "severity": "deny", "kinds": ["model"]}\n\n'
-MODEL = SubjectInput("model", "model/m", {"kind": "model", "model": {"name": "m", "owner": "o"}})
-
 
 def _opa(tmp_path: Path, body: str) -> OpaPolicies:
-    path = tmp_path / "r.rego"
-    path.write_text(HEADER + body)
-    return OpaPolicies([path], policy_data(Settings()))
+    return one_rule(tmp_path, body, OpaPolicies)
 
 
 def test_opa_gives_the_same_messages_as_regopy_for_a_user_rule(opa_engine, tmp_path: Path):
     body = 'deny := [msg | startswith(input.model.name, "m"); msg := sprintf("model %s", [input.model.name])]\n'
     rule = _opa(tmp_path, body)
-    path = tmp_path / "r.rego"
     assert rule.messages(rule.rules[0], MODEL) == ["model m"]
-    regopy = RegoPolicies([path], policy_data(Settings()))
+    regopy = one_rule(tmp_path, body)
     assert regopy.messages(regopy.rules[0], MODEL) == ["model m"]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from catalog.policy.contract import policy_files
 from tests.conftest import DEMO, ROOT
 from tests.diff.catalogs import GitRepo
 from tests.policy.helpers import FIXTURES, NOW, copy_policies
@@ -187,9 +188,7 @@ def test_a_rule_declares_its_own_name_and_help_uri(cli, outside_git: Path):
 def test_every_rule_and_finding_kind_has_its_readme_anchor():
     """Each rule of policies/ and each finding that is not a Rego rule (VALIDATE, VERIFY, the
     waivers' MC900 and MC901) has its anchor in README's Policies section, where helpUri points."""
-    ids = [
-        re.search(r'"id": "([A-Z0-9]+)"', p.read_text()).group(1) for p in sorted((ROOT / "policies").glob("mc*.rego"))
-    ]
+    ids = [re.search(r'"id": "([A-Z0-9]+)"', p.read_text()).group(1) for p in policy_files(ROOT / "policies")]
     assert len(ids) == 12
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     policies = readme[readme.index("\n## Policies\n") :]
