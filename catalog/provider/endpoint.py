@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -36,6 +37,7 @@ from tf.utils import Diagnostics
 
 from catalog.errors import ModelcatError
 from catalog.provider.processes import (
+    ProcessId,
     process_cmdline,
     replica_argv,
     start_process,
@@ -69,6 +71,10 @@ def parallel(func: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | BaseExc
 
     with ThreadPoolExecutor(max_workers=min(len(items), 16)) as pool:
         return list(pool.map(guarded, items))
+
+
+def _instance(ident: ProcessId, url: str, log: Path) -> Instance:
+    return Instance(ident.pid, ident.start_time, url, str(log))
 
 
 def _count(value: object) -> int | None:
@@ -138,22 +144,40 @@ class EndpointResource(Resource):
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _start(self, record: EndpointRecord, count: int) -> list[Instance]:
-        """Start ``count`` replicas at once and wait until each serves the right bytes; on any
-        failure stop those that did start and raise the first failure."""
+    def _start(self, record: EndpointRecord, count: int, keep: Sequence[Instance] = ()) -> list[Instance]:
+        """Start ``count`` replicas at once (beside the running ``keep``) and wait until each serves
+        the right bytes; on any failure stop those that did start and raise the first failure.
 
-        def one(_: int) -> Instance:
+        Each replica is on record from the moment it is spawned, before it listens (``record`` is
+        written with ``keep`` and the replicas so far): whatever stops this provider, even a
+        second Ctrl-C, no replica runs that the run records do not list."""
+        lock = threading.Lock()
+        spawned: dict[int, Instance] = {}
+
+        def note(slot: int, instance: Instance) -> None:
+            with lock:
+                spawned[slot] = instance
+                self.run.write_endpoint(record.with_instances([*keep, *spawned.values()]))
+
+        def one(slot: int) -> Instance:
             log = self.run.log_file(f"endpoint-{record.name}-{secrets.token_hex(4)}")
             argv = replica_argv(record.model, record.version, Path(record.artifact), record.digest, record.host)
-            started = start_process(argv, log, f"replica {record.model} {record.version} of endpoint {record.name}")
+            what = f"replica {record.model} {record.version} of endpoint {record.name}"
+            started = start_process(argv, log, what, on_spawn=lambda ident: note(slot, _instance(ident, "", log)))
+            note(slot, _instance(started.ident, started.url, log))
             wait_replica_ready(started, record.model, record.version, record.digest)
-            return Instance(started.ident.pid, started.ident.start_time, started.url, str(log))
+            return spawned[slot]
 
         results = parallel(one, list(range(count)))
         ok = [r for r in results if isinstance(r, Instance)]
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             self._stop(ok)
+            with lock:  # the others stopped themselves or exited
+                if keep:
+                    self.run.write_endpoint(record.with_instances(keep))
+                else:
+                    Path(record.file or self.run.endpoint_file(record.name)).unlink(missing_ok=True)
             raise failed[0]
         return sorted(ok, key=lambda i: (i.start_time, i.pid))
 
@@ -297,7 +321,7 @@ class EndpointResource(Resource):
         try:
             if len(keep) < want and not Path(record.artifact).exists():  # e.g. an OCI cache entry cleared
                 record = replace(record, artifact=self._artifact(planned))
-            keep += self._start(record, want - len(keep)) if len(keep) < want else []
+            keep += self._start(record, want - len(keep), keep) if len(keep) < want else []
         except ModelcatError as e:
             diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", str(e))
             self.run.write_endpoint(record.with_instances(keep))

@@ -164,10 +164,18 @@ def _announced_url(log: Path, offset: int) -> str | None:
     return None
 
 
-def start_process(argv: Sequence[str], log: Path, what: str, timeout: float = START_TIMEOUT) -> Started:
+def start_process(
+    argv: Sequence[str],
+    log: Path,
+    what: str,
+    timeout: float = START_TIMEOUT,
+    on_spawn: Callable[[ProcessId], None] | None = None,
+) -> Started:
     """Start ``argv`` detached, logging to ``log``; return once it has announced its URL.
 
-    Raises ProcessFailed with the log's last lines if it exits first or says nothing in time.
+    ``on_spawn`` is called with the new process as soon as it exists, before it listens (to put
+    it on record at once); if it raises, the process is stopped. Raises ProcessFailed with the
+    log's last lines if the process exits first or says nothing in time.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
@@ -185,6 +193,12 @@ def start_process(argv: Sequence[str], log: Path, what: str, timeout: float = ST
         )
     start = start_time_of(proc.pid)  # our unreaped child: its pid cannot have been reused yet
     ident = ProcessId(proc.pid, start if start is not None else -1)
+    if on_spawn is not None:
+        try:
+            on_spawn(ident)
+        except BaseException:
+            stop_process(ident, drain=1.0)
+            raise
     deadline = time.monotonic() + timeout
     while True:
         url = _announced_url(log, offset)

@@ -35,8 +35,9 @@ from tf.schema import Attribute, Block, Schema
 from tf.types import List, Number, String, Unknown
 from tf.utils import Diagnostics
 
-from catalog.errors import ModelcatError, RoutingTableInvalid
+from catalog.errors import ModelcatError, ProcessFailed, RoutingTableInvalid
 from catalog.provider.processes import (
+    ProcessId,
     is_alive,
     process_cmdline,
     router_argv,
@@ -241,25 +242,37 @@ class RouteResource(Resource):
         host = state.get("host") or DEFAULT_HOST
         log = self.run.log_file(f"router-{application}")
         assignments = self.run.assignment_log(application)
-        started = start_process(router_argv(table, host, port, assignments), log, f"router of {application}")
+
+        def record(ident: ProcessId, url: str) -> RouteRecord:
+            return self.run.write_route(
+                RouteRecord(
+                    application=application,
+                    url=url,
+                    pid=ident.pid,
+                    start_time=ident.start_time,
+                    table=str(table),
+                    assignment_log=str(assignments),
+                    log=str(log),
+                    host=host,
+                    port=int(state.get("port") or 0),
+                )
+            )
+
+        argv = router_argv(table, host, port, assignments)
+        try:  # on record from the moment it exists: whatever stops this provider, it is never lost
+            started = start_process(argv, log, f"router of {application}", on_spawn=lambda ident: record(ident, ""))
+        except ProcessFailed:  # it exited, or was stopped
+            self.run.route_file(application).unlink(missing_ok=True)
+            raise
+        written = record(started.ident, started.url)
         wait_router_table(started.url, started.ident, sha256, log)
-        record = RouteRecord(
-            application=application,
-            url=started.url,
-            pid=started.ident.pid,
-            start_time=started.ident.start_time,
-            table=str(table),
-            assignment_log=str(assignments),
-            log=str(log),
-            host=host,
-            port=int(state.get("port") or 0),
-        )
-        return self.run.write_route(record)
+        return written
 
     def _live_record(self, state: State) -> RouteRecord | None:
-        """The record of this route's router if that router runs (and is the state's, if known)."""
+        """The record of this route's router if that router runs and listens (and is the state's,
+        if known); one that never got to listen is stopped by the next create."""
         record = self.run.read_route(state["application"])
-        if record is None or not is_alive(record.ident):
+        if record is None or not record.url or not is_alive(record.ident):
             return None
         pid = state.get("pid")
         return record if pid in (None, Unknown) or int(pid) == record.pid else None

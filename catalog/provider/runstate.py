@@ -4,6 +4,8 @@ Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, 
 
     endpoints/<name>.json            {name, model, version, digest, artifact, artifact_ref, host,
                                       replicas, labels, instances: [{pid, start_time, url, log}]}
+                                     (a process is on record from the moment it is spawned: its
+                                     url is "" until it listens)
     endpoints/deposed/<name>.<pid>-<start>.json
                                      an endpoint being replaced (create_before_destroy) whose
                                      instances still run until Terraform deletes it
@@ -308,6 +310,8 @@ def probe_instance(client: httpx.Client, record: EndpointRecord, instance: Insta
 
     if not is_alive(instance.ident):
         return status(error="not running")
+    if not instance.url:
+        return status(alive=True, error="started, not listening yet")
     try:
         ready = client.get(f"{instance.url}/v2/health/ready").status_code == 200
         meta = client.get(f"{instance.url}/v2/models/{record.model}/versions/{record.version}")
