@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from catalog.cli.common import catalog_option, command
-from catalog.errors import UsageError
+from catalog.cli.render import Failure, verdict
+from catalog.errors import ModelcatError, UsageError
 from catalog.synth import TARGETS
+from catalog.wording import plural
 
 __all__ = ["apply", "destroy", "plan", "synth"]
 
@@ -31,6 +33,7 @@ TERRAFORM_OPTION = click.option(
     metavar="BINARY",
     help="Run this terraform or tofu executable instead of the embedded Terraform.",
 )
+NO_STACK = "no stack: no application of the catalog runs (in the environments chosen) and none was applied before"
 AUTO_APPROVE = click.option("--auto-approve", is_flag=True, help="Do not ask before changing anything.")
 
 
@@ -63,14 +66,16 @@ def synth(path: Path, target: str | None, envs: tuple[str, ...], outdir: Path, f
     return 0
 
 
-def _plan_report(stack: str, outcome: Any) -> dict[str, Any]:
+def _plan_report(stack: str, outcome: Any, leftovers: Sequence[Any] = (), orphan: bool = False) -> dict[str, Any]:
     from catalog.synth.changes import describe_changes
 
     return {
         "stack": stack,
-        "has_changes": outcome.has_changes,
+        "orphan": orphan,  # applied once, no longer declared: apply destroys it
+        "has_changes": outcome.has_changes or bool(leftovers),
         "changes": [vars_of(c) for c in describe_changes(outcome.changes)],
         "drift": [vars_of(c) for c in describe_changes(outcome.plan.get("resource_drift") or [])],
+        "leftovers": [leftover.as_dict() | {"line": leftover.line()} for leftover in leftovers],
         "plan_file": str(outcome.plan_file) if outcome.plan_file else None,
     }
 
@@ -81,6 +86,8 @@ def vars_of(change: Any) -> dict[str, str]:
 
 def _echo_plan(report: dict[str, Any], terraform_text: str, show_terraform: bool) -> None:
     click.echo(click.style(f"== {report['stack']}", bold=True))
+    if report["orphan"]:
+        click.echo("  no application of the catalog runs in its environment any more: apply destroys it")
     for drift in report["drift"]:
         click.echo(
             f"  changed outside Terraform: {drift['subject']}" + (f" ({drift['detail']})" if drift["detail"] else "")
@@ -88,18 +95,28 @@ def _echo_plan(report: dict[str, Any], terraform_text: str, show_terraform: bool
     for change in report["changes"]:
         detail = f": {change['detail']}" if change["detail"] else ""
         click.echo(f"  {change['action']:<8} {change['subject']}{detail}")
+    for leftover in report["leftovers"]:
+        click.echo(f"  {'stop':<8} {leftover['line']}")
     if not report["has_changes"]:
         click.echo("  no changes: what runs matches the catalog")
-    if show_terraform and report["has_changes"]:
+    if show_terraform and report["changes"]:
         click.echo("  -- Terraform's plan --")
         for line in terraform_text.rstrip().splitlines():
             click.echo(f"  {line}")
 
 
-def _stream(fmt: str) -> Callable[[str], None] | None:
+def _stream(fmt: str, stack: str, doing: str) -> Callable[[str], None] | None:
+    """Where Terraform's output goes: under a header naming the stack and what Terraform does."""
     if fmt != "text":
         return None
+    _step(fmt, f"== {stack}: {doing} (Terraform's output follows)", bold=True)
     return lambda line: click.echo(click.style("  | ", dim=True) + line.rstrip("\n"))
+
+
+def _step(fmt: str, text: str, bold: bool = False) -> None:
+    """One line saying what happens next (text output only)."""
+    if fmt == "text":
+        click.echo(click.style(text, bold=bold))
 
 
 def _confirm(question: str, auto_approve: bool) -> bool:
@@ -117,6 +134,11 @@ def _confirm(question: str, auto_approve: bool) -> bool:
 @TERRAFORM_OPTION
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan (one stack).")
 @click.option("--terraform-output/--no-terraform-output", default=True, help="Also show Terraform's own plan.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when nothing would change, 2 when something would, 1 on an error (as Terraform's plan).",
+)
 @command
 def plan(
     path: Path,
@@ -125,27 +147,72 @@ def plan(
     terraform: str | None,
     out: Path | None,
     terraform_output: bool,
+    detailed_exitcode: bool,
     fmt: str,
 ) -> int:
-    """Show what apply would change, in model terms and in Terraform's own words."""
+    """Show what apply would change, in model terms and in Terraform's own words.
+
+    Stacks applied earlier that the catalog no longer declares are planned for destruction, and
+    processes left running by an interrupted apply are listed to be stopped.
+    """
     from catalog.deploy.stacks import prepare
 
-    prepared = prepare(path, target, envs or None, terraform)
-    if out is not None and len(prepared.workspaces) != 1:
-        names = ", ".join(w.stack for w in prepared.workspaces)
-        raise UsageError(f"--out saves the plan of one stack; choose one with --env (stacks: {names})")
-    reports = []
-    for workspace in prepared.workspaces:
-        outcome = workspace.plan(out)
-        report = _plan_report(workspace.stack, outcome)
-        reports.append(report)
-        if fmt == "text":
-            _echo_plan(report, outcome.text, terraform_output)
+    try:
+        prepared = prepare(path, target, envs or None, terraform)
+        if out is not None and (len(prepared.workspaces) != 1 or prepared.orphans):
+            names = ", ".join(w.stack for w in [*prepared.workspaces, *prepared.orphans])
+            raise UsageError(f"--out saves the plan of one stack; choose one with --env (stacks: {names})")
+        reports = []
+        for workspace, orphan in _stacks(prepared):
+            outcome = workspace.plan(out, destroy=orphan)
+            report = _plan_report(workspace.stack, outcome, _leftovers(workspace, orphan, outcome), orphan)
+            reports.append(report)
+            if fmt == "text":
+                _echo_plan(report, outcome.text, terraform_output)
+    except ModelcatError as e:
+        if detailed_exitcode and e.exit_code != 130:
+            e.exit_code = 1  # Terraform's contract: 2 means changes, so any error is 1
+        raise
+    pending = [r["stack"] for r in reports if r["has_changes"]]
+    code = 2 if detailed_exitcode and pending else 0
     if fmt == "json":
-        click.echo(json.dumps({"stacks": reports}, indent=2))
+        failure = Failure(
+            "changes_pending", f"apply would change {', '.join(pending)}", "'modelcat apply' makes them"
+        )  # --detailed-exitcode's 2 says so as "ok": false, as every non-zero exit does
+        click.echo(json.dumps({**verdict(failure if code else None), "stacks": reports}, indent=2))
+    elif not reports:
+        click.echo(NO_STACK)
     elif out is not None:
         click.echo(f"saved the plan to {out}: apply it with 'modelcat apply {out}'")
-    return 0
+    return code
+
+
+def _stacks(prepared: Any) -> list[tuple[Any, bool]]:
+    """(workspace, orphan) of every stack: the declared ones first, then those to destroy."""
+    return [(w, False) for w in prepared.workspaces] + [(w, True) for w in prepared.orphans]
+
+
+def _run_dir(workspace: Any) -> Path:
+    return workspace.root / "run" / workspace.stack
+
+
+def _leftovers(workspace: Any, everything: bool, planned: Any = None) -> list[Any]:
+    """Records Terraform is not the one to clean up (any record when ``everything``); with a plan,
+    only those with a running process that no resource of the plan holds."""
+    from catalog.deploy.leftovers import find_leftovers, untracked
+
+    found = find_leftovers(_run_dir(workspace), workspace.stack, everything=everything)
+    return found if planned is None else untracked(found, planned.resource_changes)
+
+
+def _stop_leftovers(workspace: Any, everything: bool) -> int:
+    """Once Terraform is done with the stack: stop what it left running; how many processes.
+
+    Listed right after Terraform finished, before any other apply of the stack could get past its
+    init and plan, so a deposed record of another run is never taken for a leftover."""
+    from catalog.deploy.leftovers import stop_leftovers
+
+    return stop_leftovers(_run_dir(workspace), _leftovers(workspace, everything))
 
 
 @click.command()
@@ -168,46 +235,64 @@ def apply(
     """Make what runs match the catalog: plan, confirm, apply (or apply a saved PLAN_FILE).
 
     Without --auto-approve the plan is shown in model terms and that very plan is applied once
-    confirmed; with it, Terraform plans and applies in one go and streams what it does.
+    confirmed; with it, Terraform plans and applies in one go and streams what it does. A stack
+    applied earlier that the catalog no longer declares is destroyed (after the same question).
     """
     from catalog.deploy.stacks import plan_stack, prepare
 
-    results = []
     if plan_file is not None:
         stack = plan_stack(plan_file)
         environment, _, stack_target = stack.rpartition("-")
         prepared = prepare(path, stack_target, [environment], terraform)  # the catalog as it is now
         (workspace,) = prepared.workspaces
-        outcome = workspace.apply(plan_file, on_output=_stream(fmt))  # refused when stale
-        results.append({"stack": stack, **_counts(outcome)})
+        stream = _stream(fmt, stack, "applying the saved plan")
+        outcome = workspace.apply(plan_file, on_output=stream)  # refused when stale
+        results = [{"stack": stack, **_counts(outcome), "stopped": _stop_leftovers(workspace, False)}]
     else:
+        _step(fmt, f"synthesizing the stacks of {path}")
         prepared = prepare(path, target, envs or None, terraform)
-        for workspace in prepared.workspaces:
-            if auto_approve:  # nobody reads a preview: one Terraform apply plans and applies (~3 s less)
-                results.append({"stack": workspace.stack, **_counts(workspace.apply(on_output=_stream(fmt)))})
-                continue
-            saved = workspace.dir / ".modelcat-apply.tfplan"
-            try:
-                planned = workspace.plan(saved)
-                report = _plan_report(workspace.stack, planned)
-                if fmt == "text":
-                    _echo_plan(report, planned.text, show_terraform=False)
-                if not planned.has_changes:
-                    results.append({"stack": workspace.stack, "added": 0, "changed": 0, "destroyed": 0})
-                    continue
-                if not _confirm(f"apply these changes to {workspace.stack}?", auto_approve):
-                    raise UsageError(f"apply of {workspace.stack} cancelled; nothing was changed")
-                outcome = workspace.apply(saved, on_output=_stream(fmt))
-            finally:
-                saved.unlink(missing_ok=True)
-            results.append({"stack": workspace.stack, **_counts(outcome)})
+        results = [_apply_stack(workspace, orphan, auto_approve, fmt) for workspace, orphan in _stacks(prepared)]
     if fmt == "json":
         click.echo(json.dumps({"stacks": results}, indent=2))
+    elif not results:
+        click.echo(NO_STACK)
     else:
         for r in results:
-            click.echo(f"{r['stack']}: {r['added']} added, {r['changed']} changed, {r['destroyed']} destroyed")
+            left = plural(r["stopped"], "process", "processes")
+            stopped = f"; stopped {left} an interrupted run left behind" if r["stopped"] else ""
+            click.echo(f"{r['stack']}: {r['added']} added, {r['changed']} changed, {r['destroyed']} destroyed{stopped}")
         click.echo("see what runs with 'modelcat status'")
     return 0
+
+
+def _apply_stack(workspace: Any, orphan: bool, auto_approve: bool, fmt: str) -> dict[str, Any]:
+    """Apply one stack (destroy it when ``orphan``), asking first unless ``auto_approve``; then
+    stop what an interrupted run left behind. Its counts."""
+    doing = "destroying: the catalog no longer declares it" if orphan else "applying"
+    if auto_approve:  # nobody reads a preview: one Terraform apply plans and applies (~3 s less)
+        run = workspace.destroy if orphan else workspace.apply
+        outcome = run(on_output=_stream(fmt, workspace.stack, doing))
+        return {"stack": workspace.stack, **_counts(outcome), "stopped": _stop_leftovers(workspace, orphan)}
+    saved = workspace.dir / ".modelcat-apply.tfplan"
+    try:
+        _step(fmt, f"planning {workspace.stack}")
+        planned = workspace.plan(saved, destroy=orphan)
+        report = _plan_report(workspace.stack, planned, _leftovers(workspace, orphan, planned), orphan)
+        if fmt == "text":
+            _echo_plan(report, planned.text, show_terraform=False)
+        if not report["has_changes"]:
+            return {"stack": workspace.stack, "added": 0, "changed": 0, "destroyed": 0, "stopped": 0}
+        question = (
+            f"destroy everything in {workspace.stack}?" if orphan else f"apply these changes to {workspace.stack}?"
+        )
+        if not _confirm(question, auto_approve):
+            raise UsageError(f"apply of {workspace.stack} cancelled; nothing was changed")
+        counts = {"added": 0, "changed": 0, "destroyed": 0}  # only processes to stop
+        if planned.has_changes:
+            counts = _counts(workspace.apply(saved, on_output=_stream(fmt, workspace.stack, doing)))
+    finally:
+        saved.unlink(missing_ok=True)
+    return {"stack": workspace.stack, **counts, "stopped": _stop_leftovers(workspace, orphan)}
 
 
 def _counts(outcome: Any) -> dict[str, int]:
@@ -221,30 +306,44 @@ def _counts(outcome: Any) -> dict[str, int]:
 @AUTO_APPROVE
 @command
 def destroy(path: Path, envs: tuple[str, ...], terraform: str | None, auto_approve: bool, fmt: str) -> int:
-    """Stop every endpoint and router of every applied stack (or of --env): no process, no port left."""
-    from catalog.deploy.stacks import existing_stacks, state_root
-    from catalog.terraform import Workspace
+    """Stop every endpoint and router of every applied stack (or of --env): no process, no port left.
 
-    stacks = [s for s in existing_stacks(path) if not envs or s.rpartition("-")[0] in envs]
+    Every process the run records list is stopped, those Terraform lost track of included (an
+    apply stopped by a second Ctrl-C can leave some)."""
+    from catalog.deploy.stacks import applied_stacks, select_stacks, stack_environment, stack_has_resources, state_root
+    from catalog.terraform import ApplyOutcome, PlanOutcome, Workspace
+    from catalog.validate import validate_file
+
+    try:  # only to know its environments: destroy works whatever state the catalog is in
+        catalog = validate_file(path).catalog
+    except ModelcatError:
+        catalog = None
+    select_stacks(path, catalog, envs)  # refuses an unknown --env
+    stacks = [s for s in applied_stacks(path) if not envs or stack_environment(s) in envs]
     results = []
     for stack in stacks:
         workspace = Workspace(stack, state_root(path), terraform)
+        in_state = stack_has_resources(path, stack)  # else only run records are left
         if not auto_approve:  # show what goes before asking (Terraform lists it anyway when approved)
-            planned = workspace.plan(destroy=True)
-            if not planned.has_changes:
+            planned = workspace.plan(destroy=True) if in_state else PlanOutcome("", False, {})
+            report = _plan_report(stack, planned, _leftovers(workspace, True, planned))
+            if not report["has_changes"]:
                 continue
             if fmt == "text":
-                _echo_plan(_plan_report(stack, planned), planned.text, show_terraform=False)
+                _echo_plan(report, planned.text, show_terraform=False)
             if not _confirm(f"destroy everything in {stack}?", auto_approve):
                 raise UsageError(f"destroy of {stack} cancelled; nothing was changed")
-        outcome = workspace.destroy(on_output=_stream(fmt))
-        if outcome.destroyed:
-            results.append({"stack": stack, **_counts(outcome)})
+        outcome = workspace.destroy(on_output=_stream(fmt, stack, "destroying")) if in_state else ApplyOutcome("")
+        stopped = _stop_leftovers(workspace, True)
+        if outcome.destroyed or stopped:
+            results.append({"stack": stack, **_counts(outcome), "stopped": stopped})
     if fmt == "json":
         click.echo(json.dumps({"stacks": results}, indent=2))
     elif not results:
         click.echo("nothing to destroy")
     else:
         for r in results:
-            click.echo(f"{r['stack']}: {r['destroyed']} destroyed")
+            left = plural(r["stopped"], "process", "processes")
+            stopped = f"; stopped {left} Terraform had lost track of" if r["stopped"] else ""
+            click.echo(f"{r['stack']}: {r['destroyed']} destroyed{stopped}")
     return 0

@@ -27,6 +27,17 @@ def _status_json(status: Any) -> dict[str, Any]:
         **verdict(None if status.consistent else failure),
         "consistent": status.consistent,
         "drift": status.drift,
+        "stacks": [
+            {
+                "name": s.name,
+                "environment": s.environment,
+                "declared": s.declared,
+                "applied": s.applied,
+                "leftovers": [leftover.as_dict() for leftover in s.leftovers],
+                "drift": s.drift,
+            }
+            for s in status.stacks
+        ],
         "applications": [
             {
                 "name": a.name,
@@ -70,24 +81,38 @@ def _weights_text(weights: dict[str, dict[str, int]]) -> str:
 
 
 def _echo_status(status: Any) -> None:
-    for app in status.applications:
-        verdict = click.style("consistent", fg="green") if app.consistent else click.style("INCONSISTENT", fg="red")
-        click.echo(click.style(f"{app.name}", bold=True) + f" ({app.environment}): {app.url or 'no router'} {verdict}")
-        click.echo(f"  weights in force:   {_weights_text(app.in_force)}")
-        click.echo(f"  weights in catalog: {_weights_text(app.in_catalog)}")
-        for e in app.endpoints:
-            flag = " (old, draining)" if e.deposed else ""
-            click.echo(f"  {e.model} {e.version}{flag}: {e.healthy}/{e.wanted} healthy, catalog digest {e.digest[:19]}")
-            for r in e.replicas:
-                port = r.url.rsplit(":", 1)[-1]
-                state = "ready" if r.ready else "NOT READY"
-                digest = (r.digest or "-")[:19]
-                mark = "ok" if r.healthy else click.style(r.error or "unhealthy", fg="red")
-                click.echo(f"    pid {r.pid:<7} port {port:<6} {state:<9} {digest}  {mark}")
-        for line in app.drift:
+    for stack in status.stacks:
+        if stack.declared and not stack.applied:
+            click.echo(f"{stack.name}: not applied; run modelcat apply")
+            continue
+        for app in stack.applications:
+            _echo_application(app)
+        lines = [f"{stack.name}: {leftover.line()}" for leftover in stack.leftovers]
+        if not stack.declared:  # all of its drift: it is not there, and what of it still runs
+            click.echo(click.style(f"{stack.name}", bold=True) + ": " + click.style("INCONSISTENT", fg="red"))
+            lines = stack.drift
+        for line in lines:
             click.echo(click.style(f"  drift: {line}", fg="yellow"))
     overall = "consistent" if status.consistent else f"INCONSISTENT ({plural(len(status.drift), 'drift item')})"
     click.echo(f"verdict: {overall}")
+
+
+def _echo_application(app: Any) -> None:
+    verdict = click.style("consistent", fg="green") if app.consistent else click.style("INCONSISTENT", fg="red")
+    click.echo(click.style(f"{app.name}", bold=True) + f" ({app.environment}): {app.url or 'no router'} {verdict}")
+    click.echo(f"  weights in force:   {_weights_text(app.in_force)}")
+    click.echo(f"  weights in catalog: {_weights_text(app.in_catalog)}")
+    for e in app.endpoints:
+        flag = " (old, draining)" if e.deposed else ""
+        click.echo(f"  {e.model} {e.version}{flag}: {e.healthy}/{e.wanted} healthy, catalog digest {e.digest[:19]}")
+        for r in e.replicas:
+            port = r.url.rsplit(":", 1)[-1]
+            state = "ready" if r.ready else "NOT READY"
+            digest = (r.digest or "-")[:19]
+            mark = "ok" if r.healthy else click.style(r.error or "unhealthy", fg="red")
+            click.echo(f"    pid {r.pid:<7} port {port:<6} {state:<9} {digest}  {mark}")
+    for line in app.drift:
+        click.echo(click.style(f"  drift: {line}", fg="yellow"))
 
 
 @click.command()
@@ -97,14 +122,17 @@ def _echo_status(status: Any) -> None:
 @command
 def status(path: Path, target: str, envs: tuple[str, ...], fmt: str) -> int:
     """Per application: router URL, weights in force vs the catalog; per replica: pid, port, ready,
-    digest. Exit 1 when anything differs from the catalog."""
-    from catalog.deploy.stacks import state_root
+    digest. Exit 1 when anything differs from the catalog, or runs that the catalog does not
+    declare (a stack applied earlier, an old replica an interrupted apply left running)."""
+    from catalog.deploy.stacks import select_stacks, state_root
     from catalog.deploy.status import collect_status
     from catalog.domain.deployment import environments
     from catalog.validate import validate_file
 
     catalog = validate_file(path).raise_for_errors()
-    result = collect_status(environments(catalog, envs or None), state_root(path) / "run", target)
+    declared, orphans = select_stacks(path, catalog, envs)
+    orphans = [s for s in orphans if s.endswith(f"-{target}")]
+    result = collect_status(environments(catalog, declared), state_root(path) / "run", target, orphans)
     if fmt == "json":
         click.echo(json.dumps(_status_json(result), indent=2))
     else:
@@ -185,13 +213,13 @@ def smoke(path: Path, target: str, envs: tuple[str, ...], count: int, fmt: str) 
     """Send keyed requests through every application's router; per version, the observed share next
     to the catalog's weight. Exit 1 on a failed request or an answer from bytes the catalog does not name."""
     from catalog.deploy.traffic import example_request, sample_split
-    from catalog.domain.deployment import environments
+    from catalog.synth import selected_environments
     from catalog.validate import validate_file
 
     catalog = validate_file(path).raise_for_errors()
     versions = {(m.name, v.version): v for m in catalog.models for v in m.versions}
     rows, bad = [], 0
-    for env in environments(catalog, envs or None):
+    for env in selected_environments(catalog, envs or None):
         for app in env.applications:
             url, _ = _router_url(path, app.name, target)
             for binding in app.bindings:

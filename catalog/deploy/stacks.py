@@ -3,7 +3,9 @@
 A stack's workspace is ``<catalog dir>/.modelcat/terraform/<stack>/`` (see
 ``catalog.terraform.Workspace``); the synthesized ``cdk.tf.json`` names every path relative to it.
 ``prepare`` validates the catalog, synthesizes into a temporary directory and writes each stack's
-JSON into its workspace only when it changed, so a no-op plan reuses Terraform's init.
+JSON into its workspace only when it changed, so a no-op plan reuses Terraform's init. A stack
+that was applied once and that the catalog no longer declares (no application runs in its
+environment any more) is an *orphan*: ``prepare`` hands its workspace back too, to be destroyed.
 """
 
 from __future__ import annotations
@@ -12,17 +14,27 @@ import json
 import tempfile
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.domain.deployment import Environment, environments
+from catalog.domain.deployment import Environment
 from catalog.domain.models import Catalog
 from catalog.errors import UsageError
-from catalog.synth import STATE_ROOT, selected_environments, stack_targets, synthesize
+from catalog.synth import STATE_ROOT, check_environments, selected_environments, stack_targets, synthesize
 from catalog.terraform import Workspace
 from catalog.validate import validate_file
 
-__all__ = ["Prepared", "existing_stacks", "plan_stack", "prepare", "state_root"]
+__all__ = [
+    "Prepared",
+    "applied_stacks",
+    "existing_stacks",
+    "plan_stack",
+    "prepare",
+    "select_stacks",
+    "stack_environment",
+    "stack_has_resources",
+    "state_root",
+]
 
 
 def state_root(catalog_path: Path) -> Path:
@@ -37,6 +49,7 @@ class Prepared:
     catalog: Catalog
     environments: list[Environment]
     workspaces: list[Workspace]
+    orphans: list[Workspace] = field(default_factory=list)  # applied stacks the catalog no longer declares
 
 
 def prepare(
@@ -44,10 +57,15 @@ def prepare(
 ) -> Prepared:
     """Validate, synthesize and write each stack into its workspace: ``target`` for every
     environment when given, else each environment's own. Only the local target can be applied
-    here (the others need a cluster or a cloud account): any other is refused, naming it."""
+    here (the others need a cluster or a cloud account): any other is refused, naming it.
+
+    ``only`` may name the environment of an orphan stack as well as the catalog's; anything else
+    is refused, naming the known environments. The orphans selected come back in ``orphans``.
+    """
     catalog = validate_file(catalog_path).raise_for_errors()
-    wanted = list(only) if only else None
-    for env, env_target in stack_targets(selected_environments(catalog, wanted), target):
+    declared, orphans = select_stacks(catalog_path, catalog, only)
+    envs = selected_environments(catalog, declared)
+    for env, env_target in stack_targets(envs, target):
         if env_target != "local":
             what = f"--target {target}" if target else f"environment {env.name!r} deploys to {env_target}"
             raise UsageError(
@@ -57,13 +75,62 @@ def prepare(
             )
     root = state_root(catalog_path)
     workspaces = []
-    with tempfile.TemporaryDirectory(prefix="modelcat-synth-") as tmp:
-        result = synthesize(catalog, catalog_path, Path(tmp), target, wanted)
-        for stack in result.stacks:
-            workspace = Workspace(stack.name, root, terraform)
-            workspace.write_config(stack.path.read_bytes())
-            workspaces.append(workspace)
-    return Prepared(catalog, environments(catalog, wanted), workspaces)
+    if envs:
+        with tempfile.TemporaryDirectory(prefix="modelcat-synth-") as tmp:
+            result = synthesize(catalog, catalog_path, Path(tmp), target, declared)
+            for stack in result.stacks:
+                workspace = Workspace(stack.name, root, terraform)
+                workspace.write_config(stack.path.read_bytes())
+                workspaces.append(workspace)
+    return Prepared(catalog, envs, workspaces, [Workspace(stack, root, terraform) for stack in orphans])
+
+
+def select_stacks(
+    catalog_path: Path, catalog: Catalog | None, only: Iterable[str] | None = None
+) -> tuple[list[str] | None, list[str]]:
+    """The catalog's environments ``only`` selects (None: all of them) and the orphan stacks it
+    selects: applied stacks of an environment no application of ``catalog`` runs in any more.
+
+    UsageError naming the known environments (the catalog's and those of applied stacks) when
+    ``only`` names another.
+    """
+    wanted = list(only) if only else None
+    applied = applied_stacks(catalog_path)
+    declared = {a.environment for a in catalog.applications} if catalog is not None else set()
+    check_environments(wanted, declared | {stack_environment(s) for s in applied})
+    orphans = [
+        s for s in applied
+        if stack_environment(s) not in declared and (wanted is None or stack_environment(s) in wanted)
+    ]  # fmt: skip
+    return (None if wanted is None else [e for e in wanted if e in declared]), orphans
+
+
+def stack_environment(stack: str) -> str:
+    """The environment of a stack name (``production-local`` → ``production``)."""
+    return stack.rpartition("-")[0]
+
+
+def applied_stacks(catalog_path: Path) -> list[str]:
+    """Stacks that hold something: resources in their Terraform state, or run records of
+    processes (a run interrupted hard may leave records its state does not know)."""
+    from catalog.provider.runstate import has_records
+
+    root = state_root(catalog_path)
+    on_record = [p.name for p in (root / "run").glob("*") if p.is_dir() and has_records(p)]
+    in_state = [s for s in existing_stacks(catalog_path) if stack_has_resources(catalog_path, s)]
+    return sorted({*in_state, *on_record})
+
+
+def stack_has_resources(catalog_path: Path, stack: str) -> bool:
+    """Whether the stack's Terraform state holds resources (an unreadable state counts as holding
+    some: Terraform says what is wrong with it)."""
+    try:
+        state = json.loads((state_root(catalog_path) / "terraform" / stack / "terraform.tfstate").read_bytes())
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    return not isinstance(state, dict) or bool(state.get("resources"))
 
 
 def existing_stacks(catalog_path: Path) -> list[str]:

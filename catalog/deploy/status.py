@@ -5,19 +5,27 @@ the drift list.
 Read from the local target's run records (``catalog.provider.runstate``) and from the processes
 themselves (each replica is asked which bytes it serves, each router which table it has in
 force); Terraform is not involved, so status is fast and works while an apply runs.
+
+Every stack counts, not only those the catalog declares: a stack with run records that no
+application of the catalog runs in any more, a replaced endpoint whose replicas still run, or a
+record the catalog accounts for nowhere is drift. A declared stack with no record at all is
+reported in one line: not applied.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from catalog.deploy.leftovers import Leftover, find_leftovers
 from catalog.domain.deployment import ApplicationPlan, Environment
 from catalog.provider.runstate import (
     EndpointRecord,
     InstanceStatus,
     RouteRecord,
+    has_records,
     load_endpoint_records,
     load_route_records,
     probe_endpoint,
@@ -25,7 +33,7 @@ from catalog.provider.runstate import (
 )
 from catalog.wording import plural
 
-__all__ = ["ApplicationStatus", "EndpointStatus", "Status", "collect_status"]
+__all__ = ["ApplicationStatus", "EndpointStatus", "StackStatus", "Status", "collect_status"]
 
 Weights = dict[str, dict[str, int]]  # model -> version -> weight
 
@@ -61,16 +69,42 @@ class ApplicationStatus:
 
 
 @dataclass
-class Status:
-    applications: list[ApplicationStatus]
+class StackStatus:
+    """One stack: whether the catalog declares it, whether anything of it is on record, its
+    applications and what runs that the catalog does not account for."""
 
-    @property
-    def consistent(self) -> bool:
-        return all(a.consistent for a in self.applications)
+    name: str
+    environment: str
+    declared: bool
+    applied: bool
+    applications: list[ApplicationStatus] = field(default_factory=list)
+    leftovers: list[Leftover] = field(default_factory=list)
 
     @property
     def drift(self) -> list[str]:
-        return [f"{a.name}: {d}" for a in self.applications for d in a.drift]
+        if self.declared and not self.applied:
+            return [f"{self.name}: not applied; run modelcat apply"]
+        gone = f"{self.name}: no application of the catalog runs in {self.environment} any more"
+        head = [] if self.declared else [f"{gone}; modelcat apply destroys this stack"]
+        apps = [f"{a.name}: {d}" for a in self.applications for d in a.drift]
+        return head + apps + [f"{self.name}: {leftover.line()}" for leftover in self.leftovers]
+
+
+@dataclass
+class Status:
+    stacks: list[StackStatus]
+
+    @property
+    def applications(self) -> list[ApplicationStatus]:
+        return [a for s in self.stacks for a in s.applications]
+
+    @property
+    def consistent(self) -> bool:
+        return not self.drift
+
+    @property
+    def drift(self) -> list[str]:
+        return [d for s in self.stacks for d in s.drift]
 
 
 def _catalog_weights(app: ApplicationPlan) -> Weights:
@@ -141,21 +175,58 @@ def _application_status(
     return status
 
 
-def collect_status(environments: list[Environment], run_root: Path, target: str = "local") -> Status:
+def _endpoints_by_application(endpoints: list[EndpointRecord]) -> dict[tuple[str, str, str], list[EndpointRecord]]:
+    by_key: dict[tuple[str, str, str], list[EndpointRecord]] = {}
+    for record in endpoints:
+        application = record.labels.get("modelcat/application") or record.name.split(".")[0]
+        by_key.setdefault((application, record.model, record.version), []).append(record)
+    return by_key
+
+
+def _accounted_for(
+    apps: tuple[ApplicationPlan, ...], routes: dict[str, RouteRecord], endpoints: list[EndpointRecord]
+) -> set[str]:
+    """The record files the catalog's applications account for (deposed ones are not)."""
+    wanted = {(a.name, b.model, r.version) for a in apps for b in a.bindings for r in b.routes}
+    by_key = _endpoints_by_application(endpoints)
+    files = {r.file for key in wanted for r in by_key.get(key, []) if not r.deposed}
+    return files | {routes[a.name].file for a in apps if a.name in routes}
+
+
+def collect_status(
+    environments: list[Environment], run_root: Path, target: str = "local", orphans: Iterable[str] = ()
+) -> Status:
     """Status of every application of ``environments``, whose run records are under
-    ``run_root/<environment>-<target>/``."""
-    apps: list[tuple[ApplicationPlan, RouteRecord | None, dict[tuple[str, str, str], list[EndpointRecord]]]] = []
-    every_record: list[EndpointRecord] = []
+    ``run_root/<environment>-<target>/``, and of the ``orphans``: applied stacks the catalog no
+    longer declares."""
+    stacks: list[tuple[StackStatus, Environment | None, dict[str, RouteRecord], list[EndpointRecord]]] = []
     for env in environments:
-        run_dir = run_root / f"{env.name}-{target}"
-        routes = {r.application: r for r in load_route_records(run_dir)} if run_dir.exists() else {}
-        endpoints = load_endpoint_records(run_dir) if run_dir.exists() else []
-        every_record += endpoints
-        by_key: dict[tuple[str, str, str], list[EndpointRecord]] = {}
-        for record in endpoints:
-            application = record.labels.get("modelcat/application") or record.name.split(".")[0]
-            by_key.setdefault((application, record.model, record.version), []).append(record)
-        apps += [(app, routes.get(app.name), by_key) for app in env.applications]
+        name = f"{env.name}-{target}"
+        run_dir = run_root / name
+        applied = run_dir.is_dir() and has_records(run_dir)
+        routes = {r.application: r for r in load_route_records(run_dir)} if applied else {}
+        endpoints = load_endpoint_records(run_dir) if applied else []
+        stack = StackStatus(name, env.name, declared=True, applied=applied)
+        if applied:
+            accounted = _accounted_for(env.applications, routes, endpoints)
+            stack.leftovers = [
+                leftover
+                for leftover in find_leftovers(run_dir, name, everything=True)
+                if leftover.running and leftover.record.file not in accounted
+            ]
+        stacks.append((stack, env, routes, endpoints))
+    for name in orphans:
+        run_dir = run_root / name
+        stack = StackStatus(name, name.rpartition("-")[0], declared=False, applied=has_records(run_dir))
+        stack.leftovers = [leftover for leftover in find_leftovers(run_dir, name, everything=True) if leftover.running]
+        stacks.append((stack, None, {}, []))
+    every_record = [r for _, _, _, endpoints in stacks for r in endpoints]
     with ThreadPoolExecutor(8) as pool:  # replicas answer in parallel
         probed = dict(zip([r.file for r in every_record], pool.map(probe_endpoint, every_record), strict=True))
-    return Status([_application_status(app, route, records, probed) for app, route, records in apps])
+    for stack, env, routes, endpoints in stacks:
+        if env is not None and stack.applied:
+            by_key = _endpoints_by_application(endpoints)
+            stack.applications = [
+                _application_status(app, routes.get(app.name), by_key, probed) for app in env.applications
+            ]
+    return Status([stack for stack, _, _, _ in stacks])

@@ -42,6 +42,7 @@ __all__ = [
     "RouteRecord",
     "RouteStatus",
     "RunDir",
+    "has_records",
     "load_endpoint_records",
     "load_route_records",
     "probe_endpoint",
@@ -298,6 +299,13 @@ def load_route_records(run_dir: str | Path) -> list[RouteRecord]:
         if body is not None:
             records.append(_route_from(body, path))
     return records
+
+
+def has_records(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds any endpoint or route record (without reading them)."""
+    folder = RunDir(run_dir)
+    endpoints = [*folder.endpoints.glob("*.json"), *folder.endpoints.glob("deposed/*.json")]
+    return bool(endpoints) or any(not p.name.endswith(".table.json") for p in folder.routes.glob("*.json"))
 
 
 def probe_instance(client: httpx.Client, record: EndpointRecord, instance: Instance) -> InstanceStatus:

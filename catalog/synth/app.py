@@ -25,6 +25,7 @@ __all__ = [
     "StackOutput",
     "SynthResult",
     "build_app",
+    "check_environments",
     "get_target",
     "no_gc",
     "selected_environments",
@@ -116,13 +117,19 @@ def stack_context(env: Environment, target: str, catalog_path: Path) -> StackCon
 def selected_environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[Environment]:
     """The environments named by applications (or just ``only``; an unknown name is a UsageError)."""
     wanted = list(only) if only is not None else None
-    envs = environments(catalog, wanted)
     if wanted is not None:
-        missing = sorted(set(wanted) - {e.name for e in envs})
-        if missing:
-            known = sorted({a.environment for a in catalog.applications})
-            raise UsageError(f"no application runs in environment {', '.join(missing)}; known: {', '.join(known)}")
-    return envs
+        check_environments(wanted, {a.environment for a in catalog.applications})
+    return environments(catalog, wanted)
+
+
+def check_environments(only: Iterable[str] | None, known: Iterable[str]) -> None:
+    """UsageError naming the ``known`` environments when ``only`` names another."""
+    known = sorted(set(known))
+    missing = sorted(set(only or ()) - set(known))
+    if missing:
+        raise UsageError(
+            f"no application runs in environment {', '.join(missing)}; known: {', '.join(known) or 'none'}"
+        )
 
 
 def build_app(

@@ -135,8 +135,10 @@ class Terraform:
         stdout, stderr, interrupts = self._communicate(process, on_output)
         done = Completed(args, process.returncode, stdout, stderr, time.monotonic() - started)
         if interrupts:
+            graceful = "Terraform stopped after the operations in flight and saved the state"
+            hard = "Terraform exited at once, without waiting for the operations in flight; 'modelcat status' lists what runs"
             raise Interrupted(
-                "interrupted; Terraform stopped after the operations in flight and saved the state; run again to converge",
+                f"interrupted; {graceful if interrupts == 1 else hard}; run again to converge",
                 command=done.command,
                 diagnostics=done.stderr,
                 output=done.stdout,

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -281,18 +281,29 @@ class Project:
         """Running replica and router processes of this project, whether recorded or not."""
         return [(p, argv) for p, argv in _processes_under(self.dir) if REPLICA in argv or ROUTER in argv]
 
-    def freeze_replica(self, timeout: float = 60) -> ProcessId:
-        """Stop (SIGSTOP) the first replica of this project to appear: it cannot listen until
-        ``thaw``, so the apply that started it stays in the middle of creating its endpoint."""
+    def freeze_replica(self, timeout: float = 60, besides: Collection[ProcessId] = ()) -> ProcessId:
+        """Stop (SIGSTOP) the first replica of this project to appear (other than those in
+        ``besides``): it cannot listen until ``thaw``, so the apply that started it stays in the
+        middle of creating its endpoint."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for ident, argv in _processes_under(self.dir):
-                if REPLICA in argv and is_alive(ident):
+                if REPLICA in argv and ident not in besides and is_alive(ident):
                     os.kill(ident.pid, signal.SIGSTOP)
                     self.frozen.append(ident)
                     return ident
             time.sleep(0.005)
         raise AssertionError(f"no replica of {self.dir} started within {timeout} s")
+
+    def wait_until_commands_end(self, timeout: float = 120) -> bool:
+        """Until no process of this project but replicas and routers runs (a ``modelcat``, its
+        Terraform, the provider); False if one still runs at the deadline."""
+        deadline = time.monotonic() + timeout
+        while any(REPLICA not in a and ROUTER not in a for _, a in _processes_under(self.dir)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def thaw(self) -> None:
         for ident in self.frozen:
@@ -305,11 +316,7 @@ class Project:
         self.thaw()
         for child in self.children:
             child.kill()  # its Terraform sees its stdin close and stops, releasing the state lock
-        deadline = time.monotonic() + 30
-        while any(REPLICA not in a and ROUTER not in a for _, a in _processes_under(self.dir)):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        self.wait_until_commands_end(timeout=30)
         if (self.dir / ".modelcat" / "terraform").is_dir():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.run("destroy", "--auto-approve", timeout=240)

@@ -9,9 +9,13 @@ cannot be created, as with a replica that is slow to load its model.
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+import pytest
 
 from catalog.provider.processes import is_alive
 from tests.deploy.project import Project, output
+from tests.onnx_models import dense_model, save
 
 
 def test_ctrl_c_during_apply_exits_130_and_a_rerun_converges_leaving_no_orphan(fresh_project: Project) -> None:
@@ -61,3 +65,41 @@ def test_a_second_apply_while_the_first_creates_fails_on_the_state_lock(fresh_pr
     assert "production-local: 3 added, 0 changed, 0 destroyed" in first.text, first.text
     status = project.status()
     assert status["consistent"], status["drift"]
+
+
+@pytest.mark.slow
+def test_destroy_stops_what_a_double_ctrl_c_during_a_replacement_left_running(
+    fresh_project: Project, tmp_path: Path
+) -> None:
+    """Two Ctrl-C while new replicas replace old ones: Terraform exits at once, its state behind
+    the run records. Status counts what it lost track of as drift; destroy stops every process
+    the run records list, replaced ones included."""
+    project = fresh_project
+    project.ok("apply", "--auto-approve")
+    before = {ident for ident, _ in project.serving()}
+    project.replace_artifact("1.4.0", save(dense_model(seed=1405), tmp_path / "retrained.onnx"))
+    apply = project.start("apply", "--auto-approve")
+    project.freeze_replica(besides=before)  # the replacement is being created when Ctrl-C comes
+    apply.wait_for("Creating...")
+    apply.interrupt()
+    apply.wait_for("Interrupt received")
+    apply.interrupt()
+    assert apply.finish(timeout=150) == 130, apply.text
+    assert "Two interrupts received" in apply.text and "exited at once" in apply.text, apply.text
+    project.thaw()
+    assert project.wait_until_commands_end(), "the provider still runs"
+
+    seen = {ident for ident, _ in project.serving()}
+    recorded = {ident for ident, _ in project.recorded()}
+    assert seen <= recorded, f"processes no run record lists: {seen - recorded}\n{apply.text}"
+    assert seen - before, "no replica of the new bytes started"
+    status = project.status(codes=(1,))
+    assert any("still runs" in line for line in status["drift"]), status["drift"]
+    [stack] = status["stacks"]
+    assert {p["pid"] for x in stack["leftovers"] for p in x["processes"]} <= {i.pid for i in seen}
+
+    destroyed = project.ok("destroy", "--auto-approve")
+    assert not project.serving(), f"{project.serving()}\n{output(destroyed)}"
+    assert not [ident for ident in seen | before if is_alive(ident)]
+    assert project.recorded() == []
+    assert project.ok("destroy", "--auto-approve").stdout.splitlines()[-1] == "nothing to destroy"
