@@ -207,43 +207,69 @@ def predict(
 @CATALOG_OPTION
 @TARGET_OPTION
 @ENV_OPTION
-@click.option("--requests", "count", default=300, show_default=True, type=click.IntRange(1, 100_000))
+# 1000 requests per binding tell 80 % from 90 % (tests/deploy/test_smoke_split.py measures it)
+@click.option("--requests", "count", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 @command
 def smoke(path: Path, target: str, envs: tuple[str, ...], count: int, fmt: str) -> int:
     """Send keyed requests through every application's router; per version, the observed share next
-    to the catalog's weight. Exit 1 on a failed request or an answer from bytes the catalog does not name."""
-    from catalog.deploy.traffic import example_request, sample_split
+    to the catalog's weight and the range a correct router gives. Exit 1 on a failed request, an
+    answer from bytes the catalog does not name, or a share outside its range.
+
+    The ranges come from an exact two-sided binomial test; their level is shared among the routes
+    tested (Bonferroni), so a correct deployment fails one run in 1000. Keys are user-0, user-1, ...:
+    a rerun sends the same keys and gets the same split."""
+    from catalog.deploy.traffic import SMOKE_ALPHA, example_request, sample_split, share_tolerance, smoke_keys
     from catalog.synth import selected_environments
     from catalog.validate import validate_file
 
     catalog = validate_file(path).raise_for_errors()
     versions = {(m.name, v.version): v for m in catalog.models for v in m.versions}
-    rows, bad = [], 0
+    samples = []
     for env in selected_environments(catalog, envs or None):
         for app in env.applications:
             url, _ = _router_url(path, app.name, target)
             for binding in app.bindings:
                 first = versions[(binding.model, binding.routes[0].version)]
                 digests = {r.version: r.endpoint.digest for r in binding.routes}
-                keys = [f"user-{i}" for i in range(count)]
+                keys = smoke_keys(count)
                 sample = sample_split(url, binding.model, example_request(first), digests, keys, binding.sticky_key)
-                bad += len(sample.failures) + len(sample.mismatches)
-                for r in binding.routes:
-                    rows.append({"application": app.name, "model": binding.model, "version": r.version,
-                                 "catalog_weight": r.weight, "observed": round(100 * sample.share(r.version), 1),
-                                 "requests": sample.total, "failures": len(sample.failures),
-                                 "mismatches": len(sample.mismatches)})  # fmt: skip
+                samples.append((app, binding, sample))
+    tested = sum(0 < r.weight < 100 for _, binding, _ in samples for r in binding.routes)
+    alpha = SMOKE_ALPHA / max(1, tested)
+    rows, bad, off = [], 0, 0
+    for app, binding, sample in samples:
+        bad += len(sample.failures) + len(sample.mismatches)
+        answered = sum(sample.answered.values())
+        for r in binding.routes:
+            low, high = share_tolerance(answered, r.weight, alpha)
+            within = low <= sample.answered[r.version] <= high
+            off += not within
+            rows.append({"application": app.name, "model": binding.model, "version": r.version,
+                         "catalog_weight": r.weight, "observed": round(100 * sample.share(r.version), 1),
+                         "accepted": [round(100 * n / max(1, answered), 1) for n in (low, high)],
+                         "within_tolerance": within, "requests": sample.total, "failures": len(sample.failures),
+                         "mismatches": len(sample.mismatches)})  # fmt: skip
     if fmt == "json":
-        failure = Failure(
-            "smoke_failed",
-            f"{plural(bad, 'bad answer')}: a failed request, or an answer from bytes the catalog does not name",
-            "'rows' counts the failures and mismatches per version; 'modelcat status' shows what runs",
-        )
-        click.echo(json.dumps({"rows": rows, **verdict(None if bad == 0 else failure)}, indent=2))
+        failure = None
+        if bad or off:
+            failure = Failure(
+                "smoke_failed",
+                f"{plural(bad, 'bad answer')} (a failed request, or an answer from bytes the catalog does not "
+                f"name), {plural(off, 'share')} outside the range a correct router gives",
+                "'rows' counts the failures and mismatches per version and shows each accepted range; "
+                "'modelcat status' shows what runs",
+            )
+        click.echo(json.dumps({"rows": rows, "alpha": SMOKE_ALPHA, **verdict(failure)}, indent=2))
     else:
-        click.echo(f"{'application':<22} {'model':<18} {'version':<9} {'catalog':>8} {'observed':>9}")
+        click.echo(f"{'application':<22} {'model':<18} {'version':<9} {'catalog':>8} {'observed':>9}  accepted")
         for r in rows:
+            low, high = r["accepted"]
+            mark = "" if r["within_tolerance"] else "  OUT OF RANGE"
             click.echo(f"{r['application']:<22} {r['model']:<18} {r['version']:<9} {r['catalog_weight']:>7}% "
-                       f"{r['observed']:>8}%" + (f"  {r['failures']} failed" if r["failures"] else ""))  # fmt: skip
+                       f"{r['observed']:>8}%  {low}-{high}%{mark}"
+                       + (f"  {r['failures']} failed" if r["failures"] else ""))  # fmt: skip
         click.echo("every answer came from the bytes the catalog names" if bad == 0 else plural(bad, "bad answer"))
-    return 0 if bad == 0 else 1
+        if off:
+            click.echo(f"{plural(off, 'observed share')} outside the range a router splitting by the catalog's "
+                       f"weights gives (a correct one lands outside in 1 run of {round(1 / SMOKE_ALPHA)})")  # fmt: skip
+    return 0 if bad == 0 and off == 0 else 1

@@ -3,13 +3,18 @@
 ``sample_split`` sends keyed requests with a well-formed input built from the model's declared
 signature and counts which version answered each (the router's ``x-model-version`` header,
 cross-checked against the body and the digest the catalog names), so a deployment can be
-compared with the weights in models.yaml.
+compared with the weights in models.yaml. ``share_tolerance`` says which counts a correct router
+produces with all but a small probability (an exact two-sided binomial test), so ``modelcat smoke``
+can fail a split that is off without failing a correct one by chance.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +23,23 @@ import httpx
 from catalog.domain.models import TensorSpec, Version
 from catalog.errors import ModelcatError
 
-__all__ = ["SplitSample", "example_request", "predict", "sample_split"]
+__all__ = [
+    "SMOKE_ALPHA",
+    "SplitSample",
+    "example_request",
+    "predict",
+    "sample_split",
+    "share_tolerance",
+    "smoke_keys",
+]
+
+SMOKE_ALPHA = 0.001  # chance that one smoke run fails a correct router (family-wise, over every route)
+
+
+def smoke_keys(count: int) -> list[str]:
+    """The sticky keys ``modelcat smoke`` sends: the same on every run, so a rerun gets the same split."""
+    return [f"user-{i}" for i in range(count)]
+
 
 _DATATYPES = {
     "float16": "FP16", "bfloat16": "BF16", "float32": "FP32", "float64": "FP64",
@@ -82,12 +103,17 @@ def sample_split(
     digests: Mapping[str, str],
     keys: Sequence[str],
     sticky_key: str | None,
+    concurrency: int = 4,
 ) -> SplitSample:
-    """Send one request per key (as ``sticky_key`` header; unkeyed when None) and tally the versions."""
+    """Send one request per key (as ``sticky_key`` header; unkeyed when None), ``concurrency`` at
+    a time, and tally the versions."""
     sample = SplitSample(model)
-    with httpx.Client(timeout=30, trust_env=False) as client:
-        for key in keys:
-            response = _post(client, url, model, body, {sticky_key: key} if sticky_key else {})
+    with httpx.Client(timeout=30, trust_env=False) as client, ThreadPoolExecutor(concurrency) as pool:
+
+        def send(key: str) -> httpx.Response:
+            return _post(client, url, model, body, {sticky_key: key} if sticky_key else {})
+
+        for response in pool.map(send, keys):
             if response.status_code != 200:
                 sample.failures.append(f"{response.status_code}: {response.text[:200]}")
                 continue
@@ -98,3 +124,38 @@ def sample_split(
                 sample.mismatches.append(f"header {version} {digest}, body {said}, catalog {digests.get(version)}")
             sample.answered[version] += 1
     return sample
+
+
+def share_tolerance(requests: int, weight: int, alpha: float) -> tuple[int, int]:
+    """The answer counts (low, high) a version of ``weight`` percent may get out of ``requests``:
+    those an exact two-sided binomial test at level ``alpha`` accepts (an outcome is rejected when
+    all outcomes no likelier than it have, together, probability at most ``alpha``).
+
+    A request without a sticky key draws its bucket at random, so its version is a Bernoulli
+    trial of probability ``weight / 100``. A keyed request is deterministic (its bucket is a hash
+    of key and model): the same keys give the same counts on every run, and what is random is how
+    a set of keys falls on the buckets, which the hash spreads as uniform draws would.
+    """
+    if requests <= 0 or weight <= 0:
+        return 0, 0
+    if weight >= 100:
+        return requests, requests
+    p = weight / 100
+    log_pmf = [
+        math.lgamma(requests + 1) - math.lgamma(k + 1) - math.lgamma(requests - k + 1)
+        + k * math.log(p) + (requests - k) * math.log1p(-p)
+        for k in range(requests + 1)
+    ]  # fmt: skip
+    pmf = [math.exp(x) for x in log_pmf]
+    ascending = sorted(pmf)
+    below: list[float] = []  # below[i]: the probability of the i+1 least likely outcomes
+    total = 0.0
+    for q in ascending:
+        total += q
+        below.append(total)
+
+    def p_value(k: int) -> float:  # outcomes no likelier than k (relative slack for rounding ties)
+        return below[bisect.bisect_right(ascending, pmf[k] * (1 + 1e-7)) - 1]
+
+    accepted = [k for k in range(requests + 1) if p_value(k) > alpha]
+    return accepted[0], accepted[-1]
