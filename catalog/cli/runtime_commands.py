@@ -159,28 +159,43 @@ def _router_url(path: Path, application: str, target: str) -> tuple[str, Any]:
 
 @click.command()
 @click.argument("application")
-@click.option("--model", "model_name", required=True)
+@click.option("--model", "model_name", help="The model to ask (optional when APPLICATION routes one model).")
 @click.option("--input", "payload", help="OIP v2 request JSON, or @FILE (default: an input fitting the signature).")
 @click.option("--key", help="Sticky key value, sent in the binding's sticky header.")
 @CATALOG_OPTION
 @TARGET_OPTION
 @command
 def predict(
-    application: str, model_name: str, payload: str | None, key: str | None, path: Path, target: str, fmt: str
+    application: str, model_name: str | None, payload: str | None, key: str | None, path: Path, target: str, fmt: str
 ) -> int:
     """Send one inference request through APPLICATION's router; print the answer and who served it."""
+    import difflib
+
     from catalog.deploy.traffic import example_request
     from catalog.deploy.traffic import predict as send
 
     url, (catalog, app) = _router_url(path, application, target)
-    binding = next((b for b in app.bindings if b.model == model_name), None)
+    routed = [b.model for b in app.bindings if b.enabled]
+    if model_name is None:
+        if len(routed) != 1:
+            raise UsageError(
+                f"{application} routes {len(routed)} models ({', '.join(routed)}): choose one with --model"
+            )
+        model_name = routed[0]
+    binding = next((b for b in app.bindings if b.enabled and b.model == model_name), None)
     if binding is None:
-        raise UsageError(f"{application} does not route model {model_name!r}")
+        close = difflib.get_close_matches(model_name, routed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"{application} does not route model {model_name!r} (it routes {', '.join(routed)}){hint}")
     if payload is None:
         model = next(m for m in catalog.models if m.name == model_name)
         body = example_request(next(v for v in model.versions if v.version == binding.routes[0].version))
     else:
-        text = Path(payload[1:]).read_text() if payload.startswith("@") else payload
+        try:
+            text = Path(payload[1:]).read_text(encoding="utf-8") if payload.startswith("@") else payload
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise UsageError(f"--input {payload}: cannot read {payload[1:]}: {reason}") from None
         try:
             body = json.loads(text)
         except ValueError as e:

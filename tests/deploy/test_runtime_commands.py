@@ -103,3 +103,19 @@ def test_smoke_exits_1_when_an_observed_share_differs_from_the_catalog_weight_be
     code, out = modelcat("smoke", "--catalog", str(catalog), "--format", "json")
     assert code == 0, out
     assert all(r["within_tolerance"] for r in json.loads(out)["rows"])
+
+
+def test_predict_names_a_missing_input_file_and_suggests_a_model(tmp_path: Path, router_at_90: StandInRouter) -> None:
+    catalog = str(project_routed_by(tmp_path, router_at_90))
+    code, out = modelcat("predict", "checkout", "--catalog", catalog, "--input", "@nosuch.json")
+    assert code == 2, out
+    assert "nosuch.json" in out and "No such file" in out and "internal error" not in out, out
+
+    code, out = modelcat("predict", "checkout", "--catalog", catalog, "--model", "fraud-scroer")
+    assert code == 2, out
+    assert "did you mean 'fraud-scorer'?" in out, out
+
+    code, out = modelcat("predict", "checkout", "--catalog", catalog, "--key", "alice", "--format", "json")
+    assert code == 0, out  # --model left out: checkout routes one model
+    assert json.loads(out)["status"] == 200
+    assert [r["model"] for r in router_at_90.requests] == ["fraud-scorer"]
