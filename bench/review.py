@@ -59,10 +59,9 @@ from catalog.nogc import no_gc
 from catalog.policy.check import LoadedCatalog, artifact_observer, evaluate, judge, load_policies
 from catalog.policy.inputs import base_versions_of, catalog_inputs
 from catalog.policy.waivers import load_waivers
+from catalog.revisions import load_revision
 from catalog.synth.blast import blast_radius
 from catalog.synth.resources import synthesize_resources
-from catalog.validate import read_catalog_bytes, validate_bytes
-from catalog.yamlio.loader import decode
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_VERSIONS = 10_000
@@ -147,19 +146,16 @@ def phases(repo: Path, now: datetime.datetime, times: dict[str, list[float]]) ->
         times[name].append(t - clock)
         clock = t
 
-    data = read_catalog_bytes(path)
-    report = validate_bytes(data, str(path))
-    assert report.catalog is not None and report.ok
-    head = report.catalog
-    text, _ = decode(data, str(path))
+    head_revision = load_revision(path)
+    head = head_revision.valid()
+    text = head_revision.text or ""
     lap("validate_head")
-    notes: list[str] = []
-    base = review_module._load_base(path, "HEAD", notes, text, head)
-    assert base is not None, notes
+    base = load_revision(path, "HEAD", like=head_revision).catalog
+    assert base is not None
     lap("load_base")
     diff = diff_catalogs(base, head)
     lap("diff")
-    chosen = select_versions(head, only=review_module._touched_artifacts(diff))
+    chosen = select_versions(head, only=set(diff.touched_versions()))
     verified = verify_versions(head, chosen, repo)
     assert len(verified) == 1 and verified[0].ok, verified
     lap("verify")
@@ -178,7 +174,7 @@ def phases(repo: Path, now: datetime.datetime, times: dict[str, list[float]]) ->
     subjects |= {i.subject for i in resource_inputs}
     inputs = head_inputs + resource_inputs
     lap("inputs")
-    loaded = LoadedCatalog(text, head, report.errors)
+    loaded = LoadedCatalog(text, head, [])
     result = judge(loaded, str(path), inputs, policies, load_waivers(repo / "policies"), now, {"base", "synth"}, "HEAD",
                    subjects)  # fmt: skip
     lap("judge")

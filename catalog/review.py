@@ -1,12 +1,13 @@
 """``modelcat review BASE``: everything a pull request to the catalog needs judged, in one pass.
 
 1. validate the head catalog (the working tree's models.yaml): a schema error stops the review;
-2. read the base revision's catalog (``git show BASE:models.yaml``; absent: an empty base);
-3. diff them in model terms (``catalog.domain.diff``);
-4. verify only the artifacts the change adds or alters (new versions, new bytes for a version);
-5. build both sides' resources without the CDK app (``catalog.synth.resources``) and compare
+2. read the base revision's catalog and diff the two in model terms (``catalog.revisions``; a base
+   without the file, or an invalid one, is an empty catalog);
+3. verify only the artifacts the change touches (``catalog.revisions.Change.touched``: new
+   versions, new bytes or another signature for a version): the set ``verify --changed-since`` checks;
+4. build both sides' resources without the CDK app (``catalog.synth.resources``) and compare
    them: the blast radius per stack, the plan summary of the change;
-6. run the policies on what the change touches: each subject (model, version, application,
+5. run the policies on what the change touches: each subject (model, version, application,
    binding) whose policy input differs from the base's, every version the change deletes, and
    every resource the blast radius creates, updates or replaces; every subject when the policies
    folder (rules, settings, waivers) differs from the base. Unchanged subjects were judged
@@ -24,11 +25,11 @@ from pathlib import Path
 
 from catalog.artifacts.verify import VerifyResult, select_versions, verify_versions
 from catalog.domain.deployment import environments
-from catalog.domain.diff import CatalogDiff, diff_catalogs
+from catalog.domain.diff import CatalogDiff
 from catalog.domain.models import Catalog
 from catalog.domain.problems import Problem
 from catalog.errors import UsageError
-from catalog.gitio import file_at_revision, folder_changed_since
+from catalog.gitio import folder_changed_since
 from catalog.policy.check import (
     VALIDATE,
     LoadedCatalog,
@@ -42,10 +43,9 @@ from catalog.policy.findings import Finding, PolicyResult, RuleInfo, SubjectInpu
 from catalog.policy.inputs import base_versions_of, catalog_inputs
 from catalog.policy.synth_inputs import block_inputs
 from catalog.policy.waivers import load_waivers
+from catalog.revisions import Change, change_since, check_revision, load_revision
 from catalog.synth.blast import BlastRadius, blast_radius
 from catalog.synth.resources import StackResources, synthesize_resources
-from catalog.validate import read_catalog_bytes, validate_bytes, validate_bytes_reusing
-from catalog.yamlio.loader import decode
 
 __all__ = ["VERIFY", "Review", "changed_subjects", "models_to_judge", "review"]
 
@@ -117,17 +117,6 @@ def models_to_judge(base: Catalog | None, head: Catalog) -> set[str] | None:
     )
 
 
-def _touched_artifacts(diff: CatalogDiff) -> set[tuple[str, str]]:
-    """Versions whose artifact needs verifying: added, or with a changed artifact or signature."""
-    touched = {(v.model, v.version) for v in diff.versions_added}
-    touched |= {
-        (v.model, v.version)
-        for v in diff.versions_changed
-        if any(c.field.startswith(("artifact.", "signature")) for c in v.changes)
-    }
-    return touched
-
-
 def _resource_inputs(head: StackResources, blast: BlastRadius, catalog: Catalog) -> list[SubjectInput]:
     """Policy inputs of the resources an apply would create, update or replace, placed on the
     models.yaml entry of the application each serves (the catalog line that makes them)."""
@@ -165,21 +154,13 @@ def _verify_findings(failed: list[VerifyResult], catalog: Catalog) -> tuple[list
     return findings, places
 
 
-def _load_base(
-    path: Path, base: str, notes: list[str], head_text: str = "", head: Catalog | None = None
-) -> Catalog | None:
-    """The base revision's catalog (None: absent or invalid). Given the head's text and catalog, the
-    models written alike on both sides are taken from the head instead of being parsed again."""
-    data = file_at_revision(path, base)
-    if data is None:
-        notes.append(f"{path.name} does not exist at {base}: every entry is new")
-        return None
-    filename = f"{path}@{base}"
-    report = validate_bytes(data, filename) if head is None else validate_bytes_reusing(data, filename, head_text, head)
-    if report.catalog is None or not report.ok:
-        notes.append(f"{path}@{base} is not a valid catalog: compared as empty, base-only rules not evaluated")
-        return None
-    return report.catalog
+def _base_notes(path: Path, base: str, change: Change) -> list[str]:
+    """What the review says about a base that is not a catalog to compare with."""
+    if not change.base.present:
+        return [f"{path.name} does not exist at {base}: every entry is new"]
+    if change.base.catalog is None:
+        return [f"{path}@{base} is not a valid catalog: compared as empty, base-only rules not evaluated"]
+    return []
 
 
 def review(
@@ -192,28 +173,28 @@ def review(
     verify: bool = True,
 ) -> Review:
     """Review the change from ``base`` (a git revision) to the working tree's ``path``."""
-    if not base.strip() or base.startswith("-"):
-        raise UsageError(f"{base!r} is not a revision")
+    check_revision(base)
     policies, settings = load_policies(policies_dir)  # a missing or broken rule stops the review first
-    data = read_catalog_bytes(path)
+    head_revision = load_revision(path)
     result = Review(base=base, file=str(path))
-    report = validate_bytes(data, str(path))
-    if report.catalog is None:
-        result.problems = report.errors
-        findings = validation_findings(report.errors)
+    if head_revision.catalog is None:
+        result.problems = head_revision.errors
+        findings = validation_findings(result.problems)
         result.policy = PolicyResult(rules=[VALIDATE], findings=findings, base=base, now=now.date().isoformat())
         return result
-    head = report.catalog
-    result.problems = report.errors  # cross-reference errors: reported, and the rest still runs
-    text, _ = decode(data, str(path))
-    base_catalog = _load_base(path, base, result.notes, text, head)
-    result.diff = diff_catalogs(base_catalog, head)
+    head = head_revision.catalog
+    result.problems = head_revision.errors  # cross-reference errors: reported, and the rest still runs
+    text = head_revision.text or ""
+    change = change_since(head_revision, base)
+    base_catalog = change.base.catalog
+    result.notes += _base_notes(path, base, change)
+    result.diff = change.diff
 
     if verify:
-        chosen = select_versions(head, only=_touched_artifacts(result.diff))
+        chosen = select_versions(head, only=set(change.touched))
         result.verified = verify_versions(head, chosen, path.resolve().parent) if chosen else []
 
-    resources_ok = not report.errors
+    resources_ok = not result.problems
     before: StackResources = {}
     after: StackResources = {}
     if resources_ok:
@@ -248,7 +229,7 @@ def review(
         inputs = head_inputs + resource_inputs
         subjects |= {i.subject for i in resource_inputs}
         have.add("synth")
-    loaded = LoadedCatalog(text, head, report.errors)
+    loaded = LoadedCatalog(text, head, result.problems)
     policy = judge(loaded, str(path), inputs, policies, load_waivers(policies_dir), now, have, base, subjects)
     if result.failed_artifacts:
         findings, places = _verify_findings(result.failed_artifacts, head)

@@ -16,9 +16,7 @@ from catalog.cli.common import catalog_option, command
 from catalog.cli.render import Failure, verdict
 from catalog.domain.models import STAGES, Task
 from catalog.errors import UsageError
-from catalog.validate import validate_file
 from catalog.wording import plural
-from catalog.yamlio.loader import decode, parse
 
 if TYPE_CHECKING:
     from catalog.artifacts.hashing import Progress
@@ -101,29 +99,6 @@ def register(
     return 0
 
 
-def _changed_since(path: Path, revision: str, current) -> set[tuple[str, str]] | None:
-    """(model, version) pairs whose artifact is new or different from ``revision``; None: all."""
-    from catalog.gitio import file_at_revision
-
-    old = file_at_revision(path, revision)
-    if old is None:
-        return None
-    text, problems = decode(old, f"{revision}:{path.name}")
-    document = parse(text, path.name).data if not problems else None
-    before: dict[tuple[str, str], object] = {}
-    if isinstance(document, dict):
-        for m in document.get("models") or []:
-            for v in (m.get("versions") or []) if isinstance(m, dict) else []:
-                if isinstance(v, dict):
-                    before[(m.get("name"), v.get("version"))] = v.get("artifact")
-    return {
-        (m.name, v.version)
-        for m in current.models
-        for v in m.versions
-        if before.get((m.name, v.version)) != v.artifact.model_dump()
-    }
-
-
 @click.command()
 @click.option("--model", help="Only this model's versions.")
 @click.option("--changed-since", "revision", metavar="GITREF", help="Only artifacts new or changed since GITREF.")
@@ -132,12 +107,14 @@ def _changed_since(path: Path, revision: str, current) -> set[tuple[str, str]] |
 def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int:
     """Fetch or read every artifact the catalog names; check digest, size, ONNX validity, signature."""
     from catalog.nogc import no_gc
+    from catalog.revisions import change_since, load_revision
 
     with no_gc():
-        catalog = validate_file(path).raise_for_errors()
+        head = load_revision(path)
+        catalog = head.valid()
+        only = set(change_since(head, revision).touched) if revision else None  # what `review` verifies
     if model is not None and model not in {m.name for m in catalog.models}:
         raise UsageError(f"--model {model!r} is not in {path}")
-    only = _changed_since(path, revision, catalog) if revision else None
     from catalog.artifacts.verify import select_versions, verify_versions
 
     chosen = select_versions(catalog, model=model, only=only)

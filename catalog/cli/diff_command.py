@@ -15,32 +15,10 @@ from catalog.errors import CatalogInvalid, UsageError
 from catalog.synth.resources import TARGET_MODULES
 
 if TYPE_CHECKING:
-    from catalog.domain.problems import Problem
+    from catalog.revisions import Revision
     from catalog.synth.blast import BlastRadius
 
-__all__ = ["diff", "load_side"]
-
-
-def load_side(path: Path, revision: str | None) -> tuple[Side, Catalog | None, list[Problem]]:
-    """The catalog at ``revision`` (None: the file in the working tree), and its problems.
-
-    Problems name the file as ``models.yaml@REVISION``. A revision without the file gives no
-    catalog (an empty side); a revision git does not know is a UsageError (exit 2).
-    """
-    from catalog.gitio import file_at_revision
-    from catalog.validate import read_catalog_bytes, validate_bytes
-
-    if revision is None:
-        data: bytes | None = read_catalog_bytes(path)
-    else:
-        if not revision.strip() or revision.startswith("-"):
-            raise UsageError(f"{revision!r} is not a revision")
-        data = file_at_revision(path, revision)
-    side = Side(file=str(path), revision=revision, present=data is not None)
-    if data is None:
-        return side, None, []
-    report = validate_bytes(data, side.source)
-    return side, report.catalog if report.ok else None, report.errors
+__all__ = ["diff"]
 
 
 @click.command("diff")
@@ -61,13 +39,17 @@ def diff(base: str, head: str | None, path: Path, no_blast_radius: bool, target:
     the resources an apply would create, update, replace or delete. Exit 0 with or without changes."""
     from catalog.domain.diff import diff_catalogs
     from catalog.nogc import no_gc
+    from catalog.revisions import check_revision, load_revision
 
     with no_gc():
-        base_side, base_catalog, base_errors = load_side(path, base)
-        head_side, head_catalog, head_errors = load_side(path, head)
-        if base_errors or head_errors:
-            where = ", ".join(s.source for s, e in ((base_side, base_errors), (head_side, head_errors)) if e)
-            raise CatalogInvalid(where, [*base_errors, *head_errors])
+        check_revision(base)
+        after = load_revision(path, head)
+        before = load_revision(path, base, like=after)  # models written alike are read once
+        if before.errors or after.errors:
+            where = ", ".join(r.source for r in (before, after) if r.errors)
+            raise CatalogInvalid(where, [*before.errors, *after.errors])
+        base_side, head_side = _side(before), _side(after)
+        base_catalog, head_catalog = before.catalog, after.catalog
         notes = [
             f"{side.file} does not exist at {side.label}: compared as an empty catalog"
             for side in (base_side, head_side)
@@ -86,6 +68,10 @@ def diff(base: str, head: str | None, path: Path, no_blast_radius: bool, target:
         for line in diff_text(outcome):
             click.echo(line)
     return 0
+
+
+def _side(revision: Revision) -> Side:
+    return Side(file=str(revision.path), revision=revision.revision, present=revision.present)
 
 
 def _blast(

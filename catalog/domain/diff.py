@@ -193,6 +193,17 @@ class CatalogDiff(Strict):
     def served_digest_swaps(self) -> list[VersionChange]:
         return [v for v in self.versions_changed if v.served_digest_swap]
 
+    def touched_versions(self) -> frozenset[tuple[str, str]]:
+        """(model, version) of the head's versions whose artifact the change must verify: those
+        added, and those whose artifact (URI, digest, size) or signature differs from the base's."""
+        touched = {(v.model, v.version) for v in self.versions_added}
+        touched |= {
+            (v.model, v.version)
+            for v in self.versions_changed
+            if any(c.field.startswith(("artifact.", "signature")) for c in v.changes)
+        }
+        return frozenset(touched)
+
 
 def version_order(version: str) -> tuple[tuple[int, int | str], ...]:
     """Semantic-version precedence as a sort key (numbers numerically, a pre-release before its release)."""

@@ -12,14 +12,14 @@ from pydantic import ValidationError
 
 from catalog.domain.models import Catalog, Model, Version
 from catalog.errors import CatalogInvalid, UsageError
-from catalog.gitio import file_at_revision
 from catalog.policy.contract import RuleEngine, policy_files
 from catalog.policy.findings import Finding, PolicyResult, RuleInfo, SubjectInput
-from catalog.policy.inputs import BaseVersion, base_versions, catalog_inputs
+from catalog.policy.inputs import BaseVersion, base_versions, base_versions_of, catalog_inputs
 from catalog.policy.rego import RegoPolicies
 from catalog.policy.settings import Settings, load_settings
 from catalog.policy.synth_inputs import synth_inputs
 from catalog.policy.waivers import Waiver, apply_waivers, load_waivers
+from catalog.revisions import Revision, load_revision
 from catalog.validate import read_catalog_bytes, validate_bytes
 from catalog.yamlio.loader import decode, parse
 from catalog.yamlio.positions import locate
@@ -141,15 +141,19 @@ def artifact_observer(folder: Path) -> Callable[[Model, Version], Mapping[str, o
     return observe
 
 
-def _base(path: Path, ref: str) -> dict[tuple[str, str], BaseVersion]:
-    data = file_at_revision(path, ref)
-    if data is None:
+def _base(path: Path, ref: str, head: LoadedCatalog) -> dict[tuple[str, str], BaseVersion]:
+    """The base revision's facts: from its catalog when valid, else read leniently from its YAML
+    (a base that no longer passes today's schema still gives its history)."""
+    like = Revision(path, None, True, head.text, head.catalog) if not head.errors else None
+    base = load_revision(path, ref, like=like)
+    if not base.present:
         return {}
-    text, problems = decode(data, f"{path}@{ref}")
-    parsed = parse(text, f"{path}@{ref}") if not problems else None
-    if parsed is None or parsed.data is None:
+    if base.catalog is not None:
+        return base_versions_of(base.catalog)
+    document = base.document()
+    if document is None:
         raise UsageError(f"{path} at {ref} cannot be read as YAML, so there is no base to compare with")
-    return base_versions(parsed.data)
+    return base_versions(document)
 
 
 def validation_findings(errors: list) -> list[Finding]:
@@ -178,7 +182,7 @@ def _inputs(
     base_ref: str | None,
     synth_dir: Path | None,
 ) -> tuple[list[SubjectInput], bool]:
-    base = _base(path, base_ref) if base_ref else None
+    base = _base(path, base_ref, loaded) if base_ref else None
     inputs = catalog_inputs(
         loaded.catalog, now=now, settings=settings, base=base, observe=artifact_observer(path.resolve().parent)
     )

@@ -275,3 +275,21 @@ def test_version_order_is_semantic():
         "1.2.0",
         "1.10.0",
     ]
+
+
+def test_the_diff_says_which_versions_a_change_touches():
+    """Versions whose artifact a change must verify: added, other bytes, another signature; not a
+    version whose metrics or stage alone changed, nor one removed."""
+    text = demo_text()
+    after, _ = swap_artifact(text, FRAUD_1_3_0, fraud_scorer_bytes(seed=3))  # other bytes for 1.3.0
+    after = add_version(after, fraud_scorer_bytes(seed=4), "1.5.0", "      - version: 1.4.0")
+    after = after.replace(  # search-ranker 3.2.0: another output shape (signature only)
+        "{name: relevance, dtype: float32, shape: [batch, 20]}\n        metrics: {ndcg@10: 0.538",
+        "{name: relevance, dtype: float32, shape: [batch, 21]}\n        metrics: {ndcg@10: 0.538",
+    )
+    after = after.replace("metrics: {auc: 0.928", "metrics: {auc: 0.929")  # fraud-scorer 1.4.0: metrics only
+    assert "shape: [batch, 21]" in after and "auc: 0.929" in after
+    diff = _diff(text, after)
+    assert {(v.model, v.version) for v in diff.versions_changed} >= {("fraud-scorer", "1.4.0")}
+    assert diff.touched_versions() == {("fraud-scorer", "1.3.0"), ("fraud-scorer", "1.5.0"), ("search-ranker", "3.2.0")}
+    assert _diff(after, text).touched_versions() == {("fraud-scorer", "1.3.0"), ("search-ranker", "3.2.0")}
