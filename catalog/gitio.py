@@ -1,4 +1,5 @@
-"""Read a file as it was at a git revision; find the repository a folder belongs to."""
+"""Git, read-only: a file as it was at a revision, what changed since one, what git ignores, the
+repository a folder belongs to."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from catalog.errors import UsageError
 
-__all__ = ["file_at_revision", "folder_changed_since", "repository_root"]
+__all__ = ["file_at_revision", "folder_changed_since", "ignored_by_git", "repository_root"]
 
 
 def file_at_revision(path: Path, revision: str) -> bytes | None:
@@ -69,3 +70,39 @@ def repository_root(folder: Path) -> Path | None:
     if "not a git repository" in done.stderr:
         return None
     raise UsageError(f"git cannot tell which repository holds {folder}: {done.stderr.strip()}")
+
+
+def _git(folder: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", "-C", str(folder), *args], input=stdin, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise UsageError("git is not installed") from None
+
+
+def ignored_by_git(folder: Path, paths: list[Path]) -> dict[Path, str]:
+    """Of ``paths`` (absolute; they need not exist), those git ignores in the work tree holding
+    ``folder``, each with the rule that ignores it (``.gitignore:3: .modelcat/``). Tracked files
+    are not ignored. Nothing outside a repository (or when git cannot tell), or for paths outside it."""
+    try:
+        top = repository_root(folder)
+    except UsageError:
+        return {}
+    if top is None:
+        return {}
+    inside = {}
+    for path in paths:
+        try:
+            inside[path.relative_to(top).as_posix()] = path
+        except ValueError:
+            continue
+    if not inside:
+        return {}
+    done = _git(top, "check-ignore", "--verbose", "-z", "--stdin", stdin=b"\0".join(p.encode() for p in inside))
+    if done.returncode not in (0, 1):  # 1: none ignored
+        return {}
+    fields = done.stdout.decode(errors="replace").split("\0")
+    found = {}
+    for source, line, pattern, name in zip(fields[0::4], fields[1::4], fields[2::4], fields[3::4], strict=False):
+        if name in inside:
+            found[inside[name]] = f"{source}:{line}: {pattern}"
+    return found

@@ -198,7 +198,7 @@ def register_version(
     new_model = _new_model_fields(catalog, catalog_path, model, entry, owner, task)
     _refuse_duplicates(catalog, model, version, None)
     limit = (entry and entry.max_artifact_bytes) or catalog.limits.max_artifact_bytes
-    target = open_store(store, catalog_path.parent)
+    target = open_store(store, catalog_path.parent, catalog)
     staging = target.staging_dir()
     try:
         staged = stage_artifact(artifact, staging, limit=limit, progress=progress)

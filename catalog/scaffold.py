@@ -13,6 +13,7 @@ ones that do not exist yet (an existing file is kept, never overwritten) atomica
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -27,8 +28,10 @@ __all__ = [
     "builtin_policies",
     "codeowners",
     "example_model",
+    "gitignore",
     "plan_files",
     "skeleton",
+    "workflow_files",
     "write_files",
 ]
 
@@ -68,6 +71,13 @@ def skeleton(artifact: bytes, today: date) -> str:
 # Change it by pull request: CI runs `modelcat review` and comments what the change does.
 # Replace the example with your models (`modelcat register` appends a version and its artifact).
 apiVersion: modelcat/v1
+
+# Where artifacts are kept: `modelcat register` writes into the default store, and every version's
+# URI lies in a store. artifacts/ is committed with the catalog, so CI (a fresh clone) has them all.
+stores:
+  - name: artifacts
+    uri: artifacts # content-addressed: artifacts/sha256/<2 hex>/<64 hex>
+    default: true
 
 environments:
   - name: production
@@ -121,10 +131,10 @@ GITHUB_WORKFLOW = """\
 name: modelcat
 on:
   pull_request:
-    paths: [models.yaml, policies/**, .github/workflows/modelcat.yml]
+    paths: [models.yaml, @STORES@policies/**, .github/workflows/modelcat.yml]
   push:
     branches: [main]
-    paths: [models.yaml]
+    paths: [models.yaml@STORES_LAST@]
 permissions:
   contents: read
 jobs:
@@ -189,7 +199,7 @@ modelcat-review:
   image: python:3.11-slim
   rules:
     - if: $CI_PIPELINE_SOURCE == "merge_request_event"
-      changes: [models.yaml, policies/**/*]
+      changes: [models.yaml, @STORES@policies/**/*]
   variables: {GIT_DEPTH: "0"}
   script:
     - apt-get update -qq && apt-get install -y -qq git
@@ -206,7 +216,7 @@ modelcat-apply:
   image: {name: hashicorp/terraform:1.15, entrypoint: [""]}
   rules:
     - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
-      changes: [models.yaml]
+      changes: [models.yaml@STORES_LAST@]
   resource_group: modelcat-apply
   script:
     - apk add --no-cache python3 py3-pip
@@ -223,11 +233,41 @@ modelcat-apply:
 
 
 GITIGNORE = """\
-# what modelcat writes beside the catalog: synthesized stacks, local run state, review outputs
+# what modelcat writes beside the catalog: synthesized stacks, local run state and caches, review
+# outputs, and a store's staging area (artifacts being registered); the stores themselves are committed
 cdktf.out/
 .modelcat/
 /review/
 """
+
+
+def _store_folders(catalog: Catalog) -> list[str]:
+    """The folder stores inside the repository (relative to the catalog), which CI must see change."""
+    from catalog.domain.stores import catalog_stores, folder_of
+
+    return [f for s in catalog_stores(catalog) if not s.uri.startswith("file://") and (f := folder_of(s))]
+
+
+def _quoted(glob: str) -> str:
+    """A glob as a YAML flow scalar: plain when it starts with a letter or digit, else quoted."""
+    return glob if glob[0].isalnum() and all(c.isalnum() or c in "/._-*" for c in glob) else json.dumps(glob)
+
+
+def workflow_files(catalog: Catalog) -> dict[str, bytes]:
+    """The GitHub Actions workflow and the GitLab CI file, triggered by models.yaml, the catalog's
+    store folders and (for the review) the policies."""
+    folders = _store_folders(catalog)
+    github_globs, gitlab_globs = [_quoted(f"{f}/**") for f in folders], [_quoted(f"{f}/**/*") for f in folders]
+    github = GITHUB_WORKFLOW.replace("@STORES@", "".join(f"{g}, " for g in github_globs))
+    github = github.replace("@STORES_LAST@", "".join(f", {g}" for g in github_globs))
+    gitlab = GITLAB_CI.replace("@STORES@", "".join(f"{g}, " for g in gitlab_globs))
+    gitlab = gitlab.replace("@STORES_LAST@", "".join(f", {g}" for g in gitlab_globs))
+    return {".github/workflows/modelcat.yml": github.encode(), ".gitlab-ci.yml": gitlab.encode()}
+
+
+def gitignore(catalog: Catalog) -> str:
+    """``GITIGNORE`` and each folder store's staging area; never a store itself."""
+    return GITIGNORE + "".join(f"{f}/.staging/\n" for f in _store_folders(catalog))
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,10 +319,9 @@ def plan_files(catalog: Catalog, catalog_text: str, policies: Mapping[str, bytes
     files = {
         "models.yaml": catalog_text.encode(),
         "schemas/catalog.schema.json": schema.encode(),
-        ".github/workflows/modelcat.yml": GITHUB_WORKFLOW.encode(),
-        ".gitlab-ci.yml": GITLAB_CI.encode(),
+        **workflow_files(catalog),
         "CODEOWNERS": codeowners(catalog).encode(),
-        ".gitignore": GITIGNORE.encode(),
+        ".gitignore": gitignore(catalog).encode(),
     }
     files |= {f"policies/{name}": data for name, data in policies.items()}
     return files

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from catalog.domain.models import Application, Binding, Catalog, Defaults, EnvironmentSpec, Limits, Model
+from catalog.domain.models import Application, Binding, Catalog, Defaults, EnvironmentSpec, Limits, Model, Store
 from catalog.domain.problems import Loc, Problem, display_path, sort_key
 from catalog.domain.rules import check_catalog, check_raw, semver_key
 from catalog.domain.schema_errors import schema_problem
@@ -63,8 +63,72 @@ def read_catalog_bytes(path: str | os.PathLike[str]) -> bytes:
         raise CatalogNotFound(str(path), e.strerror or str(e)) from e
 
 
-def validate_file(path: str | os.PathLike[str]) -> Report:
-    return validate_bytes(read_catalog_bytes(path), str(path))
+def validate_file(path: str | os.PathLike[str], *, git: bool = False) -> Report:
+    """``validate_bytes`` of the file; with ``git``, also a warning for every folder of artifacts
+    that git ignores (``ignored_store_warnings``)."""
+    data = read_catalog_bytes(path)
+    report = validate_bytes(data, str(path))
+    if git and report.catalog is not None:
+        warnings = ignored_store_warnings(Path(path), report.catalog, data)
+        report.problems = sorted(report.problems + warnings, key=sort_key)
+    return report
+
+
+def ignored_store_warnings(path: Path, catalog: Catalog, data: bytes) -> list[Problem]:
+    """A warning for each folder store git ignores (at its entry), and for each artifact path git
+    ignores outside those (at its URI): a fresh clone, such as CI's, would not have those artifacts.
+    Nothing outside a git repository."""
+    from catalog.artifacts.repository import local_path, store_folder
+    from catalog.gitio import ignored_by_git
+
+    folder = path.resolve().parent
+    probe = Path("sha256", "00", "0" * 64)  # an artifact the store would hold
+    roots = {
+        i: root for i, store in enumerate(catalog.stores or []) if (root := store_folder(store, folder)) is not None
+    }
+    artifacts = {
+        (i, j): where
+        for i, model in enumerate(catalog.models)
+        for j, version in enumerate(model.versions)
+        if (where := local_path(version.artifact.uri, folder)) is not None
+    }
+    ignored = ignored_by_git(folder, [*roots.values(), *(r / probe for r in roots.values()), *artifacts.values()])
+    if not ignored:
+        return []
+    found: list[Problem] = []
+    quiet: list[Path] = []  # stores already reported: their artifacts are not reported again
+    for i, root in roots.items():
+        rule = ignored.get(root) or ignored.get(root / probe)
+        if rule is not None:
+            store = catalog.stores[i]  # type: ignore[index]
+            quiet.append(root)
+            found.append(
+                Problem(
+                    "store.git-ignored",
+                    f"store {store.name!r} ({store.uri}) is ignored by git ({rule}): a fresh clone, "
+                    "such as CI's, will not have its artifacts",
+                    loc=("stores", i, "uri"),
+                    hint="commit the store: remove that rule from .gitignore, or keep artifacts in a registry store",
+                    severity="warning",
+                )
+            )
+    for (i, j), where in artifacts.items():
+        rule = ignored.get(where)
+        if rule is not None and not any(where.is_relative_to(root) for root in quiet):
+            uri = catalog.models[i].versions[j].artifact.uri
+            found.append(
+                Problem(
+                    "artifact.git-ignored",
+                    f"{uri} is ignored by git ({rule}): a fresh clone, such as CI's, will not have it",
+                    loc=("models", i, "versions", j, "artifact", "uri"),
+                    hint="register it into a committed store (stores:, e.g. artifacts/), or stop ignoring it",
+                    severity="warning",
+                )
+            )
+    text, _ = decode(data, str(path))
+    document = parse(text, str(path)).data
+    positions = locate(text, {p.loc for p in found})
+    return [_place(p, str(path), document, positions.get(p.loc)) for p in found]
 
 
 def load_catalog(path: str | os.PathLike[str]) -> Catalog:
@@ -168,6 +232,7 @@ _MODEL = TypeAdapter(Model)
 _APPLICATION = TypeAdapter(Application)
 _BINDING = TypeAdapter(Binding)
 _ENVIRONMENT = TypeAdapter(EnvironmentSpec)
+_STORES = TypeAdapter(list[Store])
 
 
 def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str, frozenset[str]], frozenset[str]]:
@@ -211,10 +276,12 @@ def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str,
                 unchecked_envs.add(item["name"])
     defaults = _valid(Defaults, document.get("defaults", {})) or Defaults()
     limits = _valid(Limits, document.get("limits", {})) or Limits()
+    stores = _valid(_STORES, document["stores"]) if "stores" in document else None  # all, or none checked
     partial = Catalog.model_construct(
         api_version="modelcat/v1",
         defaults=defaults,
         limits=limits,
+        stores=stores,
         environments=envs,
         models=models,
         applications=apps,

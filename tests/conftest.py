@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -62,3 +63,13 @@ def workspace(tmp_path: Path) -> Path:
     shutil.copyfile(DEMO, tmp_path / "models.yaml")
     shutil.copytree(DEMO.parent / "artifacts" / "sha256", tmp_path / "artifacts" / "sha256")
     return tmp_path
+
+
+def declare_store(catalog: Path, name: str, uri: str) -> None:
+    """Add a store to the demo catalog's ``stores:`` (after its default store, ``artifacts``)."""
+    text = catalog.read_text(encoding="utf-8")
+    anchor = "    default: true\n"
+    assert text.count(anchor) == 1
+    catalog.write_text(
+        text.replace(anchor, f"{anchor}  - name: {name}\n    uri: {json.dumps(uri)}\n"), encoding="utf-8"
+    )

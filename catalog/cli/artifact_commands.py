@@ -57,7 +57,9 @@ def _pairs(values: tuple[str, ...], option: str, number: bool) -> dict[str, obje
 @click.option("--metric", "metrics", multiple=True, metavar="NAME=VALUE", help="Repeat per metric.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Repeat per label.")
 @click.option("--trained-at", help="Training date (default: the artifact file's date).")
-@click.option("--store", help="Folder, file:///path or oci://host/repo (default: .modelcat/store beside the catalog).")
+@click.option(
+    "--store", help="A store of the catalog, by name or URI (default: its default store; without stores:, artifacts/)."
+)
 @click.option("--stage", type=click.Choice(STAGES), default="candidate", show_default=True)
 @click.option("--owner", help="A new model's owner (with --task, MODEL is added to the catalog).")
 @click.option("--task", type=click.Choice(get_args(Task)), help="A new model's task.")

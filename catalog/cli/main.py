@@ -30,9 +30,10 @@ def main() -> None:
 @catalog_option(positional=True)
 @command
 def validate(path: Path, fmt: str) -> int:
-    """Check the catalog (default models.yaml): YAML, schema and cross-references; report every problem."""
+    """Check the catalog (default models.yaml): YAML, schema and cross-references; report every
+    problem (and warn when git ignores a folder the catalog keeps artifacts in)."""
     with no_gc():
-        report = validate_file(path)
+        report = validate_file(path, git=True)
     if fmt == "json":
         click.echo(problems_json(str(path), report.problems))
     else:

@@ -40,6 +40,7 @@ __all__ = [
     "Serving",
     "Signature",
     "Stage",
+    "Store",
     "Task",
     "TensorSpec",
     "Version",
@@ -407,6 +408,18 @@ class EnvironmentSpec(Strict):
     sagemaker: SageMakerSettings | None = None
 
 
+class Store(Strict):
+    """Where artifacts are kept: a content-addressed folder (``sha256/<2 hex>/<64 hex>``) or an OCI
+    registry repository. ``modelcat register`` writes into the default store."""
+
+    name: Name
+    uri: Annotated[str, Field(min_length=1, max_length=2048)] = Field(
+        description="A folder relative to the catalog (committed with it, e.g. artifacts), "
+        "file:///absolute/folder, or oci://host[:port]/repository"
+    )
+    default: bool = Field(False, description="The store `modelcat register` writes into; exactly one store is")
+
+
 class Limits(Strict):
     max_artifact_bytes: Annotated[int, Field(gt=0)] = 2 * GIB
     min_artifact_bytes: Annotated[int, Field(gt=0)] | None = None
@@ -416,6 +429,12 @@ class Catalog(Strict):
     api_version: Literal["modelcat/v1"] = Field(alias="apiVersion")
     defaults: Defaults = Defaults()
     limits: Limits = Limits()
+    stores: list[Store] | None = Field(
+        None,
+        min_length=1,
+        description="Where artifacts are kept; every version's artifact URI lies in one of them. When absent, "
+        "one default store is implied: the folder artifacts beside the catalog (and URIs are not checked)",
+    )
     environments: list[EnvironmentSpec] | None = Field(
         None,
         description="Where applications run, and how each deploys per target. When absent, every environment "

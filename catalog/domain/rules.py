@@ -25,6 +25,7 @@ from catalog.domain.models import (
     Version,
 )
 from catalog.domain.problems import Problem
+from catalog.domain.stores import check_stores
 
 __all__ = [
     "DEFAULT_INTERVAL_SECONDS",
@@ -123,6 +124,11 @@ def check_raw(document: object) -> list[Problem]:
         ],
         "environment",
         "ref.duplicate-environment",
+    )
+    problems += _duplicates(
+        [(("stores", i, "name"), s["name"]) for i, s in _items(document, "stores") if isinstance(s.get("name"), str)],
+        "store",
+        "ref.duplicate-store",
     )
     return problems
 
@@ -294,6 +300,7 @@ def check_catalog(
         if app is not None:
             problems += _check_application(catalog, ("applications", i), app, models, unchecked_models or {})
     problems += _check_environments(catalog, models, unchecked_environments)
+    problems += check_stores(catalog)
     if catalog.defaults.gates is not None:
         problems += _check_gates(("defaults", "gates"), catalog.defaults.gates.min_metrics)
     problems += _check_serving(("defaults", "serving"), catalog.defaults.serving)

@@ -17,7 +17,7 @@ import pytest
 from catalog.artifacts.hashing import hash_file
 from catalog.artifacts.onnx_facts import inspect_onnx
 from catalog.artifacts.stores.local import blob_path
-from tests.conftest import DEMO, sha256_file
+from tests.conftest import DEMO, declare_store, sha256_file
 from tests.onnx_models import dense_model, point_external_data_at, save, save_with_external_data
 
 
@@ -54,7 +54,7 @@ def test_register_appends_exactly_the_new_version_block(cli, workspace: Path):
     added = [l[2:] for l in difflib.ndiff(before.splitlines(), after.splitlines()) if l.startswith("+ ")]
     removed = [l for l in difflib.ndiff(before.splitlines(), after.splitlines()) if l.startswith("- ")]
     assert removed == []
-    stored = f".modelcat/store/sha256/{digest[7:9]}/{digest[7:]}"
+    stored = f"artifacts/sha256/{digest[7:9]}/{digest[7:]}"  # the catalog's default store
     assert added[:5] == [
         "      - version: 1.5.0",
         "        artifact:",
@@ -147,12 +147,12 @@ def _bad_artifacts(tmp: Path) -> dict[str, tuple[Path, str]]:
 @pytest.mark.parametrize("case", ["truncated", "random-bytes", "pickle", "empty", "zip"])
 def test_non_onnx_content_is_refused_and_nothing_is_written(cli, workspace: Path, case: str):
     path, words = _bad_artifacts(workspace / "bad")[case]
-    catalog_before, store_before = sha256_file(workspace / "models.yaml"), snapshot(workspace / ".modelcat")
+    catalog_before, store_before = sha256_file(workspace / "models.yaml"), snapshot(workspace / "artifacts")
     result = register(cli, workspace, path)
     assert result.exit_code == 1, result.output
     assert f"error: {path}: {words}" in result.stderr
     assert sha256_file(workspace / "models.yaml") == catalog_before
-    assert snapshot(workspace / ".modelcat") == store_before
+    assert snapshot(workspace / "artifacts") == store_before
     assert cli("inspect", path).exit_code == 1
 
 
@@ -188,13 +188,14 @@ def test_external_data_counts_toward_the_limit(cli, workspace: Path):
 
 
 def test_sparse_3gb_file_is_refused_without_reading_it(cli, workspace: Path):
+    stored = snapshot(workspace / "artifacts")
     sparse = workspace / "huge.onnx"
     with open(sparse, "wb") as handle:
         handle.truncate(3 * 1024**3)
     result = register(cli, workspace, sparse)
     assert result.exit_code == 1
     assert "is 3,221,225,472 bytes, over the limit of 104,857,600" in result.stderr
-    assert not (workspace / ".modelcat/store/sha256").exists()
+    assert snapshot(workspace / "artifacts") == stored
 
 
 @pytest.mark.parametrize(
@@ -209,10 +210,11 @@ def test_external_data_must_stay_inside_the_artifact(cli, workspace: Path, locat
     model_path = save_with_external_data(dense_model(seed=4), workspace / "ext" / "m")
     shutil.copyfile(model_path.parent / "weights.bin", workspace / "ext" / "outside.bin")
     point_external_data_at(model_path, location)
+    stored = snapshot(workspace / "artifacts")
     result = register(cli, workspace, model_path)
     assert result.exit_code == 1
     assert f"external data {location!r} of model.onnx {words}" in result.stderr
-    assert not (workspace / ".modelcat/store/sha256").exists()
+    assert snapshot(workspace / "artifacts") == stored
     with pytest.raises(Exception, match=words):
         inspect_onnx(model_path)
 
@@ -258,6 +260,8 @@ def test_duplicate_version_and_duplicate_bytes_are_refused(cli, workspace: Path)
 def test_read_only_store_is_a_clear_error(cli, workspace: Path):
     store = workspace / "ro-store"
     store.mkdir()
+    declare_store(workspace / "models.yaml", "read-only", "ro-store")
+    before = sha256_file(workspace / "models.yaml")
     subprocess.run(["mount", "--bind", str(store), str(store)], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,ro,bind", str(store)], check=True)
@@ -268,7 +272,7 @@ def test_read_only_store_is_a_clear_error(cli, workspace: Path):
         subprocess.run(["umount", str(store)], check=True)
     assert result.exit_code == 1
     assert f"error: {store}: store directory is read-only" in result.stderr
-    assert sha256_file(workspace / "models.yaml") == sha256_file(DEMO)
+    assert sha256_file(workspace / "models.yaml") == before
 
 
 def test_inspect_prints_the_facts(cli, workspace: Path):
@@ -360,7 +364,7 @@ def test_kill_9_during_register_leaves_old_or_new_catalog_and_no_partial_object(
     rng = random.Random(3)
     for _ in range(8):
         catalog.write_bytes(old)
-        shutil.rmtree(workspace / ".modelcat", ignore_errors=True)
+        blob_path(workspace / "artifacts", "sha256:" + sha256_file(artifact)).unlink(missing_ok=True)
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 1.0) * full)
         proc.kill()
@@ -372,7 +376,7 @@ def test_kill_9_during_register_leaves_old_or_new_catalog_and_no_partial_object(
             last = next(i for i in range(first, len(lines)) if lines[i] == "        stage: candidate\n")
             assert "".join(lines[:first] + lines[last + 1 :]).encode() == old
             assert len(lines[first : last + 1]) == len(new.splitlines()) - len(old.splitlines())
-        _store_is_consistent(workspace / ".modelcat" / "store")
+        _store_is_consistent(workspace / "artifacts")
 
 
 def _catalog_pointing_at(workspace: Path, stored: Path, size: int, digest: str) -> None:

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.conftest import sha256_file
+from tests.conftest import declare_store, sha256_file
 from tests.onnx_models import dense_model, save
 
 
@@ -16,6 +16,7 @@ def test_register_to_oci_appends_one_block_and_verify_pulls_it_back(cli, workspa
     url, _storage = registry
     host = url.removeprefix("http://")
     catalog = workspace / "models.yaml"
+    declare_store(catalog, "registry", f"oci://{host}/models/fraud-scorer")
     before = catalog.read_text()
     artifact = save(dense_model(seed=41), workspace / "fraud.onnx")
     result = cli(
@@ -52,6 +53,8 @@ def test_registry_unreachable_leaves_catalog_untouched(cli, workspace: Path):
     from tests.registry import free_port
 
     catalog = workspace / "models.yaml"
+    store = f"oci://127.0.0.1:{free_port()}/models/fraud-scorer"
+    declare_store(catalog, "registry", store)
     before = sha256_file(catalog)
     result = cli(
         "register",
@@ -63,7 +66,7 @@ def test_registry_unreachable_leaves_catalog_untouched(cli, workspace: Path):
         "--catalog",
         catalog,
         "--store",
-        f"oci://127.0.0.1:{free_port()}/models/fraud-scorer",
+        "registry",  # by name
     )
     assert result.exit_code == 1
     assert "registry unreachable" in result.stderr

@@ -22,7 +22,7 @@ from catalog.synth.base import StackContext
 from catalog.synth.targets import kubernetes as k8s
 from catalog.synth.typed import TypedBindingError
 from catalog.validate import load_catalog
-from tests.conftest import DEMO, ROOT
+from tests.conftest import DEMO, ROOT, declare_store
 from tests.synth.crds import validate
 from tests.synth.golden import check_golden, synthesized_three_ways
 
@@ -444,6 +444,7 @@ def test_an_artifact_a_cluster_cannot_fetch_stops_synth(tmp_path: Path) -> None:
     assert relative in text
     path = tmp_path / "models.yaml"
     path.write_text(text.replace(f"uri: {relative}", f"uri: file://{ROOT}/{relative}"), encoding="utf-8")
+    declare_store(path, "checkout", f"file://{ROOT}/artifacts")  # the URI must lie in a store
     catalog = load_catalog(path)
     assert synthesize(catalog, path, tmp_path / "local", target="local").stacks
     with pytest.raises(UsageError, match="which a cluster cannot fetch"):

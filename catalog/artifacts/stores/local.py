@@ -71,12 +71,13 @@ def _read_only(path: Path) -> None:
 
 class LocalStore:
     """Artifacts in a folder. URIs are paths relative to ``base`` (the catalog's folder) when the
-    store lies inside it, else ``file:///absolute/path``."""
+    store lies inside it, else (or with ``absolute_uris``, for a ``file:///`` store) ``file:///absolute/path``."""
 
-    def __init__(self, root: Path, base: Path) -> None:
+    def __init__(self, root: Path, base: Path, *, absolute_uris: bool = False) -> None:
         self.root = root if root.is_absolute() else base / root
         self.base = base
         self._staging = StagingArea(self.root / ".staging")
+        self.absolute_uris = absolute_uris
 
     def __repr__(self) -> str:
         return f"LocalStore({self.root})"
@@ -93,6 +94,8 @@ class LocalStore:
         self._staging.release(folder)
 
     def uri_for(self, path: Path) -> str:
+        if self.absolute_uris:
+            return path.resolve().as_uri()
         try:
             return path.resolve().relative_to(self.base.resolve()).as_posix()
         except ValueError:
