@@ -59,7 +59,7 @@ from catalog.nogc import no_gc
 from catalog.policy.check import LoadedCatalog, artifact_observer, evaluate, judge, load_policies
 from catalog.policy.inputs import base_versions_of, catalog_inputs
 from catalog.policy.waivers import load_waivers
-from catalog.revisions import load_revision
+from catalog.revisions import changed_artifact_files, load_revision
 from catalog.synth.blast import blast_radius
 from catalog.synth.resources import synthesize_resources
 
@@ -71,7 +71,7 @@ PHASES = ("validate_head", "load_base", "diff", "verify", "resources", "inputs",
 PHASE_TITLES = {
     "validate_head": "validate head",
     "load_base": "load base (git show + catalog)",
-    "diff": "diff",
+    "diff": "diff (models.yaml, and the artifact files git changed)",
     "verify": "verify (1 artifact)",
     "resources": "synthesize both sides + blast radius",
     "inputs": "policy inputs, both sides",
@@ -154,8 +154,9 @@ def phases(repo: Path, now: datetime.datetime, times: dict[str, list[float]]) ->
     assert base is not None
     lap("load_base")
     diff = diff_catalogs(base, head)
+    files, _ = changed_artifact_files(path, head, "HEAD")
     lap("diff")
-    chosen = select_versions(head, only=set(diff.touched_versions()))
+    chosen = select_versions(head, only=set(diff.touched_versions()) | files.keys())
     verified = verify_versions(head, chosen, repo)
     assert len(verified) == 1 and verified[0].ok, verified
     lap("verify")

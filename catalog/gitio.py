@@ -9,7 +9,7 @@ from pathlib import Path
 
 from catalog.errors import UsageError
 
-__all__ = ["file_at_revision", "folder_changed_since", "ignored_by_git", "repository_root"]
+__all__ = ["file_at_revision", "files_changed_since", "folder_changed_since", "ignored_by_git", "repository_root"]
 
 
 def file_at_revision(path: Path, revision: str) -> bytes | None:
@@ -106,3 +106,24 @@ def ignored_by_git(folder: Path, paths: list[Path]) -> dict[Path, str]:
         if name in inside:
             found[inside[name]] = f"{source}:{line}: {pattern}"
     return found
+
+
+def files_changed_since(folder: Path, revision: str) -> dict[Path, str]:
+    """Every file of the work tree holding ``folder`` that differs between ``revision`` and the
+    working tree (committed, staged or not, and untracked files git does not ignore), by absolute
+    path: "added", "modified" or "deleted"."""
+    top = repository_root(folder)
+    if top is None:
+        raise UsageError(f"{folder} is not in a git repository")
+    diff = _git(top, "diff", "--name-status", "-z", "--no-renames", "--no-ext-diff", revision, "--")
+    if diff.returncode != 0:
+        raise UsageError(f"git diff {revision} failed: {diff.stderr.decode(errors='replace').strip()}")
+    fields = diff.stdout.split(b"\0")
+    changed = {
+        top / os.fsdecode(name): {b"A": "added", b"D": "deleted"}.get(status[:1], "modified")
+        for status, name in zip(fields[0::2], fields[1::2], strict=False)
+        if name
+    }
+    untracked = _git(top, "ls-files", "--others", "--exclude-standard", "-z")
+    changed |= {top / os.fsdecode(name): "added" for name in untracked.stdout.split(b"\0") if name}
+    return changed

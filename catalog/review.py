@@ -4,7 +4,8 @@
 2. read the base revision's catalog and diff the two in model terms (``catalog.revisions``; a base
    without the file, or an invalid one, is an empty catalog);
 3. verify only the artifacts the change touches (``catalog.revisions.Change.touched``: new
-   versions, new bytes or another signature for a version): the set ``verify --changed-since`` checks;
+   versions, new bytes or another signature for a version, and every version whose artifact files
+   differ in git, such as a blob changed in place): the set ``verify --changed-since`` checks;
 4. build both sides' resources without the CDK app (``catalog.synth.resources``) and compare
    them: the blast radius per stack, the plan summary of the change;
 5. run the policies on what the change touches: each subject (model, version, application,
@@ -187,7 +188,7 @@ def review(
     text = head_revision.text or ""
     change = change_since(head_revision, base)
     base_catalog = change.base.catalog
-    result.notes += _base_notes(path, base, change)
+    result.notes += _base_notes(path, base, change) + change.notes()
     result.diff = change.diff
 
     if verify:

@@ -9,24 +9,26 @@ Every command that compares revisions reads them here: ``diff BASE [HEAD]``, ``r
   the same file, e.g. the head), the models written alike on both sides are taken from it instead
   of being parsed again (``validate_bytes_reusing``).
 - ``change_since(head, base)``: the base revision, the domain diff, and the versions whose artifact
-  the change must verify (``CatalogDiff.touched_versions``). ``review`` and ``verify
-  --changed-since`` both ask it, so they verify the same versions.
+  the change must verify: those the diff touches (``CatalogDiff.touched_versions``) and those whose
+  artifact files differ in git (a blob changed in place). ``review`` and ``verify --changed-since``
+  both ask it, so they verify the same versions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog.domain.diff import CatalogDiff, diff_catalogs
 from catalog.domain.models import Catalog
 from catalog.domain.problems import Problem
+from catalog.domain.stores import artifact_path, catalog_stores, store_folder
 from catalog.errors import CatalogInvalid, UsageError
-from catalog.gitio import file_at_revision
+from catalog.gitio import file_at_revision, files_changed_since
 from catalog.validate import read_catalog_bytes, validate_bytes, validate_bytes_reusing
 from catalog.yamlio.loader import decode, parse
 
-__all__ = ["Change", "Revision", "change_since", "check_revision", "load_revision"]
+__all__ = ["Change", "Revision", "change_since", "changed_artifact_files", "check_revision", "load_revision"]
 
 
 @dataclass(frozen=True)
@@ -98,12 +100,74 @@ class Change:
     base: Revision
     diff: CatalogDiff
     touched: frozenset[tuple[str, str]]  # (model, version) whose artifact must be verified
+    files: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # touched by their files
+    unnamed: tuple[str, ...] = ()  # changed files in a store's sha256/ that no version names
+
+    def notes(self) -> list[str]:
+        """What a reviewer is told besides the diff: versions verified for their files alone, and
+        changed store files that no version names (nothing serves them, so nothing verifies them)."""
+        named = self.diff.touched_versions()
+        out = [
+            f"{model} {version}: its artifact's files differ from {self.base.revision} "
+            f"({', '.join(paths)}), though models.yaml names the same bytes: verified"
+            for (model, version), paths in sorted(self.files.items())
+            if (model, version) not in named
+        ]
+        if self.unnamed:
+            out.append(
+                "store files that no version names changed (not verified, nothing serves them): "
+                + ", ".join(self.unnamed)
+            )
+        return out
 
 
 def change_since(head: Revision, base: str) -> Change:
-    """The change from ``base`` (a git revision) to ``head`` (a valid catalog, normally the working
-    tree's). A base without the file, or an invalid one, is an empty catalog: every version is new."""
+    """The change from ``base`` (a git revision) to ``head`` (a valid catalog, the working tree's).
+
+    A base without the file, or an invalid one, is an empty catalog: every version is new. The
+    versions to verify are those the domain diff touches (added, other bytes, other signature) and
+    those whose artifact files differ between ``base`` and the working tree (``git diff``), so that
+    a blob changed in place, with models.yaml left alone, is verified too.
+    """
     catalog = head.valid()
     before = load_revision(head.path, base, like=head)
     diff = diff_catalogs(before.catalog, catalog)
-    return Change(before, diff, diff.touched_versions())
+    files, unnamed = changed_artifact_files(head.path, catalog, base)
+    return Change(before, diff, diff.touched_versions() | files.keys(), files, unnamed)
+
+
+def changed_artifact_files(
+    path: Path, catalog: Catalog, base: str
+) -> tuple[dict[tuple[str, str], tuple[str, ...]], tuple[str, ...]]:
+    """The versions whose artifact (a file, or a folder's files) differs in git between ``base`` and
+    the working tree, with those files; and the changed files under a folder store's ``sha256/``
+    that no version names, each with how it changed. Paths are shown relative to the catalog."""
+    folder = path.resolve().parent
+    changed = files_changed_since(folder, base)
+    changed.pop(path.resolve(), None)
+    if not changed:
+        return {}, ()
+    owners: dict[Path, tuple[str, str]] = {}
+    for model in catalog.models:
+        for version in model.versions:
+            where = artifact_path(version.artifact.uri, folder)
+            if where is not None:
+                owners[where] = (model.name, version.version)
+    roots = [root / "sha256" for store in catalog_stores(catalog) if (root := store_folder(store, folder))]
+    files: dict[tuple[str, str], list[str]] = {}
+    unnamed: list[str] = []
+    for changed_path, how in sorted(changed.items()):
+        owner = next((owners[p] for p in (changed_path, *changed_path.parents) if p in owners), None)
+        shown = _shown(changed_path, folder)
+        if owner is not None:
+            files.setdefault(owner, []).append(shown)
+        elif any(changed_path.is_relative_to(root) for root in roots):
+            unnamed.append(f"{shown} ({how})")
+    return {owner: tuple(paths) for owner, paths in files.items()}, tuple(unnamed)
+
+
+def _shown(path: Path, folder: Path) -> str:
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return str(path)

@@ -78,7 +78,7 @@ def ignored_store_warnings(path: Path, catalog: Catalog, data: bytes) -> list[Pr
     """A warning for each folder store git ignores (at its entry), and for each artifact path git
     ignores outside those (at its URI): a fresh clone, such as CI's, would not have those artifacts.
     Nothing outside a git repository."""
-    from catalog.artifacts.repository import local_path, store_folder
+    from catalog.domain.stores import artifact_path, store_folder
     from catalog.gitio import ignored_by_git
 
     folder = path.resolve().parent
@@ -90,7 +90,7 @@ def ignored_store_warnings(path: Path, catalog: Catalog, data: bytes) -> list[Pr
         (i, j): where
         for i, model in enumerate(catalog.models)
         for j, version in enumerate(model.versions)
-        if (where := local_path(version.artifact.uri, folder)) is not None
+        if (where := artifact_path(version.artifact.uri, folder)) is not None
     }
     ignored = ignored_by_git(folder, [*roots.values(), *(r / probe for r in roots.values()), *artifacts.values()])
     if not ignored:

@@ -58,6 +58,17 @@ def cli() -> Callable[..., Result]:
 
 
 @pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A git repository holding the demo catalog, its artifacts and the built-in policies, committed
+    and tagged ``base`` (``tests.diff.catalogs.GitRepo``); the cwd is the repository."""
+    from tests.diff.catalogs import demo_repository
+
+    repo = demo_repository(tmp_path / "catalog")
+    monkeypatch.chdir(repo.root)
+    return repo
+
+
+@pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """A catalog folder: the demo models.yaml with its artifacts folder."""
     shutil.copyfile(DEMO, tmp_path / "models.yaml")

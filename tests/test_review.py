@@ -5,30 +5,15 @@ SARIF and JSON it writes, and its exit codes."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import DEMO, ROOT
+from tests.conftest import DEMO
 from tests.diff.catalogs import FRAUD_1_3_0, GitRepo, add_version, demo_text, fraud_scorer_bytes, swap_artifact
 from tests.policy.test_cli import sarif_errors
 from tests.sarif_multitool import multitool_problems
 
 NOW = "2026-11-27"
 CANARY = ("{version: 1.3.0, weight: 90}", "{version: 1.4.0, weight: 10}")
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
-    """The demo catalog, its artifacts and the built-in policies, committed; the cwd is the repository."""
-    repo = GitRepo(tmp_path / "catalog")
-    shutil.copytree(DEMO.parent / "artifacts" / "sha256", repo.root / "artifacts" / "sha256")
-    shutil.copytree(ROOT / "policies", repo.root / "policies")
-    repo.git("add", "artifacts", "policies")
-    repo.commit(demo_text(), "the demo catalog", "base")
-    monkeypatch.chdir(repo.root)
-    return repo
 
 
 def canary(weights: tuple[int, int]) -> str:

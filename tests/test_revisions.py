@@ -6,29 +6,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from catalog import revisions
 from tests.conftest import DEMO, ROOT
-from tests.diff.catalogs import GitRepo, demo_text
+from tests.diff.catalogs import demo_text
 
 NOW = "2026-11-27"
 RANKER_3_2_0_OUTPUT = "{name: relevance, dtype: float32, shape: [batch, 20]}\n        metrics: {ndcg@10: 0.538"
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
-    """The demo catalog, its artifacts and the built-in policies, committed; the cwd is the repository."""
-    repo = GitRepo(tmp_path / "catalog")
-    shutil.copytree(DEMO.parent / "artifacts" / "sha256", repo.root / "artifacts" / "sha256")
-    shutil.copytree(ROOT / "policies", repo.root / "policies")
-    repo.git("add", "artifacts", "policies")
-    repo.commit(demo_text(), "the demo catalog", "base")
-    monkeypatch.chdir(repo.root)
-    return repo
 
 
 def _verified_by_both(cli) -> tuple[set[tuple[str, str]], int, set[tuple[str, str]], int]:

@@ -7,10 +7,10 @@ from pathlib import Path
 from catalog.artifacts.stores.base import ArtifactStore
 from catalog.artifacts.stores.local import LocalStore
 from catalog.domain.models import Catalog, Store
-from catalog.domain.stores import IMPLIED_STORE, catalog_stores, default_store, folder_of
+from catalog.domain.stores import IMPLIED_STORE, catalog_stores, default_store, store_folder
 from catalog.errors import UsageError
 
-__all__ = ["CACHE_DIR", "local_path", "open_store", "store_folder", "store_for_uri"]
+__all__ = ["CACHE_DIR", "open_store", "store_for_uri"]
 
 CACHE_DIR = Path(".modelcat/cache")  # verified copies of fetched OCI artifacts (git-ignored)
 
@@ -19,12 +19,6 @@ def _oci(reference: str, base: Path) -> ArtifactStore:
     from catalog.artifacts.stores.oci import OciStore  # imported only when an OCI store is used
 
     return OciStore(reference, cache=base / CACHE_DIR)
-
-
-def store_folder(store: Store, base: Path) -> Path | None:
-    """A folder store's folder (relative ones lie in ``base``, the catalog's folder); None for a registry."""
-    folder = folder_of(store)
-    return None if folder is None else base / folder
 
 
 def _open(store: Store, base: Path) -> ArtifactStore:
@@ -77,13 +71,6 @@ def open_store(spec: str | None, base: Path, catalog: Catalog | None = None) -> 
             "or declare the store under stores: in the catalog first"
         )
     return _open(match, base)
-
-
-def local_path(uri: str, base: Path) -> Path | None:
-    """The file or folder a path or ``file://`` artifact URI names; None for any other scheme."""
-    if uri.startswith("file://"):
-        return Path(uri.removeprefix("file://"))
-    return None if "://" in uri else base / uri
 
 
 def store_for_uri(uri: str, base: Path) -> ArtifactStore:

@@ -114,7 +114,9 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
     with no_gc():
         head = load_revision(path)
         catalog = head.valid()
-        only = set(change_since(head, revision).touched) if revision else None  # what `review` verifies
+        change = change_since(head, revision) if revision else None
+    only = set(change.touched) if change is not None else None  # what `review` verifies
+    notes = change.notes() if change is not None else []
     if model is not None and model not in {m.name for m in catalog.models}:
         raise UsageError(f"--model {model!r} is not in {path}")
     from catalog.artifacts.verify import select_versions, verify_versions
@@ -139,8 +141,10 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
             f"{len(failed)} of {plural(len(rows), 'artifact')} failed verification",
             "each failed result says why: fix the artifact, or its digest or size in the catalog",
         )
-        click.echo(json.dumps({**verdict(failure if failed else None), "results": [asdict(r) for r in rows]}, indent=2))
+        click.echo(json.dumps({**verdict(failure if failed else None), "results": [asdict(r) for r in rows], "notes": notes}, indent=2))
     else:
+        for note in notes:
+            click.echo(f"note: {note}")
         click.echo(f"{plural(len(rows), 'artifact')} verified, {len(failed)} failed")
     return 1 if failed else 0
 

@@ -316,7 +316,7 @@ def _git(folder: Path, *args: str) -> None:
 
 def test_verify_changed_since_checks_only_new_or_changed_artifacts(cli, workspace: Path):
     _git(workspace, "init", "-q")
-    _git(workspace, "add", "models.yaml")
+    _git(workspace, "add", "models.yaml", "artifacts")  # the catalog and its committed store
     _git(workspace, "commit", "-qm", "base")
     assert register(cli, workspace, save(dense_model(seed=21), workspace / "m.onnx")).exit_code == 0
     result = cli("verify", "--changed-since", "HEAD", "--catalog", workspace / "models.yaml", "--format", "json")

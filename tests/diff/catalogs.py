@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,13 +13,14 @@ import onnx
 
 from catalog.domain.models import Catalog
 from catalog.validate import validate_bytes
-from tests.conftest import DEMO
+from tests.conftest import DEMO, ROOT
 from tests.onnx_models import dense_model
 
 __all__ = [
     "GitRepo",
     "add_version",
     "catalog_of",
+    "demo_repository",
     "demo_text",
     "fraud_scorer_bytes",
     "remove_version",
@@ -123,3 +125,14 @@ class GitRepo:
         self.git("commit", "-q", "-m", message)
         self.git("tag", tag)
         return self.git("rev-parse", "HEAD")
+
+
+def demo_repository(root: Path) -> GitRepo:
+    """A git repository in ``root`` holding the demo catalog, its artifacts and the built-in
+    policies, committed and tagged ``base``."""
+    repo = GitRepo(root)
+    shutil.copytree(DEMO.parent / "artifacts" / "sha256", repo.root / "artifacts" / "sha256")
+    shutil.copytree(ROOT / "policies", repo.root / "policies")
+    repo.git("add", "artifacts", "policies")
+    repo.commit(demo_text(), "the demo catalog", "base")
+    return repo
