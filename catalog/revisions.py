@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from catalog.artifacts.locations import artifact_path, store_folder
 from catalog.domain.diff import CatalogDiff, diff_catalogs
 from catalog.domain.models import Catalog
 from catalog.domain.problems import Problem
-from catalog.domain.stores import artifact_path, catalog_stores, store_folder
+from catalog.domain.stores import catalog_stores
 from catalog.errors import CatalogInvalid, UsageError
 from catalog.gitio import file_at_revision, files_changed_since
 from catalog.validate import read_catalog_bytes, validate_bytes, validate_bytes_reusing

@@ -75,33 +75,32 @@ def validate_file(path: str | os.PathLike[str], *, git: bool = False) -> Report:
 
 
 def ignored_store_warnings(path: Path, catalog: Catalog, data: bytes) -> list[Problem]:
-    """A warning for each folder store git ignores (at its entry), and for each artifact path git
-    ignores outside those (at its URI): a fresh clone, such as CI's, would not have those artifacts.
-    Nothing outside a git repository."""
-    from catalog.domain.stores import artifact_path, store_folder
+    """A warning for each folder store git ignores (at its entry), and for each artifact path outside
+    the declared stores that git ignores (at its URI): a fresh clone, such as CI's, would not have
+    those artifacts. Nothing outside a git repository."""
+    from catalog.artifacts.locations import artifact_path, store_folder
+    from catalog.domain.stores import store_of
     from catalog.gitio import ignored_by_git
 
     folder = path.resolve().parent
     probe = Path("sha256", "00", "0" * 64)  # an artifact the store would hold
-    roots = {
-        i: root for i, store in enumerate(catalog.stores or []) if (root := store_folder(store, folder)) is not None
-    }
-    artifacts = {
+    stores = catalog.stores or []
+    roots = {i: root for i, store in enumerate(stores) if (root := store_folder(store, folder)) is not None}
+    artifacts = {  # those in a declared store are covered by the store's own check
         (i, j): where
         for i, model in enumerate(catalog.models)
         for j, version in enumerate(model.versions)
-        if (where := artifact_path(version.artifact.uri, folder)) is not None
+        if store_of(stores, version.artifact.uri) is None
+        and (where := artifact_path(version.artifact.uri, folder)) is not None
     }
     ignored = ignored_by_git(folder, [*roots.values(), *(r / probe for r in roots.values()), *artifacts.values()])
     if not ignored:
         return []
     found: list[Problem] = []
-    quiet: list[Path] = []  # stores already reported: their artifacts are not reported again
     for i, root in roots.items():
         rule = ignored.get(root) or ignored.get(root / probe)
         if rule is not None:
-            store = catalog.stores[i]  # type: ignore[index]
-            quiet.append(root)
+            store = stores[i]
             found.append(
                 Problem(
                     "store.git-ignored",
@@ -114,7 +113,7 @@ def ignored_store_warnings(path: Path, catalog: Catalog, data: bytes) -> list[Pr
             )
     for (i, j), where in artifacts.items():
         rule = ignored.get(where)
-        if rule is not None and not any(where.is_relative_to(root) for root in quiet):
+        if rule is not None:
             uri = catalog.models[i].versions[j].artifact.uri
             found.append(
                 Problem(

@@ -5,7 +5,6 @@ in a committed artifact (models.yaml untouched) blocks the review, naming the di
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -14,22 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEMO, ROOT
-from tests.diff.catalogs import FRAUD_1_3_0
+from tests.diff.catalogs import FRAUD_1_3_0, git_env
 from tests.onnx_models import dense_model, save
 
 pytestmark = pytest.mark.slow
 
 MODELCAT = str(Path(sys.executable).with_name("modelcat"))
 GITIGNORE = ".modelcat/\ncdktf.out/\n/review/\nartifacts/.staging/\n"  # as `modelcat init` writes it
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
+ENV = git_env()
 
 
 def run(folder: Path, *command: str, code: int = 0) -> str:

@@ -16,7 +16,7 @@ from tests.conftest import DEMO, declare_store, sha256_file
 from tests.onnx_models import dense_model, save
 from tests.test_bad_input import line_of, reported_problem
 
-DEFAULT_STORE = "stores:\n  - name: artifacts\n    uri: artifacts # content-addressed: artifacts/sha256/<2 hex>/<64 hex>\n    default: true\n"
+DEMO_STORES = "stores:\n  - name: artifacts\n    uri: artifacts # content-addressed: artifacts/sha256/<2 hex>/<64 hex>\n    default: true\n"
 
 
 def _register(cli, workspace: Path, seed: int, *extra: str):
@@ -52,8 +52,8 @@ def test_register_writes_to_the_default_store(cli, workspace: Path) -> None:
 
     catalog = workspace / "models.yaml"
     text = catalog.read_text()
-    assert DEFAULT_STORE in text
-    catalog.write_text(text.replace(DEFAULT_STORE, ""))  # no stores: the implied artifacts/ folder
+    assert DEMO_STORES in text
+    catalog.write_text(text.replace(DEMO_STORES, ""))  # no stores: the implied artifacts/ folder
     result, digest = _register(cli, workspace, 6)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["uri"] == f"artifacts/sha256/{digest[7:9]}/{digest[7:]}"
@@ -88,15 +88,15 @@ def test_register_to_a_store_the_catalog_names_and_nowhere_else(cli, workspace: 
 
 def _with_stores(stores: str) -> str:
     text = DEMO.read_text()
-    assert DEFAULT_STORE in text
-    return text.replace(DEFAULT_STORE, stores)
+    assert DEMO_STORES in text
+    return text.replace(DEMO_STORES, stores)
 
 
 # (id, stores block, expected code, text on the line it names, words in the message)
 STORE_CASES = [
     (
         "duplicate-name",
-        DEFAULT_STORE + "  - {name: artifacts, uri: oci://registry.example.com/models}\n",
+        DEMO_STORES + "  - {name: artifacts, uri: oci://registry.example.com/models}\n",
         "ref.duplicate-store",
         "- {name: artifacts, uri: oci",
         "store 'artifacts' is defined twice",
@@ -110,21 +110,21 @@ STORE_CASES = [
     ),
     (
         "two-defaults",
-        DEFAULT_STORE + "  - {name: registry, uri: oci://registry.example.com/models, default: true}\n",
+        DEMO_STORES + "  - {name: registry, uri: oci://registry.example.com/models, default: true}\n",
         "store.several-defaults",
         "- {name: registry",
         "store 'registry' is a default too (so is 'artifacts')",
     ),
     (
         "unsupported-uri",
-        DEFAULT_STORE + "  - {name: bucket, uri: s3://bucket/models}\n",
+        DEMO_STORES + "  - {name: bucket, uri: s3://bucket/models}\n",
         "store.unsupported-uri",
         "uri: s3://bucket/models",
         "store 'bucket': 's3://bucket/models' is not a supported store",
     ),
     (
         "outside-the-catalog",
-        DEFAULT_STORE + "  - {name: up, uri: ../shared}\n",
+        DEMO_STORES + "  - {name: up, uri: ../shared}\n",
         "store.unsupported-uri",
         "uri: ../shared",
         "has a '..' segment",
@@ -187,7 +187,7 @@ def test_validate_warns_when_git_ignores_a_store(cli, workspace: Path) -> None:
 
     # a catalog without stores:, whose artifact was registered into the ignored .modelcat/store
     (workspace / ".gitignore").write_text(".modelcat/\n")
-    text = catalog.read_text().replace(DEFAULT_STORE, "")
+    text = catalog.read_text().replace(DEMO_STORES, "")
     hidden = ".modelcat/store/sha256/41/412b0897cc2f4d2eea07805f549afcb562958eb448123ee068a2372abe2218b3"
     catalog.write_text(text.replace(f"uri: artifacts/{hidden.removeprefix('.modelcat/store/')}", f"uri: {hidden}"))
     result = cli("validate", catalog, "--format", "json")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from catalog.artifacts.locations import store_folder
 from catalog.artifacts.stores.base import ArtifactStore
 from catalog.artifacts.stores.local import LocalStore
 from catalog.domain.models import Catalog, Store
-from catalog.domain.stores import IMPLIED_STORE, catalog_stores, default_store, store_folder
+from catalog.domain.stores import IMPLIED_STORE, catalog_stores, default_store
 from catalog.errors import UsageError
 
 __all__ = ["CACHE_DIR", "open_store", "store_for_uri"]

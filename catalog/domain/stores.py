@@ -13,19 +13,16 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 from catalog.domain.models import Catalog, Store
 from catalog.domain.problems import Problem
 
 __all__ = [
     "IMPLIED_STORE",
-    "artifact_path",
     "catalog_stores",
     "check_stores",
     "default_store",
     "folder_of",
-    "store_folder",
     "store_of",
 ]
 
@@ -74,20 +71,6 @@ def folder_of(store: Store) -> str | None:
     if store.uri.startswith("file://"):
         return posixpath.normpath(store.uri.removeprefix("file://"))
     return posixpath.normpath(store.uri)
-
-
-def store_folder(store: Store, base: Path) -> Path | None:
-    """A folder store's folder, relative ones in ``base`` (the catalog's folder); None for a registry."""
-    folder = folder_of(store)
-    return None if folder is None else base / folder
-
-
-def artifact_path(uri: str, base: Path) -> Path | None:
-    """The file or folder a path or ``file://`` artifact URI names (a path relative to ``base``);
-    None for any other scheme."""
-    if uri.startswith("file://"):
-        return Path(posixpath.normpath(uri.removeprefix("file://")))
-    return None if "://" in uri else base / posixpath.normpath(uri)
 
 
 def store_of(stores: Sequence[Store], uri: str) -> Store | None:

@@ -23,6 +23,7 @@ __all__ = [
     "demo_repository",
     "demo_text",
     "fraud_scorer_bytes",
+    "git_env",
     "remove_version",
     "swap_artifact",
 ]
@@ -90,6 +91,19 @@ def add_version(text: str, data: bytes, version: str, after: str) -> str:
     return text[:index] + block + text[index:]
 
 
+def git_env() -> dict[str, str]:
+    """The environment for git in tests: a fixed identity, no user or system configuration."""
+    return {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+
+
 class GitRepo:
     """A git repository in ``root`` with models.yaml at its top; ``commit`` records the file's text."""
 
@@ -100,16 +114,9 @@ class GitRepo:
         self.git("init", "-q", "-b", "main")
 
     def git(self, *args: str) -> str:
-        env = {
-            **os.environ,
-            "GIT_AUTHOR_NAME": "t",
-            "GIT_AUTHOR_EMAIL": "t@example.com",
-            "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@example.com",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_CONFIG_NOSYSTEM": "1",
-        }
-        done = subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, text=True, env=env, check=True)
+        done = subprocess.run(
+            ["git", "-C", str(self.root), *args], capture_output=True, text=True, env=git_env(), check=True
+        )
         return done.stdout.strip()
 
     def add_artifact(self, data: bytes) -> None:
