@@ -5,9 +5,12 @@ SARIF and JSON it writes, and its exit codes."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
-from tests.conftest import DEMO
+import pytest
+
+from tests.conftest import DEMO, ROOT
 from tests.diff.catalogs import FRAUD_1_3_0, GitRepo, add_version, demo_text, fraud_scorer_bytes, swap_artifact
 from tests.policy.test_cli import sarif_errors
 from tests.sarif_multitool import multitool_problems

@@ -141,7 +141,11 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
             f"{len(failed)} of {plural(len(rows), 'artifact')} failed verification",
             "each failed result says why: fix the artifact, or its digest or size in the catalog",
         )
-        click.echo(json.dumps({**verdict(failure if failed else None), "results": [asdict(r) for r in rows], "notes": notes}, indent=2))
+        click.echo(
+            json.dumps(
+                {**verdict(failure if failed else None), "results": [asdict(r) for r in rows], "notes": notes}, indent=2
+            )
+        )
     else:
         for note in notes:
             click.echo(f"note: {note}")

@@ -44,7 +44,7 @@ def test_register_creates_a_new_model(cli, workspace: Path):
         "    versions:\n"
         "      - version: 0.1.0\n"
         "        artifact:\n"
-        f"          uri: .modelcat/store/sha256/{digest[7:9]}/{digest[7:]}\n"
+        f"          uri: artifacts/sha256/{digest[7:9]}/{digest[7:]}\n"
         f"          digest: {digest}\n"
         f"          size_bytes: {artifact.stat().st_size}\n"
         "        signature:\n"
@@ -75,13 +75,13 @@ def test_register_creates_a_new_model(cli, workspace: Path):
     ids=["neither", "no task", "no owner", "invalid version field"],
 )
 def test_a_new_model_needs_owner_and_task(cli, workspace: Path, extra: tuple[str, ...], words: str):
-    before, store = sha256_file(workspace / "models.yaml"), snapshot(workspace / ".modelcat")
+    before, store = sha256_file(workspace / "models.yaml"), snapshot(workspace / "artifacts")
     result = register_new(cli, workspace, save(dense_model(seed=71), workspace / "m.onnx"), *extra)
     assert result.exit_code == 1, result.output
     assert words in result.stderr and "internal error" not in result.stderr
     if not extra:
         assert "to add it as a new model, give --owner and --task" in result.stderr
-    assert sha256_file(workspace / "models.yaml") == before and snapshot(workspace / ".modelcat") == store
+    assert sha256_file(workspace / "models.yaml") == before and snapshot(workspace / "artifacts") == store
 
 
 def test_a_new_model_name_must_be_a_dns_label(cli, workspace: Path):

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.artifacts.test_local_store_and_commands import register
-from tests.conftest import DEMO, sha256_file
+from tests.conftest import declare_store, sha256_file
 from tests.onnx_models import dense_model, save, save_with_external_data
 
-STORE = Path(".modelcat/store")
+STORE = Path("artifacts")  # the demo catalog's default store
 
 
 def _stored(workspace: Path, result_stdout: str) -> Path:
@@ -191,8 +191,8 @@ def _inject_in_catalog_write(monkeypatch: pytest.MonkeyPatch, workspace: Path) -
 @pytest.mark.parametrize(
     ("inject", "where"),
     [
-        (_inject_in_staging_copy, ".modelcat/store/.staging/"),
-        (_inject_in_store_rename, ".modelcat/store/sha256/"),
+        (_inject_in_staging_copy, "artifacts/.staging/"),
+        (_inject_in_store_rename, "artifacts/sha256/"),
         (_inject_in_catalog_write, "models.yaml"),
     ],
     ids=["staging-copy", "store-put", "catalog-write"],
@@ -201,7 +201,7 @@ def test_no_space_left_is_an_environment_error_and_nothing_changes(
     cli, workspace: Path, monkeypatch: pytest.MonkeyPatch, inject: Callable[..., None], where: str
 ):
     artifact = _artifact(workspace, False, seed=45)
-    (workspace / STORE).mkdir(parents=True)
+    (workspace / STORE).mkdir(parents=True, exist_ok=True)
     before = _state(workspace)
     inject(monkeypatch, workspace)
     result = register(cli, workspace, artifact)
@@ -324,11 +324,12 @@ def tiny_filesystem(tmp_path: Path):
 
 def test_a_full_real_filesystem_is_an_environment_error(cli, workspace: Path, tiny_filesystem: Path):
     artifact = save(dense_model(hidden=2000, seed=47), workspace / "big" / "model.onnx")  # ~136 kB
+    declare_store(workspace / "models.yaml", "tiny", tiny_filesystem.relative_to(workspace).as_posix())
     before = sha256_file(workspace / "models.yaml")
     result = register(cli, workspace, artifact, "1.5.0", "--store", tiny_filesystem)
     assert result.exit_code == 2, result.output
     assert f"error: no space left on device while writing {tiny_filesystem}/.staging/" in result.stderr
     assert result.stderr.rstrip().endswith("/model.onnx; nothing was changed")
-    assert sha256_file(workspace / "models.yaml") == before == sha256_file(DEMO)
+    assert sha256_file(workspace / "models.yaml") == before
     assert [p.name for p in tiny_filesystem.iterdir()] == [".staging"]
     assert list((tiny_filesystem / ".staging").iterdir()) == []
