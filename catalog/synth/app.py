@@ -155,7 +155,7 @@ def _build(
     prepare_jsii()
     from cdktn import App, LocalBackend, TerraformStack
 
-    app = App(outdir=str(outdir))
+    app = App(outdir=str(outdir.resolve()))  # jsii's Node keeps the cwd it started in: never relative
     outputs, stacks = [], []
     for env, env_target in pairs:
         context = stack_context(env, env_target, catalog_path)
