@@ -12,6 +12,8 @@ from catalog.validate import validate_bytes, validate_file
 from tests.conftest import ROOT, sha256_file
 
 MINIMAL = (ROOT / "tests" / "data" / "minimal.yaml").read_text(encoding="utf-8")
+HEX = "a" * 64
+URI_LINE = f"uri: artifacts/sha256/aa/{HEX}"
 
 
 def mutate(old: str, new: str, count: int = 1) -> str:
@@ -347,3 +349,39 @@ def test_versions_sharing_traffic_must_share_a_signature(write):
     assert problem.code == "binding.incompatible-signatures"
     assert "element type float32 -> float64" in problem.message and "dimension 1 16 -> 32" in problem.message
     assert problem.path == "applications[checkout].bindings[0].routes[1.1.0].version"
+
+
+def test_a_nul_byte_in_the_file_is_reported_with_its_line(write, cli):
+    text = mutate("owner: payments@example.com", "owner: payments\0@example.com")
+    problem = reported_problem(cli, write(text), "yaml.control-character")
+    assert "a NUL byte (U+0000) is not allowed" in problem["message"] and problem["hint"]
+    assert (problem["line"], problem["column"]) == (line_of(text, "payments\0"), len("    owner: payments") + 1)
+
+
+# (id, artifact.uri as written in YAML, words in the message): accepted before, and broken later
+BAD_URIS = [
+    ("nul-byte", f'"artifacts/sha256/aa/\\0{HEX}"', "holds a NUL byte"),
+    ("space", f"artifacts/sha256/a a/{HEX}", "holds a space"),
+    ("newline", f'"artifacts/sha256/aa\\n/{HEX}"', "holds a newline"),
+    ("dot-dot", f"artifacts/../../etc/sha256/aa/{HEX}", "has a '..' segment"),
+    ("file-relative", f"file://relative/sha256/aa/{HEX}", "names the host 'relative'"),
+    ("file-one-slash", f"file:/models/{HEX}", "is not a file URI"),
+    ("oci-open-bracket", f"oci://[::1/models/m@sha256:{HEX}", "the host '[::1' opens '[' without closing it"),
+    ("oci-bad-port", f"oci://registry.example.com:99999/m@sha256:{HEX}", "'99999' is not a port"),
+    ("oci-uppercase-repository", f"oci://registry.example.com/Models@sha256:{HEX}", "is not an OCI repository name"),
+    ("windows-path", f"C:\\models\\{HEX}", "is a Windows path"),
+    ("percent-escape", f"artifacts/sha256/%2e%2e/{HEX}", "holds '%'"),
+]
+
+
+@pytest.mark.parametrize(("uri", "words"), [c[1:] for c in BAD_URIS], ids=[c[0] for c in BAD_URIS])
+def test_artifact_uris_that_break_later_are_refused_with_their_line(write, cli, uri, words):
+    text = mutate(URI_LINE, f"uri: {uri}")
+    path = write(text)
+    problem = reported_problem(cli, path, "artifact.malformed-uri")
+    assert words in problem["message"], problem
+    assert (problem["line"], problem["path"]) == (
+        line_of(text, f"uri: {uri}"),
+        "models[fraud-scorer].versions[1.0.0].artifact.uri",
+    )
+    assert problem["hint"]

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from catalog.domain.artifact_uris import check_artifact_uri
 from catalog.domain.contract import signature_changes
 from catalog.domain.models import (
     DNS_LABEL,
@@ -40,8 +41,6 @@ __all__ = [
     "semver_key",
 ]
 
-_CONTENT_HEX = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
-_OCI_PINNED = re.compile(r"^oci://[^/@\s]+/[^@\s]+@sha256:[0-9a-f]{64}$")
 # Metrics that are fractions by definition: a value outside [0, 1] is a unit mistake.
 _UNIT_METRIC = re.compile(
     r"^(accuracy|balanced_accuracy|auc|roc_auc|pr_auc|precision|recall|f1|ndcg|map|mrr|hit_rate|"
@@ -345,7 +344,7 @@ def _check_model(catalog: Catalog, loc: tuple[str | int, ...], model: Model) -> 
     for j, version in enumerate(model.versions):
         vloc = (*loc, "versions", j)
         artifact = version.artifact
-        yield from _check_uri((*vloc, "artifact", "uri"), artifact.uri, artifact.digest)
+        yield from check_artifact_uri((*vloc, "artifact", "uri"), artifact.uri, artifact.digest)
         if artifact.size_bytes > limit:
             yield Problem(
                 "artifact.too-large",
@@ -378,43 +377,6 @@ def _check_model(catalog: Catalog, loc: tuple[str | int, ...], model: Model) -> 
             )
         for name, value in version.metrics.items():
             yield from _metric_range((*vloc, "metrics", name), name, value, "metric")
-
-
-def _check_uri(loc: tuple[str | int, ...], uri: str, digest: str) -> Iterator[Problem]:
-    hexdigest = digest.removeprefix("sha256:")
-    if uri.startswith("oci://"):
-        if not _OCI_PINNED.match(uri):
-            yield Problem(
-                "artifact.mutable-reference",
-                f"{uri!r} is not pinned by digest (a tag can be moved to other bytes)",
-                loc=loc,
-                hint="reference the manifest by digest: oci://host/repo@sha256:<64 hex>",
-            )
-        return
-    scheme = uri.split("://", 1)[0] if "://" in uri else ""
-    if scheme not in ("", "file"):
-        yield Problem(
-            "artifact.unsupported-scheme",
-            f"{scheme}:// artifacts are not supported",
-            loc=loc,
-            hint="use a path relative to models.yaml, file:///absolute/path or oci://host/repo@sha256:...",
-        )
-        return
-    named = _CONTENT_HEX.findall(uri)
-    if not named:
-        yield Problem(
-            "artifact.mutable-reference",
-            f"{uri!r} does not name the artifact's digest (the file behind it can be replaced)",
-            loc=loc,
-            hint="store artifacts by digest, e.g. artifacts/sha256/ab/<64 hex>",
-        )
-    elif named[-1] != hexdigest:
-        yield Problem(
-            "artifact.uri-digest-mismatch",
-            f"the URI names sha256:{named[-1][:12]}… but digest is sha256:{hexdigest[:12]}…",
-            loc=loc,
-            hint="point the URI at the stored object of this digest",
-        )
 
 
 def _close(word: str, choices: Sequence[str]) -> str:

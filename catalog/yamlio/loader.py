@@ -130,6 +130,23 @@ def conflict_markers(text: str, filename: str) -> Iterator[Problem]:
         )
 
 
+def _character_problem(text: str, character: int, filename: str) -> Problem:
+    """Where the character libyaml refused first is: its first occurrence (any earlier one would
+    have been refused before it)."""
+    at = text.find(chr(character))
+    line = text.count("\n", 0, at) + 1 if at >= 0 else 0
+    column = at - text.rfind("\n", 0, at) if at >= 0 else 0
+    what = "a NUL byte (U+0000)" if character == 0 else f"the control character U+{character:04X}"
+    return Problem(
+        "yaml.control-character",
+        f"{what} is not allowed in a YAML file",
+        hint="delete it: a catalog is plain text (a NUL often comes from a binary file or a bad paste)",
+        file=filename,
+        line=line,
+        column=column,
+    )
+
+
 def parse(text: str, filename: str) -> ParseResult:
     """Parse catalog text into plain values, collecting every YAML-level problem."""
     markers = list(conflict_markers(text, filename))
@@ -143,7 +160,9 @@ def parse(text: str, filename: str) -> ParseResult:
         if "another document" in message:
             message = "more than one YAML document; a catalog is one document"
         return ParseResult(None, [_mark_problem("yaml.syntax", message, mark, filename)])
-    except yaml.YAMLError as e:  # reader errors (e.g. control characters)
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow (libyaml gives no line)
+        return ParseResult(None, [_character_problem(text, e.character, filename)])
+    except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "mark", None)
         return ParseResult(None, [_mark_problem("yaml.syntax", str(e).splitlines()[0], mark, filename)])
     builder = _Builder(filename)
@@ -168,18 +187,27 @@ class _AliasBomb(Exception):
 
 
 class _Builder:
-    """Turns a node graph into dicts, lists and scalars, noting each problem with its mark."""
+    """Turns a node graph into dicts, lists and scalars, noting each problem with its mark.
+
+    The graph is consumed: a collection's children are dropped from it once built, so its nodes
+    (and their marks, most of the memory validation takes) are freed while the values grow,
+    and only collections are remembered for aliases (an alias of a scalar is built again).
+    """
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.problems: list[Problem] = []
-        self.done: dict[int, tuple[object, int]] = {}  # id(node) -> (value, expanded size)
+        self.reported: set[Problem] = set()
+        self.done: dict[int, tuple[object, int]] = {}  # id(collection node) -> (value, expanded size)
         self.active: set[int] = set()
         self.distinct = 0
         self.expanded = 0
 
     def problem(self, code: str, message: str, node: Node, hint: str = "") -> None:
-        self.problems.append(_mark_problem(code, message, node.start_mark, self.filename, hint))
+        problem = _mark_problem(code, message, node.start_mark, self.filename, hint)
+        if problem not in self.reported:  # an aliased scalar is checked again at each alias
+            self.reported.add(problem)
+            self.problems.append(problem)
 
     def build(self, root: Node) -> object:
         try:
@@ -197,6 +225,10 @@ class _Builder:
             return None
 
     def node(self, node: Node) -> tuple[object, int]:
+        if isinstance(node, ScalarNode):  # an alias of a scalar is built again: as cheap as a lookup
+            self.distinct += 1
+            self.expanded += 1
+            return self.scalar(node), 1
         key = id(node)
         seen = self.done.get(key)
         if seen is not None:  # an alias: shared value, but it counts as expanded again
@@ -209,14 +241,11 @@ class _Builder:
             return None, 1
         self.distinct += 1
         self.expanded += 1
-        if isinstance(node, ScalarNode):
-            result = (self.scalar(node), 1)
-        else:
-            self.active.add(key)
-            try:
-                result = self.mapping(node) if isinstance(node, MappingNode) else self.sequence(node)
-            finally:
-                self.active.discard(key)
+        self.active.add(key)
+        try:
+            result = self.mapping(node) if isinstance(node, MappingNode) else self.sequence(node)
+        finally:
+            self.active.discard(key)
         self.done[key] = result
         return result
 
@@ -256,8 +285,10 @@ class _Builder:
         self.check_tag(node, SEQ)
         items: list[object] = []
         size = 1
-        for child in node.value:
+        children = node.value
+        for i, child in enumerate(children):
             value, child_size = self.node(child)
+            children[i] = None  # built: let its nodes go now (see _Builder)
             items.append(value)
             size += child_size
         return items, size
@@ -268,7 +299,9 @@ class _Builder:
         size = 1
         merges: list[tuple[Node, Node]] = []
         first_key: dict[object, Node] = {}
-        for key_node, value_node in node.value:
+        pairs = node.value
+        for i, (key_node, value_node) in enumerate(pairs):
+            pairs[i] = None  # built below: let its nodes go now (see _Builder)
             if key_node.tag == MERGE:
                 merges.append((key_node, value_node))
                 continue
