@@ -15,6 +15,7 @@ each binding the rollout that governs how a change to its routes takes effect.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,11 +33,27 @@ from catalog.domain.rules import (
 __all__ = ["ApplicationPlan", "BindingPlan", "Endpoint", "Environment", "RoutePlan", "environments", "resource_id"]
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
+# A part that can be read back from its readable form: runs of letters and digits joined by single
+# '.', '+' or '-' (what names and semantic versions are).
+_READABLE = re.compile(r"^[A-Za-z0-9]+([.+-][A-Za-z0-9]+)*$")
+_ID_HASH = 8
 
 
 def resource_id(*parts: str) -> str:
-    """A Terraform-safe identifier made of ``parts`` ('.' and other symbols become '_')."""
-    return "--".join(_NOT_ID.sub("_", part) for part in parts)
+    """A Terraform identifier for ``parts``, different for different parts (by construction).
+
+    Readable where it can be: the parts joined by '--', '.' written '_' and '+' written '__'
+    (``checkout--fraud-scorer--1_3_0``, ``..--2_0_0__build_7``), with a '_' in front when that
+    starts with a digit (Terraform names start with a letter or '_': ``_3d-viewer``). When a part
+    cannot be read back from that (it holds '--' or another symbol, or starts or ends with one),
+    a hash of the exact parts follows '---', which a readable identifier never holds.
+    """
+    if all(_READABLE.match(part) for part in parts):
+        name = "--".join(part.replace("+", "__").replace(".", "_") for part in parts)
+    else:
+        readable = "--".join(_NOT_ID.sub("_", part) for part in parts)
+        name = f"{readable}---{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:_ID_HASH]}"
+    return name if name[:1].isalpha() else f"_{name}"
 
 
 @dataclass(frozen=True, slots=True)
