@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -63,11 +63,15 @@ def read_catalog_bytes(path: str | os.PathLike[str]) -> bytes:
         raise CatalogNotFound(str(path), e.strerror or str(e)) from e
 
 
-def validate_file(path: str | os.PathLike[str], *, git: bool = False) -> Report:
-    """``validate_bytes`` of the file; with ``git``, also a warning for every folder of artifacts
-    that git ignores (``ignored_store_warnings``)."""
+def validate_file(
+    path: str | os.PathLike[str], target: str | None = None, only: Iterable[str] | None = None, *, git: bool = False
+) -> Report:
+    """The report of the catalog at ``path``: every problem, the targets' limits included (each
+    environment checked against its own target; with ``target``, the environments named by
+    applications, or ``only`` those, also against it, as ``synth --target`` deploys them); with
+    ``git``, also a warning for every folder of artifacts that git ignores (``ignored_store_warnings``)."""
     data = read_catalog_bytes(path)
-    report = validate_bytes(data, str(path))
+    report = validate_bytes(data, str(path), target, only)
     if git and report.catalog is not None:
         warnings = ignored_store_warnings(Path(path), report.catalog, data)
         report.problems = sorted(report.problems + warnings, key=sort_key)
@@ -135,11 +139,30 @@ def load_catalog(path: str | os.PathLike[str]) -> Catalog:
     return validate_file(path).raise_for_errors()
 
 
-def validate_bytes(data: bytes, filename: str) -> Report:
+def validate_bytes(data: bytes, filename: str, target: str | None = None, only: Iterable[str] | None = None) -> Report:
     text, problems = decode(data, filename)
     if problems:
         return Report(filename, None, problems)
-    return validate_text(text, filename)
+    return validate_text(text, filename, target, only)
+
+
+def _deployments(catalog: Catalog, target: str | None, only: Iterable[str] | None) -> list[tuple[str, str]]:
+    """(environment, target) pairs whose target limits apply: each declared environment's own
+    target, and ``target`` for the environments applications name (or ``only`` those)."""
+    pairs = [(env.name, env.target) for env in catalog.environments or () if env is not None]
+    if target is not None:
+        named = {a.environment for a in catalog.applications if a is not None}
+        pairs += [(env, target) for env in sorted(named if only is None else named & set(only))]
+    return pairs
+
+
+def _target_problems(catalog: Catalog, target: str | None, only: Iterable[str] | None) -> list[Problem]:
+    deployments = [(env, t) for env, t in _deployments(catalog, target, only) if t != "local"]
+    if not deployments:
+        return []
+    from catalog.synth.limits import target_problems  # the targets' modules load only when needed
+
+    return target_problems(catalog, deployments)
 
 
 def validate_bytes_reusing(data: bytes, filename: str, known_text: str, known: Catalog) -> Report:
@@ -161,12 +184,16 @@ def validate_bytes_reusing(data: bytes, filename: str, known_text: str, known: C
         if catalog is not None:
             # duplicate names across models; a reused model's own versions were checked in known
             names = [{"name": m.name} if isinstance(m, Model) else m for m in models]
-            if not check_raw({**document, "models": names}) and not check_catalog(catalog):
+            if (
+                not check_raw({**document, "models": names})
+                and not check_catalog(catalog)
+                and not _target_problems(catalog, None, None)
+            ):
                 return Report(filename, catalog, [])
     return validate_bytes(data, filename)
 
 
-def validate_text(text: str, filename: str) -> Report:
+def validate_text(text: str, filename: str, target: str | None = None, only: Iterable[str] | None = None) -> Report:
     parsed = parse(text, filename)
     if parsed.data is None:
         return Report(filename, None, sorted(parsed.problems, key=sort_key))
@@ -195,6 +222,7 @@ def validate_text(text: str, filename: str) -> Report:
 
     raw_problems = check_raw(document)
     rule_problems = check_catalog(partial, unchecked_models=unchecked, unchecked_environments=unchecked_envs)
+    rule_problems += _target_problems(partial, target, only)
     needs_position = [tuple(err["loc"]) for err in schema_errors] + [p.loc for p in raw_problems + rule_problems]
     positions = locate(text, set(needs_position)) if needs_position else {}
 

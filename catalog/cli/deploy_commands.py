@@ -52,7 +52,8 @@ def synth(path: Path, target: str | None, envs: tuple[str, ...], outdir: Path, f
     from catalog.validate import validate_file
 
     with no_gc():  # a short batch: cyclic collections would cost more than half of validating
-        catalog = validate_file(path).raise_for_errors()
+        # what --target cannot deploy is reported like validate's problems: with lines, exit 1
+        catalog = validate_file(path, target, envs or None).raise_for_errors()
         result = synthesize(catalog, path, outdir, target, envs or None)
     if fmt == "json":
         stacks = [

@@ -143,20 +143,27 @@ def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[En
     """Every environment named by an application (or just ``only``), sorted by name, with its
     target and settings. A declared environment no application names is left out.
 
-    The catalog must be valid (every route names a version that exists, every application's
-    environment is declared when ``environments:`` is present).
+    A catalog to deploy must be valid (every route names a version that exists, every
+    application's environment is declared when ``environments:`` is present). Of an invalid one
+    (``validate`` checks the targets' limits on what it can), the items that failed the schema
+    (None) and the routes to versions it lacks are left out.
     """
-    versions = {(m.name, semver_key(v.version)): v for m in catalog.models for v in m.versions}
+    wanted = set(only) if only is not None else None
+    versions = {(m.name, semver_key(v.version)): v for m in catalog.models if m is not None for v in m.versions}
     by_env: dict[str, list[ApplicationPlan]] = {}
     for app in catalog.applications:
+        if app is None or (wanted is not None and app.environment not in wanted):
+            continue
         bindings = []
         for binding in app.bindings:
-            if not binding.enabled:
+            if binding is None or not binding.enabled:
                 continue
             serving = effective_serving(catalog, binding)
             routes = []
             for route in binding.routes:
-                version = versions[(binding.model, semver_key(route.version))]
+                version = versions.get((binding.model, semver_key(route.version)))
+                if version is None:
+                    continue
                 endpoint = Endpoint(
                     application=app.name,
                     environment=app.environment,
@@ -174,11 +181,8 @@ def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[En
         plan = ApplicationPlan(app.name, app.environment, app.owner, tuple(bindings))
         by_env.setdefault(app.environment, []).append(plan)
     specs = {spec.name: spec for spec in declared_environments(catalog)}
-    wanted = set(only) if only is not None else None
     result = []
     for name, apps in sorted(by_env.items()):
-        if wanted is not None and name not in wanted:
-            continue
         spec = specs.get(name) or EnvironmentSpec(name=name)
         result.append(Environment(name, tuple(apps), spec.target, spec.kubernetes, spec.kserve, spec.sagemaker))
     return result

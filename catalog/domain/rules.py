@@ -38,6 +38,7 @@ __all__ = [
     "effective_rollout",
     "effective_serving",
     "normalise_name",
+    "rollout_sources",
     "semver_key",
 ]
 
@@ -265,6 +266,13 @@ def effective_rollout(catalog: Catalog, binding: Binding) -> EffectiveRollout:
         max_error_rate=r.max_error_rate,
         max_p99_latency_ms=r.max_p99_latency_ms,
     )
+
+
+def rollout_sources(catalog: Catalog, binding: Binding) -> Mapping[str, str]:
+    """Where each field of a binding's effective rollout comes from: ``own`` (the binding's
+    rollout block), ``defaults`` (``defaults.rollout``) or ``builtin``; keys: strategy,
+    step_percent, interval_seconds and guardrails."""
+    return _resolve_rollout(binding.rollout, catalog.defaults.rollout).source
 
 
 def declared_environments(catalog: Catalog) -> list[EnvironmentSpec]:

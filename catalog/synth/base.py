@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from catalog.domain.deployment import Environment
+from catalog.domain.deployment import BindingPlan, Environment
+from catalog.errors import UsageError
 
-__all__ = ["StackContext", "Target", "stack_name"]
+__all__ = ["Refusal", "StackContext", "Target", "served_bindings", "stack_name"]
 
 
 def stack_name(environment: str, target: str) -> str:
@@ -30,6 +32,36 @@ class StackContext:
     state_root: str
 
 
+def served_bindings(environment: Environment) -> Iterator[tuple[str, BindingPlan]]:
+    """Each binding that gets serving objects (routes and replicas), with its application's name."""
+    for app in environment.applications:
+        for binding in app.bindings:
+            if binding.routes and binding.routes[0].endpoint.serving.replicas > 0:
+                yield app.name, binding
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Something a target cannot deploy: which binding, the catalog field that asks for it, and why.
+
+    ``field`` is a path inside the binding (``("rollout", "step_percent")``, ``("routes",)``), or,
+    when ``version`` is set, inside that version of the binding's model (``("artifact", "uri")``).
+    ``message`` names no binding (``catalog.synth.limits`` and the synth-time refusals add it).
+    """
+
+    code: str
+    application: str
+    model: str
+    field: tuple[str, ...]
+    message: str
+    hint: str
+    version: str | None = None
+
+    def error(self) -> UsageError:
+        """This refusal raised at synth (the API's guard; ``validate`` reports it with a line first)."""
+        return UsageError(f"application {self.application!r}, model {self.model!r}: {self.message}; {self.hint}")
+
+
 class Target(Protocol):
     """A backend that turns an environment's endpoints and routes into Terraform resources.
 
@@ -43,6 +75,10 @@ class Target(Protocol):
     """
 
     name: str
+
+    def refusals(self, environment: Environment) -> list[Refusal]:
+        """What of ``environment`` this target cannot deploy; pure, empty when it can deploy it all.
+        ``validate`` reports each as a problem at its field (``catalog.synth.limits``)."""
 
     def build(self, stack: Any, context: StackContext) -> None:
         """Add the environment's resources to ``stack`` (a ``cdktn.TerraformStack``)."""

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from catalog.domain.deployment import BindingPlan, Environment, environments
+from catalog.domain.models import Catalog
 from catalog.errors import UsageError
 from catalog.synth.base import StackContext
 from catalog.synth.targets import kserve
@@ -21,10 +22,21 @@ from tests.synth.generated import catalogs
 
 
 def _environment(document: dict[str, Any]) -> Environment:
-    report = validate_bytes(json.dumps(document).encode(), "gen.yaml")
-    assert report.ok, [p.message for p in report.errors][:3]
-    (env,) = environments(report.catalog)
+    (env,) = environments(Catalog.model_validate(document))
     return env
+
+
+def _reported(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """(code, display path) of every error validate reports for ``document``."""
+    report = validate_bytes(json.dumps(document).encode(), "gen.yaml")
+    assert all(p.line > 0 for p in report.errors), report.errors
+    return {(p.code, p.path) for p in report.errors}
+
+
+def _binding_path(document: dict[str, Any], app: str, model: str) -> str:
+    (application,) = [a for a in document["applications"] if a["name"] == app]
+    index = [b["model"] for b in application["bindings"]].index(model)
+    return f"applications[{app}].bindings[{index}]"
 
 
 def _synth(module: Any, env: Environment) -> dict[str, dict[str, Any]]:
@@ -43,6 +55,10 @@ def test_kserve_bodies_say_what_the_catalog_says(document: dict[str, Any]) -> No
     env = _environment(document)
     served = _served(env)
     too_many = [(app, b.model) for app, b in served if sum(r.weight > 0 for r in b.routes) > 2]
+    # validate reports each binding KServe cannot run at its routes; synth refuses it too (same code)
+    assert _reported(document) == {
+        ("kserve.routed-versions", f"{_binding_path(document, app, model)}.routes") for app, model in too_many
+    }
     if too_many:
         with pytest.raises(UsageError, match="KServe splits traffic between two versions at most") as info:
             _synth(kserve, env)
@@ -77,18 +93,19 @@ def test_kserve_bodies_say_what_the_catalog_says(document: dict[str, Any]) -> No
         assert rollout.get("max_p99_latency_ms") == binding.rollout.max_p99_latency_ms
 
 
-def _sagemaker_refusal(binding: BindingPlan) -> str | None:
-    """What the sagemaker target must refuse in ``binding``, per its documented limits."""
-    r = binding.rollout
+def _sagemaker_refusals(binding: BindingPlan) -> dict[str, tuple[str, str]]:
+    """What the sagemaker target must refuse in ``binding``, per its documented limits: code ->
+    (the field validate points at, words of the message)."""
+    r, found = binding.rollout, {}
     if r.strategy == "canary" and 50 < r.step_percent < 100:
-        return "canary step is 50 %"
+        found["sagemaker.canary-step"] = ("rollout.step_percent", "canary step is 50 %")
     if r.strategy == "linear" and r.step_percent < 100 and not 10 <= r.step_percent <= 50:
-        return "linear steps are 10-50 %"
+        found["sagemaker.linear-step"] = ("rollout.step_percent", "linear steps are 10-50 %")
     if sm.PROVISIONING_SECONDS + r.interval_seconds * len(r.steps) > sm.MAX_DEPLOYMENT_SECONDS:
-        return "longer than the 28800 s"
+        found["sagemaker.deployment-time"] = ("rollout.interval_seconds", "longer than the 28800 s")
     if r.max_error_rate is not None and len(binding.routes) > 5:
-        return "can watch 5 variants at most"
-    return None
+        found["sagemaker.alarm-variants"] = ("routes", "can watch 5 variants at most")
+    return found
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -96,12 +113,20 @@ def _sagemaker_refusal(binding: BindingPlan) -> str | None:
 def test_sagemaker_bodies_say_what_the_catalog_says(document: dict[str, Any]) -> None:
     env = _environment(document)
     served = _served(env)
-    refusals = [(app, b.model, why) for app, b in served if (why := _sagemaker_refusal(b))]
-    if refusals:
+    refusals = [(app, b.model, _sagemaker_refusals(b)) for app, b in served]
+    # validate reports each limit at the field that asks for it; synth refuses the first (same code)
+    assert _reported(document) == {
+        (code, f"{_binding_path(document, app, model)}.{field}")
+        for app, model, found in refusals
+        for code, (field, _) in found.items()
+    }
+    refused = [(app, model, found) for app, model, found in refusals if found]
+    if refused:
         with pytest.raises(UsageError) as info:
             _synth(sm, env)
-        app, model, why = refusals[0]
-        assert f"application {app!r}, model {model!r}" in str(info.value) and why in str(info.value)
+        app, model, found = refused[0]
+        assert f"application {app!r}, model {model!r}" in str(info.value)
+        assert next(iter(found.values()))[1] in str(info.value)
         return
     res = _synth(sm, env)
     settings_ = env.sagemaker

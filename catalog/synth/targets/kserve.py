@@ -34,7 +34,9 @@ revision that was rolled out at 100 % keeps the rest. So:
   listed in ``modelcat/unrouted-versions``; a canary of weight 100 is a plain InferenceService of it;
 - a ``sticky_key`` cannot be honoured (KServe splits per request): it is recorded in
   ``modelcat/sticky-key`` only;
-- more than two versions with traffic: refused (``UsageError`` naming application and model).
+- more than two versions with traffic: refused (``binding_refusals``: ``validate`` reports it at the
+  binding's routes for environments deployed to kserve, synth raises ``UsageError`` naming
+  application and model).
   KServe's canary model has one previous revision; the CRD's ``spec.canary`` list
   (``[{predictor, trafficPercent}]``) documents no semantics in the schema and is not relied on.
 """
@@ -42,14 +44,15 @@ revision that was rolled out at 100 % keeps the rest. So:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from catalog.domain.deployment import BindingPlan, Endpoint, RoutePlan, resource_id
+from catalog.domain.deployment import BindingPlan, Endpoint, Environment, RoutePlan, resource_id
 from catalog.domain.models import KServeSettings
 from catalog.errors import UsageError
-from catalog.synth.base import StackContext
+from catalog.synth.base import Refusal, StackContext, served_bindings
 from catalog.synth.emit import add_resources
 from catalog.synth.kube import (
     BINDINGS_PACKAGE,
@@ -66,8 +69,10 @@ __all__ = [
     "MANIFEST",
     "InferenceService",
     "KServeTarget",
+    "binding_refusals",
     "inference_service",
     "inference_services",
+    "refusals",
     "storage_uri",
     "synthesize_bodies",
 ]
@@ -146,20 +151,33 @@ class InferenceService:
         return out
 
 
+def binding_refusals(application: str, binding: BindingPlan) -> Iterator[Refusal]:
+    """What KServe cannot run of one served binding: the one definition of its limit, which
+    ``validate`` reports with its line and ``inference_services`` raises."""
+    routed = [r for r in binding.routes if r.weight > 0]
+    if len(routed) > 2:
+        versions = ", ".join(f"{r.version} ({r.weight} %)" for r in routed)
+        yield Refusal(
+            "kserve.routed-versions",
+            application,
+            binding.model,
+            ("routes",),
+            f"KServe splits traffic between two versions at most (a canary and the revision rolled out "
+            f"before it), and the catalog routes {len(routed)}: {versions}",
+            "give at most two routes a weight, or deploy this environment to kubernetes",
+        )
+
+
 def _plan(binding: BindingPlan, settings: KServeSettings) -> InferenceService:
     routed = [r for r in binding.routes if r.weight > 0]
     unrouted = tuple(r.version for r in binding.routes if r.weight == 0)
-    if len(routed) > 2:
-        e = routed[0].endpoint
-        versions = ", ".join(f"{r.version} ({r.weight} %)" for r in routed)
-        raise UsageError(
-            f"application {e.application!r}, model {binding.model!r}: KServe splits traffic between two versions "
-            f"at most (a canary and the revision rolled out before it), and the catalog routes {len(routed)}: "
-            f"{versions}; give at most two routes a weight, or synthesize this environment for --target kubernetes"
-        )
     if len(routed) == 2:  # neither weighs 0, so neither 100
         return InferenceService(binding, routed[1], routed[0], unrouted, settings)
     return InferenceService(binding, routed[-1], None, unrouted, settings)
+
+
+def refusals(env: Environment) -> list[Refusal]:
+    return [refusal for app, binding in served_bindings(env) for refusal in binding_refusals(app, binding)]
 
 
 def inference_services(context: StackContext) -> list[InferenceService]:
@@ -167,12 +185,9 @@ def inference_services(context: StackContext) -> list[InferenceService]:
     settings = env.kserve
     if settings is None:
         raise UsageError(f"environment {env.name!r} has no kserve: block")
-    return [
-        _plan(binding, settings)
-        for app in env.applications
-        for binding in app.bindings
-        if binding.routes and binding.routes[0].endpoint.serving.replicas > 0
-    ]
+    for refusal in refusals(env):
+        raise refusal.error()
+    return [_plan(binding, settings) for _, binding in served_bindings(env)]
 
 
 def _resources(serving: Any) -> dict[str, Any] | None:
@@ -246,6 +261,9 @@ class KServeTarget:
     """One InferenceService per binding in the environment's namespace."""
 
     name = "kserve"
+
+    def refusals(self, environment: Environment) -> list[Refusal]:
+        return refusals(environment)
 
     def build(self, stack: Any, context: StackContext) -> None:
         resources = synthesize_bodies(context)

@@ -34,11 +34,11 @@ from functools import cached_property
 from typing import Any
 
 from catalog.artifacts.fetch import TOKEN_ENV
-from catalog.domain.deployment import Endpoint
+from catalog.domain.deployment import Endpoint, Environment
 from catalog.domain.models import KubernetesSettings
 from catalog.domain.rules import EffectiveRollout
 from catalog.errors import UsageError
-from catalog.synth.base import StackContext
+from catalog.synth.base import Refusal, StackContext
 from catalog.synth.emit import add_resources
 from catalog.synth.kube import (
     BINDINGS_PACKAGE,
@@ -57,9 +57,11 @@ __all__ = [
     "TOKEN_ENV",
     "KubernetesTarget",
     "Serving",
+    "artifact_refusal",
     "container",
     "endpoint_kinds",
     "pod_security",
+    "refusals",
     "servings",
 ]
 
@@ -121,13 +123,10 @@ class Serving:
         uri, src = self.endpoint.artifact, self.settings.artifact_source
         if uri.startswith("oci://"):
             return "oci", uri
+        refusal = artifact_refusal(self.endpoint)
+        if refusal is not None:
+            raise refusal.error()
         path = posixpath.normpath(uri)
-        if "://" in uri or path.startswith(("/", "..")):
-            e = self.endpoint
-            raise UsageError(
-                f"environment {e.environment}: {e.model} {e.version} is at {uri}, which a cluster cannot fetch; "
-                "give it a path relative to the catalog (served from artifact_source) or an oci:// URI"
-            )
         if src.kind == "http":
             return "http", f"{(src.base_url or '').rstrip('/')}/{path}"
         if src.kind == "pvc":
@@ -142,6 +141,28 @@ class Serving:
         """The Secret the fetch reads its bearer token from: http only (a claim is mounted, and OCI
         pulls are anonymous: ``modelcat fetch`` has no registry credentials yet)."""
         return self.settings.artifact_source.registry_secret if self.source[0] == "http" else None
+
+
+def artifact_refusal(endpoint: Endpoint) -> Refusal | None:
+    """Why a cluster cannot fetch ``endpoint``'s artifact, if it cannot: the one definition
+    ``validate`` reports at the artifact's URI and ``Serving.source`` raises."""
+    uri = endpoint.artifact
+    if uri.startswith("oci://") or not ("://" in uri or posixpath.normpath(uri).startswith(("/", ".."))):
+        return None
+    return Refusal(
+        "kubernetes.artifact-unreachable",
+        endpoint.application,
+        endpoint.model,
+        ("artifact", "uri"),
+        f"{endpoint.model} {endpoint.version} is at {uri}, a file on this machine, which a cluster cannot fetch",
+        "give it a path relative to the catalog (served from artifact_source) or an oci:// URI",
+        version=endpoint.version,
+    )
+
+
+def refusals(env: Environment) -> list[Refusal]:
+    found = (artifact_refusal(e) for e in env.endpoints if e.serving.replicas > 0)
+    return [refusal for refusal in found if refusal is not None]
 
 
 def servings(context: StackContext) -> list[Serving]:
@@ -457,6 +478,9 @@ class KubernetesTarget:
     """Deployments, Services, HPAs, PDBs, HTTPRoutes (and routers) in the environment's namespace."""
 
     name = "kubernetes"
+
+    def refusals(self, environment: Environment) -> list[Refusal]:
+        return refusals(environment)
 
     def build(self, stack: Any, context: StackContext) -> None:
         resources = synthesize_bodies(context)

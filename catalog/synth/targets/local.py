@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.domain.deployment import ApplicationPlan, Endpoint
-from catalog.synth.base import StackContext
+from catalog.domain.deployment import ApplicationPlan, Endpoint, Environment
+from catalog.synth.base import Refusal, StackContext
 from catalog.synth.emit import add_outputs, add_resources, reference
 
 __all__ = ["PROVIDER_SOURCE", "LocalTarget", "synthesize_bodies"]
@@ -68,6 +68,10 @@ class LocalTarget:
     """Processes on this machine, managed by the embedded Terraform through ``modelcat``."""
 
     name = "local"
+
+    def refusals(self, environment: Environment) -> list[Refusal]:
+        """Whatever validate accepts runs here."""
+        return []
 
     def build(self, stack: Any, context: StackContext) -> None:
         from cdktn import TerraformProvider

@@ -29,10 +29,12 @@ instance type, alarm topic):
   target-tracking ``aws_appautoscaling_policy`` on concurrent requests per model copy =
   ``target_concurrency``.
 
-SageMaker's limits are checked at synth and refused with the application and model named (exit 2):
-a canary step above 50 % (but below 100 %, which is all at once), a linear step outside 10-50 %, an interval above 3,600 s, a rollout that
-cannot finish within the 8 h a blue/green deployment may run, more than 10 variants, or more
-variants than a metric-math alarm can watch. Nothing secret is written: the provider block holds the
+SageMaker's limits (``binding_refusals``) are reported by ``validate`` at the field that asks, for
+the environments deployed to sagemaker (and by ``synth --target sagemaker``), and refused at synth
+with the application and model named: a canary step above 50 % (but below 100 %, which is all at
+once), a linear step outside 10-50 %, an interval above 3,600 s, a rollout that cannot finish
+within the 8 h a blue/green deployment may run, more than 10 variants, or more variants than a
+metric-math alarm can watch. Nothing secret is written: the provider block holds the
 region only (credentials come from the environment of whoever runs Terraform), the role is an ARN.
 """
 
@@ -40,15 +42,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from catalog.domain.deployment import BindingPlan, Endpoint, RoutePlan, resource_id
+from catalog.domain.deployment import BindingPlan, Endpoint, Environment, RoutePlan, resource_id
 from catalog.domain.models import SageMakerSettings
 from catalog.domain.rules import EffectiveRollout
 from catalog.errors import UsageError
-from catalog.synth.base import StackContext
+from catalog.synth.base import Refusal, StackContext, served_bindings
 from catalog.synth.emit import add_resources, reference
 from catalog.synth.kube import object_name
 from catalog.synth.typed import ResourceKind, build_bodies, import_bindings
@@ -64,8 +67,11 @@ __all__ = [
     "SageMakerModel",
     "SageMakerTarget",
     "artifact_uri",
+    "binding_refusals",
+    "deployment_seconds",
     "load_modules",
     "plan_endpoints",
+    "refusals",
     "synthesize_bodies",
 ]
 
@@ -200,9 +206,7 @@ class SageMakerEndpoint:
 
     @property
     def deployment_seconds(self) -> int:
-        """How long a blue/green deployment may take: provisioning, then every step's wait."""
-        needed = PROVISIONING_SECONDS + self.rollout.interval_seconds * len(self.rollout.steps)
-        return max(MIN_DEPLOYMENT_SECONDS, needed)
+        return deployment_seconds(self.rollout)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -213,51 +217,68 @@ class SageMakerEndpoint:
         return tags
 
 
-def _refuse(e: Endpoint, model: str, why: str) -> UsageError:
-    return UsageError(f"application {e.application!r}, model {model!r}: {why}")
+def deployment_seconds(rollout: EffectiveRollout) -> int:
+    """How long a blue/green deployment of ``rollout`` may take: provisioning, then every step's wait."""
+    return max(MIN_DEPLOYMENT_SECONDS, PROVISIONING_SECONDS + rollout.interval_seconds * len(rollout.steps))
 
 
-def _check(ep: SageMakerEndpoint) -> None:
-    e, model, r = ep.first, ep.binding.model, ep.rollout
-    if len(ep.variants) > MAX_VARIANTS:
-        raise _refuse(
-            e,
-            model,
-            f"a SageMaker endpoint holds {MAX_VARIANTS} variants at most, the binding routes {len(ep.variants)}",
+def binding_refusals(application: str, binding: BindingPlan) -> Iterator[Refusal]:
+    """What SageMaker cannot run of one served binding: the one definition of its limits, which
+    ``validate`` reports with their lines and ``plan_endpoints`` raises."""
+    r, variants = binding.rollout, len(binding.routes)
+
+    def refusal(code: str, field: tuple[str, ...], message: str, hint: str) -> Refusal:
+        return Refusal(f"sagemaker.{code}", application, binding.model, field, message, hint)
+
+    if variants > MAX_VARIANTS:
+        yield refusal(
+            "variants",
+            ("routes",),
+            f"a SageMaker endpoint holds {MAX_VARIANTS} variants at most, the binding routes {variants}",
+            f"route {MAX_VARIANTS} versions at most, or deploy this environment to kubernetes",
         )
     if r.strategy == "canary" and MAX_CANARY_PERCENT < r.step_percent < 100:
-        raise _refuse(
-            e,
-            model,
+        yield refusal(
+            "canary-step",
+            ("rollout", "step_percent"),
             f"SageMaker's canary step is {MAX_CANARY_PERCENT} % of capacity at most, the rollout asks for {r.step_percent} %",
+            f"use a step_percent of {MAX_CANARY_PERCENT} or less (or 100: all at once)",
         )
     low, high = LINEAR_PERCENT
     if r.strategy == "linear" and r.step_percent < 100 and not low <= r.step_percent <= high:
-        raise _refuse(
-            e,
-            model,
+        steps = [d for d in range(low, high + 1) if 100 % d == 0]
+        yield refusal(
+            "linear-step",
+            ("rollout", "step_percent"),
             f"SageMaker's linear steps are {low}-{high} % of capacity, the rollout asks for {r.step_percent} %",
+            f"use a step_percent of {', '.join(map(str, steps[:-1]))} or {steps[-1]}",
         )
     if r.interval_seconds > MAX_WAIT_SECONDS:
-        raise _refuse(
-            e,
-            model,
+        yield refusal(
+            "wait",
+            ("rollout", "interval_seconds"),
             f"SageMaker waits {MAX_WAIT_SECONDS} s at most between steps, the rollout asks for {r.interval_seconds} s",
+            f"use an interval_seconds of {MAX_WAIT_SECONDS} or less",
         )
-    if ep.deployment_seconds > MAX_DEPLOYMENT_SECONDS:
-        raise _refuse(
-            e,
-            model,
+    elif deployment_seconds(r) > MAX_DEPLOYMENT_SECONDS:
+        yield refusal(
+            "deployment-time",
+            ("rollout", "interval_seconds"),
             f"the rollout's {len(r.steps)} steps of {r.interval_seconds} s plus {PROVISIONING_SECONDS} s to provision "
-            f"take {ep.deployment_seconds} s, longer than the {MAX_DEPLOYMENT_SECONDS} s a SageMaker deployment may run; "
+            f"take {deployment_seconds(r)} s, longer than the {MAX_DEPLOYMENT_SECONDS} s a SageMaker deployment may run",
             "use fewer or shorter steps",
         )
-    if r.max_error_rate is not None and 2 * len(ep.variants) > MAX_ALARM_METRICS:
-        raise _refuse(
-            e,
-            model,
-            f"the error-rate guardrail's alarm can watch {MAX_ALARM_METRICS // 2} variants at most, the binding routes {len(ep.variants)}",
+    if r.max_error_rate is not None and 2 * variants > MAX_ALARM_METRICS:
+        yield refusal(
+            "alarm-variants",
+            ("routes",),
+            f"the error-rate guardrail's alarm can watch {MAX_ALARM_METRICS // 2} variants at most, the binding routes {variants}",
+            f"route {MAX_ALARM_METRICS // 2} versions at most, or leave max_error_rate out of this binding's guardrails",
         )
+
+
+def refusals(env: Environment) -> list[Refusal]:
+    return [refusal for app, binding in served_bindings(env) for refusal in binding_refusals(app, binding)]
 
 
 def plan_endpoints(context: StackContext) -> tuple[list[SageMakerModel], list[SageMakerEndpoint]]:
@@ -268,20 +289,17 @@ def plan_endpoints(context: StackContext) -> tuple[list[SageMakerModel], list[Sa
         raise UsageError(f"environment {env.name!r} has no sagemaker: block")
     models: dict[str, SageMakerModel] = {}
     endpoints = []
-    for app in env.applications:
-        for binding in app.bindings:
-            if not binding.routes or binding.routes[0].endpoint.serving.replicas == 0:
-                continue
-            variants = []
-            for i, route in enumerate(binding.routes, start=1):
-                model = SageMakerModel(route.endpoint, settings)
-                model = models.setdefault(model.id, model)
-                if model.endpoint.digest != route.endpoint.digest:  # the catalog has one digest per version
-                    raise RuntimeError(f"{model.id}: two digests for one version")
-                variants.append(Variant(f"route-{i}", route, model))
-            endpoint = SageMakerEndpoint(binding, tuple(variants), settings)
-            _check(endpoint)
-            endpoints.append(endpoint)
+    for app, binding in served_bindings(env):
+        for refusal in binding_refusals(app, binding):
+            raise refusal.error()
+        variants = []
+        for i, route in enumerate(binding.routes, start=1):
+            model = SageMakerModel(route.endpoint, settings)
+            model = models.setdefault(model.id, model)
+            if model.endpoint.digest != route.endpoint.digest:  # the catalog has one digest per version
+                raise RuntimeError(f"{model.id}: two digests for one version")
+            variants.append(Variant(f"route-{i}", route, model))
+        endpoints.append(SageMakerEndpoint(binding, tuple(variants), settings))
     return [models[key] for key in sorted(models)], endpoints
 
 
@@ -539,6 +557,9 @@ class SageMakerTarget:
     """SageMaker models, endpoint configurations, endpoints, alarms and autoscaling per environment."""
 
     name = "sagemaker"
+
+    def refusals(self, environment: Environment) -> list[Refusal]:
+        return refusals(environment)
 
     def build(self, stack: Any, context: StackContext) -> None:
         resources = synthesize_bodies(context)
