@@ -37,6 +37,11 @@ _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 # '.', '+' or '-' (what names and semantic versions are).
 _READABLE = re.compile(r"^[A-Za-z0-9]+([.+-][A-Za-z0-9]+)*$")
 _ID_HASH = 8
+MAX_NAME = 200  # an endpoint's name: what a run record's file name may hold
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:_ID_HASH]
 
 
 def resource_id(*parts: str) -> str:
@@ -52,7 +57,7 @@ def resource_id(*parts: str) -> str:
         name = "--".join(part.replace("+", "__").replace(".", "_") for part in parts)
     else:
         readable = "--".join(_NOT_ID.sub("_", part) for part in parts)
-        name = f"{readable}---{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:_ID_HASH]}"
+        name = f"{readable}---{_hash(*parts)}"
     return name if name[:1].isalpha() else f"_{name}"
 
 
@@ -72,7 +77,13 @@ class Endpoint:
 
     @property
     def name(self) -> str:
-        return f"{self.application}.{self.model}.{self.version}"
+        """``checkout.fraud-scorer.1.3.0``; a safe file name too (the local target's run records are
+        named by it): a version's '+' written '_' (no semantic version holds '_'), and past
+        ``MAX_NAME`` characters the head of it and a hash of the exact parts."""
+        name = f"{self.application}.{self.model}.{self.version.replace('+', '_')}"
+        if len(name) <= MAX_NAME:
+            return name
+        return f"{name[: MAX_NAME - _ID_HASH - 1]}-{_hash(self.application, self.model, self.version)}"
 
     @property
     def id(self) -> str:
