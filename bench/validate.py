@@ -12,6 +12,11 @@ rotates so machine noise hits all alike):
   * cli: ``modelcat validate PATH`` as a subprocess, and ``modelcat --help`` (start-up alone).
 
 Prints a Markdown table of medians and the verdict against the target below.
+
+With ``--memory 10000,40000,...``, it measures instead the peak resident memory of ``modelcat
+validate PATH`` (one subprocess per run, its own rusage) on a generated catalog of each size, valid
+and with one problem in its last lines (reporting a problem composes the file again to find its
+line), and prints size -> peak RSS: what ``MAX_CATALOG_BYTES`` is chosen from.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -34,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from catalog_gen import generate
 
 from catalog.validate import validate_file
+from catalog.yamlio.loader import MAX_CATALOG_BYTES
 
 TARGET_VERSIONS = 10_000
 TARGET_RATIO = 1.5
@@ -98,14 +105,51 @@ def report_target(
         json_path.write_text(json.dumps({**meta, "results": results}, indent=2) + "\n")
 
 
+def peak_rss_mb(argv: list[str]) -> tuple[int, float]:
+    """Run ``argv``; its exit code and peak resident set size in MiB (its own rusage: os.wait4)."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def memory(sizes: list[int], cli: str) -> None:
+    print(
+        f"Python {platform.python_version()} on {platform.platform()}, {datetime.date.today().isoformat()}; "
+        f"`modelcat validate PATH`, peak RSS (the cap is {MAX_CATALOG_BYTES:,} bytes).\n"
+    )
+    print("| versions | size (MB) | peak RSS, valid (MiB) | peak RSS, one problem (MiB) | peak RSS / file size |")
+    print("|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory(prefix="modelcat-bench-") as tmp:
+        for versions in sizes:
+            path = Path(tmp) / "models.yaml"
+            text = generate(versions)
+            path.write_text(text, encoding="utf-8")
+            size = path.stat().st_size
+            code, valid = peak_rss_mb([cli, "validate", str(path)])
+            assert code == 0, f"generated catalog of {versions} versions is invalid"
+            path.write_text(text.replace("weight: 10}", "weight: 11}"), encoding="utf-8")
+            code, invalid = peak_rss_mb([cli, "validate", str(path)])
+            assert code == 1, "the catalog with one problem was not reported"
+            print(
+                f"| {versions:,} | {size / 1e6:.1f} | {valid:,.0f} | {invalid:,.0f} "
+                f"| {max(valid, invalid) * (1 << 20) / size:.0f}x |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated version counts (multiples of 10)")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions per size (default 5)")
     parser.add_argument("--json", type=Path, help="also write the raw numbers to this file")
+    parser.add_argument("--memory", metavar="SIZES", help="measure peak RSS at these version counts instead")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
     cli = modelcat_command()
+    if args.memory:
+        memory([int(s) for s in args.memory.split(",")], cli)
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
 
     results = []
     with tempfile.TemporaryDirectory(prefix="modelcat-bench-") as tmp:

@@ -14,11 +14,13 @@ from catalog.domain.problems import Loc, Problem, display_path, sort_key
 from catalog.domain.rules import check_catalog, check_raw, semver_key
 from catalog.domain.schema_errors import schema_problem
 from catalog.errors import CatalogInvalid, CatalogNotFound
-from catalog.yamlio.loader import MAX_CATALOG_BYTES, decode, parse
+from catalog.yamlio.loader import MAX_CATALOG_BYTES, MEMORY_PER_BYTE, decode, parse
 from catalog.yamlio.positions import Position, locate
 from catalog.yamlio.reuse import Reused, parse_reusing
 
 __all__ = ["Report", "load_catalog", "read_catalog_bytes", "validate_bytes", "validate_bytes_reusing", "validate_file"]
+
+MIB = 1 << 20
 
 
 @dataclass
@@ -53,7 +55,12 @@ def read_catalog_bytes(path: str | os.PathLike[str]) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_CATALOG_BYTES:
-            raise CatalogNotFound(str(path), f"{size:,} bytes is over the {MAX_CATALOG_BYTES:,}-byte limit")
+            raise CatalogNotFound(
+                str(path),
+                f"it is {size:,} bytes, over the {MAX_CATALOG_BYTES:,}-byte ({MAX_CATALOG_BYTES // MIB} MiB) limit "
+                f"on a catalog file: validating takes about {MEMORY_PER_BYTE} times a file's size in memory "
+                f"({MEMORY_PER_BYTE * MAX_CATALOG_BYTES / 1e9:.1f} GB at the limit)",
+            )
         return path.read_bytes()
     except FileNotFoundError:
         raise CatalogNotFound(str(path), "no such file (pass the path of models.yaml)") from None
@@ -224,6 +231,8 @@ def validate_text(text: str, filename: str, target: str | None = None, only: Ite
     rule_problems = check_catalog(partial, unchecked_models=unchecked, unchecked_environments=unchecked_envs)
     rule_problems += _target_problems(partial, target, only)
     needs_position = [tuple(err["loc"]) for err in schema_errors] + [p.loc for p in raw_problems + rule_problems]
+    if schema_errors or any(p.severity == "error" for p in raw_problems + rule_problems):
+        catalog = partial = None  # not returned: let it go before the text is composed again
     positions = locate(text, set(needs_position)) if needs_position else {}
 
     def source_of(loc: Loc) -> tuple[str | None, bool]:

@@ -385,3 +385,18 @@ def test_artifact_uris_that_break_later_are_refused_with_their_line(write, cli, 
         "models[fraud-scorer].versions[1.0.0].artifact.uri",
     )
     assert problem["hint"]
+
+
+def test_a_catalog_over_the_size_cap_is_refused_naming_file_size_and_cap(cli, tmp_path: Path):
+    from catalog.yamlio.loader import MAX_CATALOG_BYTES, MEMORY_PER_BYTE
+
+    # the cap is what a 2-core, 8 GB CI runner survives (BENCHMARKS.md, Validation: ~40 bytes per byte)
+    assert MAX_CATALOG_BYTES * MEMORY_PER_BYTE <= 2.1e9
+    path = tmp_path / "models.yaml"
+    with path.open("wb") as f:
+        f.truncate(MAX_CATALOG_BYTES + 1)  # sparse: nothing is written, nothing should be read
+    result = cli("validate", path)
+    assert result.exit_code == 2, result.output
+    assert f"cannot read catalog {path}: it is {MAX_CATALOG_BYTES + 1:,} bytes" in result.stderr
+    assert f"over the {MAX_CATALOG_BYTES:,}-byte ({MAX_CATALOG_BYTES >> 20} MiB) limit" in result.stderr
+    assert "validating takes about 40 times a file's size in memory" in result.stderr

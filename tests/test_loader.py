@@ -57,9 +57,23 @@ def test_nan_is_read_and_then_refused_by_the_schema(write):
     assert [p.code for p in report.errors] == ["schema.finite_number"]
 
 
-@pytest.mark.parametrize("text", ["k: [a, b]\n", "k: {a: 1}\n", "- 1\n- [2, {x: y}]\n", "a: &x {b: 1}\nc: *x\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "k: [a, b]\n",
+        "k: {a: 1}\n",
+        "- 1\n- [2, {x: y}]\n",
+        "a: &x {b: 1}\nc: *x\n",
+        "a: &s 1.5\nb: [*s, *s, {c: *s}]\nd: &l [&t true, *t]\ne: *l\n",
+    ],
+)
 def test_plain_structures_match_pyyaml(text):
     assert parse(text, "t.yaml").data == yaml.safe_load(text)
+
+
+def test_an_aliased_scalar_with_a_refused_tag_is_reported_once():
+    result = parse("a: &t !!binary aGVsbG8=\nb: [*t, *t]\n", "t.yaml")
+    assert [(p.code, p.line) for p in result.problems] == [("yaml.unsafe-tag", 1)]
 
 
 def test_duplicate_keys_are_all_reported():

@@ -20,9 +20,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from catalog.domain.problems import Problem
 
-__all__ = ["MAX_CATALOG_BYTES", "ParseResult", "compose", "decode", "parse"]
+__all__ = ["MAX_CATALOG_BYTES", "MEMORY_PER_BYTE", "ParseResult", "compose", "decode", "parse"]
 
-MAX_CATALOG_BYTES = 256 << 20
+# Validating takes about 40 bytes of memory per byte of YAML (libyaml's node graph, then the values):
+# about 1.9 GB at this cap, which a 2-core, 8 GB CI runner survives (BENCHMARKS.md, Validation).
+MAX_CATALOG_BYTES = 48 << 20
+MEMORY_PER_BYTE = 40
 ALIAS_FLOOR = 100_000  # expanded nodes allowed before the ratio applies
 ALIAS_RATIO = 10  # expanded nodes allowed per distinct node
 
