@@ -1,4 +1,4 @@
-"""Validate a catalog in layers, collecting every problem: text, YAML, schema, cross-references."""
+"""Validate a catalog in layers, collecting every problem: text, YAML, schema, cross-references, targets' limits."""
 
 from __future__ import annotations
 
