@@ -3,6 +3,7 @@
 ModelcatError                  root; ``exit_code`` tells the CLI what to return
 ├── CatalogInvalid             models.yaml has problems (a list of Problem, all of them) → 1
 ├── CatalogNotFound            the catalog file does not exist or cannot be read         → 2
+│   └── CatalogTooLarge        over the size validation can take in a CI runner's memory
 ├── CatalogLocked              another modelcat kept the catalog's write lock too long    → 2
 ├── EditRefused                an edit would break the catalog or names nothing          → 1
 ├── DiskFull                   no space left (or a file-size limit) while writing         → 2
@@ -54,6 +55,7 @@ __all__ = [
     "CatalogInvalid",
     "CatalogLocked",
     "CatalogNotFound",
+    "CatalogTooLarge",
     "DigestMismatch",
     "DiskFull",
     "EditRefused",
@@ -128,6 +130,12 @@ class CatalogNotFound(ModelcatError):
     def __init__(self, path: str, detail: str) -> None:
         self.path = path
         super().__init__(detail, path=path)
+
+
+class CatalogTooLarge(CatalogNotFound):
+    """The catalog file is larger than validation can take in a CI runner's memory; it is not read."""
+
+    hint = "keep the catalog under the limit: retired versions and long descriptions are the usual bulk"
 
 
 class CatalogLocked(ModelcatError):

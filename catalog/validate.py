@@ -13,7 +13,7 @@ from catalog.domain.models import Application, Binding, Catalog, Defaults, Envir
 from catalog.domain.problems import Loc, Problem, display_path, sort_key
 from catalog.domain.rules import check_catalog, check_raw, semver_key
 from catalog.domain.schema_errors import schema_problem
-from catalog.errors import CatalogInvalid, CatalogNotFound
+from catalog.errors import CatalogInvalid, CatalogNotFound, CatalogTooLarge
 from catalog.yamlio.loader import MAX_CATALOG_BYTES, MEMORY_PER_BYTE, decode, parse
 from catalog.yamlio.positions import Position, locate
 from catalog.yamlio.reuse import Reused, parse_reusing
@@ -55,7 +55,7 @@ def read_catalog_bytes(path: str | os.PathLike[str]) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_CATALOG_BYTES:
-            raise CatalogNotFound(
+            raise CatalogTooLarge(
                 str(path),
                 f"it is {size:,} bytes, over the {MAX_CATALOG_BYTES:,}-byte ({MAX_CATALOG_BYTES // MIB} MiB) limit "
                 f"on a catalog file: validating takes about {MEMORY_PER_BYTE} times a file's size in memory "

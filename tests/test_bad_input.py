@@ -400,3 +400,5 @@ def test_a_catalog_over_the_size_cap_is_refused_naming_file_size_and_cap(cli, tm
     assert f"cannot read catalog {path}: it is {MAX_CATALOG_BYTES + 1:,} bytes" in result.stderr
     assert f"over the {MAX_CATALOG_BYTES:,}-byte ({MAX_CATALOG_BYTES >> 20} MiB) limit" in result.stderr
     assert "validating takes about 40 times a file's size in memory" in result.stderr
+    error = json.loads(cli("validate", path, "--format", "json").stdout)["error"]
+    assert error["code"] == "catalog_too_large" and error["hint"].startswith("keep the catalog under the limit")
