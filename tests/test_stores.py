@@ -123,6 +123,20 @@ STORE_CASES = [
         "store 'bucket': 's3://bucket/models' is not a supported store",
     ),
     (
+        "absolute-path",
+        DEMO_STORES + "  - {name: abs, uri: /srv/models}\n",
+        "store.unsupported-uri",
+        "uri: /srv/models",
+        "store 'abs': '/srv/models' is an absolute path: write file:///srv/models",
+    ),
+    (
+        "registry-with-a-tag",
+        DEMO_STORES + "  - {name: reg, uri: 'oci://registry.example.com/models:v1'}\n",
+        "store.unsupported-uri",
+        "uri: 'oci://registry.example.com/models:v1'",
+        "is not oci://host[:port]/repository (no tag, no digest)",
+    ),
+    (
         "outside-the-catalog",
         DEMO_STORES + "  - {name: up, uri: ../shared}\n",
         "store.unsupported-uri",

@@ -50,6 +50,7 @@ class ArtifactURI:
     path: str  # the relative path, the absolute path, or the registry's repository
     host: str = ""  # oci: host[:port] as written
     digest: str | None = None  # oci: the manifest digest after '@', when there is one
+    tag: str | None = None  # oci: the tag after ':', when there is one
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +167,7 @@ def _oci(uri: str) -> ArtifactURI | UriRefusal:
             f"{uri!r}: {problem}",
             "write oci://host[:port]/repo@sha256:<64 hex> (an IPv6 host in brackets: oci://[::1]:5000/repo@sha256:...)",
         )
-    return ArtifactURI("oci", name, host, digest if at else None)
+    return ArtifactURI("oci", name, host, digest if at else None, tag if colon else None)
 
 
 def _host_problem(host: str) -> str:

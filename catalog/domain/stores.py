@@ -11,9 +11,9 @@ checked against it, so a catalog written before stores existed stays valid.
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Iterator, Sequence
 
+from catalog.domain.artifact_uris import UriRefusal, parse_artifact_uri
 from catalog.domain.models import Catalog, Store
 from catalog.domain.problems import Problem
 
@@ -28,7 +28,6 @@ __all__ = [
 
 IMPLIED_STORE = Store(name="artifacts", uri="artifacts", default=True)
 
-_OCI_REPOSITORY = re.compile(r"^oci://[^/@\s]+/[^@:\s]+$")
 _SUPPORTED = "a folder relative to the catalog (e.g. artifacts), file:///absolute/folder or oci://host/repository"
 
 
@@ -44,23 +43,20 @@ def default_store(catalog: Catalog) -> Store:
 
 
 def _problem_with(uri: str) -> str:
-    """What is wrong with a store URI ("" when nothing)."""
-    if uri.startswith("oci://"):
-        return (
-            "" if _OCI_REPOSITORY.match(uri.rstrip("/")) else "is not oci://host[:port]/repository (no tag, no digest)"
-        )
-    if any(c.isspace() or c == "\0" for c in uri) or "\\" in uri:
-        return "holds whitespace, a NUL byte or a backslash"
-    if uri.startswith("file://"):
-        rest = uri.removeprefix("file://")
-        if not rest.startswith("/") or rest.startswith("//"):
-            return "is not file:///absolute/folder"
-        return "has a '..' segment" if ".." in rest.split("/") else ""
-    if "://" in uri or uri.startswith("/") or re.match(r"^[A-Za-z]:", uri):
-        return "is not a supported store"
-    if ".." in uri.split("/"):
-        return "has a '..' segment (a store folder lies inside the catalog's folder)"
-    return "is the catalog's own folder" if posixpath.normpath(uri) == "." else ""
+    """What is wrong with a store URI ("" when nothing): the artifact URI parser's verdict on it, plus
+    what only a store must not be (a registry reference with a tag or digest, an absolute path
+    without file:///, the catalog's own folder)."""
+    parsed = parse_artifact_uri(uri.rstrip("/") if uri.startswith("oci://") else uri)
+    if isinstance(parsed, UriRefusal):
+        return f"{uri!r} is not a supported store" if parsed.code == "artifact.unsupported-scheme" else parsed.message
+    if parsed.kind == "oci":
+        if parsed.digest is not None or parsed.tag is not None:
+            return f"{uri!r} is not oci://host[:port]/repository (no tag, no digest)"
+    elif parsed.kind == "path" and parsed.path.startswith("/"):
+        return f"{uri!r} is an absolute path: write file://{parsed.path}"
+    elif posixpath.normpath(parsed.path) == ".":
+        return f"{uri!r} is the catalog's own folder"
+    return ""
 
 
 def folder_of(store: Store) -> str | None:
@@ -105,7 +101,7 @@ def check_stores(catalog: Catalog) -> Iterator[Problem]:
         if wrong:
             yield Problem(
                 "store.unsupported-uri",
-                f"store {store.name!r}: {store.uri!r} {wrong}",
+                f"store {store.name!r}: {wrong}",
                 loc=("stores", i, "uri"),
                 hint=f"a store is {_SUPPORTED}",
             )
