@@ -1,8 +1,12 @@
-"""How messages count things: one helper, so no message says "1 warnings" or "2 problem(s)"."""
+"""How messages count things and suggest names: one helper each, so no message says "1 warnings" or
+"2 problem(s)", and every "did you mean" is found the same way."""
 
 from __future__ import annotations
 
-__all__ = ["plural"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["did_you_mean", "plural"]
 
 
 def plural(count: int, noun: str, many: str = "") -> str:
@@ -12,3 +16,10 @@ def plural(count: int, noun: str, many: str = "") -> str:
     ``plural(2, "entry", "entries")`` "2 entries".
     """
     return f"{count} {noun if count == 1 else many or noun + 's'}"
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str:
+    """A hint's opening, "did you mean 'x'? " (with its space), for the choice closest to ``word``;
+    "" when none is close enough (``cutoff``: difflib's similarity ratio)."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return f"did you mean {match[0]!r}? " if match else ""

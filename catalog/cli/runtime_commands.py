@@ -12,7 +12,7 @@ from catalog.cli.common import command
 from catalog.cli.deploy_commands import CATALOG_OPTION, ENV_OPTION, TARGET_OPTION
 from catalog.cli.render import Failure, verdict
 from catalog.errors import UsageError
-from catalog.wording import plural
+from catalog.wording import did_you_mean, plural
 
 __all__ = ["predict", "smoke", "status"]
 
@@ -169,7 +169,6 @@ def predict(
     application: str, model_name: str | None, payload: str | None, key: str | None, path: Path, target: str, fmt: str
 ) -> int:
     """Send one inference request through APPLICATION's router; print the answer and who served it."""
-    import difflib
 
     from catalog.deploy.traffic import example_request
     from catalog.deploy.traffic import predict as send
@@ -184,9 +183,11 @@ def predict(
         model_name = routed[0]
     binding = next((b for b in app.bindings if b.enabled and b.model == model_name), None)
     if binding is None:
-        close = difflib.get_close_matches(model_name, routed, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UsageError(f"{application} does not route model {model_name!r} (it routes {', '.join(routed)}){hint}")
+        hint = did_you_mean(model_name, routed)
+        raise UsageError(
+            f"{application} does not route model {model_name!r} (it routes {', '.join(routed)})"
+            + (f"; {hint.rstrip()}" if hint else "")
+        )
     if payload is None:
         model = next(m for m in catalog.models if m.name == model_name)
         body = example_request(next(v for v in model.versions if v.version == binding.routes[0].version))

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from catalog.domain.models import (
 )
 from catalog.domain.problems import Problem
 from catalog.domain.stores import check_stores
+from catalog.wording import did_you_mean
 
 __all__ = [
     "DEFAULT_INTERVAL_SECONDS",
@@ -387,11 +387,6 @@ def _check_model(catalog: Catalog, loc: tuple[str | int, ...], model: Model) -> 
             yield from _metric_range((*vloc, "metrics", name), name, value, "metric")
 
 
-def _close(word: str, choices: Sequence[str]) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {match[0]!r}? " if match else ""
-
-
 def _check_application(
     catalog: Catalog,
     loc: tuple[str | int, ...],
@@ -434,7 +429,7 @@ def _check_application(
                 "ref.missing-model",
                 f"model {binding.model!r} is not in the catalog",
                 loc=(*bloc, "model"),
-                hint=_close(binding.model, [*models, *unchecked_models]) + "bind a model listed under 'models:'",
+                hint=did_you_mean(binding.model, [*models, *unchecked_models]) + "bind a model listed under 'models:'",
             )
             continue
         # a model that failed the schema still tells which versions it has, not their stages
@@ -462,7 +457,7 @@ def _check_application(
                     "ref.missing-version",
                     f"model {binding.model!r} has no version {route.version}",
                     loc=(*rloc, "version"),
-                    hint=_close(route.version, list(versions)) + f"known versions: {', '.join(versions)}",
+                    hint=did_you_mean(route.version, list(versions)) + f"known versions: {', '.join(versions)}",
                 )
             elif version is None:
                 continue
@@ -631,7 +626,7 @@ def _check_environments(catalog: Catalog, models: Mapping[str, Model], unchecked
                 "ref.missing-environment",
                 f"environment {app.environment!r} is not declared under 'environments:'",
                 loc=("applications", i, "environment"),
-                hint=_close(app.environment, [*declared, *unchecked]) + f"declared environments: {listed}",
+                hint=did_you_mean(app.environment, [*declared, *unchecked]) + f"declared environments: {listed}",
             )
     artifacts = _routed_artifacts(catalog, models)
     for i, env in enumerate(catalog.environments):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -14,6 +13,7 @@ from pydantic_core import ErrorDetails
 
 from catalog.domain.models import Catalog
 from catalog.domain.problems import Loc, Problem
+from catalog.wording import did_you_mean
 
 __all__ = ["SourceText", "schema_problem"]
 
@@ -127,9 +127,8 @@ def schema_problem(error: ErrorDetails, source_of: SourceText) -> Problem:
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1])
         choices = _field_names(parent) if parent else []
-        match = difflib.get_close_matches(str(loc[-1]), choices, n=1, cutoff=0.5)
         message = f"unknown field {loc[-1]!r}"
-        hint = f"did you mean {match[0]!r}? " if match else ""
+        hint = did_you_mean(str(loc[-1]), choices, cutoff=0.5)
         hint += f"allowed here: {', '.join(choices)}" if choices else "remove it"
         if loc[:1] == ("environments",) and _CREDENTIAL.search(str(loc[-1])):
             hint = "credentials are never written in the catalog: create a Kubernetes Secret and name it "

@@ -6,13 +6,14 @@ carrying the lines ``modelcat validate`` prints (file:line:column, field path, m
 
 from __future__ import annotations
 
-import difflib
 import json
 from typing import TYPE_CHECKING, Any
 
 from tf.iface import Config, DataSource, ReadDataContext, State
 from tf.schema import Attribute, Schema
 from tf.types import List, Map, Number, String
+
+from catalog.wording import did_you_mean
 
 if TYPE_CHECKING:
     from catalog.domain.models import Catalog
@@ -26,8 +27,7 @@ def _compact(value: object) -> str:
 
 
 def _unknown_name(kind: str, name: str, known: list[str]) -> tuple[str, str]:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(name, known)
     return f"modelcat: no {kind} named {name!r} in the catalog", f"{hint}known {kind}s: {', '.join(known)}"
 
 

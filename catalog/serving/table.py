@@ -48,7 +48,6 @@ cannot be read at all.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -62,6 +61,7 @@ from catalog.domain.models import DIGEST, DNS_LABEL, HEADER_NAME, SEMVER
 from catalog.domain.problems import Loc, Problem, display_path
 from catalog.domain.routing import BUCKETS
 from catalog.errors import RoutingTableInvalid, RoutingTableUnreadable
+from catalog.wording import did_you_mean
 
 __all__ = [
     "API_VERSION",
@@ -148,12 +148,9 @@ def _schema_problem(error: Any, document: object, file: str) -> Problem:
     if kind == "extra_forbidden":
         name = str(loc[-1])
         allowed = _field_names(loc)
-        close = difflib.get_close_matches(name, allowed, n=1)
         message = f"unknown field {name!r}"
         code = "table.unknown-field"
-        hint = (f"did you mean {close[0]!r}? " if close else "") + (
-            f"allowed here: {', '.join(allowed)}" if allowed else ""
-        )
+        hint = did_you_mean(name, allowed) + (f"allowed here: {', '.join(allowed)}" if allowed else "")
     elif kind == "missing":
         message = f"required field {loc[-1]!r} is missing"
     elif kind in ("int_type", "int_from_float") and loc and loc[-1] == "weight":
