@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+__all__ = ["Loc", "Problem", "Severity", "display_path", "sort_key"]
+
 Loc = tuple[str | int, ...]
 Severity = Literal["error", "warning"]
 
