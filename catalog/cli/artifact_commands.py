@@ -89,7 +89,7 @@ def register(
         )
     notes = [f"{n.application} ({n.against}): {n.text}" for n in result.notes]
     if fmt == "json":
-        body = {"model": model, "version": version, "new_model": result.new_model, "uri": result.uri}
+        body = {**verdict(None), "model": model, "version": version, "new_model": result.new_model, "uri": result.uri}
         body |= {"digest": result.digest, "size_bytes": result.size, "notes": notes}
         click.echo(json.dumps(body, indent=2))
         return 0
@@ -167,7 +167,13 @@ def inspect(artifact: Path, fmt: str) -> int:
     with _progress_bar(total, f"hashing {artifact.name}") as progress:
         hashed = hash_in_place(artifact, facts.external_files, progress)
     if fmt == "json":
-        body = {"path": str(artifact), "digest": hashed.digest, "size_bytes": hashed.size, **facts.as_dict()}
+        body = {
+            **verdict(None),
+            "path": str(artifact),
+            "digest": hashed.digest,
+            "size_bytes": hashed.size,
+            **facts.as_dict(),
+        }
         click.echo(json.dumps(body, indent=2))
         return 0
     click.echo(f"{artifact}")

@@ -60,7 +60,7 @@ def synth(path: Path, target: str | None, envs: tuple[str, ...], outdir: Path, f
             {"stack": s.name, "environment": s.environment, "target": s.target, "path": str(s.path), "sha256": s.sha256}
             for s in result.stacks
         ]
-        click.echo(json.dumps({"outdir": str(outdir), "stacks": stacks}, indent=2))
+        click.echo(json.dumps({**verdict(None), "outdir": str(outdir), "stacks": stacks}, indent=2))
     else:
         for s in result.stacks:
             click.echo(f"{s.name}: {s.path} (sha256 {s.sha256[:12]})")
@@ -254,7 +254,7 @@ def apply(
         prepared = prepare(path, target, envs or None, terraform)
         results = [_apply_stack(workspace, orphan, auto_approve, fmt) for workspace, orphan in _stacks(prepared)]
     if fmt == "json":
-        click.echo(json.dumps({"stacks": results}, indent=2))
+        click.echo(json.dumps({**verdict(None), "stacks": results}, indent=2))
     elif not results:
         click.echo(NO_STACK)
     else:
@@ -339,7 +339,7 @@ def destroy(path: Path, envs: tuple[str, ...], terraform: str | None, auto_appro
         if outcome.destroyed or stopped:
             results.append({"stack": stack, **_counts(outcome), "stopped": stopped})
     if fmt == "json":
-        click.echo(json.dumps({"stacks": results}, indent=2))
+        click.echo(json.dumps({**verdict(None), "stacks": results}, indent=2))
     elif not results:
         click.echo("nothing to destroy")
     else:

@@ -10,6 +10,7 @@ import click
 
 from catalog.cli.common import catalog_option, command
 from catalog.cli.diff_render import DiffOutcome, Side, diff_json, diff_markdown, diff_text
+from catalog.cli.render import verdict
 from catalog.domain.models import Catalog
 from catalog.errors import CatalogInvalid, UsageError
 from catalog.synth.resources import TARGET_MODULES
@@ -61,7 +62,7 @@ def diff(base: str, head: str | None, path: Path, no_blast_radius: bool, target:
             blast = _blast(path, (base_side, head_side), base_catalog, head_catalog, target, notes)
     outcome = DiffOutcome(base_side, head_side, changes, blast, notes)
     if fmt == "json":
-        click.echo(json.dumps(diff_json(outcome), indent=2))
+        click.echo(json.dumps({**verdict(None), **diff_json(outcome)}, indent=2))
     elif fmt == "markdown":
         click.echo(diff_markdown(outcome), nl=False)
     else:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from catalog.cli.common import command
+from catalog.cli.render import verdict
 
 __all__ = ["fetch"]
 
@@ -32,7 +33,11 @@ def fetch(fmt: str, source: str, digest: str, size: int, out: Path) -> int:
 
     hashed = fetch_artifact(source, digest, size, out, token=os.environ.get(TOKEN_ENV) or None)
     if fmt == "json":
-        click.echo(json.dumps({"source": source, "digest": hashed.digest, "size": hashed.size, "out": str(out)}))
+        click.echo(
+            json.dumps(
+                {**verdict(None), "source": source, "digest": hashed.digest, "size": hashed.size, "out": str(out)}
+            )
+        )
     else:
         click.echo(f"fetched {source} ({hashed.size:,} bytes, {hashed.digest}) to {out}")
     return 0

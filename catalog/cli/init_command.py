@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from catalog.cli.common import command
+from catalog.cli.render import verdict
 from catalog.wording import plural
 
 __all__ = ["init"]
@@ -44,7 +45,11 @@ def init(folder: Path, fmt: str) -> int:
     files = plan_files(catalog, text, builtin_policies(), render_schema()) | extra
     result = write_files(folder, files)
     if fmt == "json":
-        click.echo(json.dumps({"folder": str(folder), "written": result.written, "kept": result.kept}, indent=2))
+        click.echo(
+            json.dumps(
+                {**verdict(None), "folder": str(folder), "written": result.written, "kept": result.kept}, indent=2
+            )
+        )
         return 0
     for name in result.written:
         click.echo(f"wrote {folder / name}")

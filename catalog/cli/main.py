@@ -130,6 +130,7 @@ def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt:
         click.echo(
             json.dumps(
                 {
+                    **verdict(None),
                     "application": result.application,
                     "model": result.model,
                     "before": result.before,

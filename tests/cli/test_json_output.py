@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from catalog.cli.main import main
-from tests.conftest import DEMO, ROOT
+from tests.conftest import DEMO, ROOT, sha256_file
 from tests.diff.catalogs import GitRepo, demo_text
 from tests.policy.helpers import FIXTURES, NOW, copy_policies
 
@@ -102,6 +102,8 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
      {1}, "edit_refused"),
     ("bind", "bad argument", lambda s: ["checkout", "fraud-scorer", "--route", "1.3.0", "--catalog", s.catalog],
      {2}, "usage"),
+    ("bind", "the routes it has", lambda s: ["checkout", "fraud-scorer", "--route", "1.3.0=90", "--route", "1.4.0=10",
+                                             "--catalog", s.catalog], {0}, None),
     ("bind", "missing option", lambda s: ["checkout", "fraud-scorer", "--catalog", s.catalog], {2}, "usage"),
     ("register", "missing catalog", lambda s: ["m", "--version", "9.0.0", "--artifact", s.blob, "--catalog", s.missing],
      {2}, "catalog_not_found"),
@@ -117,12 +119,15 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
     ("verify", "bad revision", lambda s: ["--catalog", s.catalog, "--changed-since", "nosuch"], {2}, None),
     ("verify", "finding: a flipped byte", lambda s: ["--catalog", s.flipped], {1}, "artifacts_failed"),
     ("verify", "every artifact verified", lambda s: ["--catalog", s.catalog], {0}, None),
+    ("inspect", "an ONNX file", lambda s: [s.blob], {0}, None),
     ("inspect", "missing file", lambda s: [s.tmp / "nosuch.onnx"], {2}, "usage"),
     ("inspect", "not ONNX", lambda s: [s.tmp / "not-onnx.onnx"], {1}, "not_onnx"),
     ("fetch", "missing file", lambda s: [s.tmp / "nosuch.onnx", "--digest", ZERO, "--size", 3, "--out", s.tmp / "o"],
      {1, 2}, "store_error"),
     ("fetch", "digest mismatch", lambda s: [s.blob, "--digest", ZERO, "--size", s.blob.stat().st_size,
                                             "--out", s.tmp / "o"], {1}, "digest_mismatch"),
+    ("fetch", "the right bytes", lambda s: [s.blob, "--digest", "sha256:" + sha256_file(s.blob),
+                                            "--size", s.blob.stat().st_size, "--out", s.tmp / "fetched"], {0}, None),
     ("fetch", "missing option", lambda s: [s.blob, "--digest", ZERO], {2}, "usage"),
     ("replica", "missing file", lambda s: ["--model", "m", "--version", "1.0.0", "--artifact", s.tmp / "nosuch.onnx",
                                            "--digest", ZERO, "--port", 0], {2}, "usage"),
@@ -139,6 +144,7 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
     ("router", "missing option", lambda s: ["--table", s.tmp / "table.json"], {2}, "usage"),
     ("synth", "missing catalog", lambda s: ["--catalog", s.missing, "--out", s.tmp / "out"], {2}, "catalog_not_found"),
     ("synth", "invalid catalog", lambda s: ["--catalog", s.invalid, "--out", s.tmp / "out"], {1}, "catalog_invalid"),
+    ("synth", "the demo", lambda s: ["--catalog", s.catalog, "--out", s.tmp / "out-ok"], {0}, None),
     ("synth", "bad argument", lambda s: ["--catalog", s.catalog, "--target", "nosuch"], {2}, "usage"),
     ("plan", "missing catalog", lambda s: ["--catalog", s.missing], {2}, "catalog_not_found"),
     ("plan", "invalid catalog", lambda s: ["--catalog", s.invalid], {1}, "catalog_invalid"),
@@ -146,6 +152,7 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
     ("apply", "missing catalog", lambda s: ["--catalog", s.missing, "--auto-approve"], {2}, "catalog_not_found"),
     ("apply", "invalid catalog", lambda s: ["--catalog", s.invalid, "--auto-approve"], {1}, "catalog_invalid"),
     ("apply", "missing file", lambda s: [s.tmp / "nosuch.tfplan", "--catalog", s.catalog], {2}, "usage"),
+    ("destroy", "nothing applied", lambda s: ["--catalog", s.catalog, "--auto-approve"], {0}, None),
     ("destroy", "unknown option", lambda s: ["--catalog", s.catalog, "--bogus"], {2}, "usage"),
     ("status", "missing catalog", lambda s: ["--catalog", s.missing], {2}, "catalog_not_found"),
     ("status", "invalid catalog", lambda s: ["--catalog", s.invalid], {1}, "catalog_invalid"),
@@ -172,9 +179,11 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
     ("policy input", "missing catalog", lambda s: ["--catalog", s.missing], {2}, "catalog_not_found"),
     ("policy input", "invalid catalog", lambda s: [s.invalid], {1}, "catalog_invalid"),
     ("policy input", "bad revision", lambda s: [s.catalog, "--base", "nosuch"], {2}, None),
+    ("diff", "no change", lambda s: ["base", "--catalog", s.catalog, "--no-blast-radius"], {0}, None),
     ("diff", "missing argument", lambda s: ["--catalog", s.catalog], {2}, "usage"),
     ("diff", "bad revision", lambda s: ["nosuch", "--catalog", s.catalog], {2}, None),
     ("diff", "invalid catalog", lambda s: ["base", "--catalog", s.invalid], {1}, "catalog_invalid"),
+    ("init", "a new folder", lambda s: [s.tmp / "init-new"], {0}, None),
     ("init", "invalid catalog", lambda s: [s.tmp / "init-invalid"], {1}, "catalog_invalid"),
     ("init", "a file for a folder", lambda s: [s.blob], {2}, "usage"),
     ("review", "bad revision", lambda s: ["nosuch", "--catalog", s.catalog, "--out", s.tmp / "r1"], {2}, None),
