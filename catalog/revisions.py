@@ -110,7 +110,7 @@ class Change:
         named = self.diff.touched_versions()
         out = [
             f"{model} {version}: its artifact's files differ from {self.base.revision} "
-            f"({', '.join(paths)}), though models.yaml names the same bytes: verified"
+            f"({', '.join(paths)}) while models.yaml names the same bytes, so they are checked again"
             for (model, version), paths in sorted(self.files.items())
             if (model, version) not in named
         ]

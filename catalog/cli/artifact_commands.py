@@ -149,7 +149,7 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
     else:
         for note in notes:
             click.echo(f"note: {note}")
-        click.echo(f"{plural(len(rows), 'artifact')} verified, {len(failed)} failed")
+        click.echo(f"{plural(len(rows), 'artifact')} checked: {len(rows) - len(failed)} verified, {len(failed)} failed")
     return 1 if failed else 0
 
 

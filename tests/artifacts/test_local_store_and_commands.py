@@ -70,7 +70,7 @@ def test_register_appends_exactly_the_new_version_block(cli, workspace: Path):
     assert (workspace / stored).read_bytes() == artifact.read_bytes()
     verify = cli("verify", "--model", "fraud-scorer", "--catalog", workspace / "models.yaml")
     assert verify.exit_code == 0, verify.output
-    assert "4 artifacts verified, 0 failed" in verify.stdout
+    assert "4 artifacts checked: 4 verified, 0 failed" in verify.stdout
 
 
 def test_register_external_data_digest_covers_every_file(cli, workspace: Path):
