@@ -171,7 +171,7 @@ def test_head_defaults_to_the_working_tree(run: Callable[..., Result]) -> None:
 
 def test_json_shape(run: Callable[..., Result]) -> None:
     document = _json(run, "t0", "t7")
-    assert list(document) == ["base", "head", "notes", "changed", "warnings", "diff", "blast_radius"]
+    assert list(document) == ["ok", "base", "head", "notes", "changed", "warnings", "diff", "blast_radius"]
     assert document["base"] == {"file": document["head"]["file"], "revision": "t0", "present": True}
     assert document["changed"] is True
     assert set(document["diff"]) == {
