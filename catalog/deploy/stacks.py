@@ -38,7 +38,8 @@ __all__ = [
 
 
 def state_root(catalog_path: Path) -> Path:
-    """The ``.modelcat`` directory beside the catalog: workspaces, run records, artifact store."""
+    """The ``.modelcat`` directory beside the catalog: workspaces, run records, the OCI cache (the
+    artifacts themselves live in the catalog's stores)."""
     return catalog_path.resolve().parent / STATE_ROOT
 
 
