@@ -17,7 +17,7 @@ from catalog.wording import did_you_mean
 
 if TYPE_CHECKING:
     from catalog.domain.models import Catalog
-    from catalog.provider.provider import ModelcatProvider
+    from catalog.provider.config import ProviderConfig
 
 __all__ = ["ApplicationDataSource", "ModelDataSource", "application_values", "model_values"]
 
@@ -107,7 +107,7 @@ def application_values(catalog: Catalog, name: str) -> dict[str, Any] | None:
 class _CatalogDataSource(DataSource):
     kind = ""
 
-    def __init__(self, provider: ModelcatProvider) -> None:
+    def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
 
     def _values(self, catalog: Catalog, name: str) -> dict[str, Any] | None:

@@ -49,7 +49,7 @@ from catalog.provider.processes import (
 from catalog.provider.runstate import NAME, EndpointRecord, Instance, RunDir, probe_endpoint
 
 if TYPE_CHECKING:
-    from catalog.provider.provider import ModelcatProvider
+    from catalog.provider.config import ProviderConfig
 
 __all__ = ["DEFAULT_HOST", "EndpointResource", "parallel"]
 
@@ -86,7 +86,7 @@ def _count(value: object) -> int | None:
 class EndpointResource(Resource):
     """``replicas`` replica processes of one model version, verified against ``digest``."""
 
-    def __init__(self, provider: ModelcatProvider) -> None:
+    def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
 
     @property

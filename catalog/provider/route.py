@@ -36,6 +36,7 @@ from tf.types import List, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from catalog.errors import ModelcatError, ProcessFailed, RoutingTableInvalid
+from catalog.provider.config import problem_text
 from catalog.provider.processes import (
     ProcessId,
     is_alive,
@@ -47,12 +48,11 @@ from catalog.provider.processes import (
     wait_port_free,
     wait_router_table,
 )
-from catalog.provider.provider import problem_text
 from catalog.provider.runstate import NAME, RouteRecord, RunDir
 from catalog.yamlio.roundtrip import atomic_write
 
 if TYPE_CHECKING:
-    from catalog.provider.provider import ModelcatProvider
+    from catalog.provider.config import ProviderConfig
     from catalog.serving.table import RoutingTable
 
 __all__ = ["ListNestedBlock", "RouteResource", "routes_of_table", "table_bytes"]
@@ -142,7 +142,7 @@ def _sticky_conflicts(routes: list[dict[str, Any]]) -> list[str]:
 class RouteResource(Resource):
     """A router for one application, serving the routes of its ``route`` blocks."""
 
-    def __init__(self, provider: ModelcatProvider) -> None:
+    def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
 
     @property

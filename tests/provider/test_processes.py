@@ -16,6 +16,7 @@ import pytest
 
 from catalog.cli.render import problem_lines
 from catalog.errors import ProcessFailed, RunStateError
+from catalog.provider.config import problem_text
 from catalog.provider.install import install_provider, provider_version, write_cli_config
 from catalog.provider.processes import (
     ProcessId,
@@ -27,7 +28,6 @@ from catalog.provider.processes import (
     stop_process,
     wait_replica_ready,
 )
-from catalog.provider.provider import problem_text
 from catalog.provider.runstate import (
     EndpointRecord,
     Instance,

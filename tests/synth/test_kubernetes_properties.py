@@ -18,7 +18,7 @@ from catalog.domain.deployment import environments
 from catalog.serving.table import parse_table
 from catalog.synth.base import StackContext
 from catalog.synth.targets import kubernetes as k8s
-from catalog.synth.targets.kubernetes_routing import MAX_RULES
+from catalog.synth.targets.kubernetes.routing import MAX_RULES
 from catalog.validate import validate_bytes
 from tests.synth.generated import catalogs
 

@@ -20,6 +20,7 @@ from catalog.serving.table import parse_table
 from catalog.synth import synthesize
 from catalog.synth.base import StackContext
 from catalog.synth.targets import kubernetes as k8s
+from catalog.synth.targets.kubernetes import common, endpoints
 from catalog.synth.typed import TypedBindingError
 from catalog.validate import load_catalog
 from tests.conftest import DEMO, ROOT, declare_store
@@ -293,11 +294,11 @@ def _demo_context(env: str = "production") -> StackContext:
 
 
 def test_a_misspelled_attribute_is_caught_at_synth(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def service(k: Any, s: k8s.Serving) -> Any:
+    def service(k: Any, s: endpoints.Serving) -> Any:
         port = k.ServiceV1SpecPort(name="http", port=80, target_prot="http")  # typo
         return k.ServiceV1Config(metadata=k.ServiceV1Metadata(name=s.name), spec=k.ServiceV1Spec(port=[port]))
 
-    monkeypatch.setattr(k8s, "service", service)
+    monkeypatch.setattr(endpoints, "service", service)
     with pytest.raises(TypedBindingError, match="target_prot"):
         synthesize(load_catalog(DEMO), DEMO, tmp_path / "out", target="kubernetes")
     assert not list((tmp_path / "out").rglob("cdk.tf.json"))  # nothing written
@@ -306,7 +307,7 @@ def test_a_misspelled_attribute_is_caught_at_synth(monkeypatch: pytest.MonkeyPat
 def test_a_mistyped_attribute_is_caught_at_synth(monkeypatch: pytest.MonkeyPatch) -> None:
     if not __debug__:
         pytest.skip("jsii checks types only without python -O")
-    monkeypatch.setattr(k8s, "max_surge", lambda rollout: rollout.step_percent)  # an int where a string goes
+    monkeypatch.setattr(endpoints, "max_surge", lambda rollout: rollout.step_percent)  # an int where a string goes
     with pytest.raises(TypedBindingError, match="max_surge"):
         k8s.synthesize_bodies(_demo_context())
 
@@ -314,25 +315,27 @@ def test_a_mistyped_attribute_is_caught_at_synth(monkeypatch: pytest.MonkeyPatch
 def test_a_mistyped_nested_block_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     if not __debug__:
         pytest.skip("jsii checks types only without python -O")
-    original = k8s.pod_security
-    monkeypatch.setattr(k8s, "pod_security", lambda k: k.DeploymentV1SpecTemplateSpecSecurityContext(run_as_user=10001))
+    original = endpoints.pod_security
+    monkeypatch.setattr(
+        endpoints, "pod_security", lambda k: k.DeploymentV1SpecTemplateSpecSecurityContext(run_as_user=10001)
+    )
     with pytest.raises(TypedBindingError, match="run_as_user"):
         k8s.synthesize_bodies(_demo_context())
-    monkeypatch.setattr(k8s, "pod_security", original)
+    monkeypatch.setattr(endpoints, "pod_security", original)
 
 
 def test_fast_and_typed_paths_cannot_drift(monkeypatch: pytest.MonkeyPatch) -> None:
     from catalog.synth.typed import FAST
 
-    original = k8s.service
+    original = endpoints.service
 
-    def drifting(k: Any, s: k8s.Serving) -> Any:
+    def drifting(k: Any, s: endpoints.Serving) -> Any:
         body = original(k, s)
         if k is FAST:  # a fast path that forgot what the typed one writes
             body["spec"].pop("selector")
         return body
 
-    monkeypatch.setattr(k8s, "service", drifting)
+    monkeypatch.setattr(endpoints, "service", drifting)
     with pytest.raises(TypedBindingError, match=r"differs .*selector"):
         k8s.synthesize_bodies(_demo_context())
 
@@ -360,7 +363,7 @@ def test_bodies_equal_what_cdktn_synthesizes_from_the_same_structs(tmp_path: Pat
     """to_terraform of a struct tree is what the provider's own constructs write (names, nesting)."""
     from cdktn import App, TerraformStack
 
-    from catalog.synth.targets import kubernetes_routing as routing
+    from catalog.synth.targets.kubernetes import routing
     from catalog.synth.typed import TypedFactory, import_bindings, load_assembly, to_terraform
 
     context = _demo_context()
@@ -371,10 +374,10 @@ def test_bodies_equal_what_cdktn_synthesizes_from_the_same_structs(tmp_path: Pat
     (provider_module,) = import_bindings("cdktn_provider_kubernetes", "provider")
     provider_module.KubernetesProvider(stack, "kubernetes")  # the provider block we write by hand
     expected: dict[str, dict[str, Any]] = {}
-    servings = k8s.servings(context)
+    servings = endpoints.servings(context)
     by_id = {s.endpoint.id: s for s in servings}
     items: list[tuple[str, Any, Any, Any]] = []
-    for kind, wanted in k8s.endpoint_kinds(modules):
+    for kind, wanted in endpoints.endpoint_kinds(modules):
         items += [(kind.resource_type, s.endpoint.id, kind, s) for s in servings[:2] if wanted(s)]
     apps = [routing.AppRouting(a, context.environment.kubernetes, by_id) for a in context.environment.applications]
     m = modules
@@ -461,7 +464,7 @@ def test_the_dockerfile_builds_the_image_the_pods_expect() -> None:
     assert [instructions[i] for i in starts] == ["FROM python:3.11-slim AS sagemaker", "FROM sagemaker AS kubernetes"]
     sagemaker, kubernetes = instructions[starts[0] : starts[1]], instructions[starts[1] :]
     assert not any(line.startswith("USER") for line in sagemaker)
-    assert [line for line in kubernetes if line.startswith("USER")] == [f"USER {k8s.RUN_AS}:{k8s.RUN_AS}"]
+    assert [line for line in kubernetes if line.startswith("USER")] == [f"USER {common.RUN_AS}:{common.RUN_AS}"]
     assert 'ENTRYPOINT ["modelcat"]' in sagemaker and not any(line.startswith("ENTRYPOINT") for line in kubernetes)
     assert any(line.startswith("RUN pip install -c constraints.txt .") for line in sagemaker)
     copied = {word for line in instructions if line.startswith("COPY") for word in line.split()[1:-1]}

@@ -32,11 +32,10 @@ from catalog.domain.models import KubernetesSettings
 from catalog.serving.table import API_VERSION as TABLE_API_VERSION
 from catalog.synth.base import StackContext
 from catalog.synth.kube import object_name, rollout_annotation
-from catalog.synth.targets.kubernetes import (
+from catalog.synth.targets.kubernetes.common import (
     CONTAINER_PORT,
     DEPLOYMENT,
     SERVICE_PORT,
-    Serving,
     budget_body,
     container,
     metadata,
@@ -44,6 +43,7 @@ from catalog.synth.targets.kubernetes import (
     pull_secrets,
     service_body,
 )
+from catalog.synth.targets.kubernetes.endpoints import Serving
 from catalog.synth.typed import ResourceKind, build_bodies
 
 __all__ = [

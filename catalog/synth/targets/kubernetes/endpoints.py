@@ -1,6 +1,4 @@
-"""The ``kubernetes`` target: plain Kubernetes objects through the ``hashicorp/kubernetes`` provider.
-
-Per routed version (endpoint), in the environment's namespace:
+"""The ``kubernetes`` target, per routed version (endpoint), in the environment's namespace:
 
 - a Deployment (``kubernetes_deployment_v1``) of the modelcat image: an init container runs
   ``modelcat fetch`` (the artifact by digest, from ``artifact_source``, hashed while it is written
@@ -18,11 +16,6 @@ Per routed version (endpoint), in the environment's namespace:
   ``target_concurrency`` per pod, plus CPU utilization 80 % when the serving block requests CPU;
 - a PodDisruptionBudget (``maxUnavailable: 1``) when ``min_replicas >= 2``: a version that asks
   for two replicas at least keeps all but one through a node drain, in any environment.
-
-Per application, an HTTPRoute and possibly a router: ``kubernetes_routing``.
-
-Bodies are built once per resource type by ``catalog.synth.typed`` (typed structs checked for
-the first item of each variant) and emitted with one ``add_override`` per resource type.
 """
 
 from __future__ import annotations
@@ -39,42 +32,37 @@ from catalog.domain.models import KubernetesSettings
 from catalog.domain.rules import EffectiveRollout
 from catalog.errors import UsageError
 from catalog.synth.base import Refusal, StackContext
-from catalog.synth.emit import add_resources
-from catalog.synth.kube import (
-    BINDINGS_PACKAGE,
-    add_provider,
-    endpoint_annotations,
-    endpoint_labels,
-    object_name,
-    rollout_annotation,
+from catalog.synth.kube import endpoint_annotations, endpoint_labels, object_name, rollout_annotation
+from catalog.synth.targets.kubernetes.common import (
+    CONTAINER_PORT,
+    DEPLOYMENT,
+    SPEC,
+    budget_body,
+    container,
+    container_security,
+    metadata,
+    pod_security,
+    pull_secrets,
+    service_body,
 )
-from catalog.synth.typed import ResourceKind, build_bodies, import_bindings
+from catalog.synth.typed import ResourceKind
 
 __all__ = [
     "ARTIFACT_PATH",
-    "CONTAINER_PORT",
     "IN_FLIGHT_METRIC",
-    "TOKEN_ENV",
-    "KubernetesTarget",
+    "MODULES",
     "Serving",
     "artifact_refusal",
-    "container",
     "endpoint_kinds",
-    "pod_security",
     "refusals",
     "servings",
 ]
 
-CONTAINER_PORT = 8080
-SERVICE_PORT = 80
-RUN_AS = "10001"  # the Dockerfile's user
 ARTIFACT_PATH = "/models/artifact"
 PVC_MOUNT = "/mnt/modelcat-artifacts"
 TOKEN_KEY = "token"  # the key of artifact_source.registry_secret holding the token
 IN_FLIGHT_METRIC = "modelcat_replica_inferences_in_flight"
 CPU_UTILIZATION = 80
-DEPLOYMENT = "kubernetes_deployment_v1"
-SPEC = "DeploymentV1SpecTemplateSpec"
 MODULES = ("deployment_v1", "service_v1", "horizontal_pod_autoscaler_v2", "pod_disruption_budget_v1")
 
 
@@ -179,55 +167,6 @@ def servings(context: StackContext) -> list[Serving]:
     ]
 
 
-def metadata(k: Any, cls: str, name: str, namespace: str, labels: dict[str, str], **extra: Any) -> Any:
-    return getattr(k, cls)(name=name, namespace=namespace, labels=labels, **extra)
-
-
-def container_security(k: Any, prefix: str) -> Any:
-    return getattr(k, f"{prefix}SecurityContext")(
-        allow_privilege_escalation=False,
-        read_only_root_filesystem=True,
-        run_as_non_root=True,
-        capabilities=getattr(k, f"{prefix}SecurityContextCapabilities")(drop=["ALL"]),
-    )
-
-
-def pod_security(k: Any) -> Any:
-    return k.DeploymentV1SpecTemplateSpecSecurityContext(
-        run_as_non_root=True,
-        run_as_user=RUN_AS,
-        run_as_group=RUN_AS,
-        fs_group=RUN_AS,
-        seccomp_profile=k.DeploymentV1SpecTemplateSpecSecurityContextSeccompProfile(type="RuntimeDefault"),
-    )
-
-
-def _probe(k: Any, kind: str, path: str, period: int, failures: int) -> Any:
-    prefix = f"{SPEC}Container{kind}Probe"
-    http_get = getattr(k, f"{prefix}HttpGet")(path=path, port="http")
-    return getattr(k, prefix)(http_get=http_get, period_seconds=period, failure_threshold=failures)
-
-
-def container(k: Any, name: str, image: str, args: list[str], mounts: list[tuple[str, str, bool]], **extra: Any) -> Any:
-    """A ``modelcat`` container serving HTTP on the ``http`` port, with its probes."""
-    prefix = f"{SPEC}Container"
-    return getattr(k, prefix)(
-        name=name,
-        image=image,
-        command=["modelcat"],
-        args=args,
-        port=[getattr(k, f"{prefix}Port")(name="http", container_port=CONTAINER_PORT, protocol="TCP")],
-        startup_probe=_probe(k, "Startup", "/v2/health/live", 5, 120),  # up to 10 min to verify and load
-        readiness_probe=_probe(k, "Readiness", "/v2/health/ready", 5, 3),
-        liveness_probe=_probe(k, "Liveness", "/v2/health/live", 10, 3),
-        volume_mount=[
-            getattr(k, f"{prefix}VolumeMount")(name=v, mount_path=path, read_only=ro or None) for v, path, ro in mounts
-        ],
-        security_context=container_security(k, prefix),
-        **extra,
-    )
-
-
 def _fetch_container(k: Any, s: Serving) -> Any:
     prefix = f"{SPEC}InitContainer"
     kind, source = s.source
@@ -271,11 +210,6 @@ def _volumes(k: Any, s: Serving) -> list[Any]:
         )
         volumes.append(volume(name="artifacts", persistent_volume_claim=claim))
     return volumes
-
-
-def pull_secrets(k: Any, settings: KubernetesSettings) -> list[Any] | None:
-    secret = settings.image_pull_secret
-    return [k.DeploymentV1SpecTemplateSpecImagePullSecrets(name=secret)] if secret else None
 
 
 def max_surge(rollout: EffectiveRollout) -> str:
@@ -342,14 +276,6 @@ def deployment_variant(s: Serving) -> tuple[object, ...]:
     )
 
 
-def service_body(k: Any, name: str, namespace: str, labels: dict[str, str], selector: dict[str, str]) -> Any:
-    port = k.ServiceV1SpecPort(name="http", port=SERVICE_PORT, target_port="http", protocol="TCP")
-    return k.ServiceV1Config(
-        metadata=metadata(k, "ServiceV1Metadata", name, namespace, labels),
-        spec=k.ServiceV1Spec(selector=selector, port=[port]),
-    )
-
-
 def service(k: Any, s: Serving) -> Any:
     return service_body(k, s.name, s.namespace, s.labels, s.selector)
 
@@ -392,15 +318,6 @@ def autoscaler(k: Any, s: Serving) -> Any:
     )
 
 
-def budget_body(k: Any, name: str, namespace: str, labels: dict[str, str], selector: dict[str, str]) -> Any:
-    return k.PodDisruptionBudgetV1Config(
-        metadata=metadata(k, "PodDisruptionBudgetV1Metadata", name, namespace, labels),
-        spec=k.PodDisruptionBudgetV1Spec(
-            max_unavailable="1", selector=k.PodDisruptionBudgetV1SpecSelector(match_labels=selector)
-        ),
-    )
-
-
 def disruption_budget(k: Any, s: Serving) -> Any:
     return budget_body(k, s.name, s.namespace, s.labels, s.selector)
 
@@ -427,62 +344,3 @@ def endpoint_kinds(
             lambda s: s.endpoint.serving.min_replicas >= 2,
         ),
     ]
-
-
-def _merge(into: dict[str, dict[str, Any]], kind: str, bodies: dict[str, Any]) -> None:
-    target = into.setdefault(kind, {})
-    for key, body in bodies.items():
-        if key in target:
-            raise ValueError(f"two {kind} resources named {key}")  # resource ids are unique by construction
-        target[key] = body
-
-
-def synthesize_bodies(context: StackContext, modules: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """``{resource type: {id: body}}`` of the environment: the stack's resources, without the stack."""
-    from catalog.synth.targets import kubernetes_routing as routing
-
-    if modules is None:
-        modules = load_modules()
-    items = servings(context)
-    resources: dict[str, dict[str, Any]] = {}
-    for kind, wanted in endpoint_kinds(modules):
-        _merge(resources, kind.resource_type, build_bodies(kind, ((s.endpoint.id, s) for s in items if wanted(s))))
-    for s in items:  # an apply never fights the HPA over the replica count
-        if s.autoscaled:
-            resources[DEPLOYMENT][s.endpoint.id]["lifecycle"] = {"ignore_changes": ["spec[0].replicas"]}
-    for kind, bodies in routing.application_resources(context, items, modules).items():
-        _merge(resources, kind, bodies)
-    return resources
-
-
-def load_modules() -> dict[str, Any]:
-    """The provider's struct modules this target and its routing use (jsii assembly not loaded)."""
-    from catalog.synth.targets.kubernetes_routing import MODULES as ROUTING_MODULES
-
-    names = tuple(dict.fromkeys((*MODULES, *ROUTING_MODULES)))
-    try:
-        loaded = import_bindings(BINDINGS_PACKAGE, *names)
-    except ModuleNotFoundError as e:
-        raise UsageError(
-            "the kubernetes target needs cdktn-provider-kubernetes: pip install 'modelcat[targets]'"
-        ) from e
-    return dict(zip(names, loaded, strict=True))
-
-
-def add_all(stack: Any, resources: dict[str, dict[str, Any]]) -> None:
-    for kind in sorted(resources):
-        add_resources(stack, kind, resources[kind])
-
-
-class KubernetesTarget:
-    """Deployments, Services, HPAs, PDBs, HTTPRoutes (and routers) in the environment's namespace."""
-
-    name = "kubernetes"
-
-    def refusals(self, environment: Environment) -> list[Refusal]:
-        return refusals(environment)
-
-    def build(self, stack: Any, context: StackContext) -> None:
-        resources = synthesize_bodies(context)
-        add_provider(stack)
-        add_all(stack, resources)

@@ -1,0 +1,101 @@
+"""What the ``kubernetes`` target's version objects (``endpoints``) and routers (``routing``) share:
+the port numbers, the ``modelcat`` container with its probes, the pod security settings, and the
+bodies of a Service and a PodDisruptionBudget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from catalog.domain.models import KubernetesSettings
+
+__all__ = [
+    "CONTAINER_PORT",
+    "DEPLOYMENT",
+    "RUN_AS",
+    "SERVICE_PORT",
+    "SPEC",
+    "budget_body",
+    "container",
+    "container_security",
+    "metadata",
+    "pod_security",
+    "pull_secrets",
+    "service_body",
+]
+
+CONTAINER_PORT = 8080
+SERVICE_PORT = 80
+RUN_AS = "10001"  # the Dockerfile's user
+DEPLOYMENT = "kubernetes_deployment_v1"
+SPEC = "DeploymentV1SpecTemplateSpec"
+
+
+def metadata(k: Any, cls: str, name: str, namespace: str, labels: dict[str, str], **extra: Any) -> Any:
+    return getattr(k, cls)(name=name, namespace=namespace, labels=labels, **extra)
+
+
+def container_security(k: Any, prefix: str) -> Any:
+    return getattr(k, f"{prefix}SecurityContext")(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        capabilities=getattr(k, f"{prefix}SecurityContextCapabilities")(drop=["ALL"]),
+    )
+
+
+def pod_security(k: Any) -> Any:
+    return k.DeploymentV1SpecTemplateSpecSecurityContext(
+        run_as_non_root=True,
+        run_as_user=RUN_AS,
+        run_as_group=RUN_AS,
+        fs_group=RUN_AS,
+        seccomp_profile=k.DeploymentV1SpecTemplateSpecSecurityContextSeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def _probe(k: Any, kind: str, path: str, period: int, failures: int) -> Any:
+    prefix = f"{SPEC}Container{kind}Probe"
+    http_get = getattr(k, f"{prefix}HttpGet")(path=path, port="http")
+    return getattr(k, prefix)(http_get=http_get, period_seconds=period, failure_threshold=failures)
+
+
+def container(k: Any, name: str, image: str, args: list[str], mounts: list[tuple[str, str, bool]], **extra: Any) -> Any:
+    """A ``modelcat`` container serving HTTP on the ``http`` port, with its probes."""
+    prefix = f"{SPEC}Container"
+    return getattr(k, prefix)(
+        name=name,
+        image=image,
+        command=["modelcat"],
+        args=args,
+        port=[getattr(k, f"{prefix}Port")(name="http", container_port=CONTAINER_PORT, protocol="TCP")],
+        startup_probe=_probe(k, "Startup", "/v2/health/live", 5, 120),  # up to 10 min to verify and load
+        readiness_probe=_probe(k, "Readiness", "/v2/health/ready", 5, 3),
+        liveness_probe=_probe(k, "Liveness", "/v2/health/live", 10, 3),
+        volume_mount=[
+            getattr(k, f"{prefix}VolumeMount")(name=v, mount_path=path, read_only=ro or None) for v, path, ro in mounts
+        ],
+        security_context=container_security(k, prefix),
+        **extra,
+    )
+
+
+def pull_secrets(k: Any, settings: KubernetesSettings) -> list[Any] | None:
+    secret = settings.image_pull_secret
+    return [k.DeploymentV1SpecTemplateSpecImagePullSecrets(name=secret)] if secret else None
+
+
+def service_body(k: Any, name: str, namespace: str, labels: dict[str, str], selector: dict[str, str]) -> Any:
+    port = k.ServiceV1SpecPort(name="http", port=SERVICE_PORT, target_port="http", protocol="TCP")
+    return k.ServiceV1Config(
+        metadata=metadata(k, "ServiceV1Metadata", name, namespace, labels),
+        spec=k.ServiceV1Spec(selector=selector, port=[port]),
+    )
+
+
+def budget_body(k: Any, name: str, namespace: str, labels: dict[str, str], selector: dict[str, str]) -> Any:
+    return k.PodDisruptionBudgetV1Config(
+        metadata=metadata(k, "PodDisruptionBudgetV1Metadata", name, namespace, labels),
+        spec=k.PodDisruptionBudgetV1Spec(
+            max_unavailable="1", selector=k.PodDisruptionBudgetV1SpecSelector(match_labels=selector)
+        ),
+    )
