@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +16,9 @@ from catalog.cli.render import Failure, verdict
 from catalog.errors import ModelcatError, UsageError
 from catalog.synth import TARGETS
 from catalog.wording import plural
+
+if TYPE_CHECKING:
+    from catalog.deploy.apply import StackPlan
 
 __all__ = ["apply", "destroy", "plan", "synth"]
 
@@ -67,16 +71,17 @@ def synth(path: Path, target: str | None, envs: tuple[str, ...], outdir: Path, f
     return 0
 
 
-def _plan_report(stack: str, outcome: Any, leftovers: Sequence[Any] = (), orphan: bool = False) -> dict[str, Any]:
+def _plan_report(plan: StackPlan) -> dict[str, Any]:
     from catalog.synth.changes import describe_changes
 
+    outcome = plan.outcome
     return {
-        "stack": stack,
-        "orphan": orphan,  # applied once, no longer declared: apply destroys it
-        "has_changes": outcome.has_changes or bool(leftovers),
+        "stack": plan.stack,
+        "orphan": plan.orphan,  # applied once, no longer declared: apply destroys it
+        "has_changes": plan.has_changes,
         "changes": [vars_of(c) for c in describe_changes(outcome.changes)],
         "drift": [vars_of(c) for c in describe_changes(outcome.plan.get("resource_drift") or [])],
-        "leftovers": [leftover.as_dict() | {"line": leftover.line()} for leftover in leftovers],
+        "leftovers": [leftover.as_dict() | {"line": leftover.line()} for leftover in plan.leftovers],
         "plan_file": str(outcome.plan_file) if outcome.plan_file else None,
     }
 
@@ -120,12 +125,27 @@ def _step(fmt: str, text: str, bold: bool = False) -> None:
         click.echo(click.style(text, bold=bold))
 
 
-def _confirm(question: str, auto_approve: bool) -> bool:
-    if auto_approve:
-        return True
-    if not sys.stdin.isatty():
-        raise UsageError("stdin is not a terminal, so nothing can be confirmed: pass --auto-approve")
-    return click.confirm(question, default=False)
+class _Terminal:
+    """The ``Watcher`` of plan, apply and destroy: steps and Terraform's output in text output, the
+    plan in model terms, and a question on the terminal."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+
+    def step(self, text: str) -> None:
+        _step(self.fmt, text)
+
+    def terraform_output(self, stack: str, doing: str) -> Callable[[str], None] | None:
+        return _stream(self.fmt, stack, doing)
+
+    def show_plan(self, plan: StackPlan) -> None:
+        if self.fmt == "text":
+            _echo_plan(_plan_report(plan), plan.outcome.text, show_terraform=False)
+
+    def confirm(self, question: str) -> bool:
+        if not sys.stdin.isatty():
+            raise UsageError("stdin is not a terminal, so nothing can be confirmed: pass --auto-approve")
+        return click.confirm(question, default=False)
 
 
 @click.command()
@@ -156,20 +176,15 @@ def plan(
     Stacks applied earlier that the catalog no longer declares are planned for destruction, and
     processes left running by an interrupted apply are listed to be stopped.
     """
-    from catalog.deploy.stacks import prepare
+    from catalog.deploy.apply import plan_stacks
 
     try:
-        prepared = prepare(path, target, envs or None, terraform)
-        if out is not None and (len(prepared.workspaces) != 1 or prepared.orphans):
-            names = ", ".join(w.stack for w in [*prepared.workspaces, *prepared.orphans])
-            raise UsageError(f"--out saves the plan of one stack; choose one with --env (stacks: {names})")
         reports = []
-        for workspace, orphan in _stacks(prepared):
-            outcome = workspace.plan(out, destroy=orphan)
-            report = _plan_report(workspace.stack, outcome, _leftovers(workspace, orphan, outcome), orphan)
+        for stack_plan in plan_stacks(path, target, envs or None, terraform, out):
+            report = _plan_report(stack_plan)
             reports.append(report)
             if fmt == "text":
-                _echo_plan(report, outcome.text, terraform_output)
+                _echo_plan(report, stack_plan.outcome.text, terraform_output)
     except ModelcatError as e:
         if detailed_exitcode and e.exit_code != 130:
             e.exit_code = 1  # Terraform's contract: 2 means changes, so any error is 1
@@ -186,34 +201,6 @@ def plan(
     elif out is not None:
         click.echo(f"saved the plan to {out}: apply it with 'modelcat apply {out}'")
     return code
-
-
-def _stacks(prepared: Any) -> list[tuple[Any, bool]]:
-    """(workspace, orphan) of every stack: the declared ones first, then those to destroy."""
-    return [(w, False) for w in prepared.workspaces] + [(w, True) for w in prepared.orphans]
-
-
-def _run_dir(workspace: Any) -> Path:
-    return workspace.root / "run" / workspace.stack
-
-
-def _leftovers(workspace: Any, everything: bool, planned: Any = None) -> list[Any]:
-    """Records Terraform is not the one to clean up (any record when ``everything``); with a plan,
-    only those with a running process that no resource of the plan holds."""
-    from catalog.deploy.leftovers import find_leftovers, untracked
-
-    found = find_leftovers(_run_dir(workspace), workspace.stack, everything=everything)
-    return found if planned is None else untracked(found, planned.resource_changes)
-
-
-def _stop_leftovers(workspace: Any, everything: bool) -> int:
-    """Once Terraform is done with the stack: stop what it left running; how many processes.
-
-    Listed right after Terraform finished, before any other apply of the stack could get past its
-    init and plan, so a deposed record of another run is never taken for a leftover."""
-    from catalog.deploy.leftovers import stop_leftovers
-
-    return stop_leftovers(_run_dir(workspace), _leftovers(workspace, everything))
 
 
 @click.command()
@@ -239,20 +226,14 @@ def apply(
     confirmed; with it, Terraform plans and applies in one go and streams what it does. A stack
     applied earlier that the catalog no longer declares is destroyed (after the same question).
     """
-    from catalog.deploy.stacks import plan_stack, prepare
+    from catalog.deploy.apply import apply_saved_plan, apply_stacks
 
+    watcher = _Terminal(fmt)
     if plan_file is not None:
-        stack = plan_stack(plan_file)
-        environment, _, stack_target = stack.rpartition("-")
-        prepared = prepare(path, stack_target, [environment], terraform)  # the catalog as it is now
-        (workspace,) = prepared.workspaces
-        stream = _stream(fmt, stack, "applying the saved plan")
-        outcome = workspace.apply(plan_file, on_output=stream)  # refused when stale
-        results = [{"stack": stack, **_counts(outcome), "stopped": _stop_leftovers(workspace, False)}]
+        applied = [apply_saved_plan(path, plan_file, watcher, terraform)]
     else:
-        _step(fmt, f"synthesizing the stacks of {path}")
-        prepared = prepare(path, target, envs or None, terraform)
-        results = [_apply_stack(workspace, orphan, auto_approve, fmt) for workspace, orphan in _stacks(prepared)]
+        applied = apply_stacks(path, watcher, target, envs or None, terraform, auto_approve)
+    results = [asdict(a) for a in applied]
     if fmt == "json":
         click.echo(json.dumps({**verdict(None), "stacks": results}, indent=2))
     elif not results:
@@ -266,40 +247,6 @@ def apply(
     return 0
 
 
-def _apply_stack(workspace: Any, orphan: bool, auto_approve: bool, fmt: str) -> dict[str, Any]:
-    """Apply one stack (destroy it when ``orphan``), asking first unless ``auto_approve``; then
-    stop what an interrupted run left behind. Its counts."""
-    doing = "destroying: the catalog no longer declares it" if orphan else "applying"
-    if auto_approve:  # nobody reads a preview: one Terraform apply plans and applies (~3 s less)
-        run = workspace.destroy if orphan else workspace.apply
-        outcome = run(on_output=_stream(fmt, workspace.stack, doing))
-        return {"stack": workspace.stack, **_counts(outcome), "stopped": _stop_leftovers(workspace, orphan)}
-    saved = workspace.dir / ".modelcat-apply.tfplan"
-    try:
-        _step(fmt, f"planning {workspace.stack}")
-        planned = workspace.plan(saved, destroy=orphan)
-        report = _plan_report(workspace.stack, planned, _leftovers(workspace, orphan, planned), orphan)
-        if fmt == "text":
-            _echo_plan(report, planned.text, show_terraform=False)
-        if not report["has_changes"]:
-            return {"stack": workspace.stack, "added": 0, "changed": 0, "destroyed": 0, "stopped": 0}
-        question = (
-            f"destroy everything in {workspace.stack}?" if orphan else f"apply these changes to {workspace.stack}?"
-        )
-        if not _confirm(question, auto_approve):
-            raise UsageError(f"apply of {workspace.stack} cancelled; nothing was changed")
-        counts = {"added": 0, "changed": 0, "destroyed": 0}  # only processes to stop
-        if planned.has_changes:
-            counts = _counts(workspace.apply(saved, on_output=_stream(fmt, workspace.stack, doing)))
-    finally:
-        saved.unlink(missing_ok=True)
-    return {"stack": workspace.stack, **counts, "stopped": _stop_leftovers(workspace, orphan)}
-
-
-def _counts(outcome: Any) -> dict[str, int]:
-    return {"added": outcome.added, "changed": outcome.changed, "destroyed": outcome.destroyed}
-
-
 @click.command()
 @CATALOG_OPTION
 @ENV_OPTION
@@ -311,33 +258,9 @@ def destroy(path: Path, envs: tuple[str, ...], terraform: str | None, auto_appro
 
     Every process the run records list is stopped, those Terraform lost track of included (an
     apply stopped by a second Ctrl-C can leave some)."""
-    from catalog.deploy.stacks import applied_stacks, select_stacks, stack_environment, stack_has_resources, state_root
-    from catalog.terraform import ApplyOutcome, PlanOutcome, Workspace
-    from catalog.validate import validate_file
+    from catalog.deploy.apply import destroy_stacks
 
-    try:  # only to know its environments: destroy works whatever state the catalog is in
-        catalog = validate_file(path).catalog
-    except ModelcatError:
-        catalog = None
-    select_stacks(path, catalog, envs)  # refuses an unknown --env
-    stacks = [s for s in applied_stacks(path) if not envs or stack_environment(s) in envs]
-    results = []
-    for stack in stacks:
-        workspace = Workspace(stack, state_root(path), terraform)
-        in_state = stack_has_resources(path, stack)  # else only run records are left
-        if not auto_approve:  # show what goes before asking (Terraform lists it anyway when approved)
-            planned = workspace.plan(destroy=True) if in_state else PlanOutcome("", False, {})
-            report = _plan_report(stack, planned, _leftovers(workspace, True, planned))
-            if not report["has_changes"]:
-                continue
-            if fmt == "text":
-                _echo_plan(report, planned.text, show_terraform=False)
-            if not _confirm(f"destroy everything in {stack}?", auto_approve):
-                raise UsageError(f"destroy of {stack} cancelled; nothing was changed")
-        outcome = workspace.destroy(on_output=_stream(fmt, stack, "destroying")) if in_state else ApplyOutcome("")
-        stopped = _stop_leftovers(workspace, True)
-        if outcome.destroyed or stopped:
-            results.append({"stack": stack, **_counts(outcome), "stopped": stopped})
+    results = [asdict(a) for a in destroy_stacks(path, _Terminal(fmt), envs, terraform, auto_approve)]
     if fmt == "json":
         click.echo(json.dumps({**verdict(None), "stacks": results}, indent=2))
     elif not results:

@@ -6,43 +6,15 @@ Only the CLI prints; these functions return lines or a document.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalog.domain.diff import ApplicationChange, BindingChange, CatalogDiff, FieldChange, Traffic, VersionChange
-from catalog.synth.blast import ACTIONS, BlastRadius
+from catalog.synth.blast import ACTIONS
 
-__all__ = ["DiffOutcome", "Side", "diff_json", "diff_markdown", "diff_text", "value_text", "warnings"]
+if TYPE_CHECKING:
+    from catalog.diffing import DiffOutcome
 
-
-@dataclass(frozen=True, slots=True)
-class Side:
-    """One side of the diff: a git revision (None: the working tree file) and whether the file is there."""
-
-    file: str
-    revision: str | None
-    present: bool
-
-    @property
-    def label(self) -> str:
-        return self.revision if self.revision is not None else "working tree"
-
-    @property
-    def source(self) -> str:
-        """The file as problems name it: ``models.yaml@HEAD~1``, or just the path in the working tree."""
-        return f"{self.file}@{self.revision}" if self.revision is not None else self.file
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "revision": self.revision, "present": self.present}
-
-
-@dataclass(frozen=True, slots=True)
-class DiffOutcome:
-    base: Side
-    head: Side
-    diff: CatalogDiff
-    blast: BlastRadius | None  # None: not asked for, or not computable (see notes)
-    notes: list[str] = field(default_factory=list)
+__all__ = ["diff_json", "diff_markdown", "diff_text", "value_text", "warnings"]
 
 
 def value_text(value: object) -> str:

@@ -47,7 +47,8 @@ def _checks(r: Review) -> list[tuple[str, bool | None, str]]:
 
 def review_markdown(r: Review, head_label: str = "working tree") -> str:
     """The pull-request comment."""
-    from catalog.cli.diff_render import DiffOutcome, Side, diff_markdown
+    from catalog.cli.diff_render import diff_markdown
+    from catalog.diffing import DiffOutcome, Side
     from catalog.policy.render import to_markdown
 
     blocking = len(r.blocking)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from catalog.cli.common import command
 from catalog.cli.deploy_commands import CATALOG_OPTION, ENV_OPTION, TARGET_OPTION
 from catalog.cli.render import Failure, verdict
 from catalog.errors import UsageError
-from catalog.wording import did_you_mean, plural
+from catalog.wording import plural
 
 __all__ = ["predict", "smoke", "status"]
 
@@ -124,15 +126,9 @@ def status(path: Path, target: str, envs: tuple[str, ...], fmt: str) -> int:
     """Per application: router URL, weights in force vs the catalog; per replica: pid, port, ready,
     digest. Exit 1 when anything differs from the catalog, or runs that the catalog does not
     declare (a stack applied earlier, an old replica an interrupted apply left running)."""
-    from catalog.deploy.stacks import select_stacks, state_root
-    from catalog.deploy.status import collect_status
-    from catalog.domain.deployment import environments
-    from catalog.validate import validate_file
+    from catalog.deploy.status import catalog_status
 
-    catalog = validate_file(path).raise_for_errors()
-    declared, orphans = select_stacks(path, catalog, envs)
-    orphans = [s for s in orphans if s.endswith(f"-{target}")]
-    result = collect_status(environments(catalog, declared), state_root(path) / "run", target, orphans)
+    result = catalog_status(path, target, envs)
     if fmt == "json":
         click.echo(json.dumps(_status_json(result), indent=2))
     else:
@@ -140,21 +136,17 @@ def status(path: Path, target: str, envs: tuple[str, ...], fmt: str) -> int:
     return 0 if result.consistent else 1
 
 
-def _router_url(path: Path, application: str, target: str) -> tuple[str, Any]:
-    from catalog.deploy.stacks import state_root
-    from catalog.provider.runstate import load_route_records
-    from catalog.validate import validate_file
-
-    catalog = validate_file(path).raise_for_errors()
-    app = next((a for a in catalog.applications if a.name == application), None)
-    if app is None:
-        known = ", ".join(a.name for a in catalog.applications)
-        raise UsageError(f"no application {application!r} in {path} (applications: {known})")
-    run_dir = state_root(path) / "run" / f"{app.environment}-{target}"
-    routes = {r.application: r for r in load_route_records(run_dir)} if run_dir.exists() else {}
-    if application not in routes:
-        raise UsageError(f"{application} has no router running: run 'modelcat apply' first")
-    return routes[application].url, (catalog, app)
+def _read_input(payload: str) -> Any:
+    """``--input``: the request JSON itself, or @FILE holding it."""
+    try:
+        text = Path(payload[1:]).read_text(encoding="utf-8") if payload.startswith("@") else payload
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise UsageError(f"--input {payload}: cannot read {payload[1:]}: {reason}") from None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"--input is not JSON: {e}") from None
 
 
 @click.command()
@@ -170,41 +162,10 @@ def predict(
 ) -> int:
     """Send one inference request through APPLICATION's router; print the answer and who served it."""
 
-    from catalog.deploy.traffic import example_request
-    from catalog.deploy.traffic import predict as send
+    from catalog.deploy.traffic import ask
 
-    url, (catalog, app) = _router_url(path, application, target)
-    routed = [b.model for b in app.bindings if b.enabled]
-    if model_name is None:
-        if len(routed) != 1:
-            raise UsageError(
-                f"{application} routes {len(routed)} models ({', '.join(routed)}): choose one with --model"
-            )
-        model_name = routed[0]
-    binding = next((b for b in app.bindings if b.enabled and b.model == model_name), None)
-    if binding is None:
-        hint = did_you_mean(model_name, routed)
-        raise UsageError(
-            f"{application} does not route model {model_name!r} (it routes {', '.join(routed)})"
-            + (f"; {hint.rstrip()}" if hint else "")
-        )
-    if payload is None:
-        model = next(m for m in catalog.models if m.name == model_name)
-        body = example_request(next(v for v in model.versions if v.version == binding.routes[0].version))
-    else:
-        try:
-            text = Path(payload[1:]).read_text(encoding="utf-8") if payload.startswith("@") else payload
-        except (OSError, UnicodeDecodeError) as e:
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            raise UsageError(f"--input {payload}: cannot read {payload[1:]}: {reason}") from None
-        try:
-            body = json.loads(text)
-        except ValueError as e:
-            raise UsageError(f"--input is not JSON: {e}") from None
-    sticky = (binding.sticky_key, key) if key and binding.sticky_key else None
-    if key and not binding.sticky_key:
-        raise UsageError(f"{application}'s binding of {model_name} has no sticky_key; --key has nothing to pin")
-    response = send(url, model_name, body, sticky)
+    body = functools.partial(_read_input, payload) if payload is not None else None
+    model_name, response = ask(path, application, model_name, target, key, body)
     served = {h: response.headers.get(h) for h in ("x-model-version", "x-model-digest", "x-request-id")}
     if fmt == "json":
         failure = Failure(
@@ -234,37 +195,11 @@ def smoke(path: Path, target: str, envs: tuple[str, ...], count: int, fmt: str) 
     The ranges come from an exact two-sided binomial test; their level is shared among the routes
     tested (Bonferroni), so a correct deployment fails one run in 1000. Keys are user-0, user-1, ...:
     a rerun sends the same keys and gets the same split."""
-    from catalog.deploy.traffic import SMOKE_ALPHA, example_request, sample_split, share_tolerance, smoke_keys
-    from catalog.synth import selected_environments
-    from catalog.validate import validate_file
+    from catalog.deploy.traffic import SMOKE_ALPHA, smoke_test
 
-    catalog = validate_file(path).raise_for_errors()
-    versions = {(m.name, v.version): v for m in catalog.models for v in m.versions}
-    samples = []
-    for env in selected_environments(catalog, envs or None):
-        for app in env.applications:
-            url, _ = _router_url(path, app.name, target)
-            for binding in app.bindings:
-                first = versions[(binding.model, binding.routes[0].version)]
-                digests = {r.version: r.endpoint.digest for r in binding.routes}
-                keys = smoke_keys(count)
-                sample = sample_split(url, binding.model, example_request(first), digests, keys, binding.sticky_key)
-                samples.append((app, binding, sample))
-    tested = sum(0 < r.weight < 100 for _, binding, _ in samples for r in binding.routes)
-    alpha = SMOKE_ALPHA / max(1, tested)
-    rows, bad, off = [], 0, 0
-    for app, binding, sample in samples:
-        bad += len(sample.failures) + len(sample.mismatches)
-        answered = sum(sample.answered.values())
-        for r in binding.routes:
-            low, high = share_tolerance(answered, r.weight, alpha)
-            within = low <= sample.answered[r.version] <= high
-            off += not within
-            rows.append({"application": app.name, "model": binding.model, "version": r.version,
-                         "catalog_weight": r.weight, "observed": round(100 * sample.share(r.version), 1),
-                         "accepted": [round(100 * n / max(1, answered), 1) for n in (low, high)],
-                         "within_tolerance": within, "requests": sample.total, "failures": len(sample.failures),
-                         "mismatches": len(sample.mismatches)})  # fmt: skip
+    result = smoke_test(path, target, envs or None, count)
+    bad, off = result.bad, result.off
+    rows = [asdict(row) for row in result.rows]
     if fmt == "json":
         failure = None
         if bad or off:
@@ -288,4 +223,4 @@ def smoke(path: Path, target: str, envs: tuple[str, ...], count: int, fmt: str) 
         if off:
             click.echo(f"{plural(off, 'observed share')} outside the range a router splitting by the catalog's "
                        f"weights gives (a correct one lands outside in 1 run of {round(1 / SMOKE_ALPHA)})")  # fmt: skip
-    return 0 if bad == 0 and off == 0 else 1
+    return 0 if result.ok else 1

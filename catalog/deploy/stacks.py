@@ -21,6 +21,7 @@ from catalog.domain.deployment import Environment
 from catalog.domain.models import Catalog
 from catalog.errors import UsageError
 from catalog.synth import STATE_ROOT, check_environments, selected_environments, stack_targets, synthesize
+from catalog.synth.base import run_root, split_stack_name
 from catalog.terraform import Workspace
 from catalog.validate import validate_file
 
@@ -31,7 +32,6 @@ __all__ = [
     "plan_stack",
     "prepare",
     "select_stacks",
-    "stack_environment",
     "stack_has_resources",
     "state_root",
 ]
@@ -51,6 +51,10 @@ class Prepared:
     environments: list[Environment]
     workspaces: list[Workspace]
     orphans: list[Workspace] = field(default_factory=list)  # applied stacks the catalog no longer declares
+
+    def stacks(self) -> list[tuple[Workspace, bool]]:
+        """(workspace, orphan) of every stack: the declared ones first, then those to destroy."""
+        return [(w, False) for w in self.workspaces] + [(w, True) for w in self.orphans]
 
 
 def prepare(
@@ -98,17 +102,12 @@ def select_stacks(
     wanted = list(only) if only else None
     applied = applied_stacks(catalog_path)
     declared = {a.environment for a in catalog.applications} if catalog is not None else set()
-    check_environments(wanted, declared | {stack_environment(s) for s in applied})
+    check_environments(wanted, declared | {split_stack_name(s)[0] for s in applied})
     orphans = [
         s for s in applied
-        if stack_environment(s) not in declared and (wanted is None or stack_environment(s) in wanted)
+        if split_stack_name(s)[0] not in declared and (wanted is None or split_stack_name(s)[0] in wanted)
     ]  # fmt: skip
     return (None if wanted is None else [e for e in wanted if e in declared]), orphans
-
-
-def stack_environment(stack: str) -> str:
-    """The environment of a stack name (``production-local`` → ``production``)."""
-    return stack.rpartition("-")[0]
 
 
 def applied_stacks(catalog_path: Path) -> list[str]:
@@ -117,7 +116,7 @@ def applied_stacks(catalog_path: Path) -> list[str]:
     from catalog.provider.runstate import has_records
 
     root = state_root(catalog_path)
-    on_record = [p.name for p in (root / "run").glob("*") if p.is_dir() and has_records(p)]
+    on_record = [p.name for p in run_root(root).glob("*") if p.is_dir() and has_records(p)]
     in_state = [s for s in existing_stacks(catalog_path) if stack_has_resources(catalog_path, s)]
     return sorted({*in_state, *on_record})
 

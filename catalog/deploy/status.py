@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog.deploy.leftovers import Leftover, find_leftovers
-from catalog.domain.deployment import ApplicationPlan, Environment
+from catalog.deploy.stacks import select_stacks, state_root
+from catalog.domain.deployment import ApplicationPlan, Environment, environments
+from catalog.domain.models import Application, Catalog
+from catalog.errors import UsageError
 from catalog.provider.runstate import (
     EndpointRecord,
     InstanceStatus,
@@ -31,9 +34,19 @@ from catalog.provider.runstate import (
     probe_endpoint,
     probe_route,
 )
+from catalog.synth.base import run_dir, split_stack_name, stack_name
+from catalog.validate import validate_file
 from catalog.wording import plural
 
-__all__ = ["ApplicationStatus", "EndpointStatus", "StackStatus", "Status", "collect_status"]
+__all__ = [
+    "ApplicationStatus",
+    "EndpointStatus",
+    "StackStatus",
+    "Status",
+    "catalog_status",
+    "collect_status",
+    "router_url",
+]
 
 Weights = dict[str, dict[str, int]]  # model -> version -> weight
 
@@ -193,32 +206,42 @@ def _accounted_for(
     return files | {routes[a.name].file for a in apps if a.name in routes}
 
 
+def catalog_status(catalog_path: Path, target: str = "local", only: Iterable[str] = ()) -> Status:
+    """What runs for the catalog at ``catalog_path`` (its environments ``only``, or all) deployed
+    to ``target``, compared with it; with the applied stacks of ``target`` it no longer declares.
+    CatalogInvalid when the catalog is, UsageError when ``only`` names an unknown environment."""
+    catalog = validate_file(catalog_path).raise_for_errors()
+    declared, orphans = select_stacks(catalog_path, catalog, only)
+    orphans = [s for s in orphans if split_stack_name(s)[1] == target]
+    return collect_status(environments(catalog, declared), state_root(catalog_path), target, orphans)
+
+
 def collect_status(
-    environments: list[Environment], run_root: Path, target: str = "local", orphans: Iterable[str] = ()
+    environments: list[Environment], state_root: Path, target: str = "local", orphans: Iterable[str] = ()
 ) -> Status:
-    """Status of every application of ``environments``, whose run records are under
-    ``run_root/<environment>-<target>/``, and of the ``orphans``: applied stacks the catalog no
-    longer declares."""
+    """Status of every application of ``environments``, whose run records are in the run
+    directory of its stack (``catalog.synth.base.run_dir``) under the ``.modelcat`` folder
+    ``state_root``, and of the ``orphans``: applied stacks the catalog no longer declares."""
     stacks: list[tuple[StackStatus, Environment | None, dict[str, RouteRecord], list[EndpointRecord]]] = []
     for env in environments:
-        name = f"{env.name}-{target}"
-        run_dir = run_root / name
-        applied = run_dir.is_dir() and has_records(run_dir)
-        routes = {r.application: r for r in load_route_records(run_dir)} if applied else {}
-        endpoints = load_endpoint_records(run_dir) if applied else []
+        name = stack_name(env.name, target)
+        records = run_dir(state_root, name)
+        applied = records.is_dir() and has_records(records)
+        routes = {r.application: r for r in load_route_records(records)} if applied else {}
+        endpoints = load_endpoint_records(records) if applied else []
         stack = StackStatus(name, env.name, declared=True, applied=applied)
         if applied:
             accounted = _accounted_for(env.applications, routes, endpoints)
             stack.leftovers = [
                 leftover
-                for leftover in find_leftovers(run_dir, name, everything=True)
+                for leftover in find_leftovers(records, name, everything=True)
                 if leftover.running and leftover.record.file not in accounted
             ]
         stacks.append((stack, env, routes, endpoints))
     for name in orphans:
-        run_dir = run_root / name
-        stack = StackStatus(name, name.rpartition("-")[0], declared=False, applied=has_records(run_dir))
-        stack.leftovers = [leftover for leftover in find_leftovers(run_dir, name, everything=True) if leftover.running]
+        records = run_dir(state_root, name)
+        stack = StackStatus(name, split_stack_name(name)[0], declared=False, applied=has_records(records))
+        stack.leftovers = [leftover for leftover in find_leftovers(records, name, everything=True) if leftover.running]
         stacks.append((stack, None, {}, []))
     every_record = [r for _, _, _, endpoints in stacks for r in endpoints]
     with ThreadPoolExecutor(8) as pool:  # replicas answer in parallel
@@ -230,3 +253,20 @@ def collect_status(
                 _application_status(app, routes.get(app.name), by_key, probed) for app in env.applications
             ]
     return Status([stack for stack, _, _, _ in stacks])
+
+
+def router_url(
+    catalog_path: Path, catalog: Catalog, application: str, target: str = "local"
+) -> tuple[str, Application]:
+    """The URL of ``application``'s router as its stack's run records say, and the application.
+    UsageError when ``catalog`` (read from ``catalog_path``) has no such application, or no router
+    of it is on record (not applied yet)."""
+    app = next((a for a in catalog.applications if a.name == application), None)
+    if app is None:
+        known = ", ".join(a.name for a in catalog.applications)
+        raise UsageError(f"no application {application!r} in {catalog_path} (applications: {known})")
+    records = run_dir(state_root(catalog_path), stack_name(app.environment, target))
+    routes = {r.application: r for r in load_route_records(records)} if records.exists() else {}
+    if application not in routes:
+        raise UsageError(f"{application} has no router running: run 'modelcat apply' first")
+    return routes[application].url, app

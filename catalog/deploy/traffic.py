@@ -6,6 +6,9 @@ cross-checked against the body and the digest the catalog names), so a deploymen
 compared with the weights in models.yaml. ``share_tolerance`` says which counts a correct router
 produces with all but a small probability (an exact two-sided binomial test), so ``modelcat smoke``
 can fail a split that is off without failing a correct one by chance.
+
+``ask`` and ``smoke_test`` are what ``modelcat predict`` and ``modelcat smoke`` do, from the
+catalog file to the answers: routers found from the run records (``catalog.deploy.status``).
 """
 
 from __future__ import annotations
@@ -13,24 +16,33 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from catalog.deploy.status import router_url
 from catalog.domain.models import TensorSpec, Version
-from catalog.errors import ModelcatError
+from catalog.errors import ModelcatError, UsageError
+from catalog.synth import selected_environments
+from catalog.validate import validate_file
+from catalog.wording import did_you_mean
 
 __all__ = [
     "SMOKE_ALPHA",
+    "SmokeRow",
+    "SmokeTest",
     "SplitSample",
+    "ask",
     "example_request",
     "predict",
     "sample_split",
     "share_tolerance",
     "smoke_keys",
+    "smoke_test",
 ]
 
 SMOKE_ALPHA = 0.001  # chance that one smoke run fails a correct router (family-wise, over every route)
@@ -159,3 +171,114 @@ def share_tolerance(requests: int, weight: int, alpha: float) -> tuple[int, int]
 
     accepted = [k for k in range(requests + 1) if p_value(k) > alpha]
     return accepted[0], accepted[-1]
+
+
+def ask(
+    catalog_path: Path,
+    application: str,
+    model: str | None,
+    target: str = "local",
+    key: str | None = None,
+    read_body: Callable[[], Any] | None = None,
+) -> tuple[str, httpx.Response]:
+    """One request through ``application``'s router to ``model`` (None: the one model it routes),
+    with ``read_body()`` (default: an input fitting the first routed version's signature) and
+    ``key`` in the binding's sticky header; the model asked and the answer. UsageError when the
+    application, the model or a router is not there, or ``key`` has no sticky header to go in."""
+    catalog = validate_file(catalog_path).raise_for_errors()
+    url, app = router_url(catalog_path, catalog, application, target)
+    routed = [b.model for b in app.bindings if b.enabled]
+    if model is None:
+        if len(routed) != 1:
+            raise UsageError(
+                f"{application} routes {len(routed)} models ({', '.join(routed)}): choose one with --model"
+            )
+        model = routed[0]
+    binding = next((b for b in app.bindings if b.enabled and b.model == model), None)
+    if binding is None:
+        hint = did_you_mean(model, routed)
+        raise UsageError(
+            f"{application} does not route model {model!r} (it routes {', '.join(routed)})"
+            + (f"; {hint.rstrip()}" if hint else "")
+        )
+    if read_body is None:
+        declared = next(m for m in catalog.models if m.name == model)
+        body = example_request(next(v for v in declared.versions if v.version == binding.routes[0].version))
+    else:
+        body = read_body()
+    sticky = (binding.sticky_key, key) if key and binding.sticky_key else None
+    if key and not binding.sticky_key:
+        raise UsageError(f"{application}'s binding of {model} has no sticky_key; --key has nothing to pin")
+    return model, predict(url, model, body, sticky)
+
+
+@dataclass(frozen=True, slots=True)
+class SmokeRow:
+    """One routed version: its weight in the catalog, the share observed and the range accepted (%)."""
+
+    application: str
+    model: str
+    version: str
+    catalog_weight: int
+    observed: float
+    accepted: list[float]  # [low, high]
+    within_tolerance: bool
+    requests: int
+    failures: int
+    mismatches: int
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    rows: list[SmokeRow]
+    bad: int  # failed requests, and answers from bytes the catalog does not name
+    off: int  # observed shares outside their accepted range
+
+    @property
+    def ok(self) -> bool:
+        return self.bad == 0 and self.off == 0
+
+
+def smoke_test(
+    catalog_path: Path, target: str = "local", only: Iterable[str] | None = None, count: int = 1000
+) -> SmokeTest:
+    """``count`` keyed requests (``smoke_keys``) per binding through every application's router
+    (of the environments ``only``, or all), each version's share judged by ``share_tolerance`` at
+    ``SMOKE_ALPHA`` shared among the routes tested (Bonferroni)."""
+    catalog = validate_file(catalog_path).raise_for_errors()
+    versions = {(m.name, v.version): v for m in catalog.models for v in m.versions}
+    samples = []
+    for env in selected_environments(catalog, only):
+        for app in env.applications:
+            url, _ = router_url(catalog_path, catalog, app.name, target)
+            for binding in app.bindings:
+                first = versions[(binding.model, binding.routes[0].version)]
+                digests = {r.version: r.endpoint.digest for r in binding.routes}
+                keys = smoke_keys(count)
+                sample = sample_split(url, binding.model, example_request(first), digests, keys, binding.sticky_key)
+                samples.append((app, binding, sample))
+    tested = sum(0 < r.weight < 100 for _, binding, _ in samples for r in binding.routes)
+    alpha = SMOKE_ALPHA / max(1, tested)
+    rows, bad, off = [], 0, 0
+    for app, binding, sample in samples:
+        bad += len(sample.failures) + len(sample.mismatches)
+        answered = sum(sample.answered.values())
+        for r in binding.routes:
+            low, high = share_tolerance(answered, r.weight, alpha)
+            within = low <= sample.answered[r.version] <= high
+            off += not within
+            rows.append(
+                SmokeRow(
+                    application=app.name,
+                    model=binding.model,
+                    version=r.version,
+                    catalog_weight=r.weight,
+                    observed=round(100 * sample.share(r.version), 1),
+                    accepted=[round(100 * n / max(1, answered), 1) for n in (low, high)],
+                    within_tolerance=within,
+                    requests=sample.total,
+                    failures=len(sample.failures),
+                    mismatches=len(sample.mismatches),
+                )
+            )
+    return SmokeTest(rows, bad, off)

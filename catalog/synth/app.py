@@ -21,6 +21,7 @@ from catalog.synth.node import prepare_jsii
 __all__ = [
     "STATE_ROOT",
     "TARGETS",
+    "TARGET_CLASSES",
     "TARGET_MODULES",
     "StackOutput",
     "SynthResult",
@@ -38,15 +39,14 @@ STATE_ROOT = ".modelcat"
 # Every target this modelcat synthesizes: name -> (module, class), imported only when used (the
 # kubernetes one loads a large provider package). A new target (kserve, sagemaker) is one line here
 # plus its module under catalog/synth/targets/; its class names the settings block it needs.
-_TARGET_CLASSES = {
+TARGET_CLASSES = {
     "local": ("catalog.synth.targets.local", "LocalTarget"),
     "kubernetes": ("catalog.synth.targets.kubernetes", "KubernetesTarget"),
     "kserve": ("catalog.synth.targets.kserve", "KServeTarget"),
     "sagemaker": ("catalog.synth.targets.sagemaker", "SageMakerTarget"),
 }
-TARGETS: tuple[str, ...] = tuple(_TARGET_CLASSES)
-# name -> the module whose synthesize_bodies(context) builds its resources (catalog.synth.resources)
-TARGET_MODULES: dict[str, str] = {name: module for name, (module, _) in _TARGET_CLASSES.items()}
+TARGETS: tuple[str, ...] = tuple(TARGET_CLASSES)
+TARGET_MODULES: dict[str, str] = {name: module for name, (module, _) in TARGET_CLASSES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +68,21 @@ class SynthResult:
 
 
 def get_target(name: str) -> Target:
-    if name not in _TARGET_CLASSES:
-        raise UsageError(f"modelcat cannot synthesize target {name!r} yet; the targets are {', '.join(TARGETS)}")
-    module, cls = _TARGET_CLASSES[name]
-    return getattr(importlib.import_module(module), cls)()  # type: ignore[no-any-return]
+    """The target called ``name``, its module imported now; UsageError when modelcat has no such
+    target (yet), or its module or a package it needs is not installed."""
+    if name not in TARGET_CLASSES:
+        raise UsageError(
+            f"unknown target {name!r}: modelcat cannot synthesize target {name!r} yet; "
+            f"the targets are {', '.join(TARGETS)}"
+        )
+    module_name, cls = TARGET_CLASSES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and module_name.startswith(e.name):
+            raise UsageError(f"target {name!r} is not available in this modelcat ({module_name} is missing)") from e
+        raise UsageError(f"target {name!r} needs the Python package {e.name!r}, which is not installed") from e
+    return getattr(module, cls)()  # type: ignore[no-any-return]
 
 
 def stack_targets(envs: Iterable[Environment], target: str | None = None) -> list[tuple[Environment, str]]:
@@ -83,7 +94,7 @@ def stack_targets(envs: Iterable[Environment], target: str | None = None) -> lis
     pairs = []
     for env in envs:
         chosen = target or env.target
-        if chosen not in _TARGET_CLASSES:
+        if chosen not in TARGET_CLASSES:
             how = "--target" if target else f"environment {env.name!r} (target: {chosen})"
             raise UsageError(
                 f"{how}: modelcat cannot synthesize target {chosen!r} yet; the targets are {', '.join(TARGETS)}"

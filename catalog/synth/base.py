@@ -4,17 +4,50 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import PurePath
+from typing import Any, Protocol, TypeVar
 
 from catalog.domain.deployment import BindingPlan, Environment
 from catalog.errors import UsageError
 
-__all__ = ["Refusal", "StackContext", "Target", "served_bindings", "stack_name"]
+__all__ = [
+    "Bodies",
+    "Refusal",
+    "StackContext",
+    "Target",
+    "run_dir",
+    "run_root",
+    "served_bindings",
+    "split_stack_name",
+    "stack_name",
+]
+
+Bodies = dict[str, dict[str, dict[str, Any]]]  # a stack's resources: resource type -> id -> body
+
+
+P = TypeVar("P", bound=PurePath)
 
 
 def stack_name(environment: str, target: str) -> str:
     """One stack per environment and target, e.g. ``production-local``."""
     return f"{environment}-{target}"
+
+
+def split_stack_name(name: str) -> tuple[str, str]:
+    """(environment, target) of a stack name made by ``stack_name`` (target names hold no '-')."""
+    environment, _, target = name.rpartition("-")
+    return environment, target
+
+
+def run_root(state_root: P) -> P:
+    """The folder of every stack's run directory, in the ``.modelcat`` folder ``state_root``."""
+    return state_root / "run"
+
+
+def run_dir(state_root: P, stack: str) -> P:
+    """Where the local target's provider keeps the records, routing tables and logs of the
+    processes of ``stack`` (its ``run_dir``), in the ``.modelcat`` folder ``state_root``."""
+    return run_root(state_root) / stack
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +99,9 @@ class Target(Protocol):
     """A backend that turns an environment's endpoints and routes into Terraform resources.
 
     A new target (kserve, sagemaker) is a module under ``catalog/synth/targets/`` registered in
-    ``catalog.synth.app`` (``_TARGET_CLASSES``); an environment synthesized for it must have the
+    ``catalog.synth.app`` (``TARGET_CLASSES``); an environment synthesized for it must have the
     settings block of the same name (``context.environment.settings(name)``), which ``app`` checks.
-    Its bodies are best built with ``catalog.synth.typed`` (one builder per resource type, checked
+    Its ``bodies`` are best built with ``catalog.synth.typed`` (one builder per resource type, checked
     by the provider's typed structs, the provider's jsii assembly never loaded) and added with
     ``catalog.synth.emit.add_resources`` (one placeholder per type, the bodies written after synth);
     Kubernetes conventions (names, labels, provider block) are in ``catalog.synth.kube``.
@@ -79,6 +112,10 @@ class Target(Protocol):
     def refusals(self, environment: Environment) -> list[Refusal]:
         """What of ``environment`` this target cannot deploy; pure, empty when it can deploy it all.
         ``validate`` reports each as a problem at its field (``catalog.synth.limits``)."""
+
+    def bodies(self, context: StackContext) -> Bodies:
+        """The stack's resources without the stack: no ``cdktn.App``, no Node process, no jsii
+        assembly; what ``build`` adds and ``catalog.synth.resources`` compares (``modelcat diff``)."""
 
     def build(self, stack: Any, context: StackContext) -> None:
         """Add the environment's resources to ``stack`` (a ``cdktn.TerraformStack``)."""

@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, computed_field
 
 from catalog.domain.deployment import Environment, resource_id
 from catalog.domain.diff import version_order
+from catalog.synth.base import split_stack_name
 from catalog.synth.changes import describe_changes
-from catalog.synth.resources import StackResources, split_stack_name
+from catalog.synth.resources import StackResources
 
 __all__ = [
     "ACTIONS",

@@ -10,8 +10,10 @@ import pytest
 from catalog.domain.deployment import environments
 from catalog.errors import UsageError
 from catalog.synth import synthesize
+from catalog.synth.app import TARGET_CLASSES, TARGET_MODULES, get_target
+from catalog.synth.base import split_stack_name
 from catalog.synth.blast import REPLACED_BY, blast_radius, replacing_attributes
-from catalog.synth.resources import TARGET_MODULES, body_builder, split_stack_name, synthesize_resources
+from catalog.synth.resources import synthesize_resources
 from catalog.validate import load_catalog
 from tests.conftest import DEMO
 from tests.diff.catalogs import (
@@ -234,14 +236,14 @@ def test_replacement_table_matches_the_provider_schema() -> None:
 def test_target_registry() -> None:
     assert list(TARGET_MODULES) == ["local", "kubernetes", "kserve", "sagemaker"]
     with pytest.raises(UsageError, match="unknown target 'nomad'"):
-        body_builder("nomad")
+        get_target("nomad")
     assert split_stack_name("eu-west-production-kubernetes") == ("eu-west-production", "kubernetes")
 
 
 def test_a_missing_target_module_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(TARGET_MODULES, "sagemaker", "catalog.synth.targets.not_written_yet")
+    monkeypatch.setitem(TARGET_CLASSES, "sagemaker", ("catalog.synth.targets.not_written_yet", "SageMakerTarget"))
     with pytest.raises(UsageError, match="target 'sagemaker' is not available"):
-        body_builder("sagemaker")
+        get_target("sagemaker")
 
 
 def test_an_environment_without_the_targets_settings_is_a_usage_error() -> None:

@@ -52,7 +52,7 @@ from typing import Any
 from catalog.domain.deployment import BindingPlan, Endpoint, Environment, RoutePlan, resource_id
 from catalog.domain.models import KServeSettings
 from catalog.errors import UsageError
-from catalog.synth.base import Refusal, StackContext, served_bindings
+from catalog.synth.base import Bodies, Refusal, StackContext, served_bindings
 from catalog.synth.emit import add_resources
 from catalog.synth.kube import (
     BINDINGS_PACKAGE,
@@ -264,6 +264,9 @@ class KServeTarget:
 
     def refusals(self, environment: Environment) -> list[Refusal]:
         return refusals(environment)
+
+    def bodies(self, context: StackContext) -> Bodies:
+        return synthesize_bodies(context)
 
     def build(self, stack: Any, context: StackContext) -> None:
         resources = synthesize_bodies(context)

@@ -8,10 +8,11 @@ ones stop); per application a ``modelcat_route`` (its router, fed the endpoints'
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from catalog.domain.deployment import ApplicationPlan, Endpoint, Environment
-from catalog.synth.base import Refusal, StackContext
+from catalog.synth.base import Bodies, Refusal, StackContext, run_dir
 from catalog.synth.emit import add_outputs, add_resources, reference
 
 __all__ = ["PROVIDER_SOURCE", "LocalTarget", "synthesize_bodies"]
@@ -73,6 +74,9 @@ class LocalTarget:
         """Whatever validate accepts runs here."""
         return []
 
+    def bodies(self, context: StackContext) -> Bodies:
+        return synthesize_bodies(context)
+
     def build(self, stack: Any, context: StackContext) -> None:
         from cdktn import TerraformProvider
 
@@ -80,7 +84,7 @@ class LocalTarget:
             stack, "modelcat", terraform_resource_type="modelcat", terraform_provider_source=PROVIDER_SOURCE
         )
         provider.add_override("catalog", context.catalog)
-        provider.add_override("run_dir", f"{context.state_root}/run/{context.name}")
+        provider.add_override("run_dir", run_dir(PurePosixPath(context.state_root), context.name).as_posix())
         resources = synthesize_bodies(context)
         routes = resources.get(ROUTE, {})
         for kind in (ENDPOINT, ROUTE):

@@ -51,7 +51,7 @@ from catalog.domain.deployment import BindingPlan, Endpoint, Environment, RouteP
 from catalog.domain.models import SageMakerSettings
 from catalog.domain.rules import EffectiveRollout
 from catalog.errors import UsageError
-from catalog.synth.base import Refusal, StackContext, served_bindings
+from catalog.synth.base import Bodies, Refusal, StackContext, served_bindings
 from catalog.synth.emit import add_resources, reference
 from catalog.synth.kube import object_name
 from catalog.synth.typed import ResourceKind, build_bodies, import_bindings
@@ -560,6 +560,9 @@ class SageMakerTarget:
 
     def refusals(self, environment: Environment) -> list[Refusal]:
         return refusals(environment)
+
+    def bodies(self, context: StackContext) -> Bodies:
+        return synthesize_bodies(context)
 
     def build(self, stack: Any, context: StackContext) -> None:
         resources = synthesize_bodies(context)

@@ -15,7 +15,7 @@ from typing import Any
 
 from catalog.domain.deployment import Environment
 from catalog.errors import UsageError
-from catalog.synth.base import Refusal, StackContext
+from catalog.synth.base import Bodies, Refusal, StackContext
 from catalog.synth.emit import add_resources
 from catalog.synth.kube import BINDINGS_PACKAGE, add_provider
 from catalog.synth.targets.kubernetes import endpoints, routing
@@ -73,6 +73,9 @@ class KubernetesTarget:
 
     def refusals(self, environment: Environment) -> list[Refusal]:
         return endpoints.refusals(environment)
+
+    def bodies(self, context: StackContext) -> Bodies:
+        return synthesize_bodies(context)
 
     def build(self, stack: Any, context: StackContext) -> None:
         resources = synthesize_bodies(context)
