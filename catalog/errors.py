@@ -13,7 +13,8 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 │   ├── UnsafeArtifact         external data escaping the artifact, symlinks, hard links
 │   ├── ArtifactTooLarge       over the global or per-model size limit
 │   ├── DigestMismatch         the bytes are not the ones the catalog names
-│   └── StoreError             the artifact repository failed, refused or is unreachable
+│   └── StoreError             the artifact store failed or refused: not found, an error status
+│       └── StoreUnreachable   the store cannot be reached: refused connection, timeout  → 2
 ├── InvalidRequest             an inference request the model cannot take (HTTP 400)      → 1
 ├── InferenceFailed            the runtime failed on a well-formed request (HTTP 500)     → 1
 ├── RoutingTableInvalid        a router's table has problems                              → 1
@@ -33,6 +34,8 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 │   ├── PolicyConfigInvalid    policies/settings.yaml or policies/waivers.yaml is malformed
 │   └── FixtureInvalid         a rule's fixture cannot be read or names no expectation
 └── UsageError                 a command was called with arguments that make no sense    → 2
+
+Anything else raised is an internal error (a bug): the CLI exits 3, with JSON error code ``internal``.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ __all__ = [
     "StalePlan",
     "StateLocked",
     "StoreError",
+    "StoreUnreachable",
     "TerraformError",
     "TerraformFailed",
     "TerraformInitFailed",
@@ -236,6 +240,14 @@ class DigestMismatch(ArtifactError):
 
 class StoreError(ArtifactError):
     hint = "check that the store the URI names is reachable and that its credentials are set"
+
+
+class StoreUnreachable(StoreError):
+    """The store could not be reached (connection refused or broken, a timeout): the environment
+    is at fault, not the artifact or the catalog, so it is no finding."""
+
+    exit_code = 2
+    hint = "check that the store the URI names is up and reachable from here, then run the command again"
 
 
 class InvalidRequest(ModelcatError):

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from catalog.artifacts.hashing import CHUNK, Hashed, manifest_digest
-from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError
+from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError, StoreUnreachable
 
 __all__ = ["HTTP_TIMEOUT", "TOKEN_ENV", "fetch_artifact"]
 
@@ -49,6 +49,8 @@ def _http(url: str, target: Path, size: int, token: str | None) -> Hashed:
                     sink.write(chunk)
                 sink.flush()
                 os.fsync(sink.fileno())
+    except httpx.TransportError as e:  # no answer: refused, broken or timed out
+        raise StoreUnreachable(url, f"cannot fetch: {e}") from e
     except httpx.HTTPError as e:
         raise StoreError(url, f"cannot fetch: {e}") from e
     return Hashed("sha256:" + digest.hexdigest(), written)

@@ -11,7 +11,7 @@ from catalog.artifacts.onnx_facts import inspect_onnx
 from catalog.artifacts.repository import store_for_uri
 from catalog.domain.contract import signature_changes
 from catalog.domain.models import Catalog, Model, Version
-from catalog.errors import ArtifactError
+from catalog.errors import ArtifactError, StoreUnreachable
 
 __all__ = ["VerifyResult", "select_versions", "verify_versions"]
 
@@ -60,12 +60,17 @@ def verify_versions(
     base: Path,
     on_result: Callable[[VerifyResult], None] | None = None,
 ) -> list[VerifyResult]:
-    """Fetch (or read) each artifact, check digest, size, ONNX validity and signature."""
+    """Fetch (or read) each artifact, check digest, size, ONNX validity and signature.
+
+    A store that cannot be reached stops the verification (StoreUnreachable): that is the
+    environment's failure, not the artifact's."""
     results = []
     for model, version in versions:
         start = time.perf_counter()
         try:
             problem = _verify_one(catalog, model, version, base)
+        except StoreUnreachable:
+            raise
         except ArtifactError as e:
             problem = str(e).removeprefix(f"{e.path}: ")
         result = VerifyResult(

@@ -16,9 +16,10 @@ import click
 from catalog.cli.render import Failure, problem_lines, problems_json
 from catalog.errors import ModelcatError, UsageError
 
-__all__ = ["DEFAULT_CATALOG", "CommandGroup", "catalog_option", "command", "parse_now"]
+__all__ = ["DEFAULT_CATALOG", "INTERNAL_ERROR", "CommandGroup", "catalog_option", "command", "parse_now"]
 
 DEFAULT_CATALOG = "models.yaml"
+INTERNAL_ERROR = 3  # the exit code of an unexpected exception (a bug), apart from usage and environment errors (2)
 F = TypeVar("F", bound=Callable[..., Any])
 
 _CATALOG_PATH = click.Path(dir_okay=False, path_type=Path)
@@ -103,7 +104,8 @@ def _stdout_closed() -> bool:
 def command(func: Callable[..., int | None] | None = None, *, formats: Sequence[str] = ("text", "json")) -> Any:
     """Add --format (one of ``formats``, the first the default) and --traceback; map modelcat errors
     to a message and their exit code. Errors are rendered as JSON for ``json`` (``"ok": false`` and
-    an ``error`` object), else as text. A closed stdout (``| head``) ends the command quietly.
+    an ``error`` object), else as text. Any other exception is an internal error: exit 3
+    (``INTERNAL_ERROR``), JSON code ``internal``. A closed stdout (``| head``) ends the command quietly.
 
     ``@command`` or ``@command(formats=("text", "json", "markdown"))``.
     """
@@ -131,7 +133,7 @@ def command(func: Callable[..., int | None] | None = None, *, formats: Sequence[
             if traceback:
                 raise
             failure = Failure("internal", f"{type(e).__name__}: {e}", "run again with --traceback and report it")
-            code = _fail_unexpectedly(fmt, failure, 2, label="internal error: ")
+            code = _fail_unexpectedly(fmt, failure, INTERNAL_ERROR, label="internal error: ")
         sys.exit(code)
 
     return wrapper

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 
@@ -123,3 +124,24 @@ def test_oci_fetch_pulls_by_digest_into_place(registry, make_model, tmp_path, cl
         assert out.is_file() and out.read_bytes() == source.read_bytes()
     wrong = cli("fetch", uri, "--digest", "sha256:" + "1" * 64, "--size", staged.size, "--out", out)
     assert wrong.exit_code == 1 and not out.exists()
+
+
+def test_a_store_that_cannot_be_reached_is_an_environment_error(cli, tmp_path) -> None:
+    """Exit 2, like a missing file: nothing is known about the artifact, so it is no finding (1)."""
+    from tests.registry import free_port
+
+    port = free_port()  # nothing listens there: the connection is refused
+    for source in (f"http://127.0.0.1:{port}/model.onnx", f"oci://127.0.0.1:{port}/modelcat/m@sha256:{'a' * 64}"):
+        result = cli("fetch", source, "--digest", DIGEST, "--size", SIZE, "--out", tmp_path / "out", "--format", "json")
+        assert result.exit_code == 2, (source, result.output)
+        error = json.loads(result.stdout)["error"]
+        assert error["code"] == "store_unreachable", error
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_store_that_answers_not_found_is_still_a_finding(cli, server, tmp_path) -> None:
+    base, _ = server
+    result = cli("fetch", f"{base}/artifacts/sha256/fb/missing", "--digest", DIGEST, "--size", SIZE,
+                 "--out", tmp_path / "out", "--format", "json")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["error"]["code"] == "store_error"

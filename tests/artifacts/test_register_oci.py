@@ -68,6 +68,23 @@ def test_registry_unreachable_leaves_catalog_untouched(cli, workspace: Path):
         "--store",
         "registry",  # by name
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an environment error, not a finding
     assert "registry unreachable" in result.stderr
     assert sha256_file(catalog) == before
+
+
+def test_verify_stops_with_an_environment_error_when_the_registry_cannot_be_reached(cli, workspace: Path):
+    """Exit 2, not 1: the artifact was never seen, so nothing can be said of it."""
+    from tests.registry import free_port
+
+    catalog = workspace / "models.yaml"
+    store = f"oci://127.0.0.1:{free_port()}/models/fraud-scorer"
+    declare_store(catalog, "registry", store)
+    local = "artifacts/sha256/fb/fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0"
+    text = catalog.read_text()
+    assert text.count(f"uri: {local}") == 1
+    catalog.write_text(text.replace(f"uri: {local}", f"uri: {store}@sha256:{'a' * 64}"))
+    result = cli("verify", "--model", "fraud-scorer", "--catalog", catalog, "--format", "json")
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "store_unreachable" and "registry unreachable" in error["message"], error

@@ -35,7 +35,7 @@ from requests.adapters import HTTPAdapter
 from catalog.artifacts.hashing import CHUNK, hash_file, hash_stream, manifest_digest
 from catalog.artifacts.staging import StagingArea
 from catalog.artifacts.stores.base import MAIN_FILE, Fetched, StagedArtifact
-from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError
+from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError, StoreUnreachable
 
 __all__ = ["ARTIFACT_TYPE", "DATA_MEDIA_TYPE", "MODEL_MEDIA_TYPE", "OciStore"]
 
@@ -92,6 +92,23 @@ def _parse(pattern: re.Pattern[str], text: str, what: str) -> tuple[_Repo, re.Ma
 def _why(error: Exception) -> str:
     reason = getattr(error.args[0], "reason", None) if error.args else None
     return str(reason or error)
+
+
+# the connection could not be made, broke, or timed out: the registry was not reached (an answer,
+# even an error status, is the registry's own)
+_UNREACHABLE = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.TimeoutError,
+    urllib3.exceptions.ProtocolError,
+)
+
+
+def _failed(where: str, detail: str, error: Exception) -> StoreError:
+    """``detail`` as StoreUnreachable (an environment error) when ``error`` says the registry was
+    not reached, else as StoreError."""
+    return (StoreUnreachable if isinstance(error, _UNREACHABLE) else StoreError)(where, f"{detail}: {_why(error)}")
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -214,7 +231,7 @@ class OciStore:
         try:  # a quick probe: fail in seconds, not after oras's retries
             probe = self._http.get(f"{self.repo.base}/v2/", timeout=PROBE_TIMEOUT)
         except requests.RequestException as e:
-            raise StoreError(self.reference, f"registry unreachable at {self.repo.base}: {_why(e)}") from e
+            raise _failed(self.reference, f"registry unreachable at {self.repo.base}", e) from e
         _check(probe, self.reference, "GET /v2/", (200, 401))
         client = _Oras(hostname=self.repo.netloc, insecure=self.repo.base.startswith("http:"))
         _with_timeouts(client.session)
@@ -237,7 +254,7 @@ class OciStore:
                 response = client.upload_blob(blob, container, dict(layer), do_chunked=True, chunk_size=UPLOAD_CHUNK)
                 _check(response, self.reference, f"upload of {layer['digest']}")
         except (requests.RequestException, ValueError, OSError) as e:
-            raise StoreError(self.reference, f"push to {self.repo.base} failed: {_why(e)}") from e
+            raise _failed(self.reference, f"push to {self.repo.base} failed", e) from e
         annotations = {
             "dev.modelcat.artifact.digest": staged.digest,
             "dev.modelcat.artifact.size": str(staged.size),
@@ -251,7 +268,7 @@ class OciStore:
             url, headers = f"{self.repo.api}/manifests/{digest}", {"Content-Type": OCI_MANIFEST}
             response = self._http.put(url, data=body, headers=headers)
         except requests.RequestException as e:
-            raise StoreError(self.reference, f"push to {self.repo.base} failed: {_why(e)}") from e
+            raise _failed(self.reference, f"push to {self.repo.base} failed", e) from e
         _check(response, self.reference, "manifest upload")
         echoed = response.headers.get("Docker-Content-Digest", digest)
         if echoed != digest:
@@ -319,7 +336,7 @@ class OciStore:
             for path, layer_digest, layer_size in layers:
                 self._blob(repo, uri, path, layer_digest, layer_size, work / path)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
-            raise StoreError(uri, f"registry unreachable at {repo.base}: {_why(e)}") from e
+            raise _failed(uri, f"registry unreachable at {repo.base}", e) from e
 
     def _blob(self, repo: _Repo, uri: str, path: str, digest: str, size: int, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
