@@ -16,9 +16,9 @@ from catalog.artifacts.hashing import Progress
 from catalog.artifacts.repository import open_store
 from catalog.artifacts.staging import stage_artifact
 from catalog.domain.contract import SignatureChange, contract_changes
+from catalog.domain.effective import semver_key
 from catalog.domain.models import Catalog, Model, Signature, Version
 from catalog.domain.problems import Problem
-from catalog.domain.rules import semver_key
 from catalog.editing import append_entry, locked_catalog
 from catalog.errors import ArtifactTooLarge, EditRefused
 from catalog.validate import read_catalog_bytes, validate_bytes

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from catalog.domain.effective import semver_key
 from catalog.domain.models import Application, Binding, Catalog, Defaults, EnvironmentSpec, Limits, Model, Store
 from catalog.domain.problems import Loc, Problem, display_path, sort_key
-from catalog.domain.rules import check_catalog, check_raw, semver_key
+from catalog.domain.rules import check_catalog, check_raw
 from catalog.domain.schema_errors import schema_problem
 from catalog.errors import CatalogInvalid, CatalogNotFound, CatalogTooLarge
 from catalog.yamlio.loader import MAX_CATALOG_BYTES, MEMORY_PER_BYTE, decode, parse

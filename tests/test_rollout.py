@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from catalog.domain.deployment import environments
-from catalog.domain.rules import EffectiveRollout, effective_rollout
+from catalog.domain.effective import EffectiveRollout, effective_rollout
 from catalog.validate import validate_bytes, validate_file
 from tests.conftest import DEMO
 from tests.test_bad_input import MINIMAL, line_of, reported_problem

@@ -20,8 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from catalog.domain.models import Catalog, EnvironmentSpec, KServeSettings, KubernetesSettings, SageMakerSettings
-from catalog.domain.rules import (
+from catalog.domain.effective import (
     EffectiveRollout,
     EffectiveServing,
     declared_environments,
@@ -29,6 +28,7 @@ from catalog.domain.rules import (
     effective_serving,
     semver_key,
 )
+from catalog.domain.models import Catalog, EnvironmentSpec, KServeSettings, KubernetesSettings, SageMakerSettings
 
 __all__ = ["ApplicationPlan", "BindingPlan", "Endpoint", "Environment", "RoutePlan", "environments", "resource_id"]
 

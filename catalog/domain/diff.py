@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from catalog.domain.effective import declared_environments, effective_rollout, effective_serving, semver_key
 from catalog.domain.models import Application, Binding, Catalog, Model, Signature, Version
-from catalog.domain.rules import declared_environments, effective_rollout, effective_serving, semver_key
 
 __all__ = [
     "ApplicationChange",

@@ -12,6 +12,13 @@ from dataclasses import dataclass
 
 from catalog.domain.artifact_uris import check_artifact_uri
 from catalog.domain.contract import signature_changes
+from catalog.domain.effective import (
+    STEPPED_STRATEGIES,
+    EffectiveServing,
+    effective_serving,
+    resolve_rollout,
+    semver_key,
+)
 from catalog.domain.models import (
     DNS_LABEL,
     Application,
@@ -28,19 +35,7 @@ from catalog.domain.problems import Problem
 from catalog.domain.stores import check_stores
 from catalog.wording import did_you_mean
 
-__all__ = [
-    "DEFAULT_INTERVAL_SECONDS",
-    "EffectiveRollout",
-    "EffectiveServing",
-    "check_catalog",
-    "check_raw",
-    "declared_environments",
-    "effective_rollout",
-    "effective_serving",
-    "normalise_name",
-    "rollout_sources",
-    "semver_key",
-]
+__all__ = ["check_catalog", "check_raw", "normalise_name"]
 
 # Metrics that are fractions by definition: a value outside [0, 1] is a unit mistake.
 _UNIT_METRIC = re.compile(
@@ -55,11 +50,6 @@ _DIRECT_SCHEMES = ("oci://", "s3://")
 def normalise_name(name: str) -> str:
     """The form two names are compared in: trimmed, case-folded, '_' read as '-'."""
     return name.strip().casefold().replace("_", "-")
-
-
-def semver_key(version: str) -> str:
-    """Versions that differ only in build metadata (after '+') are the same version."""
-    return version.split("+", 1)[0]
 
 
 def _items(document: object, key: str) -> list[tuple[int, Mapping[str, object]]]:
@@ -131,157 +121,6 @@ def check_raw(document: object) -> list[Problem]:
         "ref.duplicate-store",
     )
     return problems
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveServing:
-    replicas: int
-    min_replicas: int
-    max_replicas: int
-    target_concurrency: int
-    cpu: str | None
-    memory: str | None
-
-
-def effective_serving(catalog: Catalog, binding: Binding) -> EffectiveServing:
-    """A binding's serving block over the catalog defaults over built-in defaults."""
-    own, base = binding.serving, catalog.defaults.serving
-
-    def pick(field: str, fallback: int) -> int:
-        for source in (own, base):
-            value = getattr(source, field)
-            if value is not None:
-                return int(value)
-        return fallback
-
-    replicas = pick("replicas", 1)
-    min_replicas = pick("min_replicas", min(replicas, 1))
-    max_replicas = pick("max_replicas", max(replicas, min_replicas, 1))
-    resources = own.resources or base.resources
-    return EffectiveServing(
-        replicas=replicas,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        target_concurrency=pick("target_concurrency", 8),
-        cpu=resources.cpu if resources else None,
-        memory=resources.memory if resources else None,
-    )
-
-
-_STEPPED = ("canary", "linear")
-DEFAULT_INTERVAL_SECONDS = 300
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveRollout:
-    """How a change to a binding's routes takes effect, complete and target-neutral.
-
-    A step moves a share of the traffic from the routes in force to the binding's new routes;
-    between steps the target waits ``interval_seconds`` and checks the guardrails, and a step
-    that breaks one stops the rollout (and rolls it back). ``steps`` lists the cumulative
-    percent of traffic on the new routes after each step.
-    """
-
-    strategy: str = "all_at_once"
-    step_percent: int = 100
-    interval_seconds: int = 0
-    max_error_rate: float | None = None
-    max_p99_latency_ms: int | None = None
-
-    @property
-    def steps(self) -> tuple[int, ...]:
-        """all_at_once: (100,); canary 10: (10, 100); linear 25: (25, 50, 75, 100)."""
-        step = self.step_percent
-        if self.strategy == "canary" and step < 100:
-            return (step, 100)
-        if self.strategy == "linear":
-            return (*range(step, 100, step), 100)
-        return (100,)
-
-    @property
-    def guarded(self) -> bool:
-        return self.max_error_rate is not None or self.max_p99_latency_ms is not None
-
-
-@dataclass(frozen=True, slots=True)
-class _Resolved:
-    """A rollout's fields as written (None: unset) and where each came from: own, defaults, builtin."""
-
-    strategy: str
-    step_percent: int | None
-    interval_seconds: int | None
-    max_error_rate: float | None
-    max_p99_latency_ms: int | None
-    source: Mapping[str, str]
-
-
-def _resolve_rollout(own: Rollout | None, base: Rollout | None) -> _Resolved:
-    """``own`` over ``base``, field by field; step_percent and interval_seconds are only taken from
-    ``base`` when ``own`` keeps its strategy (a canary's step is not a linear one's)."""
-    source: dict[str, str] = {}
-    if own is not None and "strategy" in own.model_fields_set:
-        strategy, source["strategy"] = own.strategy, "own"
-    elif base is not None and "strategy" in base.model_fields_set:
-        strategy, source["strategy"] = base.strategy, "defaults"
-    else:
-        strategy, source["strategy"] = "all_at_once", "builtin"
-    inherit = base is not None and base.strategy == strategy
-    values: dict[str, int | None] = {}
-    for name in ("step_percent", "interval_seconds"):
-        values[name], source[name] = None, "builtin"
-        if own is not None and getattr(own, name) is not None:
-            values[name], source[name] = getattr(own, name), "own"
-        elif inherit and getattr(base, name) is not None:
-            values[name], source[name] = getattr(base, name), "defaults"
-    guardrails, source["guardrails"] = None, "builtin"
-    if own is not None and own.guardrails is not None:
-        guardrails, source["guardrails"] = own.guardrails, "own"
-    elif base is not None and base.guardrails is not None:
-        guardrails, source["guardrails"] = base.guardrails, "defaults"
-    return _Resolved(
-        strategy=strategy,
-        step_percent=values["step_percent"],
-        interval_seconds=values["interval_seconds"],
-        max_error_rate=guardrails.max_error_rate if guardrails else None,
-        max_p99_latency_ms=guardrails.max_p99_latency_ms if guardrails else None,
-        source=source,
-    )
-
-
-def effective_rollout(catalog: Catalog, binding: Binding) -> EffectiveRollout:
-    """A binding's rollout block over ``defaults.rollout`` over all_at_once.
-
-    Fields the binding leaves out come from the defaults (step_percent and interval_seconds only
-    when the binding keeps the default strategy; guardrails as a whole block). Total even for an
-    invalid catalog: a stepped strategy without a step moves everything in one step.
-    """
-    r = _resolve_rollout(binding.rollout, catalog.defaults.rollout)
-    stepped = r.strategy in _STEPPED
-    return EffectiveRollout(
-        strategy=r.strategy,
-        step_percent=(r.step_percent or 100) if stepped else 100,
-        interval_seconds=(r.interval_seconds if r.interval_seconds is not None else DEFAULT_INTERVAL_SECONDS)
-        if stepped
-        else 0,
-        max_error_rate=r.max_error_rate,
-        max_p99_latency_ms=r.max_p99_latency_ms,
-    )
-
-
-def rollout_sources(catalog: Catalog, binding: Binding) -> Mapping[str, str]:
-    """Where each field of a binding's effective rollout comes from: ``own`` (the binding's
-    rollout block), ``defaults`` (``defaults.rollout``) or ``builtin``; keys: strategy,
-    step_percent, interval_seconds and guardrails."""
-    return _resolve_rollout(binding.rollout, catalog.defaults.rollout).source
-
-
-def declared_environments(catalog: Catalog) -> list[EnvironmentSpec]:
-    """The catalog's environments: those it declares, or, without an ``environments:`` section,
-    one per environment an application names (target local, no settings), in order of appearance."""
-    if catalog.environments is not None:
-        return [e for e in catalog.environments if e is not None]
-    names = dict.fromkeys(a.environment for a in catalog.applications if a is not None)
-    return [EnvironmentSpec(name=name) for name in names]
 
 
 def check_catalog(
@@ -530,12 +369,12 @@ _DIVISORS = (1, 2, 4, 5, 10, 20, 25, 50, 100)
 def _check_rollout(loc: tuple[str | int, ...], own: Rollout, base: Rollout | None) -> Iterator[Problem]:
     """A rollout as it takes effect; a problem caused by a field taken from ``base`` is left to
     the check of ``base`` itself (``defaults.rollout``), so it is reported once."""
-    r = _resolve_rollout(own, base)
+    r = resolve_rollout(own, base)
 
     def mine(name: str) -> bool:
         return r.source[name] == "own"
 
-    if r.strategy not in _STEPPED:
+    if r.strategy not in STEPPED_STRATEGIES:
         for name, value in (("step_percent", r.step_percent), ("interval_seconds", r.interval_seconds)):
             if value is not None and mine(name):
                 yield Problem(

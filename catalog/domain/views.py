@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from catalog.domain.effective import semver_key
 from catalog.domain.models import Catalog, Version
-from catalog.domain.rules import semver_key
 
 __all__ = ["ApplicationView", "BindingView", "RouteView", "application_views"]
 

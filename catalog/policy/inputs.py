@@ -16,8 +16,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from catalog.domain.effective import effective_rollout, effective_serving, semver_key
 from catalog.domain.models import Binding, Catalog, Model, Version
-from catalog.domain.rules import effective_rollout, effective_serving, semver_key
 from catalog.policy.findings import SubjectInput
 from catalog.policy.settings import Settings
 

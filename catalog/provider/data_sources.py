@@ -56,7 +56,7 @@ def application_values(catalog: Catalog, name: str) -> dict[str, Any] | None:
     routes and its serving settings resolved over ``defaults.serving``; ``weights`` maps
     ``model@version`` to percent for the enabled bindings.
     """
-    from catalog.domain.rules import effective_serving, semver_key
+    from catalog.domain.effective import effective_serving, semver_key
 
     app = next((a for a in catalog.applications if a.name == name), None)
     if app is None:

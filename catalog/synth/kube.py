@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from catalog.domain.deployment import Endpoint
-from catalog.domain.rules import EffectiveRollout
+from catalog.domain.effective import EffectiveRollout
 
 __all__ = [
     "BINDINGS_PACKAGE",

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from catalog.domain.deployment import environments
+from catalog.domain.effective import rollout_sources, semver_key
 from catalog.domain.models import Binding, Catalog
 from catalog.domain.problems import Loc, Problem
-from catalog.domain.rules import rollout_sources, semver_key
 from catalog.synth.base import Refusal
 
 __all__ = ["target_problems"]

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from catalog.domain.deployment import Environment, environments
-from catalog.domain.rules import EffectiveRollout
+from catalog.domain.effective import EffectiveRollout
 from catalog.synth.base import StackContext
 from catalog.validate import load_catalog
 from tests.conftest import DEMO

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from catalog.domain.rules import effective_serving
+from catalog.domain.effective import effective_serving
 from catalog.synth import synthesize
 from catalog.validate import load_catalog
 from tests.conftest import DEMO, ROOT, sha256_file

@@ -48,8 +48,8 @@ from functools import cached_property
 from typing import Any
 
 from catalog.domain.deployment import BindingPlan, Endpoint, Environment, RoutePlan, resource_id
+from catalog.domain.effective import EffectiveRollout
 from catalog.domain.models import SageMakerSettings
-from catalog.domain.rules import EffectiveRollout
 from catalog.errors import UsageError
 from catalog.synth.base import Bodies, Refusal, StackContext, served_bindings
 from catalog.synth.emit import add_resources, reference

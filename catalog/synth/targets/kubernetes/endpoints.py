@@ -28,8 +28,8 @@ from typing import Any
 
 from catalog.artifacts.fetch import TOKEN_ENV
 from catalog.domain.deployment import Endpoint, Environment
+from catalog.domain.effective import EffectiveRollout
 from catalog.domain.models import KubernetesSettings
-from catalog.domain.rules import EffectiveRollout
 from catalog.errors import UsageError
 from catalog.synth.base import Refusal, StackContext
 from catalog.synth.kube import endpoint_annotations, endpoint_labels, object_name, rollout_annotation
