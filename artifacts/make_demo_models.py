@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from catalog.yamlio.roundtrip import atomic_write
+from catalog.files import atomic_write
 
 IR_VERSION = 9
 OPSET = 17

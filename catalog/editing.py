@@ -25,9 +25,10 @@ from ruamel.yaml.tokens import CommentToken
 
 from catalog import filelock
 from catalog.errors import CatalogLocked, DiskFull, EditRefused, UsageError
+from catalog.files import atomic_write
 from catalog.validate import read_catalog_bytes, validate_bytes
 from catalog.yamlio.loader import decode
-from catalog.yamlio.roundtrip import RoundTrip, atomic_write
+from catalog.yamlio.roundtrip import RoundTrip
 
 __all__ = [
     "LOCK_TIMEOUT_ENV",

@@ -329,7 +329,7 @@ def plan_files(catalog: Catalog, catalog_text: str, policies: Mapping[str, bytes
 
 def write_files(folder: Path, files: Mapping[str, bytes], keep: Iterable[str] = ()) -> InitResult:
     """Write each file that does not exist in ``folder`` (atomically); report written and kept."""
-    from catalog.yamlio.roundtrip import atomic_write
+    from catalog.files import atomic_write
 
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} exists and is not a folder")

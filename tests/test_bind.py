@@ -125,7 +125,7 @@ def test_bind_keeps_the_file_mode(demo_copy: Path):
 _KILL_AT = textwrap.dedent(
     """
     import os, signal, sys
-    import catalog.yamlio.roundtrip as rt
+    import catalog.files as rt
     point = sys.argv[1]
     real = {"fsync": os.fsync, "replace": os.replace, "write": os.fdopen}
     def die(*a, **k):

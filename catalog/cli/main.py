@@ -99,7 +99,7 @@ def schema(fmt: str, check: bool, write: bool, schema_path: Path) -> int:
             click.echo(f"{schema_path} is up to date")
         return 1 if drift else 0
     if write:
-        from catalog.yamlio.roundtrip import atomic_write
+        from catalog.files import atomic_write
 
         schema_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(schema_path, render_schema().encode("utf-8"))

@@ -77,7 +77,7 @@ def check(
     else:
         text = sarif_log(result, path) if fmt == "sarif" else render(result, fmt)
     if output is not None:
-        from catalog.yamlio.roundtrip import atomic_write
+        from catalog.files import atomic_write
 
         atomic_write(output, text.encode("utf-8"))
         click.echo(f"{output}: policy check: {summary(result)}")

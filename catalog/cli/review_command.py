@@ -148,10 +148,10 @@ def review(
     validate, verify the artifacts the change touches, run the policies on what it touches, diff,
     and the resources an apply would change. Writes the comment, SARIF and JSON into --out.
     Exit 0: nothing blocks; 1: something does (invalid, an artifact failed, a policy denies)."""
+    from catalog.files import atomic_write
     from catalog.nogc import no_gc
     from catalog.policy.sarif import sarif_log
     from catalog.review import review as run_review
-    from catalog.yamlio.roundtrip import atomic_write
 
     with no_gc():
         result = run_review(

@@ -20,7 +20,7 @@ import stat
 import sys
 from pathlib import Path
 
-from catalog.yamlio.roundtrip import atomic_write
+from catalog.files import atomic_write
 
 __all__ = ["NAMESPACE", "PROVIDER_TYPE", "install_provider", "platform_name", "provider_version", "write_cli_config"]
 

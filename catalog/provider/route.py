@@ -36,6 +36,7 @@ from tf.types import List, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from catalog.errors import ModelcatError, ProcessFailed, RoutingTableInvalid
+from catalog.files import atomic_write
 from catalog.provider.config import problem_text
 from catalog.provider.processes import (
     ProcessId,
@@ -49,7 +50,6 @@ from catalog.provider.processes import (
     wait_router_table,
 )
 from catalog.provider.runstate import NAME, RouteRecord, RunDir
-from catalog.yamlio.roundtrip import atomic_write
 
 if TYPE_CHECKING:
     from catalog.provider.config import ProviderConfig

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from catalog.errors import RunStateError
+from catalog.files import atomic_write
 from catalog.provider.processes import ProcessId, http_client, is_alive
-from catalog.yamlio.roundtrip import atomic_write
 
 if TYPE_CHECKING:
     import httpx

@@ -152,7 +152,7 @@ class Workspace:
         Other configuration files in the directory (``*.tf``, ``*.tf.json``: Terraform would merge
         them in) and temporary files of an interrupted write are removed.
         """
-        from catalog.yamlio.roundtrip import atomic_write
+        from catalog.files import atomic_write
 
         data = tf_json.encode("utf-8") if isinstance(tf_json, str) else bytes(tf_json)
         self.dir.mkdir(parents=True, exist_ok=True)
