@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from catalog.policy.check import load_policies
 from catalog.policy.findings import SubjectInput
 from catalog.policy.inputs import catalog_inputs
-from catalog.policy.oracle import ORACLE, oracle_messages
 from catalog.policy.synth_inputs import block_inputs
 from tests.policy.helpers import POLICIES
+from tests.policy.oracle import ORACLE, oracle_messages
 from tests.policy.strategies import NOW, catalogs, stack_bodies
 
 
