@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from catalog.domain.diff import ApplicationChange, BindingChange, CatalogDiff, FieldChange, Traffic, VersionChange
+from catalog.domain.digests import is_digest
 from catalog.synth.blast import ACTIONS
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ __all__ = ["diff_json", "diff_markdown", "diff_text", "value_text", "warnings"]
 def value_text(value: object) -> str:
     if value is None:
         return "(none)"
-    if isinstance(value, str) and value.startswith("sha256:") and len(value) == 71:
+    if is_digest(value):
         return value[:19] + "…"
     if isinstance(value, list):
         return "[" + ", ".join(value_text(v) for v in value) + "]"

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from catalog.domain.digests import SHA256_HEX, is_digest
 from catalog.domain.problems import Loc, Problem
 
 __all__ = ["ArtifactURI", "UriRefusal", "check_artifact_uri", "parse_artifact_uri"]
@@ -34,8 +35,7 @@ _PORT = re.compile(r"^[0-9]{1,5}$")
 _COMPONENT = r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_COMPONENT}(/{_COMPONENT})*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_OCI_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_CONTENT_HEX = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+_CONTENT_HEX = re.compile(rf"(?<![0-9a-f]){SHA256_HEX}(?![0-9a-f])")
 _CHARACTER_NAMES = {"\0": "a NUL byte", "\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
 # Written as they are, these would be read as URL syntax by an http artifact source (base_url + path).
 _URL_SYNTAX = {"%": "a percent-escape, which nothing decodes", "?": "a query", "#": "a fragment"}
@@ -199,7 +199,7 @@ def check_artifact_uri(loc: Loc, uri: str, digest: str) -> Iterator[Problem]:
         yield Problem(parsed.code, parsed.message, loc=loc, hint=parsed.hint)
         return
     if parsed.kind == "oci":
-        if parsed.digest is None or not _OCI_DIGEST.match(parsed.digest):
+        if not is_digest(parsed.digest):
             yield Problem(
                 "artifact.mutable-reference",
                 f"{uri!r} is not pinned by digest (a tag can be moved to other bytes)",

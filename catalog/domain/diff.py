@@ -26,10 +26,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, computed_field
 
 from catalog.domain.effective import declared_environments, effective_rollout, effective_serving, semver_key
 from catalog.domain.models import Application, Binding, Catalog, Model, Signature, Version
+from catalog.domain.strict import STRICT
 
 __all__ = [
     "ApplicationChange",
@@ -55,9 +56,7 @@ Status = Literal["added", "removed", "changed"]
 
 
 class Strict(BaseModel):
-    """As ``catalog.domain.models.Strict``: strict, frozen, unknown fields forbidden."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = STRICT
 
 
 class FieldChange(Strict):

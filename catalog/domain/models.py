@@ -9,7 +9,10 @@ import re
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, Field, PlainValidator, WithJsonSchema
+
+from catalog.domain.digests import DIGEST, SHA256_DIGEST
+from catalog.domain.strict import STRICT
 
 __all__ = [
     "API_VERSION",
@@ -56,7 +59,6 @@ SEMVER = (
     r"(-(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(\.(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?"
     r"(\+[0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*)?$"
 )
-DIGEST = r"^sha256:[0-9a-f]{64}$"
 METRIC_NAME = r"^[a-z][a-z0-9_@.-]{0,62}$"
 LABEL_KEY = r"^[a-z0-9]([-a-z0-9_./]{0,61}[a-z0-9])?$"
 HEADER_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -76,7 +78,7 @@ HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9]
 IMAGE = (
     r"^([A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*(:[0-9]+)?/)?"
     r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
-    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+    rf"(:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(@{SHA256_DIGEST})?$"
 )
 HTTP_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?$"
 _S3_BUCKET = r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
@@ -126,7 +128,7 @@ K8sName = Annotated[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=False)
+    model_config = STRICT
 
 
 Stage = Literal["candidate", "production", "deprecated", "retired"]

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from catalog.domain.strict import STRICT
 from catalog.errors import PolicyEvalFailed, PolicyInvalid
 from catalog.policy.findings import RuleInfo, SubjectInput
 
@@ -43,7 +44,7 @@ UNDEFINED = object()  # what an engine's ``_evaluate`` returns for an undefined 
 
 
 class _RuleMeta(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = STRICT
 
     id: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]*[0-9]{3}$")]
     title: Annotated[str, Field(min_length=1, max_length=200)]

@@ -20,8 +20,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
+from catalog.domain.strict import STRICT
 from catalog.errors import FixtureInvalid
 from catalog.policy.check import evaluate, load_for_policies, load_policies
 from catalog.policy.contract import RuleEngine
@@ -48,13 +49,15 @@ def _date(value: Any) -> Any:
 
 
 class _Expected(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = STRICT
+
     subject: Annotated[str, Field(min_length=1)]
     message: Annotated[str, Field(min_length=1)]
 
 
 class _Expectation(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = STRICT
+
     now: Annotated[date, BeforeValidator(_date)] | None = None
     findings: list[_Expected] = []
 

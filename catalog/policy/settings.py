@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from catalog.domain.strict import STRICT
 from catalog.errors import PolicyConfigInvalid
 from catalog.policy.yamlfile import load_yaml, problem_position
 
@@ -20,7 +21,7 @@ SETTINGS_FILE = "settings.yaml"
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = STRICT
 
     max_step_percent: Annotated[int, Field(ge=1, le=100)] = Field(
         25, description="Largest share of traffic one canary or linear step may move"
@@ -36,10 +37,11 @@ class Settings(BaseModel):
 
 
 class _File(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = STRICT
 
     class _Modelcat(BaseModel):
-        model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+        model_config = STRICT
+
         settings: Settings = Settings()
 
     modelcat: _Modelcat = _Modelcat()

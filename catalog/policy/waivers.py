@@ -12,8 +12,9 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
+from catalog.domain.strict import STRICT
 from catalog.errors import PolicyConfigInvalid
 from catalog.policy.findings import Finding, RuleInfo
 from catalog.policy.yamlfile import load_yaml, problem_position
@@ -54,7 +55,7 @@ def _date(value: Any) -> Any:
 
 
 class _WaiverSpec(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = STRICT
 
     rule: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]*[0-9]{3}$")]
     subject: Annotated[str, Field(min_length=3, max_length=512)]
@@ -63,7 +64,7 @@ class _WaiverSpec(BaseModel):
 
 
 class _WaiversFile(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = STRICT
 
     waivers: list[_WaiverSpec] = []
 

@@ -127,7 +127,7 @@ class EndpointResource(Resource):
         )
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict[str, Any]) -> None:
-        from catalog.domain.models import DIGEST
+        from catalog.domain.digests import DIGEST
 
         super().validate(diags, type_name, config)
         name, digest, replicas = config.get("name"), config.get("digest"), config.get("replicas")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from catalog.artifacts.hashing import Hashed, Progress, hash_stream, manifest_digest
+from catalog.domain.digests import is_digest
 from catalog.errors import (
     ArtifactError,
     DigestMismatch,
@@ -38,7 +38,6 @@ from catalog.serving.oip import TensorMeta
 __all__ = ["MAIN_FILE", "LoadedModel", "load_verified", "new_run_options"]
 
 MAIN_FILE = "model.onnx"  # the model file inside a multi-file artifact
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _ORT_TYPES = {
     "tensor(bool)": "BOOL",
     "tensor(uint8)": "UINT8",
@@ -177,7 +176,7 @@ def load_verified(
     ArtifactError and its kinds when the artifact is missing, unsafe, too large or not loadable.
     ``threads`` sets onnxruntime's intra-op threads (0: its default).
     """
-    if not _DIGEST.match(digest):
+    if not is_digest(digest):
         raise UsageError(f"digest {digest!r} is not sha256:<64 lowercase hex>")
     where = str(artifact)
     try:

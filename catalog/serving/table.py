@@ -55,11 +55,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
-from catalog.domain.models import DIGEST, DNS_LABEL, HEADER_NAME, SEMVER
+from catalog.domain.digests import DIGEST
+from catalog.domain.models import DNS_LABEL, HEADER_NAME, SEMVER
 from catalog.domain.problems import Loc, Problem, display_path
 from catalog.domain.routing import BUCKETS
+from catalog.domain.strict import STRICT
 from catalog.errors import RoutingTableInvalid, RoutingTableUnreadable
 from catalog.wording import did_you_mean
 
@@ -93,7 +95,7 @@ def _replica_url(value: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=False)
+    model_config = STRICT
 
 
 ReplicaUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_replica_url)]

@@ -21,10 +21,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, computed_field
 
 from catalog.domain.deployment import Environment, resource_id
 from catalog.domain.diff import version_order
+from catalog.domain.strict import STRICT
 from catalog.synth.base import split_stack_name
 from catalog.synth.changes import describe_changes
 from catalog.synth.resources import StackResources
@@ -85,7 +86,7 @@ def replacing_attributes(resource_type: str) -> tuple[str, ...]:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 class ResourceChange(_Strict):

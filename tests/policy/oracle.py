@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from catalog.domain.digests import SHA256_DIGEST, SHA256_HEX
 from catalog.policy.settings import Settings
 
 __all__ = ["ORACLE", "oracle_messages"]
 
 Doc = Mapping[str, object]
-_HEX = re.compile(r"[0-9a-f]{64}")
-_OCI = re.compile(r"^oci://[^/@]+/[^@]+@sha256:[0-9a-f]{64}$")
+_HEX = re.compile(SHA256_HEX)
+_OCI = re.compile(rf"^oci://[^/@]+/[^@]+@{SHA256_DIGEST}$")
 _SECRET_WORD = re.compile(
     r"(^|[_.-])(password|passwd|passphrase|secret|token|api_?key|access_?key|secret_?key|private_?key"
     r"|client_?secret|credentials?)($|[_.-])"

@@ -35,6 +35,7 @@ from requests.adapters import HTTPAdapter
 from catalog.artifacts.hashing import CHUNK, hash_file, hash_stream, manifest_digest
 from catalog.artifacts.staging import StagingArea
 from catalog.artifacts.stores.base import MAIN_FILE, Fetched, StagedArtifact
+from catalog.domain.digests import SHA256_DIGEST, is_digest
 from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError, StoreUnreachable
 
 __all__ = ["ARTIFACT_TYPE", "DATA_MEDIA_TYPE", "MODEL_MEDIA_TYPE", "OciStore"]
@@ -58,9 +59,8 @@ MAX_MANIFEST = 4 << 20  # registries refuse larger manifests too
 _HOST = r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::(?P<port>[0-9]{1,5}))?"
 _PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPO = rf"(?P<repo>{_PART}(?:/{_PART})*)"
-_DIGEST = r"sha256:[0-9a-f]{64}"
 _REFERENCE = re.compile(rf"oci://{_HOST}/{_REPO}")
-_URI = re.compile(rf"oci://{_HOST}/{_REPO}@(?P<digest>{_DIGEST})")
+_URI = re.compile(rf"oci://{_HOST}/{_REPO}@(?P<digest>{SHA256_DIGEST})")
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def _layout(uri: str, manifest: object) -> list[tuple[str, str, int]]:
         if not isinstance(layer, dict):
             raise ArtifactError(uri, "the manifest has a malformed layer")
         digest, size, media = layer.get("digest"), layer.get("size"), layer.get("mediaType")
-        if not isinstance(digest, str) or not re.fullmatch(_DIGEST, digest):
+        if not is_digest(digest):
             raise ArtifactError(uri, f"a layer has an unsupported digest: {digest!r}")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ArtifactError(uri, f"layer {digest} has an invalid size: {size!r}")
@@ -277,7 +277,7 @@ class OciStore:
 
     def fetch(self, uri: str, digest: str, size: int, limit: int) -> Fetched:
         repo, match = _parse(_URI, uri, "OCI artifact URI (oci://host[:port]/repo@sha256:<64 hex>)")
-        if not re.fullmatch(_DIGEST, digest):
+        if not is_digest(digest):
             raise ArtifactError(uri, f"the expected digest {digest!r} is not sha256:<64 hex>")
         hexdigest = digest.removeprefix("sha256:")
         final = self.cache / "sha256" / hexdigest[:2] / hexdigest
