@@ -45,7 +45,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from os import PathLike
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from catalog.wording import plural
 
@@ -379,8 +379,18 @@ class PolicyError(ModelcatError):
 
     def __init__(self, detail: str, path: str = "", line: int = 0, column: int = 0) -> None:
         self.path, self.line, self.column = path, line, column
+        self.problems: list[Problem] = []  # every problem of a file that does not validate
         where = f"{path}:{line}:{column}: " if path and line else (f"{path}: " if path else "")
         super().__init__(detail, where=where)
+
+    @classmethod
+    def of_problems(cls, path: str, problems: Sequence[Problem]) -> Self:
+        """The error of a file with ``problems`` (at least one): located and worded as the first, carrying all."""
+        first = problems[0]
+        more = f" (and {plural(len(problems) - 1, 'more problem')})" if len(problems) > 1 else ""
+        error = cls(f"{first.path + ': ' if first.path else ''}{first.message}{more}", path, first.line, first.column)
+        error.problems = list(problems)
+        return error
 
 
 class PolicyInvalid(PolicyError):

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field
 
 from catalog.domain.strict import STRICT
 from catalog.errors import FixtureInvalid
@@ -30,7 +30,7 @@ from catalog.policy.findings import RuleInfo, SubjectInput
 from catalog.policy.inputs import base_versions, catalog_inputs
 from catalog.policy.rego import RegoPolicies
 from catalog.policy.synth_inputs import block_inputs
-from catalog.policy.yamlfile import load_yaml, problem_position
+from catalog.policy.yamlfile import load_model
 from catalog.validate import read_catalog_bytes
 from catalog.yamlio.loader import parse
 
@@ -100,13 +100,8 @@ def _expectation(case: Path) -> _Expectation:
         if not _stem(case).startswith("pass"):
             raise FixtureInvalid(f"no {path.name}: a case not named pass* says what it expects", str(case))
         return _Expectation()
-    text, document = load_yaml(path, FixtureInvalid)
-    try:
-        return _Expectation.model_validate(document if document is not None else {})
-    except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        line, column = problem_position(text, tuple(err["loc"]))
-        raise FixtureInvalid(f"{'.'.join(map(str, err['loc']))}: {err['msg']}", str(path), line, column) from e
+    _, expectation = load_model(path, _Expectation, FixtureInvalid)
+    return expectation
 
 
 def _inputs(case: Path, now: datetime, settings) -> list[SubjectInput]:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from catalog.domain.strict import STRICT
-from catalog.errors import PolicyConfigInvalid
-from catalog.policy.yamlfile import load_yaml, problem_position
+from catalog.policy.yamlfile import load_model
 
 __all__ = ["SETTINGS_FILE", "Settings", "load_settings"]
 
@@ -52,11 +51,5 @@ def load_settings(policies: Path) -> Settings:
     path = policies / SETTINGS_FILE
     if not path.exists():
         return Settings()
-    text, document = load_yaml(path)
-    try:
-        return _File.model_validate(document if document is not None else {}).modelcat.settings
-    except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        line, column = problem_position(text, tuple(err["loc"]))
-        where = ".".join(str(p) for p in err["loc"])
-        raise PolicyConfigInvalid(f"{where}: {err['msg']}", str(path), line, column) from e
+    _, parsed = load_model(path, _File)
+    return parsed.modelcat.settings

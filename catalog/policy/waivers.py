@@ -12,12 +12,11 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field
 
 from catalog.domain.strict import STRICT
-from catalog.errors import PolicyConfigInvalid
 from catalog.policy.findings import Finding, RuleInfo
-from catalog.policy.yamlfile import load_yaml, problem_position
+from catalog.policy.yamlfile import load_model, problem_position
 
 __all__ = ["EXPIRED", "UNUSED", "WAIVERS_FILE", "Waiver", "apply_waivers", "load_waivers"]
 
@@ -83,15 +82,7 @@ def load_waivers(policies: Path) -> list[Waiver]:
     path = policies / WAIVERS_FILE
     if not path.exists():
         return []
-    text, document = load_yaml(path)
-    try:
-        parsed = _WaiversFile.model_validate(document if document is not None else {})
-    except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        loc = tuple(err["loc"])
-        line, column = problem_position(text, loc)
-        where = ".".join(str(p) for p in loc)
-        raise PolicyConfigInvalid(f"{where}: {err['msg']}", str(path), line, column) from e
+    text, parsed = load_model(path, _WaiversFile)
     waivers = []
     for i, spec in enumerate(parsed.waivers):
         line, _ = problem_position(text, ("waivers", i))

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import DEMO
-from tests.policy.helpers import FIXTURES, NOW, POLICIES
+from tests.policy.helpers import FIXTURES, NOW, POLICIES, copy_policies
 
 
 def test_demo_catalog_has_no_deny(cli):
@@ -136,3 +136,23 @@ def test_sarif_validates_against_the_sarif_2_1_0_schema(cli, tmp_path: Path):
     broken = json.loads(result.output)
     broken["runs"][0]["results"] = [{"ruleId": "MC005", "level": "fatal", "message": {}}]
     assert len(sarif_errors(broken)) >= 2
+
+
+def test_settings_file_with_two_mistakes_reports_both_with_their_lines(cli, tmp_path: Path):
+    """Every problem of policies/settings.yaml, each at its line: listed in text as validate lists
+    a catalog's, and all in the JSON's problems."""
+    folder = copy_policies(tmp_path / "policies")
+    settings = folder / "settings.yaml"
+    settings.write_text("modelcat:\n  settings:\n    max_step_percent: 0\n    min_production_replicas: many\n")
+    result = cli("policy", "check", DEMO, "--now", NOW, "--policies", folder, "--format", "json")
+    assert result.exit_code == 2
+    report = json.loads(result.output)
+    assert not report["ok"] and report["error"]["code"] == "policy_config_invalid"
+    assert [(p["file"], p["line"], p["column"], p["path"]) for p in report["problems"]] == [
+        (str(settings), 3, 23, "modelcat.settings.max_step_percent"),
+        (str(settings), 4, 30, "modelcat.settings.min_production_replicas"),
+    ]
+    result = cli("policy", "check", DEMO, "--now", NOW, "--policies", folder)
+    assert result.exit_code == 2
+    assert f"{settings}:3:23: error: modelcat.settings.max_step_percent: " in result.output
+    assert f"{settings}:4:30: error: modelcat.settings.min_production_replicas: " in result.output

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from catalog.errors import FixtureInvalid
 from catalog.policy.fixtures import fixture_cases, run_fixture_tests
 from tests.policy.helpers import FIXTURES, POLICIES, copy_policies
 
@@ -61,6 +62,18 @@ def test_a_wrong_expectation_fails(tmp_path: Path):
     assert not result.ok
     (case,) = [c for c in result.cases if c.case == "fail.yaml"]
     assert case.expected - case.actual and case.actual - case.expected
+
+
+def test_fixture_expectation_with_two_mistakes_reports_both_with_their_lines(tmp_path: Path):
+    folder = copy_policies(tmp_path / "policies", ("MC006",))
+    expect = folder / "fixtures" / "MC006" / "fail.expect.yaml"
+    expect.write_text("now: 2026-13-01\nfindings:\n  - subject: binding/checkout/scorer\n")
+    with pytest.raises(FixtureInvalid) as info:
+        run_fixture_tests(folder)
+    assert [(p.file, p.line, p.path) for p in info.value.problems] == [
+        (str(expect), 1, "now"),
+        (str(expect), 3, "findings[0].message"),
+    ]
 
 
 def test_a_rule_without_fixtures_fails(tmp_path: Path):

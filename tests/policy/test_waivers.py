@@ -86,6 +86,16 @@ def test_bad_waivers_file_is_a_clear_error(tmp_path: Path, text: str, line: int,
     assert what in str(info.value)
 
 
+def test_waivers_file_with_two_mistakes_reports_both_with_their_lines(tmp_path: Path):
+    no_reason = _waiver("2027-01-01").replace("    reason: agreed with SRE for the holiday freeze\n", "")
+    with pytest.raises(PolicyConfigInvalid) as info:
+        _check(tmp_path, _waiver("2026-13-01") + no_reason[len("waivers:\n") :])
+    problems = info.value.problems
+    assert [(p.line, p.path) for p in problems] == [(5, "waivers[0].expires"), (6, "waivers[1].reason")]
+    assert all(p.file.endswith("waivers.yaml") and p.severity == "error" for p in problems)
+    assert "not a date" in problems[0].message and "and 1 more problem" in str(info.value)
+
+
 def test_cli_reports_waived_findings(tmp_path: Path, cli):
     folder = copy_policies(tmp_path / "policies")
     (folder / "waivers.yaml").write_text(_waiver("2027-01-31"))
