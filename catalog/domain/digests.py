@@ -1,6 +1,6 @@
 """How a content digest is written: ``sha256:`` and 64 lowercase hex digits.
 
-A leaf module (it imports only ``re``): the serving replica checks digests with it without
+A leaf module (standard library only): the serving replica checks digests with it without
 loading the pydantic models.
 """
 
