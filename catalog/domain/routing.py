@@ -29,6 +29,7 @@ from typing import Literal, NamedTuple, Protocol
 
 __all__ = [
     "BUCKETS",
+    "SPLIT_HINT",
     "Assignment",
     "RandomSource",
     "bucket_of",
@@ -37,9 +38,11 @@ __all__ = [
     "key_hash",
     "pick_version",
     "shares",
+    "split_problem",
 ]
 
 BUCKETS = 100
+SPLIT_HINT = f"weights are integer percentages; make them sum to exactly {BUCKETS}"
 _KEY_HASH_DOMAIN = b"modelcat/sticky-key\x00"
 
 How = Literal["sticky", "random", "pinned"]
@@ -66,6 +69,14 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+def split_problem(weights: Iterable[int]) -> str | None:
+    """What is wrong with the sum of a split's weights (``route weights add up to 95, not 100``),
+    or None when they fill the ``BUCKETS`` exactly. The one check of the sum: the catalog's
+    bindings, the provider's routes and the router's table all ask it."""
+    total = sum(weights)
+    return None if total == BUCKETS else f"route weights add up to {total}, not {BUCKETS}"
+
+
 def bucket_of(key: str, salt: str = "") -> int:
     """The bucket (0-99) of a sticky key: the first 8 bytes of sha256 of ``salt/key`` (or of ``key``
     when there is no salt), big-endian, modulo 100."""
@@ -85,6 +96,7 @@ def bucket_table(routes: Iterable[tuple[str, int]]) -> tuple[str, ...]:
     weights do not add up to 100.
     """
     slots: list[str] = []
+    weights: list[int] = []
     seen: set[str] = set()
     for version, weight in routes:
         if not isinstance(version, str) or not version:
@@ -95,8 +107,10 @@ def bucket_table(routes: Iterable[tuple[str, int]]) -> tuple[str, ...]:
         if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= BUCKETS:
             raise ValueError(f"the weight of {version} is {weight!r}: it must be an integer from 0 to {BUCKETS}")
         slots.extend([version] * weight)
-    if len(slots) != BUCKETS:
-        raise ValueError(f"weights add up to {len(slots)}, not {BUCKETS}")
+        weights.append(weight)
+    problem = split_problem(weights)
+    if problem:
+        raise ValueError(problem)
     return tuple(slots)
 
 

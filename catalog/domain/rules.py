@@ -32,6 +32,7 @@ from catalog.domain.models import (
     Version,
 )
 from catalog.domain.problems import Problem
+from catalog.domain.routing import SPLIT_HINT, split_problem
 from catalog.domain.stores import check_stores
 from catalog.wording import did_you_mean
 
@@ -253,15 +254,9 @@ def _check_application(
             yield from _check_gates((*bloc, "gates"), binding.gates.min_metrics)
         if binding.rollout is not None:
             yield from _check_rollout((*bloc, "rollout"), binding.rollout, catalog.defaults.rollout)
-        total = sum(route.weight for route in binding.routes)
-        if total != 100:
-            yield Problem(
-                "binding.weights",
-                f"route weights add up to {total}, not 100",
-                loc=(*bloc, "routes"),
-                hint="weights are integer percentages; make them sum to exactly 100",
-                at_key=True,
-            )
+        unbalanced = split_problem(route.weight for route in binding.routes)
+        if unbalanced:
+            yield Problem("binding.weights", unbalanced, loc=(*bloc, "routes"), hint=SPLIT_HINT, at_key=True)
         model = models.get(binding.model)
         if model is None and binding.model not in unchecked_models:
             yield Problem(

@@ -60,7 +60,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from catalog.domain.digests import DIGEST
 from catalog.domain.models import DNS_LABEL, HEADER_NAME, SEMVER
 from catalog.domain.problems import Loc, Problem, display_path
-from catalog.domain.routing import BUCKETS
+from catalog.domain.routing import BUCKETS, SPLIT_HINT, split_problem
 from catalog.domain.strict import STRICT
 from catalog.errors import RoutingTableInvalid, RoutingTableUnreadable
 from catalog.wording import did_you_mean
@@ -177,14 +177,9 @@ def _cross_problems(table: RoutingTable, document: object, file: str) -> list[Pr
         if model.name in seen_models:
             add("table.duplicate-model", f"model {model.name!r} is listed twice", ("models", i, "name"))
         seen_models.add(model.name)
-        total = sum(route.weight for route in model.routes)
-        if total != BUCKETS:
-            add(
-                "table.weights",
-                f"route weights add up to {total}, not {BUCKETS}",
-                ("models", i, "routes"),
-                "weights are integer percentages; make them sum to exactly 100",
-            )
+        unbalanced = split_problem(route.weight for route in model.routes)
+        if unbalanced:
+            add("table.weights", unbalanced, ("models", i, "routes"), SPLIT_HINT)
         versions: set[str] = set()
         digests: dict[str, str] = {}
         for j, route in enumerate(model.routes):
