@@ -32,10 +32,12 @@ from tf.iface import (
     UpgradeContext,
 )
 from tf.schema import Attribute, Schema
-from tf.types import List, Map, Number, String, Unknown
+from tf.types import List, Number, String, Unknown
 from tf.utils import Diagnostics
 
+from catalog.domain.bodies import DEFAULT_HOST, EndpointBody
 from catalog.errors import ModelcatError
+from catalog.provider.body_schema import body_schema, is_whole
 from catalog.provider.processes import (
     ProcessId,
     process_cmdline,
@@ -51,9 +53,8 @@ from catalog.provider.runstate import NAME, EndpointRecord, Instance, RunDir, pr
 if TYPE_CHECKING:
     from catalog.provider.config import ProviderConfig
 
-__all__ = ["DEFAULT_HOST", "EndpointResource", "parallel"]
+__all__ = ["EndpointResource", "parallel"]
 
-DEFAULT_HOST = "127.0.0.1"
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -78,9 +79,7 @@ def _instance(ident: ProcessId, url: str, log: Path) -> Instance:
 
 
 def _count(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        return None
-    return int(value)
+    return int(value) if is_whole(value) else None
 
 
 class EndpointResource(Resource):
@@ -100,30 +99,12 @@ class EndpointResource(Resource):
 
     @classmethod
     def get_schema(cls) -> Schema:
-        def fixed(name: str, description: str) -> Attribute:
-            return Attribute(name, String(), description=description, required=True, requires_replace=True)
-
-        return Schema(
-            attributes=[
-                fixed("name", "Endpoint name (letters, digits, '.', '_', '-'); names its record in the run directory"),
-                fixed("model", "Model name, as in models.yaml"),
-                fixed("version", "Model version, as in models.yaml"),
-                fixed("digest", "sha256:<64 hex> the replicas must serve"),
-                fixed("artifact", "Path (relative to the catalog's folder) or catalog URI (file://, oci://)"),
-                Attribute("replicas", Number(), description="Replica processes to run (>= 1)", required=True),
-                Attribute(
-                    "host",
-                    String(),
-                    description=f"Address the replicas listen on (default {DEFAULT_HOST})",
-                    optional=True,
-                    computed=True,
-                    requires_replace=True,
-                    default=DEFAULT_HOST,
-                ),
-                Attribute("labels", Map(String()), description="Free-form labels, kept in the record", optional=True),
+        return body_schema(
+            EndpointBody,
+            computed=[
                 Attribute("urls", List(String()), description="Base URLs of the healthy replicas", computed=True),
                 Attribute("pids", List(Number()), description="Process ids of the healthy replicas", computed=True),
-            ]
+            ],
         )
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict[str, Any]) -> None:

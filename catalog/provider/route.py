@@ -1,11 +1,14 @@
 """Resource ``modelcat_route``: one application's router process and the routing table it serves.
 
-The ``route`` blocks become a ``modelcat/routing-v1`` table (grouped by model, in block order;
+The ``model`` blocks, each with its ``route`` blocks, are the routing table (``modelcat/routing-v1``,
 see ``catalog.serving.table``), validated by the router's own parser before it is written
 atomically. A change of routes rewrites the table and waits until the running router reports
 the new table's sha256 on ``GET /routing``: the router is not restarted. ``read`` returns the
-routes in the table file, so a hand edit shows up in the next plan; a dead router (checked by
+models in the table file, so a hand edit shows up in the next plan; a dead router (checked by
 pid and start time) makes the route gone, and the next apply starts it again.
+
+Schema version 1; version 0 (before the model blocks) had one flat ``route`` block per version,
+naming its model: ``upgrade`` groups them by model, as the table file always was.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tf.blocks import SetNestedBlock
-from tf.gen import tfplugin_pb2 as pb
 from tf.iface import (
     CreateContext,
     DeleteContext,
@@ -31,12 +32,15 @@ from tf.iface import (
     UpdateContext,
     UpgradeContext,
 )
-from tf.schema import Attribute, Block, Schema
-from tf.types import List, Number, String, Unknown
+from tf.schema import Attribute, Schema
+from tf.types import Number, String, Unknown
 from tf.utils import Diagnostics
 
+from catalog.domain.bodies import DEFAULT_HOST, RouteBody, RouterBody
+from catalog.domain.routing import BUCKETS, SPLIT_HINT, split_problem
 from catalog.errors import ModelcatError, ProcessFailed, RoutingTableInvalid
 from catalog.files import atomic_write
+from catalog.provider.body_schema import body_schema, is_whole
 from catalog.provider.config import problem_text
 from catalog.provider.processes import (
     ProcessId,
@@ -53,90 +57,54 @@ from catalog.provider.runstate import NAME, RouteRecord, RunDir
 
 if TYPE_CHECKING:
     from catalog.provider.config import ProviderConfig
-    from catalog.serving.table import RoutingTable
 
-__all__ = ["ListNestedBlock", "RouteResource", "routes_of_table", "table_bytes"]
+__all__ = ["SCHEMA_VERSION", "RouteResource", "models_of_flat_routes", "table_bytes"]
 
-DEFAULT_HOST = "127.0.0.1"
-
-
-class ListNestedBlock(SetNestedBlock):
-    """A nested block list (``tf`` ships only set and single): ordered, compared item by item."""
-
-    def to_pb(self) -> pb.Schema.NestedBlock:
-        message = super().to_pb()
-        message.nesting = pb.Schema.NestedBlock.NestingMode.LIST
-        return message
-
-    def decode(self, value: Any) -> Any:
-        return value if value is None else super().decode(value)
-
-    def encode(self, value: Any) -> Any:
-        return value if value is None else super().encode(value)
-
-    def semantically_equal(self, a_decoded: Any, b_decoded: Any) -> bool:
-        return a_decoded == b_decoded
+SCHEMA_VERSION = 1  # 0: flat route blocks, each naming its model
 
 
-def _whole(value: object) -> object:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def table_bytes(application: str, routes: list[dict[str, Any]]) -> bytes:
-    """The routing table for ``routes`` (route blocks), grouped by model in first-seen order.
+def table_bytes(application: str, models: list[dict[str, Any]]) -> bytes:
+    """The routing table of ``models`` (``model`` blocks), as the router reads it.
 
     Raises RoutingTableInvalid (the router's own checks) with every problem.
     """
-    from catalog.serving.table import API_VERSION, parse_table
+    from catalog.serving.table import parse_table, table_document
 
-    models: dict[str, dict[str, Any]] = {}
-    for route in routes:
-        model = models.setdefault(route["model"], {"name": route["model"], "routes": []})
-        if route.get("sticky_key"):
-            model["sticky_key"] = route["sticky_key"]
-        model["routes"].append(
-            {
-                "version": route["version"],
-                "weight": _whole(route["weight"]),
-                "digest": route["digest"],
-                "replicas": list(route.get("replicas") or []),
-            }
-        )
-    document = {"apiVersion": API_VERSION, "application": application, "models": list(models.values())}
-    data = (json.dumps(document, indent=2) + "\n").encode()
+    data = (json.dumps(table_document(application, models), indent=2) + "\n").encode()
     parse_table(data, f"routing table of {application}")
     return data
 
 
-def routes_of_table(table: RoutingTable, order: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Route blocks from a table, in the order of ``order`` (prior route blocks) where they match."""
-    routes = [
-        {
-            "model": model.name,
-            "version": route.version,
-            "weight": route.weight,
-            "digest": route.digest,
-            "sticky_key": table.sticky_key_of(model),
-            "replicas": list(route.replicas),
-        }
-        for model in table.models
-        for route in model.routes
-    ]
-    rank = {(r.get("model"), r.get("version")): i for i, r in enumerate(order or [])}
-    return sorted(routes, key=lambda r: rank.get((r["model"], r["version"]), len(rank)))
+def models_of_flat_routes(routes: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Schema 0's flat ``route`` blocks (each naming its model, and the model's sticky key) as
+    ``model`` blocks: grouped by model in first-seen order, as schema 0 wrote its table."""
+    models: dict[str, dict[str, Any]] = {}
+    for route in routes or []:
+        model = models.setdefault(route["model"], {"name": route["model"], "sticky_key": None, "route": []})
+        model["sticky_key"] = route.get("sticky_key") or model["sticky_key"]
+        model["route"].append({name: route.get(name) for name in RouteBody.model_fields})
+    return list(models.values())
 
 
-def _sticky_conflicts(routes: list[dict[str, Any]]) -> list[str]:
-    seen: dict[str, object] = {}
-    bad = []
-    for route in routes:
-        model, key = route.get("model"), route.get("sticky_key")
-        if model is Unknown or key is Unknown:
+def _weight_problems(models: list[Any]) -> list[tuple[str, list[Any]]]:
+    """Each known weight that is no integer percent, and each model whose weights (all known) do
+    not sum to ``BUCKETS``: (message, attribute path)."""
+    problems: list[tuple[str, list[Any]]] = []
+    for i, model in enumerate(models):
+        routes = model.get("route") if isinstance(model, dict) else None
+        if not isinstance(routes, list):
             continue
-        if model in seen and seen[model] != key and str(model) not in bad:
-            bad.append(str(model))
-        seen.setdefault(str(model), key)
-    return bad
+        weights = [route.get("weight") if isinstance(route, dict) else Unknown for route in routes]
+        for j, weight in enumerate(weights):
+            if weight not in (None, Unknown) and not (is_whole(weight) and 0 <= weight <= BUCKETS):
+                where = f"{model.get('name')} {routes[j].get('version')}"
+                message = f"the weight of {where} is {weight}: it must be an integer from 0 to {BUCKETS}"
+                problems.append((message, ["model", (i,), "route", (j,), "weight"]))
+        if weights and all(is_whole(w) for w in weights):
+            unbalanced = split_problem(int(w) for w in weights)
+            if unbalanced:
+                problems.append((f"model {model.get('name')!r}: {unbalanced}", ["model", (i,), "route"]))
+    return problems
 
 
 class RouteResource(Resource):
@@ -155,58 +123,16 @@ class RouteResource(Resource):
 
     @classmethod
     def get_schema(cls) -> Schema:
-        route = Block(
-            attributes=[
-                Attribute("model", String(), description="Model name", required=True),
-                Attribute("version", String(), description="Model version", required=True),
-                Attribute(
-                    "weight", Number(), description="Integer percent; a model's weights sum to 100", required=True
-                ),
-                Attribute("digest", String(), description="sha256 digest the version's replicas serve", required=True),
-                Attribute(
-                    "sticky_key",
-                    String(),
-                    description="Request header pinning a caller to one version (the same on every route of a model)",
-                    optional=True,
-                ),
-                Attribute(
-                    "replicas",
-                    List(String()),
-                    description="Base URLs of the version's replicas, e.g. modelcat_endpoint.x.urls",
-                    required=True,
-                ),
-            ]
-        )
-        return Schema(
-            attributes=[
-                Attribute(
-                    "application", String(), description="Application name", required=True, requires_replace=True
-                ),
-                Attribute(
-                    "port",
-                    Number(),
-                    description="Port to listen on (default 0: any free port)",
-                    optional=True,
-                    computed=True,
-                    requires_replace=True,
-                    default=0,
-                ),
-                Attribute(
-                    "host",
-                    String(),
-                    description=f"Address to listen on (default {DEFAULT_HOST})",
-                    optional=True,
-                    computed=True,
-                    requires_replace=True,
-                    default=DEFAULT_HOST,
-                ),
+        return body_schema(
+            RouterBody,
+            computed=[
                 Attribute("url", String(), description="The router's base URL", computed=True),
                 Attribute("pid", Number(), description="The router's process id", computed=True),
                 Attribute(
                     "table_path", String(), description="The routing table file the router watches", computed=True
                 ),
             ],
-            block_types=[ListNestedBlock("route", route)],
+            version=SCHEMA_VERSION,
         )
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict[str, Any]) -> None:
@@ -214,21 +140,16 @@ class RouteResource(Resource):
         application = config.get("application")
         if isinstance(application, str) and not re.fullmatch(NAME, application):
             diags.add_error(f"{type_name}: application {application!r} is not a name", path=["application"])
-        routes = config.get("route")
-        if isinstance(routes, list):
-            for model in _sticky_conflicts([r for r in routes if isinstance(r, dict)]):
-                diags.add_error(
-                    f"{type_name}: the routes of model {model!r} name different sticky_key values",
-                    "A model has one sticky key: set the same sticky_key on each of its routes (or on none).",
-                    path=["route"],
-                )
+        models = config.get("model")
+        for message, path in _weight_problems(models if isinstance(models, list) else []):
+            diags.add_error(f"{type_name}: {message}", SPLIT_HINT, path=path)
 
     # -- helpers ----------------------------------------------------------------------------------
 
     def _write_table(self, diags: Diagnostics, state: State) -> tuple[Path, str] | None:
-        application, routes = state["application"], state.get("route") or []
+        application, models = state["application"], state.get("model") or []
         try:
-            data = table_bytes(application, routes)
+            data = table_bytes(application, models)
         except RoutingTableInvalid as e:
             diags.add_error(f"modelcat_route {application}: the routes make an invalid table", problem_text(e.problems))
             return None
@@ -318,7 +239,7 @@ class RouteResource(Resource):
         return self._with(planned, record)
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
-        from catalog.serving.table import load_table
+        from catalog.serving.table import load_table, model_blocks
 
         try:
             record = self._live_record(current)
@@ -328,11 +249,11 @@ class RouteResource(Resource):
         if record is None:
             return None  # the router is gone: the next apply starts it again
         try:
-            routes = routes_of_table(load_table(record.table).table, current.get("route"))
+            models = model_blocks(load_table(record.table).table)
         except ModelcatError as e:
             ctx.diagnostics.add_warning(f"modelcat_route {record.application}: table unusable, will rewrite", str(e))
-            routes = []
-        return {**self._with(current, record), "route": routes}
+            models = []
+        return {**self._with(current, record), "model": models}
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State | None:
         if current is not None and self._live_record(current) is None:  # died since the refresh: update restarts it
@@ -375,7 +296,7 @@ class RouteResource(Resource):
         self.run.remove_record(record)
 
     def import_(self, ctx: ImportContext, id: str) -> State | None:
-        from catalog.serving.table import load_table
+        from catalog.serving.table import load_table, model_blocks
 
         try:
             record = self.run.read_route(id)
@@ -384,12 +305,16 @@ class RouteResource(Resource):
                     f"modelcat_route {id}: no record", f"{self.run.route_file(id)} does not exist"
                 )
                 return None
-            routes = routes_of_table(load_table(record.table).table)
+            models = model_blocks(load_table(record.table).table)
         except ModelcatError as e:
             ctx.diagnostics.add_error(f"modelcat_route {id}: {e}")
             return None
-        state = {"application": record.application, "port": record.port, "host": record.host, "route": routes}
+        state = {"application": record.application, "port": record.port, "host": record.host, "model": models}
         return self._with(state, record)
 
     def upgrade(self, ctx: UpgradeContext, version: int, old: State) -> State | None:
-        return old
+        """A state of an older schema in this one's shape (``old`` is the raw state Terraform stored)."""
+        if version >= SCHEMA_VERSION:
+            return old
+        kept = {key: value for key, value in old.items() if key != "route"}
+        return {**kept, "model": models_of_flat_routes(old.get("route"))}

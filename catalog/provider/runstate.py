@@ -11,7 +11,8 @@ Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, 
                                      instances still run until Terraform deletes it
     routes/<application>.json        {application, url, pid, start_time, table, assignment_log,
                                       log, host, port}
-    routes/<application>.table.json  the routing table the router serves (modelcat/routing-v1)
+    routes/<application>.table.json  the routing table the router serves (modelcat/routing-v1):
+                                     the route's model blocks
     logs/                            one log per process; <application>.assignments.jsonl
 
 ``artifact`` is the resolved local path the replicas load, ``artifact_ref`` the value written in

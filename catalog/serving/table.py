@@ -41,6 +41,9 @@ listed here is an error, so a typo never goes unnoticed):
     the model) and ``replicas`` (base URLs ``http[s]://host:port[/prefix]`` of the processes
     serving this version; may be empty only when the weight is 0).
 
+A router's Terraform body holds the same models (``catalog.domain.bodies.ModelBody``, its routes
+in ``route`` blocks): ``table_document`` writes them as a table, ``model_blocks`` reads them back.
+
 ``load_table(path)`` returns a ``RoutingTable`` or raises ``RoutingTableInvalid`` with every
 problem found (file, field path, message, hint) or ``RoutingTableUnreadable`` when the file
 cannot be read at all.
@@ -50,6 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -72,7 +76,9 @@ __all__ = [
     "RoutingTable",
     "TableRoute",
     "load_table",
+    "model_blocks",
     "parse_table",
+    "table_document",
 ]
 
 API_VERSION = "modelcat/routing-v1"
@@ -123,6 +129,33 @@ class RoutingTable(_Strict):
 
     def sticky_key_of(self, model: ModelRoutes) -> str | None:
         return model.sticky_key or self.sticky_key
+
+
+def table_document(application: str, models: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The table of ``application`` whose models are ``models``, ``model`` blocks (``ModelBody``'s
+    fields, as dicts): each block's ``route`` written ``routes``, a null sticky key left out."""
+    from catalog.domain.bodies import RouteBody  # not loaded by the router, which only reads tables
+
+    def model(block: Mapping[str, Any]) -> dict[str, Any]:
+        routes = [{name: route[name] for name in RouteBody.model_fields} for route in block["route"] or []]
+        sticky_key = {"sticky_key": block["sticky_key"]} if block.get("sticky_key") else {}
+        return {"name": block["name"], "routes": routes, **sticky_key}
+
+    return {"apiVersion": API_VERSION, "application": application, "models": [model(m) for m in models]}
+
+
+def model_blocks(table: RoutingTable) -> list[dict[str, Any]]:
+    """The table's models as ``model`` blocks (each with its sticky key resolved): ``table_document``'s inverse."""
+    from catalog.domain.bodies import ModelBody, RouteBody
+
+    return [
+        ModelBody(
+            name=model.name,
+            sticky_key=table.sticky_key_of(model),
+            route=[RouteBody(**route.model_dump()) for route in model.routes],
+        ).model_dump()
+        for model in table.models
+    ]
 
 
 @dataclass(frozen=True, slots=True)

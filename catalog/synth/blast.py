@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, computed_field
 
+from catalog.domain.bodies import EndpointBody, RouterBody
 from catalog.domain.deployment import Environment, resource_id
 from catalog.domain.diff import version_order
 from catalog.domain.strict import STRICT
@@ -48,14 +49,14 @@ ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete")
 EVERY = "*"
 _KUBERNETES_OBJECT = ("metadata.name", "metadata.namespace")
 # Resource type -> the attribute paths whose change makes Terraform replace the object ("*": any
-# change). modelcat_*: the attributes the provider marks requires_replace (catalog/provider/
-# endpoint.py, route.py; a test holds this table to them). kubernetes_* (the typed resources):
-# the object's name and namespace. kubernetes_manifest: the object's identity inside the manifest.
+# change). modelcat_*: the bodies' replaced_by (catalog/domain/bodies.py), which the provider marks
+# requires_replace. kubernetes_* (the typed resources): the object's name and namespace.
+# kubernetes_manifest: the object's identity inside the manifest.
 # aws_sagemaker_model and aws_sagemaker_endpoint_configuration are immutable in SageMaker; an
 # endpoint keeps its name; an autoscaling target its scalable resource.
 REPLACED_BY: dict[str, tuple[str, ...]] = {
-    "modelcat_endpoint": ("name", "model", "version", "digest", "artifact", "host"),
-    "modelcat_route": ("application", "port", "host"),
+    "modelcat_endpoint": EndpointBody.replaced_by,
+    "modelcat_route": RouterBody.replaced_by,
     "kubernetes_manifest": (
         "manifest.apiVersion",
         "manifest.kind",
@@ -131,8 +132,9 @@ class BlastRadius(_Strict):
 # -- comparing bodies -------------------------------------------------------------------------
 
 
-def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{path: scalar or empty container}``; a one-item list of a block is walked as the block."""
+def _leaves(value: Any, prefix: str = "", single_blocks: bool = True) -> dict[str, Any]:
+    """``{path: scalar or empty container}``; with ``single_blocks`` (a provider's blocks of at
+    most one, as CDK writes them) a one-item list of a block is walked as the block."""
     if isinstance(value, Mapping):
         if not value:
             return {prefix: {}}
@@ -140,20 +142,21 @@ def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
         for key in value:
             if not prefix and key in META_ARGUMENTS:
                 continue
-            out.update(_leaves(value[key], f"{prefix}.{key}" if prefix else str(key)))
+            out.update(_leaves(value[key], f"{prefix}.{key}" if prefix else str(key), single_blocks))
         return out
     if isinstance(value, list) and value:
-        if len(value) == 1 and isinstance(value[0], Mapping):
-            return _leaves(value[0], prefix)
+        if single_blocks and len(value) == 1 and isinstance(value[0], Mapping):
+            return _leaves(value[0], prefix, single_blocks)
         out = {}
         for i, item in enumerate(value):
-            out.update(_leaves(item, f"{prefix}.{i}"))
+            out.update(_leaves(item, f"{prefix}.{i}", single_blocks))
         return out
     return {prefix: value}
 
 
-def _changed_paths(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
-    old, new = _leaves(before), _leaves(after)
+def _changed_paths(resource_type: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    single_blocks = not resource_type.startswith("modelcat_")  # modelcat's blocks are lists: model.0.route.1
+    old, new = _leaves(before, single_blocks=single_blocks), _leaves(after, single_blocks=single_blocks)
     return [p for p in dict.fromkeys([*old, *new]) if old.get(p, _ABSENT) != new.get(p, _ABSENT)]
 
 
@@ -270,18 +273,23 @@ def _detail(resource_type: str, action: Action, before: Any, after: Any) -> str:
     return ""
 
 
-_ROUTE_ITEM = re.compile(r"^route\.(?:(\d+)\.)?(.+)$")  # no index: the only route
+_ROUTE_ITEM = re.compile(r"^model\.(\d+)\.(?:route\.(\d+)\.)?(.+)$")
 
 
 def _route_path(path: str, body: Mapping[str, Any] | None) -> str:
-    """``route.0.digest`` of a router as ``fraud-scorer 1.3.0 digest``."""
+    """A router's ``model.0.route.1.digest`` as ``fraud-scorer 1.4.0 digest``, ``model.0.sticky_key``
+    as ``fraud-scorer sticky_key``."""
     match = _ROUTE_ITEM.match(path)
-    routes = (body or {}).get("route")
-    index = int(match[1] or 0) if match is not None else 0
-    if match is None or not isinstance(routes, list) or index >= len(routes):
+    models = (body or {}).get("model")
+    if match is None or not isinstance(models, list) or int(match[1]) >= len(models):
         return path
-    route = routes[index]
-    return f"{route.get('model')} {route.get('version')} {match[2]}"
+    model = models[int(match[1])]
+    if match[2] is None:
+        return f"{model.get('name')} {match[3]}"
+    routes = model.get("route")
+    if not isinstance(routes, list) or int(match[2]) >= len(routes):
+        return path
+    return f"{model.get('name')} {routes[int(match[2])].get('version')} {match[3]}"
 
 
 # -- the diff ---------------------------------------------------------------------------------
@@ -302,7 +310,7 @@ def _stack_changes(
             elif rid not in old:
                 actions[(kind, rid)] = ("create", [])
             else:
-                changed = _changed_paths(old[rid], new[rid])
+                changed = _changed_paths(kind, old[rid], new[rid])
                 forcing = _forces(kind, changed)
                 if forcing:
                     actions[(kind, rid)] = ("replace", forcing + [p for p in changed if p not in forcing])

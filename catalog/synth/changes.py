@@ -60,14 +60,19 @@ def _endpoint(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
     return subject, ", ".join(details)
 
 
-def _weights(routes: Iterable[Mapping[str, Any]] | None) -> dict[tuple[str, str], int]:
-    return {(str(r.get("model")), str(r.get("version"))): int(r.get("weight") or 0) for r in routes or ()}
+def _weights(models: Iterable[Mapping[str, Any]] | None) -> dict[tuple[str, str], int]:
+    """``(model, version) -> weight`` of a router's ``model`` blocks."""
+    return {
+        (str(m.get("name")), str(r.get("version"))): int(r.get("weight") or 0)
+        for m in models or ()
+        for r in m.get("route") or ()
+    }
 
 
 def _route(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, action: str) -> tuple[str, str]:
     state = after or before or {}
     subject = f"{state.get('application')}: router"
-    old, new = _weights((before or {}).get("route")), _weights((after or {}).get("route"))
+    old, new = _weights((before or {}).get("model")), _weights((after or {}).get("model"))
     parts = []
     for key in list(dict.fromkeys([*old, *new])):
         model, version = key

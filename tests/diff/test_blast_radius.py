@@ -76,7 +76,7 @@ def test_weight_change_on_a_local_app_updates_exactly_its_router() -> None:
     assert (change.application, change.model, change.version) == ("checkout", None, None)
     assert change.subject == "checkout: router"
     assert change.detail == "fraud-scorer 1.3.0 90 -> 80 %, fraud-scorer 1.4.0 10 -> 20 %"
-    assert change.attributes == ["route.0.weight", "route.1.weight"]
+    assert change.attributes == ["model.0.route.0.weight", "model.0.route.1.weight"]
 
 
 def test_digest_swap_replaces_the_endpoint_and_updates_the_router() -> None:
@@ -95,7 +95,22 @@ def test_digest_swap_replaces_the_endpoint_and_updates_the_router() -> None:
     assert replaced.detail == f"bytes sha256:{FRAUD_1_3_0[:12]} -> sha256:{new_hex[:12]}"
     assert replaced.subject == "checkout: fraud-scorer 1.3.0 endpoint"
     router = blast.stacks[0].changes[0]
-    assert (router.attributes, router.detail) == (["route.0.digest"], "fraud-scorer 1.3.0 digest")
+    assert (router.attributes, router.detail) == (["model.0.route.0.digest"], "fraud-scorer 1.3.0 digest")
+
+
+def test_a_change_of_a_routers_model_blocks_is_told_by_model_name() -> None:
+    text = demo_text()
+    after = text.replace("sticky_key: x-session-id", "sticky_key: x-visitor-id").replace(
+        "      - model: search-ranker\n", "      - model: search-ranker\n        sticky_key: x-visitor-id\n"
+    )
+    (stack,) = _blast(text, after).stacks
+    assert [(c.address, c.attributes, c.detail) for c in stack.changes] == [
+        (
+            "modelcat_route.storefront",
+            ["model.0.sticky_key", "model.1.sticky_key"],
+            "recommender sticky_key, search-ranker sticky_key",
+        )
+    ]
 
 
 def test_digest_swap_on_kubernetes_rolls_the_deployment_in_place() -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "endpoint_block",
     "errors_text",
     "infer",
+    "model_block",
     "provider_block",
     "route_block",
     "terraform_env",
@@ -70,15 +71,19 @@ def endpoint_block(name: str, version: dict[str, str], replicas: int) -> dict[st
     return {"name": name, **version, "replicas": replicas}
 
 
-def route_block(version: dict[str, str], weight: int, endpoint: str, sticky_key: str | None = "x-user-id") -> dict:
-    block = {
-        "model": version["model"],
+def route_block(version: dict[str, str], weight: int, endpoint: str) -> dict[str, Any]:
+    """A ``route`` block: ``version`` at ``weight``, served by the replicas of ``endpoint``."""
+    return {
         "version": version["version"],
         "weight": weight,
         "digest": version["digest"],
         "replicas": f"${{modelcat_endpoint.{endpoint}.urls}}",
     }
-    return block | ({"sticky_key": sticky_key} if sticky_key else {})
+
+
+def model_block(name: str, *routes: dict[str, Any], sticky_key: str | None = "x-user-id") -> dict[str, Any]:
+    """A ``model`` block of a ``modelcat_route``: the model's routes (``route_block``)."""
+    return {"name": name, "route": list(routes)} | ({"sticky_key": sticky_key} if sticky_key else {})
 
 
 def infer(base: str, model: str, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -26,6 +26,7 @@ from tests.provider.terraform_fixtures import (
     endpoint_block,
     errors_text,
     infer,
+    model_block,
     provider_block,
     route_block,
 )
@@ -43,7 +44,13 @@ def config(ws: Workspace, weights: tuple[int, int] = (90, 10), replicas: int = 2
         "modelcat_route": {
             "r": {
                 "application": "checkout",
-                "route": [route_block(FRAUD_130, weights[0], "e"), route_block(FRAUD_140, weights[1], "e14")],
+                "model": [
+                    model_block(
+                        "fraud-scorer",
+                        route_block(FRAUD_130, weights[0], "e"),
+                        route_block(FRAUD_140, weights[1], "e14"),
+                    )
+                ],
             }
         },
     }
@@ -161,8 +168,8 @@ def test_a_hand_edited_table_shows_up_in_the_plan_and_a_lost_record_is_adopted(w
     assert result.retcode == 0, errors_text(result)
     assert workspace.actions() == {"modelcat_route.r": ["update"]}
     change = workspace.changes()["modelcat_route.r"]
-    assert [r["weight"] for r in change["before"]["route"]] == [80, 20]
-    assert [r["weight"] for r in change["after"]["route"]] == [90, 10]
+    assert [r["weight"] for r in change["before"]["model"][0]["route"]] == [80, 20]
+    assert [r["weight"] for r in change["after"]["model"][0]["route"]] == [90, 10]
     adopted = endpoint(workspace, "fraud-140")  # proven by its command line, re-recorded by the refresh
     assert [(i.pid, i.start_time, i.url) for i in adopted.instances] == [
         (i.pid, i.start_time, i.url) for i in canary.instances

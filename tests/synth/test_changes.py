@@ -21,7 +21,7 @@ def _endpoint(version: str, digest: str, replicas: int) -> dict:
 def _route(*weights: tuple[str, int]) -> dict:
     return {
         "application": "checkout",
-        "route": [{"model": "fraud-scorer", "version": v, "weight": w} for v, w in weights],
+        "model": [{"name": "fraud-scorer", "route": [{"version": v, "weight": w} for v, w in weights]}],
     }
 
 

@@ -87,16 +87,17 @@ def test_routes_carry_the_catalog_weights_in_order_with_references(demo_stacks: 
         stack = demo_stacks[f"{app.environment}-local"]
         body = stack["resource"]["modelcat_route"][app.name]
         expected = [(b.model, r.version, r.weight, b.sticky_key) for b in app.bindings if b.enabled for r in b.routes]
-        got = [(r["model"], r["version"], r["weight"], r.get("sticky_key")) for r in body["route"]]
+        got = [(m["name"], r["version"], r["weight"], m.get("sticky_key")) for m in body["model"] for r in m["route"]]
         assert got == expected
-        for entry in body["route"]:
-            (target,) = REF.match(entry["replicas"]).groups()
-            endpoint = stack["resource"]["modelcat_endpoint"][target]
-            assert (endpoint["model"], endpoint["version"], endpoint["digest"]) == (
-                entry["model"],
-                entry["version"],
-                entry["digest"],
-            )
+        for model in body["model"]:
+            for entry in model["route"]:
+                (target,) = REF.match(entry["replicas"]).groups()
+                endpoint = stack["resource"]["modelcat_endpoint"][target]
+                assert (endpoint["model"], endpoint["version"], endpoint["digest"]) == (
+                    model["name"],
+                    entry["version"],
+                    entry["digest"],
+                )
         assert stack["output"][f"{app.name}_url"]["value"] == f"${{modelcat_route.{app.name}.url}}"
 
 
@@ -110,7 +111,7 @@ def test_a_disabled_binding_runs_and_routes_nothing(tmp_path: Path) -> None:
     assert list(stacks) == ["production-local"]
     stack = stacks["production-local"]
     assert not [e for e in stack["resource"]["modelcat_endpoint"].values() if e["model"] == "search-ranker"]
-    assert "search-ranker" not in {r["model"] for r in stack["resource"]["modelcat_route"]["storefront"]["route"]}
+    assert "search-ranker" not in {m["name"] for m in stack["resource"]["modelcat_route"]["storefront"]["model"]}
 
 
 def test_cli_synth_writes_stacks_and_refuses_bad_input(cli, tmp_path: Path, write) -> None:

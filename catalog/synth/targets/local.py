@@ -3,7 +3,9 @@
 
 Per endpoint a ``modelcat_endpoint`` (its replicas; replaced create-before-destroy when its
 version or bytes change, so the new replicas are ready and the route switched before the old
-ones stop); per application a ``modelcat_route`` (its router, fed the endpoints' replica URLs).
+ones stop); per application a ``modelcat_route`` (its router: per model a ``model`` block, per
+version a ``route`` block fed the endpoint's replica URLs). The bodies' shapes are
+``catalog.domain.bodies``, shared with the provider.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
+from catalog.domain.bodies import DEFAULT_HOST, EndpointBody, RouterBody, router_models
 from catalog.domain.deployment import ApplicationPlan, Endpoint, Environment
 from catalog.synth.base import Bodies, Refusal, StackContext, run_dir
 from catalog.synth.emit import add_outputs, add_resources, reference
@@ -19,38 +22,29 @@ __all__ = ["PROVIDER_SOURCE", "LocalTarget", "synthesize_bodies"]
 
 PROVIDER_SOURCE = "modelcat/modelcat"
 ENDPOINT, ROUTE = "modelcat_endpoint", "modelcat_route"
-HOST = "127.0.0.1"
 
 
 def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
-    return {
-        "name": endpoint.name,
-        "model": endpoint.model,
-        "version": endpoint.version,
-        "digest": endpoint.digest,
-        "artifact": endpoint.artifact,
-        "replicas": endpoint.serving.replicas,
-        "host": HOST,
-        "labels": endpoint.labels(),
-        "lifecycle": {"create_before_destroy": True},
-    }
+    body = EndpointBody(
+        name=endpoint.name,
+        model=endpoint.model,
+        version=endpoint.version,
+        digest=endpoint.digest,
+        artifact=endpoint.artifact,
+        replicas=endpoint.serving.replicas,
+        host=DEFAULT_HOST,
+        labels=endpoint.labels(),
+    )
+    return body.body() | {"lifecycle": {"create_before_destroy": True}}
+
+
+def _replicas(endpoint: Endpoint) -> str | list[str]:
+    """The endpoint's replica URLs, known once its resource is applied; none without replicas."""
+    return reference(ENDPOINT, endpoint.id, "urls") if endpoint.serving.replicas else []
 
 
 def route_body(app: ApplicationPlan) -> dict[str, Any]:
-    routes = []
-    for binding in app.bindings:
-        for route in binding.routes:
-            entry: dict[str, Any] = {
-                "model": binding.model,
-                "version": route.version,
-                "weight": route.weight,
-                "digest": route.endpoint.digest,
-                "replicas": reference(ENDPOINT, route.endpoint.id, "urls") if route.endpoint.serving.replicas else [],
-            }
-            if binding.sticky_key:
-                entry["sticky_key"] = binding.sticky_key
-            routes.append(entry)
-    return {"application": app.name, "host": HOST, "port": 0, "route": routes}
+    return RouterBody(application=app.name, host=DEFAULT_HOST, port=0, model=router_models(app, _replicas)).body()
 
 
 def synthesize_bodies(context: StackContext) -> dict[str, dict[str, Any]]:

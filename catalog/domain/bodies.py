@@ -1,0 +1,116 @@
+"""The bodies of the ``modelcat`` provider's resources, one typed shape each. Pure, no IO.
+
+The local target writes them (``Body.body()``: the resource's JSON in ``cdk.tf.json``) and the
+provider derives its Terraform schema from them (``catalog.provider.body_schema``), so a field is
+named, typed and described once.
+
+- ``modelcat_endpoint`` is an ``EndpointBody``: one model version's replicas.
+- ``modelcat_route`` is a ``RouterBody``: one application's router. Its ``model`` blocks are the
+  models of the router's routing table (``catalog.serving.table``), in the table's order, each
+  with its ``route`` blocks, one per version: the body is the table, apart from ``route`` being
+  written ``routes`` there. Weights are integer percents; the sum of a model's weights is checked
+  by ``catalog.domain.routing.split_problem``.
+
+A field of type ``X | str`` holds an X or, in a synthesized body, a Terraform expression giving
+one (``${modelcat_endpoint.<id>.urls}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from catalog.domain.routing import BUCKETS
+from catalog.domain.strict import STRICT
+
+if TYPE_CHECKING:  # the router reads tables with these shapes: it need not load the deployment plan
+    from catalog.domain.deployment import ApplicationPlan, Endpoint
+
+__all__ = ["DEFAULT_HOST", "Body", "EndpointBody", "ModelBody", "RouteBody", "RouterBody", "router_models"]
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+class Body(BaseModel):
+    """A resource body or nested block; ``replaced_by``: the fields whose change replaces the object."""
+
+    model_config = STRICT
+    replaced_by: ClassVar[tuple[str, ...]] = ()
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body (a field left unset, None, is left out)."""
+        return self.model_dump(exclude_none=True)
+
+
+class EndpointBody(Body):
+    """``modelcat_endpoint``: ``replicas`` processes serving one model version, verified against ``digest``."""
+
+    replaced_by: ClassVar[tuple[str, ...]] = ("name", "model", "version", "digest", "artifact", "host")
+
+    name: str = Field(
+        description="Endpoint name (letters, digits, '.', '_', '-'); names its record in the run directory"
+    )
+    model: str = Field(description="Model name, as in models.yaml")
+    version: str = Field(description="Model version, as in models.yaml")
+    digest: str = Field(description="sha256:<64 hex> the replicas must serve")
+    artifact: str = Field(description="Path (relative to the catalog's folder) or catalog URI (file://, oci://)")
+    replicas: int = Field(description="Replica processes to run (>= 1)")
+    host: str = Field(DEFAULT_HOST, description=f"Address the replicas listen on (default {DEFAULT_HOST})")
+    labels: dict[str, str] | None = Field(None, description="Free-form labels, kept in the record")
+
+
+class RouteBody(Body):
+    """A ``route`` block: one version's share of its model's traffic, a route of the routing table."""
+
+    version: str = Field(description="Model version")
+    weight: Annotated[int, Field(ge=0, le=BUCKETS)] = Field(
+        description=f"Integer percent; a model's weights sum to {BUCKETS}"
+    )
+    digest: str = Field(description="sha256 digest the version's replicas serve")
+    replicas: list[str] | str = Field(
+        description="Base URLs of the version's replicas, e.g. modelcat_endpoint.x.urls (empty only at weight 0)"
+    )
+
+
+class ModelBody(Body):
+    """A ``model`` block: one model of the routing table, its versions' routes in their declared order."""
+
+    name: str = Field(description="Model name")
+    sticky_key: str | None = Field(None, description="Request header pinning a caller to one version of the model")
+    route: list[RouteBody] = Field(
+        description="The model's versions, in the order that fixes their buckets (the one being rolled out last)"
+    )
+
+
+class RouterBody(Body):
+    """``modelcat_route``: one application's router, serving the routing table of its ``model`` blocks."""
+
+    replaced_by: ClassVar[tuple[str, ...]] = ("application", "port", "host")
+
+    application: str = Field(description="Application name")
+    host: str = Field(DEFAULT_HOST, description=f"Address to listen on (default {DEFAULT_HOST})")
+    port: int = Field(0, description="Port to listen on (default 0: any free port)")
+    model: list[ModelBody] = Field(description="The routing table: per model, its routes")
+
+
+def router_models(app: ApplicationPlan, replicas: Callable[[Endpoint], list[str] | str]) -> list[ModelBody]:
+    """An application's routing table as ``model`` blocks: per binding its model, per route its
+    version in the catalog's order; ``replicas(endpoint)`` says where each version is served."""
+    return [
+        ModelBody(
+            name=binding.model,
+            sticky_key=binding.sticky_key,
+            route=[
+                RouteBody(
+                    version=route.version,
+                    weight=route.weight,
+                    digest=route.endpoint.digest,
+                    replicas=replicas(route.endpoint),
+                )
+                for route in binding.routes
+            ],
+        )
+        for binding in app.bindings
+    ]

@@ -1,0 +1,108 @@
+"""Terraform schemas derived from the resource bodies (``catalog.domain.bodies``).
+
+One attribute per field and one list of nested blocks per list of bodies, named and described as
+the field is. A field without a default is required; one defaulting to None is optional; one with
+another default is optional and computed (the plan shows the default). The body's
+``replaced_by`` fields require replacement. ``str`` is a String, ``int`` a Number (the resources
+refuse fractions in ``validate``; the plugin protocol has no integer type), lists and maps of them
+Lists and Maps; ``X | None`` and ``X | str`` (a value or a Terraform expression) are X.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import UnionType
+from typing import Any, TypeGuard, Union, get_args, get_origin
+
+from tf.blocks import SetNestedBlock
+from tf.gen import tfplugin_pb2 as pb
+from tf.schema import Attribute, Block, Schema
+from tf.types import List, Map, Number, String, TfType, Unknown
+
+from catalog.domain.bodies import Body
+
+__all__ = ["ListNestedBlock", "body_schema", "is_whole"]
+
+
+class ListNestedBlock(SetNestedBlock):
+    """A nested block list (``tf`` ships only set and single): ordered, compared item by item."""
+
+    def to_pb(self) -> pb.Schema.NestedBlock:
+        message = super().to_pb()
+        message.nesting = pb.Schema.NestedBlock.NestingMode.LIST
+        return message
+
+    def decode(self, value: Any) -> Any:
+        return value if value is None else super().decode(value)
+
+    def encode(self, value: Any) -> Any:
+        return value if value is None else super().encode(value)
+
+    def semantically_equal(self, a_decoded: Any, b_decoded: Any) -> bool:
+        return a_decoded == b_decoded
+
+
+def is_whole(value: object) -> TypeGuard[int | float]:
+    """Whether a known number is a whole one (what an ``int`` field may hold)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and value == int(value)
+
+
+def _chosen(annotation: Any) -> Any:
+    """A union's first member that is not None: ``list[str] | str`` -> ``list[str]``."""
+    if get_origin(annotation) in (Union, UnionType):
+        return next(arg for arg in get_args(annotation) if arg is not type(None))
+    return annotation
+
+
+def _tf_type(annotation: Any) -> TfType:
+    annotation = _chosen(annotation)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is str:
+        return String()
+    if annotation is int:
+        return Number()
+    if origin is list:
+        return List(_tf_type(args[0]))
+    if origin is dict and args[0] is str:
+        return Map(_tf_type(args[1]))
+    raise TypeError(f"no Terraform type for {annotation!r}")
+
+
+def _nested(annotation: Any) -> type[Body] | None:
+    """The body of a list of bodies (a list of nested blocks), else None."""
+    annotation = _chosen(annotation)
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        if isinstance(item, type) and issubclass(item, Body):
+            return item
+    return None
+
+
+def _block(body: type[Body]) -> Block:
+    attributes, blocks = [], []
+    for name, field in body.model_fields.items():
+        nested = _nested(field.annotation)
+        if nested is not None:
+            blocks.append(ListNestedBlock(name, _block(nested)))
+            continue
+        required = field.is_required()
+        planned = not required and field.default is not None
+        attributes.append(
+            Attribute(
+                name,
+                _tf_type(field.annotation),
+                description=field.description,
+                required=required,
+                optional=not required,
+                computed=planned,
+                requires_replace=name in body.replaced_by,
+                default=field.default if planned else Unknown,
+            )
+        )
+    return Block(attributes=attributes, block_types=blocks)
+
+
+def body_schema(body: type[Body], computed: Sequence[Attribute] = (), version: int | None = None) -> Schema:
+    """The schema of a resource whose configuration is ``body`` and whose results are ``computed``."""
+    block = _block(body)
+    return Schema(attributes=[*block.attributes, *computed], block_types=block.block_types, version=version)

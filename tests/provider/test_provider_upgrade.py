@@ -1,0 +1,124 @@
+"""A Terraform state written by the provider before its ``model`` blocks (``modelcat_route`` schema
+0: one flat ``route`` block per version, naming its model) keeps working: Terraform asks the
+provider to upgrade it, and the upgraded state equals the configuration in the new shape.
+
+The old state is written by hand, in the exact shape the old provider stored (attributes sorted,
+an absent sticky key null, routes in configuration order, models interleaved), around the
+processes a first apply started.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.provider.terraform_fixtures import (
+    DEMO,
+    FRAUD_130,
+    FRAUD_140,
+    Workspace,
+    endpoint_block,
+    errors_text,
+    model_block,
+    provider_block,
+    route_block,
+)
+
+CHURN_110 = {
+    "model": "churn-predictor",
+    "version": "1.1.0",
+    "digest": "sha256:8e62c94845baff7ea80fe613ecda38d66671ec07790ecb6d4b8c9b1bd06e6e18",
+    "artifact": "artifacts/sha256/8e/8e62c94845baff7ea80fe613ecda38d66671ec07790ecb6d4b8c9b1bd06e6e18",
+}
+
+
+def config(ws: Workspace) -> dict[str, Any]:
+    document = provider_block(DEMO, ws.run_dir)
+    document["resource"] = {
+        "modelcat_endpoint": {
+            "e13": endpoint_block("fraud-130", FRAUD_130, 1),
+            "e14": endpoint_block("fraud-140", FRAUD_140, 1),
+            "c": endpoint_block("churn-110", CHURN_110, 1),
+        },
+        "modelcat_route": {
+            "r": {
+                "application": "checkout",
+                "model": [
+                    model_block("fraud-scorer", route_block(FRAUD_130, 90, "e13"), route_block(FRAUD_140, 10, "e14")),
+                    model_block("churn-predictor", route_block(CHURN_110, 100, "c"), sticky_key=None),
+                ],
+            }
+        },
+    }
+    return document
+
+
+def schema_0_attributes(new: dict[str, Any], urls: dict[str, list[str]]) -> dict[str, Any]:
+    """The attributes the provider of schema 0 stored for the same router, as it wrote them."""
+
+    def route(version: dict[str, str], weight: int, sticky_key: str | None) -> dict[str, Any]:
+        return {
+            "digest": version["digest"],
+            "model": version["model"],
+            "replicas": urls[version["version"]],
+            "sticky_key": sticky_key,
+            "version": version["version"],
+            "weight": weight,
+        }
+
+    return {
+        "application": "checkout",
+        "host": "127.0.0.1",
+        "pid": new["pid"],
+        "port": 0,
+        "route": [route(FRAUD_130, 90, "x-user-id"), route(CHURN_110, 100, None), route(FRAUD_140, 10, "x-user-id")],
+        "table_path": new["table_path"],
+        "url": new["url"],
+    }
+
+
+def _instance(state: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    (resource,) = [r for r in state["resources"] if (r["type"], r["name"]) == (kind, name)]
+    (instance,) = resource["instances"]
+    return instance  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+def test_a_state_of_flat_routes_is_upgraded_to_model_blocks_and_plans_no_change(workspace: Workspace) -> None:
+    workspace.write_json(config(workspace))
+    assert workspace.init().retcode == 0
+    result = workspace.apply()
+    assert result.retcode == 0, errors_text(result)
+
+    state_file = workspace.dir / "terraform.tfstate"
+    state = json.loads(state_file.read_text())
+    router = _instance(state, "modelcat_route", "r")
+    assert router["schema_version"] == 1
+    urls = {
+        version["version"]: _instance(state, "modelcat_endpoint", name)["attributes"]["urls"]
+        for version, name in ((FRAUD_130, "e13"), (FRAUD_140, "e14"), (CHURN_110, "c"))
+    }
+    router["attributes"] = schema_0_attributes(router["attributes"], urls)
+    router["schema_version"] = 0
+    state["serial"] += 1
+    state_file.write_text(json.dumps(state, indent=2))
+
+    result = workspace.tf.plan(json=True, refresh=False, out="tfplan")  # the upgraded state itself
+    assert result.retcode == 0, errors_text(result)
+    workspace.last_plan = workspace.tf.show("tfplan", json=True).value
+    assert workspace.actions() == {}
+    result = workspace.plan()  # and refreshed from the router's table
+    assert result.retcode == 0, errors_text(result)
+    assert workspace.actions() == {}
+
+    assert workspace.tf.refresh().retcode == 0  # Terraform stores the state in the new shape
+    upgraded = _instance(json.loads(state_file.read_text()), "modelcat_route", "r")
+    assert upgraded["schema_version"] == 1 and "route" not in upgraded["attributes"]
+    assert [
+        (m["name"], m["sticky_key"], [r["version"] for r in m["route"]]) for m in upgraded["attributes"]["model"]
+    ] == [
+        ("fraud-scorer", "x-user-id", ["1.3.0", "1.4.0"]),
+        ("churn-predictor", None, ["1.1.0"]),
+    ]

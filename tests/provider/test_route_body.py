@@ -1,0 +1,144 @@
+"""The ``modelcat_route`` body: its ``model`` blocks are the routing table, its weights integers
+whose sum is checked before the plan, and a state of schema 0 (flat routes) is upgraded."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tf.iface import UpgradeContext
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from catalog.domain.bodies import RouterBody
+from catalog.provider.config import ProviderConfig
+from catalog.provider.route import RouteResource, table_bytes
+from catalog.serving.table import API_VERSION, model_blocks, parse_table
+
+A = "sha256:" + "a" * 64
+B = "sha256:" + "b" * 64
+C = "sha256:" + "c" * 64
+
+
+def _model(name: str, *weights: Any, sticky_key: str | None = None) -> dict[str, Any]:
+    routes = [
+        {"version": f"1.{i}.0", "weight": w, "digest": d, "replicas": [f"http://127.0.0.1:{8001 + i}"]}
+        for i, (w, d) in enumerate(zip(weights, (A, B, C), strict=False))
+    ]
+    return {"name": name, "sticky_key": sticky_key, "route": routes}
+
+
+def _errors(config: dict[str, Any]) -> list[tuple[str, Any]]:
+    diags = Diagnostics()
+    RouteResource(ProviderConfig()).validate(diags, "modelcat_route", config)
+    return [(d.summary, d.path) for d in diags.diagnostics if d.severity == "error"]
+
+
+def test_the_schema_is_the_router_body_with_model_blocks_holding_route_blocks() -> None:
+    schema = RouteResource.get_schema()
+    assert schema.version == 1
+    assert {a.name for a in schema.attributes} == {"application", "host", "port", "url", "pid", "table_path"}
+    (model,) = schema.block_types
+    assert (model.type_name, [a.name for a in model.block.attributes]) == ("model", ["name", "sticky_key"])
+    (route,) = model.block.block_types
+    assert (route.type_name, [a.name for a in route.block.attributes]) == (
+        "route",
+        ["version", "weight", "digest", "replicas"],
+    )
+    assert RouterBody.replaced_by == ("application", "port", "host")
+
+
+def test_a_fractional_weight_is_refused_when_the_configuration_is_validated() -> None:
+    errors = _errors({"application": "checkout", "model": [_model("fraud-scorer", 87.5, 12.5)]})
+    assert errors == [
+        (
+            "modelcat_route: the weight of fraud-scorer 1.0.0 is 87.5: it must be an integer from 0 to 100",
+            ["model", (0,), "route", (0,), "weight"],
+        ),
+        (
+            "modelcat_route: the weight of fraud-scorer 1.1.0 is 12.5: it must be an integer from 0 to 100",
+            ["model", (0,), "route", (1,), "weight"],
+        ),
+    ]
+
+
+def test_a_models_weights_must_sum_to_the_buckets_when_validated() -> None:
+    config = {"application": "checkout", "model": [_model("fraud-scorer", 90, 10), _model("recommender", 90, 5)]}
+    assert _errors(config) == [
+        ("modelcat_route: model 'recommender': route weights add up to 95, not 100", ["model", (1,), "route"])
+    ]
+    assert _errors({"application": "checkout", "model": [_model("fraud-scorer", 90.0, 10)]}) == []  # 90.0 is 90
+
+
+def test_unknown_weights_are_left_for_the_apply() -> None:
+    assert _errors({"application": "checkout", "model": [_model("fraud-scorer", Unknown, 10)]}) == []
+    assert _errors({"application": "checkout", "model": Unknown}) == []
+
+
+def test_the_table_file_is_the_model_blocks() -> None:
+    models = [_model("fraud-scorer", 90, 10, sticky_key="x-user-id"), _model("recommender", 100)]
+    data = table_bytes("checkout", models)
+    assert json.loads(data) == {
+        "apiVersion": API_VERSION,
+        "application": "checkout",
+        "models": [
+            {"name": "fraud-scorer", "routes": models[0]["route"], "sticky_key": "x-user-id"},
+            {"name": "recommender", "routes": models[1]["route"]},
+        ],
+    }
+    assert model_blocks(parse_table(data)) == models
+
+
+def test_a_schema_0_state_of_flat_routes_is_upgraded_to_model_blocks() -> None:
+    def flat(model: str, version: str, weight: int, digest: str, sticky_key: str | None) -> dict[str, Any]:
+        replicas = [f"http://127.0.0.1:{weight + 8000}"]
+        return {
+            "digest": digest,
+            "model": model,
+            "replicas": replicas,
+            "sticky_key": sticky_key,
+            "version": version,
+            "weight": weight,
+        }
+
+    old = {  # as the provider of schema 0 stored it (attributes of its raw JSON state)
+        "application": "checkout",
+        "host": "127.0.0.1",
+        "pid": 4242,
+        "port": 0,
+        "route": [
+            flat("fraud-scorer", "1.3.0", 90, A, "x-user-id"),
+            flat("churn-predictor", "1.1.0", 100, C, None),
+            flat("fraud-scorer", "1.4.0", 10, B, "x-user-id"),
+        ],
+        "table_path": "/run/routes/checkout.table.json",
+        "url": "http://127.0.0.1:9000",
+    }
+    diags = Diagnostics()
+    new = RouteResource(ProviderConfig()).upgrade(
+        UpgradeContext(diags, "modelcat_route"), 0, json.loads(json.dumps(old))
+    )
+    assert diags.diagnostics == []
+    assert new == {
+        "application": "checkout",
+        "host": "127.0.0.1",
+        "pid": 4242,
+        "port": 0,
+        "table_path": "/run/routes/checkout.table.json",
+        "url": "http://127.0.0.1:9000",
+        "model": [
+            {
+                "name": "fraud-scorer",
+                "sticky_key": "x-user-id",
+                "route": [
+                    {"version": "1.3.0", "weight": 90, "digest": A, "replicas": ["http://127.0.0.1:8090"]},
+                    {"version": "1.4.0", "weight": 10, "digest": B, "replicas": ["http://127.0.0.1:8010"]},
+                ],
+            },
+            {
+                "name": "churn-predictor",
+                "sticky_key": None,
+                "route": [{"version": "1.1.0", "weight": 100, "digest": C, "replicas": ["http://127.0.0.1:8100"]}],
+            },
+        ],
+    }
