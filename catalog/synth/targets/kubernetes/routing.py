@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from catalog.domain.deployment import ApplicationPlan, resource_id
+from catalog.domain.bodies import router_models
+from catalog.domain.deployment import ApplicationPlan, Endpoint, resource_id
 from catalog.domain.models import KubernetesSettings
-from catalog.serving.table import API_VERSION as TABLE_API_VERSION
+from catalog.serving.table import table_document
 from catalog.synth.base import StackContext
 from catalog.synth.kube import object_name, rollout_annotation
 from catalog.synth.targets.kubernetes.common import (
@@ -125,24 +126,12 @@ class AppRouting:
 
 def routing_table(r: AppRouting) -> dict[str, Any]:
     """The router's ``modelcat/routing-v1`` table: every binding, versions in the catalog's order."""
-    models = []
-    for binding in r.app.bindings:
-        routes = []
-        for route in binding.routes:
-            serving = r.servings.get(route.endpoint.id)
-            routes.append(
-                {
-                    "version": route.version,
-                    "weight": route.weight,
-                    "digest": route.endpoint.digest,
-                    "replicas": [serving.service_url] if serving else [],
-                }
-            )
-        model: dict[str, Any] = {"name": binding.model, "routes": routes}
-        if binding.sticky_key:
-            model["sticky_key"] = binding.sticky_key
-        models.append(model)
-    return {"apiVersion": TABLE_API_VERSION, "application": r.app.name, "models": models}
+
+    def replicas(endpoint: Endpoint) -> list[str]:
+        serving = r.servings.get(endpoint.id)
+        return [serving.service_url] if serving else []
+
+    return table_document(r.app.name, [model.body() for model in router_models(r.app, replicas)])
 
 
 def _backend(name: str, weight: int = 1) -> dict[str, Any]:
