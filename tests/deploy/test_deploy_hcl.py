@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from catalog.provider.install import install_provider, write_cli_config
+from catalog.provider.processes import stop_process
+from catalog.provider.runstate import load_endpoint_records, load_route_records
 from catalog.terraform import Workspace
 from tests.deploy.project import Project
 
@@ -44,15 +47,55 @@ output "environment" {{
 """
 
 
-def test_hcl_data_source_shows_the_catalogs_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+# README's provider section, as written there: endpoints and a router of model blocks holding route blocks
+ROUTER = """
+data "modelcat_model" "fraud" {{ name = "fraud-scorer" }}
+resource "modelcat_endpoint" "fraud" {{
+  for_each = toset(["1.3.0", "1.4.0"])
+  name     = "mine.fraud-scorer.${{each.key}}"
+  model    = "fraud-scorer"
+  version  = each.key
+  digest   = data.modelcat_model.fraud.digests[each.key]
+  artifact = data.modelcat_model.fraud.artifacts[each.key]
+  replicas = 1
+}}
+resource "modelcat_route" "mine" {{
+  application = "mine"
+  model {{
+    name       = "fraud-scorer"
+    sticky_key = "x-user-id"
+    route {{
+      version  = "1.3.0"
+      weight   = 90
+      digest   = modelcat_endpoint.fraud["1.3.0"].digest
+      replicas = modelcat_endpoint.fraud["1.3.0"].urls
+    }}
+    route {{
+      version  = "1.4.0"
+      weight   = 10
+      digest   = modelcat_endpoint.fraud["1.4.0"].digest
+      replicas = modelcat_endpoint.fraud["1.4.0"].urls
+    }}
+  }}
+}}
+output "router" {{ value = modelcat_route.mine.url }}
+"""
+
+
+def _hcl_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> tuple[Project, Path, Workspace]:
     project = Project.create(tmp_path / "project")
     root = tmp_path / "terraform"
     install_provider(root / "mirror")
     monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(write_cli_config(root / "cli.tfrc", root / "mirror")))
     workspace = Workspace("hcl", root=root / ".modelcat")
     workspace.dir.mkdir(parents=True)
-    source = HCL.format(catalog=json.dumps(str(project.catalog)), run_dir=json.dumps(str(root / "run")))
-    (workspace.dir / "main.tf").write_text(source)
+    text = source.format(catalog=json.dumps(str(project.catalog)), run_dir=json.dumps(str(root / "run")))
+    (workspace.dir / "main.tf").write_text(text)
+    return project, root, workspace
+
+
+def test_hcl_data_source_shows_the_catalogs_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project, root, workspace = _hcl_workspace(tmp_path, monkeypatch, HCL)
 
     assert workspace.plan().has_changes  # the outputs appear
     workspace.apply()
@@ -67,3 +110,23 @@ def test_hcl_data_source_shows_the_catalogs_weights(tmp_path: Path, monkeypatch:
     assert workspace.outputs()["weights"] == {"fraud-scorer@1.3.0": 50, "fraud-scorer@1.4.0": 50}
     assert not workspace.plan().has_changes
     assert not (root / "run").exists()  # data sources start nothing
+
+
+@pytest.mark.slow
+def test_hcl_router_of_model_blocks_serves_the_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, root, workspace = _hcl_workspace(tmp_path, monkeypatch, HCL + ROUTER)
+    try:
+        workspace.apply()
+        routing = httpx.get(f"{workspace.outputs()['router']}/routing", timeout=10, trust_env=False).json()
+        (model,) = routing["models"]
+        assert (model["name"], model["sticky_key"]) == ("fraud-scorer", "x-user-id")
+        assert {r["version"]: r["weight"] for r in model["routes"]} == {"1.3.0": 90, "1.4.0": 10}
+        assert not workspace.plan().has_changes
+    finally:
+        try:
+            workspace.destroy()
+        finally:  # whatever a failed apply or destroy left running
+            run = root / "run"
+            leftovers = [i.ident for r in load_endpoint_records(run) for i in r.instances]
+            for ident in leftovers + [r.ident for r in load_route_records(run)]:
+                stop_process(ident)
