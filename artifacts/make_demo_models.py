@@ -5,11 +5,16 @@ name is the sha256 of the file's bytes. Weights come from a numpy RNG seeded by
 a hash of "model/version", so regenerating yields byte-identical files.
 
 Usage: python artifacts/make_demo_models.py [--out DIR] [--check]
+       python artifacts/make_demo_models.py --new MODEL VERSION FILE
+
+``--new`` builds a version the catalog does not have yet (a demo model's signature, weights seeded
+by the new "model/version") into FILE, to try ``modelcat register`` with.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -129,6 +134,16 @@ def build_all() -> list[tuple[ModelSpec, bytes]]:
     return [(spec, build_model(spec).SerializeToString()) for spec in SPECS]
 
 
+def build_new_version(model: str, version: str) -> tuple[ModelSpec, bytes]:
+    """A new version of the demo model ``model``: its signature, weights seeded by "model/version"."""
+    like = next((spec for spec in SPECS if spec.model == model), None)
+    if like is None:
+        known = ", ".join(dict.fromkeys(spec.model for spec in SPECS))
+        raise SystemExit(f"no demo model {model!r}; the demo models are {known}")
+    spec = dataclasses.replace(like, version=version)
+    return spec, build_model(spec).SerializeToString()
+
+
 def relative_blob_path(digest_hex: str) -> Path:
     return Path("sha256") / digest_hex[:2] / digest_hex
 
@@ -162,7 +177,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=default_out, help="output folder (default: %(default)s)")
     parser.add_argument("--check", action="store_true", help="verify files match; exit 1 if missing or different")
+    parser.add_argument(
+        "--new",
+        nargs=3,
+        metavar=("MODEL", "VERSION", "FILE"),
+        help="build a new version of a demo model (its signature, new weights) into FILE, to try modelcat register",
+    )
     args = parser.parse_args(argv)
+    if args.new:
+        model, version, file = args.new
+        spec, data = build_new_version(model, version)
+        atomic_write(Path(file), data)
+        print(json.dumps(describe(spec, data, file), indent=2))
+        return 0
     out: Path = args.out.resolve()
     # Paths are shown from the repo root for the default folder, else relative to --out.
     shown_root = out.parent if out == default_out else out

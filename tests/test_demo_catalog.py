@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import sys
 
 import onnx
 import pytest
 
+from catalog.artifacts.onnx_facts import inspect_onnx
 from catalog.validate import validate_file
 from tests.conftest import DEMO, ROOT
 
@@ -49,7 +51,7 @@ def test_demo_artifact_matches_digest_size_and_signature(model, version):
     assert [(t.name, dims(t)) for t in proto.graph.output] == [(s.name, s.shape) for s in version.signature.outputs]
 
 
-def test_demo_artifacts_regenerate_byte_identical():
+def _demo_models_script():
     spec = importlib.util.spec_from_file_location("make_demo_models", ROOT / "artifacts" / "make_demo_models.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up here
@@ -57,6 +59,26 @@ def test_demo_artifacts_regenerate_byte_identical():
         spec.loader.exec_module(module)
     finally:
         del sys.modules[spec.name]
+    return module
+
+
+def test_demo_artifacts_regenerate_byte_identical():
+    module = _demo_models_script()
     built = {hashlib.sha256(data).hexdigest() for _, data in module.build_all()}
     catalogued = {v.artifact.digest.removeprefix("sha256:") for _, v in VERSIONS}
     assert built == catalogued
+
+
+def test_make_demo_models_builds_a_new_version_of_a_demo_model(tmp_path, capsys):
+    """``--new MODEL VERSION FILE``: the README's tour registers a version the catalog does not have."""
+    module = _demo_models_script()
+    file = tmp_path / "fraud-scorer-1.5.0.onnx"
+    assert module.main(["--new", "fraud-scorer", "1.5.0", str(file)]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == "1.5.0"
+    facts = inspect_onnx(file)
+    (fraud,) = [m for m in _demo().models if m.name == "fraud-scorer"]
+    assert facts.signature == fraud.versions[-1].signature  # the same contract: it may share traffic
+    digest = "sha256:" + hashlib.sha256(file.read_bytes()).hexdigest()
+    assert digest not in {v.artifact.digest for _, v in VERSIONS}  # new bytes
+    with pytest.raises(SystemExit, match="no demo model 'nope'; the demo models are fraud-scorer, recommender"):
+        module.main(["--new", "nope", "1.0.0", str(tmp_path / "nope.onnx")])
