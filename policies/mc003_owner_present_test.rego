@@ -1,4 +1,4 @@
-# Unit tests of MC003 (opa test policies/ --ignore fixtures, or conftest verify: README.md, "Policies").
+# Unit tests of MC003 (opa test policies/ --ignore fixtures, or conftest verify: modelcat's docs/policies.md).
 package modelcat.mc003
 
 import rego.v1

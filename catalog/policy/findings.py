@@ -23,7 +23,7 @@ class RuleInfo:
     package: str = ""
     name: str = ""  # PascalCase, e.g. ArtifactPinnedByDigest (SARIF's reportingDescriptor.name)
     description: str = ""  # what the rule checks, in a few sentences
-    help_uri: str = ""  # where it is documented; default: its anchor in modelcat's README
+    help_uri: str = ""  # where it is documented; default: its anchor on modelcat's policies page
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,9 @@
   and however the paths were given. Outside a git repository the root is the catalog's folder. A file
   outside the root (e.g. ``--synth-dir /tmp/out``) keeps an absolute ``file://`` URI.
 - The driver carries the package's version; each rule its PascalCase name, short and full
-  descriptions, help (text and Markdown) and ``helpUri``: the rule's anchor in modelcat's README
-  (``MODELCAT_DOCS_URL`` sets the README's address, e.g. a fork's or an internal copy), or the
-  ``help_uri`` its ``rule`` object declares.
+  descriptions, help (text and Markdown) and ``helpUri``: the rule's anchor on modelcat's policies
+  page, docs/policies.md (``MODELCAT_DOCS_URL`` sets the page's address, e.g. a fork's or an
+  internal copy), or the ``help_uri`` its ``rule`` object declares.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["DOCS_URL", "DOCS_URL_ENV", "SRCROOT", "SourceRoot", "docs_url", "sar
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SRCROOT = "%SRCROOT%"
-DOCS_URL = "https://github.com/modelcat/modelcat/blob/main/README.md"
+DOCS_URL = "https://github.com/modelcat/modelcat/blob/main/docs/policies.md"
 DOCS_URL_ENV = "MODELCAT_DOCS_URL"
 
 
@@ -47,7 +47,7 @@ def source_root(catalog: Path) -> SourceRoot:
 
 
 def docs_url() -> str:
-    """The address of modelcat's README, where each rule's helpUri points (its anchor)."""
+    """The address of modelcat's policies page, where each rule's helpUri points (its anchor)."""
     return os.environ.get(DOCS_URL_ENV, "").strip() or DOCS_URL
 
 

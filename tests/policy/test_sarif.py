@@ -1,5 +1,5 @@
 """SARIF that code scanning accepts: locations relative to the repository root (whatever the
-working directory), rules with their declared names, descriptions, help and README anchors, the
+working directory), rules with their declared names, descriptions, help and policies page anchors, the
 tool's version, and Microsoft's SARIF validator (SARIF and GitHub rules) satisfied."""
 
 from __future__ import annotations
@@ -120,11 +120,14 @@ def test_sarif_outside_a_git_repository_is_relative_to_the_catalog_folder(
     assert "not in a git repository" in base["description"]["text"]
 
 
-def _readme_anchors() -> set[str]:
-    return set(re.findall(r'<a id="([a-z0-9-]+)"></a>', (ROOT / "README.md").read_text(encoding="utf-8")))
+POLICIES_PAGE = ROOT / "docs" / "policies.md"
 
 
-def test_sarif_rules_have_their_declared_names_descriptions_help_and_readme_anchors(
+def _policies_page_anchors() -> set[str]:
+    return set(re.findall(r'<a id="([a-z0-9-]+)"></a>', POLICIES_PAGE.read_text(encoding="utf-8")))
+
+
+def test_sarif_rules_have_their_declared_names_descriptions_help_and_policies_page_anchors(
     cli, outside_git: Path, monkeypatch: pytest.MonkeyPatch
 ):
     folder = _catalog_folder(outside_git / "plain")
@@ -132,7 +135,7 @@ def test_sarif_rules_have_their_declared_names_descriptions_help_and_readme_anch
     assert driver["version"] == version("modelcat") and driver["semanticVersion"] == version("modelcat")
     rules = {r["id"]: r for r in driver["rules"]}
     assert {i: r.get("name") for i, r in rules.items()} == NAMES
-    anchors = _readme_anchors()
+    anchors = _policies_page_anchors()
     for rule in rules.values():
         assert re.fullmatch(r"(?:[A-Z][a-z0-9]+)+", rule["name"]), rule["id"]  # PascalCase as SARIF2012 reads it
         assert rule["shortDescription"]["text"], rule["id"]
@@ -140,15 +143,16 @@ def test_sarif_rules_have_their_declared_names_descriptions_help_and_readme_anch
         assert rule["fullDescription"]["text"] in rule["help"]["text"], rule["id"]
         assert rule["helpUri"] in rule["help"]["markdown"], rule["id"]
         docs, _, anchor = rule["helpUri"].partition("#")
-        assert docs == "https://github.com/modelcat/modelcat/blob/main/README.md" and anchor in anchors, rule["id"]
+        assert docs == "https://github.com/modelcat/modelcat/blob/main/docs/policies.md", rule["id"]
+        assert anchor in anchors, rule["id"]
     assert "waive it in the policies' waivers.yaml" in rules["MC005"]["help"]["text"]  # a rule's finding can be
     assert "waive it" not in rules["VALIDATE"]["help"]["text"]  # ... a validation error cannot
     assert rules["MC001"]["shortDescription"]["text"] == "Artifact pinned by digest"
-    # the documentation's address can be set, e.g. to a fork's or an internal copy of the README
-    monkeypatch.setenv("MODELCAT_DOCS_URL", "https://docs.example.com/modelcat/README.md")
+    # the documentation's address can be set, e.g. to a fork's or an internal copy of the policies page
+    monkeypatch.setenv("MODELCAT_DOCS_URL", "https://docs.example.com/modelcat/policies.html")
     driver = _sarif(cli, folder / "models.yaml", folder / "cdktf.out")["runs"][0]["tool"]["driver"]
     assert {r["helpUri"] for r in driver["rules"] if r["id"] == "MC005"} == {
-        "https://docs.example.com/modelcat/README.md#mc005"
+        "https://docs.example.com/modelcat/policies.html#mc005"
     }
 
 
@@ -185,17 +189,12 @@ def test_a_rule_declares_its_own_name_and_help_uri(cli, outside_git: Path):
     assert refused.exit_code == 2 and "acme001.rego" in refused.output and "name" in refused.output
 
 
-def test_every_rule_and_finding_kind_has_its_readme_anchor():
+def test_every_rule_and_finding_kind_has_its_anchor_on_the_policies_page():
     """Each rule of policies/ and each finding that is not a Rego rule (VALIDATE, VERIFY, the
-    waivers' MC900 and MC901) has its anchor in README's Policies section, where helpUri points."""
+    waivers' MC900 and MC901) has its anchor on docs/policies.md, where helpUri points."""
     ids = [re.search(r'"id": "([A-Z0-9]+)"', p.read_text()).group(1) for p in policy_files(ROOT / "policies")]
     assert len(ids) == 12
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    policies = readme[readme.index("\n## Policies\n") :]
-    policies = policies[: policies.index("\n## ", 1)]
-    assert {i.lower() for i in [*ids, "VALIDATE", "VERIFY", "MC900", "MC901"]} <= set(
-        re.findall(r'<a id="([a-z0-9-]+)"></a>', policies)
-    )
+    assert {i.lower() for i in [*ids, "VALIDATE", "VERIFY", "MC900", "MC901"]} <= _policies_page_anchors()
 
 
 def test_policy_check_sarif_passes_microsofts_validator(cli, outside_git: Path, monkeypatch: pytest.MonkeyPatch):
