@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, get_args
 
 import click
 
-from catalog.cli.common import catalog_option, command
+from catalog.cli.common import catalog_option, command, examples
 from catalog.cli.render import Failure, verdict
 from catalog.domain.models import STAGES, Task
 from catalog.errors import UsageError
@@ -50,7 +50,12 @@ def _pairs(values: tuple[str, ...], option: str, number: bool) -> dict[str, obje
     return parsed
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "modelcat register fraud-scorer --version 1.5.0 --artifact fraud.onnx --metric auc=0.931",
+        "modelcat register spam-filter --version 0.1.0 --artifact spam.onnx --owner ml@example.com --task classification",
+    )
+)
 @click.argument("model")
 @click.option("--version", "version", required=True, help="The new version's semantic version, e.g. 1.5.0.")
 @click.option("--artifact", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -101,7 +106,7 @@ def register(
     return 0
 
 
-@click.command()
+@click.command(epilog=examples("modelcat verify", "modelcat verify --changed-since origin/main --format json"))
 @click.option("--model", help="Only this model's versions.")
 @click.option("--changed-since", "revision", metavar="GITREF", help="Only artifacts new or changed since GITREF.")
 @_CATALOG_OPTION
@@ -153,7 +158,12 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
     return 1 if failed else 0
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "modelcat inspect fraud.onnx",
+        "modelcat inspect big-model/model.onnx --format json   # and its external data files",
+    )
+)
 @click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @command
 def inspect(artifact: Path, fmt: str) -> int:

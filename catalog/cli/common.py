@@ -16,7 +16,7 @@ import click
 from catalog.cli.render import Failure, problem_lines, problems_json
 from catalog.errors import ModelcatError, UsageError
 
-__all__ = ["DEFAULT_CATALOG", "INTERNAL_ERROR", "CommandGroup", "catalog_option", "command", "parse_now"]
+__all__ = ["DEFAULT_CATALOG", "INTERNAL_ERROR", "CommandGroup", "catalog_option", "command", "examples", "parse_now"]
 
 DEFAULT_CATALOG = "models.yaml"
 INTERNAL_ERROR = 3  # the exit code of an unexpected exception (a bug), apart from usage and environment errors (2)
@@ -24,6 +24,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _CATALOG_PATH = click.Path(dir_okay=False, path_type=Path)
 _ARGS = "modelcat.args"  # ctx.meta key: the arguments after the program's name
+
+
+def examples(*lines: str) -> str:
+    """The section every ``--help`` page ends with (click's ``epilog``): ``Examples:`` and ``lines``,
+    each a whole command line, kept as written."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def parse_now(value: str | None) -> datetime:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from catalog.cli.common import catalog_option, command
+from catalog.cli.common import catalog_option, command, examples
 from catalog.cli.render import Failure, verdict
 from catalog.errors import ModelcatError, UsageError
 from catalog.synth import TARGETS
@@ -41,7 +41,7 @@ NO_STACK = "no stack: no application of the catalog runs (in the environments ch
 AUTO_APPROVE = click.option("--auto-approve", is_flag=True, help="Do not ask before changing anything.")
 
 
-@click.command()
+@click.command(epilog=examples("modelcat synth", "modelcat synth --target kubernetes --env production --out k8s"))
 @CATALOG_OPTION
 @SYNTH_TARGET_OPTION
 @ENV_OPTION
@@ -148,7 +148,7 @@ class _Terminal:
         return click.confirm(question, default=False)
 
 
-@click.command()
+@click.command(epilog=examples("modelcat plan", "modelcat plan --env production --out production.tfplan"))
 @CATALOG_OPTION
 @SYNTH_TARGET_OPTION
 @ENV_OPTION
@@ -203,7 +203,11 @@ def plan(
     return code
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "modelcat apply --auto-approve", "modelcat apply production.tfplan   # a plan saved by modelcat plan --out"
+    )
+)
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @CATALOG_OPTION
 @SYNTH_TARGET_OPTION
@@ -247,7 +251,7 @@ def apply(
     return 0
 
 
-@click.command()
+@click.command(epilog=examples("modelcat destroy --auto-approve", "modelcat destroy --env staging"))
 @CATALOG_OPTION
 @ENV_OPTION
 @TERRAFORM_OPTION

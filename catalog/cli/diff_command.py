@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from catalog.cli.common import catalog_option, command
+from catalog.cli.common import catalog_option, command, examples
 from catalog.cli.diff_render import diff_json, diff_markdown, diff_text
 from catalog.cli.render import verdict
 from catalog.synth import TARGETS
@@ -15,7 +15,9 @@ from catalog.synth import TARGETS
 __all__ = ["diff"]
 
 
-@click.command("diff")
+@click.command(
+    "diff", epilog=examples("modelcat diff main", "modelcat diff v1.0 v1.1 --format markdown --no-blast-radius")
+)
 @click.argument("base")
 @click.argument("head", required=False)
 @catalog_option()

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import click
 
-from catalog.cli.common import command
+from catalog.cli.common import command, examples
 from catalog.cli.render import verdict
 
 __all__ = ["fetch"]
 
 
-@click.command("fetch")
+@click.command(
+    "fetch",
+    epilog=examples(
+        "modelcat fetch https://artifacts.example.com/fraud.onnx --digest sha256:fbe81f1d... --size 2752 --out model.onnx"
+    ),
+)
 @click.argument("source")
 @click.option("--digest", required=True, help="sha256:<64 hex> the catalog names for the artifact.")
 @click.option("--size", required=True, type=click.IntRange(1), help="size_bytes the catalog names.")

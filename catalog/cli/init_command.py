@@ -8,14 +8,14 @@ from pathlib import Path
 
 import click
 
-from catalog.cli.common import command
+from catalog.cli.common import command, examples
 from catalog.cli.render import verdict
 from catalog.wording import plural
 
 __all__ = ["init"]
 
 
-@click.command("init")
+@click.command("init", epilog=examples("modelcat init", "modelcat init ml-catalog"))
 @click.argument("folder", default=".", type=click.Path(file_okay=False, path_type=Path))
 @command
 def init(folder: Path, fmt: str) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from catalog.cli.common import CommandGroup, catalog_option, command, parse_now
+from catalog.cli.common import CommandGroup, catalog_option, command, examples, parse_now
 from catalog.cli.render import Failure, problem_lines, problems_json, show_text, summary_line, verdict
 from catalog.domain.views import application_views
 from catalog.editing import bind_routes
@@ -20,13 +20,17 @@ from catalog.wording import plural
 __all__ = ["main"]
 
 
-@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=CommandGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples("modelcat validate", "modelcat review origin/main   # what CI runs on a pull request"),
+)
 @click.version_option(package_name="modelcat")
 def main() -> None:
     """modelcat: the model catalog as code (models.yaml)."""
 
 
-@main.command()
+@main.command(epilog=examples("modelcat validate", "modelcat validate teams/risk/models.yaml --format json"))
 @catalog_option(positional=True)
 @command
 def validate(path: Path, fmt: str) -> int:
@@ -52,7 +56,7 @@ def validate(path: Path, fmt: str) -> int:
     return 0 if report.ok else 1
 
 
-@main.command()
+@main.command(epilog=examples("modelcat show", "modelcat show --now 2027-01-01 --format json"))
 @catalog_option(positional=True)
 @click.option("--now", help="Compute ages as of this date (default: today).")
 @command
@@ -70,7 +74,11 @@ def show(path: Path, fmt: str, now: str | None) -> int:
     return 0
 
 
-@main.command()
+@main.command(
+    epilog=examples(
+        "modelcat schema --check", "modelcat schema --write   # after changing the catalog's pydantic models"
+    )
+)
 @click.option("--check", is_flag=True, help="Exit 1 if the committed schema differs from the models.")
 @click.option("--write", is_flag=True, help="Write the generated schema to --path.")
 @click.option(
@@ -116,7 +124,7 @@ def _route(value: str) -> tuple[str, int]:
     return version.strip(), int(weight)
 
 
-@main.command()
+@main.command(epilog=examples("modelcat bind checkout fraud-scorer --route 1.3.0=90 --route 1.4.0=10"))
 @click.argument("application")
 @click.argument("model")
 @click.option("--route", "routes", multiple=True, required=True, metavar="VERSION=WEIGHT", help="Repeat per version.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from catalog.cli.common import catalog_option, command, parse_now
+from catalog.cli.common import catalog_option, command, examples, parse_now
 from catalog.cli.render import Failure, verdict
 from catalog.wording import plural
 
@@ -35,12 +35,18 @@ def _folder(path: Path, policies_dir: Path | None) -> Path:
     return policies_dir if policies_dir is not None else path.parent / "policies"
 
 
-@click.group()
+@click.group(epilog=examples("modelcat policy check --base origin/main", "modelcat policy test"))
 def policy() -> None:
     """Review policies (Rego v1, policies/*.rego) over the catalog: check, test, input."""
 
 
-@policy.command("check")
+@policy.command(
+    "check",
+    epilog=examples(
+        "modelcat policy check",
+        "modelcat policy check --base origin/main --synth-dir cdktf.out --format sarif --output policy.sarif",
+    ),
+)
 @_CATALOG
 @_BASE
 @_NOW
@@ -86,7 +92,7 @@ def check(
     return 0 if result.ok else 1
 
 
-@policy.command("test")
+@policy.command("test", epilog=examples("modelcat policy test", "modelcat policy test --policies my-policies"))
 @_POLICIES
 @command
 def test(fmt: str, policies_dir: Path | None) -> int:
@@ -135,7 +141,12 @@ def test(fmt: str, policies_dir: Path | None) -> int:
     return 0 if not failed else 1
 
 
-@policy.command("input")
+@policy.command(
+    "input",
+    epilog=examples(
+        "modelcat policy input > input.json   # then: conftest test --all-namespaces -p policies -d policies/settings.yaml input.json"
+    ),
+)
 @_CATALOG
 @_BASE
 @_NOW

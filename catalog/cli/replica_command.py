@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from catalog.cli.common import command
+from catalog.cli.common import command, examples
 from catalog.serving import DEFAULT_MAX_BODY_BYTES
 
 __all__ = ["replica", "runtime_options"]
@@ -41,7 +41,12 @@ def runtime_options(drain_seconds: float, drain_note: str = "") -> Callable[[F],
     return decorate
 
 
-@click.command("replica")
+@click.command(
+    "replica",
+    epilog=examples(
+        "modelcat replica --model fraud-scorer --version 1.3.0 --artifact fraud.onnx --digest sha256:fbe81f1d... --port 8001"
+    ),
+)
 @click.option("--model", "model_name", required=True, help="Model name, as in models.yaml.")
 @click.option("--version", "model_version", required=True, help="Model version, as in models.yaml.")
 @click.option(

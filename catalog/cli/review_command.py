@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from catalog.cli.common import catalog_option, command, parse_now
+from catalog.cli.common import catalog_option, command, examples, parse_now
 from catalog.cli.render import Failure, verdict
 from catalog.wording import plural
 
@@ -113,7 +113,10 @@ def review_json(r: Review) -> dict[str, Any]:
     }
 
 
-@click.command("review")
+@click.command(
+    "review",
+    epilog=examples("modelcat review origin/main", "modelcat review origin/main --out review --now 2027-01-01"),
+)
 @click.argument("base")
 @catalog_option()
 @click.option(

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import click
 
-from catalog.cli.common import command
+from catalog.cli.common import command, examples
 from catalog.wording import plural
 
 __all__ = ["router"]
 
 
-@click.command("router")
+@click.command(
+    "router", epilog=examples("modelcat router --table checkout.json --port 8000 --assignment-log assignments.jsonl")
+)
 @click.option(
     "--table",
     "table_path",

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from catalog.cli.common import command
+from catalog.cli.common import command, examples
 from catalog.cli.deploy_commands import CATALOG_OPTION, ENV_OPTION, TARGET_OPTION
 from catalog.cli.render import Failure, verdict
 from catalog.errors import UsageError
@@ -117,7 +117,7 @@ def _echo_application(app: Any) -> None:
         click.echo(click.style(f"  drift: {line}", fg="yellow"))
 
 
-@click.command()
+@click.command(epilog=examples("modelcat status", "modelcat status --env production --format json"))
 @CATALOG_OPTION
 @TARGET_OPTION
 @ENV_OPTION
@@ -149,7 +149,12 @@ def _read_input(payload: str) -> Any:
         raise UsageError(f"--input is not JSON: {e}") from None
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "modelcat predict checkout --model fraud-scorer --key alice",
+        "modelcat predict checkout --model fraud-scorer --input @request.json",
+    )
+)
 @click.argument("application")
 @click.option("--model", "model_name", help="The model to ask (optional when APPLICATION routes one model).")
 @click.option("--input", "payload", help="OIP v2 request JSON, or @FILE (default: an input fitting the signature).")
@@ -180,7 +185,7 @@ def predict(
     return 0 if response.status_code == 200 else 1
 
 
-@click.command()
+@click.command(epilog=examples("modelcat smoke", "modelcat smoke --env production --requests 300"))
 @CATALOG_OPTION
 @TARGET_OPTION
 @ENV_OPTION

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from catalog.cli.common import command
+from catalog.cli.common import command, examples
 from catalog.cli.replica_command import runtime_options
 from catalog.errors import UsageError
 from catalog.wording import plural
@@ -96,7 +96,13 @@ def find_artifact(artifact: str | None, model_dir: str | None) -> Path:
     raise UsageError(f"the model directory {folder} holds only {entry.name}, which is {kind}: no model artifact")
 
 
-@click.command("serve")
+@click.command(
+    "serve",
+    epilog=examples(
+        "modelcat serve   # as SageMaker runs it: MODELCAT_MODEL, MODELCAT_VERSION, MODELCAT_DIGEST set",
+        "modelcat serve --model fraud-scorer --version 1.3.0 --digest sha256:fbe81f1d... --model-dir ./model",
+    ),
+)
 @click.option("--model", "model_name", help="Model name [env MODELCAT_MODEL].")
 @click.option("--version", "model_version", help="Model version [env MODELCAT_VERSION].")
 @click.option("--digest", help="sha256:<64 hex> the catalog names for the artifact [env MODELCAT_DIGEST].")
