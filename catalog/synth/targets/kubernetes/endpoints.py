@@ -9,7 +9,7 @@
   count, so an apply never fights the HPA), else ``replicas``. The rollout block maps to the
   RollingUpdate strategy: ``maxSurge`` = step_percent (100 % for all_at_once), ``maxUnavailable``
   0; the whole block is the ``modelcat/rollout`` annotation (intervals and guardrails are not
-  enforced by plain Kubernetes: README, Targets).
+  enforced by plain Kubernetes: docs/targets/kubernetes.md).
 - a Service (port 80 to the container's ``http`` port);
 - an ``autoscaling/v2`` HorizontalPodAutoscaler when ``max_replicas > min_replicas >= 1``: a Pods
   metric ``modelcat_replica_inferences_in_flight`` (a gauge every replica exports) averaging
