@@ -47,7 +47,7 @@ output "environment" {{
 """
 
 
-# README's provider section, as written there: endpoints and a router of model blocks holding route blocks
+# docs/deploying.md's provider section, as written there: endpoints and a router of model blocks holding route blocks
 ROUTER = """
 data "modelcat_model" "fraud" {{ name = "fraud-scorer" }}
 resource "modelcat_endpoint" "fraud" {{
