@@ -188,3 +188,52 @@ def test_only_the_cli_imports_the_cli() -> None:
     """The CLI parses, calls a service and renders: nothing below it may need it."""
     upward = [str(e) for e in EDGES if _within(e.target, "catalog.cli") and not _within(e.source, "catalog.cli")]
     assert not upward, "modules importing the CLI:\n  " + "\n  ".join(upward)
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def room_of(module: str) -> str:
+    """The room of a module: the package or top-level module right under ``catalog``."""
+    return module.split(".")[1] if "." in module else module
+
+
+def rooms_table(text: str) -> dict[str, set[str] | None]:
+    """docs/architecture.md's table of rooms: room -> the rooms it may import (None: every room)."""
+    rooms: dict[str, set[str] | None] = {}
+    section = text.split("\n## Rooms\n", 1)[1].split("\n## ", 1)[0]
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        room, allowed = cells[0].strip("`"), cells[-1]
+        rooms[room] = (
+            None if allowed == "every room" else {name.strip("` ") for name in allowed.split(",") if name.strip()}
+        )
+    return rooms
+
+
+def test_every_import_stays_within_the_rooms_the_architecture_page_draws() -> None:
+    rooms = rooms_table(ARCHITECTURE.read_text(encoding="utf-8"))
+    present = {room_of(m) for m in MODULES if m != "catalog"}
+    assert set(rooms) == present, (
+        f"rooms without a row: {present - set(rooms)}; rows without a room: {set(rooms) - present}"
+    )
+    crossing = []
+    for e in EDGES:
+        source, target = room_of(e.source), room_of(e.target)
+        if e.target == "catalog" or source == target:
+            continue
+        if e.source == "catalog":  # the public API gathers every room but the CLI
+            if target == "cli":
+                crossing.append(str(e))
+            continue
+        allowed = rooms[source]
+        if allowed is not None and target not in allowed:
+            crossing.append(str(e))
+    assert not crossing, "imports the architecture page does not allow:\n  " + "\n  ".join(crossing)
+
+
+def test_the_rooms_table_is_read_as_written() -> None:
+    table = "\n## Rooms\n\n| room | holds | may import |\n| --- | --- | --- |\n| `a` | x, y | `b`, `c` |\n| `b` | z | |\n| `cli` | w | every room |\n\n## Next\n| `d` | | `a` |\n"
+    assert rooms_table(table) == {"a": {"b", "c"}, "b": set(), "cli": None}
