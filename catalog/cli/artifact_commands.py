@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING, Literal, get_args, overload
 
 import click
 
@@ -37,8 +37,12 @@ def _progress_bar(total: int, label: str) -> Iterator[Progress | None]:
         yield bar.update
 
 
-def _pairs(values: tuple[str, ...], option: str, number: bool) -> dict[str, object]:
-    parsed: dict[str, object] = {}
+@overload
+def _pairs(values: tuple[str, ...], option: str, number: Literal[True]) -> dict[str, float]: ...
+@overload
+def _pairs(values: tuple[str, ...], option: str, number: Literal[False]) -> dict[str, str]: ...
+def _pairs(values: tuple[str, ...], option: str, number: bool) -> Mapping[str, float | str]:
+    parsed: dict[str, float | str] = {}
     for value in values:
         key, sep, raw = value.partition("=")
         if not sep or not key:
@@ -71,7 +75,18 @@ def _pairs(values: tuple[str, ...], option: str, number: bool) -> dict[str, obje
 @_CATALOG_OPTION
 @command
 def register(
-    model: str, version: str, artifact: Path, metrics, labels, trained_at, store, stage, owner, task, path, fmt
+    model: str,
+    version: str,
+    artifact: Path,
+    metrics: tuple[str, ...],
+    labels: tuple[str, ...],
+    trained_at: str | None,
+    store: str | None,
+    stage: str,
+    owner: str | None,
+    task: str | None,
+    path: Path,
+    fmt: str,
 ) -> int:
     """Hash, inspect and store ARTIFACT, then append it to MODEL in the catalog as VERSION
     (adding MODEL when it is new: give its --owner and --task)."""
@@ -83,8 +98,8 @@ def register(
             model,
             version,
             artifact,
-            metrics=_pairs(metrics, "--metric", number=True),  # type: ignore[arg-type]
-            labels=_pairs(labels, "--label", number=False),  # type: ignore[arg-type]
+            metrics=_pairs(metrics, "--metric", number=True),
+            labels=_pairs(labels, "--label", number=False),
             trained_at=trained_at,
             stage=stage,
             store=store,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, overload
 
 import click
 
@@ -65,7 +65,8 @@ def catalog_option(*, positional: bool = False) -> Callable[[F], F]:
             "--catalog", "path", default=None, metavar="PATH", type=_CATALOG_PATH,
             help=f"{help_text}  [default: {DEFAULT_CATALOG}]",
         )(either)  # fmt: skip
-        return click.argument("catalog_argument", required=False, metavar="[CATALOG]", type=_CATALOG_PATH)(either)
+        argument = click.argument("catalog_argument", required=False, metavar="[CATALOG]", type=_CATALOG_PATH)
+        return cast(F, argument(either))  # takes catalog_argument and gives func path: not func's own signature
 
     return decorate
 
@@ -107,7 +108,17 @@ def _stdout_closed() -> bool:
         return False
 
 
-def command(func: Callable[..., int | None] | None = None, *, formats: Sequence[str] = ("text", "json")) -> Any:
+_Body = Callable[..., int | None]  # a command's function: returns its exit code (None: 0)
+_Command = Callable[..., None]  # ... wrapped by @command: exits with that code
+
+
+@overload
+def command(func: _Body, *, formats: Sequence[str] = ...) -> _Command: ...
+@overload
+def command(func: None = None, *, formats: Sequence[str] = ...) -> Callable[[_Body], _Command]: ...
+def command(
+    func: _Body | None = None, *, formats: Sequence[str] = ("text", "json")
+) -> _Command | Callable[[_Body], _Command]:
     """Add --format (one of ``formats``, the first the default) and --traceback; map modelcat errors
     to a message and their exit code. Errors are rendered as JSON for ``json`` (``"ok": false`` and
     an ``error`` object), else as text. Any other exception is an internal error: exit 3
