@@ -102,12 +102,12 @@ def locked_catalog(path: str | os.PathLike[str], timeout: float | None = None) -
 class BindResult:
     application: str
     model: str
-    before: tuple[tuple[str, int], ...]  # empty when the binding is new
+    before: tuple[tuple[str, object], ...]  # as the catalog had them (not validated); empty when the binding is new
     after: tuple[tuple[str, int], ...]
     changed: bool
 
 
-def _find(seq: object, key: str, value: str) -> CommentedMap | None:
+def _find(seq: object, key: str, value: str) -> dict[str, Any] | None:
     if isinstance(seq, list):
         for item in seq:
             if isinstance(item, dict) and item.get(key) == value:
@@ -127,7 +127,7 @@ def bind_routes(
 
 def _bound(
     catalog: LockedCatalog, application: str, model: str, routes: Sequence[tuple[str, int]]
-) -> tuple[str, tuple[tuple[str, int], ...]]:
+) -> tuple[str, tuple[tuple[str, object], ...]]:
     """The catalog's new text with the routes set, validated; and the routes it had before."""
     path = catalog.path
     text, problems = decode(catalog.original, str(path))
@@ -135,17 +135,18 @@ def _bound(
         raise EditRefused(f"{path} is not UTF-8", problems, str(path))
     edit = RoundTrip(text, str(path))
     document = edit.document
-    apps = document.get("applications") if isinstance(document, dict) else None
+    declared = document.get("applications") if isinstance(document, dict) else None
+    apps: list[object] = declared if isinstance(declared, list) else []
     app = _find(apps, "name", application)
     if app is None:
-        names = [a.get("name") for a in apps or [] if isinstance(a, dict)]
+        names = [a.get("name") for a in apps if isinstance(a, dict)]
         listed = ", ".join(map(str, names)) or "none"
         raise EditRefused(f"no application {application!r} in {path} (applications: {listed})", path=str(path))
     bindings = app.get("bindings")
     if not isinstance(bindings, list):
         raise EditRefused(f"application {application!r} has no bindings list", path=str(path))
     binding = _find(bindings, "model", model)
-    before: tuple[tuple[str, int], ...] = ()
+    before: tuple[tuple[str, object], ...] = ()
     if binding is None:
         binding = CommentedMap([("model", model), ("routes", CommentedSeq())])
         bindings.append(binding)
@@ -216,7 +217,8 @@ def _following(node: object, cut: bool = False) -> str:
     token = entry[slot] if entry and len(entry) > slot else None
     if token is None:
         return ""
-    line_end, _, rest = token.value.partition("\n")
+    value: str = token.value  # a comment token's text
+    line_end, _, rest = value.partition("\n")
     if cut:
         if line_end.strip():
             token.value = line_end + "\n"

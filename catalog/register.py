@@ -210,9 +210,10 @@ def register_version(
         moment = now or datetime.now(UTC)
         if trained_at is None:
             trained_at = datetime.fromtimestamp(artifact.stat().st_mtime, UTC).date()
+        artifact_fields: dict[str, object] = {"uri": "pending", "digest": staged.digest, "size_bytes": staged.size}
         fields = {
             "version": version,
-            "artifact": {"uri": "pending", "digest": staged.digest, "size_bytes": staged.size},
+            "artifact": artifact_fields,
             "signature": staged.facts.signature.model_dump(),
             "metrics": dict(metrics or {}),
             "trained_at": trained_at,
@@ -229,7 +230,7 @@ def register_version(
         uri = target.put(staged)
     finally:
         target.release_staging(staging)
-    fields["artifact"]["uri"] = uri  # type: ignore[index]
+    artifact_fields["uri"] = uri
     changes = _append_version(catalog_path, model, Version.model_validate(fields), new_model)
     notes = tuple(c for c in changes if c.kind != "breaking")
     return Registered(model, version, uri, staged.digest, staged.size, notes, new_model=new_model is not None)

@@ -127,7 +127,7 @@ def _resource_inputs(head: StackResources, blast: BlastRadius, catalog: Catalog)
     for stack, kinds in head.items():
         chosen: dict[str, dict[str, object]] = {}
         for kind, bodies in kinds.items():
-            picked = {rid: body for rid, body in bodies.items() if (stack, kind, rid) in changes}
+            picked: dict[str, object] = {rid: body for rid, body in bodies.items() if (stack, kind, rid) in changes}
             if picked:
                 chosen[kind] = picked
         for item in block_inputs(stack, {"resource": chosen}) if chosen else []:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar, cast
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from catalog.domain.effective import semver_key
 from catalog.domain.models import Application, Binding, Catalog, Defaults, EnvironmentSpec, Limits, Model, Store
@@ -157,7 +159,7 @@ def validate_bytes(data: bytes, filename: str, target: str | None = None, only: 
 def _deployments(catalog: Catalog, target: str | None, only: Iterable[str] | None) -> list[tuple[str, str]]:
     """(environment, target) pairs whose target limits apply: each declared environment's own
     target, and ``target`` for the environments applications name (or ``only`` those)."""
-    pairs = [(env.name, env.target) for env in catalog.environments or () if env is not None]
+    pairs: list[tuple[str, str]] = [(env.name, env.target) for env in catalog.environments or () if env is not None]
     if target is not None:
         named = {a.environment for a in catalog.applications if a is not None}
         pairs += [(env, target) for env in sorted(named if only is None else named & set(only))]
@@ -219,7 +221,7 @@ def validate_text(text: str, filename: str, target: str | None = None, only: Ite
     catalog: Catalog | None
     try:
         catalog = Catalog.model_validate(document)
-        schema_errors: list = []
+        schema_errors: list[ErrorDetails] = []
         unchecked: dict[str, frozenset[str]] = {}
         unchecked_envs: frozenset[str] = frozenset()
         partial = catalog
@@ -233,7 +235,8 @@ def validate_text(text: str, filename: str, target: str | None = None, only: Ite
     rule_problems += _target_problems(partial, target, only)
     needs_position = [tuple(err["loc"]) for err in schema_errors] + [p.loc for p in raw_problems + rule_problems]
     if schema_errors or any(p.severity == "error" for p in raw_problems + rule_problems):
-        catalog = partial = None  # not returned: let it go before the text is composed again
+        catalog = None  # not returned: let it go before the text is composed again
+        del partial
     positions = locate(text, set(needs_position)) if needs_position else {}
 
     def source_of(loc: Loc) -> tuple[str | None, bool]:
@@ -256,20 +259,21 @@ def _place(problem: Problem, filename: str, document: object, position: Position
     return replace(problem, file=filename, line=line, column=column, path=display_path(problem.loc, document))
 
 
-def _valid(adapter: TypeAdapter | type[BaseModel], value: object) -> object | None:
+T = TypeVar("T")
+
+
+def _valid(validate: Callable[[object], T], value: object) -> T | None:
     try:
-        if isinstance(adapter, TypeAdapter):
-            return adapter.validate_python(value)
-        return adapter.model_validate(value)
+        return validate(value)
     except ValidationError:
         return None
 
 
-_MODEL = TypeAdapter(Model)
-_APPLICATION = TypeAdapter(Application)
-_BINDING = TypeAdapter(Binding)
-_ENVIRONMENT = TypeAdapter(EnvironmentSpec)
-_STORES = TypeAdapter(list[Store])
+_MODEL = TypeAdapter(Model).validate_python
+_APPLICATION = TypeAdapter(Application).validate_python
+_BINDING = TypeAdapter(Binding).validate_python
+_ENVIRONMENT = TypeAdapter(EnvironmentSpec).validate_python
+_STORES = TypeAdapter(list[Store]).validate_python
 
 
 def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str, frozenset[str]], frozenset[str]]:
@@ -299,7 +303,7 @@ def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str,
                 name=str(item.get("name", "")),
                 owner=str(item.get("owner", "")),
                 environment=str(item.get("environment", "")),
-                bindings=[_valid(_BINDING, b) for b in _list(item.get("bindings"))],
+                bindings=cast("list[Binding]", [_valid(_BINDING, b) for b in _list(item.get("bindings"))]),
             )
         apps.append(app if isinstance(app, Application) else None)
     envs: list[EnvironmentSpec | None] | None = None
@@ -311,17 +315,18 @@ def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str,
             envs.append(env if isinstance(env, EnvironmentSpec) else None)
             if env is None and isinstance(item, Mapping) and isinstance(item.get("name"), str):
                 unchecked_envs.add(item["name"])
-    defaults = _valid(Defaults, document.get("defaults", {})) or Defaults()
-    limits = _valid(Limits, document.get("limits", {})) or Limits()
+    defaults = _valid(Defaults.model_validate, document.get("defaults", {})) or Defaults()
+    limits = _valid(Limits.model_validate, document.get("limits", {})) or Limits()
     stores = _valid(_STORES, document["stores"]) if "stores" in document else None  # all, or none checked
+    # The lists hold None where an item failed (the casts): the rules read a partial catalog so.
     partial = Catalog.model_construct(
         api_version="modelcat/v1",
         defaults=defaults,
         limits=limits,
         stores=stores,
-        environments=envs,
-        models=models,
-        applications=apps,
+        environments=cast("list[EnvironmentSpec] | None", envs),
+        models=cast("list[Model]", models),
+        applications=cast("list[Application]", apps),
     )
     return partial, unchecked, frozenset(unchecked_envs)
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from catalog.errors import ArtifactTooLarge
 
@@ -18,6 +18,12 @@ MANIFEST_MEDIA_TYPE = "application/vnd.modelcat.artifact.manifest.v1+json"
 Progress = Callable[[int], None]  # called with the number of bytes just processed
 
 
+class ReadsInto(Protocol):
+    """A binary stream that fills a buffer: a file opened ``rb``, urllib3's response."""
+
+    def readinto(self, buffer: bytearray, /) -> int | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Hashed:
     digest: str  # sha256:<64 hex>
@@ -25,7 +31,7 @@ class Hashed:
 
 
 def hash_stream(
-    source: BinaryIO,
+    source: ReadsInto,
     *,
     name: str,
     sink: BinaryIO | None = None,
@@ -40,7 +46,7 @@ def hash_stream(
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     size = 0
-    readinto = source.readinto  # type: ignore[attr-defined]
+    readinto = source.readinto
     while n := readinto(buffer):
         size += n
         if limit is not None and size > limit:

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 from pydantic import ValidationError
 
-from catalog.domain.models import Signature, TensorSpec
+from catalog.domain.models import DType, Signature, TensorSpec
 from catalog.errors import NotOnnx, UnsafeArtifact, UnsupportedModel
 
 __all__ = [
@@ -44,7 +44,7 @@ _MAGIC = (
     (b"\x93NUMPY", "a NumPy .npy file"),
 )
 
-_DTYPES = {
+_DTYPES: dict[int, DType] = {
     onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.BFLOAT16: "bfloat16",
     onnx.TensorProto.FLOAT: "float32",

@@ -246,11 +246,11 @@ def collect_status(
     every_record = [r for _, _, _, endpoints in stacks for r in endpoints]
     with ThreadPoolExecutor(8) as pool:  # replicas answer in parallel
         probed = dict(zip([r.file for r in every_record], pool.map(probe_endpoint, every_record), strict=True))
-    for stack, env, routes, endpoints in stacks:
-        if env is not None and stack.applied:
+    for stack, declared, routes, endpoints in stacks:
+        if declared is not None and stack.applied:
             by_key = _endpoints_by_application(endpoints)
             stack.applications = [
-                _application_status(app, routes.get(app.name), by_key, probed) for app in env.applications
+                _application_status(app, routes.get(app.name), by_key, probed) for app in declared.applications
             ]
     return Status([stack for stack, _, _, _ in stacks])
 

@@ -23,13 +23,13 @@ models' declaration order with map keys sorted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, computed_field
 
 from catalog.domain.effective import declared_environments, effective_rollout, effective_serving, semver_key
-from catalog.domain.models import Application, Binding, Catalog, Model, Signature, Version
+from catalog.domain.models import Application, Binding, Catalog, EnvironmentSpec, Model, Signature, Version
 from catalog.domain.strict import STRICT
 
 __all__ = [
@@ -94,12 +94,12 @@ class VersionChange(Strict):
     changes: list[FieldChange]
     served_on_base: list[Traffic] = []
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property: pydantic's way
     @property
     def digest_changed(self) -> bool:
         return any(c.field == "artifact.digest" for c in self.changes)
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property: pydantic's way
     @property
     def served_digest_swap(self) -> bool:
         """Other bytes under a version number that served traffic: a released version rewritten."""
@@ -170,7 +170,7 @@ class CatalogDiff(Strict):
     environments: list[EnvironmentChange] = []
     settings: list[FieldChange] = []  # defaults.* and limits.*
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property: pydantic's way
     @property
     def empty(self) -> bool:
         return not any(
@@ -413,7 +413,9 @@ class _Builder:
                     self.add("applications", change)
 
     def application(self, old: Application, new: Application, renames: Mapping[str, str]) -> ApplicationChange | None:
-        facts = lambda a: _flatten(a.model_dump(mode="json", include={"owner", "environment", "description"}))
+        facts: Callable[[Application], dict[str, Value]] = lambda a: _flatten(
+            a.model_dump(mode="json", include={"owner", "environment", "description"})
+        )
         changes = _changes(facts(old), facts(new))
         before = {renames.get(b.model, b.model): b for b in old.bindings}
         after = {b.model: b for b in new.bindings}
@@ -461,7 +463,9 @@ class _Builder:
             elif name not in old:
                 self.add("environments", EnvironmentChange(name=name, status="added", target=new[name].target))
             else:
-                facts = lambda e: _flatten(e.model_dump(mode="json", exclude={"name"}))
+                facts: Callable[[EnvironmentSpec], dict[str, Value]] = lambda e: _flatten(
+                    e.model_dump(mode="json", exclude={"name"})
+                )
                 changes = _changes(facts(old[name]), facts(new[name]))
                 if changes:
                     self.add(
@@ -470,7 +474,9 @@ class _Builder:
                     )
 
     def settings(self) -> None:
-        facts = lambda c: _flatten(c.model_dump(mode="json", include={"defaults", "limits"})) if c else {}
+        facts: Callable[[Catalog | None], dict[str, Value]] = lambda c: (
+            _flatten(c.model_dump(mode="json", include={"defaults", "limits"})) if c else {}
+        )
         for change in _changes(facts(self.base), facts(self.head)):
             self.add("settings", change)
 

@@ -51,7 +51,7 @@ How = Literal["sticky", "random", "pinned"]
 class RandomSource(Protocol):
     """Anything with ``randrange(n)`` (``random.Random`` and ``random.SystemRandom`` qualify)."""
 
-    def randrange(self, stop: int) -> int: ...
+    def randrange(self, stop: int, /) -> int: ...
 
 
 class Assignment(NamedTuple):

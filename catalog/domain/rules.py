@@ -84,40 +84,44 @@ def check_raw(document: object) -> list[Problem]:
     problems: list[Problem] = []
     models = _items(document, "models")
     problems += _duplicates(
-        [(("models", i, "name"), m["name"]) for i, m in models if isinstance(m.get("name"), str)],
+        [(("models", i, "name"), name) for i, m in models if isinstance(name := m.get("name"), str)],
         "model",
         "ref.duplicate-model",
     )
     for i, model in models:
         problems += _duplicates(
             [
-                (("models", i, "versions", j, "version"), semver_key(v["version"]))
+                (("models", i, "versions", j, "version"), semver_key(version))
                 for j, v in _items(model, "versions")
-                if isinstance(v.get("version"), str)
+                if isinstance(version := v.get("version"), str)
             ],
             "version",
             "ref.duplicate-version",
         )
     problems += _duplicates(
         [
-            (("applications", i, "name"), a["name"])
+            (("applications", i, "name"), name)
             for i, a in _items(document, "applications")
-            if isinstance(a.get("name"), str)
+            if isinstance(name := a.get("name"), str)
         ],
         "application",
         "ref.duplicate-application",
     )
     problems += _duplicates(
         [
-            (("environments", i, "name"), e["name"])
+            (("environments", i, "name"), name)
             for i, e in _items(document, "environments")
-            if isinstance(e.get("name"), str)
+            if isinstance(name := e.get("name"), str)
         ],
         "environment",
         "ref.duplicate-environment",
     )
     problems += _duplicates(
-        [(("stores", i, "name"), s["name"]) for i, s in _items(document, "stores") if isinstance(s.get("name"), str)],
+        [
+            (("stores", i, "name"), name)
+            for i, s in _items(document, "stores")
+            if isinstance(name := s.get("name"), str)
+        ],
         "store",
         "ref.duplicate-store",
     )

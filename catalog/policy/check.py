@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from catalog.domain.models import Catalog, Model, Version
+from catalog.domain.problems import Problem
 from catalog.errors import CatalogInvalid, UsageError
 from catalog.policy.contract import RuleEngine, policy_files
 from catalog.policy.findings import Finding, PolicyResult, RuleInfo, SubjectInput
@@ -55,7 +56,7 @@ VALIDATE = RuleInfo(
 class LoadedCatalog:
     text: str
     catalog: Catalog
-    errors: list  # validate's errors (cross-references): the schema held, so rules can still run
+    errors: list[Problem]  # validate's errors (cross-references): the schema held, so rules can still run
 
 
 def load_for_policies(data: bytes, filename: str) -> LoadedCatalog:
@@ -156,7 +157,7 @@ def _base(path: Path, ref: str, head: LoadedCatalog) -> dict[tuple[str, str], Ba
     return base_versions(document)
 
 
-def validation_findings(errors: list) -> list[Finding]:
+def validation_findings(errors: list[Problem]) -> list[Finding]:
     """validate's problems as VALIDATE denies at their positions."""
     return [
         Finding(

@@ -29,6 +29,7 @@ from catalog.policy.contract import RuleEngine
 from catalog.policy.findings import RuleInfo, SubjectInput
 from catalog.policy.inputs import base_versions, catalog_inputs
 from catalog.policy.rego import RegoPolicies
+from catalog.policy.settings import Settings
 from catalog.policy.synth_inputs import block_inputs
 from catalog.policy.yamlfile import load_model
 from catalog.validate import read_catalog_bytes
@@ -104,7 +105,7 @@ def _expectation(case: Path) -> _Expectation:
     return expectation
 
 
-def _inputs(case: Path, now: datetime, settings) -> list[SubjectInput]:
+def _inputs(case: Path, now: datetime, settings: Settings) -> list[SubjectInput]:
     if case.name.endswith(".tf.json"):
         try:
             text = case.read_text(encoding="utf-8")
@@ -120,7 +121,7 @@ def _inputs(case: Path, now: datetime, settings) -> list[SubjectInput]:
     return catalog_inputs(loaded.catalog, now=now, settings=settings, base=base)
 
 
-def case_inputs(case: Path, settings, expect: _Expectation | None = None) -> list[SubjectInput]:
+def case_inputs(case: Path, settings: Settings, expect: _Expectation | None = None) -> list[SubjectInput]:
     """The inputs of one case, with ages computed as of its expectation's ``now`` (default today)."""
     day = (expect or _expectation(case)).now or datetime.now(UTC).date()
     return _inputs(case, datetime(day.year, day.month, day.day, tzinfo=UTC), settings)

@@ -213,7 +213,8 @@ def _binding_input(
         minimums = default.min_metrics if default is not None else {}
     gates["min_metrics"] = _metrics(minimums)
     gates["min_metrics_text"] = _metrics_text(minimums)
-    routed_on_base, base_weights = False, {}
+    routed_on_base = False
+    base_weights: dict[str, int] = {}
     if base:
         index = base_by_model if base_by_model is not None else _by_model(base)
         routed_on_base, base_weights = _base_routes(index, str(app_doc["name"]), binding)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from types import ModuleType
 
 from catalog.errors import PolicyEvalFailed, PolicyInvalid
 from catalog.policy.contract import UNDEFINED, RuleEngine, RuleModule
@@ -37,7 +38,7 @@ _ERROR_AT = re.compile(r"\(error \d+:([^|\s]+)\|(\d+)\|(\d+)")
 _ERROR_MSG = re.compile(r"\(errormsg \d+:([^\n]*)\)")
 
 
-def _regopy():
+def _regopy() -> tuple[ModuleType, ModuleType]:
     try:
         import regopy
         from regopy import rego_shared
@@ -89,6 +90,7 @@ class RegoPolicies(RuleEngine):
 
     def _evaluate(self, m: RuleModule, entry: str, document: Mapping[str, object] | None, about: str) -> object:
         s = self._shared
+        assert self._bundle is not None  # built whenever there is a module to evaluate
         self._it.set_input_term(_json(document if document is not None else {}))
         out = s.rego_bundle_query_entrypoint(
             self._it._impl, self._bundle._impl, f"{m.package.replace('.', '/')}/{entry}"

@@ -20,7 +20,7 @@ __all__ = ["block_inputs", "synth_inputs"]
 
 def _leaves(node: object, path: str, key: str, name: str) -> Iterator[dict[str, object]]:
     if isinstance(node, dict):
-        sibling = node.get("name") if isinstance(node.get("name"), str) else ""
+        sibling = named if isinstance(named := node.get("name"), str) else ""
         for k, v in node.items():
             yield from _leaves(v, f"{path}.{k}" if path else str(k), str(k), sibling if k != "name" else "")
     elif isinstance(node, list):
@@ -69,7 +69,7 @@ def block_inputs(stack: str, document: dict[str, object], file: str = "", text: 
     inputs = []
     for address, keys, body in _blocks(document):
         subject = f"resource/{stack}/{address}"
-        doc = {
+        doc: dict[str, object] = {
             "kind": "resource",
             "subject": subject,
             "stack": stack,

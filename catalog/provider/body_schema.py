@@ -24,7 +24,7 @@ from catalog.domain.bodies import Body
 __all__ = ["ListNestedBlock", "body_schema", "is_whole"]
 
 
-class ListNestedBlock(SetNestedBlock):
+class ListNestedBlock(SetNestedBlock):  # type: ignore[misc]  # tf has no types: its SetNestedBlock is Any
     """A nested block list (``tf`` ships only set and single): ordered, compared item by item."""
 
     def to_pb(self) -> pb.Schema.NestedBlock:
@@ -38,7 +38,7 @@ class ListNestedBlock(SetNestedBlock):
     def encode(self, value: Any) -> Any:
         return value if value is None else super().encode(value)
 
-    def semantically_equal(self, a_decoded: Any, b_decoded: Any) -> bool:
+    def semantically_equal(self, a_decoded: object, b_decoded: object) -> bool:
         return a_decoded == b_decoded
 
 

@@ -104,7 +104,7 @@ def application_values(catalog: Catalog, name: str) -> dict[str, Any] | None:
     }
 
 
-class _CatalogDataSource(DataSource):
+class _CatalogDataSource(DataSource):  # type: ignore[misc]  # tf has no types: its DataSource is Any
     kind = ""
 
     def __init__(self, provider: ProviderConfig) -> None:

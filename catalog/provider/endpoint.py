@@ -82,7 +82,7 @@ def _count(value: object) -> int | None:
     return int(value) if is_whole(value) else None
 
 
-class EndpointResource(Resource):
+class EndpointResource(Resource):  # type: ignore[misc]  # tf has no types: its Resource is Any
     """``replicas`` replica processes of one model version, verified against ``digest``."""
 
     def __init__(self, provider: ProviderConfig) -> None:

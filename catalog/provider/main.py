@@ -23,7 +23,7 @@ def _keep_serving_on_stop(runner: Any) -> None:
     if base is None:  # another tf: nothing to correct
         return
 
-    class KeepServingOnStop(base):  # type: ignore[misc, valid-type]
+    class KeepServingOnStop(base):  # type: ignore[misc, valid-type]  # a class found at run time (Any), not declared
         def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
             if handler_call_details.method == _STOP_PROVIDER:
                 return continuation(handler_call_details)

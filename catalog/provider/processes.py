@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from catalog.errors import ProcessFailed
@@ -159,8 +159,8 @@ def _announced_url(log: Path, offset: int) -> str | None:
         if line.startswith(b"{"):
             with contextlib.suppress(ValueError):
                 doc = json.loads(line)
-                if isinstance(doc, dict) and isinstance(doc.get("url"), str):
-                    return doc["url"]
+                if isinstance(doc, dict) and isinstance(url := doc.get("url"), str):
+                    return url
     return None
 
 
@@ -169,7 +169,7 @@ def start_process(
     log: Path,
     what: str,
     timeout: float = START_TIMEOUT,
-    on_spawn: Callable[[ProcessId], None] | None = None,
+    on_spawn: Callable[[ProcessId], object] | None = None,
 ) -> Started:
     """Start ``argv`` detached, logging to ``log``; return once it has announced its URL.
 
@@ -265,7 +265,7 @@ def wait_router_table(url: str, ident: ProcessId, sha256: str, log: Path, timeou
             if not is_alive(ident):
                 raise ProcessFailed(f"router {url} exited", str(log), log_tail(log))
             with contextlib.suppress(httpx.HTTPError, ValueError):
-                routing = client.get(f"{url}/routing").json()
+                routing: dict[str, Any] = client.get(f"{url}/routing").json()
                 table = routing.get("table") or {}
                 if table.get("sha256") == sha256:
                     return routing

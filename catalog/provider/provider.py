@@ -18,7 +18,7 @@ __all__ = ["FULL_NAME", "ModelcatProvider"]
 FULL_NAME = "registry.terraform.io/modelcat/modelcat"
 
 
-class ModelcatProvider(ProviderConfig, Provider):
+class ModelcatProvider(ProviderConfig, Provider):  # type: ignore[misc]  # tf has no types: its Provider is Any
     """Data sources over models.yaml; endpoint and route resources that run local processes."""
 
     # -- tf.iface.Provider ------------------------------------------------------------------------

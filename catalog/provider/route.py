@@ -100,14 +100,15 @@ def _weight_problems(models: list[Any]) -> list[tuple[str, list[Any]]]:
                 where = f"{model.get('name')} {routes[j].get('version')}"
                 message = f"the weight of {where} is {weight}: it must be an integer from 0 to {BUCKETS}"
                 problems.append((message, ["model", (i,), "route", (j,), "weight"]))
-        if weights and all(is_whole(w) for w in weights):
-            unbalanced = split_problem(int(w) for w in weights)
+        whole = [w for w in weights if is_whole(w)]
+        if weights and len(whole) == len(weights):
+            unbalanced = split_problem(int(w) for w in whole)
             if unbalanced:
                 problems.append((f"model {model.get('name')!r}: {unbalanced}", ["model", (i,), "route"]))
     return problems
 
 
-class RouteResource(Resource):
+class RouteResource(Resource):  # type: ignore[misc]  # tf has no types: its Resource is Any
     """A router for one application, serving the routes of its ``route`` blocks."""
 
     def __init__(self, provider: ProviderConfig) -> None:

@@ -24,6 +24,7 @@ kernel reused is never taken for ours. The read API for ``modelcat status``:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,7 @@ class EndpointRecord:
         body["instances"] = [asdict(i) for i in self.instances]
         return body
 
-    def with_instances(self, instances: list[Instance] | tuple[Instance, ...]) -> EndpointRecord:
+    def with_instances(self, instances: Iterable[Instance]) -> EndpointRecord:
         return replace(self, instances=tuple(instances))
 
 

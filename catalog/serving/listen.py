@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -97,7 +97,7 @@ def run(
     app: Any,
     sock: socket.socket,
     *,
-    lifespan: str = "off",
+    lifespan: Literal["auto", "on", "off"] = "off",
     drain_seconds: float = 5.0,
     on_listening: Callable[[str], None] | None = None,
 ) -> list[int]:
@@ -118,7 +118,7 @@ def run(
         access_log=False,
         log_level="warning",
         server_header=False,
-        timeout_graceful_shutdown=drain_seconds,
+        timeout_graceful_shutdown=drain_seconds,  # type: ignore[arg-type]  # typed int; a float timeout
     )
     server = _Server(config, lambda: on_listening(url) if on_listening else None)
     try:

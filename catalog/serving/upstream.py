@@ -33,6 +33,7 @@ import collections
 import re
 import ssl
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import quote, urlsplit
 
 import httptools
@@ -130,7 +131,7 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a TCP connection's: a stream transport
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:  # bytes nobody asked for: the connection cannot be trusted any more
@@ -211,7 +212,8 @@ class _Connection(asyncio.Protocol):
         """Send a whole request, wait for the whole response."""
         assert self.transport is not None
         self.reusable = False
-        self._waiter = waiter = self._loop.create_future()
+        waiter: asyncio.Future[UpstreamResponse] = self._loop.create_future()
+        self._waiter = waiter
         self._read_timeout = read_timeout
         self._last_read = self._loop.time()
         self._timer = self._loop.call_at(self._last_read + read_timeout, self._check_read_timeout)
@@ -334,7 +336,8 @@ class UpstreamClient:
                 while idle:
                     idle.pop().close()
                 return None
-            if not connection.closed and not connection.transport.is_closing():  # type: ignore[union-attr]
+            transport = connection.transport  # set on connecting: every pooled connection has one
+            if not connection.closed and transport is not None and not transport.is_closing():
                 return connection
             connection.close()
         return None

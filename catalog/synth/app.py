@@ -82,7 +82,8 @@ def get_target(name: str) -> Target:
         if e.name is not None and module_name.startswith(e.name):
             raise UsageError(f"target {name!r} is not available in this modelcat ({module_name} is missing)") from e
         raise UsageError(f"target {name!r} needs the Python package {e.name!r}, which is not installed") from e
-    return getattr(module, cls)()  # type: ignore[no-any-return]
+    target: Target = getattr(module, cls)()
+    return target
 
 
 def stack_targets(envs: Iterable[Environment], target: str | None = None) -> list[tuple[Environment, str]]:

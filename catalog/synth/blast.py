@@ -114,7 +114,7 @@ class StackChanges(_Strict):
     target: str
     changes: list[ResourceChange]
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property: pydantic's way
     @property
     def counts(self) -> dict[str, int]:
         return {action: sum(c.action == action for c in self.changes) for action in ACTIONS}
@@ -123,7 +123,7 @@ class StackChanges(_Strict):
 class BlastRadius(_Strict):
     stacks: list[StackChanges]  # stacks with at least one change, by name
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property: pydantic's way
     @property
     def counts(self) -> dict[str, int]:
         return {action: sum(s.counts[action] for s in self.stacks) for action in ACTIONS}
@@ -327,6 +327,7 @@ def _stack_changes(
     for (kind, rid), (action, attributes) in actions.items():
         old_body, new_body = before.get(kind, {}).get(rid), after.get(kind, {}).get(rid)
         body = new_body if new_body is not None else old_body
+        assert body is not None  # an action is found for a body before or after
         found = _lookup(index, rid) or _labelled(body)
         word = _kind_word(kind, body)
         detail = _detail(kind, action, old_body, new_body)

@@ -48,9 +48,9 @@ def _endpoint(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
     app = labels.get("modelcat/application") or str(state.get("name", "")).split(".")[0]
     subject = f"{app}: {state.get('model')} {state.get('version')} endpoint"
     if action == "create":
-        return subject, f"{plural(after.get('replicas'), 'replica')} of {_short(after.get('digest'))}" if after else ""
+        return subject, f"{plural(after['replicas'], 'replica')} of {_short(after.get('digest'))}" if after else ""
     if action == "delete":
-        return subject, f"stop {plural(before.get('replicas'), 'replica')}" if before else ""
+        return subject, f"stop {plural(before['replicas'], 'replica')}" if before else ""
     details = []
     if before and after:
         if before.get("digest") != after.get("digest"):

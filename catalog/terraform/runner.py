@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from catalog.errors import (
     Interrupted,
@@ -69,10 +70,24 @@ class Completed:
         return self.args[0] if self.args else ""
 
 
+class _Failure(TypedDict):
+    """A TerraformError's keyword arguments."""
+
+    command: str
+    diagnostics: str
+    output: str
+    retcode: int | None
+
+
 def classify_failure(done: Completed) -> TerraformError:
     """The error for a failed command, chosen from Terraform's own diagnostics."""
     text = " ".join(f"{done.stderr}\n{done.stdout}".split())  # Terraform wraps its messages at 80 columns
-    fields = {"command": done.command, "diagnostics": done.stderr, "output": done.stdout, "retcode": done.retcode}
+    fields: _Failure = {
+        "command": done.command,
+        "diagnostics": done.stderr,
+        "output": done.stdout,
+        "retcode": done.retcode,
+    }
     if LOCK_MESSAGE in text:
         return StateLocked("the state is locked by another operation", **fields)
     if any(message in text for message in _STALE_MESSAGES):
@@ -156,7 +171,8 @@ class Terraform:
         """Read stdout line by line (to ``on_output``), stderr whole; forward Ctrl-C until the child exits."""
         assert process.stdout is not None and process.stderr is not None
         err_chunks: list[bytes] = []
-        err_reader = threading.Thread(target=lambda: err_chunks.append(process.stderr.read()), daemon=True)  # type: ignore[union-attr]
+        err_pipe = process.stderr
+        err_reader = threading.Thread(target=lambda: err_chunks.append(err_pipe.read()), daemon=True)
         err_reader.start()
         out_lines: list[str] = []
         interrupts = 0

@@ -223,7 +223,7 @@ class Workspace:
 
     def _fingerprint(self, config: _Config, cli_config: Path | None) -> dict[str, Any]:
         data = config.data
-        modules = data.get("module") if isinstance(data.get("module"), dict) else {}
+        modules = declared if isinstance(declared := data.get("module"), dict) else {}
         mirror = self._providers_dir / "mirror"
         return {
             "terraform": self.terraform.identity,

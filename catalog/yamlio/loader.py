@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import yaml
-from yaml.cyaml import CParser
+from yaml._yaml import CParser  # libyaml's parser, where yaml.cyaml takes it from
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from catalog.domain.problems import Problem
@@ -56,10 +57,10 @@ for _tag, _regexp, _first in (
     CoreResolver.add_implicit_resolver(_tag, re.compile(_regexp), list(_first))
 
 
-_IMPLICIT = CoreResolver.yaml_implicit_resolvers
+_IMPLICIT: dict[str, list[tuple[str, re.Pattern[str]]]] = CoreResolver.yaml_implicit_resolvers
 
 
-class _Composer(CParser, CoreResolver):  # type: ignore[misc]
+class _Composer(CParser, CoreResolver):
     def __init__(self, stream: str) -> None:
         CParser.__init__(self, stream)
         CoreResolver.__init__(self)
@@ -246,7 +247,7 @@ class _Builder:
         self.expanded += 1
         self.active.add(key)
         try:
-            result = self.mapping(node) if isinstance(node, MappingNode) else self.sequence(node)
+            result = self.mapping(node) if isinstance(node, MappingNode) else self.sequence(cast(SequenceNode, node))
         finally:
             self.active.discard(key)
         self.done[key] = result

@@ -114,7 +114,9 @@ def _failed(where: str, detail: str, error: Exception) -> StoreError:
 class _TimeoutAdapter(HTTPAdapter):
     """Gives every request a timeout, also those oras makes without one."""
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(  # type: ignore[override]  # requests' keyword arguments go on as they come
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = TIMEOUT
         return super().send(request, **kwargs)
@@ -129,7 +131,7 @@ def _with_timeouts(session: requests.Session) -> requests.Session:
 _UNRETRIED = getattr(oras.client.OrasClient.do_request, "__wrapped__", oras.client.OrasClient.do_request)
 
 
-class _Oras(oras.client.OrasClient):
+class _Oras(oras.client.OrasClient):  # type: ignore[misc]  # oras has no types: its OrasClient is Any
     """oras without its retry loop; an error status is raised at once rather than parsed on."""
 
     def do_request(self, *args: Any, **kwargs: Any) -> requests.Response:

@@ -44,8 +44,8 @@ def synthesize_bodies(context: StackContext, modules: dict[str, Any] | None = No
     for s in items:  # an apply never fights the HPA over the replica count
         if s.autoscaled:
             resources[DEPLOYMENT][s.endpoint.id]["lifecycle"] = {"ignore_changes": ["spec[0].replicas"]}
-    for kind, bodies in routing.application_resources(context, items, modules).items():
-        _merge(resources, kind, bodies)
+    for resource_type, bodies in routing.application_resources(context, items, modules).items():
+        _merge(resources, resource_type, bodies)
     return resources
 
 
