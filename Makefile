@@ -102,9 +102,11 @@ $(OPA_STAMP): | $(STAMP)
 
 opa: $(OPA_STAMP)
 
-## test: lint, then the whole test suite
+## test: lint, format and types (mypy on catalog/, [tool.mypy] in pyproject.toml), then the whole test suite
 test: setup system-deps sarif-multitool opa
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 ## bench: the benchmarks whose results go into BENCHMARKS.md
@@ -121,4 +123,4 @@ schema: setup
 	$(BIN)/modelcat schema --write
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache
