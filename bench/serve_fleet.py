@@ -1,0 +1,173 @@
+"""What the serving benchmark (bench/serve.py) runs: the demo model and a generated ~100 MB one, and
+``modelcat replica`` / ``modelcat router`` processes started, read and stopped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parent.parent
+MB = 1_000_000
+BIG_HIDDEN = 1_400_000  # float32 weights 16*H + H + H + 1: about 101 MB
+BEFORE = "router-before"
+STICKY = "x-user-id"
+
+
+@dataclass(frozen=True)
+class Model:
+    label: str
+    name: str
+    version: str
+    artifact: Path
+    digest: str
+
+
+SMALL = Model(
+    "fraud-scorer 1.3.0 (demo, 2.4 KB)",
+    "fraud-scorer",
+    "1.3.0",
+    ROOT / "artifacts/sha256/fb/fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0",
+    "sha256:fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0",
+)
+
+
+# -- the ~100 MB model ------------------------------------------------------------------------------
+
+
+def big_model(folder: Path) -> Model:
+    """features[batch, 16] -> MatMul(16 x H) -> Add -> Relu -> MatMul(H x 1) -> Sigmoid, weights inline."""
+    rng = np.random.default_rng(0)
+
+    def tensor(name: str, *shape: int) -> TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape, dtype=np.float32) * 0.01), name)
+
+    h = BIG_HIDDEN
+    weights = [tensor("w1", 16, h), tensor("b1", h), tensor("w2", h, 1), tensor("b2", 1)]
+    nodes = [
+        helper.make_node("MatMul", ["features", "w1"], ["h0"]),
+        helper.make_node("Add", ["h0", "b1"], ["h1"]),
+        helper.make_node("Relu", ["h1"], ["h"]),
+        helper.make_node("MatMul", ["h", "w2"], ["z0"]),
+        helper.make_node("Add", ["z0", "b2"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["score"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "bench-100mb",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 1])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="modelcat-bench")
+    model.ir_version = 9
+    data = model.SerializeToString()
+    path = folder / "model-100mb.onnx"
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    return Model(f"generated dense model ({len(data) / MB:.0f} MB)", "big-dense", "1.0.0", path, digest)
+
+
+# -- processes --------------------------------------------------------------------------------------
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+
+
+def read_url(proc: subprocess.Popen[str], timeout: float = 60.0) -> str:
+    """The URL from the first 'listening on URL' line of the process's stdout."""
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    line = box[0] if box else ""
+    if " listening on " not in line:
+        proc.kill()
+        err = proc.stderr.read() if proc.stderr else ""
+        sys.exit(f"{' '.join(map(str, proc.args))} did not start (exit {proc.poll()}): {line!r}\n{err[-2000:]}")
+    return line.rsplit(" listening on ", 1)[1].split()[0]
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+
+
+def spawn(args: list[str], stderr: object = subprocess.PIPE) -> subprocess.Popen[str]:
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True, env=clean_env())
+
+
+def replica_args(cli: str, model: Model) -> list[str]:
+    return [
+        cli, "replica", "--model", model.name, "--version", model.version, "--artifact", str(model.artifact),
+        "--digest", model.digest, "--port", "0",
+    ]  # fmt: skip
+
+
+@contextmanager
+def serving(
+    cli: str, model: Model, workdir: Path, baseline: Path | None = None
+) -> Iterator[tuple[str, dict[str, str], dict[str, int]]]:
+    """One replica of ``model`` and a router in front of it (two with ``baseline``: the second from
+    that source tree); yields the replica's URL, the routers' URLs and every pid, by path name."""
+    replica = spawn(replica_args(cli, model), stderr=subprocess.DEVNULL)
+    router = before = None
+    try:
+        replica_url = read_url(replica)
+        table = workdir / f"{model.name}.routing.json"
+        document = {
+            "apiVersion": "modelcat/routing-v1",
+            "application": "bench",
+            "sticky_key": STICKY,
+            "models": [
+                {
+                    "name": model.name,
+                    "routes": [
+                        {"version": model.version, "weight": 100, "digest": model.digest, "replicas": [replica_url]}
+                    ],
+                }
+            ],
+        }
+        table.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        log = workdir / f"{model.name}.assignments.jsonl"
+        router = spawn(
+            [cli, "router", "--table", str(table), "--port", "0", "--assignment-log", str(log)],
+            stderr=subprocess.DEVNULL,
+        )
+        urls, pids = {"router": read_url(router)}, {"replica": replica.pid, "router": router.pid}
+        if baseline is not None:
+            args = [sys.executable, "-m", "catalog.cli.router_command", "--table", str(table), "--port", "0"]
+            args += ["--assignment-log", str(workdir / f"{model.name}.before.jsonl")]
+            before = subprocess.Popen(
+                args, cwd=baseline, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                env=clean_env() | {"PYTHONPATH": str(baseline)},
+            )  # fmt: skip
+            urls[BEFORE], pids[BEFORE] = read_url(before), before.pid
+        yield replica_url, urls, pids
+    finally:
+        for proc in (before, router, replica):
+            if proc is not None:
+                stop(proc)
