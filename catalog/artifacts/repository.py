@@ -10,10 +10,11 @@ from catalog.artifacts.stores.local import LocalStore
 from catalog.domain.models import Catalog, Store
 from catalog.domain.stores import IMPLIED_STORE, catalog_stores, default_store
 from catalog.errors import UsageError
+from catalog.layout import STATE_ROOT, cache_dir
 
 __all__ = ["CACHE_DIR", "open_store", "store_for_uri"]
 
-CACHE_DIR = Path(".modelcat/cache")  # verified copies of fetched OCI artifacts (git-ignored)
+CACHE_DIR = cache_dir(Path(STATE_ROOT))  # verified copies of fetched OCI artifacts (git-ignored)
 
 
 def _oci(reference: str, base: Path) -> ArtifactStore:

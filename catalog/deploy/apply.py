@@ -21,10 +21,9 @@ from catalog.deploy.stacks import (
     prepare,
     select_stacks,
     stack_has_resources,
-    state_root,
 )
 from catalog.errors import ModelcatError, UsageError
-from catalog.synth.base import run_dir, split_stack_name
+from catalog.layout import run_dir, split_stack_name, state_root
 from catalog.terraform import ApplyOutcome, PlanOutcome, Workspace
 from catalog.terraform.workspace import OnOutput
 from catalog.validate import validate_file

@@ -20,9 +20,10 @@ from pathlib import Path
 from catalog.domain.deployment import Environment
 from catalog.domain.models import Catalog
 from catalog.errors import UsageError
-from catalog.synth import STATE_ROOT, check_environments, selected_environments, stack_targets, synthesize
-from catalog.synth.base import run_root, split_stack_name
+from catalog.layout import run_root, split_stack_name, state_root, workspace_dir, workspace_root
+from catalog.synth import check_environments, selected_environments, stack_targets, synthesize
 from catalog.terraform import Workspace
+from catalog.terraform.workspace import STATE_FILE
 from catalog.validate import validate_file
 
 __all__ = [
@@ -33,14 +34,7 @@ __all__ = [
     "prepare",
     "select_stacks",
     "stack_has_resources",
-    "state_root",
 ]
-
-
-def state_root(catalog_path: Path) -> Path:
-    """The ``.modelcat`` directory beside the catalog: workspaces, run records, the OCI cache (the
-    artifacts themselves live in the catalog's stores)."""
-    return catalog_path.resolve().parent / STATE_ROOT
 
 
 @dataclass(frozen=True)
@@ -125,7 +119,7 @@ def stack_has_resources(catalog_path: Path, stack: str) -> bool:
     """Whether the stack's Terraform state holds resources (an unreadable state counts as holding
     some: Terraform says what is wrong with it)."""
     try:
-        state = json.loads((state_root(catalog_path) / "terraform" / stack / "terraform.tfstate").read_bytes())
+        state = json.loads((workspace_dir(state_root(catalog_path), stack) / STATE_FILE).read_bytes())
     except FileNotFoundError:
         return False
     except (OSError, ValueError):
@@ -135,10 +129,10 @@ def stack_has_resources(catalog_path: Path, stack: str) -> bool:
 
 def existing_stacks(catalog_path: Path) -> list[str]:
     """Stacks that have a workspace with state (applied at least once), whatever the catalog says now."""
-    base = state_root(catalog_path) / "terraform"
+    base = workspace_root(state_root(catalog_path))
     if not base.is_dir():
         return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and (p / "terraform.tfstate").exists())
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and (p / STATE_FILE).exists())
 
 
 def plan_stack(plan_file: Path) -> str:

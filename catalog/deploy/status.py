@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog.deploy.leftovers import Leftover, find_leftovers
-from catalog.deploy.stacks import select_stacks, state_root
+from catalog.deploy.stacks import select_stacks
 from catalog.domain.deployment import ApplicationPlan, Environment, environments
 from catalog.domain.models import Application, Catalog
 from catalog.errors import UsageError
+from catalog.layout import run_dir, split_stack_name, stack_name, state_root
 from catalog.provider.runstate import (
     EndpointRecord,
     InstanceStatus,
@@ -34,7 +35,6 @@ from catalog.provider.runstate import (
     probe_endpoint,
     probe_route,
 )
-from catalog.synth.base import run_dir, split_stack_name, stack_name
 from catalog.validate import validate_file
 from catalog.wording import plural
 

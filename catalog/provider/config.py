@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from tf.iface import Config
@@ -21,6 +21,7 @@ from tf.utils import Diagnostics
 
 from catalog.domain.problems import Problem
 from catalog.errors import ModelcatError
+from catalog.layout import STATE_ROOT, run_root
 from catalog.provider.runstate import RunDir
 from catalog.wording import plural
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_CATALOG", "DEFAULT_RUN_DIR", "ProviderConfig", "problem_text"]
 
 DEFAULT_CATALOG = "models.yaml"
-DEFAULT_RUN_DIR = ".modelcat/run"
+DEFAULT_RUN_DIR = run_root(PurePosixPath(STATE_ROOT)).as_posix()  # ".modelcat/run", beside the Terraform files
 
 
 def problem_text(problems: list[Problem]) -> str:

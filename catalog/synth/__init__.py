@@ -1,7 +1,6 @@
 """The synthesizer: catalog → CDK Terrain stacks → Terraform JSON, one module per target."""
 
 from catalog.synth.app import (
-    STATE_ROOT,
     TARGETS,
     StackOutput,
     SynthResult,
@@ -14,7 +13,6 @@ from catalog.synth.app import (
 )
 
 __all__ = [
-    "STATE_ROOT",
     "TARGETS",
     "StackOutput",
     "SynthResult",

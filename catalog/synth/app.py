@@ -13,13 +13,13 @@ from typing import Any
 from catalog.domain.deployment import Environment, environments
 from catalog.domain.models import Catalog
 from catalog.errors import UsageError
+from catalog.layout import STATE_ROOT, stack_name, workspace_dir
 from catalog.nogc import no_gc
-from catalog.synth.base import StackContext, Target, stack_name
+from catalog.synth.base import StackContext, Target
 from catalog.synth.emit import deferred_bodies, write_pending
 from catalog.synth.node import prepare_jsii
 
 __all__ = [
-    "STATE_ROOT",
     "TARGETS",
     "TARGET_CLASSES",
     "TARGET_MODULES",
@@ -35,7 +35,6 @@ __all__ = [
     "synthesize",
 ]
 
-STATE_ROOT = ".modelcat"
 # Every target this modelcat synthesizes: name -> (module, class), imported only when used (the
 # kubernetes one loads a large provider package). A new target (kserve, sagemaker) is one line here
 # plus its module under catalog/synth/targets/; its class names the settings block it needs.
@@ -117,7 +116,7 @@ def stack_context(env: Environment, target: str, catalog_path: Path) -> StackCon
     """What a target is handed for ``env``: paths as seen from where the runner runs Terraform."""
     name = stack_name(env.name, target)
     project = catalog_path.resolve().parent
-    workdir = project / STATE_ROOT / "terraform" / name
+    workdir = workspace_dir(project / STATE_ROOT, name)
     return StackContext(
         name=name,
         environment=env,

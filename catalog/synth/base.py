@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import PurePath
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from catalog.domain.deployment import BindingPlan, Environment
 from catalog.errors import UsageError
@@ -15,39 +14,10 @@ __all__ = [
     "Refusal",
     "StackContext",
     "Target",
-    "run_dir",
-    "run_root",
     "served_bindings",
-    "split_stack_name",
-    "stack_name",
 ]
 
 Bodies = dict[str, dict[str, dict[str, Any]]]  # a stack's resources: resource type -> id -> body
-
-
-P = TypeVar("P", bound=PurePath)
-
-
-def stack_name(environment: str, target: str) -> str:
-    """One stack per environment and target, e.g. ``production-local``."""
-    return f"{environment}-{target}"
-
-
-def split_stack_name(name: str) -> tuple[str, str]:
-    """(environment, target) of a stack name made by ``stack_name`` (target names hold no '-')."""
-    environment, _, target = name.rpartition("-")
-    return environment, target
-
-
-def run_root(state_root: P) -> P:
-    """The folder of every stack's run directory, in the ``.modelcat`` folder ``state_root``."""
-    return state_root / "run"
-
-
-def run_dir(state_root: P, stack: str) -> P:
-    """Where the local target's provider keeps the records, routing tables and logs of the
-    processes of ``stack`` (its ``run_dir``), in the ``.modelcat`` folder ``state_root``."""
-    return run_root(state_root) / stack
 
 
 @dataclass(frozen=True, slots=True)

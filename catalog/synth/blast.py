@@ -27,7 +27,7 @@ from catalog.domain.bodies import EndpointBody, RouterBody
 from catalog.domain.deployment import Environment, resource_id
 from catalog.domain.diff import version_order
 from catalog.domain.strict import STRICT
-from catalog.synth.base import split_stack_name
+from catalog.layout import split_stack_name
 from catalog.synth.changes import describe_changes
 from catalog.synth.resources import StackResources
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import StalePlan, TerraformFailed, UsageError
+from catalog.layout import STATE_ROOT, workspace_dir, workspace_root
 from catalog.terraform.runner import Completed, Terraform
 
 __all__ = ["ApplyOutcome", "PlanOutcome", "Workspace"]
@@ -115,7 +116,7 @@ class Workspace:
     def __init__(
         self,
         stack: str,
-        root: Path = Path(".modelcat"),
+        root: Path = Path(STATE_ROOT),
         terraform: str | None = None,
         *,
         lock_timeout: str = "0s",
@@ -124,7 +125,7 @@ class Workspace:
             raise UsageError(f"not a stack name: {stack!r} (letters, digits, '.', '_', '-'; not starting with '.')")
         self.stack = stack
         self.root = Path(root).resolve()
-        self.dir = self.root / "terraform" / stack
+        self.dir = workspace_dir(self.root, stack)
         self.lock_timeout = lock_timeout
         self.terraform = Terraform(terraform or os.environ.get("MODELCAT_TERRAFORM") or None)
 
@@ -144,7 +145,7 @@ class Workspace:
 
     @property
     def _providers_dir(self) -> Path:
-        return self.root / "terraform" / ".providers"
+        return workspace_root(self.root) / ".providers"
 
     def write_config(self, tf_json: bytes | str) -> bool:
         """Make ``tf_json`` the configuration (atomically); return False when it was already that.
@@ -194,7 +195,7 @@ class Workspace:
         if Path(users).is_file() if users else (Path.home() / ".terraformrc").is_file():
             return None  # the user's own CLI configuration applies
         # A missing CLI config file makes Terraform warn on every command; give it an empty one.
-        path = self.root / "terraform" / ".terraformrc"
+        path = workspace_root(self.root) / ".terraformrc"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("# empty: modelcat's Terraform needs no CLI settings for this configuration\n")

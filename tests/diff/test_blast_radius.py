@@ -9,9 +9,9 @@ import pytest
 
 from catalog.domain.deployment import environments
 from catalog.errors import UsageError
+from catalog.layout import split_stack_name
 from catalog.synth import synthesize
 from catalog.synth.app import TARGET_CLASSES, TARGET_MODULES, get_target
-from catalog.synth.base import split_stack_name
 from catalog.synth.blast import REPLACED_BY, blast_radius, replacing_attributes
 from catalog.synth.resources import synthesize_resources
 from catalog.validate import load_catalog

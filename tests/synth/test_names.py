@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from catalog.domain.deployment import environments, resource_id
+from catalog.layout import stack_name
 from catalog.provider.runstate import NAME as RUN_RECORD_NAME
 from catalog.synth import TARGETS, synthesize
 from catalog.synth.app import TARGET_MODULES
-from catalog.synth.base import StackContext, stack_name
+from catalog.synth.base import StackContext
 from catalog.terraform.runner import Terraform
 from catalog.validate import load_catalog, validate_bytes
 from tests.synth.generated import catalogs

@@ -15,7 +15,8 @@ from typing import Any
 
 from catalog.domain.bodies import DEFAULT_HOST, EndpointBody, RouterBody, router_models
 from catalog.domain.deployment import ApplicationPlan, Endpoint, Environment
-from catalog.synth.base import Bodies, Refusal, StackContext, run_dir
+from catalog.layout import run_dir
+from catalog.synth.base import Bodies, Refusal, StackContext
 from catalog.synth.emit import add_outputs, add_resources, reference
 
 __all__ = ["PROVIDER_SOURCE", "LocalTarget", "synthesize_bodies"]
