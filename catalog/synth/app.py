@@ -71,8 +71,7 @@ def get_target(name: str) -> Target:
     target (yet), or its module or a package it needs is not installed."""
     if name not in TARGET_CLASSES:
         raise UsageError(
-            f"unknown target {name!r}: modelcat cannot synthesize target {name!r} yet; "
-            f"the targets are {', '.join(TARGETS)}"
+            f"unknown target {name!r}: modelcat cannot synthesize it yet; the targets are {', '.join(TARGETS)}"
         )
     module_name, cls = TARGET_CLASSES[name]
     try:

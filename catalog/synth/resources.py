@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from catalog.domain.models import Catalog
-from catalog.errors import UsageError
-from catalog.synth.app import get_target, selected_environments, stack_context
+from catalog.synth.app import get_target, selected_environments, stack_context, stack_targets
 from catalog.synth.base import Bodies, Target
 from catalog.synth.node import prepare_jsii
 
@@ -39,17 +38,11 @@ def synthesize_resources(
         return {}
     targets: dict[str, Target] = {}
     stacks: StackResources = {}
-    for env in selected_environments(catalog, only):
-        chosen = target or env.target
+    for env, chosen in stack_targets(selected_environments(catalog, only), target):
         if chosen not in targets:
             if chosen != "local":
                 prepare_jsii()  # the typed structs import jsii, which starts the Node the venv ships
             targets[chosen] = get_target(chosen)
-        if chosen != "local" and env.settings(chosen) is None:
-            raise UsageError(
-                f"environment {env.name!r} has no {chosen}: block, which target {chosen} needs; "
-                f"add one under environments: in the catalog, or choose another target"
-            )
         context = stack_context(env, chosen, catalog_path)
         name = context.name
         # as written: a type without resources is left out, ids sorted
