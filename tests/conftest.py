@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,13 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from catalog.cli.main import main
-
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "models.yaml"
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from tests.helpers import DEMO
 
 
 @pytest.fixture
@@ -60,8 +52,8 @@ def cli() -> Callable[..., Result]:
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A git repository holding the demo catalog, its artifacts and the built-in policies, committed
-    and tagged ``base`` (``tests.diff.catalogs.GitRepo``); the cwd is the repository."""
-    from tests.diff.catalogs import demo_repository
+    and tagged ``base`` (``tests.git_catalogs.GitRepo``); the cwd is the repository."""
+    from tests.git_catalogs import demo_repository
 
     repo = demo_repository(tmp_path / "catalog")
     monkeypatch.chdir(repo.root)
@@ -74,13 +66,3 @@ def workspace(tmp_path: Path) -> Path:
     shutil.copyfile(DEMO, tmp_path / "models.yaml")
     shutil.copytree(DEMO.parent / "artifacts" / "sha256", tmp_path / "artifacts" / "sha256")
     return tmp_path
-
-
-def declare_store(catalog: Path, name: str, uri: str) -> None:
-    """Add a store to the demo catalog's ``stores:`` (after its default store, ``artifacts``)."""
-    text = catalog.read_text(encoding="utf-8")
-    anchor = "    default: true\n"
-    assert text.count(anchor) == 1
-    catalog.write_text(
-        text.replace(anchor, f"{anchor}  - name: {name}\n    uri: {json.dumps(uri)}\n"), encoding="utf-8"
-    )

@@ -117,3 +117,11 @@ def identity_model(value_type: onnx.TypeProto, *, opset: int = 25) -> onnx.Model
         [helper.make_value_info("y", value_type)],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="modelcat-tests")
+
+
+def dynamo_like(name: str = "x" * 300) -> onnx.ModelProto:
+    """A dense model with the dims torch.onnx.export(dynamo=True) writes and a 300-character input."""
+    model = dense_model(seed=61, input_name=name)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "2*s0"
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "s0 + 1"
+    return model

@@ -8,9 +8,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from tests.diff.catalogs import FRAUD_1_3_0, GitRepo
+from tests.git_catalogs import FRAUD_1_3_0, GitRepo
+from tests.helpers import run_review
 from tests.onnx_models import dense_model, save_with_external_data
-from tests.test_review import run_review
 
 BLOB = Path("artifacts/sha256") / FRAUD_1_3_0[:2] / FRAUD_1_3_0
 

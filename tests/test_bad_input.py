@@ -9,35 +9,13 @@ from pathlib import Path
 import pytest
 
 from catalog.validate import validate_bytes, validate_file
-from tests.conftest import ROOT, sha256_file
-
-MINIMAL = (ROOT / "tests" / "data" / "minimal.yaml").read_text(encoding="utf-8")
-HEX = "a" * 64
-URI_LINE = f"uri: artifacts/sha256/aa/{HEX}"
+from catalog.yamlio.loader import parse
+from tests.helpers import HEX, MINIMAL, URI_LINE, json_schema_validator, line_of, reported_problem
 
 
 def mutate(old: str, new: str, count: int = 1) -> str:
     assert MINIMAL.count(old) >= count, f"fixture has no {old!r}"
     return MINIMAL.replace(old, new, count)
-
-
-def line_of(text: str, needle: str, occurrence: int = 1) -> int:
-    start = -1
-    for _ in range(occurrence):
-        start = text.index(needle, start + 1)
-    return text.count("\n", 0, start) + 1
-
-
-def reported_problem(cli, path: Path, code: str) -> dict:
-    """``modelcat validate PATH``: exit 1, the file untouched, and the first problem with ``code``."""
-    before = sha256_file(path)
-    result = cli("validate", path, "--format", "json")
-    assert result.exit_code == 1, result.output
-    problems = json.loads(result.stdout)["problems"]
-    matching = [p for p in problems if p["code"] == code]
-    assert matching, f"no {code} in {problems}"
-    assert sha256_file(path) == before
-    return matching[0]
 
 
 # (id, catalog text, expected code, text whose line the error must point at, words in the message)
@@ -229,6 +207,16 @@ def test_bad_input_is_reported_with_line_and_exit_1(write, cli, text, code, anch
     assert problem["line"] == expected_line, problem
     assert problem["column"] >= 1
     assert problem["hint"], "every problem here tells what to do"
+
+
+SCHEMA_LEVEL = [c for c in CASES if c[2].startswith("schema.")]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in SCHEMA_LEVEL], ids=[c[0] for c in SCHEMA_LEVEL])
+def test_json_schema_rejects_what_the_models_reject(text):
+    """Editors using the schema see the same schema-level mistakes modelcat reports."""
+    data = parse(text, "models.yaml").data
+    assert list(json_schema_validator().iter_errors(data)), "the JSON Schema accepted a catalog the models reject"
 
 
 def test_text_output_names_file_line_path_and_hint(write, cli):

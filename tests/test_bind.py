@@ -17,7 +17,7 @@ import pytest
 from catalog.editing import bind_routes
 from catalog.errors import EditRefused
 from catalog.validate import validate_file
-from tests.conftest import ROOT, sha256_file
+from tests.helpers import ROOT, sha256_file
 
 
 def changed_lines(before: str, after: str) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 
 from catalog.artifacts.onnx_facts import inspect_onnx
 from catalog.validate import validate_file
-from tests.conftest import DEMO, ROOT
+from tests.helpers import DEMO, ROOT
 
 
 def _demo():

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO, ROOT
-from tests.diff.catalogs import FRAUD_1_3_0, git_env
+from tests.git_catalogs import FRAUD_1_3_0, git_env
+from tests.helpers import DEMO, ROOT
 from tests.onnx_models import dense_model, save
 
 pytestmark = pytest.mark.slow

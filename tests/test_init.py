@@ -13,7 +13,7 @@ import yaml
 
 from catalog.scaffold import builtin_policies, example_model
 from catalog.validate import load_catalog
-from tests.conftest import DEMO, ROOT
+from tests.helpers import DEMO, ROOT
 
 
 def test_a_new_repository_is_valid_verified_and_passes_its_policies(cli, tmp_path: Path, monkeypatch) -> None:

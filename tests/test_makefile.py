@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 FAKE_PYTHON = """#!/bin/sh
 # A stand-in interpreter: the version check passes, `-m venv DIR` puts a copy of this script at

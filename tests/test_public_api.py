@@ -80,7 +80,7 @@ def test_every_exported_name_exists(module):
 
 
 def test_load_catalog_raises_one_error_with_every_problem(write):
-    from tests.test_bad_input import MINIMAL
+    from tests.helpers import MINIMAL
 
     path = write(
         MINIMAL.replace("weight: 10}", "weight: 11}").replace(

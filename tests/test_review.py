@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO, ROOT
-from tests.diff.catalogs import FRAUD_1_3_0, GitRepo, add_version, demo_text, fraud_scorer_bytes, swap_artifact
-from tests.policy.test_cli import sarif_errors
-from tests.sarif_multitool import multitool_problems
+from tests.git_catalogs import FRAUD_1_3_0, GitRepo, add_version, demo_text, fraud_scorer_bytes, swap_artifact
+from tests.helpers import DEMO, NOW, ROOT, run_review
+from tests.sarif_validators import multitool_problems, sarif_errors
 
-NOW = "2026-11-27"
 CANARY = ("{version: 1.3.0, weight: 90}", "{version: 1.4.0, weight: 10}")
 
 
@@ -25,16 +23,6 @@ def canary(weights: tuple[int, int]) -> str:
         assert old in text
         text = text.replace(old, old.replace(old.split("weight: ")[1].rstrip("}"), str(weight)), 1)
     return text
-
-
-def run_review(cli, *args: str) -> tuple[int, str, dict, dict]:
-    result = cli("review", *args, "--now", NOW)
-    out = Path("review")
-    comment = (out / "comment.md").read_text() if (out / "comment.md").exists() else ""
-    sarif = json.loads((out / "review.sarif").read_text()) if (out / "review.sarif").exists() else {}
-    report = json.loads((out / "review.json").read_text()) if (out / "review.json").exists() else {}
-    assert result.exit_code == report.get("exit_code", result.exit_code), result.output
-    return result.exit_code, comment, sarif, report
 
 
 def test_an_unchanged_catalog_passes_and_says_so(cli, repo: GitRepo) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from catalog import revisions
-from tests.conftest import DEMO, ROOT
-from tests.diff.catalogs import demo_text
+from tests.git_catalogs import demo_text
+from tests.helpers import DEMO, ROOT
 
 NOW = "2026-11-27"
 RANKER_3_2_0_OUTPUT = "{name: relevance, dtype: float32, shape: [batch, 20]}\n        metrics: {ndcg@10: 0.538"

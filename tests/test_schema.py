@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import json
 
-import jsonschema
-import pytest
-import referencing
-import referencing.exceptions
-
-from catalog.schema import catalog_schema, render_schema, schema_drift
+from catalog.schema import render_schema, schema_drift
 from catalog.yamlio.loader import parse
-from tests.conftest import DEMO, ROOT
-from tests.test_bad_input import CASES, MINIMAL
+from tests.helpers import DEMO, MINIMAL, ROOT, json_schema_validator
 
 COMMITTED = ROOT / "schemas" / "catalog.schema.json"
 
@@ -44,30 +38,9 @@ def test_every_ref_is_local():
     assert refs and all(ref.startswith("#/$defs/") for ref in refs)
 
 
-def _no_fetch(uri: str) -> referencing.Resource:
-    raise referencing.exceptions.NoSuchResource(ref=uri)
-
-
-def _validator() -> jsonschema.Draft202012Validator:
-    registry = referencing.Registry(retrieve=_no_fetch)
-    schema = catalog_schema()
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema, registry=registry, format_checker=jsonschema.FormatChecker())
-
-
 def test_demo_catalog_passes_the_json_schema():
     data = parse(DEMO.read_text(encoding="utf-8"), "models.yaml").data
-    assert list(_validator().iter_errors(data)) == []
-
-
-SCHEMA_LEVEL = [c for c in CASES if c[2].startswith("schema.")]
-
-
-@pytest.mark.parametrize("text", [c[1] for c in SCHEMA_LEVEL], ids=[c[0] for c in SCHEMA_LEVEL])
-def test_json_schema_rejects_what_the_models_reject(text):
-    """Editors using the schema see the same schema-level mistakes modelcat reports."""
-    data = parse(text, "models.yaml").data
-    assert list(_validator().iter_errors(data)), "the JSON Schema accepted a catalog the models reject"
+    assert list(json_schema_validator().iter_errors(data)) == []
 
 
 def test_models_yaml_carries_the_schema_modeline():
@@ -76,4 +49,4 @@ def test_models_yaml_carries_the_schema_modeline():
 
 
 def test_minimal_fixture_passes_the_json_schema():
-    assert list(_validator().iter_errors(parse(MINIMAL, "m.yaml").data)) == []
+    assert list(json_schema_validator().iter_errors(parse(MINIMAL, "m.yaml").data)) == []

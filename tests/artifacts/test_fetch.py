@@ -13,7 +13,7 @@ import pytest
 from catalog.artifacts.fetch import fetch_artifact
 from catalog.artifacts.hashing import Hashed, manifest_digest
 from catalog.errors import ArtifactTooLarge, DigestMismatch, StoreError
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 ARTIFACT = next((ROOT / "artifacts" / "sha256" / "fb").iterdir())
 DIGEST = f"sha256:{ARTIFACT.name}"

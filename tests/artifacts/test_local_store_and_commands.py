@@ -17,31 +17,8 @@ import pytest
 from catalog.artifacts.hashing import hash_file
 from catalog.artifacts.onnx_facts import inspect_onnx
 from catalog.artifacts.stores.local import blob_path
-from tests.conftest import DEMO, declare_store, sha256_file
+from tests.helpers import DEMO, declare_store, register, sha256_file, snapshot
 from tests.onnx_models import dense_model, point_external_data_at, save, save_with_external_data
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (the store, staging included) with its sha256."""
-    if not folder.exists():
-        return {}
-    return {str(p.relative_to(folder)): sha256_file(p) for p in folder.rglob("*") if p.is_file()}
-
-
-def register(cli, workspace: Path, artifact: Path, version: str = "1.5.0", *extra: str):
-    return cli(
-        "register",
-        "fraud-scorer",
-        "--version",
-        version,
-        "--artifact",
-        artifact,
-        "--catalog",
-        workspace / "models.yaml",
-        "--trained-at",
-        "2026-11-20",
-        *extra,
-    )
 
 
 def test_register_appends_exactly_the_new_version_block(cli, workspace: Path):

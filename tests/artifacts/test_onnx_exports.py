@@ -16,10 +16,10 @@ from catalog.domain.contract import signature_changes
 from catalog.domain.models import Signature, TensorSpec
 from catalog.errors import ArtifactError
 from catalog.validate import validate_bytes
-from tests.artifacts.test_local_store_and_commands import register, snapshot
-from tests.conftest import sha256_file
+from tests.helpers import register, sha256_file, snapshot
 from tests.onnx_models import (
     dense_model,
+    dynamo_like,
     identity_model,
     point_external_data_at,
     save,
@@ -132,14 +132,6 @@ def test_newer_element_types_are_named_not_numbered(cli, workspace: Path, elemen
 
 
 # --- exporters' symbolic dimensions and long names ----------------------------------------------
-
-
-def dynamo_like(name: str = "x" * 300) -> onnx.ModelProto:
-    """A dense model with the dims torch.onnx.export(dynamo=True) writes and a 300-character input."""
-    model = dense_model(seed=61, input_name=name)
-    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "2*s0"
-    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "s0 + 1"
-    return model
 
 
 def test_exporter_dims_and_long_names_are_accepted_by_inspect(cli, workspace: Path):

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.conftest import declare_store, sha256_file
+from tests.helpers import declare_store, sha256_file
 from tests.onnx_models import dense_model, save
 
 

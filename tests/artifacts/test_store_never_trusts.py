@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.artifacts.test_local_store_and_commands import register
-from tests.conftest import declare_store, sha256_file
+from tests.helpers import declare_store, register, sha256_file
 from tests.onnx_models import dense_model, save, save_with_external_data
 
 STORE = Path("artifacts")  # the demo catalog's default store

@@ -11,8 +11,8 @@ import click
 import pytest
 
 from catalog.cli.main import main
-from tests.cli.test_json_output import commands_of
-from tests.conftest import ROOT
+from tests.cli.helpers import commands_of
+from tests.helpers import ROOT
 
 READS_THE_CATALOG = {
     "validate", "show", "bind", "register", "verify", "synth", "plan", "apply", "destroy", "status", "predict",

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from catalog.cli.main import main
-from tests.cli.test_json_output import commands_of
+from tests.cli.helpers import commands_of
 
 SHELL_OPERATORS = {"|", "||", "&&", ";", ">", ">>", "<"}
 

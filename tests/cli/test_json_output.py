@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 
 from catalog.cli.main import main
-from tests.conftest import DEMO, ROOT, sha256_file
-from tests.diff.catalogs import GitRepo, demo_text
+from tests.cli.helpers import commands_of
+from tests.git_catalogs import GitRepo, demo_text
+from tests.helpers import DEMO, ROOT, sha256_file
 from tests.policy.helpers import FIXTURES, NOW, copy_policies
 
 ZERO = "sha256:" + "0" * 64
@@ -193,17 +193,6 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
     ("review", "nothing blocks", lambda s: ["base", "--catalog", s.catalog, "--now", NOW, "--out", s.tmp / "r4"],
      {0}, None),
 ]  # fmt: skip
-
-
-def commands_of(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
-    """Every command of ``group`` by its full name ("validate", "policy check", ...)."""
-    found: dict[str, click.Command] = {}
-    for name, cmd in group.commands.items():
-        if isinstance(cmd, click.Group):
-            found |= commands_of(cmd, f"{prefix}{name} ")
-        else:
-            found[prefix + name] = cmd
-    return found
 
 
 def test_the_json_test_covers_every_command_of_modelcat_help() -> None:

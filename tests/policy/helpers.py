@@ -10,7 +10,7 @@ from catalog.policy.contract import RuleEngine
 from catalog.policy.findings import SubjectInput
 from catalog.policy.rego import RegoPolicies
 from catalog.policy.settings import Settings
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 POLICIES = ROOT / "policies"
 FIXTURES = POLICIES / "fixtures"

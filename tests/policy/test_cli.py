@@ -7,8 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import DEMO
+from tests.helpers import DEMO
 from tests.policy.helpers import FIXTURES, NOW, POLICIES, copy_policies
+from tests.sarif_validators import sarif_errors
 
 
 def test_demo_catalog_has_no_deny(cli):
@@ -112,18 +113,6 @@ def test_base_revision_from_git(cli, tmp_path: Path):
         "version/scorer@1.1.0",
     ]
     assert cli(*args, "--base", "no-such-ref").exit_code == 2
-
-
-SARIF_SCHEMA = Path(__file__).parents[1] / "data" / "sarif" / "sarif-2.1.0-rtm.5.json"
-
-
-def sarif_errors(document: object) -> list[str]:
-    """Every violation of the SARIF 2.1.0 JSON Schema in ``document`` (draft-04, as the schema says)."""
-    import jsonschema
-
-    schema = json.loads(SARIF_SCHEMA.read_text())
-    validator = jsonschema.Draft4Validator(schema)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
 
 
 def test_sarif_validates_against_the_sarif_2_1_0_schema(cli, tmp_path: Path):

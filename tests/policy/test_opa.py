@@ -26,7 +26,7 @@ from catalog.policy.opa import OpaPolicies, opa_unavailable
 from catalog.policy.settings import load_settings
 from catalog.policy.synth_inputs import block_inputs
 from catalog.validate import load_catalog
-from tests.conftest import DEMO, ROOT
+from tests.helpers import DEMO, ROOT
 from tests.policy.helpers import MODEL, POLICIES, copy_policies, one_rule
 from tests.policy.strategies import NOW, catalogs, stack_bodies
 

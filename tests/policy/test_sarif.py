@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from catalog.policy.contract import policy_files
-from tests.conftest import DEMO, ROOT
-from tests.diff.catalogs import GitRepo
+from tests.git_catalogs import GitRepo
+from tests.helpers import DEMO, ROOT
 from tests.policy.helpers import FIXTURES, NOW, copy_policies
-from tests.policy.test_cli import sarif_errors
-from tests.sarif_multitool import multitool_problems
+from tests.sarif_validators import multitool_problems, sarif_errors
 
 EXPIRED_WAIVER = (
     "waivers:\n"

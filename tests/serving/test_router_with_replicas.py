@@ -22,7 +22,7 @@ import onnxruntime as ort
 import pytest
 
 from catalog.validate import load_catalog
-from tests.conftest import DEMO, ROOT
+from tests.helpers import DEMO, ROOT
 from tests.serving.replica_fixtures import RunningReplica, start_replica
 from tests.serving.router_fixtures import Fleet, metric, write_table
 

@@ -14,7 +14,7 @@ import pytest
 
 from catalog.synth import synthesize
 from catalog.validate import load_catalog
-from tests.conftest import DEMO
+from tests.helpers import DEMO
 
 UPDATE = os.environ.get("MODELCAT_UPDATE_GOLDEN") == "1"
 

@@ -9,7 +9,7 @@ from catalog.domain.deployment import Environment, environments
 from catalog.domain.effective import EffectiveRollout
 from catalog.synth.base import StackContext
 from catalog.validate import load_catalog
-from tests.conftest import DEMO
+from tests.helpers import DEMO
 
 
 def production() -> Environment:

@@ -23,7 +23,7 @@ from catalog.synth.targets import kubernetes as k8s
 from catalog.synth.targets.kubernetes import common, endpoints
 from catalog.synth.typed import TypedBindingError
 from catalog.validate import load_catalog
-from tests.conftest import DEMO, ROOT, declare_store
+from tests.helpers import DEMO, ROOT, declare_store
 from tests.synth.crds import validate
 from tests.synth.golden import check_golden, synthesized_three_ways
 

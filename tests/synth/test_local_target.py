@@ -14,7 +14,7 @@ import pytest
 from catalog.domain.effective import effective_serving
 from catalog.synth import synthesize
 from catalog.validate import load_catalog
-from tests.conftest import DEMO, ROOT, sha256_file
+from tests.helpers import DEMO, ROOT, sha256_file
 
 REF = re.compile(r"^\$\{modelcat_endpoint\.([A-Za-z0-9_-]+)\.urls\}$")
 

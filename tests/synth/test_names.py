@@ -30,9 +30,8 @@ from catalog.synth.app import TARGET_MODULES
 from catalog.synth.base import StackContext
 from catalog.terraform.runner import Terraform
 from catalog.validate import load_catalog, validate_bytes
+from tests.helpers import ENVIRONMENTS, MINIMAL
 from tests.synth.generated import catalogs
-from tests.test_bad_input import MINIMAL
-from tests.test_environments import ENVIRONMENTS
 
 TERRAFORM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 REFERENCE = re.compile(r"\$\{([a-z0-9_]+)\.([^.}]+)\.")

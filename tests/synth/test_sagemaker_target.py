@@ -17,7 +17,7 @@ from catalog.synth import synthesize
 from catalog.synth.targets import sagemaker as sm
 from catalog.synth.typed import TypedBindingError
 from catalog.validate import load_catalog
-from tests.conftest import DEMO, ROOT
+from tests.helpers import DEMO, ROOT
 from tests.synth.golden import check_golden, synthesized_three_ways
 from tests.synth.plans import context, production, with_rollout, with_routes, with_serving
 

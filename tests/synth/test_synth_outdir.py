@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO
+from tests.helpers import DEMO
 
 
 def test_a_relative_out_is_written_where_the_command_runs_after_the_cdk_started_elsewhere(

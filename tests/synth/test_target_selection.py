@@ -10,7 +10,7 @@ import pytest
 from catalog.errors import UsageError
 from catalog.synth import TARGETS, get_target, synthesize
 from catalog.validate import load_catalog
-from tests.conftest import DEMO
+from tests.helpers import DEMO
 
 STAGING_K8S = """    kubernetes:
       namespace: ml-staging

@@ -8,33 +8,17 @@ import pytest
 
 from catalog.domain.deployment import environments
 from catalog.validate import validate_bytes, validate_file
-from tests.conftest import DEMO
-from tests.test_bad_input import MINIMAL, line_of, reported_problem
-from tests.test_schema import _validator
+from tests.helpers import (
+    DEMO,
+    ENVIRONMENTS,
+    MINIMAL,
+    MINIMAL_WITH_ENVIRONMENTS,
+    json_schema_validator,
+    line_of,
+    reported_problem,
+)
 
-ENVIRONMENTS = """\
-environments:
-  - name: production
-    target: kubernetes
-    kubernetes:
-      namespace: ml-serving
-      gateway: {name: public-gateway, namespace: gateway-system, section_name: https}
-      image: registry.example.com/modelcat/modelcat:0.4.0
-      image_pull_secret: registry-pull
-      hostnames: [ml.example.com, "*.ml.example.com"]
-      artifact_source: {kind: pvc, pvc: modelcat-artifacts}
-    kserve:
-      namespace: ml-serving
-      storage_uri_prefix: s3://example-artifacts/catalog
-      service_account: kserve-reader
-    sagemaker:
-      region: eu-west-1
-      execution_role_arn: arn:aws:iam::123456789012:role/service-role/modelcat-execution
-      image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/onnx-inference:1.2.0
-      artifact_bucket: s3://example-artifacts/sagemaker
-      alarm_topic_arn: arn:aws:sns:eu-west-1:123456789012:rollout-alarms
-"""
-BASE = MINIMAL.replace("models:\n", ENVIRONMENTS + "models:\n", 1)
+BASE = MINIMAL_WITH_ENVIRONMENTS
 
 
 def env_mutate(old: str, new: str) -> str:
@@ -238,7 +222,7 @@ SCHEMA_LEVEL = [c for c in CASES if c[2].startswith("schema.")]
 def test_json_schema_rejects_the_same_environments(text):
     from catalog.yamlio.loader import parse
 
-    assert list(_validator().iter_errors(parse(text, "m.yaml").data))
+    assert list(json_schema_validator().iter_errors(parse(text, "m.yaml").data))
 
 
 def test_a_valid_environments_section_passes_both_schemas():
@@ -246,7 +230,7 @@ def test_a_valid_environments_section_passes_both_schemas():
 
     report = validate_bytes(BASE.encode(), "m.yaml")
     assert report.ok and report.problems == [], report.problems
-    assert list(_validator().iter_errors(parse(BASE, "m.yaml").data)) == []
+    assert list(json_schema_validator().iter_errors(parse(BASE, "m.yaml").data)) == []
 
 
 def test_the_hints_say_what_to_write(write):

@@ -15,8 +15,7 @@ from catalog.synth.app import TARGET_CLASSES, TARGET_MODULES, get_target
 from catalog.synth.blast import REPLACED_BY, blast_radius, replacing_attributes
 from catalog.synth.resources import synthesize_resources
 from catalog.validate import load_catalog
-from tests.conftest import DEMO
-from tests.diff.catalogs import (
+from tests.git_catalogs import (
     FRAUD_1_3_0,
     add_version,
     catalog_of,
@@ -24,6 +23,7 @@ from tests.diff.catalogs import (
     fraud_scorer_bytes,
     swap_artifact,
 )
+from tests.helpers import DEMO
 
 
 def _blast(before: str, after: str, target: str | None = None):

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import DEMO, declare_store, sha256_file
+from tests.helpers import DEMO, declare_store, line_of, reported_problem, sha256_file
 from tests.onnx_models import dense_model, save
-from tests.test_bad_input import line_of, reported_problem
 
 DEMO_STORES = "stores:\n  - name: artifacts\n    uri: artifacts # content-addressed: artifacts/sha256/<2 hex>/<64 hex>\n    default: true\n"
 

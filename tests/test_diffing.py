@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from catalog.cli.main import main
 from catalog.editing import bind_routes
-from tests.diff.catalogs import (
+from tests.git_catalogs import (
     FRAUD_1_3_0,
     GitRepo,
     add_version,

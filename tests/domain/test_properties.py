@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from catalog.validate import validate_bytes
-from tests.conftest import ROOT
-from tests.test_bad_input import MINIMAL
+from tests.helpers import MINIMAL, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 from catalog_gen import generate

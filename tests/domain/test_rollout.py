@@ -11,9 +11,7 @@ from hypothesis import strategies as st
 from catalog.domain.deployment import environments
 from catalog.domain.effective import EffectiveRollout, effective_rollout
 from catalog.validate import validate_bytes, validate_file
-from tests.conftest import DEMO
-from tests.test_bad_input import MINIMAL, line_of, reported_problem
-from tests.test_schema import _validator
+from tests.helpers import DEMO, MINIMAL, json_schema_validator, line_of, reported_problem
 
 ANCHOR = "        enabled: true\n"
 CANARY = """\
@@ -187,7 +185,7 @@ SCHEMA_LEVEL = [c for c in CASES if c[2].startswith("schema.")]
 def test_json_schema_rejects_the_same_rollouts(text):
     from catalog.yamlio.loader import parse
 
-    assert list(_validator().iter_errors(parse(text, "m.yaml").data))
+    assert list(json_schema_validator().iter_errors(parse(text, "m.yaml").data))
 
 
 def test_hints(write):
@@ -205,7 +203,7 @@ def test_a_valid_rollout_passes_both_schemas():
 
     report = validate_bytes(BASE.encode(), "m.yaml")
     assert report.ok and report.problems == [], report.problems
-    assert list(_validator().iter_errors(parse(BASE, "m.yaml").data)) == []
+    assert list(json_schema_validator().iter_errors(parse(BASE, "m.yaml").data)) == []
 
 
 @pytest.mark.parametrize("guardrails", ["", "          guardrails: {}\n"], ids=["none", "empty"])

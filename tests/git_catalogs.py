@@ -13,7 +13,7 @@ import onnx
 
 from catalog.domain.models import Catalog
 from catalog.validate import validate_bytes
-from tests.conftest import DEMO, ROOT
+from tests.helpers import DEMO, ROOT
 from tests.onnx_models import dense_model
 
 __all__ = [

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_bad_input import HEX, URI_LINE, line_of, reported_problem
-from tests.test_environments import BASE
+from tests.helpers import HEX, MINIMAL_WITH_ENVIRONMENTS, URI_LINE, line_of, reported_problem
+
+BASE = MINIMAL_WITH_ENVIRONMENTS
 
 ANCHOR = "        enabled: true\n"
 ROUTES = "          - {version: 1.0.0, weight: 90}\n          - {version: 1.1.0, weight: 10}\n"

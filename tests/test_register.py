@@ -11,10 +11,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.artifacts.test_local_store_and_commands import register, snapshot
-from tests.artifacts.test_onnx_exports import dynamo_like
-from tests.conftest import sha256_file
-from tests.onnx_models import dense_model, save
+from tests.helpers import register, sha256_file, snapshot
+from tests.onnx_models import dense_model, dynamo_like, save
 
 
 def register_new(cli, workspace: Path, artifact: Path, *extra: str):

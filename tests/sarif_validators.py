@@ -1,4 +1,5 @@
-"""Microsoft's SARIF validator (npm ``@microsoft/sarif-multitool-linux``, a self-contained binary that
+"""The two checks of a SARIF log the tests make: the SARIF 2.1.0 JSON Schema (``sarif_errors``), and
+Microsoft's SARIF validator (npm ``@microsoft/sarif-multitool-linux``, a self-contained binary that
 ``make test`` installs into ``.venv/sarif-multitool``): its errors and warnings on a SARIF log, with
 the SARIF and GitHub (GHAS) rule sets. Where it is not installed, the calling test skips and says why."""
 
@@ -11,12 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 BINARY = (
     ROOT / ".venv" / "sarif-multitool" / "node_modules" / "@microsoft" / "sarif-multitool-linux" / "Sarif.Multitool"
 )
 CONFIG = ROOT / "tests" / "data" / "sarif" / "multitool.xml"  # SARIF2006 off: it fetches URIs over the network
+SARIF_SCHEMA = ROOT / "tests" / "data" / "sarif" / "sarif-2.1.0-rtm.5.json"
+
+
+def sarif_errors(document: object) -> list[str]:
+    """Every violation of the SARIF 2.1.0 JSON Schema in ``document`` (draft-04, as the schema says)."""
+    import jsonschema
+
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    validator = jsonschema.Draft4Validator(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
 
 
 def multitool() -> Path:

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from catalog.domain.models import Catalog
 from catalog.validate import validate_bytes, validate_bytes_reusing
 from catalog.yamlio.reuse import Reused, parse_reusing, split_models
-from tests.conftest import DEMO
+from tests.helpers import DEMO
 
 HEAD = DEMO.read_text(encoding="utf-8")
 LAYOUT = split_models(HEAD)

@@ -28,6 +28,7 @@ from catalog.errors import (
     TerraformUnavailable,
 )
 from catalog.terraform import Workspace
+from tests.helpers import DEMO
 
 BACKEND = {"backend": {"local": {"path": "terraform.tfstate"}}}
 
@@ -459,7 +460,7 @@ def test_stack_names_are_single_path_segments(tmp_path):
 
 
 def test_modelcat_provider_is_installed_pinned_and_repinned_offline(ws, tmp_path, monkeypatch):
-    demo = Path(__file__).resolve().parent.parent / "models.yaml"
+    demo = DEMO
     ws.write_config(
         json.dumps(
             {

@@ -7,7 +7,7 @@ import random
 import yaml
 
 from catalog.domain.diff import diff_catalogs, version_order
-from tests.diff.catalogs import (
+from tests.git_catalogs import (
     FRAUD_1_3_0,
     add_version,
     catalog_of,

@@ -51,7 +51,7 @@ def test_scalars_resolve_by_yaml_1_2_core(scalar, value):
 
 
 def test_nan_is_read_and_then_refused_by_the_schema(write):
-    from tests.test_bad_input import MINIMAL
+    from tests.helpers import MINIMAL
 
     report = validate_bytes(MINIMAL.replace("auc: 0.91", "auc: .nan").encode(), "m.yaml")
     assert [p.code for p in report.errors] == ["schema.finite_number"]

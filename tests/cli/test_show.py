@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import DEMO
+from tests.helpers import DEMO
 
 
 def test_show_table_for_the_demo_catalog(cli):

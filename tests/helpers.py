@@ -1,0 +1,128 @@
+"""Helpers shared by tests of several folders: the repository's paths, the catalog texts tests start
+from (``MINIMAL``, and with environments declared), where a text sits in them, the problem
+``modelcat validate`` reports on a file, ``register`` and ``review`` as the tests run them, the
+digests of a folder's files, and a validator of the committed JSON Schema."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import jsonschema
+import referencing
+import referencing.exceptions
+
+from catalog.schema import catalog_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "models.yaml"
+
+MINIMAL = (ROOT / "tests" / "data" / "minimal.yaml").read_text(encoding="utf-8")
+HEX = "a" * 64
+URI_LINE = f"uri: artifacts/sha256/aa/{HEX}"
+NOW = "2026-11-27"  # the day the tests take as today
+
+ENVIRONMENTS = """\
+environments:
+  - name: production
+    target: kubernetes
+    kubernetes:
+      namespace: ml-serving
+      gateway: {name: public-gateway, namespace: gateway-system, section_name: https}
+      image: registry.example.com/modelcat/modelcat:0.4.0
+      image_pull_secret: registry-pull
+      hostnames: [ml.example.com, "*.ml.example.com"]
+      artifact_source: {kind: pvc, pvc: modelcat-artifacts}
+    kserve:
+      namespace: ml-serving
+      storage_uri_prefix: s3://example-artifacts/catalog
+      service_account: kserve-reader
+    sagemaker:
+      region: eu-west-1
+      execution_role_arn: arn:aws:iam::123456789012:role/service-role/modelcat-execution
+      image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/onnx-inference:1.2.0
+      artifact_bucket: s3://example-artifacts/sagemaker
+      alarm_topic_arn: arn:aws:sns:eu-west-1:123456789012:rollout-alarms
+"""
+MINIMAL_WITH_ENVIRONMENTS = MINIMAL.replace("models:\n", ENVIRONMENTS + "models:\n", 1)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def declare_store(catalog: Path, name: str, uri: str) -> None:
+    """Add a store to the demo catalog's ``stores:`` (after its default store, ``artifacts``)."""
+    text = catalog.read_text(encoding="utf-8")
+    anchor = "    default: true\n"
+    assert text.count(anchor) == 1
+    catalog.write_text(
+        text.replace(anchor, f"{anchor}  - name: {name}\n    uri: {json.dumps(uri)}\n"), encoding="utf-8"
+    )
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (the store, staging included) with its sha256."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): sha256_file(p) for p in folder.rglob("*") if p.is_file()}
+
+
+def register(cli, workspace: Path, artifact: Path, version: str = "1.5.0", *extra: str):
+    """``modelcat register fraud-scorer`` of ``artifact`` into the demo catalog in ``workspace``."""
+    return cli(
+        "register",
+        "fraud-scorer",
+        "--version",
+        version,
+        "--artifact",
+        artifact,
+        "--catalog",
+        workspace / "models.yaml",
+        "--trained-at",
+        "2026-11-20",
+        *extra,
+    )
+
+
+def line_of(text: str, needle: str, occurrence: int = 1) -> int:
+    start = -1
+    for _ in range(occurrence):
+        start = text.index(needle, start + 1)
+    return text.count("\n", 0, start) + 1
+
+
+def reported_problem(cli, path: Path, code: str) -> dict:
+    """``modelcat validate PATH``: exit 1, the file untouched, and the first problem with ``code``."""
+    before = sha256_file(path)
+    result = cli("validate", path, "--format", "json")
+    assert result.exit_code == 1, result.output
+    problems = json.loads(result.stdout)["problems"]
+    matching = [p for p in problems if p["code"] == code]
+    assert matching, f"no {code} in {problems}"
+    assert sha256_file(path) == before
+    return matching[0]
+
+
+def run_review(cli, *args: str) -> tuple[int, str, dict, dict]:
+    """``modelcat review ARGS``: its exit code, and the comment, SARIF and JSON report it wrote."""
+    result = cli("review", *args, "--now", NOW)
+    out = Path("review")
+    comment = (out / "comment.md").read_text() if (out / "comment.md").exists() else ""
+    sarif = json.loads((out / "review.sarif").read_text()) if (out / "review.sarif").exists() else {}
+    report = json.loads((out / "review.json").read_text()) if (out / "review.json").exists() else {}
+    assert result.exit_code == report.get("exit_code", result.exit_code), result.output
+    return result.exit_code, comment, sarif, report
+
+
+def _no_fetch(uri: str) -> referencing.Resource:
+    raise referencing.exceptions.NoSuchResource(ref=uri)
+
+
+def json_schema_validator() -> jsonschema.Draft202012Validator:
+    """A validator of the catalog's JSON Schema that never fetches a ``$ref`` (every one is local)."""
+    registry = referencing.Registry(retrieve=_no_fetch)
+    schema = catalog_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, registry=registry, format_checker=jsonschema.FormatChecker())
