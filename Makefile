@@ -11,7 +11,7 @@ SARIF_MULTITOOL_VERSION := 5.7.0
 SARIF_MULTITOOL_DIR     := $(VENV)/sarif-multitool
 SARIF_MULTITOOL_STAMP   := $(SARIF_MULTITOOL_DIR)/.installed-$(SARIF_MULTITOOL_VERSION)
 
-.PHONY: setup system-deps sarif-multitool opa demo demo-down test bench schema clean
+.PHONY: setup system-deps sarif-multitool opa demo demo-down lint test test-fast bench schema clean
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -102,12 +102,20 @@ $(OPA_STAMP): | $(STAMP)
 
 opa: $(OPA_STAMP)
 
-## test: lint, format and types (mypy on catalog/, [tool.mypy] in pyproject.toml), then the whole test suite
-test: setup system-deps sarif-multitool opa
+## lint: what `make test` and `make test-fast` check before the tests: lint, format and types (mypy on
+## catalog/, [tool.mypy] in pyproject.toml)
+lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## test: lint, then the whole test suite, the slow end-to-end tests included
+test: lint system-deps sarif-multitool opa
 	$(BIN)/python -m pytest
+
+## test-fast: lint, then every test not marked slow: the inner loop while changing code (tests/README.md)
+test-fast: lint system-deps sarif-multitool opa
+	$(BIN)/python -m pytest -m "not slow"
 
 ## bench: the benchmarks whose results go into BENCHMARKS.md
 bench: setup

@@ -147,6 +147,7 @@ _KILL_AT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("point", "expect_new"), [("before-fsync", False), ("before-replace", False), ("after-replace", True)]
 )
@@ -164,6 +165,7 @@ def test_kill_during_bind_leaves_old_or_new_file(demo_copy: Path, point: str, ex
     assert validate_file(demo_copy).ok
 
 
+@pytest.mark.slow
 def test_kill_at_random_moments_never_leaves_a_partial_file(demo_copy: Path):
     old = demo_copy.read_bytes()
     bind = [
@@ -267,6 +269,7 @@ def test_writers_never_lose_an_update(workspace: Path):
     assert [p.name for p in workspace.iterdir() if p.name.startswith(".models.yaml")] == []  # no lock, no temp
 
 
+@pytest.mark.slow
 def test_a_second_writer_gives_up_naming_the_holder(demo_copy: Path):
     """While another process holds the lock, bind waits MODELCAT_LOCK_TIMEOUT seconds, then exits 2."""
     from catalog.editing import locked_catalog

@@ -204,6 +204,7 @@ def test_review_sarif_uri_is_relative_to_the_repository_root(
     assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == repo.root.resolve().as_uri() + "/"
 
 
+@pytest.mark.slow
 def test_review_sarif_passes_microsofts_validator(cli, repo: GitRepo, tmp_path: Path) -> None:
     """A review with a policy deny (MC012), an artifact that does not verify (VERIFY) and an unused
     waiver (MC901; the changed policies folder has every subject judged: MC010's warning too); and

@@ -105,6 +105,7 @@ def test_fetch_refuses_other_schemes(cli, tmp_path) -> None:
     assert result.exit_code == 1 and "http(s):// URL, an oci:// URI or a local path" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("external", [False, True], ids=["single-file", "external-data"])
 def test_oci_fetch_pulls_by_digest_into_place(registry, make_model, tmp_path, cli, external) -> None:
     from catalog.artifacts.staging import stage_artifact

@@ -310,6 +310,7 @@ def _store_is_consistent(store: Path) -> None:
             assert hash_file(str(blob)).digest == "sha256:" + blob.name, f"partial object {blob}"
 
 
+@pytest.mark.slow
 def test_kill_9_during_register_leaves_old_or_new_catalog_and_no_partial_object(workspace: Path):
     import random
     import sys

@@ -21,6 +21,8 @@ from catalog.artifacts.stores.oci import ARTIFACT_TYPE, DATA_MEDIA_TYPE, MODEL_M
 from catalog.errors import ArtifactTooLarge, DigestMismatch, StoreError
 from tests.registry import free_port
 
+pytestmark = pytest.mark.slow
+
 LIMIT = 1 << 30
 URI = re.compile(r"oci://127\.0\.0\.1:\d+/modelcat/[a-z0-9-]+@sha256:[0-9a-f]{64}")
 

@@ -259,6 +259,7 @@ _NAMED_VALUE = re.compile(r"^(input|output) '[^']+'( \(.*\))?:? (is|has) ")
 _WHOLE_MODEL = ("has no graph inputs",)
 
 
+@pytest.mark.slow
 def test_inspect_over_the_onnx_backend_test_data_never_crashes(cli):
     paths = sorted(BACKEND_DATA.rglob("model.onnx"))
     assert len(paths) > 1500, f"the onnx package ships {len(paths)} backend test models"

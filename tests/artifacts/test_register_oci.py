@@ -8,8 +8,12 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import declare_store, sha256_file
 from tests.onnx_models import dense_model, save
+
+pytestmark = pytest.mark.slow
 
 
 def test_register_to_oci_appends_one_block_and_verify_pulls_it_back(cli, workspace: Path, registry):

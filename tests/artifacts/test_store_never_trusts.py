@@ -116,6 +116,7 @@ def _staging_holder(workspace: Path) -> tuple[subprocess.Popen[str], Path]:
     return proc, Path(line)
 
 
+@pytest.mark.slow
 def test_register_removes_staging_left_by_a_killed_register(cli, workspace: Path):
     killed, stale = _staging_holder(workspace)
     killed.kill()

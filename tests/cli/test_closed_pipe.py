@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.slow
+
 NOW = "2026-11-27"
 COMMANDS = [
     ["validate"],

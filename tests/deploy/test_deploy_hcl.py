@@ -21,6 +21,8 @@ from catalog.provider.runstate import load_endpoint_records, load_route_records
 from catalog.terraform import Workspace
 from tests.deploy.project import Project
 
+pytestmark = pytest.mark.slow
+
 HCL = """
 terraform {{
   required_providers {{
@@ -112,7 +114,6 @@ def test_hcl_data_source_shows_the_catalogs_weights(tmp_path: Path, monkeypatch:
     assert not (root / "run").exists()  # data sources start nothing
 
 
-@pytest.mark.slow
 def test_hcl_router_of_model_blocks_serves_the_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, root, workspace = _hcl_workspace(tmp_path, monkeypatch, HCL + ROUTER)
     try:

@@ -17,6 +17,8 @@ from catalog.provider.processes import is_alive
 from tests.deploy.project import Project, output
 from tests.onnx_models import dense_model, save
 
+pytestmark = pytest.mark.slow
+
 
 def test_ctrl_c_during_apply_exits_130_and_a_rerun_converges_leaving_no_orphan(fresh_project: Project) -> None:
     project = fresh_project
@@ -67,7 +69,6 @@ def test_a_second_apply_while_the_first_creates_fails_on_the_state_lock(fresh_pr
     assert status["consistent"], status["drift"]
 
 
-@pytest.mark.slow
 def test_destroy_stops_what_a_double_ctrl_c_during_a_replacement_left_running(
     fresh_project: Project, tmp_path: Path
 ) -> None:

@@ -13,9 +13,13 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 from catalog.provider.processes import ProcessId, is_alive, port_is_free
 from tests.deploy.project import ClientLoop, Project, output
 from tests.onnx_models import dense_model, save
+
+pytestmark = pytest.mark.slow
 
 OLD_140 = "sha256:344eb462ff67b4412ea59c01ab3b175619c097825114981a233597eaa0c8575b"
 

@@ -9,8 +9,9 @@ import pytest
 from catalog.provider.processes import is_alive
 from tests.deploy.project import APPLICATION, Project, output, small_catalog
 
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
+
 def test_stacks_the_catalog_no_longer_declares_are_planned_reported_and_destroyed(fresh_project: Project) -> None:
     project = fresh_project
     project.ok("apply", "--auto-approve")

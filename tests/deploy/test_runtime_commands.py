@@ -84,6 +84,7 @@ def modelcat(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.slow
 def test_smoke_exits_1_when_an_observed_share_differs_from_the_catalog_weight_beyond_tolerance(
     tmp_path: Path, router_at_90: StandInRouter
 ) -> None:

@@ -60,6 +60,7 @@ def keyed_counts(weights: tuple[int, ...], model: str) -> list[int]:
     return [picked.count(v) for v in versions]
 
 
+@pytest.mark.slow
 def test_smoke_keys_are_judged_like_random_draws_over_many_models() -> None:
     models = [f"model-{i}" for i in range(600)]
     correct = np.array([keyed_counts((80, 20), m) for m in models])

@@ -63,6 +63,7 @@ def left_behind(tmp_path: Path, sleeper: ProcessId) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_plan_apply_and_status_cover_a_stack_the_catalog_no_longer_declares(
     left_behind: Path, sleeper: ProcessId
 ) -> None:
@@ -96,6 +97,7 @@ def test_plan_apply_and_status_cover_a_stack_the_catalog_no_longer_declares(
     assert code == 0 and out.startswith("no stack: no application of the catalog runs"), out
 
 
+@pytest.mark.slow
 def test_plan_detailed_exitcode_is_0_without_changes_2_with_changes_1_on_an_error(left_behind: Path) -> None:
     code, out = modelcat(left_behind, "plan", "--detailed-exitcode")
     assert code == 2, out

@@ -92,6 +92,7 @@ def test_real_opa_agrees_with_regopy_on_the_demo_catalog(rego_engine, opa_engine
     assert _differences(rego_engine[0], opa_engine[0], without_base + with_base) == []
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(catalogs())
 def test_real_opa_agrees_with_regopy_on_generated_catalogs(rego_engine, opa_engine, generated):
@@ -120,6 +121,7 @@ def _without_each_key(document: object, path: tuple = ()):
                 yield inner, [*document[:i], changed, *document[i + 1 :]]
 
 
+@pytest.mark.slow
 def test_no_rule_depends_on_how_an_engine_negates_a_missing_fact(rego_engine, opa_engine):
     """Each fixture input with one key removed (anywhere): both engines give the same messages.
     `not f(x.missing)` is true under regopy and undefined under OPA; a rule must never meet it."""

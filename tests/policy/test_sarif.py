@@ -196,6 +196,7 @@ def test_every_rule_and_finding_kind_has_its_anchor_on_the_policies_page():
     assert {i.lower() for i in [*ids, "VALIDATE", "VERIFY", "MC900", "MC901"]} <= _policies_page_anchors()
 
 
+@pytest.mark.slow
 def test_policy_check_sarif_passes_microsofts_validator(cli, outside_git: Path, monkeypatch: pytest.MonkeyPatch):
     repo = GitRepo(outside_git / "mono")
     team = _catalog_folder(repo.root / "teams" / "risk")

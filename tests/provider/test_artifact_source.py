@@ -18,6 +18,8 @@ from catalog.validate import load_catalog
 from tests.provider.terraform_fixtures import DEMO, FRAUD_130, FRAUD_140, ROOT
 from tests.registry import RegistryUnavailable, running_registry
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:

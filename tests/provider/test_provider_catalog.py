@@ -18,6 +18,8 @@ from catalog.provider.runstate import load_endpoint_records
 from catalog.validate import validate_bytes
 from tests.provider.terraform_fixtures import DEMO, FRAUD_130, FRAUD_140, ROOT, Workspace, diagnostics, errors_text
 
+pytestmark = pytest.mark.slow
+
 HEADER = """
 terraform {
   required_providers {

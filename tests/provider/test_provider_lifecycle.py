@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from catalog.provider.processes import is_alive
 from catalog.provider.runstate import RunDir, load_endpoint_records, load_route_records, probe_endpoint
@@ -30,6 +31,8 @@ from tests.provider.terraform_fixtures import (
     provider_block,
     route_block,
 )
+
+pytestmark = pytest.mark.slow
 
 
 def config(ws: Workspace, weights: tuple[int, int] = (90, 10), replicas: int = 2) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from tests.provider.terraform_fixtures import (
     route_block,
 )
 
+pytestmark = pytest.mark.slow
+
 CHURN_110 = {
     "model": "churn-predictor",
     "version": "1.1.0",
@@ -85,7 +87,6 @@ def _instance(state: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
     return instance  # type: ignore[no-any-return]
 
 
-@pytest.mark.slow
 def test_a_state_of_flat_routes_is_upgraded_to_model_blocks_and_plans_no_change(workspace: Workspace) -> None:
     workspace.write_json(config(workspace))
     assert workspace.init().retcode == 0

@@ -24,6 +24,8 @@ from tests.serving.replica_fixtures import (
     fraud_replica,  # noqa: F401  (a fixture)
 )
 
+pytestmark = pytest.mark.slow
+
 SPEC = Path(__file__).resolve().parents[1] / "data" / "oip" / "open-inference-protocol-v2.rest.yaml"
 
 

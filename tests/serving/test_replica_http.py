@@ -22,6 +22,8 @@ from tests.serving.replica_fixtures import (
     write_model,
 )
 
+pytestmark = pytest.mark.slow
+
 INFER = f"/v2/models/{FRAUD.model}/versions/{FRAUD.version}/infer"
 
 

@@ -16,6 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving.replica_fixtures import RunningReplica, slow_model, start_replica, stop_replica, write_model
 
+pytestmark = pytest.mark.slow
+
 SIZE = 256
 TARGET_SECONDS = 2.0  # how long the in-flight request should run: long enough to signal during it
 

@@ -22,6 +22,8 @@ from tests.serving.router_fixtures import (
     write_table,
 )
 
+pytestmark = pytest.mark.slow
+
 MODEL = "ranker"
 OLD, NEW = "2.0.0", "2.1.0"
 

@@ -29,6 +29,8 @@ from tests.serving.router_fixtures import (
     write_table,
 )
 
+pytestmark = pytest.mark.slow
+
 M = "scorer"
 A, B, Z = "1.0.0", "1.1.0", "1.2.0"  # 70%, 30%, and 0% (reachable only when pinned)
 

@@ -11,6 +11,8 @@ import pytest
 from catalog.domain.routing import bucket_of
 from tests.serving.router_fixtures import Fleet, digest_of, infer_all, table_document, wait_for_table, write_table
 
+pytestmark = pytest.mark.slow
+
 MODEL = "fraud-scorer"
 STABLE, CANARY = "1.3.0", "1.4.0"
 

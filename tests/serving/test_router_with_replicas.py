@@ -26,6 +26,8 @@ from tests.helpers import DEMO, ROOT
 from tests.serving.replica_fixtures import RunningReplica, start_replica
 from tests.serving.router_fixtures import Fleet, metric, write_table
 
+pytestmark = pytest.mark.slow
+
 MODEL, STABLE, CANARY, OTHER = "fraud-scorer", "1.3.0", "1.4.0", "1.2.0"
 ROWS = np.random.default_rng(7).normal(size=(4, 16)).astype(np.float32)
 

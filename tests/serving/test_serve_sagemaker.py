@@ -35,6 +35,8 @@ from tests.serving.replica_fixtures import (
     stop_replica,
 )
 
+pytestmark = pytest.mark.slow
+
 SAGEMAKER_VARS = ("MODELCAT_MODEL", "MODELCAT_VERSION", "MODELCAT_DIGEST", "MODELCAT_ARTIFACT", "SM_MODEL_DIR",
                   "SAGEMAKER_BIND_TO_PORT")  # fmt: skip
 X = np.random.default_rng(11).standard_normal((3, 16)).astype(np.float32)

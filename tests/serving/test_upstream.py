@@ -205,6 +205,7 @@ def test_garbage_instead_of_http_is_dropped(run: Callable[[Awaitable[Any]], Any]
     run(main())
 
 
+@pytest.mark.slow
 def test_read_timeout_counts_from_the_last_bytes_received(run: Callable[[Awaitable[Any]], Any]) -> None:
     async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
         await server.read_request(reader)

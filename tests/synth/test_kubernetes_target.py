@@ -272,6 +272,7 @@ def test_the_pods_run_commands_the_cli_has(stacks: dict[str, dict[str, Any]]) ->
         assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_local_synth_never_imports_the_bindings_and_kubernetes_never_loads_their_assembly(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path; from catalog.synth import synthesize, typed; "
@@ -359,6 +360,7 @@ def test_every_variant_is_checked_and_check_all_checks_everything(monkeypatch: p
     assert len(calls) == sum(len(v) for v in bodies.values()) > by_variant
 
 
+@pytest.mark.slow
 def test_bodies_equal_what_cdktn_synthesizes_from_the_same_structs(tmp_path: Path) -> None:
     """to_terraform of a struct tree is what the provider's own constructs write (names, nesting)."""
     from cdktn import App, TerraformStack

@@ -135,6 +135,7 @@ class ApplyingChild:
 # -- init --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_init_offline_then_skipped_until_requirements_change(ws):
     ws.write_config(config(data(2)))
     assert ws.init() is True
@@ -160,6 +161,7 @@ def test_write_config_is_atomic_and_removes_stray_configuration(ws):
     assert ws.write_config(config(data(1)).encode()) is False  # same bytes: untouched
 
 
+@pytest.mark.slow
 def test_state_lands_in_the_stack_directory_without_a_backend_block(ws, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ws.write_config(config(data(1), backend=False))
@@ -171,6 +173,7 @@ def test_state_lands_in_the_stack_directory_without_a_backend_block(ws, tmp_path
 # -- plan and apply ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_plan_apply_then_nothing_to_do(ws):
     ws.write_config(config(data(10), outputs={"first": {"value": "${terraform_data.r0.output}"}}))
     lines: list[str] = []
@@ -204,6 +207,7 @@ def test_plan_apply_then_nothing_to_do(ws):
     assert update.changes[0]["change"]["before"]["input"] == "v3"
 
 
+@pytest.mark.slow
 def test_saved_plan_is_applied(ws, tmp_path):
     ws.write_config(config(data(3)))
     saved = ws.plan(out=tmp_path / "release.tfplan")
@@ -213,6 +217,7 @@ def test_saved_plan_is_applied(ws, tmp_path):
     assert not ws.plan().has_changes
 
 
+@pytest.mark.slow
 def test_saved_plan_refused_after_the_configuration_changed(ws, tmp_path):
     ws.write_config(config(data(3)))
     saved = ws.plan(out=tmp_path / "release.tfplan")
@@ -224,6 +229,7 @@ def test_saved_plan_refused_after_the_configuration_changed(ws, tmp_path):
     assert not ws.state_path.exists() or managed(ws) == {}  # nothing was applied
 
 
+@pytest.mark.slow
 def test_saved_plan_refused_after_the_state_changed(ws, tmp_path):
     ws.write_config(config(data(2)))
     saved = ws.plan(out=tmp_path / "release.tfplan")
@@ -234,6 +240,7 @@ def test_saved_plan_refused_after_the_state_changed(ws, tmp_path):
     assert "Saved plan is stale" in str(info.value)
 
 
+@pytest.mark.slow
 def test_destroy(ws):
     ws.write_config(config(data(3)))
     ws.apply()
@@ -246,6 +253,7 @@ def test_destroy(ws):
     assert not ws.plan(destroy=True).has_changes
 
 
+@pytest.mark.slow
 def test_invalid_configuration_gives_terraforms_diagnostics(ws):
     ws.write_config(json.dumps({"resource": {"terraform_data": {"x": {"inputt": 1}}}}))
     with pytest.raises(TerraformFailed) as info:
@@ -261,6 +269,7 @@ def test_invalid_configuration_gives_terraforms_diagnostics(ws):
     assert "cdk.tf.json line 1" in info.value.diagnostics
 
 
+@pytest.mark.slow
 def test_init_failure_is_an_environment_error(ws):
     ws.write_config(json.dumps({"terraform": {"required_providers": {"x": {"source": "example.invalid/a/x"}}}}))
     with pytest.raises(TerraformInitFailed) as info:
@@ -272,6 +281,7 @@ def test_init_failure_is_an_environment_error(ws):
 # -- the state lock ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_apply_fails_on_terraforms_state_lock(ws):
     ws.write_config(config(slow(60, 0)))
     ws.init()
@@ -292,6 +302,7 @@ def test_a_second_apply_fails_on_terraforms_state_lock(ws):
 # -- Ctrl-C --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_apply_stops_gracefully_and_a_rerun_converges(ws):
     ws.write_config(config(slow(0.1, 60)))
     ws.init()
@@ -318,6 +329,7 @@ def test_ctrl_c_during_apply_stops_gracefully_and_a_rerun_converges(ws):
     assert managed(ws) == {"terraform_data.a": [None], "terraform_data.b": [None]}
 
 
+@pytest.mark.slow
 def test_killed_modelcat_leaves_terraform_to_stop_gracefully(ws):
     ws.write_config(config(slow(0.1, 60)))
     ws.init()
@@ -335,6 +347,7 @@ def test_killed_modelcat_leaves_terraform_to_stop_gracefully(ws):
     assert not ws.plan().has_changes
 
 
+@pytest.mark.slow
 def test_a_failing_output_callback_stops_terraform_cleanly_then_propagates(ws):
     ws.write_config(config(slow(0.1, 60)))
 
@@ -459,6 +472,7 @@ def test_stack_names_are_single_path_segments(tmp_path):
 # -- the modelcat provider, from the filesystem mirror -------------------------------------------
 
 
+@pytest.mark.slow
 def test_modelcat_provider_is_installed_pinned_and_repinned_offline(ws, tmp_path, monkeypatch):
     demo = DEMO
     ws.write_config(
