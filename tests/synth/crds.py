@@ -45,7 +45,8 @@ def _translate(node: Any) -> Any:
 
 @cache
 def _crd(filename: str) -> dict[str, Any]:
-    return yaml.safe_load((CRDS / filename).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    text = (CRDS / filename).read_text(encoding="utf-8")  # 2 MB for KServe: libyaml reads it 3x as fast
+    return yaml.load(text, Loader=yaml.CSafeLoader)  # type: ignore[no-any-return]
 
 
 @cache
