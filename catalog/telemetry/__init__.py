@@ -1,0 +1,1 @@
+"""Per-version request counts and latency: the local Prometheus, or the routers' own counters."""
