@@ -19,11 +19,17 @@ from typing import Literal
 __all__ = [
     "ArmData",
     "ArmSnapshot",
+    "Decision",
     "Epoch",
+    "EpochCheck",
     "JoinCounts",
+    "MetricResult",
     "Observations",
     "OutcomeStats",
     "TelemetrySource",
+    "Verdict",
+    "VersionDecision",
+    "Vote",
 ]
 
 TelemetrySource = Literal["prometheus", "router-counters", "assignment-log"]
@@ -104,3 +110,47 @@ class Observations:
     telemetry_source: TelemetrySource = "assignment-log"
     queries: Mapping[str, str] = field(default_factory=dict)  # what was asked of the source (PromQL, SQL)
     notes: Sequence[str] = ()  # e.g. "Prometheus at http://127.0.0.1:9090 is down: read the routers' counters"
+
+
+Vote = Literal["pass", "fail", "hold"]
+Verdict = Literal["promote", "hold", "rollback"]
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric's comparison of a candidate with the baseline (or with a threshold) and its vote."""
+
+    name: str  # "conversion", "error_rate", "p99_latency", ...
+    kind: Literal["primary", "guardrail"]
+    vote: Vote
+    reason: str
+    estimate: float | None = None  # the candidate's value (a rate) or its difference from the baseline
+    difference: float | None = None  # candidate - baseline, where the metric compares two arms
+    interval: tuple[float, float] | None = None  # the anytime-valid interval of `difference` (or of the rate)
+    p_value: float | None = None  # anytime-valid
+    p_adjusted: float | None = None  # Holm across the guardrails
+
+
+@dataclass(frozen=True)
+class EpochCheck:
+    epoch: Epoch
+    chi_square: float | None
+    p_value: float | None
+    srm: bool
+
+
+@dataclass(frozen=True)
+class VersionDecision:
+    version: str
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    metrics: tuple[MetricResult, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The statistics' answer for one binding: SRM per epoch and a verdict per candidate version."""
+
+    epochs: tuple[EpochCheck, ...]
+    srm: bool  # any epoch flagged: every verdict is withheld (hold)
+    versions: tuple[VersionDecision, ...]
