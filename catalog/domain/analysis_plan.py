@@ -1,7 +1,7 @@
 """What a binding's analysis compares, with every default filled in: the input of ``modelcat analyze``.
 
-``effective_analysis`` (below, from the binding's ``analysis`` block, its rollout's ``guardrails``
-and the defaults) is the one place these values are decided. Pure, no IO.
+``catalog.domain.effective.effective_analysis`` (from the binding's ``analysis`` block, its
+rollout's ``guardrails`` and the defaults) is the one place these values are decided. Pure, no IO.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ __all__ = [
     "DEFAULT_MIN_SAMPLES_PER_ARM",
     "DEFAULT_WINDOW_HOURS",
     "AnalysisPlan",
+    "Direction",
     "OutcomeGuardrail",
+    "OutcomeKind",
     "PrimaryOutcome",
 ]
 

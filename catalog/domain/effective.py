@@ -1,7 +1,8 @@
 """Effective values: what a catalog's settings amount to once defaults are applied. Pure functions.
 
-A binding's serving and rollout over ``defaults`` over built-in values, the environments a catalog
-deploys to (declared or implied by its applications), and the key two version strings are compared by.
+A binding's serving and rollout over ``defaults`` over built-in values, its analysis plan, the
+environments a catalog deploys to (declared or implied by its applications), and the key two
+version strings are compared by.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from catalog.domain.models import Binding, Catalog, EnvironmentSpec, Rollout
+from catalog.domain.analysis_plan import AnalysisPlan, OutcomeGuardrail, OutcomeKind, PrimaryOutcome
+from catalog.domain.models import Application, Binding, Catalog, EnvironmentSpec, Rollout
+from catalog.domain.outcomes import Analysis, AnalysisGuardrails
 
 __all__ = [
     "DEFAULT_INTERVAL_SECONDS",
@@ -18,6 +21,7 @@ __all__ = [
     "EffectiveServing",
     "ResolvedRollout",
     "declared_environments",
+    "effective_analysis",
     "effective_rollout",
     "effective_serving",
     "resolve_rollout",
@@ -182,3 +186,54 @@ def declared_environments(catalog: Catalog) -> list[EnvironmentSpec]:
         return [e for e in catalog.environments if e is not None]
     names = dict.fromkeys(a.environment for a in catalog.applications if a is not None)
     return [EnvironmentSpec(name=name) for name in names]
+
+
+def effective_analysis(catalog: Catalog, application: Application, binding: Binding) -> AnalysisPlan:
+    """What ``modelcat analyze`` compares for a binding: its ``analysis`` block with every default filled in.
+
+    The baseline is ``analysis.baseline``, else the binding's first route; the candidates are the other
+    routes with traffic (weight > 0), in route order (a weight-0 route gets only pinned requests: nothing
+    to compare). The guardrails are the effective rollout's (``rollout.guardrails`` over
+    ``defaults.rollout``) with ``analysis.guardrails`` over them, field by field. A binding without an
+    analysis block still gets a plan (its guardrails None when none are declared anywhere). Sticky
+    bindings (a ``sticky_key``) count users; others count requests. The catalog must be valid
+    (``modelcat validate``): an outcome the application does not declare is a ValueError.
+    """
+    declared: dict[str, OutcomeKind] = {outcome.name: outcome.kind for outcome in application.outcomes}
+
+    def kind_of(name: str) -> OutcomeKind:
+        if name not in declared:
+            raise ValueError(f"application {application.name!r} declares no outcome {name!r}")
+        return declared[name]
+
+    analysis = binding.analysis or Analysis()
+    baseline = analysis.baseline or binding.routes[0].version
+    candidates = tuple(
+        route.version
+        for route in binding.routes
+        if route.weight > 0 and semver_key(route.version) != semver_key(baseline)
+    )
+    rollout = effective_rollout(catalog, binding)
+    own = analysis.guardrails or AnalysisGuardrails()
+    primary = analysis.primary
+    return AnalysisPlan(
+        application=application.name,
+        environment=application.environment,
+        model=binding.model,
+        baseline=baseline,
+        candidates=candidates,
+        sticky=binding.sticky_key is not None,
+        primary=PrimaryOutcome(
+            primary.outcome, kind_of(primary.outcome), primary.direction, primary.mde, primary.max_drop
+        )
+        if primary is not None
+        else None,
+        max_error_rate=own.max_error_rate if own.max_error_rate is not None else rollout.max_error_rate,
+        max_p99_latency_ms=own.max_p99_latency_ms if own.max_p99_latency_ms is not None else rollout.max_p99_latency_ms,
+        outcome_guardrails=tuple(
+            OutcomeGuardrail(limit.outcome, kind_of(limit.outcome), limit.max_drop) for limit in own.outcomes
+        ),
+        min_samples_per_arm=analysis.min_samples_per_arm,
+        alpha=analysis.alpha,
+        window_hours=analysis.window_hours,
+    )

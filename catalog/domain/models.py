@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, PlainValidator, WithJsonSchema
 
 from catalog.domain.digests import DIGEST, SHA256_DIGEST
+from catalog.domain.outcomes import Analysis, Guardrails, Outcome
 from catalog.domain.strict import STRICT
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "DEPLOY_TARGETS",
     "ROLLOUT_STRATEGIES",
     "STAGES",
+    "Analysis",
     "Application",
     "Artifact",
     "ArtifactSource",
@@ -35,6 +37,7 @@ __all__ = [
     "KubernetesSettings",
     "Limits",
     "Model",
+    "Outcome",
     "Resources",
     "Rollout",
     "RolloutStrategy",
@@ -278,17 +281,6 @@ RolloutStrategy = Literal["all_at_once", "canary", "linear"]
 ROLLOUT_STRATEGIES: tuple[str, ...] = ("all_at_once", "canary", "linear")
 
 
-class Guardrails(Strict):
-    """What stops a rollout between steps (and rolls it back): the new routes' observed health."""
-
-    max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
-        None, description="Highest tolerated share of failed requests, a fraction: 0.01 is 1 %"
-    )
-    max_p99_latency_ms: Annotated[int, Field(gt=0, le=3_600_000)] | None = Field(
-        None, description="Highest tolerated 99th-percentile latency, in milliseconds"
-    )
-
-
 class Rollout(Strict):
     """How a change to a binding's routes takes effect; unset fields come from ``defaults.rollout``.
 
@@ -317,6 +309,9 @@ class Binding(Strict):
     serving: Serving = Serving()
     gates: Gates | None = None
     rollout: Rollout | None = None
+    analysis: Analysis | None = Field(
+        None, description="What `modelcat analyze` compares: the routed versions against a baseline, on outcomes"
+    )
 
 
 class Application(Strict):
@@ -324,6 +319,9 @@ class Application(Strict):
     owner: Annotated[str, Field(min_length=1, max_length=256)]
     environment: Name
     description: Annotated[str, Field(max_length=4096)] = ""
+    outcomes: list[Outcome] = Field(
+        [], description="What this application reports back (POST /v2/feedback, modelcat feedback import)"
+    )
     bindings: list[Binding] = Field(min_length=1)
 
 

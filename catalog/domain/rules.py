@@ -31,6 +31,7 @@ from catalog.domain.models import (
     Serving,
     Version,
 )
+from catalog.domain.outcome_rules import check_analysis, check_outcomes
 from catalog.domain.problems import Problem
 from catalog.domain.routing import SPLIT_HINT, split_problem
 from catalog.domain.stores import check_stores
@@ -238,6 +239,7 @@ def _check_application(
     models: Mapping[str, Model],
     unchecked_models: Mapping[str, frozenset[str]],
 ) -> Iterator[Problem]:
+    yield from check_outcomes(loc, app)
     bound: dict[str, int] = {}
     for b, binding in enumerate(app.bindings):
         if binding is None:
@@ -258,6 +260,7 @@ def _check_application(
             yield from _check_gates((*bloc, "gates"), binding.gates.min_metrics)
         if binding.rollout is not None:
             yield from _check_rollout((*bloc, "rollout"), binding.rollout, catalog.defaults.rollout)
+        yield from check_analysis(catalog, bloc, app, binding)
         unbalanced = split_problem(route.weight for route in binding.routes)
         if unbalanced:
             yield Problem("binding.weights", unbalanced, loc=(*bloc, "routes"), hint=SPLIT_HINT, at_key=True)
