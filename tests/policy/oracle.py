@@ -208,6 +208,20 @@ def mc012(d: Doc, s: Settings) -> list[str]:
     ]
 
 
+def mc013(d: Doc, s: Settings) -> list[str]:
+    gate = d["gates"].get("max_age_days")
+    if d["application"]["production"] or not d["binding"]["enabled"] or not _num(gate):
+        return []
+    return [
+        (
+            f"{d['application']['name']}: {d['binding']['model']} {r['version']} is {r['age_days']} days old, "
+            f"over its max_age_days gate of {gate} days: retrain it or route a newer version"
+        )
+        for r in d["routes"]
+        if r["known"] and r["weight"] > 0 and r["age_days"] > gate
+    ]
+
+
 def _secret_key(key: str) -> bool:
     return bool(_SECRET_WORD.search(key.lower())) and not _NAME_LIKE.search(key.lower())
 
@@ -245,6 +259,7 @@ ORACLE: dict[str, Callable[[Doc, Settings], list[str]]] = {
     "MC010": mc010,
     "MC011": mc011,
     "MC012": mc012,
+    "MC013": mc013,
 }
 
 

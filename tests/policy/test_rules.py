@@ -11,7 +11,7 @@ from catalog.errors import FixtureInvalid
 from catalog.policy.fixtures import fixture_cases, run_fixture_tests
 from tests.policy.helpers import FIXTURES, POLICIES, copy_policies
 
-BUILT_IN = [f"MC{n:03d}" for n in range(1, 13)]
+BUILT_IN = [f"MC{n:03d}" for n in range(1, 14)]
 
 
 @pytest.fixture(scope="module")
