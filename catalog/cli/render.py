@@ -103,5 +103,15 @@ def show_text(views: Sequence[ApplicationView]) -> list[str]:
         for row in [header, *rows]:
             cells = [cell.rjust(widths[c]) if c in (2, 4) else cell.ljust(widths[c]) for c, cell in enumerate(row)]
             lines.append("  " + "  ".join(cells).rstrip())
+        lines += [
+            click.style(
+                f"  warning: {binding.model} {route.version} is {route.age_days} days old, over its "
+                f"max_age_days gate of {binding.max_age_days} days: retrain it or route a newer version",
+                fg="yellow",
+            )
+            for binding in app.bindings
+            for route in binding.routes
+            if route.over_age_gate
+        ]
         lines.append("")
     return lines

@@ -17,11 +17,13 @@ from catalog.domain.outcomes import Analysis, AnalysisGuardrails
 __all__ = [
     "DEFAULT_INTERVAL_SECONDS",
     "STEPPED_STRATEGIES",
+    "EffectiveGates",
     "EffectiveRollout",
     "EffectiveServing",
     "ResolvedRollout",
     "declared_environments",
     "effective_analysis",
+    "effective_gates",
     "effective_rollout",
     "effective_serving",
     "resolve_rollout",
@@ -70,6 +72,28 @@ def effective_serving(catalog: Catalog, binding: Binding) -> EffectiveServing:
         cpu=resources.cpu if resources else None,
         memory=resources.memory if resources else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveGates:
+    """What a routed version must meet: the binding's gates over ``defaults.gates``, field by field."""
+
+    max_age_days: int | None
+    min_metrics: Mapping[str, float]
+
+
+def effective_gates(catalog: Catalog, binding: Binding) -> EffectiveGates:
+    """``max_age_days`` from the binding's gates, else the defaults'; ``min_metrics`` the binding's
+    when it sets them (even to ``{}``), else the defaults'."""
+    own, default = binding.gates, catalog.defaults.gates
+    max_age = own.max_age_days if own is not None else None
+    if max_age is None and default is not None:
+        max_age = default.max_age_days
+    if own is not None and "min_metrics" in own.model_fields_set:
+        minimums = own.min_metrics
+    else:
+        minimums = default.min_metrics if default is not None else {}
+    return EffectiveGates(max_age_days=max_age, min_metrics=minimums)
 
 
 STEPPED_STRATEGIES = ("canary", "linear")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from catalog.domain.effective import semver_key
+from catalog.domain.effective import effective_gates, semver_key
 from catalog.domain.models import Catalog, Version
 
 __all__ = ["ApplicationView", "BindingView", "RouteView", "application_views"]
@@ -21,6 +21,7 @@ class RouteView:
     digest: str
     age_days: int
     metrics: dict[str, float]
+    over_age_gate: bool = False  # served (weight > 0, binding enabled) and older than max_age_days
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class BindingView:
     enabled: bool
     sticky_key: str | None
     routes: list[RouteView]
+    max_age_days: int | None = None  # the effective gate: the binding's over defaults.gates
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,8 @@ def _key_metrics(version: Version, preferred: list[str]) -> dict[str, float]:
 def application_views(catalog: Catalog, now: datetime) -> list[ApplicationView]:
     """Per application, per bound model, each routed version with its weight, stage, metrics and age.
 
-    Metrics named by the binding's gates (or the default gates) come first.
+    Metrics named by the binding's gates (or the default gates) come first; a served version older
+    than the binding's effective ``max_age_days`` gate is marked ``over_age_gate``.
     """
     versions = {(m.name, semver_key(v.version)): v for m in catalog.models for v in m.versions}
     views = []
@@ -60,19 +63,22 @@ def application_views(catalog: Catalog, now: datetime) -> list[ApplicationView]:
         for binding in app.bindings:
             gates = binding.gates or catalog.defaults.gates
             preferred = list(gates.min_metrics) if gates else []
+            max_age = effective_gates(catalog, binding).max_age_days
             routes = []
             for route in binding.routes:
                 version = versions[(binding.model, semver_key(route.version))]
+                age = (now - version.trained_at).days
                 routes.append(
                     RouteView(
                         version=version.version,
                         weight=route.weight,
                         stage=version.stage,
                         digest=version.artifact.digest,
-                        age_days=(now - version.trained_at).days,
+                        age_days=age,
                         metrics=_key_metrics(version, preferred),
+                        over_age_gate=binding.enabled and route.weight > 0 and max_age is not None and age > max_age,
                     )
                 )
-            bindings.append(BindingView(binding.model, binding.enabled, binding.sticky_key, routes))
+            bindings.append(BindingView(binding.model, binding.enabled, binding.sticky_key, routes, max_age))
         views.append(ApplicationView(app.name, app.environment, app.owner, bindings))
     return views

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from catalog.domain.effective import effective_rollout, effective_serving, semver_key
+from catalog.domain.effective import effective_gates, effective_rollout, effective_serving, semver_key
 from catalog.domain.models import Binding, Catalog, Model, Version
 from catalog.policy.findings import SubjectInput
 from catalog.policy.settings import Settings
@@ -200,19 +200,12 @@ def _binding_input(
 ) -> dict[str, object]:
     serving = effective_serving(catalog, binding)
     rollout = effective_rollout(catalog, binding)
-    own, default = binding.gates, catalog.defaults.gates
+    effective = effective_gates(catalog, binding)
     gates: dict[str, object] = {}
-    max_age = own.max_age_days if own is not None and own.max_age_days is not None else None
-    if max_age is None and default is not None:
-        max_age = default.max_age_days
-    if max_age is not None:
-        gates["max_age_days"] = max_age
-    if own is not None and "min_metrics" in own.model_fields_set:
-        minimums = own.min_metrics
-    else:
-        minimums = default.min_metrics if default is not None else {}
-    gates["min_metrics"] = _metrics(minimums)
-    gates["min_metrics_text"] = _metrics_text(minimums)
+    if effective.max_age_days is not None:
+        gates["max_age_days"] = effective.max_age_days
+    gates["min_metrics"] = _metrics(effective.min_metrics)
+    gates["min_metrics_text"] = _metrics_text(effective.min_metrics)
     routed_on_base = False
     base_weights: dict[str, int] = {}
     if base:

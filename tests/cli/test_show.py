@@ -51,3 +51,30 @@ def test_show_rejects_a_bad_now(cli):
     result = cli("show", DEMO, "--now", "yesterday")
     assert result.exit_code == 2
     assert "--now 'yesterday'" in result.stderr
+
+
+def test_show_warns_when_a_served_version_is_older_than_its_age_gate(cli):
+    result = cli("show", DEMO, "--now", "2027-06-01")
+    assert result.exit_code == 0, result.output
+    warnings = [line.strip() for line in result.stdout.splitlines() if "warning:" in line]
+    advice = "retrain it or route a newer version"
+    assert warnings == [
+        f"warning: fraud-scorer 1.3.0 is 322 days old, over its max_age_days gate of 180 days: {advice}",
+        f"warning: fraud-scorer 1.4.0 is 210 days old, over its max_age_days gate of 180 days: {advice}",
+    ]
+    fresh = cli("show", DEMO, "--now", "2026-11-27")
+    assert "warning:" not in fresh.stdout
+
+
+def test_show_json_gives_each_binding_its_age_gate_and_marks_the_versions_over_it(cli, write):
+    # 1.4.0 routed at weight 0 (pinned smoke requests only) is not served: no mark
+    path = write(DEMO.read_text().replace("weight: 90}", "weight: 100}").replace("weight: 10}", "weight: 0}"))
+    result = cli("show", path, "--now", "2027-06-01", "--format", "json")
+    assert result.exit_code == 0, result.output
+    apps = {a["name"]: a for a in json.loads(result.stdout)}
+    checkout = apps["checkout"]["bindings"][0]
+    assert checkout["max_age_days"] == 180  # the binding's own gate
+    assert [(r["version"], r["over_age_gate"]) for r in checkout["routes"]] == [("1.3.0", True), ("1.4.0", False)]
+    recommender = apps["storefront"]["bindings"][0]
+    assert recommender["max_age_days"] == 365  # defaults.gates
+    assert [r["over_age_gate"] for r in recommender["routes"]] == [False, False]
