@@ -140,14 +140,14 @@ class BindingChange(Strict):
     routes_before: list[RouteWeight] = []
     routes_after: list[RouteWeight] = []
     weights: list[RouteChange] = []  # the versions whose weight differs, in version order
-    changes: list[FieldChange] = []  # model, enabled, sticky_key, serving.*, rollout.*, gates.*
+    changes: list[FieldChange] = []  # model, enabled, sticky_key, serving.*, rollout.*, gates.*, analysis.*
 
 
 class ApplicationChange(Strict):
     name: str
     status: Status
     environment: str  # the head's (the base's when removed)
-    changes: list[FieldChange] = []  # owner, environment, description
+    changes: list[FieldChange] = []  # owner, environment, description, outcomes.<name> (its kind)
     bindings: list[BindingChange] = []
 
 
@@ -413,8 +413,9 @@ class _Builder:
                     self.add("applications", change)
 
     def application(self, old: Application, new: Application, renames: Mapping[str, str]) -> ApplicationChange | None:
-        facts: Callable[[Application], dict[str, Value]] = lambda a: _flatten(
-            a.model_dump(mode="json", include={"owner", "environment", "description"})
+        facts: Callable[[Application], dict[str, Value]] = lambda a: (
+            _flatten(a.model_dump(mode="json", include={"owner", "environment", "description"}))
+            | {f"outcomes.{o.name}": o.kind for o in a.outcomes}
         )
         changes = _changes(facts(old), facts(new))
         before = {renames.get(b.model, b.model): b for b in old.bindings}
@@ -501,6 +502,12 @@ def _binding_facts(catalog: Catalog, binding: Binding) -> dict[str, Value]:
         facts[f"rollout.{name}"] = getattr(rollout, name)
     if gates is not None:
         facts.update(_flatten(gates, "gates"))
+    if binding.analysis is not None:
+        analysis = binding.analysis.model_dump(mode="json", exclude_none=True)
+        guarded = analysis.get("guardrails", {})
+        if guarded.get("outcomes"):  # keyed by outcome, so a reordering is no change
+            guarded["outcomes"] = {limit["outcome"]: limit["max_drop"] for limit in guarded["outcomes"]}
+        facts.update(_flatten(analysis, "analysis"))
     return facts
 
 

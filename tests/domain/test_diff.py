@@ -293,3 +293,27 @@ def test_the_diff_says_which_versions_a_change_touches():
     assert {(v.model, v.version) for v in diff.versions_changed} >= {("fraud-scorer", "1.4.0")}
     assert diff.touched_versions() == {("fraud-scorer", "1.3.0"), ("fraud-scorer", "1.5.0"), ("search-ranker", "3.2.0")}
     assert _diff(after, text).touched_versions() == {("fraud-scorer", "1.3.0"), ("search-ranker", "3.2.0")}
+
+
+def test_outcome_and_analysis_changes_show_on_the_application_and_binding():
+    text = demo_text()
+    after = (
+        text.replace(
+            "      - {name: conversion, kind: proportion}",
+            "      - {name: conversion, kind: proportion}\n      - {name: basket_value, kind: mean}",
+        )
+        .replace("mde: 0.02}", "mde: 0.01}")
+        .replace(
+            "          min_samples_per_arm: 500\n",
+            "          min_samples_per_arm: 500\n          guardrails: {outcomes: [{outcome: basket_value, max_drop: 2.0}]}\n",
+        )
+    )
+    (app,) = _diff(text, after).applications
+    assert app.name == "storefront"
+    assert [(c.field, c.before, c.after) for c in app.changes] == [("outcomes.basket_value", None, "mean")]
+    (binding,) = app.bindings
+    assert binding.model == "recommender" and binding.weights == []
+    assert [(c.field, c.before, c.after) for c in binding.changes] == [
+        ("analysis.primary.mde", 0.02, 0.01),
+        ("analysis.guardrails.outcomes.basket_value", None, 2.0),
+    ]
