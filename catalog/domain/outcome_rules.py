@@ -7,7 +7,7 @@ among its routes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from catalog.domain.effective import STEPPED_STRATEGIES, effective_rollout, semver_key
 from catalog.domain.models import Application, Binding, Catalog
@@ -19,18 +19,23 @@ __all__ = ["check_analysis", "check_outcomes"]
 
 def check_outcomes(loc: Loc, app: Application) -> Iterator[Problem]:
     """Each outcome of ``app`` (at ``loc``) declared once."""
+    for o, first in _repeats(outcome.name for outcome in app.outcomes):
+        yield Problem(
+            "outcome.duplicate",
+            f"outcome {app.outcomes[o].name!r} is declared twice in application {app.name!r} (outcomes {first} and {o})",
+            loc=(*loc, "outcomes", o, "name"),
+            hint="declare each outcome once",
+        )
+
+
+def _repeats(names: Iterable[str]) -> Iterator[tuple[int, int]]:
+    """(index, index of its first occurrence) of each name already seen."""
     first: dict[str, int] = {}
-    for o, outcome in enumerate(app.outcomes):
-        if outcome.name in first:
-            yield Problem(
-                "outcome.duplicate",
-                f"outcome {outcome.name!r} is declared twice in application {app.name!r} "
-                f"(outcomes {first[outcome.name]} and {o})",
-                loc=(*loc, "outcomes", o, "name"),
-                hint="declare each outcome once",
-            )
+    for i, name in enumerate(names):
+        if name in first:
+            yield i, first[name]
         else:
-            first[outcome.name] = o
+            first[name] = i
 
 
 def check_analysis(catalog: Catalog, loc: Loc, app: Application, binding: Binding) -> Iterator[Problem]:
@@ -54,19 +59,18 @@ def check_analysis(catalog: Catalog, loc: Loc, app: Application, binding: Bindin
             )
         if kind == "proportion" and primary.max_drop >= 1:
             yield _drop_range((*ploc, "max_drop"), primary.outcome, primary.max_drop)
-    guardrails = analysis.guardrails
-    seen: dict[str, int] = {}
-    for g, limit in enumerate(guardrails.outcomes if guardrails is not None else ()):
+    limits = analysis.guardrails.outcomes if analysis.guardrails is not None else []
+    repeated = dict(_repeats(limit.outcome for limit in limits))
+    for g, limit in enumerate(limits):
         gloc = (*aloc, "guardrails", "outcomes", g)
-        if limit.outcome in seen:
+        if g in repeated:
             yield Problem(
                 "analysis.guardrail-twice",
-                f"outcome {limit.outcome!r} is guarded twice (guardrails {seen[limit.outcome]} and {g})",
+                f"outcome {limit.outcome!r} is guarded twice (guardrails {repeated[g]} and {g})",
                 loc=(*gloc, "outcome"),
                 hint="keep one entry per outcome, with the drop you can bear",
             )
             continue
-        seen[limit.outcome] = g
         yield from _outcome_ref(gloc, app, limit.outcome, "guardrail outcome")
         if kinds.get(limit.outcome) == "proportion" and limit.max_drop >= 1:
             yield _drop_range((*gloc, "max_drop"), limit.outcome, limit.max_drop)
@@ -110,7 +114,7 @@ def _outcome_ref(loc: Loc, app: Application, name: str, what: str) -> Iterator[P
             "ref.missing-outcome",
             f"{what} {name!r} is not an outcome of application {app.name!r}",
             loc=(*loc, "outcome"),
-            hint=did_you_mean(name, list(kinds)) + f"declare it under the application's outcomes: (declared: {listed})",
+            hint=did_you_mean(name, list(kinds)) + f"declare it under the application's outcomes (declared: {listed})",
         )
     elif kinds[name] == "label":
         yield Problem(

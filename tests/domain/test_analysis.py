@@ -3,6 +3,8 @@ turned into one effective plan per binding (defaults filled in, rollout guardrai
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from catalog.domain.analysis_plan import AnalysisPlan, OutcomeGuardrail, PrimaryOutcome
@@ -258,14 +260,20 @@ def plan_of(text: str, application: str = "checkout", model: str = "fraud-scorer
     return effective_analysis(catalog, app, binding)
 
 
+# the plan of MINIMAL's binding, which declares nothing
+NOTHING_DECLARED = AnalysisPlan(
+    application="checkout",
+    environment="production",
+    model="fraud-scorer",
+    baseline="1.0.0",
+    candidates=("1.1.0",),
+    sticky=False,
+)
+
+
 def test_effective_analysis_fills_every_declared_field():
-    assert plan_of(BASE) == AnalysisPlan(
-        application="checkout",
-        environment="production",
-        model="fraud-scorer",
-        baseline="1.0.0",
-        candidates=("1.1.0",),
-        sticky=False,
+    assert plan_of(BASE) == replace(
+        NOTHING_DECLARED,
         primary=PrimaryOutcome("conversion", "proportion", "increase", 0.02, 0.0),
         max_error_rate=0.02,
         max_p99_latency_ms=None,
@@ -277,14 +285,11 @@ def test_effective_analysis_fills_every_declared_field():
 
 
 def test_a_binding_without_analysis_gets_a_plan_with_nothing_declared():
-    assert plan_of(MINIMAL) == AnalysisPlan(
-        application="checkout",
-        environment="production",
-        model="fraud-scorer",
-        baseline="1.0.0",
-        candidates=("1.1.0",),
-        sticky=False,
-    )
+    plan = plan_of(MINIMAL)
+    assert plan == NOTHING_DECLARED
+    assert plan.primary is None and plan.outcome_guardrails == ()
+    assert (plan.max_error_rate, plan.max_p99_latency_ms) == (None, None)
+    assert (plan.min_samples_per_arm, plan.alpha, plan.window_hours) == (500, 0.05, 72)
 
 
 def test_the_baseline_defaults_to_the_first_route_and_candidates_need_traffic():
