@@ -194,8 +194,8 @@ def _primary(plan: AnalysisPlan, baseline: ArmData, candidate: ArmData) -> Metri
         planned = comparison.planned
         reason = (
             f"{name} is not yet distinguishable from {plan.baseline}: {summary}, {_p(better_p)}; "
-            f"about {planned.baseline:,} and {planned.candidate:,} units planned to find "
-            f"{_difference(outcome.kind, outcome.mde).lstrip('+')}"
+            f"about {planned.baseline:,} units of {plan.baseline} and {planned.candidate:,} of "
+            f"{candidate.version} planned to find {_difference(outcome.kind, outcome.mde).lstrip('+')}"
         )
     return MetricResult(
         name,

@@ -79,7 +79,7 @@ def test_a_candidate_no_better_on_the_primary_is_held():
     version = _only(decide(_plan(), _observe(_arm("2.1.0", 10_000, 1_000), _arm("2.2.0", 10_000, 1_010))))
     assert version.verdict == "hold"
     assert _metric(version, "conversion").vote == "hold"
-    assert "not yet distinguishable" in version.reasons[0] and "units planned" in version.reasons[0]
+    assert "not yet distinguishable" in version.reasons[0] and "planned to find 1.00 pp" in version.reasons[0]
 
 
 def test_a_candidate_better_in_the_wrong_direction_is_not_promoted():
@@ -206,21 +206,15 @@ def test_a_version_whose_every_request_failed_is_never_promoted():
     assert _only(decide(guarded, _observe(base, failing))).verdict == "rollback"
 
 
+def _epoch(table: str, day: int, observed: dict[str, int]) -> Epoch:
+    """One day of the 50/50 table ``table``."""
+    start, end = f"2026-12-{day:02d}T00:00:00Z", f"2026-12-{day + 1:02d}T00:00:00Z"
+    return Epoch(table, start, end, {"2.1.0": 50, "2.2.0": 50}, observed)
+
+
 def test_a_sample_ratio_mismatch_in_any_epoch_withholds_every_verdict():
-    fine = Epoch(
-        "a" * 64,
-        "2026-12-01T00:00:00Z",
-        "2026-12-02T00:00:00Z",
-        {"2.1.0": 50, "2.2.0": 50},
-        {"2.1.0": 5_010, "2.2.0": 4_990},
-    )
-    skewed = Epoch(
-        "b" * 64,
-        "2026-12-02T00:00:00Z",
-        "2026-12-03T00:00:00Z",
-        {"2.1.0": 50, "2.2.0": 50},
-        {"2.1.0": 4_800, "2.2.0": 5_200},
-    )
+    fine = _epoch("a" * 64, 1, {"2.1.0": 5_010, "2.2.0": 4_990})
+    skewed = _epoch("b" * 64, 2, {"2.1.0": 4_800, "2.2.0": 5_200})
     decision = decide(_plan(max_error_rate=0.02), _observe(*BETTER, epochs=(fine, skewed)))
     assert decision.srm
     assert [check.srm for check in decision.epochs] == [False, True]
