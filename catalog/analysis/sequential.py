@@ -182,9 +182,9 @@ def difference_arrays(
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(np.maximum(var_a, pooled) / n_a + np.maximum(var_b, pooled) / n_b)
         share_b = n_b / units
-    # below two units in an arm, or before both arms vary (no conversion yet), the plug-in variance
+    # below two units in an arm, or while nothing varies (no conversion yet), the plug-in variance
     # says nothing: an unbounded interval
-    se = np.where((n_a < 2) | (n_b < 2) | (var_a <= 0) | (var_b <= 0), np.inf, se)
+    se = np.where((n_a < 2) | (n_b < 2) | (pooled <= 0), np.inf, se)
     planned = _planned_total(effect, alpha, power, var_a, var_b, np.nan_to_num(share_b, nan=0.5))
     return mean_b - mean_a, se, mixture_kappa(units, np.nan_to_num(planned, posinf=1.0), alpha)
 
@@ -226,8 +226,9 @@ def compare_means(
     power: float = DEFAULT_POWER,
 ) -> Comparison:
     """The confidence sequence of candidate - baseline, tuned to find ``effect`` (the plan's MDE, or a
-    guardrail's allowed drop; None: a tenth of the arms' standard deviation, a small effect). Until each arm has two units that differ, ``std_error`` is infinite
-    (the interval unbounded, the p-value 1) and ``planned`` is unknown (0, 0)."""
+    guardrail's allowed drop; None: a tenth of the arms' standard deviation, a small effect). Below
+    two units in an arm, or while every unit of both has the same value (no conversion yet),
+    ``std_error`` is infinite (the interval unbounded, the p-value 1) and ``planned`` unknown (0, 0)."""
     var_a = float(sample_variance(baseline.n, baseline.total, baseline.total_sq))
     var_b = float(sample_variance(candidate.n, candidate.total, candidate.total_sq))
     if effect is None or effect <= 0:

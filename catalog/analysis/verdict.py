@@ -298,7 +298,7 @@ def _too_few(plan: AnalysisPlan, outcome: str, baseline: ArmData, candidate: Arm
 def _no_variation(base: OutcomeStats, cand: OutcomeStats) -> str:
     if base.total == 0 and base.total_sq == 0 and cand.total == 0 and cand.total_sq == 0:
         return "no data: no unit of either version reported it yet"
-    return "not yet comparable: every unit of one version has the same value"
+    return "not yet comparable: every unit of both versions has the same value"
 
 
 def _two_arm_summary(

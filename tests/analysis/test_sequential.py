@@ -138,10 +138,19 @@ def test_the_p_value_is_the_smallest_alpha_whose_interval_leaves_the_null_out():
             assert comparison.p_value(end) == pytest.approx(ALPHA, rel=1e-6)
 
 
-def test_the_interval_is_unbounded_until_both_arms_vary():
-    comparison = compare_means(OutcomeStats(800, 0, 0), OutcomeStats(800, 40, 40), effect=0.01, alpha=ALPHA)
+def test_the_interval_is_unbounded_while_nothing_varies():
+    comparison = compare_means(OutcomeStats(800, 0, 0), OutcomeStats(800, 0, 0), effect=0.01, alpha=ALPHA)
     assert comparison.interval == (-np.inf, np.inf)
     assert comparison.p_value() == 1.0
+    assert comparison.planned.total == 0
+
+
+def test_an_arm_without_conversions_is_compared_through_the_pooled_variance():
+    """0 of 800 against 40 of 800: the empty arm's own variance is 0, the pooled one is not."""
+    comparison = compare_means(OutcomeStats(800, 0, 0), OutcomeStats(800, 40, 40), effect=0.01, alpha=ALPHA)
+    lo, hi = comparison.interval
+    assert 0 < lo < 0.05 < hi < 0.1
+    assert comparison.p_value() <= ALPHA
 
 
 def test_a_rate_at_its_limit_is_rarely_declared_over_or_under_it_at_any_look():
