@@ -10,6 +10,8 @@ named, typed and described once.
   with its ``route`` blocks, one per version: the body is the table, apart from ``route`` being
   written ``routes`` there. Weights are integer percents; the sum of a model's weights is checked
   by ``catalog.domain.routing.split_problem``.
+- ``modelcat_metrics`` is a ``MetricsBody``: the stack's Prometheus, scraping its routers and
+  replicas (``catalog.telemetry.prometheus``).
 
 A field of type ``X | str`` holds an X or, in a synthesized body, a Terraform expression giving
 one (``${modelcat_endpoint.<id>.urls}``).
@@ -28,9 +30,20 @@ from catalog.domain.strict import STRICT
 if TYPE_CHECKING:  # the router reads tables with these shapes: it need not load the deployment plan
     from catalog.domain.deployment import ApplicationPlan, Endpoint
 
-__all__ = ["DEFAULT_HOST", "Body", "EndpointBody", "ModelBody", "RouteBody", "RouterBody", "router_models"]
+__all__ = [
+    "DEFAULT_HOST",
+    "Body",
+    "EndpointBody",
+    "MetricsBody",
+    "ModelBody",
+    "RouteBody",
+    "RouterBody",
+    "router_models",
+]
 
 DEFAULT_HOST = "127.0.0.1"
+DEFAULT_RETENTION = "2d"  # how long the local Prometheus keeps samples
+DEFAULT_SCRAPE_INTERVAL = "5s"
 
 
 class Body(BaseModel):
@@ -93,6 +106,23 @@ class RouterBody(Body):
     host: str = Field(DEFAULT_HOST, description=f"Address to listen on (default {DEFAULT_HOST})")
     port: int = Field(0, description="Port to listen on (default 0: any free port)")
     model: list[ModelBody] = Field(description="The routing table: per model, its routes")
+
+
+class MetricsBody(Body):
+    """``modelcat_metrics``: the stack's Prometheus, scraping the routers and replicas the provider runs."""
+
+    replaced_by: ClassVar[tuple[str, ...]] = ("name", "host", "port", "retention", "scrape_interval")
+
+    name: str = Field(description="The stack's name (names the Prometheus in plans and status)")
+    host: str = Field(DEFAULT_HOST, description=f"Address to listen on (default {DEFAULT_HOST})")
+    port: int = Field(0, description="Port to listen on (default 0: a free port, kept in the run state)")
+    retention: str = Field(
+        DEFAULT_RETENTION,
+        description=f"How long samples are kept (--storage.tsdb.retention.time, default {DEFAULT_RETENTION})",
+    )
+    scrape_interval: str = Field(
+        DEFAULT_SCRAPE_INTERVAL, description=f"How often each target is scraped (default {DEFAULT_SCRAPE_INTERVAL})"
+    )
 
 
 def router_models(app: ApplicationPlan, replicas: Callable[[Endpoint], list[str] | str]) -> list[ModelBody]:

@@ -170,13 +170,17 @@ def start_process(
     what: str,
     timeout: float = START_TIMEOUT,
     on_spawn: Callable[[ProcessId], object] | None = None,
+    announced: Callable[[Path, int], str | None] | None = None,
 ) -> Started:
     """Start ``argv`` detached, logging to ``log``; return once it has announced its URL.
 
     ``on_spawn`` is called with the new process as soon as it exists, before it listens (to put
-    it on record at once); if it raises, the process is stopped. Raises ProcessFailed with the
-    log's last lines if the process exits first or says nothing in time.
+    it on record at once); if it raises, the process is stopped. ``announced(log, offset)`` gives
+    the URL once the process listens (default: the ``url`` of the first JSON line it logged after
+    ``offset``). Raises ProcessFailed with the log's last lines if the process exits first or says
+    nothing in time.
     """
+    announced = announced or _announced_url
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         offset = out.tell()
@@ -201,7 +205,7 @@ def start_process(
             raise
     deadline = time.monotonic() + timeout
     while True:
-        url = _announced_url(log, offset)
+        url = announced(log, offset)
         if url is not None:
             return Started(ident, url, log)
         code = proc.poll()

@@ -19,7 +19,7 @@ FULL_NAME = "registry.terraform.io/modelcat/modelcat"
 
 
 class ModelcatProvider(ProviderConfig, Provider):  # type: ignore[misc]  # tf has no types: its Provider is Any
-    """Data sources over models.yaml; endpoint and route resources that run local processes."""
+    """Data sources over models.yaml; endpoint, route and metrics resources that run local processes."""
 
     # -- tf.iface.Provider ------------------------------------------------------------------------
 
@@ -63,6 +63,7 @@ class ModelcatProvider(ProviderConfig, Provider):  # type: ignore[misc]  # tf ha
 
     def get_resources(self) -> list[type[Resource]]:
         from catalog.provider.endpoint import EndpointResource
+        from catalog.provider.metrics import MetricsResource
         from catalog.provider.route import RouteResource
 
-        return [EndpointResource, RouteResource]
+        return [EndpointResource, RouteResource, MetricsResource]

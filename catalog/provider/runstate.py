@@ -14,6 +14,9 @@ Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, 
     routes/<application>.table.json  the routing table the router serves (modelcat/routing-v1):
                                      the route's model blocks
     logs/                            one log per process; <application>.assignments.jsonl
+    metrics/                         the stack's Prometheus (catalog.telemetry.prometheus): its
+                                     record, configuration, TSDB and scrape target files, one per
+                                     route and endpoint record, written and removed with it
 
 ``artifact`` is the resolved local path the replicas load, ``artifact_ref`` the value written in
 the configuration. ``start_time`` is the process start time from /proc/<pid>/stat, so a pid the
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from catalog.errors import RunStateError
 from catalog.files import atomic_write
 from catalog.provider.processes import ProcessId, http_client, is_alive
+from catalog.telemetry.prometheus import MetricsDir, write_targets
 
 if TYPE_CHECKING:
     import httpx
@@ -216,6 +220,7 @@ class RunDir:
         self.endpoints = self.root / "endpoints"
         self.routes = self.root / "routes"
         self.logs = self.root / "logs"
+        self.metrics = MetricsDir(self.root)
 
     def endpoint_file(self, name: str) -> Path:
         return self.endpoints / f"{name}.json"
@@ -251,20 +256,38 @@ class RunDir:
     def write_endpoint(self, record: EndpointRecord) -> EndpointRecord:
         path = Path(record.file) if record.file else self.endpoint_file(record.name)
         _write_json(path, record.as_dict())
+        self._write_endpoint_targets(path, record)
         return replace(record, file=str(path))
+
+    def _write_endpoint_targets(self, path: Path, record: EndpointRecord) -> None:
+        """The scrape targets of ``record``'s replicas that listen (Prometheus follows them)."""
+        labels = {
+            "application": record.labels.get("modelcat/application", ""),
+            "model": record.model,
+            "version": record.version,
+            "endpoint": record.name,
+            "role": "replica",
+        }
+        urls = [instance.url for instance in record.instances]
+        write_targets(self.metrics.endpoint_targets(path), urls, {k: v for k, v in labels.items() if v})
 
     def depose_endpoint(self, record: EndpointRecord) -> EndpointRecord:
         """Move the current record aside: its instances belong to an object being replaced."""
         first = record.instances[0] if record.instances else Instance(0, 0, "", "")
         target = self.endpoints / "deposed" / f"{record.name}.{first.pid}-{first.start_time}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
-        Path(record.file or self.endpoint_file(record.name)).replace(target)
+        source = Path(record.file or self.endpoint_file(record.name))
+        source.replace(target)
+        self.metrics.endpoint_targets(source).unlink(missing_ok=True)
+        self._write_endpoint_targets(target, record)
         return replace(record, deposed=True, file=str(target))
 
     def remove_record(self, record: EndpointRecord | RouteRecord) -> None:
         path = Path(record.file) if record.file else None
         if path is not None:
             path.unlink(missing_ok=True)
+            targets = self.metrics.router_targets(record.application) if isinstance(record, RouteRecord) else None
+            (targets or self.metrics.endpoint_targets(path)).unlink(missing_ok=True)
 
     # -- routes -----------------------------------------------------------------------------------
 
@@ -276,6 +299,8 @@ class RunDir:
     def write_route(self, record: RouteRecord) -> RouteRecord:
         path = self.route_file(record.application)
         _write_json(path, record.as_dict())
+        labels = {"application": record.application, "role": "router"}
+        write_targets(self.metrics.router_targets(record.application), [record.url], labels)
         return replace(record, file=str(path))
 
 

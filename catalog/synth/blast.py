@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, computed_field
 
-from catalog.domain.bodies import EndpointBody, RouterBody
+from catalog.domain.bodies import EndpointBody, MetricsBody, RouterBody
 from catalog.domain.deployment import Environment, resource_id
 from catalog.domain.diff import version_order
 from catalog.domain.strict import STRICT
@@ -57,6 +57,7 @@ _KUBERNETES_OBJECT = ("metadata.name", "metadata.namespace")
 REPLACED_BY: dict[str, tuple[str, ...]] = {
     "modelcat_endpoint": EndpointBody.replaced_by,
     "modelcat_route": RouterBody.replaced_by,
+    "modelcat_metrics": MetricsBody.replaced_by,
     "kubernetes_manifest": (
         "manifest.apiVersion",
         "manifest.kind",
@@ -228,6 +229,7 @@ def _labelled(body: Mapping[str, Any]) -> _Subject | None:
 _KINDS = {
     "modelcat_endpoint": "endpoint",
     "modelcat_route": "router",
+    "modelcat_metrics": "Prometheus",
     "kubernetes_deployment_v1": "Deployment",
     "kubernetes_service_v1": "Service",
     "kubernetes_horizontal_pod_autoscaler_v2": "HorizontalPodAutoscaler",

@@ -87,7 +87,18 @@ def _route(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, ac
     return subject, ", ".join(parts)
 
 
-_DESCRIBERS = {"modelcat_endpoint": _endpoint, "modelcat_route": _route}
+def _metrics(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, action: str) -> tuple[str, str]:
+    state = after or before or {}
+    subject = f"{state.get('name')}: Prometheus"
+    if action == "delete":
+        return subject, "stop it"
+    return (
+        subject,
+        f"scrape the routers and replicas every {state.get('scrape_interval')}, keep {state.get('retention')}",
+    )
+
+
+_DESCRIBERS = {"modelcat_endpoint": _endpoint, "modelcat_route": _route, "modelcat_metrics": _metrics}
 
 
 def describe_changes(resource_changes: Sequence[Mapping[str, Any]]) -> list[Change]:

@@ -155,11 +155,12 @@ def test_moving_an_application_to_another_environment_empties_one_stack_and_fill
         "staging-local": [
             ("delete", "modelcat_route.retention-campaigns"),
             ("delete", "modelcat_endpoint.retention-campaigns--churn-predictor--1_1_0"),
+            ("delete", "modelcat_metrics.prometheus"),  # an empty stack runs no Prometheus
         ],
     }
     assert [s.counts for s in blast.stacks] == [
         {"create": 2, "update": 0, "replace": 0, "delete": 0},
-        {"create": 0, "update": 0, "replace": 0, "delete": 2},
+        {"create": 0, "update": 0, "replace": 0, "delete": 3},
     ]
     assert [(s.environment, s.target) for s in blast.stacks] == [("production", "local"), ("staging", "local")]
 

@@ -129,3 +129,19 @@ def test_cli_synth_writes_stacks_and_refuses_bad_input(cli, tmp_path: Path, writ
     bad = cli("synth", "--catalog", broken, "--out", tmp_path / "o3")
     assert bad.exit_code == 1 and "weight" in bad.output
     assert not (tmp_path / "o3").exists()
+
+
+def test_every_stack_that_runs_something_gets_one_prometheus_on_loopback(
+    demo_stacks: dict[str, dict[str, Any]],
+) -> None:
+    for name, stack in demo_stacks.items():
+        assert stack["resource"]["modelcat_metrics"] == {
+            "prometheus": {
+                "name": name,
+                "host": "127.0.0.1",
+                "port": 0,
+                "retention": "2d",
+                "scrape_interval": "5s",
+            }
+        }
+        assert stack["output"]["prometheus_url"]["value"] == "${modelcat_metrics.prometheus.url}"

@@ -4,8 +4,9 @@
 Per endpoint a ``modelcat_endpoint`` (its replicas; replaced create-before-destroy when its
 version or bytes change, so the new replicas are ready and the route switched before the old
 ones stop); per application a ``modelcat_route`` (its router: per model a ``model`` block, per
-version a ``route`` block fed the endpoint's replica URLs). The bodies' shapes are
-``catalog.domain.bodies``, shared with the provider.
+version a ``route`` block fed the endpoint's replica URLs); per stack that runs anything a
+``modelcat_metrics`` (its Prometheus, scraping those routers and replicas). The bodies' shapes
+are ``catalog.domain.bodies``, shared with the provider.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
-from catalog.domain.bodies import DEFAULT_HOST, EndpointBody, RouterBody, router_models
+from catalog.domain.bodies import DEFAULT_HOST, EndpointBody, MetricsBody, RouterBody, router_models
 from catalog.domain.deployment import ApplicationPlan, Endpoint, Environment
 from catalog.layout import run_dir
 from catalog.synth.base import Bodies, Refusal, StackContext
@@ -22,7 +23,8 @@ from catalog.synth.emit import add_outputs, add_resources, reference
 __all__ = ["PROVIDER_SOURCE", "LocalTarget", "synthesize_bodies"]
 
 PROVIDER_SOURCE = "modelcat/modelcat"
-ENDPOINT, ROUTE = "modelcat_endpoint", "modelcat_route"
+ENDPOINT, ROUTE, METRICS = "modelcat_endpoint", "modelcat_route", "modelcat_metrics"
+PROMETHEUS = "prometheus"  # the id of the stack's modelcat_metrics
 
 
 def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
@@ -52,12 +54,14 @@ def synthesize_bodies(context: StackContext) -> dict[str, dict[str, Any]]:
     """``{resource type: {id: body}}`` of the environment: the stack's resources, without the stack.
 
     An endpoint with no replicas runs nothing and gets no resource; an application with no
-    enabled binding gets no router. Types without a resource are left out.
+    enabled binding gets no router; a stack that runs neither gets no Prometheus. Types without a
+    resource are left out.
     """
     env = context.environment
     endpoints = {e.id: endpoint_body(e) for e in env.endpoints if e.serving.replicas > 0}
     routes = {app.id: route_body(app) for app in env.applications if app.bindings}
-    return {kind: bodies for kind, bodies in ((ENDPOINT, endpoints), (ROUTE, routes)) if bodies}
+    metrics = {PROMETHEUS: MetricsBody(name=context.name, host=DEFAULT_HOST).body()} if endpoints or routes else {}
+    return {kind: bodies for kind, bodies in ((ENDPOINT, endpoints), (ROUTE, routes), (METRICS, metrics)) if bodies}
 
 
 class LocalTarget:
@@ -82,15 +86,18 @@ class LocalTarget:
         provider.add_override("run_dir", run_dir(PurePosixPath(context.state_root), context.name).as_posix())
         resources = synthesize_bodies(context)
         routes = resources.get(ROUTE, {})
-        for kind in (ENDPOINT, ROUTE):
+        for kind in (ENDPOINT, ROUTE, METRICS):
             add_resources(stack, kind, resources.get(kind, {}))
-        add_outputs(
-            stack,
-            {
-                f"{app_id}_url": {
-                    "value": reference(ROUTE, app_id, "url"),
-                    "description": f"router of {body['application']}",
-                }
-                for app_id, body in routes.items()
-            },
-        )
+        outputs = {
+            f"{app_id}_url": {
+                "value": reference(ROUTE, app_id, "url"),
+                "description": f"router of {body['application']}",
+            }
+            for app_id, body in routes.items()
+        }
+        if resources.get(METRICS):
+            outputs[f"{PROMETHEUS}_url"] = {
+                "value": reference(METRICS, PROMETHEUS, "url"),
+                "description": "the Prometheus scraping this stack's routers and replicas",
+            }
+        add_outputs(stack, outputs)
