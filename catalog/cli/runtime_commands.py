@@ -36,6 +36,9 @@ def _status_json(status: Any) -> dict[str, Any]:
                 "declared": s.declared,
                 "applied": s.applied,
                 "leftovers": [leftover.as_dict() for leftover in s.leftovers],
+                "prometheus": None
+                if s.prometheus is None
+                else {"url": s.prometheus.url, "pid": s.prometheus.pid, "alive": s.prometheus.alive},
                 "drift": s.drift,
             }
             for s in status.stacks
@@ -89,7 +92,10 @@ def _echo_status(status: Any) -> None:
             continue
         for app in stack.applications:
             _echo_application(app)
-        lines = [f"{stack.name}: {leftover.line()}" for leftover in stack.leftovers]
+        if stack.prometheus is not None:
+            running = "" if stack.prometheus.alive else " " + click.style("not running", fg="red")
+            click.echo(f"{stack.name}: Prometheus {stack.prometheus.url} (pid {stack.prometheus.pid}){running}")
+        lines = [f"{stack.name}: {leftover.line()}" for leftover in stack.leftovers] + stack.prometheus_drift
         if not stack.declared:  # all of its drift: it is not there, and what of it still runs
             click.echo(click.style(f"{stack.name}", bold=True) + ": " + click.style("INCONSISTENT", fg="red"))
             lines = stack.drift

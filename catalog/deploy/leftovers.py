@@ -6,7 +6,8 @@ whose deletion never ran. Once Terraform is done with a stack:
 
 - in a stack the catalog declares, a deposed record with a running process is a leftover: a
   successful apply deletes every object it replaced;
-- in a stack being destroyed (``destroy``, or an orphan stack ``apply`` removes), every record is.
+- in a stack being destroyed (``destroy``, or an orphan stack ``apply`` removes), every record is
+  (its Prometheus's too).
 
 ``find_leftovers`` lists them (status shows them; plan those a Terraform plan does not already
 remove, see ``untracked``), ``stop_leftovers`` stops their processes (identity-checked, drained)
@@ -21,8 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catalog.provider.metrics import ident_of
 from catalog.provider.processes import ProcessId, is_alive, stop_process, wait_port_free
 from catalog.provider.runstate import EndpointRecord, RouteRecord, RunDir, load_endpoint_records, load_route_records
+from catalog.telemetry.prometheus import MetricsDir, PrometheusRecord
+
+Record = EndpointRecord | RouteRecord | PrometheusRecord
 
 __all__ = ["Leftover", "find_leftovers", "record_subject", "stop_leftovers", "untracked"]
 
@@ -33,7 +38,7 @@ class Leftover:
 
     stack: str
     subject: str  # as plan names it, e.g. "checkout: fraud-scorer 1.4.0 endpoint (replaced)"
-    record: EndpointRecord | RouteRecord
+    record: Record
     running: tuple[tuple[ProcessId, str], ...]  # (process, url)
 
     def line(self) -> str:
@@ -49,15 +54,19 @@ class Leftover:
         }
 
 
-def record_subject(record: EndpointRecord | RouteRecord) -> str:
+def record_subject(record: Record) -> str:
     """What a record runs, in the words of ``catalog.synth.changes``."""
+    if isinstance(record, PrometheusRecord):
+        return "Prometheus"
     if isinstance(record, RouteRecord):
         return f"{record.application}: router"
     application = record.labels.get("modelcat/application") or record.name.split(".")[0]
     return f"{application}: {record.model} {record.version} endpoint" + (" (replaced)" if record.deposed else "")
 
 
-def _processes(record: EndpointRecord | RouteRecord) -> list[tuple[ProcessId, str]]:
+def _processes(record: Record) -> list[tuple[ProcessId, str]]:
+    if isinstance(record, PrometheusRecord):
+        return [(ident_of(record), record.url)]
     if isinstance(record, RouteRecord):
         return [(record.ident, record.url)]
     return [(instance.ident, instance.url) for instance in record.instances]
@@ -65,12 +74,13 @@ def _processes(record: EndpointRecord | RouteRecord) -> list[tuple[ProcessId, st
 
 def find_leftovers(run_dir: Path, stack: str, *, everything: bool = False) -> list[Leftover]:
     """Deposed endpoint records with a process still running, or with ``everything`` every record
-    (routers included, stale ones too: nothing of a destroyed stack stays on record)."""
+    (routers and Prometheus included, stale ones too: nothing of a destroyed stack stays on record)."""
     if not run_dir.is_dir():
         return []
-    records: list[EndpointRecord | RouteRecord] = [r for r in load_endpoint_records(run_dir) if everything or r.deposed]
+    records: list[Record] = [r for r in load_endpoint_records(run_dir) if everything or r.deposed]
     if everything:
         records += load_route_records(run_dir)
+        records += [r for r in [PrometheusRecord.read(MetricsDir(run_dir))] if r is not None]
     found = []
     for record in records:
         running = tuple((ident, url) for ident, url in _processes(record) if is_alive(ident))
@@ -105,6 +115,9 @@ def stop_leftovers(run_dir: Path, leftovers: list[Leftover]) -> int:
             list(pool.map(_stop, processes))
     run = RunDir(run_dir)
     for leftover in leftovers:
+        if isinstance(leftover.record, PrometheusRecord):
+            run.metrics.record.unlink(missing_ok=True)
+            continue
         if isinstance(leftover.record, RouteRecord):
             run.table_file(leftover.record.application).unlink(missing_ok=True)
         run.remove_record(leftover.record)

@@ -4,7 +4,8 @@ the drift list.
 
 Read from the local target's run records (``catalog.provider.runstate``) and from the processes
 themselves (each replica is asked which bytes it serves, each router which table it has in
-force); Terraform is not involved, so status is fast and works while an apply runs.
+force); Terraform is not involved, so status is fast and works while an apply runs. Each applied
+stack's Prometheus is listed with whether it runs (not running is drift).
 
 Every stack counts, not only those the catalog declares: a stack with run records that no
 application of the catalog runs in any more, a replaced endpoint whose replicas still run, or a
@@ -25,6 +26,8 @@ from catalog.domain.deployment import ApplicationPlan, Environment, environments
 from catalog.domain.models import Application, Catalog
 from catalog.errors import UsageError
 from catalog.layout import run_dir, split_stack_name, stack_name, state_root
+from catalog.provider.metrics import ident_of
+from catalog.provider.processes import is_alive
 from catalog.provider.runstate import (
     EndpointRecord,
     InstanceStatus,
@@ -35,12 +38,14 @@ from catalog.provider.runstate import (
     probe_endpoint,
     probe_route,
 )
+from catalog.telemetry.prometheus import MetricsDir, PrometheusRecord
 from catalog.validate import validate_file
 from catalog.wording import plural
 
 __all__ = [
     "ApplicationStatus",
     "EndpointStatus",
+    "PrometheusStatus",
     "StackStatus",
     "Status",
     "catalog_status",
@@ -81,6 +86,15 @@ class ApplicationStatus:
         return not self.drift
 
 
+@dataclass(frozen=True, slots=True)
+class PrometheusStatus:
+    """The stack's Prometheus as its record says, and whether that very process runs."""
+
+    url: str
+    pid: int
+    alive: bool
+
+
 @dataclass
 class StackStatus:
     """One stack: whether the catalog declares it, whether anything of it is on record, its
@@ -92,6 +106,18 @@ class StackStatus:
     applied: bool
     applications: list[ApplicationStatus] = field(default_factory=list)
     leftovers: list[Leftover] = field(default_factory=list)
+    prometheus: PrometheusStatus | None = None  # of a declared, applied stack
+
+    @property
+    def prometheus_drift(self) -> list[str]:
+        """A declared, applied stack whose Prometheus is not on record or not running."""
+        if not (self.declared and self.applied):
+            return []
+        if self.prometheus is None:
+            return [f"{self.name}: no Prometheus is recorded; modelcat apply starts it"]
+        if not self.prometheus.alive:
+            return [f"{self.name}: Prometheus (pid {self.prometheus.pid}) is not running; modelcat apply restarts it"]
+        return []
 
     @property
     def drift(self) -> list[str]:
@@ -99,6 +125,7 @@ class StackStatus:
             return [f"{self.name}: not applied; run modelcat apply"]
         gone = f"{self.name}: no application of the catalog runs in {self.environment} any more"
         head = [] if self.declared else [f"{gone}; modelcat apply destroys this stack"]
+        head += self.prometheus_drift
         apps = [f"{a.name}: {d}" for a in self.applications for d in a.drift]
         return head + apps + [f"{self.name}: {leftover.line()}" for leftover in self.leftovers]
 
@@ -235,8 +262,13 @@ def collect_status(
             stack.leftovers = [
                 leftover
                 for leftover in find_leftovers(records, name, everything=True)
-                if leftover.running and leftover.record.file not in accounted
+                if leftover.running
+                and not isinstance(leftover.record, PrometheusRecord)  # the stack's own
+                and leftover.record.file not in accounted
             ]
+            prometheus = PrometheusRecord.read(MetricsDir(records))
+            if prometheus is not None:
+                stack.prometheus = PrometheusStatus(prometheus.url, prometheus.pid, is_alive(ident_of(prometheus)))
         stacks.append((stack, env, routes, endpoints))
     for name in orphans:
         records = run_dir(state_root, name)

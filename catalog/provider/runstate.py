@@ -329,10 +329,11 @@ def load_route_records(run_dir: str | Path) -> list[RouteRecord]:
 
 
 def has_records(run_dir: str | Path) -> bool:
-    """Whether ``run_dir`` holds any endpoint or route record (without reading them)."""
+    """Whether ``run_dir`` holds any endpoint, route or Prometheus record (without reading them)."""
     folder = RunDir(run_dir)
     endpoints = [*folder.endpoints.glob("*.json"), *folder.endpoints.glob("deposed/*.json")]
-    return bool(endpoints) or any(not p.name.endswith(".table.json") for p in folder.routes.glob("*.json"))
+    routes = any(not p.name.endswith(".table.json") for p in folder.routes.glob("*.json"))
+    return bool(endpoints) or routes or folder.metrics.record.exists()
 
 
 def probe_instance(client: httpx.Client, record: EndpointRecord, instance: Instance) -> InstanceStatus:

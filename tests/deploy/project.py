@@ -33,6 +33,7 @@ from typing import Any, Self
 
 from catalog.provider.processes import ProcessId, is_alive, process_cmdline, start_time_of, stop_process
 from catalog.provider.runstate import EndpointRecord, RouteRecord, load_endpoint_records, load_route_records
+from catalog.telemetry.prometheus import PROMETHEUS_BINARY, MetricsDir, PrometheusRecord
 
 __all__ = [
     "APPLICATION",
@@ -48,6 +49,12 @@ DEMO = ROOT / "models.yaml"
 MODELCAT = str(Path(sys.executable).with_name("modelcat"))
 FEATURES = {"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": [0.25] * 16}]}
 REPLICA, ROUTER = "catalog.cli.replica_command", "catalog.cli.router_command"
+
+
+def _serves(argv: list[str]) -> bool:
+    """A replica, a router or a stack's Prometheus: what an apply leaves running."""
+    return REPLICA in argv or ROUTER in argv or argv[:1] == [PROMETHEUS_BINARY]
+
 
 APPLICATION = """\
 applications:
@@ -272,14 +279,19 @@ class Project:
         [record] = [r for r in self.route_records() if r.application == application]
         return record
 
+    def prometheus_records(self) -> list[PrometheusRecord]:
+        records = [PrometheusRecord.read(MetricsDir(d)) for d in sorted(self.run_root.glob("*"))]
+        return [r for r in records if r is not None]
+
     def recorded(self) -> list[tuple[ProcessId, str]]:
-        """(process, url) of every replica and router the run records list."""
+        """(process, url) of every replica, router and Prometheus the run records list."""
         found = [(i.ident, i.url) for r in self.endpoint_records() for i in r.instances]
+        found += [(ProcessId(r.pid, r.start_time), r.url) for r in self.prometheus_records()]
         return found + [(r.ident, r.url) for r in self.route_records()]
 
     def serving(self) -> list[tuple[ProcessId, list[str]]]:
-        """Running replica and router processes of this project, whether recorded or not."""
-        return [(p, argv) for p, argv in _processes_under(self.dir) if REPLICA in argv or ROUTER in argv]
+        """Running replica, router and Prometheus processes of this project, whether recorded or not."""
+        return [(p, argv) for p, argv in _processes_under(self.dir) if _serves(argv)]
 
     def freeze_replica(self, timeout: float = 60, besides: Collection[ProcessId] = ()) -> ProcessId:
         """Stop (SIGSTOP) the first replica of this project to appear (other than those in
@@ -296,10 +308,10 @@ class Project:
         raise AssertionError(f"no replica of {self.dir} started within {timeout} s")
 
     def wait_until_commands_end(self, timeout: float = 120) -> bool:
-        """Until no process of this project but replicas and routers runs (a ``modelcat``, its
-        Terraform, the provider); False if one still runs at the deadline."""
+        """Until no process of this project but replicas, routers and Prometheus runs (a
+        ``modelcat``, its Terraform, the provider); False if one still runs at the deadline."""
         deadline = time.monotonic() + timeout
-        while any(REPLICA not in a and ROUTER not in a for _, a in _processes_under(self.dir)):
+        while any(not _serves(a) for _, a in _processes_under(self.dir)):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.1)
@@ -312,7 +324,7 @@ class Project:
         self.frozen.clear()
 
     def cleanup(self) -> None:
-        """Whatever happened: no command, replica or router of this project is left running."""
+        """Whatever happened: no command, replica, router or Prometheus of this project is left running."""
         self.thaw()
         for child in self.children:
             child.kill()  # its Terraform sees its stdin close and stops, releasing the state lock

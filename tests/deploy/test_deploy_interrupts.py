@@ -39,8 +39,9 @@ def test_ctrl_c_during_apply_exits_130_and_a_rerun_converges_leaving_no_orphan(f
 
     rerun = project.run("apply", "--auto-approve")
     assert rerun.returncode == 0, output(rerun)
-    # the endpoints in flight were finished and kept in the state: only the router is left to start
-    assert "production-local: 1 added, 0 changed, 0 destroyed" in rerun.stdout, output(rerun)
+    # the endpoints in flight were finished and kept in the state: only the router and Prometheus
+    # (which waits for the routers) are left to start
+    assert "production-local: 2 added, 0 changed, 0 destroyed" in rerun.stdout, output(rerun)
     status = project.status()
     assert status["consistent"], status["drift"]
     assert not [e for a in status["applications"] for e in a["endpoints"] if e["deposed"]]
@@ -64,7 +65,7 @@ def test_a_second_apply_while_the_first_creates_fails_on_the_state_lock(fresh_pr
     assert "Error acquiring the state lock" in second.stdout + second.stderr, output(second)
 
     assert first.finish(timeout=150) == 0, first.text
-    assert "production-local: 3 added, 0 changed, 0 destroyed" in first.text, first.text
+    assert "production-local: 4 added, 0 changed, 0 destroyed" in first.text, first.text
     status = project.status()
     assert status["consistent"], status["drift"]
 

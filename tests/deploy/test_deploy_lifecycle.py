@@ -13,6 +13,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from catalog.provider.processes import ProcessId, is_alive, port_is_free
@@ -67,7 +68,7 @@ def assert_consistent(status: dict[str, Any], weights: dict[str, int]) -> None:
 def test_apply_then_plan_has_no_changes_status_is_consistent_and_smoke_splits_by_weight(converged: Project) -> None:
     applied = converged.first_apply
     assert applied is not None and applied.returncode == 0, output(applied)
-    assert "production-local: 3 added, 0 changed, 0 destroyed" in applied.stdout, output(applied)
+    assert "production-local: 4 added, 0 changed, 0 destroyed" in applied.stdout, output(applied)
 
     plan = converged.json("plan")
     assert [s["stack"] for s in plan["stacks"]] == ["production-local"]
@@ -80,6 +81,26 @@ def test_apply_then_plan_has_no_changes_status_is_consistent_and_smoke_splits_by
     assert_consistent(converged.status(), {"1.3.0": 90, "1.4.0": 10})
 
     assert_smoke(converged, {"1.3.0": 90, "1.4.0": 10}, tolerance=6)
+
+
+def test_apply_starts_a_prometheus_that_scrapes_the_router_and_every_replica(converged: Project) -> None:
+    [stack] = converged.status()["stacks"]
+    prometheus = stack["prometheus"]
+    assert prometheus is not None and prometheus["alive"], stack
+    [record] = converged.prometheus_records()
+    assert (record.url, record.pid, record.retention) == (prometheus["url"], prometheus["pid"], "2d")
+    assert urlsplit(record.url).hostname == "127.0.0.1"
+    wanted = {("router", url) for url in [converged.route().url]}
+    wanted |= {("replica", i.url) for r in converged.endpoint_records() for i in r.instances}
+    deadline, up = time.monotonic() + 120, set()
+    while time.monotonic() < deadline:  # file_sd picks the targets up, then one scrape each (every 5 s)
+        targets = httpx.get(f"{record.url}/api/v1/targets", timeout=5, trust_env=False).json()["data"]
+        up = {(t["labels"]["role"], t["scrapeUrl"].removesuffix("/metrics")) for t in targets["activeTargets"]
+              if t["health"] == "up" and t["labels"].get("application") == "checkout"}  # fmt: skip
+        if up == wanted:
+            break
+        time.sleep(0.5)
+    assert up == wanted and len(wanted) == 5, (up, wanted)
 
 
 def test_a_killed_replica_is_drift_that_plan_shows_and_apply_heals(converged: Project) -> None:
@@ -230,9 +251,9 @@ def test_a_saved_plan_is_refused_once_the_catalog_changed_and_applied_when_not(c
 
 def test_destroy_leaves_no_process_and_frees_every_port(converged: Project) -> None:
     recorded = converged.recorded()
-    assert len(recorded) == 5, recorded  # 2 x 2 replicas and the router
+    assert len(recorded) == 6, recorded  # 2 x 2 replicas, the router and Prometheus
     destroyed = converged.ok("destroy", "--auto-approve")
-    assert "production-local: 3 destroyed" in destroyed.stdout, output(destroyed)
+    assert "production-local: 4 destroyed" in destroyed.stdout, output(destroyed)
 
     alive: list[ProcessId] = [ident for ident, _ in recorded if is_alive(ident)]
     assert not alive, alive

@@ -32,8 +32,8 @@ def test_stacks_the_catalog_no_longer_declares_are_planned_reported_and_destroye
     applied = project.ok("apply", "--auto-approve")
     text = applied.stdout
     assert text.index("== staging-local: applying") < text.index("== production-local: destroying"), output(applied)
-    assert "staging-local: 3 added, 0 changed, 0 destroyed" in text, output(applied)
-    assert "production-local: 0 added, 0 changed, 3 destroyed" in text, output(applied)
+    assert "staging-local: 4 added, 0 changed, 0 destroyed" in text, output(applied)
+    assert "production-local: 0 added, 0 changed, 4 destroyed" in text, output(applied)
     assert not [ident for ident in in_production if is_alive(ident)]
     status = project.status()
     assert [(a["name"], a["environment"], a["consistent"]) for a in status["applications"]] == [
@@ -45,7 +45,7 @@ def test_stacks_the_catalog_no_longer_declares_are_planned_reported_and_destroye
     assert project.run("plan", "--detailed-exitcode").returncode == 2
     assert project.run("status").returncode == 1
     applied = project.ok("apply", "--auto-approve")
-    assert "staging-local: 0 added, 0 changed, 3 destroyed" in applied.stdout, output(applied)
+    assert "staging-local: 0 added, 0 changed, 4 destroyed" in applied.stdout, output(applied)
     assert not project.serving(), project.serving()
     assert project.status()["consistent"]
     assert project.run("plan", "--detailed-exitcode").returncode == 0

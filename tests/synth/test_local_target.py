@@ -142,6 +142,7 @@ def test_every_stack_that_runs_something_gets_one_prometheus_on_loopback(
                 "port": 0,
                 "retention": "2d",
                 "scrape_interval": "5s",
+                "depends_on": [f"modelcat_route.{app_id}" for app_id in sorted(stack["resource"]["modelcat_route"])],
             }
         }
         assert stack["output"]["prometheus_url"]["value"] == "${modelcat_metrics.prometheus.url}"

@@ -50,6 +50,13 @@ def route_body(app: ApplicationPlan) -> dict[str, Any]:
     return RouterBody(application=app.name, host=DEFAULT_HOST, port=0, model=router_models(app, _replicas)).body()
 
 
+def metrics_body(stack: str, routes: dict[str, Any]) -> dict[str, Any]:
+    """The stack's Prometheus, created once its routers run (an apply stopped before them leaves
+    it for the next one) and destroyed before them."""
+    body = MetricsBody(name=stack, host=DEFAULT_HOST).body()
+    return body | ({"depends_on": [f"{ROUTE}.{app_id}" for app_id in sorted(routes)]} if routes else {})
+
+
 def synthesize_bodies(context: StackContext) -> dict[str, dict[str, Any]]:
     """``{resource type: {id: body}}`` of the environment: the stack's resources, without the stack.
 
@@ -60,7 +67,7 @@ def synthesize_bodies(context: StackContext) -> dict[str, dict[str, Any]]:
     env = context.environment
     endpoints = {e.id: endpoint_body(e) for e in env.endpoints if e.serving.replicas > 0}
     routes = {app.id: route_body(app) for app in env.applications if app.bindings}
-    metrics = {PROMETHEUS: MetricsBody(name=context.name, host=DEFAULT_HOST).body()} if endpoints or routes else {}
+    metrics = {PROMETHEUS: metrics_body(context.name, routes)} if endpoints or routes else {}
     return {kind: bodies for kind, bodies in ((ENDPOINT, endpoints), (ROUTE, routes), (METRICS, metrics)) if bodies}
 
 
