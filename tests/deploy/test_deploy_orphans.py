@@ -16,7 +16,7 @@ def test_stacks_the_catalog_no_longer_declares_are_planned_reported_and_destroye
     project = fresh_project
     project.ok("apply", "--auto-approve")
     in_production = {ident for ident, _ in project.serving()}
-    assert len(in_production) == 5
+    assert len(in_production) == 6  # 2 x 2 replicas, the router and the stack's Prometheus
 
     moved = APPLICATION.replace("environment: production", "environment: staging")
     project.catalog.write_text(small_catalog().replace(APPLICATION, moved), encoding="utf-8")
@@ -25,9 +25,9 @@ def test_stacks_the_catalog_no_longer_declares_are_planned_reported_and_destroye
     running = {p["pid"] for x in stacks["production-local"]["leftovers"] for p in x["processes"]}
     assert running == {ident.pid for ident in in_production}
     plan = {s["stack"]: s for s in project.json("plan")["stacks"]}
-    assert [c["action"] for c in plan["production-local"]["changes"]] == ["delete"] * 3, plan
+    assert [c["action"] for c in plan["production-local"]["changes"]] == ["delete"] * 4, plan
     assert plan["production-local"]["orphan"] and not plan["staging-local"]["orphan"]
-    assert [c["action"] for c in plan["staging-local"]["changes"]] == ["create"] * 3, plan
+    assert [c["action"] for c in plan["staging-local"]["changes"]] == ["create"] * 4, plan
 
     applied = project.ok("apply", "--auto-approve")
     text = applied.stdout

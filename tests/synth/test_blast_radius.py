@@ -176,9 +176,10 @@ def test_namespace_change_replaces_every_kubernetes_object() -> None:
         "kubernetes_deployment_v1",
         "kubernetes_horizontal_pod_autoscaler_v2",
         "kubernetes_manifest",
+        "kubernetes_manifest",  # the PodMonitor
         "kubernetes_service_v1",
     ]
-    route = next(c for c in stack.changes if c.type == "kubernetes_manifest")
+    route = next(c for c in stack.changes if c.type == "kubernetes_manifest" and c.id != "modelcat--pod-monitor")
     assert route.attributes[0] == "manifest.metadata.namespace" and route.subject == "retention-campaigns: HTTPRoute"
 
 

@@ -177,4 +177,5 @@ def test_terraform_accepts_the_stacks_of_names_it_refused(tmp_path: Path) -> Non
     assert {c["address"] for c in outcome.changes} == {
         *(f"modelcat_endpoint.{e}" for e in endpoints),
         f"modelcat_route.{resource_id('3d-viewer')}",
+        "modelcat_metrics.prometheus",
     }

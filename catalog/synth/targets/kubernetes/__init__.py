@@ -1,8 +1,8 @@
 """The ``kubernetes`` target: plain Kubernetes objects through the ``hashicorp/kubernetes`` provider.
 
 Per routed version, a Deployment, a Service, maybe an HPA and a PodDisruptionBudget
-(``endpoints``); per application, an HTTPRoute and possibly a router (``routing``); what both
-build on (ports, the ``modelcat`` container, pod security, Service and budget bodies) is in
+(``endpoints``); per application, an HTTPRoute and possibly a router (``routing``); per
+namespace a PodMonitor that scrapes both (``monitoring``); what they build on (ports, the ``modelcat`` container, pod security, Service and budget bodies) is in
 ``common``.
 
 Bodies are built once per resource type by ``catalog.synth.typed`` (typed structs checked for
@@ -18,7 +18,7 @@ from catalog.errors import UsageError
 from catalog.synth.base import Bodies, Refusal, StackContext
 from catalog.synth.emit import add_resources
 from catalog.synth.kube import BINDINGS_PACKAGE, add_provider
-from catalog.synth.targets.kubernetes import endpoints, routing
+from catalog.synth.targets.kubernetes import endpoints, monitoring, routing
 from catalog.synth.targets.kubernetes.common import DEPLOYMENT
 from catalog.synth.typed import build_bodies, import_bindings
 
@@ -46,6 +46,8 @@ def synthesize_bodies(context: StackContext, modules: dict[str, Any] | None = No
             resources[DEPLOYMENT][s.endpoint.id]["lifecycle"] = {"ignore_changes": ["spec[0].replicas"]}
     for resource_type, bodies in routing.application_resources(context, items, modules).items():
         _merge(resources, resource_type, bodies)
+    for resource_type, bodies in monitoring.monitoring_resources(context, bool(items), modules).items():
+        _merge(resources, resource_type, bodies)
     return resources
 
 
@@ -67,7 +69,7 @@ def add_all(stack: Any, resources: dict[str, dict[str, Any]]) -> None:
 
 
 class KubernetesTarget:
-    """Deployments, Services, HPAs, PDBs, HTTPRoutes (and routers) in the environment's namespace."""
+    """Deployments, Services, HPAs, PDBs, HTTPRoutes (and routers) and a PodMonitor in the environment's namespace."""
 
     name = "kubernetes"
 
