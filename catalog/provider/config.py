@@ -15,7 +15,7 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from tf.iface import Config
+from tf.iface import Config, Resource
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from catalog.domain.models import Catalog
     from catalog.validate import Report
 
-__all__ = ["DEFAULT_CATALOG", "DEFAULT_RUN_DIR", "ProviderConfig", "problem_text"]
+__all__ = ["DEFAULT_CATALOG", "DEFAULT_RUN_DIR", "ProviderConfig", "RunResource", "problem_text"]
 
 DEFAULT_CATALOG = "models.yaml"
 DEFAULT_RUN_DIR = run_root(PurePosixPath(STATE_ROOT)).as_posix()  # ".modelcat/run", beside the Terraform files
@@ -104,3 +104,15 @@ class ProviderConfig:
 
     def catalog_dir(self) -> Path:
         return self.catalog_path.parent
+
+
+class RunResource(Resource):  # type: ignore[misc]  # tf has no types: its Resource is Any
+    """A resource of the provider whose processes are on record in its configured run directory."""
+
+    def __init__(self, provider: ProviderConfig) -> None:
+        self.provider = provider
+
+    @property
+    def run(self) -> RunDir:
+        """The provider's run directory, as configured for this Terraform run."""
+        return self.provider.run

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from tf.iface import (
     CreateContext,
@@ -26,7 +26,6 @@ from tf.iface import (
     ImportContext,
     PlanContext,
     ReadContext,
-    Resource,
     State,
     UpdateContext,
     UpgradeContext,
@@ -38,6 +37,7 @@ from tf.utils import Diagnostics
 from catalog.domain.bodies import DEFAULT_HOST, EndpointBody
 from catalog.errors import ModelcatError
 from catalog.provider.body_schema import body_schema, is_whole
+from catalog.provider.config import RunResource
 from catalog.provider.processes import (
     ProcessId,
     process_cmdline,
@@ -48,10 +48,7 @@ from catalog.provider.processes import (
     wait_port_free,
     wait_replica_ready,
 )
-from catalog.provider.runstate import NAME, EndpointRecord, Instance, RunDir, probe_endpoint
-
-if TYPE_CHECKING:
-    from catalog.provider.config import ProviderConfig
+from catalog.provider.runstate import NAME, EndpointRecord, Instance, probe_endpoint
 
 __all__ = ["EndpointResource", "parallel"]
 
@@ -82,16 +79,8 @@ def _count(value: object) -> int | None:
     return int(value) if is_whole(value) else None
 
 
-class EndpointResource(Resource):  # type: ignore[misc]  # tf has no types: its Resource is Any
+class EndpointResource(RunResource):
     """``replicas`` replica processes of one model version, verified against ``digest``."""
-
-    def __init__(self, provider: ProviderConfig) -> None:
-        self.provider = provider
-
-    @property
-    def run(self) -> RunDir:
-        """The provider's run directory, as configured for this Terraform run."""
-        return self.provider.run
 
     @classmethod
     def get_name(cls) -> str:

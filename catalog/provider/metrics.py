@@ -22,7 +22,6 @@ from tf.iface import (
     ImportContext,
     PlanContext,
     ReadContext,
-    Resource,
     State,
     UpdateContext,
 )
@@ -33,6 +32,7 @@ from tf.utils import Diagnostics
 from catalog.domain.bodies import DEFAULT_HOST, DEFAULT_RETENTION, DEFAULT_SCRAPE_INTERVAL, MetricsBody
 from catalog.errors import ModelcatError, ProcessFailed
 from catalog.provider.body_schema import body_schema
+from catalog.provider.config import RunResource
 from catalog.provider.processes import (
     ProcessId,
     http_client,
@@ -44,7 +44,6 @@ from catalog.provider.processes import (
 from catalog.telemetry.prometheus import PROMETHEUS_BINARY, MetricsDir, PrometheusRecord, prometheus_argv
 
 if TYPE_CHECKING:
-    from catalog.provider.config import ProviderConfig
     from catalog.provider.runstate import RunDir
 
 __all__ = ["MetricsResource", "live_prometheus", "start_prometheus", "stop_prometheus"]
@@ -138,15 +137,8 @@ def stop_prometheus(run: RunDir) -> PrometheusRecord | None:
     return record
 
 
-class MetricsResource(Resource):  # type: ignore[misc]  # tf has no types: its Resource is Any
+class MetricsResource(RunResource):
     """The stack's Prometheus."""
-
-    def __init__(self, provider: ProviderConfig) -> None:
-        self.provider = provider
-
-    @property
-    def run(self) -> RunDir:
-        return self.provider.run
 
     @classmethod
     def get_name(cls) -> str:

@@ -18,7 +18,7 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from tf.iface import (
@@ -27,7 +27,6 @@ from tf.iface import (
     ImportContext,
     PlanContext,
     ReadContext,
-    Resource,
     State,
     UpdateContext,
     UpgradeContext,
@@ -41,7 +40,7 @@ from catalog.domain.routing import BUCKETS, SPLIT_HINT, split_problem
 from catalog.errors import ModelcatError, ProcessFailed, RoutingTableInvalid
 from catalog.files import atomic_write
 from catalog.provider.body_schema import body_schema, is_whole
-from catalog.provider.config import problem_text
+from catalog.provider.config import RunResource, problem_text
 from catalog.provider.processes import (
     ProcessId,
     is_alive,
@@ -53,10 +52,7 @@ from catalog.provider.processes import (
     wait_port_free,
     wait_router_table,
 )
-from catalog.provider.runstate import NAME, RouteRecord, RunDir
-
-if TYPE_CHECKING:
-    from catalog.provider.config import ProviderConfig
+from catalog.provider.runstate import NAME, RouteRecord
 
 __all__ = ["SCHEMA_VERSION", "RouteResource", "models_of_flat_routes", "table_bytes"]
 
@@ -108,15 +104,8 @@ def _weight_problems(models: list[Any]) -> list[tuple[str, list[Any]]]:
     return problems
 
 
-class RouteResource(Resource):  # type: ignore[misc]  # tf has no types: its Resource is Any
+class RouteResource(RunResource):
     """A router for one application, serving the routes of its ``route`` blocks."""
-
-    def __init__(self, provider: ProviderConfig) -> None:
-        self.provider = provider
-
-    @property
-    def run(self) -> RunDir:
-        return self.provider.run
 
     @classmethod
     def get_name(cls) -> str:

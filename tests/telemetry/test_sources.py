@@ -70,8 +70,10 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
 
 @pytest.fixture
 def prometheus(traffic: Traffic) -> Iterator[PrometheusRecord]:
+    """The stack's Prometheus, once it holds a scrape of all the traffic; stopped after."""
     record = start_prometheus(RunDir(traffic.run_dir), scrape_interval="1s")
     try:
+        _wait_scraped(record.url, sum(c["requests"] for c in traffic.sent.values()))
         yield record
     finally:
         stop_prometheus(RunDir(traffic.run_dir))
@@ -101,7 +103,6 @@ def _counts(reading) -> dict[str, tuple[int, int]]:
 def test_prometheus_and_the_routers_counters_agree_on_the_same_traffic(
     traffic: Traffic, prometheus: PrometheusRecord
 ) -> None:
-    _wait_scraped(prometheus.url, sum(c["requests"] for c in traffic.sent.values()))
     until = datetime.now(UTC)
     expected = {v: (c["requests"], c["errors"]) for v, c in traffic.sent.items()}
     assert all(errors > 0 for _, errors in expected.values())  # both versions failed some
@@ -130,7 +131,6 @@ def test_prometheus_and_the_routers_counters_agree_on_the_same_traffic(
 def test_prometheus_without_series_of_the_model_falls_back_and_then_says_no_data(
     traffic: Traffic, prometheus: PrometheusRecord
 ) -> None:
-    _wait_scraped(prometheus.url, sum(c["requests"] for c in traffic.sent.values()))
     until = datetime.now(UTC)
     assert read_prometheus(prometheus.url, APP, "absent", traffic.since, until).no_data
 
