@@ -59,3 +59,17 @@ def test_each_kind_of_change_reads_in_model_terms() -> None:
         "update   checkout: router: fraud-scorer 1.2.0 removed (was 100 %), fraud-scorer 1.3.0 100 %",
         "delete   kubernetes_deployment_v1.x",
     ]
+
+
+def test_a_stacks_prometheus_reads_as_what_it_scrapes_and_keeps() -> None:
+    body = {"name": "production-local", "host": "127.0.0.1", "port": 0, "retention": "2d", "scrape_interval": "5s"}
+    lines = [
+        c.line()
+        for c in describe_changes(
+            [_rc("modelcat_metrics", ["create"], None, body), _rc("modelcat_metrics", ["delete"], body, None)]
+        )
+    ]
+    assert lines == [
+        "create   production-local: Prometheus: scrape the routers and replicas every 5s, keep 2d",
+        "delete   production-local: Prometheus: stop it",
+    ]
