@@ -19,6 +19,7 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 ├── InferenceFailed            the runtime failed on a well-formed request (HTTP 500)     → 1
 ├── RoutingTableInvalid        a router's table has problems                              → 1
 ├── RoutingTableUnreadable     a router's table cannot be read                            → 2
+├── EventsInvalid              a batch of outcome events has problems (all of them)       → 1
 ├── TerraformError             Terraform failed; carries its own diagnostics text          → 1
 │   ├── TerraformFailed        a command failed: invalid configuration, provider error    → 1
 │   ├── StalePlan              a saved plan no longer matches the configuration or state  → 1
@@ -62,6 +63,7 @@ __all__ = [
     "DigestMismatch",
     "DiskFull",
     "EditRefused",
+    "EventsInvalid",
     "FixtureInvalid",
     "InferenceFailed",
     "Interrupted",
@@ -263,6 +265,15 @@ class InferenceFailed(ModelcatError):
     status_code = 500
 
 
+def _first_and_count(problems: Sequence[Problem]) -> str:
+    """The first problem (its path and message) and how many more there are."""
+    first = problems[0] if problems else None
+    summary = f"{first.path + ': ' if first and first.path else ''}{first.message}" if first else "invalid"
+    if len(problems) > 1:
+        summary += f" (and {plural(len(problems) - 1, 'more problem')})"
+    return summary
+
+
 class RoutingTableInvalid(ModelcatError):
     """The routing table has problems; ``problems`` holds every one found."""
 
@@ -272,11 +283,21 @@ class RoutingTableInvalid(ModelcatError):
     def __init__(self, path: str, problems: Sequence[Problem]) -> None:
         self.path = path
         self.problems = list(problems)
-        first = self.problems[0] if self.problems else None
-        summary = f"{first.path + ': ' if first and first.path else ''}{first.message}" if first else "invalid"
-        if len(self.problems) > 1:
-            summary += f" (and {plural(len(self.problems) - 1, 'more problem')})"
+        summary = _first_and_count(self.problems)
         super().__init__(path=path, summary=summary)
+
+
+class EventsInvalid(ModelcatError):
+    """A batch of outcome events was refused whole; ``problems`` names each bad event and field."""
+
+    template = "{path}: refused, nothing stored ({count}): {summary}"
+    hint = "fix each event listed (its line or index and field), then send the whole batch again"
+
+    def __init__(self, path: str, problems: Sequence[Problem]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        summary = _first_and_count(self.problems)
+        super().__init__(path=path, count=plural(len(self.problems), "problem"), summary=summary)
 
 
 class RoutingTableUnreadable(ModelcatError):

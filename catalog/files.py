@@ -9,7 +9,7 @@ from pathlib import Path
 
 from catalog.errors import DiskFull, EditRefused
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "fsync_dir"]
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, *, expected: bytes | None = None) -> None:
@@ -44,11 +44,16 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, expected: bytes |
             except FileNotFoundError:
                 pass
             raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(target.parent)
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Flush ``folder``'s entries to disk, so a file created or renamed in it survives a power cut."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _sha256(path: Path) -> bytes | None:

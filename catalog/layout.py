@@ -4,6 +4,7 @@
       terraform/<stack>/     one Terraform workspace per stack: its configuration, state and init
       terraform/.providers/  the filesystem mirror the workspaces find the provider in
       run/<stack>/           the local provider's records, routing tables and logs of its processes
+      run/<stack>/analytics/ the stack's outcome events (and, from its routers, assignments)
       cache/                 verified copies of artifacts fetched from OCI registries
 
 A stack is one environment deployed with one target, named ``<environment>-<target>``. Standard
@@ -17,6 +18,7 @@ from typing import TypeVar
 
 __all__ = [
     "STATE_ROOT",
+    "analytics_dir",
     "cache_dir",
     "run_dir",
     "run_root",
@@ -67,6 +69,12 @@ def run_dir(root: P, stack: str) -> P:
     """Where the local target's provider keeps the records, routing tables and logs of the
     processes of ``stack``, in the ``.modelcat`` folder ``root``."""
     return run_root(root) / stack
+
+
+def analytics_dir(run_dir: P) -> P:
+    """The analytics folder of a stack's run directory ``run_dir``: the outcome events posted to its
+    routers or imported, under ``outcomes/application=<app>/day=<YYYY-MM-DD>/``."""
+    return run_dir / "analytics"
 
 
 def cache_dir(root: P) -> P:

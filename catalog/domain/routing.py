@@ -29,6 +29,7 @@ from typing import Literal, NamedTuple, Protocol
 
 __all__ = [
     "BUCKETS",
+    "KEY_HASH_DOMAIN",
     "SPLIT_HINT",
     "Assignment",
     "RandomSource",
@@ -43,7 +44,7 @@ __all__ = [
 
 BUCKETS = 100
 SPLIT_HINT = f"weights are integer percentages; make them sum to exactly {BUCKETS}"
-_KEY_HASH_DOMAIN = b"modelcat/sticky-key\x00"
+KEY_HASH_DOMAIN = b"modelcat/sticky-key\x00"
 
 How = Literal["sticky", "random", "pinned"]
 
@@ -86,7 +87,7 @@ def bucket_of(key: str, salt: str = "") -> int:
 
 def key_hash(key: str) -> str:
     """The loggable form of a sticky key: 32 hex digits of a domain-separated sha256."""
-    return hashlib.sha256(_KEY_HASH_DOMAIN + _utf8(key)).hexdigest()[:32]
+    return hashlib.sha256(KEY_HASH_DOMAIN + _utf8(key)).hexdigest()[:32]
 
 
 def bucket_table(routes: Iterable[tuple[str, int]]) -> tuple[str, ...]:
