@@ -33,6 +33,11 @@ __all__ = ["router"]
     help="Append one JSON line per inference request (version, digest, key hash, status). Default: no log.",
 )
 @click.option(
+    "--analytics-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The stack's analytics folder: outcome events posted to /v2/feedback are stored there. Default: none (503).",
+)
+@click.option(
     "--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1), help="Replica read timeout, s."
 )
 @click.option(
@@ -56,6 +61,7 @@ def router(
     port: int,
     host: str,
     assignment_log: Path | None,
+    analytics_dir: Path | None,
     timeout: float,
     connect_timeout: float,
     poll_interval: float,
@@ -78,6 +84,7 @@ def router(
     settings = RouterSettings(
         table_path=table_path,
         assignment_log=assignment_log,
+        analytics_dir=analytics_dir,
         poll_interval=poll_interval,
         connect_timeout=connect_timeout,
         timeout=timeout,

@@ -105,6 +105,9 @@ class RouterBody(Body):
     application: str = Field(description="Application name")
     host: str = Field(DEFAULT_HOST, description=f"Address to listen on (default {DEFAULT_HOST})")
     port: int = Field(0, description="Port to listen on (default 0: any free port)")
+    outcomes: dict[str, str] | None = Field(
+        None, description="The outcomes the application declares (name: kind), accepted by POST /v2/feedback"
+    )
     model: list[ModelBody] = Field(description="The routing table: per model, its routes")
 
 

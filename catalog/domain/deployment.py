@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from catalog.domain.analysis_plan import OutcomeKind
 from catalog.domain.effective import (
     EffectiveRollout,
     EffectiveServing,
@@ -122,6 +123,7 @@ class ApplicationPlan:
     environment: str
     owner: str
     bindings: tuple[BindingPlan, ...]  # enabled bindings only
+    outcomes: tuple[tuple[str, OutcomeKind], ...] = ()  # declared outcomes, (name, kind) in order
 
     @property
     def id(self) -> str:
@@ -189,7 +191,8 @@ def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[En
                 routes.append(RoutePlan(version.version, route.weight, endpoint))
             rollout = effective_rollout(catalog, binding)
             bindings.append(BindingPlan(binding.model, binding.sticky_key, tuple(routes), rollout))
-        plan = ApplicationPlan(app.name, app.environment, app.owner, tuple(bindings))
+        outcomes = tuple((outcome.name, outcome.kind) for outcome in app.outcomes)
+        plan = ApplicationPlan(app.name, app.environment, app.owner, tuple(bindings), outcomes)
         by_env.setdefault(app.environment, []).append(plan)
     specs = {spec.name: spec for spec in declared_environments(catalog)}
     result = []

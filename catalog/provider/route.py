@@ -59,14 +59,15 @@ __all__ = ["SCHEMA_VERSION", "RouteResource", "models_of_flat_routes", "table_by
 SCHEMA_VERSION = 1  # 0: flat route blocks, each naming its model
 
 
-def table_bytes(application: str, models: list[dict[str, Any]]) -> bytes:
-    """The routing table of ``models`` (``model`` blocks), as the router reads it.
+def table_bytes(application: str, models: list[dict[str, Any]], outcomes: dict[str, str] | None = None) -> bytes:
+    """The routing table of ``models`` (``model`` blocks) and the application's declared
+    ``outcomes``, as the router reads it.
 
     Raises RoutingTableInvalid (the router's own checks) with every problem.
     """
     from catalog.serving.table import parse_table, table_document
 
-    data = (json.dumps(table_document(application, models), indent=2) + "\n").encode()
+    data = (json.dumps(table_document(application, models, outcomes), indent=2) + "\n").encode()
     parse_table(data, f"routing table of {application}")
     return data
 
@@ -139,7 +140,7 @@ class RouteResource(RunResource):
     def _write_table(self, diags: Diagnostics, state: State) -> tuple[Path, str] | None:
         application, models = state["application"], state.get("model") or []
         try:
-            data = table_bytes(application, models)
+            data = table_bytes(application, models, state.get("outcomes"))
         except RoutingTableInvalid as e:
             diags.add_error(f"modelcat_route {application}: the routes make an invalid table", problem_text(e.problems))
             return None
@@ -169,7 +170,7 @@ class RouteResource(RunResource):
                 )
             )
 
-        argv = router_argv(table, host, port, assignments)
+        argv = router_argv(table, host, port, assignments, self.run.analytics)
         try:  # on record from the moment it exists: whatever stops this provider, it is never lost
             started = start_process(argv, log, f"router of {application}", on_spawn=lambda ident: record(ident, ""))
         except ProcessFailed:  # it exited, or was stopped
@@ -239,11 +240,12 @@ class RouteResource(RunResource):
         if record is None:
             return None  # the router is gone: the next apply starts it again
         try:
-            models = model_blocks(load_table(record.table).table)
+            table = load_table(record.table).table
+            models, outcomes = model_blocks(table), table.outcomes or None
         except ModelcatError as e:
             ctx.diagnostics.add_warning(f"modelcat_route {record.application}: table unusable, will rewrite", str(e))
-            models = []
-        return {**self._with(current, record), "model": models}
+            models, outcomes = [], None
+        return {**self._with(current, record), "outcomes": outcomes, "model": models}
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State | None:
         if current is not None and self._live_record(current) is None:  # died since the refresh: update restarts it
@@ -295,11 +297,17 @@ class RouteResource(RunResource):
                     f"modelcat_route {id}: no record", f"{self.run.route_file(id)} does not exist"
                 )
                 return None
-            models = model_blocks(load_table(record.table).table)
+            table = load_table(record.table).table
         except ModelcatError as e:
             ctx.diagnostics.add_error(f"modelcat_route {id}: {e}")
             return None
-        state = {"application": record.application, "port": record.port, "host": record.host, "model": models}
+        state = {
+            "application": record.application,
+            "port": record.port,
+            "host": record.host,
+            "outcomes": table.outcomes or None,
+            "model": model_blocks(table),
+        }
         return self._with(state, record)
 
     def upgrade(self, ctx: UpgradeContext, version: int, old: State) -> State | None:

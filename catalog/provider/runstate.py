@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from catalog.errors import RunStateError
 from catalog.files import atomic_write
+from catalog.layout import analytics_dir
 from catalog.provider.processes import ProcessId, http_client, is_alive
 from catalog.telemetry.prometheus import MetricsDir, write_targets
 
@@ -233,6 +234,11 @@ class RunDir:
 
     def assignment_log(self, application: str) -> Path:
         return self.logs / f"{application}.assignments.jsonl"
+
+    @property
+    def analytics(self) -> Path:
+        """The stack's analytics folder: the outcome events posted to its routers are stored there."""
+        return analytics_dir(self.root)
 
     def log_file(self, stem: str) -> Path:
         return self.logs / f"{stem}.log"

@@ -17,6 +17,8 @@ Endpoints (Open Inference Protocol v2 REST, plus the router's own):
 - ``GET /routing``: the table in force (versions, weights, buckets, digests, replicas and whether
   each is up), its file, sha256, generation and the last reload error.
 - ``GET /metrics``: Prometheus text (``catalog.serving.router_telemetry``).
+- ``POST /v2/feedback``: outcome events (``catalog.serving.feedback_endpoint``), stored in the
+  analytics folder before they are acknowledged.
 
 Replicas of a version are used round robin, over pooled keep-alive connections. Retry policy: a
 request is only ever sent to replicas of the version it was assigned, never silently to another
@@ -67,6 +69,7 @@ from starlette.types import Receive, Scope, Send
 
 from catalog.domain.routing import Assignment, RandomSource, key_hash, pick_version
 from catalog.errors import ModelcatError
+from catalog.serving.feedback_endpoint import FeedbackEndpoint
 from catalog.serving.router_state import LiveTable, ReplicaPool, TableWatcher, compile_table, describe
 from catalog.serving.router_telemetry import AssignmentLog, RouterMetrics, utc_now
 from catalog.serving.table import LoadedTable, TableRoute, load_table
@@ -121,6 +124,7 @@ _JSON = (b"content-type", b"application/json")
 class RouterSettings:
     table_path: Path
     assignment_log: Path | None = None
+    analytics_dir: Path | None = None  # the stack's analytics folder: outcome events are stored there
     poll_interval: float = 0.25
     connect_timeout: float = 2.0
     timeout: float = 30.0
@@ -194,6 +198,7 @@ class Router:
         self.metrics.reloads.labels("ok").inc()
         self._client: UpstreamClient | None = None
         self._log = AssignmentLog(settings.assignment_log, self.metrics) if settings.assignment_log else None
+        self._feedback = FeedbackEndpoint(lambda: self.live.loaded.table, settings.analytics_dir)
         self._site = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
     # -- the table --------------------------------------------------------------------------------
@@ -273,6 +278,7 @@ class Router:
             Route("/v2", self._server_metadata, methods=["GET"]),
             Route("/routing", self._routing, methods=["GET"]),
             Route("/metrics", self._metrics, methods=["GET"]),
+            Route("/v2/feedback", self._feedback.handle, methods=["POST"]),
         ]
 
     async def _live(self, request: Request) -> Response:

@@ -29,6 +29,8 @@ listed here is an error, so a typo never goes unnoticed):
 - ``sticky_key`` (optional, null by default): a lowercase request header whose value pins a
   caller to one version (see ``catalog.domain.routing``); without it, requests are split at
   random by weight.
+- ``outcomes`` (optional, none by default): the outcomes the application declares, ``{name:
+  kind}`` (``proportion``, ``mean`` or ``label``), the ones ``POST /v2/feedback`` accepts.
 - ``models`` (required, at least one): each with
   - ``name`` (required): the model's name; unique within the table.
   - ``sticky_key`` (optional): overrides the application's sticky header for this model, as a
@@ -61,8 +63,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
+from catalog.domain.analysis_plan import OutcomeKind
 from catalog.domain.digests import DIGEST
 from catalog.domain.models import DNS_LABEL, HEADER_NAME, SEMVER
+from catalog.domain.outcomes import OUTCOME_NAME
 from catalog.domain.problems import Loc, Problem, display_path
 from catalog.domain.routing import BUCKETS, SPLIT_HINT, split_problem
 from catalog.domain.strict import STRICT
@@ -125,15 +129,19 @@ class RoutingTable(_Strict):
     api_version: Literal["modelcat/routing-v1"] = Field(alias="apiVersion")
     application: Annotated[str, Field(pattern=DNS_LABEL)]
     sticky_key: Header | None = None
+    outcomes: dict[Annotated[str, Field(pattern=OUTCOME_NAME)], OutcomeKind] = Field(default_factory=dict)
     models: list[ModelRoutes] = Field(min_length=1)
 
     def sticky_key_of(self, model: ModelRoutes) -> str | None:
         return model.sticky_key or self.sticky_key
 
 
-def table_document(application: str, models: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def table_document(
+    application: str, models: Sequence[Mapping[str, Any]], outcomes: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The table of ``application`` whose models are ``models``, ``model`` blocks (``ModelBody``'s
-    fields, as dicts): each block's ``route`` written ``routes``, a null sticky key left out."""
+    fields, as dicts): each block's ``route`` written ``routes``, a null sticky key left out; the
+    application's declared ``outcomes`` (name: kind) when it has any."""
     from catalog.domain.bodies import RouteBody  # not loaded by the router, which only reads tables
 
     def model(block: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,7 +149,8 @@ def table_document(application: str, models: Sequence[Mapping[str, Any]]) -> dic
         sticky_key = {"sticky_key": block["sticky_key"]} if block.get("sticky_key") else {}
         return {"name": block["name"], "routes": routes, **sticky_key}
 
-    return {"apiVersion": API_VERSION, "application": application, "models": [model(m) for m in models]}
+    declared = {"outcomes": dict(outcomes)} if outcomes else {}
+    return {"apiVersion": API_VERSION, "application": application, **declared, "models": [model(m) for m in models]}
 
 
 def model_blocks(table: RoutingTable) -> list[dict[str, Any]]:

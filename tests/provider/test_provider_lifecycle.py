@@ -47,6 +47,7 @@ def config(ws: Workspace, weights: tuple[int, int] = (90, 10), replicas: int = 2
         "modelcat_route": {
             "r": {
                 "application": "checkout",
+                "outcomes": {"is_fraud": "label"},
                 "model": [
                     model_block(
                         "fraud-scorer",
@@ -114,6 +115,19 @@ def test_apply_starts_replicas_that_serve_the_right_bytes_behind_a_router(worksp
     assert set(seen) <= {"1.3.0", "1.4.0"}
     tables = {r["version"]: [x["url"] for x in r["replicas"]] for r in routing(workspace)["models"][0]["routes"]}
     assert tables == {"1.3.0": [i.url for i in main.instances], "1.4.0": [canary.instances[0].url]}
+
+
+def test_the_router_stores_the_outcome_events_of_its_declared_outcomes_in_the_stacks_analytics_folder(
+    workspace: Workspace,
+) -> None:
+    url = f"{router(workspace).url}/v2/feedback"
+    labels = {"events": [{"event_id": "chargeback-1", "unit": "user-1", "outcome": "is_fraud", "value": 1}]}
+    answer = httpx.post(url, json=labels, timeout=30, trust_env=False)
+    assert (answer.status_code, answer.json()) == (200, {"accepted": 1, "duplicates": 0})
+    undeclared = {"events": [{"event_id": "c-2", "unit": "user-1", "outcome": "conversion", "value": 1}]}
+    assert httpx.post(url, json=undeclared, timeout=30, trust_env=False).status_code == 400
+    (segment,) = (workspace.run_dir / "analytics" / "outcomes" / "application=checkout").glob("day=*/*.jsonl")
+    assert [json.loads(line)["event_id"] for line in segment.read_text().splitlines()] == ["chargeback-1"]
 
 
 def test_import_rebuilds_the_state_from_the_records(workspace: Workspace) -> None:

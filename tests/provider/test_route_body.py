@@ -37,7 +37,15 @@ def _errors(config: dict[str, Any]) -> list[tuple[str, Any]]:
 def test_the_schema_is_the_router_body_with_model_blocks_holding_route_blocks() -> None:
     schema = RouteResource.get_schema()
     assert schema.version == 1
-    assert {a.name for a in schema.attributes} == {"application", "host", "port", "url", "pid", "table_path"}
+    assert {a.name for a in schema.attributes} == {
+        "application",
+        "host",
+        "port",
+        "outcomes",
+        "url",
+        "pid",
+        "table_path",
+    }
     (model,) = schema.block_types
     assert (model.type_name, [a.name for a in model.block.attributes]) == ("model", ["name", "sticky_key"])
     (route,) = model.block.block_types

@@ -47,7 +47,13 @@ def _replicas(endpoint: Endpoint) -> str | list[str]:
 
 
 def route_body(app: ApplicationPlan) -> dict[str, Any]:
-    return RouterBody(application=app.name, host=DEFAULT_HOST, port=0, model=router_models(app, _replicas)).body()
+    return RouterBody(
+        application=app.name,
+        host=DEFAULT_HOST,
+        port=0,
+        outcomes=dict(app.outcomes) or None,
+        model=router_models(app, _replicas),
+    ).body()
 
 
 def metrics_body(stack: str, routes: dict[str, Any]) -> dict[str, Any]:
