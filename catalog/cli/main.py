@@ -157,7 +157,14 @@ def bind(application: str, model: str, routes: tuple[str, ...], path: Path, fmt:
 
 
 def _register_artifact_commands() -> None:
-    from catalog.cli import artifact_commands, deploy_commands, diff_command, policy_commands, runtime_commands
+    from catalog.cli import (
+        artifact_commands,
+        deploy_commands,
+        diff_command,
+        feedback_commands,
+        policy_commands,
+        runtime_commands,
+    )
     from catalog.cli.fetch_command import fetch
     from catalog.cli.init_command import init
     from catalog.cli.replica_command import replica
@@ -180,6 +187,7 @@ def _register_artifact_commands() -> None:
     for cmd in (runtime_commands.status, runtime_commands.predict, runtime_commands.smoke):
         main.add_command(cmd)
     main.add_command(policy_commands.policy)
+    main.add_command(feedback_commands.feedback)
     main.add_command(diff_command.diff)
     main.add_command(init)
     main.add_command(review)

@@ -287,16 +287,23 @@ def collect_status(
     return Status([stack for stack, _, _, _ in stacks])
 
 
+def find_application(catalog_path: Path, catalog: Catalog, application: str) -> Application:
+    """The application named ``application`` of ``catalog`` (read from ``catalog_path``); UsageError
+    naming the ones it has when there is none."""
+    app = next((a for a in catalog.applications if a.name == application), None)
+    if app is None:
+        known = ", ".join(a.name for a in catalog.applications)
+        raise UsageError(f"no application {application!r} in {catalog_path} (applications: {known})")
+    return app
+
+
 def router_url(
     catalog_path: Path, catalog: Catalog, application: str, target: str = "local"
 ) -> tuple[str, Application]:
     """The URL of ``application``'s router as its stack's run records say, and the application.
     UsageError when ``catalog`` (read from ``catalog_path``) has no such application, or no router
     of it is on record (not applied yet)."""
-    app = next((a for a in catalog.applications if a.name == application), None)
-    if app is None:
-        known = ", ".join(a.name for a in catalog.applications)
-        raise UsageError(f"no application {application!r} in {catalog_path} (applications: {known})")
+    app = find_application(catalog_path, catalog, application)
     records = run_dir(state_root(catalog_path), stack_name(app.environment, target))
     routes = {r.application: r for r in load_route_records(records)} if records.exists() else {}
     if application not in routes:

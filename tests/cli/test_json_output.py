@@ -83,6 +83,14 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
 
 Args = Callable[[Scene], list[object]]
 
+
+def _events(s: Scene) -> Path:
+    """An outcome event file of one good event."""
+    path = s.tmp / "events.jsonl"
+    path.write_text('{"event_id": "e-1", "unit": "alice", "outcome": "conversion", "value": 1}\n')
+    return path
+
+
 # command -> (what, arguments, exit codes it may end with, the error code when it fails)
 CASES: list[tuple[str, str, Args, set[int], str | None]] = [
     ("validate", "missing catalog", lambda s: ["--catalog", s.missing], {2}, "catalog_not_found"),
@@ -167,6 +175,14 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
     ("smoke", "invalid catalog", lambda s: ["--catalog", s.invalid], {1}, "catalog_invalid"),
     ("smoke", "nothing runs", lambda s: ["--catalog", s.catalog], {2}, "usage"),
     ("smoke", "bad argument", lambda s: ["--catalog", s.catalog, "--requests", 0], {2}, "usage"),
+    ("feedback import", "missing file", lambda s: [s.tmp / "nosuch.jsonl", "--app", "storefront",
+                                                   "--catalog", s.catalog], {2}, "usage"),
+    ("feedback import", "invalid catalog", lambda s: [_events(s), "--app", "storefront", "--catalog", s.invalid],
+     {1}, "catalog_invalid"),
+    ("feedback import", "unknown application", lambda s: [_events(s), "--app", "nosuch", "--catalog", s.catalog],
+     {2}, "usage"),
+    ("feedback import", "nothing applied", lambda s: [_events(s), "--app", "storefront", "--catalog", s.catalog],
+     {2}, "usage"),
     ("policy check", "missing catalog", lambda s: [s.missing], {2}, "catalog_not_found"),
     ("policy check", "invalid catalog", lambda s: ["--catalog", s.invalid, "--now", NOW], {1}, "catalog_invalid"),
     ("policy check", "bad revision", lambda s: [s.catalog, "--base", "nosuch", "--now", NOW], {2}, None),
