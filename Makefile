@@ -149,6 +149,7 @@ bench: setup
 	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/deploy.py
 	$(BIN)/python bench/review.py
+	$(BIN)/python bench/feedback.py
 
 ## schema: regenerate schemas/catalog.schema.json from the pydantic models
 schema: setup
