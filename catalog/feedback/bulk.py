@@ -34,16 +34,17 @@ _UTC = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z"  # stored as given, a
 
 _CHECKED = f"""
 WITH raw AS (
-    SELECT json AS j FROM read_json_objects($file, format='newline_delimited')
+    SELECT json AS j, json_extract(json, ['$.event_id', '$.request_id', '$.unit', '$.outcome', '$.value', '$.time']) AS x
+    FROM read_json_objects($file, format='newline_delimited')
 ), fields AS (
     SELECT
         json_type(j) AS t_row, json_keys(j) AS keys,
-        json_type(j, '$.event_id') AS t_id, j->>'$.event_id' AS event_id,
-        coalesce(json_type(j, '$.request_id'), 'NULL') AS t_request, j->>'$.request_id' AS request_id,
-        coalesce(json_type(j, '$.unit'), 'NULL') AS t_unit, j->>'$.unit' AS unit,
-        json_type(j, '$.outcome') AS t_outcome, j->>'$.outcome' AS outcome,
-        json_type(j, '$.value') AS t_value, j->>'$.value' AS value_text,
-        coalesce(json_type(j, '$.time'), 'NULL') AS t_time, j->>'$.time' AS time_text
+        json_type(x[1]) AS t_id, x[1]->>'$' AS event_id,
+        coalesce(json_type(x[2]), 'NULL') AS t_request, x[2]->>'$' AS request_id,
+        coalesce(json_type(x[3]), 'NULL') AS t_unit, x[3]->>'$' AS unit,
+        json_type(x[4]) AS t_outcome, x[4]->>'$' AS outcome,
+        json_type(x[5]) AS t_value, x[5]->>'$' AS value_text,
+        coalesce(json_type(x[6]), 'NULL') AS t_time, x[6]->>'$' AS time_text
     FROM raw
 ), typed AS (
     SELECT f.*, d.kind,
