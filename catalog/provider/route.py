@@ -56,7 +56,7 @@ from catalog.provider.runstate import NAME, RouteRecord
 
 __all__ = ["SCHEMA_VERSION", "RouteResource", "models_of_flat_routes", "table_bytes"]
 
-SCHEMA_VERSION = 1  # 0: flat route blocks, each naming its model
+SCHEMA_VERSION = 2  # 0: flat route blocks, each naming its model; 1: model blocks, no outcomes
 
 
 def table_bytes(application: str, models: list[dict[str, Any]], outcomes: dict[str, str] | None = None) -> bytes:
@@ -314,5 +314,9 @@ class RouteResource(RunResource):
         """A state of an older schema in this one's shape (``old`` is the raw state Terraform stored)."""
         if version >= SCHEMA_VERSION:
             return old
-        kept = {key: value for key, value in old.items() if key != "route"}
-        return {**kept, "model": models_of_flat_routes(old.get("route"))}
+        state = dict(old)
+        if version < 1:
+            state = {key: value for key, value in old.items() if key != "route"}
+            state["model"] = models_of_flat_routes(old.get("route"))
+        state.setdefault("outcomes", None)  # schema 2 added the declared outcomes (none before)
+        return state

@@ -1,6 +1,7 @@
 """A Terraform state written by the provider before its ``model`` blocks (``modelcat_route`` schema
-0: one flat ``route`` block per version, naming its model) keeps working: Terraform asks the
-provider to upgrade it, and the upgraded state equals the configuration in the new shape.
+0: one flat ``route`` block per version, naming its model), or before the declared ``outcomes``
+(schema 1), keeps working: Terraform asks the provider to upgrade it, and the upgraded state equals
+the configuration in the new shape.
 
 The old state is written by hand, in the exact shape the old provider stored (attributes sorted,
 an absent sticky key null, routes in configuration order, models interleaved), around the
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from catalog.provider.route import SCHEMA_VERSION
 from tests.provider.terraform_fixtures import (
     DEMO,
     FRAUD_130,
@@ -96,7 +98,7 @@ def test_a_state_of_flat_routes_is_upgraded_to_model_blocks_and_plans_no_change(
     state_file = workspace.dir / "terraform.tfstate"
     state = json.loads(state_file.read_text())
     router = _instance(state, "modelcat_route", "r")
-    assert router["schema_version"] == 1
+    assert router["schema_version"] == SCHEMA_VERSION
     urls = {
         version["version"]: _instance(state, "modelcat_endpoint", name)["attributes"]["urls"]
         for version, name in ((FRAUD_130, "e13"), (FRAUD_140, "e14"), (CHURN_110, "c"))
@@ -116,10 +118,33 @@ def test_a_state_of_flat_routes_is_upgraded_to_model_blocks_and_plans_no_change(
 
     assert workspace.tf.refresh().retcode == 0  # Terraform stores the state in the new shape
     upgraded = _instance(json.loads(state_file.read_text()), "modelcat_route", "r")
-    assert upgraded["schema_version"] == 1 and "route" not in upgraded["attributes"]
+    assert upgraded["schema_version"] == SCHEMA_VERSION and "route" not in upgraded["attributes"]
     assert [
         (m["name"], m["sticky_key"], [r["version"] for r in m["route"]]) for m in upgraded["attributes"]["model"]
     ] == [
         ("fraud-scorer", "x-user-id", ["1.3.0", "1.4.0"]),
         ("churn-predictor", None, ["1.1.0"]),
     ]
+
+
+def test_a_state_without_declared_outcomes_is_upgraded_and_plans_no_change(workspace: Workspace) -> None:
+    workspace.write_json(config(workspace))
+    assert workspace.init().retcode == 0
+    result = workspace.apply()
+    assert result.retcode == 0, errors_text(result)
+
+    state_file = workspace.dir / "terraform.tfstate"
+    state = json.loads(state_file.read_text())
+    router = _instance(state, "modelcat_route", "r")
+    del router["attributes"]["outcomes"]  # what the provider of schema 1 stored
+    router["schema_version"] = 1
+    state["serial"] += 1
+    state_file.write_text(json.dumps(state, indent=2))
+
+    result = workspace.tf.plan(json=True, refresh=False, out="tfplan")
+    assert result.retcode == 0, errors_text(result)
+    workspace.last_plan = workspace.tf.show("tfplan", json=True).value
+    assert workspace.actions() == {}
+    assert workspace.tf.refresh().retcode == 0
+    upgraded = _instance(json.loads(state_file.read_text()), "modelcat_route", "r")
+    assert upgraded["schema_version"] == SCHEMA_VERSION and upgraded["attributes"]["outcomes"] is None
