@@ -127,6 +127,15 @@ def replica_args(cli: str, model: Model) -> list[str]:
     ]  # fmt: skip
 
 
+def log_option(tree: Path, where: Path) -> list[str]:
+    """The assignment-log option of the router in source ``tree``: a folder since the logs are
+    segmented (``--analytics-dir``), one file before (``--assignment-log``)."""
+    command = (tree / "catalog" / "cli" / "router_command.py").read_text(encoding="utf-8")
+    if "--analytics-dir" in command:
+        return ["--analytics-dir", str(where)]
+    return ["--assignment-log", str(where.with_suffix(".jsonl"))]
+
+
 @contextmanager
 def serving(
     cli: str, model: Model, workdir: Path, baseline: Path | None = None
@@ -152,15 +161,15 @@ def serving(
             ],
         }
         table.write_text(json.dumps(document, indent=2), encoding="utf-8")
-        log = workdir / f"{model.name}.assignments.jsonl"
+        analytics = workdir / f"{model.name}.analytics"
         router = spawn(
-            [cli, "router", "--table", str(table), "--port", "0", "--assignment-log", str(log)],
+            [cli, "router", "--table", str(table), "--port", "0", "--analytics-dir", str(analytics)],
             stderr=subprocess.DEVNULL,
         )
         urls, pids = {"router": read_url(router)}, {"replica": replica.pid, "router": router.pid}
         if baseline is not None:
             args = [sys.executable, "-m", "catalog.cli.router_command", "--table", str(table), "--port", "0"]
-            args += ["--assignment-log", str(workdir / f"{model.name}.before.jsonl")]
+            args += log_option(baseline, workdir / f"{model.name}.before")
             before = subprocess.Popen(
                 args, cwd=baseline, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                 env=clean_env() | {"PYTHONPATH": str(baseline)},

@@ -42,6 +42,7 @@ class OutcomeStats:
     n: int
     total: float
     total_sq: float
+    events: int = 0  # the attributed events behind them (0: the outcome never arrived for these units)
 
     @property
     def mean(self) -> float | None:
@@ -96,6 +97,10 @@ class JoinCounts:
     unattributed: int = 0  # no assignment with that request id / unit: kept, reported, not counted
     out_of_window: int = 0  # unit events later than the attribution window after the first assignment
     late: int = 0  # attributed, but arrived (received) more than a day after the assignment
+    # known, but not this binding's over the period: another model's or a pinned request, or a unit or
+    # request assigned outside since..until (events = duplicates + attributed + unattributed
+    # + out_of_window + elsewhere)
+    elsewhere: int = 0
 
 
 @dataclass(frozen=True)

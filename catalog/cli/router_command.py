@@ -16,7 +16,11 @@ __all__ = ["router"]
 
 
 @click.command(
-    "router", epilog=examples("modelcat router --table checkout.json --port 8000 --assignment-log assignments.jsonl")
+    "router",
+    epilog=examples(
+        "modelcat router --table checkout.json --port 8000 --analytics-dir .modelcat/run/production-local/analytics",
+        "modelcat router --table /etc/modelcat/table.json --port 8080 --assignments-stdout",
+    ),
 )
 @click.option(
     "--table",
@@ -28,14 +32,16 @@ __all__ = ["router"]
 @click.option("--port", required=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--assignment-log",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Append one JSON line per inference request (version, digest, key hash, status). Default: no log.",
-)
-@click.option(
     "--analytics-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="The stack's analytics folder: outcome events posted to /v2/feedback are stored there. Default: none (503).",
+    help="The stack's analytics folder: one JSON line per inference request (version, digest, key hash, "
+    "status) and each routing table installed are logged there, and outcome events posted to /v2/feedback "
+    "stored. Default: no log, and /v2/feedback answers 503.",
+)
+@click.option(
+    "--assignments-stdout",
+    is_flag=True,
+    help="Write the assignment lines to stdout too (for a cluster's log pipeline).",
 )
 @click.option(
     "--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1), help="Replica read timeout, s."
@@ -60,8 +66,8 @@ def router(
     table_path: Path,
     port: int,
     host: str,
-    assignment_log: Path | None,
     analytics_dir: Path | None,
+    assignments_stdout: bool,
     timeout: float,
     connect_timeout: float,
     poll_interval: float,
@@ -83,8 +89,8 @@ def router(
 
     settings = RouterSettings(
         table_path=table_path,
-        assignment_log=assignment_log,
         analytics_dir=analytics_dir,
+        assignments_stdout=assignments_stdout,
         poll_interval=poll_interval,
         connect_timeout=connect_timeout,
         timeout=timeout,

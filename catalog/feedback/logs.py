@@ -1,6 +1,6 @@
 """Segmented append-only logs: assignments and outcome events, JSON lines while open, Parquet once closed.
 
-Layout under a stack's analytics folder (``analytics_dir(run_dir)``), Hive-partitioned so that
+Layout under a stack's analytics folder (``catalog.layout.analytics_dir``), Hive-partitioned so that
 DuckDB's ``read_parquet(..., hive_partitioning=true)`` reads it, here or in object storage::
 
     analytics/
@@ -46,7 +46,6 @@ __all__ = [
     "OpenSegment",
     "SegmentWriter",
     "Stream",
-    "analytics_dir",
     "append_table",
     "complete_prefix",
     "json_line",
@@ -88,11 +87,6 @@ OUTCOME_COLUMNS: Mapping[str, str] = {
 COLUMNS: Mapping[str, Mapping[str, str]] = {"assignments": ASSIGNMENT_COLUMNS, "outcomes": OUTCOME_COLUMNS}
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-
-
-def analytics_dir(run_dir: Path) -> Path:
-    """The analytics folder of a stack's run directory (``catalog.layout.run_dir``)."""
-    return run_dir / "analytics"
 
 
 def stream_dir(root: Path, stream: Stream, application: str) -> Path:

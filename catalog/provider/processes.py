@@ -127,11 +127,11 @@ def replica_argv(model: str, version: str, artifact: Path, digest: str, host: st
     ]  # fmt: skip
 
 
-def router_argv(table: Path, host: str, port: int, assignment_log: Path, analytics: Path) -> list[str]:
+def router_argv(table: Path, host: str, port: int, analytics: Path) -> list[str]:
     return [
         sys.executable, "-m", "catalog.cli.router_command", "--format", "json",
         "--table", str(table), "--port", str(port), "--host", host,
-        "--assignment-log", str(assignment_log), "--analytics-dir", str(analytics), "--poll-interval", "0.1",
+        "--analytics-dir", str(analytics), "--poll-interval", "0.1",
     ]  # fmt: skip
 
 

@@ -153,7 +153,7 @@ class RouteResource(RunResource):
         application = state["application"]
         host = state.get("host") or DEFAULT_HOST
         log = self.run.log_file(f"router-{application}")
-        assignments = self.run.assignment_log(application)
+        analytics = self.run.analytics
 
         def record(ident: ProcessId, url: str) -> RouteRecord:
             return self.run.write_route(
@@ -163,14 +163,14 @@ class RouteResource(RunResource):
                     pid=ident.pid,
                     start_time=ident.start_time,
                     table=str(table),
-                    assignment_log=str(assignments),
+                    analytics_dir=str(analytics),
                     log=str(log),
                     host=host,
                     port=int(state.get("port") or 0),
                 )
             )
 
-        argv = router_argv(table, host, port, assignments, self.run.analytics)
+        argv = router_argv(table, host, port, analytics)
         try:  # on record from the moment it exists: whatever stops this provider, it is never lost
             started = start_process(argv, log, f"router of {application}", on_spawn=lambda ident: record(ident, ""))
         except ProcessFailed:  # it exited, or was stopped

@@ -9,14 +9,16 @@ Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, 
     endpoints/deposed/<name>.<pid>-<start>.json
                                      an endpoint being replaced (create_before_destroy) whose
                                      instances still run until Terraform deletes it
-    routes/<application>.json        {application, url, pid, start_time, table, assignment_log,
+    routes/<application>.json        {application, url, pid, start_time, table, analytics_dir,
                                       log, host, port}
     routes/<application>.table.json  the routing table the router serves (modelcat/routing-v1):
                                      the route's model blocks
-    logs/                            one log per process; <application>.assignments.jsonl
     metrics/                         the stack's Prometheus (catalog.telemetry.prometheus): its
                                      record, configuration, TSDB and scrape target files, one per
                                      route and endpoint record, written and removed with it
+    logs/                            one log per process
+    analytics/                       the routers' assignments and routing tables, the outcome
+                                     events (catalog.feedback.logs: segmented, Parquet once closed)
 
 ``artifact`` is the resolved local path the replicas load, ``artifact_ref`` the value written in
 the configuration. ``start_time`` is the process start time from /proc/<pid>/stat, so a pid the
@@ -107,7 +109,7 @@ class RouteRecord:
     pid: int
     start_time: int
     table: str
-    assignment_log: str
+    analytics_dir: str
     log: str
     host: str = "127.0.0.1"
     port: int = 0  # as configured (0: any free port)
@@ -203,7 +205,7 @@ def _route_from(body: dict[str, Any], path: Path) -> RouteRecord:
             pid=int(body["pid"]),
             start_time=int(body["start_time"]),
             table=str(body["table"]),
-            assignment_log=str(body.get("assignment_log", "")),
+            analytics_dir=str(body.get("analytics_dir", "")),
             log=str(body.get("log", "")),
             host=str(body.get("host", "127.0.0.1")),
             port=int(body.get("port", 0)),
@@ -232,12 +234,9 @@ class RunDir:
     def table_file(self, application: str) -> Path:
         return self.routes / f"{application}.table.json"
 
-    def assignment_log(self, application: str) -> Path:
-        return self.logs / f"{application}.assignments.jsonl"
-
     @property
     def analytics(self) -> Path:
-        """The stack's analytics folder: the outcome events posted to its routers are stored there."""
+        """The stack's analytics folder: the routers' assignments and tables, the outcome events."""
         return analytics_dir(self.root)
 
     def log_file(self, stem: str) -> Path:

@@ -69,6 +69,7 @@ from starlette.types import Receive, Scope, Send
 
 from catalog.domain.routing import Assignment, RandomSource, key_hash, pick_version
 from catalog.errors import ModelcatError
+from catalog.feedback.logs import append_table
 from catalog.serving.feedback_endpoint import FeedbackEndpoint
 from catalog.serving.router_state import LiveTable, ReplicaPool, TableWatcher, compile_table, describe
 from catalog.serving.router_telemetry import AssignmentLog, RouterMetrics, utc_now
@@ -123,8 +124,9 @@ _JSON = (b"content-type", b"application/json")
 @dataclass(frozen=True)
 class RouterSettings:
     table_path: Path
-    assignment_log: Path | None = None
-    analytics_dir: Path | None = None  # the stack's analytics folder: outcome events are stored there
+    # the stack's analytics folder: assignments and tables logged there, outcome events stored there
+    analytics_dir: Path | None = None
+    assignments_stdout: bool = False  # assignment lines to stdout too (a cluster's log pipeline)
     poll_interval: float = 0.25
     connect_timeout: float = 2.0
     timeout: float = 30.0
@@ -197,8 +199,11 @@ class Router:
         self.live: LiveTable = self._compiled(load_table(settings.table_path), 1)
         self.metrics.reloads.labels("ok").inc()
         self._client: UpstreamClient | None = None
-        self._log = AssignmentLog(settings.assignment_log, self.metrics) if settings.assignment_log else None
         self._feedback = FeedbackEndpoint(lambda: self.live.loaded.table, settings.analytics_dir)
+        self._log = AssignmentLog.open(
+            settings.analytics_dir, self.live.application, settings.assignments_stdout, self.metrics
+        )
+        self._record_table(self.live)
         self._site = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
     # -- the table --------------------------------------------------------------------------------
@@ -216,11 +221,23 @@ class Router:
             return
         self.live = self._compiled(loaded, self.live.generation + 1)
         self.metrics.reloads.labels("ok").inc()
+        self._record_table(self.live)
         splits = "; ".join(
             f"{m.name}: " + ", ".join(f"{r.version}={r.weight}%" for r in m.routes.values())
             for m in self.live.models.values()
         )
         log.info("routing table reloaded (generation %d): %s", self.live.generation, splits)
+
+    def _record_table(self, live: LiveTable) -> None:
+        """Log the table put in force (its weights start an epoch of the A/B analysis)."""
+        root = self.settings.analytics_dir
+        if root is None:
+            return
+        weights = {m.name: {r.version: r.weight for r in m.routes.values()} for m in live.models.values()}
+        try:
+            append_table(root, live.application, live.loaded.sha256, weights)
+        except OSError as e:
+            log.error("cannot log the routing table in %s: %s", root, e)
 
     def reload_failed(self, error: ModelcatError) -> None:
         self.last_error = str(error)

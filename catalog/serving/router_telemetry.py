@@ -1,9 +1,11 @@
 """What the router records: Prometheus metrics (one registry per router) and the assignment log.
 
 The assignment log is append-only JSON lines, one per inference request, written by a background
-thread so the event loop never waits for the disk. The thread sleeps until a line is queued, then
-writes and flushes every line queued by then in one go: a line is in the file moments after its
-request was answered, and under load many lines share one write instead of one each::
+thread so the event loop never waits for the disk: into the application's segmented log under the
+stack's analytics folder (``catalog.feedback.logs``; ``--analytics-dir``) and/or to stdout
+(``--assignments-stdout``). The thread sleeps until a line is queued, then writes every line queued
+by then in one go: a line is in the file moments after its request was answered, and under load
+many lines share one write instead of one each::
 
     {"time": "2026-11-27T10:30:00.123456Z", "request_id": "5f0c...", "application": "checkout",
      "model": "fraud-scorer", "version": "1.4.0", "digest": "sha256:344e...", "assignment": "sticky",
@@ -20,17 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import queue
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from catalog.errors import UsageError
+from catalog.feedback.logs import SegmentWriter, json_line
 
 __all__ = ["AssignmentLog", "RouterMetrics"]
 
@@ -111,23 +114,44 @@ def utc_now() -> str:
 
 
 class AssignmentLog:
-    """Append JSON lines to a file from a writer thread; ``write`` never blocks on the disk."""
+    """Write assignment lines from a writer thread; ``write`` never blocks on the disk.
 
-    def __init__(self, path: Path, metrics: RouterMetrics | None = None) -> None:
-        self.path = path
+    The lines go to the application's segmented log (``catalog.feedback.logs``: by the day of their
+    time, closed segments become Parquet) and/or to ``stream`` (stdout, for a cluster's log pipeline).
+    """
+
+    def __init__(
+        self,
+        segments: SegmentWriter | None,
+        stream: TextIO | None = None,
+        metrics: RouterMetrics | None = None,
+    ) -> None:
+        self._segments = segments
+        self._stream = stream
         self._metrics = metrics
-        try:
-            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
-        except OSError as e:
-            raise UsageError(f"cannot open the assignment log {path}: {e.strerror or e}") from None
-        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._drain, name="assignment-log", daemon=True)
         self._thread.start()
         self._closed = False
 
+    @classmethod
+    def open(
+        cls, analytics: Path | None, application: str, stdout: bool, metrics: RouterMetrics | None = None
+    ) -> AssignmentLog | None:
+        """The log of ``application`` under the analytics folder and/or to stdout (None: neither)."""
+        if analytics is None and not stdout:
+            return None
+        segments = None
+        if analytics is not None:
+            try:
+                segments = SegmentWriter(analytics, "assignments", application)
+            except OSError as e:
+                raise UsageError(f"cannot open the assignment log in {analytics}: {e.strerror or e}") from None
+        return cls(segments, sys.stdout if stdout else None, metrics)
+
     def write(self, record: dict[str, Any]) -> None:
         if not self._closed:
-            self._queue.put(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
+            self._queue.put((record["time"][:10], json_line(record)))
 
     def _drain(self) -> None:
         failing = False
@@ -137,29 +161,37 @@ class AssignmentLog:
                 while True:  # and whatever else is queued by now, without waiting
                     lines.append(self._queue.get_nowait())
             done = None in lines
-            text = "".join(line for line in lines if line is not None)
-            if text:
+            batches: dict[str, list[str]] = {}
+            for item in lines:
+                if item is not None:
+                    batches.setdefault(item[0], []).append(item[1])
+            for day, batch in sorted(batches.items()):
+                text = "".join(batch)
                 try:
-                    self._file.write(text)
-                    self._file.flush()
+                    if self._segments is not None:
+                        self._segments.append(text, day)
+                    if self._stream is not None:
+                        self._stream.write(text)
+                        self._stream.flush()
                     failing = False
                 except (OSError, ValueError) as e:
                     if self._metrics is not None:
-                        self._metrics.assignment_log_errors.inc(text.count("\n"))
+                        self._metrics.assignment_log_errors.inc(len(batch))
                     if not failing:
-                        log.error("assignment log %s: cannot write: %s", self.path, e)
+                        log.error("assignment log: cannot write: %s", e)
                     failing = True
             if done:
                 return
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then close the file."""
+        """Write what is queued, then close the open segment (converted to Parquet)."""
         if self._closed:
             return
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout)
-        try:
-            self._file.close()
-        except OSError as e:
-            log.error("assignment log %s: %s", self.path, e)
+        if self._segments is not None:
+            try:
+                self._segments.close()
+            except OSError as e:
+                log.error("assignment log: %s", e)

@@ -207,11 +207,11 @@ class Fleet:
             fake.url = f"http://127.0.0.1:{int(_first_line(fake.proc, 30))}"
         return started
 
-    def router(self, table: Path, *extra: str, log: Path | None = None, wait: bool = True) -> RouterProcess:
+    def router(self, table: Path, *extra: str, analytics: Path | None = None, wait: bool = True) -> RouterProcess:
         err = self.workdir / f"router-{len(self.procs)}.err"
         args = ["-m", "catalog.cli.router_command", "--table", str(table), "--port", "0", "--poll-interval", "0.1"]
-        if log is not None:
-            args += ["--assignment-log", str(log)]
+        if analytics is not None:
+            args += ["--analytics-dir", str(analytics)]
         with open(err, "w") as handle:
             proc = self._spawn([*args, *extra], stderr=handle)
         router = RouterProcess(proc, err)
@@ -236,6 +236,35 @@ class Fleet:
                 proc.wait()
             if proc.stdout:
                 proc.stdout.close()
+
+
+def logged_assignments(analytics: Path, application: str) -> list[dict[str, Any]]:
+    """The assignment lines logged under the analytics folder ``analytics``: the closed segments'
+    rows (Parquet; time as written, application from the path) and then the open segments' lines."""
+    import duckdb
+
+    from catalog.feedback.logs import open_segments, stream_dir
+
+    rows: list[dict[str, Any]] = []
+    for parquet in sorted(stream_dir(analytics, "assignments", application).glob("day=*/*.parquet")):
+        relation = duckdb.sql(f"SELECT * FROM read_parquet('{parquet}', hive_partitioning=false)")
+        for values in relation.fetchall():
+            row = dict(zip(relation.columns, values, strict=True))
+            row["time"] = row["time"].isoformat(timespec="microseconds") + "Z"
+            rows.append(row | {"application": application})
+    for segment in open_segments(analytics, "assignments", application):
+        rows += [json.loads(line) for line in segment.complete_lines().decode("utf-8").splitlines()]
+    return rows
+
+
+def wait_for_assignments(analytics: Path, application: str, at_least: int, timeout: float = 10) -> list[dict[str, Any]]:
+    """``logged_assignments`` once it holds ``at_least`` lines (or what it holds after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = logged_assignments(analytics, application)
+        if len(lines) >= at_least or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 # -- tables --------------------------------------------------------------------------------------------

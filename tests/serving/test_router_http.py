@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import threading
@@ -24,8 +23,10 @@ from tests.serving.router_fixtures import (
     RouterProcess,
     digest_of,
     infer_all,
+    logged_assignments,
     metric,
     table_document,
+    wait_for_assignments,
     write_table,
 )
 
@@ -38,7 +39,7 @@ A, B, Z = "1.0.0", "1.1.0", "1.2.0"  # 70%, 30%, and 0% (reachable only when pin
 @dataclass
 class Setup:
     router: RouterProcess
-    log: Path
+    analytics: Path
     fakes: dict[str, FakeReplica]
 
 
@@ -58,8 +59,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             application="checkout",
         )
         write_table(tmp / "table.json", doc)
-        log = tmp / "assignments.jsonl"
-        yield Setup(fleet.router(tmp / "table.json", log=log), log, by_name)
+        analytics = tmp / "analytics"
+        yield Setup(fleet.router(tmp / "table.json", analytics=analytics), analytics, by_name)
     finally:
         fleet.close()
 
@@ -69,13 +70,7 @@ def _post(setup: Setup, path: str = f"/v2/models/{M}/infer", **headers: str) -> 
 
 
 def _log_lines(setup: Setup, at_least: int) -> list[dict[str, object]]:
-    deadline = time.monotonic() + 10
-    while True:
-        text = setup.log.read_text(encoding="utf-8") if setup.log.exists() else ""
-        lines = text.splitlines()
-        if len(lines) >= at_least or time.monotonic() > deadline:
-            return [json.loads(line) for line in lines]
-        time.sleep(0.05)
+    return wait_for_assignments(setup.analytics, "checkout", at_least)
 
 
 def test_request_id_is_kept_or_made_and_identity_headers_are_set(setup: Setup) -> None:
@@ -202,8 +197,8 @@ def test_assignment_log_and_metrics_match_the_responses(setup: Setup) -> None:
             assert line["assignment"] == "random" and line["key_hash"] is None and line["bucket"] is None
     assert by_id["log-pinned"]["assignment"] == "pinned" and by_id["log-pinned"]["version"] == Z
     assert pinned[0].status == 200
-    text = setup.log.read_text(encoding="utf-8")
-    assert "log-user-" not in text  # raw keys never reach the log
+    text = "".join(p.read_text(encoding="utf-8") for p in setup.analytics.rglob("*.jsonl"))
+    assert "log-pinned" in text and "log-user-" not in text  # raw keys never reach the log
 
     seen = Counter(
         (a.version, "sticky" if "x-user-id" in h else "random") for h, a in zip(keyed + unkeyed, answers, strict=True)
@@ -223,8 +218,8 @@ def test_sigterm_lets_requests_in_flight_finish_then_exits_0(tmp_path: Path) -> 
         (fake,) = fleet.fakes(M, [(A, "a-1")])
         table = tmp_path / "table.json"
         write_table(table, table_document({M: [(A, 100, [fake])]}))
-        log = tmp_path / "log.jsonl"
-        router = fleet.router(table, "--timeout", "0.6", log=log)
+        analytics = tmp_path / "analytics"
+        router = fleet.router(table, "--timeout", "0.6", analytics=analytics)
         assert re.fullmatch(r"modelcat router: application shop listening on http://127\.0\.0\.1:\d+ .*", router.line)
 
         slow = _post_to(router, **{"x-fake-delay": "1.5"})
@@ -238,8 +233,9 @@ def test_sigterm_lets_requests_in_flight_finish_then_exits_0(tmp_path: Path) -> 
         assert router.proc.wait(15) == 0
         thread.join(10)
         assert result and result[0].status_code == 200
-        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        lines = logged_assignments(analytics, "shop")
         assert [line["status"] for line in lines] == [504, 200]  # the log was flushed and closed
+        assert not list((analytics / "assignments").rglob("*.jsonl"))  # its segment closed: Parquet
         assert "Traceback" not in router.stderr()
     finally:
         fleet.close()

@@ -9,7 +9,6 @@ the table names must never answer.
 
 from __future__ import annotations
 
-import json
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import pytest
 from catalog.validate import load_catalog
 from tests.helpers import DEMO, ROOT
 from tests.serving.replica_fixtures import RunningReplica, start_replica
-from tests.serving.router_fixtures import Fleet, metric, write_table
+from tests.serving.router_fixtures import Fleet, metric, wait_for_assignments, write_table
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +93,7 @@ def test_answers_come_from_the_named_version_with_its_digest_and_its_outputs(
     expected = {v: _expected(v) for v in (STABLE, CANARY)}
     fleet = Fleet(tmp_path)
     try:
-        router = fleet.router(table, log=tmp_path / "assignments.jsonl")
+        router = fleet.router(table, analytics=tmp_path / "analytics")
         keys = [f"user-{i}" for i in range(400)]
         seen: dict[str, set[str]] = {}
         with httpx.Client(timeout=30, trust_env=False) as client:
@@ -116,7 +115,7 @@ def test_answers_come_from_the_named_version_with_its_digest_and_its_outputs(
         assert metric(router, "modelcat_router_assignments_total", model=MODEL, version=CANARY, how="sticky") == (
             2 * share[CANARY]
         )
-        logged = [json.loads(line) for line in (tmp_path / "assignments.jsonl").read_text().splitlines()]
+        logged = wait_for_assignments(tmp_path / "analytics", "checkout", 2 * len(keys))
         assert Counter(entry["version"] for entry in logged) == {v: 2 * n for v, n in share.items()}
     finally:
         fleet.close()
