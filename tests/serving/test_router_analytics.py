@@ -1,0 +1,94 @@
+"""The router's analytics: segmented assignment logs, the tables log (the weight epochs), stdout lines."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from catalog.feedback.logs import tables_log
+from catalog.feedback.warehouse import observe
+from tests.serving.router_fixtures import (
+    Fleet,
+    infer_all,
+    table_document,
+    wait_for_assignments,
+    wait_for_table,
+    write_table,
+)
+
+pytestmark = pytest.mark.slow
+
+M, A, B = "rec", "1.0.0", "2.0.0"
+
+
+def _users(first: int, count: int) -> list[dict[str, str]]:
+    return [{"x-user-id": f"user-{i}", "x-request-id": f"req-{i}"} for i in range(first, first + count)]
+
+
+def test_the_router_logs_segmented_assignments_and_each_table_it_installs(tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path)
+    analytics = tmp_path / "analytics"
+    try:
+        fakes = fleet.fakes(M, [(A, "a"), (B, "b")])
+        table = tmp_path / "table.json"
+        first = write_table(table, table_document({M: [(A, 50, fakes[:1]), (B, 50, fakes[1:])]}))
+        router = fleet.router(table, analytics=analytics)
+        infer_all(router.url, _users(0, 200), M)
+        wait_for_assignments(analytics, "shop", 200)
+        open_segments = list((analytics / "assignments" / "application=shop").glob("day=*/*.jsonl"))
+        assert len(open_segments) == 1
+        assert open_segments[0].parent.name == f"day={datetime.now(UTC).date().isoformat()}"
+
+        second = write_table(table, table_document({M: [(A, 20, fakes[:1]), (B, 80, fakes[1:])]}))
+        wait_for_table(router, second)
+        infer_all(router.url, _users(200, 200), M)
+        wait_for_assignments(analytics, "shop", 400)
+        assert router.terminate() == 0
+
+        entries = [json.loads(line) for line in tables_log(analytics, "shop").read_text().splitlines()]
+        assert [(e["table"], e["weights"]) for e in entries] == [
+            (first, {M: {A: 50, B: 50}}),
+            (second, {M: {A: 20, B: 80}}),
+        ]
+        assert not list(analytics.glob("assignments/*/*/*.jsonl"))  # closed on exit: Parquet
+        assert list(analytics.glob("assignments/application=shop/day=*/*.parquet"))
+
+        seen = observe(analytics, "shop", M, outcomes={}, sticky=True)
+        assert sum(arm.units for arm in seen.arms) == sum(arm.requests for arm in seen.arms) == 400
+        assert [e.declared for e in seen.epochs] == [{A: 50, B: 50}, {A: 20, B: 80}]
+        assert [sum(e.observed.values()) for e in seen.epochs] == [200, 200]
+        assert seen.epochs[1].observed[B] > seen.epochs[1].observed[A]
+    finally:
+        fleet.close()
+
+
+def test_assignments_stdout_writes_each_assignment_as_a_json_line(tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path)
+    try:
+        (fake,) = fleet.fakes(M, [(A, "a")])
+        table = tmp_path / "table.json"
+        write_table(table, table_document({M: [(A, 100, [fake])]}))
+        router = fleet.router(table, "--assignments-stdout")
+        answers = infer_all(router.url, _users(0, 20), M)
+        assert all(a.status == 200 for a in answers)
+        lines: list[str] = []
+
+        def read() -> None:
+            assert router.proc.stdout is not None
+            while len(lines) < 20 and (line := router.proc.stdout.readline()):
+                lines.append(line)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(30)
+        logged = [json.loads(line) for line in lines]
+        assert Counter(entry["request_id"] for entry in logged) == Counter(f"req-{i}" for i in range(20))
+        assert {(entry["model"], entry["version"], entry["assignment"]) for entry in logged} == {(M, A, "sticky")}
+        assert not list(tmp_path.rglob("*.parquet")) and not (tmp_path / "analytics").exists()
+    finally:
+        fleet.close()
