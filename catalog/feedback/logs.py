@@ -36,8 +36,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import duckdb
-
 __all__ = [
     "ASSIGNMENT_COLUMNS",
     "COLUMNS",
@@ -158,9 +156,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class _ConversionFailed(Exception):
+    """DuckDB could not read a segment or write its Parquet file (logged; the segment stays)."""
+
+
 def _convert(jsonl: Path, columns: Mapping[str, str]) -> None:
     """Write the locked, complete ``jsonl`` segment as ``<segment>.parquet`` (temp name, rename), then
     remove it. An empty segment is just removed."""
+    import duckdb  # not at the top: the provider imports this module for its paths
+
     parquet = jsonl.with_suffix(".parquet")
     if jsonl.stat().st_size and not parquet.exists():
         temporary = jsonl.with_name(f".{jsonl.stem}.parquet.tmp")
@@ -168,11 +172,15 @@ def _convert(jsonl: Path, columns: Mapping[str, str]) -> None:
         selected = ", ".join(f'"{name}"' for name in columns)
         source = str(jsonl).replace("'", "''")
         target = str(temporary).replace("'", "''")
-        with duckdb.connect() as db:
-            db.execute(
-                f"COPY (SELECT {selected} FROM read_json('{source}', format='newline_delimited', "
-                f"columns={types}, hive_partitioning=false)) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
-            )
+        try:
+            with duckdb.connect() as db:
+                db.execute(
+                    f"COPY (SELECT {selected} FROM read_json('{source}', format='newline_delimited', "
+                    f"columns={types}, hive_partitioning=false)) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
+                )
+        except duckdb.Error as e:
+            temporary.unlink(missing_ok=True)
+            raise _ConversionFailed(str(e)) from e
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, parquet)
@@ -207,7 +215,7 @@ def seal_dead_segments(root: Path, stream: Stream, application: str) -> int:
                 continue
             _seal(fd, jsonl, stream)
             sealed += 1
-        except (OSError, duckdb.Error) as e:  # a broken segment must not stop a router from starting
+        except (OSError, _ConversionFailed) as e:  # a broken segment must not stop a router from starting
             log.error("%s: cannot convert to Parquet: %s", jsonl, e)
         finally:
             os.close(fd)
@@ -320,7 +328,10 @@ class SegmentWriter:
         self._fd = self._path = None
         try:
             _seal(fd, path, self.stream)
-        except (OSError, duckdb.Error) as e:  # left as .jsonl: read as an open segment, converted by a later writer
+        except (
+            OSError,
+            _ConversionFailed,
+        ) as e:  # left as .jsonl: read as an open segment, converted by a later writer
             log.error("%s: cannot convert to Parquet: %s", path, e)
         finally:
             with contextlib.suppress(OSError):
