@@ -155,6 +155,20 @@ def test_sticky_applications_get_a_router_fed_by_a_valid_table(stacks: dict[str,
         )
 
 
+def test_routers_write_their_assignments_to_stdout_for_the_log_pipeline(stacks: dict[str, dict[str, Any]]) -> None:
+    routers = [
+        body
+        for stack in stacks.values()
+        if stack["resource"].get("kubernetes_deployment_v1")
+        for key, body in stack["resource"]["kubernetes_deployment_v1"].items()
+        if key.endswith("--router")
+    ]
+    assert routers
+    for router in routers:
+        (container,) = router["spec"]["template"]["spec"]["container"]
+        assert "--assignments-stdout" in container["args"]
+
+
 def test_endpoints_carry_the_catalog_facts(stacks: dict[str, dict[str, Any]]) -> None:
     for plan in environments(load_catalog(DEMO)):
         res = stacks[f"{plan.name}-kubernetes"]["resource"]
@@ -264,7 +278,9 @@ def test_the_pods_run_commands_the_cli_has(stacks: dict[str, dict[str, Any]]) ->
             required = {p.opts[0] for p in command.params if p.required and p.opts[0].startswith("--")}
             assert required <= set(flags), (key, sub, required - set(flags))
             positional = [p for p in command.params if not getattr(p, "opts", ["--"])[0].startswith("--")]
-            assert len(args) == 2 * len(flags) + len(positional), (key, sub, args)
+            switches = {o for p in command.params if getattr(p, "is_flag", False) for o in p.opts}
+            valued = [f for f in flags if f not in switches]  # each followed by its value
+            assert len(args) == len(flags) + len(valued) + len(positional), (key, sub, args)
             checked.add(sub)
     assert checked == {"fetch", "replica", "router"}
     for sub in sorted(checked):

@@ -205,7 +205,8 @@ def router_deployment(k: Any, r: AppRouting) -> Any:
         k,
         "router",
         r.settings.image,
-        ["router", "--table", TABLE_PATH, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)],
+        # the assignment lines go to stdout, for the cluster's log pipeline (no volume to keep them in)
+        ["router", "--table", TABLE_PATH, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT), "--assignments-stdout"],
         [("routing", TABLE_DIR, True), ("tmp", "/tmp", False)],
     )
     volume = k.DeploymentV1SpecTemplateSpecVolume
