@@ -150,6 +150,7 @@ bench: setup
 	$(BIN)/python bench/deploy.py
 	$(BIN)/python bench/review.py
 	$(BIN)/python bench/feedback.py
+	$(BIN)/python bench/analyze.py
 
 ## schema: regenerate schemas/catalog.schema.json from the pydantic models
 schema: setup

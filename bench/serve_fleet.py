@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MB = 1_000_000
 BIG_HIDDEN = 1_400_000  # float32 weights 16*H + H + H + 1: about 101 MB
 BEFORE = "router-before"
+UNLOGGED = "router-unlogged"
 STICKY = "x-user-id"
 
 
@@ -138,12 +139,13 @@ def log_option(tree: Path, where: Path) -> list[str]:
 
 @contextmanager
 def serving(
-    cli: str, model: Model, workdir: Path, baseline: Path | None = None
+    cli: str, model: Model, workdir: Path, baseline: Path | None = None, unlogged: bool = False
 ) -> Iterator[tuple[str, dict[str, str], dict[str, int]]]:
-    """One replica of ``model`` and a router in front of it (two with ``baseline``: the second from
-    that source tree); yields the replica's URL, the routers' URLs and every pid, by path name."""
+    """One replica of ``model`` and a router in front of it, logging assignments (another with
+    ``baseline``: from that source tree; another with ``unlogged``: without the assignment log);
+    yields the replica's URL, the routers' URLs and every pid, by path name."""
     replica = spawn(replica_args(cli, model), stderr=subprocess.DEVNULL)
-    router = before = None
+    router = before = quiet = None
     try:
         replica_url = read_url(replica)
         table = workdir / f"{model.name}.routing.json"
@@ -175,8 +177,11 @@ def serving(
                 env=clean_env() | {"PYTHONPATH": str(baseline)},
             )  # fmt: skip
             urls[BEFORE], pids[BEFORE] = read_url(before), before.pid
+        if unlogged:
+            quiet = spawn([cli, "router", "--table", str(table), "--port", "0"], stderr=subprocess.DEVNULL)
+            urls[UNLOGGED], pids[UNLOGGED] = read_url(quiet), quiet.pid
         yield replica_url, urls, pids
     finally:
-        for proc in (before, router, replica):
+        for proc in (quiet, before, router, replica):
             if proc is not None:
                 stop(proc)

@@ -107,12 +107,20 @@ def json_line(record: Mapping[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
-def append_table(root: Path, application: str, sha256: str, weights: Mapping[str, Mapping[str, int]]) -> None:
-    """Append ``{table, time, weights: {model: {version: weight}}}`` to the application's tables log."""
+def append_table(
+    root: Path,
+    application: str,
+    sha256: str,
+    weights: Mapping[str, Mapping[str, int]],
+    time: datetime | None = None,
+) -> None:
+    """Append ``{table, time, weights: {model: {version: weight}}}`` to the application's tables log
+    (``time``: when the table was put in force, default now)."""
     path = tables_log(root, application)
     path.parent.mkdir(parents=True, exist_ok=True)
-    time = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    line = json_line({"table": sha256, "time": time, "weights": weights}).encode("utf-8")
+    moment = (time or datetime.now(UTC)).astimezone(UTC)
+    stamp = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    line = json_line({"table": sha256, "time": stamp, "weights": weights}).encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         os.write(fd, line)  # one write of a short line: appends from several routers do not interleave
