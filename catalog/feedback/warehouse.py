@@ -228,15 +228,22 @@ CREATE TEMP VIEW binding AS SELECT * FROM assignments WHERE {ours}""",
             "units": f"""
 CREATE TEMP TABLE units AS
 {units}""",
-            # Each event once (the first received), with the number of its other copies.
+            # Each event once (the first received), with the number of its other copies; only the
+            # repeated ids need the grouping.
+            "repeated": f"""
+CREATE TEMP TABLE repeated AS
+SELECT event_id FROM outcomes WHERE outcome IN ({outcome_names}) GROUP BY event_id HAVING count(*) > 1""",
             "events": f"""
 CREATE TEMP TABLE events AS
-SELECT event_id, count(*) - 1 AS copies,
-       arg_min(outcome, (received, time, value)) AS outcome, arg_min(value, (received, time, value)) AS value,
-       arg_min(time, (received, time, value)) AS time, min(received) AS received,
-       arg_min(request_id, (received, time, value)) AS request_id,
-       arg_min(unit_hash, (received, time, value)) AS unit_hash
-FROM outcomes WHERE outcome IN ({outcome_names}) GROUP BY event_id""",
+SELECT event_id, 0 AS copies, outcome, value, time, received, request_id, unit_hash
+FROM outcomes WHERE outcome IN ({outcome_names}) AND event_id NOT IN (SELECT event_id FROM repeated)
+UNION ALL
+SELECT event_id, count(*) - 1,
+       arg_min(outcome, (received, time, value)), arg_min(value, (received, time, value)),
+       arg_min(time, (received, time, value)), min(received),
+       arg_min(request_id, (received, time, value)), arg_min(unit_hash, (received, time, value))
+FROM outcomes WHERE outcome IN ({outcome_names}) AND event_id IN (SELECT event_id FROM repeated)
+GROUP BY event_id""",
             # Per request referenced by an event: the unit of this binding it was assigned to, if any.
             "requests": f"""
 CREATE TEMP TABLE requests AS
