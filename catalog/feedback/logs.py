@@ -36,6 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from catalog.files import fsync_dir
+
 __all__ = [
     "ASSIGNMENT_COLUMNS",
     "COLUMNS",
@@ -156,14 +158,6 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _ConversionFailed(Exception):
     """DuckDB could not read a segment or write its Parquet file (logged; the segment stays)."""
 
@@ -192,9 +186,9 @@ def _convert(jsonl: Path, columns: Mapping[str, str]) -> None:
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, parquet)
-        _fsync_dir(jsonl.parent)
+        fsync_dir(jsonl.parent)
     jsonl.unlink()
-    _fsync_dir(jsonl.parent)
+    fsync_dir(jsonl.parent)
 
 
 def _seal(fd: int, jsonl: Path, stream: Stream) -> None:
