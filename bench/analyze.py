@@ -41,7 +41,7 @@ from serve import http_sender, request_body, run_cell
 from serve_fleet import SMALL, UNLOGGED, serving
 from validate import modelcat_command
 
-from catalog.feedback.logs import append_table
+from catalog.feedback.logs import KEYS, append_table
 from catalog.feedback.warehouse import observe
 
 TARGET_OBSERVE_S, TARGET_THROUGHPUT = 5.0, 0.95
@@ -60,7 +60,8 @@ def generate(root: Path, assignments: int, outcomes: int) -> None:
            'sha256:' || version AS digest, 'sticky' AS assignment, bucket, key_hash,
            CAST(CASE WHEN random() < 0.005 THEN 503 ELSE 200 END AS SMALLINT) AS status,
            'http://10.0.0.7:8001' AS replica, 2 + random() * 8 + CASE WHEN version = '{B}' THEN 1 ELSE 0 END AS latency_ms,
-           CASE WHEN i < {assignments // 2} THEN 'table-1' ELSE 'table-2' END AS "table"
+           CASE WHEN i < {assignments // 2} THEN 'table-1' ELSE 'table-2' END AS "table",
+           {KEYS["assignments"]["request_key"]} AS request_key, {KEYS["assignments"]["unit_key"]} AS unit_key
     FROM (
       SELECT i, TIMESTAMP '{START:%Y-%m-%d}' + to_microseconds(CAST(i * {span_us / assignments} AS BIGINT)) AS time,
              md5('req-' || i) AS request_id, md5('user-' || {user}) AS key_hash,
@@ -71,7 +72,9 @@ def generate(root: Path, assignments: int, outcomes: int) -> None:
     )"""
     step = assignments // outcomes
     outcome_sql = f"""
-    SELECT 'shop' AS application, CAST(received AS DATE) AS day, * FROM (
+    SELECT 'shop' AS application, CAST(received AS DATE) AS day, *,
+           {KEYS["outcomes"]["request_key"]} AS request_key, {KEYS["outcomes"]["unit_key"]} AS unit_key
+    FROM (
       SELECT 'e-' || j AS event_id,
              CASE WHEN j % 2 = 0 THEN md5('req-' || (j * {step})) END AS request_id,
              CASE WHEN j % 2 = 1 THEN md5('user-' || (((j * {step}) * 2654435761) % {USERS})) END AS unit_hash,

@@ -42,6 +42,7 @@ __all__ = [
     "ASSIGNMENT_COLUMNS",
     "COLUMNS",
     "DEFAULT_MAX_BYTES",
+    "KEYS",
     "OUTCOME_COLUMNS",
     "OpenSegment",
     "SegmentWriter",
@@ -85,6 +86,12 @@ OUTCOME_COLUMNS: Mapping[str, str] = {
     "received": "TIMESTAMP",
 }
 COLUMNS: Mapping[str, Mapping[str, str]] = {"assignments": ASSIGNMENT_COLUMNS, "outcomes": OUTCOME_COLUMNS}
+# Keys added when a segment becomes Parquet (and computed for the open ones): 64-bit numbers of the
+# ids, the low half of their md5, which the warehouse groups and joins by instead of the strings.
+KEYS: Mapping[str, Mapping[str, str]] = {
+    "assignments": {"request_key": "md5_number_lower(request_id)", "unit_key": "md5_number_lower(key_hash)"},
+    "outcomes": {"request_key": "md5_number_lower(request_id)", "unit_key": "md5_number_lower(unit_hash)"},
+}
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -162,7 +169,7 @@ class _ConversionFailed(Exception):
     """DuckDB could not read a segment or write its Parquet file (logged; the segment stays)."""
 
 
-def _convert(jsonl: Path, columns: Mapping[str, str]) -> None:
+def _convert(jsonl: Path, stream: Stream) -> None:
     """Write the locked, complete ``jsonl`` segment as ``<segment>.parquet`` (temp name, rename), then
     remove it. An empty segment is just removed."""
     import duckdb  # not at the top: the provider imports this module for its paths
@@ -170,8 +177,9 @@ def _convert(jsonl: Path, columns: Mapping[str, str]) -> None:
     parquet = jsonl.with_suffix(".parquet")
     if jsonl.stat().st_size and not parquet.exists():
         temporary = jsonl.with_name(f".{jsonl.stem}.parquet.tmp")
+        columns = COLUMNS[stream]
         types = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items()) + "}"
-        selected = ", ".join(f'"{name}"' for name in columns)
+        selected = ", ".join([*(f'"{name}"' for name in columns), *(f"{e} AS {k}" for k, e in KEYS[stream].items())])
         source = str(jsonl).replace("'", "''")
         target = str(temporary).replace("'", "''")
         try:
@@ -200,7 +208,7 @@ def _seal(fd: int, jsonl: Path, stream: Stream) -> None:
             with open(jsonl, "rb") as handle:
                 kept = len(complete_prefix(handle.read(), jsonl))
             os.ftruncate(fd, kept)
-    _convert(jsonl, COLUMNS[stream])
+    _convert(jsonl, stream)
 
 
 def seal_dead_segments(root: Path, stream: Stream, application: str) -> int:

@@ -33,6 +33,7 @@ import duckdb
 from catalog.analysis.data import ArmData, ArmSnapshot, Epoch, JoinCounts, Observations, OutcomeStats
 from catalog.feedback.logs import (
     COLUMNS,
+    KEYS,
     Stream,
     complete_prefix,
     open_segments,
@@ -98,8 +99,8 @@ def _list_stream(roots: Sequence[Path], stream: Stream, application: str, scratc
 
 def _relation(sources: _Sources, stream: Stream) -> str:
     """SQL of one stream: its Parquet segments and the open segments' lines, with the same columns."""
-    columns = COLUMNS[stream]
-    names = ", ".join(f'"{name}"' for name in columns)
+    columns, keys = COLUMNS[stream], KEYS[stream]
+    names = ", ".join([*(f'"{name}"' for name in columns), *keys])
     parts = []
     if sources.parquet:
         files = ", ".join(_quote(p) for p in sources.parquet)
@@ -108,13 +109,15 @@ def _relation(sources: _Sources, stream: Stream) -> str:
         files = ", ".join(_quote(p) for p in sources.jsonl)
         types = "{" + ", ".join(f"{_quote(n)}: {_quote(t)}" for n, t in columns.items()) + "}"
         day = "received" if stream == "outcomes" else "time"
+        computed = ", ".join(f"{expression} AS {key}" for key, expression in keys.items())
         parts.append(
-            f"SELECT {names}, CAST({day} AS DATE) AS day FROM read_json([{files}], "
+            f"SELECT *, {computed}, CAST({day} AS DATE) AS day FROM read_json([{files}], "
             f"format='newline_delimited', columns={types}, hive_partitioning=false)"
         )
     if not parts:
-        empty = ", ".join(f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in columns.items())
-        parts.append(f"SELECT {empty}, CAST(NULL AS DATE) AS day WHERE false")
+        empty = [f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in columns.items()]
+        empty += [f"CAST(NULL AS UBIGINT) AS {key}" for key in keys]
+        parts.append(f"SELECT {', '.join(empty)}, CAST(NULL AS DATE) AS day WHERE false")
     return "\nUNION ALL BY NAME\n".join(parts)
 
 
@@ -203,17 +206,17 @@ class _Query:
             period += [f"time >= {_timestamp(self.since)}", f"day >= DATE {_quote(self.since.date().isoformat())}"]
         ours = f"model = {_quote(self.model)} AND assignment <> 'pinned' AND {' AND '.join(period)}"
         if self.sticky:  # a request without the sticky key is a unit of its own
-            unit = "hash(CASE WHEN key_hash IS NOT NULL THEN key_hash ELSE request_id END)"
+            unit = "coalesce(unit_key, request_key)"
             units = (
-                "SELECT hash(key_hash) AS unit, arg_min(version, time) AS version, min(time) AS t0\n"
-                "FROM binding WHERE key_hash IS NOT NULL GROUP BY 1\nUNION ALL\n"
-                "SELECT hash(request_id), arg_min(version, time), min(time)\n"
-                "FROM binding WHERE key_hash IS NULL GROUP BY 1"
+                "SELECT unit_key AS unit, arg_min(version, time) AS version, min(time) AS t0\n"
+                "FROM binding WHERE unit_key IS NOT NULL GROUP BY 1\nUNION ALL\n"
+                "SELECT request_key, arg_min(version, time), min(time)\n"
+                "FROM binding WHERE unit_key IS NULL GROUP BY 1"
             )
         else:
-            unit = "hash(request_id)"
+            unit = "request_key"
             units = (
-                "SELECT hash(request_id) AS unit, arg_min(version, time) AS version, min(time) AS t0\n"
+                "SELECT request_key AS unit, arg_min(version, time) AS version, min(time) AS t0\n"
                 "FROM binding GROUP BY 1"
             )
         outcome_names = ", ".join(_quote(name) for name in self.outcomes) or "NULL"
@@ -223,8 +226,8 @@ class _Query:
             "outcomes": f"CREATE TEMP VIEW outcomes AS\n{_relation(events, 'outcomes')}",
             "binding": f"""
 CREATE TEMP VIEW binding AS SELECT * FROM assignments WHERE {ours}""",
-            # Units are 64-bit hashes of their ids (a collision among 10 M units has a chance of
-            # about 3e-6): they group and join far faster than the strings.
+            # Units and requests are known by 64-bit keys of their ids (catalog.feedback.logs.KEYS; a
+            # collision among 10 M units has a chance of about 3e-6): they group and join far faster.
             "units": f"""
 CREATE TEMP TABLE units AS
 {units}""",
@@ -235,27 +238,28 @@ CREATE TEMP TABLE repeated AS
 SELECT event_id FROM outcomes WHERE outcome IN ({outcome_names}) GROUP BY event_id HAVING count(*) > 1""",
             "events": f"""
 CREATE TEMP TABLE events AS
-SELECT event_id, 0 AS copies, outcome, value, time, received, request_id, unit_hash
+SELECT event_id, 0 AS copies, outcome, value, time, received, request_id, unit_hash, request_key, unit_key
 FROM outcomes WHERE outcome IN ({outcome_names}) AND event_id NOT IN (SELECT event_id FROM repeated)
 UNION ALL
 SELECT event_id, count(*) - 1,
        arg_min(outcome, (received, time, value)), arg_min(value, (received, time, value)),
        arg_min(time, (received, time, value)), min(received),
-       arg_min(request_id, (received, time, value)), arg_min(unit_hash, (received, time, value))
+       arg_min(request_id, (received, time, value)), arg_min(unit_hash, (received, time, value)),
+       arg_min(request_key, (received, time, value)), arg_min(unit_key, (received, time, value))
 FROM outcomes WHERE outcome IN ({outcome_names}) AND event_id IN (SELECT event_id FROM repeated)
 GROUP BY event_id""",
             # Per request referenced by an event: the unit of this binding it was assigned to, if any.
             "requests": f"""
 CREATE TEMP TABLE requests AS
-SELECT hash(request_id) AS request, arg_min({unit}, time) FILTER (WHERE {ours}) AS unit FROM assignments
-WHERE request_id IN (SELECT request_id FROM events WHERE request_id IS NOT NULL) GROUP BY request_id""",
+SELECT request_key AS request, arg_min({unit}, time) FILTER (WHERE {ours}) AS unit FROM assignments
+WHERE request_key IN (SELECT request_key FROM events WHERE request_id IS NOT NULL) GROUP BY request_key""",
             # The units of events that match no unit of the binding: known to the application?
             "known_units": """
 CREATE TEMP TABLE known_units AS
-SELECT DISTINCT hash(key_hash) AS key FROM assignments
-WHERE key_hash IN (
-  SELECT unit_hash FROM events WHERE request_id IS NULL AND unit_hash IS NOT NULL
-  AND hash(unit_hash) NOT IN (SELECT unit FROM units)
+SELECT DISTINCT unit_key AS key FROM assignments
+WHERE unit_key IN (
+  SELECT unit_key FROM events WHERE request_id IS NULL AND unit_key IS NOT NULL
+  AND unit_key NOT IN (SELECT unit FROM units)
 )""",
             "joined": f"""
 CREATE TEMP TABLE joined AS
@@ -271,8 +275,8 @@ SELECT e.event_id, e.outcome, e.value, e.time, e.received, e.copies, u.unit, u.v
     ELSE 'unattributed'
   END AS joined
 FROM (
-  SELECT *, CASE WHEN request_id IS NULL AND unit_hash IS NOT NULL THEN hash(unit_hash) END AS unit,
-         CASE WHEN request_id IS NOT NULL THEN hash(request_id) END AS request
+  SELECT *, CASE WHEN request_id IS NULL THEN unit_key END AS unit,
+         CASE WHEN request_id IS NOT NULL THEN request_key END AS request
   FROM events
 ) e
 LEFT JOIN requests r ON e.request = r.request
