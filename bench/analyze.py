@@ -4,7 +4,8 @@ throughput with its assignment log on and off.
 Run from the repository root with ``make bench``, or:
 
     .venv/bin/python bench/analyze.py [--assignments 10000000] [--outcomes 1000000] [--repeat 3]
-                                      [--seconds 3] [--clients 1,16] [--skip-router] [--json FILE]
+                                      [--seconds 3] [--clients 1,16] [--skip-router] [--skip-warehouse]
+                                      [--json FILE]
 
 Two measurements, each printed as a Markdown table with its verdict:
 
@@ -189,6 +190,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per router cell (default 3)")
     parser.add_argument("--clients", default="1,16", help="comma-separated concurrent clients (default 1,16)")
     parser.add_argument("--skip-router", action="store_true", help="only the warehouse")
+    parser.add_argument("--skip-warehouse", action="store_true", help="only the router")
     parser.add_argument("--json", type=Path, help="also write the raw numbers to this file")
     args = parser.parse_args()
     print(
@@ -196,9 +198,10 @@ def main() -> None:
         f"DuckDB {duckdb.__version__}, {datetime.date.today().isoformat()}.\n"
     )
     results: dict = {}
-    with tempfile.TemporaryDirectory(prefix="modelcat-analyze-") as tmp:
-        root = Path(tmp) / "analytics"
-        results["warehouse"] = bench_warehouse(root, args.assignments, args.outcomes, args.repeat)
+    if not args.skip_warehouse:
+        with tempfile.TemporaryDirectory(prefix="modelcat-analyze-") as tmp:
+            root = Path(tmp) / "analytics"
+            results["warehouse"] = bench_warehouse(root, args.assignments, args.outcomes, args.repeat)
     if not args.skip_router:
         with tempfile.TemporaryDirectory(prefix="modelcat-analyze-router-") as tmp:
             clients = [int(c) for c in args.clients.split(",")]
