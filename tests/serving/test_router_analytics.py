@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -90,5 +91,35 @@ def test_assignments_stdout_writes_each_assignment_as_a_json_line(tmp_path: Path
         assert Counter(entry["request_id"] for entry in logged) == Counter(f"req-{i}" for i in range(20))
         assert {(entry["model"], entry["version"], entry["assignment"]) for entry in logged} == {(M, A, "sticky")}
         assert not list(tmp_path.rglob("*.parquet")) and not (tmp_path / "analytics").exists()
+    finally:
+        fleet.close()
+
+
+def test_a_router_killed_while_it_logs_leaves_a_segment_the_next_one_seals(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet = Fleet(tmp_path)
+    analytics = tmp_path / "analytics"
+    try:
+        (fake,) = fleet.fakes(M, [(A, "a")])
+        table = tmp_path / "table.json"
+        write_table(table, table_document({M: [(A, 100, [fake])]}))
+        router = fleet.router(table, analytics=analytics)
+        infer_all(router.url, _users(0, 100), M)
+        wait_for_assignments(analytics, "shop", 100)
+        router.proc.kill()  # kill -9: no goodbye, the segment stays .jsonl
+        router.proc.wait(10)
+        (dead,) = analytics.glob("assignments/*/*/*.jsonl")
+        with open(dead, "a", encoding="utf-8") as segment:  # the line it was writing when it died
+            segment.write('{"time":"2026-12-06T10:00:00.000000Z","request_id":"torn-')
+
+        with caplog.at_level(logging.WARNING, logger="catalog.feedback.logs"):
+            seen = observe(analytics, "shop", M, outcomes={})
+        assert sum(arm.requests for arm in seen.arms) == 100  # the torn line is not read
+        assert f"{dead}: skipped a torn last line" in caplog.text
+
+        fleet.router(table, analytics=analytics)  # the next router seals the dead segment
+        assert not dead.exists() and dead.with_suffix(".parquet").exists()
+        assert sum(arm.requests for arm in observe(analytics, "shop", M, outcomes={}).arms) == 100
     finally:
         fleet.close()
