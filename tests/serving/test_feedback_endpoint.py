@@ -41,7 +41,11 @@ def _post(router: Router, body: Any = None, content: bytes | None = None) -> htt
 
 
 def _stored(tmp_path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for path in sorted(tmp_path.rglob("*.jsonl")) for line in path.read_text().splitlines()]
+    return [
+        json.loads(line)
+        for path in sorted((tmp_path / "analytics" / "outcomes").rglob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
 
 
 def test_a_batch_is_acknowledged_with_its_count_once_stored(tmp_path: Path):
