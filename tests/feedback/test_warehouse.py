@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from catalog.analysis.data import ArmData, Observations, OutcomeStats
 from catalog.feedback.warehouse import HISTORY_POINTS, observe
-from tests.feedback.helpers import assignment, at, event, write_records, write_tables
+from tests.feedback.helpers import T0, assignment, at, event, write_records, write_tables
 
 OUTCOMES = {"conversion": "proportion", "basket": "mean"}
 
@@ -156,3 +157,24 @@ def test_the_observations_name_their_source_period_and_queries(scene: Scene) -> 
 def test_without_any_data_every_count_is_zero(tmp_path: Path) -> None:
     empty = observe(tmp_path, "shop", "rec", outcomes=OUTCOMES)
     assert (empty.arms, empty.epochs, empty.joins.events) == ([], [], 0)
+
+
+def test_events_stored_by_the_feedback_endpoint_join_the_assignments(tmp_path: Path) -> None:
+    from catalog.domain.routing import key_hash
+    from catalog.feedback.events import check_events
+    from catalog.feedback.ingest import store_events
+
+    write_records(tmp_path, "assignments", [assignment("r1", "A", at(0), key_hash("alice"))]).close()
+    received = T0 + timedelta(hours=1)
+    rows = [
+        {"event_id": "x1", "unit": "alice", "outcome": "conversion", "value": True, "time": at(0.5)},
+        {"event_id": "x2", "request_id": "r1", "outcome": "basket", "value": 12.5},
+    ]
+    events, problems = check_events(rows, OUTCOMES, application="shop", received=received)  # type: ignore[arg-type]
+    assert not problems
+    store_events(tmp_path, "shop", events)
+    seen = observe(tmp_path, "shop", "rec", outcomes=OUTCOMES, until=at(2))
+    (arm,) = seen.arms
+    assert arm.outcomes["conversion"] == OutcomeStats(n=1, total=1.0, total_sq=1.0, events=1)
+    assert arm.outcomes["basket"] == OutcomeStats(n=1, total=12.5, total_sq=156.25, events=1)
+    assert seen.joins.attributed == 2
