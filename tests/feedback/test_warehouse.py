@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from catalog.analysis.data import ArmData, Observations, OutcomeStats
+from catalog.domain.analysis_plan import OutcomeKind
 from catalog.feedback.warehouse import HISTORY_POINTS, observe
 from tests.feedback.helpers import T0, assignment, at, event, write_records, write_tables
 
-OUTCOMES = {"conversion": "proportion", "basket": "mean"}
+OUTCOMES: dict[str, OutcomeKind] = {"conversion": "proportion", "basket": "mean"}
 
 # Users u1, u2 on version A, u3, u4 on B; u4 is later served by A once (it stays B's unit). A pinned
 # request, another model's request and a user assigned before the period are not this binding's.
@@ -170,7 +171,7 @@ def test_events_stored_by_the_feedback_endpoint_join_the_assignments(tmp_path: P
         {"event_id": "x1", "unit": "alice", "outcome": "conversion", "value": True, "time": at(0.5)},
         {"event_id": "x2", "request_id": "r1", "outcome": "basket", "value": 12.5},
     ]
-    events, problems = check_events(rows, OUTCOMES, application="shop", received=received)  # type: ignore[arg-type]
+    events, problems = check_events(rows, OUTCOMES, application="shop", received=received)
     assert not problems
     store_events(tmp_path, "shop", events)
     seen = observe(tmp_path, "shop", "rec", outcomes=OUTCOMES, until=at(2))
