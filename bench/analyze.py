@@ -165,18 +165,23 @@ def bench_router(workdir: Path, clients_list: list[int], seconds: float, repeat:
     logged = sorted((workdir / f"{SMALL.name}.analytics").rglob("*.parquet"))
     assert logged, "the logged router wrote no closed segment"
     print(f"\nMedians of {repeat} interleaved runs of {seconds:g} s; the demo model behind one replica.\n")
-    print("| clients | log off (req/s) | log on (req/s) | on / off | p50 off, on (ms) | target | verdict |")
-    print("|---:|---:|---:|---:|---|---|---|")
+    print(
+        "| clients | log off (req/s) | log on (req/s) | on / off | p50 off, on (ms) "
+        "| router CPU ms/request off, on | target | verdict |"
+    )
+    print("|---:|---:|---:|---:|---|---|---|---|")
     result = {}
     for clients in clients_list:
         off, on = runs[f"{UNLOGGED}/{clients}"], runs[f"router/{clients}"]
         rps_off, rps_on = (statistics.median(r["rps"] for r in rs) for rs in (off, on))
         p50_off, p50_on = (statistics.median(r["p50_ms"] for r in rs) for rs in (off, on))
+        cpu_off = statistics.median(r["cpu_ms_per_request"][UNLOGGED] for r in off)
+        cpu_on = statistics.median(r["cpu_ms_per_request"]["router"] for r in on)
         ratio = rps_on / rps_off
         verdict = "PASS" if ratio >= TARGET_THROUGHPUT else "FAIL"
         print(
             f"| {clients} | {rps_off:,.0f} | {rps_on:,.0f} | {ratio:.1%} | {p50_off:.2f}, {p50_on:.2f} | "
-            f">= {TARGET_THROUGHPUT:.0%} | {verdict} |"
+            f"{cpu_off:.3f}, {cpu_on:.3f} | >= {TARGET_THROUGHPUT:.0%} | {verdict} |"
         )
         result[str(clients)] = {"off": off, "on": on, "ratio": ratio}
     return result
