@@ -1,5 +1,6 @@
 """The ``modelcat_route`` body: its ``model`` blocks are the routing table, its weights integers
-whose sum is checked before the plan, and a state of schema 0 (flat routes) is upgraded."""
+whose sum is checked before the plan, and a state of schema 0 (flat routes) is upgraded (with no
+declared outcomes, which schema 2 added)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _errors(config: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def test_the_schema_is_the_router_body_with_model_blocks_holding_route_blocks() -> None:
     schema = RouteResource.get_schema()
-    assert schema.version == 1
+    assert schema.version == 2  # 0: flat routes; 1: model blocks; 2: declared outcomes
     assert {a.name for a in schema.attributes} == {
         "application",
         "host",
@@ -134,6 +135,7 @@ def test_a_schema_0_state_of_flat_routes_is_upgraded_to_model_blocks() -> None:
         "port": 0,
         "table_path": "/run/routes/checkout.table.json",
         "url": "http://127.0.0.1:9000",
+        "outcomes": None,
         "model": [
             {
                 "name": "fraud-scorer",
