@@ -128,14 +128,26 @@ def import_jsonl(
 
 def count_duplicates(db: DuckDBPyConnection, stored: list[str]) -> int:
     """Events of the table ``events`` (``event_id``) of ``db`` whose id repeats an earlier one or is
-    in one of the ``stored`` segments (JSON lines; a torn last line is skipped)."""
+    in one of the ``stored`` segments (JSON lines, a torn last line skipped; or Parquet, closed)."""
     row = db.execute("SELECT count(*) - count(DISTINCT event_id) FROM events").fetchone()
     within = int(row[0]) if row else 0
-    if not stored:
+    jsonl = [path for path in stored if path.endswith(".jsonl")]
+    parquet = [path for path in stored if path.endswith(".parquet")]
+    sources = []
+    if jsonl:
+        sources.append(
+            "SELECT event_id FROM read_json($jsonl, format='newline_delimited', ignore_errors=true, "
+            "columns={event_id: 'VARCHAR'})"
+        )
+    if parquet:
+        sources.append("SELECT event_id FROM read_parquet($parquet)")
+    if not sources:
         return within
+    parameters = {name: files for name, files in (("jsonl", jsonl), ("parquet", parquet)) if files}
     row = db.execute(
-        "SELECT count(*) FROM (SELECT DISTINCT event_id FROM events) WHERE event_id IN (SELECT event_id FROM "
-        "read_json($files, format='newline_delimited', ignore_errors=true, columns={event_id: 'VARCHAR'}))",
-        {"files": stored},
+        "SELECT count(*) FROM (SELECT DISTINCT event_id FROM events) WHERE event_id IN ("
+        + " UNION ALL ".join(sources)
+        + ")",
+        parameters,
     ).fetchone()
     return within + (int(row[0]) if row else 0)

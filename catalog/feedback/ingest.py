@@ -6,9 +6,10 @@ process's open outcome segment for the day it was received, under the stack's an
     <run dir>/analytics/outcomes/application=<application>/day=<YYYY-MM-DD>/<segment>.jsonl
 
 then ``fsync``s it (and its folder, when the segment is new) before it returns: a caller
-acknowledges the events only after that. Each process appends to a segment of its own (named
-``<UTC start>-<pid>-<random>``), which it holds an exclusive ``flock`` on while it is open, so
-writers never interleave and a reader can tell a live segment from a dead one. When the write
+acknowledges the events only after that. The writing is ``catalog.feedback.logs.SegmentWriter``'s,
+the same as the assignment log's: each process appends to a segment of its own, locked while open,
+so writers never interleave and a reader can tell a live segment from a dead one; a closed segment
+becomes Parquet. When the write
 fails (disk full: ``ENOSPC``, ``EDQUOT``, ``EFBIG``) the segment is cut back to its length before
 the batch, so no event of a refused batch is left, and ``DiskFull`` is raised. A process killed
 mid-write can leave a torn last line in its segment, which the log's reader skips; the batch was
@@ -20,9 +21,6 @@ warehouse counts each event id once. ``stored_duplicates`` counts them for a sum
 
 from __future__ import annotations
 
-import fcntl
-import os
-import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from catalog.domain.problems import Problem
 from catalog.errors import DiskFull, EventsInvalid, UsageError
 from catalog.feedback.bulk import count_duplicates, import_jsonl
 from catalog.feedback.events import Format, StoredEvent, check_events, read_event_file, utc_text
-from catalog.files import fsync_dir
+from catalog.feedback.logs import SegmentWriter, segment_name, stream_dir
 from catalog.wording import plural
 
 __all__ = [
@@ -55,58 +53,20 @@ class StoredCount:
 
 def outcome_dir(root: Path, application: str) -> Path:
     """The outcome log of ``application`` under the analytics folder ``root``: one folder per day."""
-    return root / "outcomes" / f"application={application}"
+    return stream_dir(root, "outcomes", application)
 
 
-def _segment_name() -> str:
-    """A new segment's file name: ``<UTC start>-<pid>-<random>.jsonl``."""
-    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{os.getpid()}-{secrets.token_hex(3)}.jsonl"
+_writers: dict[tuple[Path, str], SegmentWriter] = {}
+_writers_lock = threading.Lock()
 
 
-class _Segment:
-    """This process's open segment of one application's outcomes for one day, locked while open."""
-
-    def __init__(self, folder: Path) -> None:
-        new_folder = not folder.is_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        if new_folder:
-            fsync_dir(folder.parent)
-        self.path = folder / _segment_name()
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        self.size = 0
-        self.lock = threading.Lock()
-        fsync_dir(folder)
-
-    def append(self, data: bytes) -> None:
-        """Write ``data`` and fsync; on failure cut the segment back to where it was, and re-raise."""
-        with self.lock:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self.fd, view) :]
-                os.fsync(self.fd)
-            except OSError:
-                os.ftruncate(self.fd, self.size)
-                raise
-            self.size += len(data)
-
-
-_segments: dict[tuple[Path, str, str], _Segment] = {}
-_segments_lock = threading.Lock()
-
-
-def _segment(root: Path, application: str, day: str) -> _Segment:
-    key = (root, application, day)
-    with _segments_lock:
-        segment = _segments.get(key)
-        if segment is None:
-            for old in [k for k in _segments if k[:2] == key[:2]]:  # a new day: the last one's segment closes
-                closed = _segments.pop(old)
-                with closed.lock:
-                    os.close(closed.fd)
-            segment = _segments[key] = _Segment(outcome_dir(root, application) / f"day={day}")
-        return segment
+def _writer(root: Path, application: str) -> SegmentWriter:
+    """This process's writer of ``application``'s outcome log (it seals dead writers' segments when made)."""
+    with _writers_lock:
+        writer = _writers.get((root, application))
+        if writer is None:
+            writer = _writers[(root, application)] = SegmentWriter(root, "outcomes", application)
+        return writer
 
 
 def _lines(events: Sequence[StoredEvent]) -> bytes:
@@ -118,7 +78,7 @@ def _lines(events: Sequence[StoredEvent]) -> bytes:
 def _store(root: Path, application: str, day: str, data: bytes) -> None:
     where = outcome_dir(root, application) / f"day={day}"
     try:
-        _segment(root, application, day).append(data)
+        _writer(root, application).append(data, day, fsync=True)
     except OSError as e:
         if e.errno in DiskFull.ERRNOS:
             raise DiskFull(str(where), e) from e
@@ -171,7 +131,7 @@ def import_events(
     received = datetime.now(UTC)
     folder = outcome_dir(root, application)
     if fmt == "jsonl":  # DuckDB checks and writes a whole file of good events in SQL
-        segment = folder / f"day={utc_text(received)[:10]}" / _segment_name()
+        segment = folder / f"day={utc_text(received)[:10]}" / f"{segment_name()}.jsonl"
         done = import_jsonl(file, segment, outcomes, received, _stored_segments(root, application))
         if done is not None:
             return ImportResult(file, application, folder, *done)
@@ -195,9 +155,9 @@ def import_events(
 
 
 def _stored_segments(root: Path, application: str) -> list[str]:
-    """The outcome log's segments (JSON lines) of ``application``."""
+    """The outcome log's segments of ``application``: open (JSON lines) and closed (Parquet)."""
     folder = outcome_dir(root, application)
-    return sorted(str(p) for p in folder.glob("day=*/*.jsonl")) if folder.is_dir() else []
+    return sorted(str(p) for p in folder.glob("day=*/*.*") if p.suffix in (".jsonl", ".parquet"))
 
 
 def stored_duplicates(root: Path, application: str, event_ids: Iterable[str]) -> int:

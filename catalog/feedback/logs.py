@@ -53,6 +53,7 @@ __all__ = [
     "open_segments",
     "partition_glob",
     "seal_dead_segments",
+    "segment_name",
     "stream_dir",
     "tables_log",
 ]
@@ -146,7 +147,7 @@ def complete_prefix(data: bytes, path: Path | str) -> bytes:
     return data[:end]
 
 
-def _segment_name() -> str:
+def segment_name() -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
@@ -292,15 +293,16 @@ class SegmentWriter:
         """The open segment, if any."""
         return self._path
 
-    def append(self, text: str, day: str, *, fsync: bool = False) -> None:
+    def append(self, text: str | bytes, day: str, *, fsync: bool = False) -> None:
         """Append ``text`` (whole lines) to the segment of ``day`` (YYYY-MM-DD); with ``fsync`` it is
-        on disk when this returns. OSError when it cannot be written (nothing is acknowledged)."""
-        data = text.encode("utf-8")
+        on disk when this returns, and so is the segment's name in its folder. OSError when it cannot
+        be written (nothing is acknowledged, and no part of the lines stays)."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
         with self._lock:
             if self._fd is not None and (day != self._day or self._size >= self.max_bytes):
                 self._close_segment()
             if self._fd is None:
-                self._open_segment(day)
+                self._open_segment(day, durable=fsync)
             assert self._fd is not None
             try:
                 view = memoryview(data)
@@ -320,16 +322,21 @@ class SegmentWriter:
             if self._fd is not None:
                 self._close_segment()
 
-    def _open_segment(self, day: str) -> None:
+    def _open_segment(self, day: str, *, durable: bool = False) -> None:
         folder = stream_dir(self.root, self.stream, self.application) / f"day={day}"
+        new_folder = not folder.is_dir()
         folder.mkdir(parents=True, exist_ok=True)
+        if durable and new_folder:
+            fsync_dir(folder.parent)
         while True:
-            path = folder / f"{_segment_name()}.jsonl"
+            path = folder / f"{segment_name()}.jsonl"
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
             fcntl.flock(fd, fcntl.LOCK_EX)
             if _same_file(fd, path):  # not taken for a dead, empty segment and removed meanwhile
                 break
             os.close(fd)
+        if durable:
+            fsync_dir(folder)
         self._fd, self._path, self._day, self._size = fd, path, day, 0
 
     def _close_segment(self) -> None:

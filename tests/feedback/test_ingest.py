@@ -7,6 +7,7 @@ import resource
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 from catalog.domain.routing import key_hash
@@ -52,6 +53,19 @@ def test_duplicates_count_the_ids_stored_before_and_those_repeated_in_the_batch(
     assert stored_duplicates(tmp_path, "storefront", ["e-1", "e-3", "e-3", "e-4"]) == 2
     assert store_events(tmp_path, "storefront", _batch(event(), event())).duplicates == 1
     assert len(_stored(tmp_path)) == 4  # duplicates are kept: the warehouse counts them once
+
+
+def test_a_closed_outcome_segment_becomes_parquet_and_its_events_still_count_as_stored(tmp_path: Path):
+    # the outcome log is written by the same segment writer as the assignment log: a new day closes
+    # the last day's segment, which becomes Parquet, and duplicates are found in Parquet too
+    store_events(tmp_path, "storefront", _batch(event(), event(event_id="e-2")))
+    next_day = RECEIVED + timedelta(days=1)
+    batch = validate_events([event(event_id="e-3")], OUTCOMES, application="storefront", received=next_day)
+    store_events(tmp_path, "storefront", batch)
+    folder = outcome_dir(tmp_path, "storefront")
+    assert [p.name.endswith(".parquet") for p in sorted(folder.glob("day=2026-12-06/*"))] == [True]
+    assert [p.suffix for p in sorted(folder.glob("day=2026-12-07/*"))] == [".jsonl"]
+    assert stored_duplicates(tmp_path, "storefront", ["e-1", "e-2", "e-3", "e-4"]) == 3
 
 
 _STORE_TWO_BATCHES = """

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import orjson
 import pytest
@@ -154,11 +155,14 @@ def test_a_router_killed_mid_write_acknowledges_nothing_and_its_torn_line_stays_
     assert [json.loads(line)["event_id"] for line in whole] == [row["event_id"] for row in rows[: len(whole)]]
     with pytest.raises(json.JSONDecodeError):
         json.loads(torn)  # the torn last line is not an event: a reader skips it
-    # the next router writes a segment of its own: the torn line never runs into a new event
+    # the next router's writer seals the dead segment (its whole lines become Parquet, the torn line is
+    # dropped) and writes a segment of its own: the torn line never runs into a new event
     router = routers.start()
     assert _post(router, [event(event_id="after")]).json() == {"accepted": 1, "duplicates": 0}
-    assert segment.read_bytes() == data
-    (fresh,) = [
-        p for p in _segments(tmp_path) if p.read_bytes() != b"" and p not in (segment,) and b"after" in p.read_bytes()
-    ]
+    sealed = segment.with_suffix(".parquet")
+    assert not segment.exists() and sealed.exists()
+    with duckdb.connect() as db:
+        stored = [row[0] for row in db.execute("SELECT event_id FROM read_parquet(?)", [str(sealed)]).fetchall()]
+    assert stored == [json.loads(line)["event_id"] for line in whole]
+    (fresh,) = [p for p in _segments(tmp_path) if b"after" in p.read_bytes()]
     assert [json.loads(line)["event_id"] for line in fresh.read_text().splitlines()] == ["after"]
