@@ -61,8 +61,9 @@ demo-down: setup
 	$(BIN)/modelcat destroy --auto-approve
 
 ## system-deps: Debian packages, installed with apt-get where their binary is missing: docker-registry
-## (the OCI store tests) and prometheus (the local stack's metrics: apply starts it, the telemetry tests too)
-SYSTEM_DEPS := /usr/bin/docker-registry:docker-registry /usr/bin/prometheus:prometheus
+## (the OCI store tests), prometheus (the local stack's metrics: apply starts it, the telemetry tests too)
+## and chromium (headless: the test that opens modelcat analyze's HTML report)
+SYSTEM_DEPS := /usr/bin/docker-registry:docker-registry /usr/bin/prometheus:prometheus /usr/bin/chromium:chromium
 
 system-deps:
 	@missing=; for dep in $(SYSTEM_DEPS); do [ -x "$${dep%%:*}" ] || missing="$$missing $${dep#*:}"; done; \
