@@ -165,6 +165,7 @@ def _register_artifact_commands() -> None:
         policy_commands,
         runtime_commands,
     )
+    from catalog.cli.analyze_command import analyze
     from catalog.cli.fetch_command import fetch
     from catalog.cli.init_command import init
     from catalog.cli.replica_command import replica
@@ -191,6 +192,7 @@ def _register_artifact_commands() -> None:
     main.add_command(diff_command.diff)
     main.add_command(init)
     main.add_command(review)
+    main.add_command(analyze)
 
 
 _register_artifact_commands()

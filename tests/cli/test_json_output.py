@@ -208,6 +208,10 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
                                                          "--out", s.tmp / "r3"], {1}, "review_blocked"),
     ("review", "nothing blocks", lambda s: ["base", "--catalog", s.catalog, "--now", NOW, "--out", s.tmp / "r4"],
      {0}, None),
+    ("analyze", "missing catalog", lambda s: ["storefront", "--catalog", s.missing], {2}, "catalog_not_found"),
+    ("analyze", "invalid catalog", lambda s: ["storefront", "--catalog", s.invalid], {1}, "catalog_invalid"),
+    ("analyze", "unknown application", lambda s: ["storefrnt", "--catalog", s.catalog], {2}, "usage"),
+    ("analyze", "bad argument", lambda s: ["checkout", "--since", "yesterday", "--catalog", s.catalog], {2}, "usage"),
 ]  # fmt: skip
 
 
