@@ -115,11 +115,14 @@ def _epoch_cells(epoch: Mapping[str, Any]) -> tuple[str, ...]:
 EPOCH_HEADER = ("EPOCH", "DECLARED", "OBSERVED UNITS", "CHI-SQUARE", "P", "CHECK")
 
 
+JOIN_COUNTS = ("attributed", "duplicates", "unattributed", "out_of_window", "late")
+
+
 def _joins_line(joins: Mapping[str, int]) -> str:
-    return (
-        f"{plural(joins['events'], 'event')}: {joins['attributed']} attributed, {joins['duplicates']} duplicate, "
-        f"{joins['unattributed']} unattributed, {joins['out_of_window']} out of window, {joins['late']} late"
-    )
+    """The events read, then each count (the documented ones first, any other after them)."""
+    others = sorted(set(joins) - {"events", *JOIN_COUNTS})
+    counts = ", ".join(f"{joins[name]} {name.replace('_', ' ')}" for name in (*JOIN_COUNTS, *others))
+    return f"{plural(joins['events'], 'event')}: {counts}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
@@ -144,7 +147,9 @@ def text_report(doc: Doc) -> str:
     """What a person reads in a terminal: the source and its queries, the epochs, a table per version,
     and per candidate its metrics and its verdict with the reasons."""
     lines = [_title(doc), f"plan: {plan_line(doc['plan'])}", f"source: {doc['source']['telemetry']}"]
-    lines += [f"  {name}: {query}" for name, query in sorted(doc["source"]["queries"].items())]
+    lines += [
+        f"  {name}: " + query.replace("\n", "\n      ") for name, query in sorted(doc["source"]["queries"].items())
+    ]
     lines += [f"  note: {note}" for note in doc["source"]["notes"]]
     lines.append("epochs (sample ratio per routing table; p < 0.001 is a mismatch that withholds every verdict):")
     lines += _table(EPOCH_HEADER, [_epoch_cells(e) for e in doc["epochs"]]) if doc["epochs"] else ["  none"]

@@ -172,3 +172,11 @@ def test_the_schema_refuses_a_field_it_does_not_document():
     doc["versions"][1]["surprise"] = 1
     errors = list(validator().iter_errors(doc))
     assert errors and "surprise" in errors[0].message
+
+
+def test_the_schema_takes_a_further_join_count_but_only_a_count():
+    doc = document()
+    doc["joins"]["elsewhere"] = 3
+    assert list(validator().iter_errors(doc)) == []
+    doc["joins"]["elsewhere"] = "three"
+    assert list(validator().iter_errors(doc))

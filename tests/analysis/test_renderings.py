@@ -104,3 +104,14 @@ def test_the_html_page_with_no_outcome_data_says_so_instead_of_an_empty_chart():
     page = html_report(built)
     assert "No metric compares two arms yet" in page and "No routing table was recorded" in page
     assert page.count("<svg") == 1  # latency only
+
+
+def test_the_text_report_counts_every_join_and_indents_a_query_of_several_lines():
+    document = doc(observations=replace(OBSERVATIONS, queries={"units": "SELECT version\nFROM units"}))
+    document["joins"]["elsewhere"] = 3  # a count a source adds is shown after the documented ones
+    lines = text_report(document).splitlines()
+    assert (
+        "outcome events: 5200 events: 5000 attributed, 40 duplicates, 120 unattributed, 40 out of window, 7 late, "
+        "3 elsewhere"
+    ) in lines
+    assert lines[lines.index("  units: SELECT version") + 1] == "      FROM units"
