@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from catalog.analysis import run
@@ -17,7 +18,7 @@ from catalog.analysis.document import analysis_document, dump_document
 from catalog.cli.analyze_command import parse_instant
 from catalog.errors import UsageError
 from tests.analysis.helpers import DECISION, LOOKS, OBSERVATIONS, OFFLINE, PLAN
-from tests.helpers import DEMO
+from tests.helpers import DEMO, ROOT
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -126,6 +127,8 @@ def test_fail_on_rollback_exits_1_with_ok_false_when_a_version_is_rolled_back(cl
     assert document["ok"] is False and document["versions"][1]["verdict"] == "rollback"
     assert document["error"]["code"] == "verdict_rollback"
     assert document["error"]["message"] == "storefront/recommender: 2.2.0 rollback (--fail-on rollback)"
+    schema = json.loads((ROOT / "schemas" / "analysis.schema.json").read_text(encoding="utf-8"))
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(document)) == []
     text = cli("analyze", "checkout", "--catalog", DEMO, "--fail-on", "hold")
     assert text.exit_code == 1 and "2.2.0 against 2.1.0: ROLLBACK" in text.stdout
     assert "error: storefront/recommender: 2.2.0 rollback (--fail-on hold)" in text.stderr
