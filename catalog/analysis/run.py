@@ -14,17 +14,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from catalog.analysis.data import ArmData, Observations
+from catalog.analysis.data import ArmData, Decision, Observations
 from catalog.analysis.document import Look, analysis_document, observations_at
+from catalog.analysis.verdict import decide
 from catalog.errors import UsageError
 from catalog.layout import run_dir, stack_name, state_root
 from catalog.wording import did_you_mean
 
 if TYPE_CHECKING:
+    from catalog.domain.analysis_plan import AnalysisPlan
     from catalog.domain.models import Application, Binding, Catalog
     from catalog.telemetry.reading import TelemetryReading
 
-__all__ = ["MAX_LOOKS", "analyze", "find_binding", "look_times", "with_telemetry"]
+__all__ = ["MAX_LOOKS", "analyze", "decide_with_history", "find_binding", "look_times", "with_telemetry"]
 
 MAX_LOOKS = 48  # points of the history charts (the decision replayed at each)
 
@@ -109,6 +111,12 @@ def look_times(observations: Observations, limit: int = MAX_LOOKS) -> list[str]:
     return [times[round(i * step)] for i in range(limit)]
 
 
+def decide_with_history(plan: AnalysisPlan, observations: Observations) -> tuple[Decision, list[Look]]:
+    """The decision now, and as it stood at each look (``look_times``) from the snapshots up to then."""
+    looks = [Look(t, decide(plan, observations_at(observations, t))) for t in look_times(observations)]
+    return decide(plan, observations), looks
+
+
 def _instant(value: str | None, fallback: datetime) -> datetime:
     if not value:
         return fallback
@@ -127,7 +135,6 @@ def analyze(
 ) -> dict[str, Any]:
     """The decision document of ``application``'s ``binding`` over [since, until] (None: from the first
     record, up to now), from the stack's logs and telemetry under the catalog's ``.modelcat`` folder."""
-    from catalog.analysis.verdict import decide
     from catalog.domain.effective import effective_analysis
     from catalog.feedback.logs import analytics_dir
     from catalog.feedback.warehouse import observe
@@ -144,8 +151,7 @@ def analyze(
     end = until or _instant(observed.until, datetime.now(UTC))
     reading = read_telemetry(stack, application.name, binding.model, start, end, plan.max_p99_latency_ms)
     observations = with_telemetry(observed, reading)
-    decision = decide(plan, observations)
-    looks = [Look(t, decide(plan, observations_at(observations, t))) for t in look_times(observations)]
+    decision, looks = decide_with_history(plan, observations)
     model = next((m for m in catalog.models if m.name == binding.model), None)
     offline = {v.version: dict(v.metrics) for v in (model.versions if model else [])}
     return analysis_document(plan, observations, decision, offline_metrics=offline, looks=looks)
