@@ -212,6 +212,10 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
     ("analyze", "invalid catalog", lambda s: ["storefront", "--catalog", s.invalid], {1}, "catalog_invalid"),
     ("analyze", "unknown application", lambda s: ["storefrnt", "--catalog", s.catalog], {2}, "usage"),
     ("analyze", "bad argument", lambda s: ["checkout", "--since", "yesterday", "--catalog", s.catalog], {2}, "usage"),
+    ("analyze", "nothing recorded yet", lambda s: ["storefront", "--model", "recommender", "--until", "2026-12-01",
+                                                   "--catalog", s.catalog], {0}, None),
+    ("analyze", "finding: a hold refused", lambda s: ["storefront", "--model", "recommender", "--until", "2026-12-01",
+                                                      "--fail-on", "hold", "--catalog", s.catalog], {1}, "verdict_hold"),
 ]  # fmt: skip
 
 
