@@ -87,7 +87,7 @@ def traffic_chart(doc: Doc) -> str:
             for version in sorted(shares, key=lambda v: list(colours).index(v) if v in colours else len(colours)):
                 width = inner * shares[version] / total if total else 0
                 body.append(_rect(x, top, width, height, colours.get(version, PALETTE[-1])[shade]))
-                label = f"{version} {100 * shares[version] / total:.1f}%"
+                label = f"{version} {100 * shares[version] / total:.1f}%" if total else ""
                 if row == 1 and width > 8 + 7 * len(label):
                     body.append(_text(x + 4, top + 13, label, "start", "#fff"))
                 x += width

@@ -115,3 +115,11 @@ def test_the_text_report_counts_every_join_and_indents_a_query_of_several_lines(
         "3 elsewhere"
     ) in lines
     assert lines[lines.index("  units: SELECT version") + 1] == "      FROM units"
+
+
+def test_an_epoch_without_units_is_drawn_as_such():
+    empty = replace(OBSERVATIONS.epochs[0], observed={"2.1.0": 0, "2.2.0": 0})
+    observations = replace(OBSERVATIONS, epochs=(empty,))
+    decision = replace(DECISION, epochs=())
+    page = html_report(doc(observations=observations, decision=decision))
+    assert "no units" in page and page.count('class="chart traffic"') == 1
