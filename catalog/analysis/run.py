@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 from catalog.analysis.data import ArmData, Decision, Observations
 from catalog.analysis.document import Look, analysis_document, observations_at
 from catalog.analysis.verdict import decide
+from catalog.domain.effective import effective_analysis
 from catalog.errors import UsageError
-from catalog.layout import run_dir, stack_name, state_root
+from catalog.feedback.warehouse import observe
+from catalog.layout import analytics_dir, run_dir, stack_name, state_root
+from catalog.telemetry.promql import read_telemetry
 from catalog.wording import did_you_mean
 
 if TYPE_CHECKING:
@@ -135,11 +138,6 @@ def analyze(
 ) -> dict[str, Any]:
     """The decision document of ``application``'s ``binding`` over [since, until] (None: from the first
     record, up to now), from the stack's logs and telemetry under the catalog's ``.modelcat`` folder."""
-    from catalog.domain.effective import effective_analysis
-    from catalog.feedback.logs import analytics_dir
-    from catalog.feedback.warehouse import observe
-    from catalog.telemetry.promql import read_telemetry
-
     plan = effective_analysis(catalog, application, binding)
     stack = run_dir(state_root(catalog_path), stack_name(application.environment, target))
     outcomes = {o.name: o.kind for o in application.outcomes}

@@ -14,8 +14,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from catalog.feedback.logs import SegmentWriter, analytics_dir, tables_log
-from catalog.layout import run_dir, stack_name, state_root
+from catalog.feedback.logs import SegmentWriter, tables_log
+from catalog.layout import analytics_dir, run_dir, stack_name, state_root
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow  # DuckDB over the logs and scipy's import: seconds on a loaded machine

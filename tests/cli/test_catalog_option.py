@@ -16,7 +16,7 @@ from tests.helpers import ROOT
 
 READS_THE_CATALOG = {
     "validate", "show", "bind", "register", "verify", "synth", "plan", "apply", "destroy", "status", "predict",
-    "smoke", "policy check", "policy input", "diff", "review", "feedback import",
+    "smoke", "policy check", "policy input", "diff", "review", "feedback import", "analyze",
 }  # fmt: skip
 ALSO_AS_AN_ARGUMENT = {"validate", "show", "policy check", "policy input"}
 NOW = "2026-11-27"
