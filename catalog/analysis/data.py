@@ -113,7 +113,8 @@ class Observations:
     epochs: Sequence[Epoch] = ()
     joins: JoinCounts = JoinCounts()
     telemetry_source: TelemetrySource = "assignment-log"
-    queries: Mapping[str, str] = field(default_factory=dict)  # what was asked of the source (PromQL, SQL)
+    queries: Mapping[str, str] = field(default_factory=dict)  # what was asked of the telemetry source (PromQL)
+    sql: Mapping[str, str] = field(default_factory=dict)  # what the warehouse asked DuckDB, by name
     notes: Sequence[str] = ()  # e.g. "Prometheus at http://127.0.0.1:9090 is down: read the routers' counters"
 
 

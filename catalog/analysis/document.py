@@ -212,6 +212,7 @@ def analysis_document(
         "source": {
             "telemetry": observations.telemetry_source,
             "queries": dict(observations.queries),
+            "sql": dict(observations.sql),
             "notes": list(observations.notes),
         },
         "plan": _plan(plan),

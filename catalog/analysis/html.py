@@ -307,6 +307,7 @@ def html_report(doc: Doc) -> str:
     title = f"{doc['application']} / {doc['model']}"
     source = doc["source"]
     queries = "\n".join(f"{k}: {q}" for k, q in sorted(source["queries"].items()))
+    sql = "\n".join(f"{k}: {q}" for k, q in sorted(source["sql"].items()))
     epochs = [
         (e["start"], e["end"], " ".join(f"{k}={w}%" for k, w in sorted(e["declared"].items())),
          " ".join(f"{k}={n}" for k, n in sorted(e["observed"].items())), number(e["chi_square"]),
@@ -338,6 +339,7 @@ def html_report(doc: Doc) -> str:
         f"<p>telemetry: <strong>{_e(source['telemetry'])}</strong></p>",
         *(f"<p>{_e(note)}</p>" for note in source["notes"]),
         f"<pre>{_e(queries)}</pre>" if queries else "",
+        f"<details><summary>the warehouse's SQL</summary><pre>{_e(sql)}</pre></details>" if sql else "",
         f"<p>outcome events: {_e(joins)}</p>",
         "</body></html>",
     ]

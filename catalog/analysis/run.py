@@ -100,7 +100,7 @@ def with_telemetry(observations: Observations, reading: TelemetryReading) -> Obs
         observations,
         arms=tuple(arms),
         telemetry_source=reading.source,
-        queries={**observations.queries, **reading.queries},
+        queries={**observations.queries, **reading.queries},  # the warehouse's SQL stays in `sql`
         notes=(*observations.notes, *reading.notes),
     )
 

@@ -151,6 +151,8 @@ def text_report(doc: Doc) -> str:
         f"  {name}: " + query.replace("\n", "\n      ") for name, query in sorted(doc["source"]["queries"].items())
     ]
     lines += [f"  note: {note}" for note in doc["source"]["notes"]]
+    if doc["source"]["sql"]:
+        lines.append(f"  the warehouse's {len(doc['source']['sql'])} SQL queries: --format json (source.sql)")
     lines.append("epochs (sample ratio per routing table; p < 0.001 is a mismatch that withholds every verdict):")
     lines += _table(EPOCH_HEADER, [_epoch_cells(e) for e in doc["epochs"]]) if doc["epochs"] else ["  none"]
     lines.append(f"outcome events: {_joins_line(doc['joins'])}")
@@ -194,8 +196,10 @@ def markdown_report(doc: Doc) -> str:
     lines += ["", f"Outcome events: {_md(_joins_line(doc['joins']))}", ""]
     lines.append(f"Source: `{doc['source']['telemetry']}`")
     lines += [f"- {_md(note)}" for note in doc["source"]["notes"]]
-    if doc["source"]["queries"]:
-        queries = [f"{name}: {query}" for name, query in sorted(doc["source"]["queries"].items())]
+    if doc["source"]["queries"] or doc["source"]["sql"]:
+        queries = [
+            f"{name}: {query}" for name, query in sorted({**doc["source"]["sql"], **doc["source"]["queries"]}.items())
+        ]
         fence = "`" * max(3, 1 + max(len(run) for q in queries for run in re.findall("`+", q) or [""]))
         lines += ["", "<details><summary>Queries</summary>", "", fence, *queries, fence, "", "</details>"]
     return "\n".join(lines) + "\n"

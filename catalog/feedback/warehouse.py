@@ -313,7 +313,7 @@ WINDOW w AS (PARTITION BY unit, outcome ORDER BY moment, event_id)""",
             epochs=epochs,
             joins=joins,
             telemetry_source="assignment-log",
-            queries=self.queries,
+            sql=self.queries,
         )
 
     def _arms(self) -> list[ArmData]:

@@ -123,3 +123,18 @@ def test_an_epoch_without_units_is_drawn_as_such():
     decision = replace(DECISION, epochs=())
     page = html_report(doc(observations=observations, decision=decision))
     assert "no units" in page and page.count('class="chart traffic"') == 1
+
+
+def test_the_text_report_shows_the_promql_and_leaves_the_warehouses_sql_to_the_json():
+    observations = replace(
+        OBSERVATIONS, queries={"requests": "sum by (version) (x)"}, sql={"units": "SELECT version FROM units"}
+    )
+    document = doc(observations=observations)
+    assert document["source"]["sql"] == {"units": "SELECT version FROM units"}
+    text = text_report(document)
+    assert "  requests: sum by (version) (x)" in text.splitlines()
+    assert "SELECT version FROM units" not in text
+    assert "the warehouse's 1 SQL queries: --format json (source.sql)" in text
+    assert "SELECT version FROM units" in markdown_report(document) and "SELECT version FROM units" in html_report(
+        document
+    )

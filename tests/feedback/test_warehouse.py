@@ -152,7 +152,7 @@ def test_the_observations_name_their_source_period_and_queries(scene: Scene) -> 
     o = scene.observations
     assert (o.application, o.model, o.since, o.until) == ("shop", "rec", at(-0.75), at(days=5))
     assert o.telemetry_source == "assignment-log"
-    assert "read_parquet" in o.queries["assignments"] and "quantile_cont" in o.queries["requests per version"]
+    assert "read_parquet" in o.sql["assignments"] and "quantile_cont" in o.sql["requests per version"]
 
 
 def test_without_any_data_every_count_is_zero(tmp_path: Path) -> None:
