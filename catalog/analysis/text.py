@@ -152,7 +152,9 @@ def text_report(doc: Doc) -> str:
     ]
     lines += [f"  note: {note}" for note in doc["source"]["notes"]]
     if doc["source"]["sql"]:
-        lines.append(f"  the warehouse's {len(doc['source']['sql'])} SQL queries: --format json (source.sql)")
+        lines.append(
+            f"  the warehouse's {plural(len(doc['source']['sql']), 'SQL query', 'SQL queries')}: --format json (source.sql)"
+        )
     lines.append("epochs (sample ratio per routing table; p < 0.001 is a mismatch that withholds every verdict):")
     lines += _table(EPOCH_HEADER, [_epoch_cells(e) for e in doc["epochs"]]) if doc["epochs"] else ["  none"]
     lines.append(f"outcome events: {_joins_line(doc['joins'])}")

@@ -134,7 +134,7 @@ def test_the_text_report_shows_the_promql_and_leaves_the_warehouses_sql_to_the_j
     text = text_report(document)
     assert "  requests: sum by (version) (x)" in text.splitlines()
     assert "SELECT version FROM units" not in text
-    assert "the warehouse's 1 SQL queries: --format json (source.sql)" in text
+    assert "the warehouse's 1 SQL query: --format json (source.sql)" in text
     assert "SELECT version FROM units" in markdown_report(document) and "SELECT version FROM units" in html_report(
         document
     )
