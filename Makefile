@@ -34,8 +34,9 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 ## demo: validate the demo catalog, verify its artifacts, then bring its applications up on this
-## machine (synth -> embedded Terraform -> replicas and routers), send keyed traffic through every
-## router and show what runs; the endpoints stay up until `make demo-down`
+## machine (synth -> embedded Terraform -> replicas, routers, Prometheus), send keyed traffic through
+## every router, show what runs, then send simulated users through the storefront's A/B test and the
+## checkout canary, report their conversions and analyze both; the endpoints stay up until `make demo-down`
 demo: setup system-deps
 	$(BIN)/modelcat validate models.yaml
 	@echo
@@ -51,9 +52,19 @@ demo: setup system-deps
 	@echo
 	$(BIN)/modelcat status
 	@echo
+	@echo "Simulated users: the storefront's A/B test (2.2.0 converts better) and the checkout canary"
+	$(BIN)/python bench/demo_users.py storefront --model recommender --users 8000 \
+		--outcome conversion --rate 2.1.0=0.10 --rate 2.2.0=0.13
+	$(BIN)/python bench/demo_users.py checkout --users 12000
+	@echo
+	$(BIN)/modelcat analyze storefront --model recommender
+	@echo
+	$(BIN)/modelcat analyze checkout
+	@echo
 	@echo "The endpoints keep running. Try:"
 	@echo "  $(BIN)/modelcat predict checkout --model fraud-scorer --key alice"
 	@echo "  $(BIN)/modelcat status"
+	@echo "  $(BIN)/modelcat analyze storefront --model recommender --format html --output report.html"
 	@echo "Tear them down with: make demo-down"
 
 ## demo-down: stop every endpoint and router the demo started (no process, no port left)

@@ -23,7 +23,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -169,7 +169,14 @@ def observe(
         events = _list_stream(folders, "outcomes", application, Path(scratch))
         db.execute("SET preserve_insertion_order = false")  # no row order is relied on: less work
         query = _Query(db, sticky, start, end, model, window_hours, declared, latency_limit_ms)
-        return query.run(assignments, events, folders, application)
+        observations = query.run(assignments, events, folders, application)
+    # the open segments are read from copies in a scratch folder: name it the same on every run, so
+    # the same data gives the same document
+    stable = {name: text.replace(scratch, OPEN_SEGMENT_COPIES) for name, text in observations.sql.items()}
+    return replace(observations, sql=stable)
+
+
+OPEN_SEGMENT_COPIES = "<copies of the open segments>"
 
 
 class _Query:

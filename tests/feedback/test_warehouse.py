@@ -155,6 +155,15 @@ def test_the_observations_name_their_source_period_and_queries(scene: Scene) -> 
     assert "read_parquet" in o.sql["assignments"] and "quantile_cont" in o.sql["requests per version"]
 
 
+def test_the_same_data_gives_the_same_observations_and_queries_every_time(scene: Scene) -> None:
+    # the open segments are read from copies in a new scratch folder each time: its name is not in the SQL
+    again = observe(
+        scene.root, "shop", "rec", since=at(-0.75), until=at(days=5), outcomes=OUTCOMES, latency_limit_ms=100
+    )
+    assert again == scene.observations
+    assert "<copies of the open segments>" in again.sql["assignments"]
+
+
 def test_without_any_data_every_count_is_zero(tmp_path: Path) -> None:
     empty = observe(tmp_path, "shop", "rec", outcomes=OUTCOMES)
     assert (empty.arms, empty.epochs, empty.joins.events) == ([], [], 0)

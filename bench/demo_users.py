@@ -1,0 +1,109 @@
+"""Simulated users for the demo: keyed requests through an application's router, then their outcomes.
+
+Each user (``user-<seed>-<i>``) sends requests with its key in the binding's sticky header, so the
+router keeps it on one version; the version that answered (the ``x-model-version`` header) decides
+the user's chance of the outcome (``--rate VERSION=P``), drawn from a generator seeded by the run's
+seed and the user, so a rerun reports the same outcomes. The outcomes are posted to the router's
+``POST /v2/feedback`` by unit (the sticky key's value), as an application would report conversions.
+
+    python bench/demo_users.py storefront --users 8000 --outcome conversion \
+        --rate 2.1.0=0.10 --rate 2.2.0=0.13
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from catalog.deploy.status import router_url
+from catalog.deploy.traffic import example_request
+from catalog.validate import validate_file
+
+BATCH = 500
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("application")
+    parser.add_argument("--catalog", type=Path, default=Path("models.yaml"))
+    parser.add_argument("--model", help="the model to ask (default: the application's first binding)")
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--requests-per-user", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--outcome", help="the outcome to report (declared by the application)")
+    parser.add_argument("--rate", action="append", default=[], metavar="VERSION=P", help="chance of the outcome")
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args(argv)
+    rates = {version: float(p) for version, _, p in (r.partition("=") for r in args.rate)}
+
+    catalog = validate_file(args.catalog).raise_for_errors()
+    url, app = router_url(args.catalog, catalog, args.application)
+    binding = next(b for b in app.bindings if b.enabled and (args.model is None or b.model == args.model))
+    model = next(m for m in catalog.models if m.name == binding.model)
+    body = example_request(next(v for v in model.versions if v.version == binding.routes[0].version))
+    if binding.sticky_key is None:
+        print(f"{args.application}'s binding of {model.name} has no sticky_key: users cannot be kept on one version")
+        return 2
+
+    users = [f"user-{args.seed}-{i}" for i in range(args.users)]
+    served: dict[str, str] = {}
+    failed = Counter[int]()
+    with httpx.Client(timeout=30, trust_env=False) as client, ThreadPoolExecutor(args.concurrency) as pool:
+
+        def visit(user: str) -> tuple[str, str | None, int]:
+            version = None
+            status = 200
+            for _ in range(args.requests_per_user):
+                response = client.post(
+                    f"{url}/v2/models/{model.name}/infer", json=body, headers={binding.sticky_key or "": user}
+                )
+                status = response.status_code
+                if status == 200:
+                    version = response.headers["x-model-version"]
+            return user, version, status
+
+        for user, version, status in pool.map(visit, users):
+            if version is None:
+                failed[status] += 1
+            else:
+                served[user] = version
+
+        events = []
+        if args.outcome:
+            for user, version in served.items():
+                draw = random.Random(f"{args.seed}:{user}").random()
+                events.append(
+                    {
+                        "event_id": f"{args.outcome}-{user}",
+                        "unit": user,
+                        "outcome": args.outcome,
+                        "value": 1 if draw < rates.get(version, 0.0) else 0,
+                    }
+                )
+        for start in range(0, len(events), BATCH):
+            response = client.post(f"{url}/v2/feedback", json={"events": events[start : start + BATCH]})
+            if response.status_code != 200:
+                print(f"feedback refused ({response.status_code}): {response.text[:300]}", file=sys.stderr)
+                return 1
+
+    per_version = Counter(served.values())
+    split = ", ".join(f"{v}: {n}" for v, n in sorted(per_version.items()))
+    print(f"{args.application}: {len(users)} simulated users of {model.name} ({split})", end="")
+    if failed:
+        print(f"; {sum(failed.values())} got no answer ({dict(failed)})", end="")
+    if events:
+        converted = Counter(served[e["unit"]] for e in events if e["value"])
+        rates_seen = ", ".join(f"{v}: {converted[v]}/{n}" for v, n in sorted(per_version.items()))
+        print(f"; {args.outcome} reported ({rates_seen})", end="")
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
