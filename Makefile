@@ -57,7 +57,7 @@ demo: setup system-deps
 		--outcome conversion --rate 2.1.0=0.10 --rate 2.2.0=0.13
 	$(BIN)/python bench/demo_users.py checkout --users 12000
 	@echo
-	$(BIN)/modelcat analyze storefront --model recommender
+	$(BIN)/modelcat analyze storefront
 	@echo
 	$(BIN)/modelcat analyze checkout
 	@echo

@@ -42,6 +42,10 @@ from serve import http_sender, request_body, run_cell
 from serve_fleet import SMALL, UNLOGGED, serving
 from validate import modelcat_command
 
+from catalog.analysis.data import Observations
+from catalog.analysis.document import analysis_document, dump_document
+from catalog.analysis.run import decide_with_history
+from catalog.domain.analysis_plan import AnalysisPlan, OutcomeGuardrail, PrimaryOutcome
 from catalog.feedback.logs import KEYS, append_table
 from catalog.feedback.warehouse import observe
 
@@ -104,11 +108,29 @@ def raw_scan(root: Path) -> None:
             db.execute(f"SELECT min(COLUMNS(*)) FROM read_parquet('{files}', hive_partitioning=true)").fetchall()
 
 
-def run_observe(root: Path) -> None:
+PLAN = AnalysisPlan(
+    application="shop", environment="production", model=MODEL, baseline=A, candidates=(B,), sticky=True,
+    primary=PrimaryOutcome("conversion", "proportion", "increase", 0.01),
+    max_error_rate=0.01, max_p99_latency_ms=400,
+    outcome_guardrails=(OutcomeGuardrail("basket", "mean", 1.0),),
+)  # fmt: skip
+
+
+def run_observe(root: Path) -> Observations:
     until = START + datetime.timedelta(days=DAYS + 1)
     seen = observe(root, "shop", MODEL, until=until, outcomes=OUTCOMES, sticky=True, latency_limit_ms=400)
     assert len(seen.arms) == 2 and len(seen.epochs) == 2, seen.arms
     assert seen.joins.attributed > 0
+    return seen
+
+
+def run_analyze(root: Path) -> None:
+    """What `modelcat analyze` does after reading the catalog: observe, decide now and at every look
+    (the history of the charts), and write the decision document."""
+    observations = run_observe(root)
+    decision, looks = decide_with_history(PLAN, observations)
+    document = dump_document(analysis_document(PLAN, observations, decision, looks=looks))
+    assert '"verdict"' in document
 
 
 def timed(function: Callable[[], object]) -> float:
@@ -121,10 +143,14 @@ def bench_warehouse(root: Path, assignments: int, outcomes: int, repeat: int) ->
     print(f"generating {assignments:,} assignments and {outcomes:,} outcomes...", file=sys.stderr, flush=True)
     generated = timed(lambda: generate(root, assignments, outcomes))
     size = sum(p.stat().st_size for p in root.rglob("*.parquet"))
-    paths = {"raw scan": lambda: raw_scan(root), "observe": lambda: run_observe(root)}
+    paths = {
+        "raw scan": lambda: raw_scan(root),
+        "observe": lambda: run_observe(root),
+        "analyze": lambda: run_analyze(root),
+    }
     runs: dict[str, list[float]] = {name: [] for name in paths}
     for rep in range(repeat):
-        names = list(paths)[rep % 2 :] + list(paths)[: rep % 2]
+        names = list(paths)[rep % 3 :] + list(paths)[: rep % 3]
         for name in names:
             runs[name].append(timed(paths[name]))
             print(f"  rep {rep + 1}: {name} {runs[name][-1]:.2f} s", file=sys.stderr, flush=True)
@@ -135,14 +161,15 @@ def bench_warehouse(root: Path, assignments: int, outcomes: int, repeat: int) ->
         "parquet_mb": size / 1e6,
         **{name: {"median": statistics.median(t), "min": min(t), "runs": t} for name, t in runs.items()},
     }
-    scan, seen = result["raw scan"], result["observe"]
+    scan, seen, whole = result["raw scan"], result["observe"], result["analyze"]
     print(f"\nGenerated in {generated:.1f} s: {size / 1e6:.0f} MB of Parquet. Median (min) of {repeat}, seconds.\n")
-    print("| assignments | outcomes | raw scan (baseline) | observe | observe / scan | target | verdict |")
-    print("|---:|---:|---:|---:|---:|---|---|")
-    verdict = "PASS" if seen["median"] <= TARGET_OBSERVE_S else "FAIL"
+    print("| assignments | outcomes | raw scan (baseline) | observe | analyze | analyze / scan | target | verdict |")
+    print("|---:|---:|---:|---:|---:|---:|---|---|")
+    verdict = "PASS" if whole["median"] <= TARGET_OBSERVE_S else "FAIL"
     print(
         f"| {assignments:,} | {outcomes:,} | {scan['median']:.2f} ({scan['min']:.2f}) | {seen['median']:.2f} "
-        f"({seen['min']:.2f}) | {seen['median'] / scan['median']:.1f}x | <= {TARGET_OBSERVE_S:.0f} s | {verdict} |"
+        f"({seen['min']:.2f}) | {whole['median']:.2f} ({whole['min']:.2f}) | {whole['median'] / scan['median']:.1f}x "
+        f"| <= {TARGET_OBSERVE_S:.0f} s | {verdict} |"
     )
     return result
 

@@ -39,10 +39,16 @@ def _suggest(word: str, choices: Sequence[str]) -> str:
     return f"; {hint.rstrip()}" if hint else ""
 
 
+def _compares(binding: Binding) -> bool:
+    """A binding that declares an analysis, or splits its traffic between versions."""
+    return binding.enabled and (binding.analysis is not None or sum(1 for r in binding.routes if r.weight) > 1)
+
+
 def find_binding(
     catalog: Catalog, catalog_path: Path, application: str, model: str | None, environment: str | None
 ) -> tuple[Application, Binding]:
-    """``application``'s binding of ``model`` (None: its only one). UsageError, with the closest name,
+    """``application``'s binding of ``model`` (None: its only one, or the only one that compares versions).
+    UsageError, with the closest name,
     when the catalog has no such application (in ``environment``) or the application no such binding."""
     names = [a.name for a in catalog.applications]
     app = next((a for a in catalog.applications if a.name == application), None)
@@ -55,9 +61,14 @@ def find_binding(
         raise UsageError(f"{application} runs in environment {app.environment!r}, not {environment!r}")
     models = [b.model for b in app.bindings]
     if model is None:
-        if len(models) != 1:
-            raise UsageError(f"{application} binds {len(models)} models ({', '.join(models)}): choose one with --model")
-        model = models[0]
+        compared = [b.model for b in app.bindings if _compares(b)]
+        if len(models) == 1 or len(compared) == 1:
+            model = models[0] if len(models) == 1 else compared[0]
+        else:
+            which = f"{len(compared)} of them compare versions: {', '.join(compared)}; " if compared else ""
+            raise UsageError(
+                f"{application} binds {len(models)} models ({', '.join(models)}); {which}choose one with --model"
+            )
     binding = next((b for b in app.bindings if b.model == model), None)
     if binding is None:
         raise UsageError(

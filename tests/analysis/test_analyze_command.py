@@ -5,6 +5,7 @@ built from hand-made values here: its parts have their own tests."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from catalog.analysis import run
 from catalog.analysis.document import analysis_document, dump_document
 from catalog.cli.analyze_command import parse_instant
 from catalog.errors import UsageError
+from catalog.validate import validate_file
 from tests.analysis.helpers import DECISION, LOOKS, OBSERVATIONS, OFFLINE, PLAN
 from tests.helpers import DEMO, ROOT
 
@@ -49,11 +51,18 @@ def test_an_unknown_application_is_a_usage_error_with_the_closest_name(cli):
     assert "did you mean 'storefront'?" in as_json["error"]["message"]
 
 
-def test_an_unknown_model_or_an_ambiguous_one_is_a_usage_error(cli):
+def test_an_unknown_model_or_an_ambiguous_one_is_a_usage_error(cli, tmp_path: Path):
     wrong = cli("analyze", "storefront", "--model", "recomender", "--catalog", DEMO)
     assert wrong.exit_code == 2 and "did you mean 'recommender'?" in wrong.stderr
-    ambiguous = cli("analyze", "storefront", "--catalog", DEMO)
-    assert ambiguous.exit_code == 2 and "choose one with --model" in ambiguous.stderr
+    text = Path(DEMO).read_text(encoding="utf-8")
+    ranker = "          target_concurrency: 16\n"  # the storefront's search-ranker binding, which compares nothing
+    assert text.count(ranker) == 1
+    two = tmp_path / "models.yaml"
+    two.write_text(text.replace(ranker, ranker + "        analysis: {min_samples_per_arm: 500}\n"), encoding="utf-8")
+    shutil.copytree(ROOT / "artifacts", tmp_path / "artifacts")
+    ambiguous = cli("analyze", "storefront", "--catalog", str(two))
+    assert ambiguous.exit_code == 2, ambiguous.stderr
+    assert "2 of them compare versions: recommender, search-ranker; choose one with --model" in ambiguous.stderr
     elsewhere = cli("analyze", "checkout", "--env", "staging", "--catalog", DEMO)
     assert elsewhere.exit_code == 2 and "runs in environment 'production', not 'staging'" in elsewhere.stderr
 
@@ -136,3 +145,9 @@ def test_fail_on_rollback_exits_1_with_ok_false_when_a_version_is_rolled_back(cl
 
 def test_fail_on_hold_lets_a_promote_pass(cli, gathered):
     assert cli("analyze", "checkout", "--catalog", DEMO, "--fail-on", "hold").exit_code == 0
+
+
+def test_without_model_the_one_binding_that_compares_versions_is_analyzed(gathered):
+    catalog = validate_file(Path(DEMO)).raise_for_errors()
+    app, binding = run.find_binding(catalog, Path(DEMO), "storefront", None, None)
+    assert (app.name, binding.model) == ("storefront", "recommender")  # search-ranker routes one version
