@@ -152,7 +152,7 @@ def test_environment_change(run: Callable[..., Result]) -> None:
     assert env["changes"] == [{"field": "kubernetes.namespace", "before": "ml-staging", "after": "ml-stage"}]
     assert _counts(document) == {
         "production-local": {**NO_CHANGE, "create": 2},
-        "staging-local": {**NO_CHANGE, "delete": 2},
+        "staging-local": {**NO_CHANGE, "delete": 3},  # its endpoint, its router and, emptied, its Prometheus
     }
 
 
@@ -225,10 +225,10 @@ def test_a_revision_without_the_file_is_an_empty_base(run: Callable[..., Result]
     assert document["notes"] == [f"{repo.catalog} does not exist at empty: compared as an empty catalog"]
     assert len(document["diff"]["versions_added"]) == 11
     assert {s["stack"]: s["counts"]["create"] for s in document["blast_radius"]["stacks"]} == {
-        "production-local": 7,  # 5 endpoints, 2 routers
-        "staging-local": 2,
+        "production-local": 8,  # 5 endpoints, 2 routers, the stack's Prometheus
+        "staging-local": 3,
     }
-    assert sum(document["blast_radius"]["counts"].values()) == 9
+    assert sum(document["blast_radius"]["counts"].values()) == 11
 
 
 @pytest.mark.parametrize("args", [("no-such-rev",), ("t0", "no-such-rev"), ("t0~99",)])
