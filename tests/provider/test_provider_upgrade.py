@@ -11,6 +11,7 @@ processes a first apply started.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,14 +90,18 @@ def _instance(state: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
     return instance  # type: ignore[no-any-return]
 
 
-def test_a_state_of_flat_routes_is_upgraded_to_model_blocks_and_plans_no_change(workspace: Workspace) -> None:
+def _applied(workspace: Workspace) -> tuple[Path, dict[str, Any]]:
+    """Apply the configuration; the state file and its content."""
     workspace.write_json(config(workspace))
     assert workspace.init().retcode == 0
     result = workspace.apply()
     assert result.retcode == 0, errors_text(result)
-
     state_file = workspace.dir / "terraform.tfstate"
-    state = json.loads(state_file.read_text())
+    return state_file, json.loads(state_file.read_text())
+
+
+def test_a_state_of_flat_routes_is_upgraded_to_model_blocks_and_plans_no_change(workspace: Workspace) -> None:
+    state_file, state = _applied(workspace)
     router = _instance(state, "modelcat_route", "r")
     assert router["schema_version"] == SCHEMA_VERSION
     urls = {
@@ -128,13 +133,7 @@ def test_a_state_of_flat_routes_is_upgraded_to_model_blocks_and_plans_no_change(
 
 
 def test_a_state_without_declared_outcomes_is_upgraded_and_plans_no_change(workspace: Workspace) -> None:
-    workspace.write_json(config(workspace))
-    assert workspace.init().retcode == 0
-    result = workspace.apply()
-    assert result.retcode == 0, errors_text(result)
-
-    state_file = workspace.dir / "terraform.tfstate"
-    state = json.loads(state_file.read_text())
+    state_file, state = _applied(workspace)
     router = _instance(state, "modelcat_route", "r")
     del router["attributes"]["outcomes"]  # what the provider of schema 1 stored
     router["schema_version"] = 1
