@@ -19,6 +19,7 @@ from catalog.domain.effective import (
     resolve_rollout,
     semver_key,
 )
+from catalog.domain.live_metrics import check_live_metric
 from catalog.domain.models import (
     DNS_LABEL,
     Application,
@@ -261,6 +262,7 @@ def _check_application(
         if binding.rollout is not None:
             yield from _check_rollout((*bloc, "rollout"), binding.rollout, catalog.defaults.rollout)
         yield from check_analysis(catalog, bloc, app, binding)
+        yield from check_live_metric(catalog, bloc, app, binding)
         unbalanced = split_problem(route.weight for route in binding.routes)
         if unbalanced:
             yield Problem("binding.weights", unbalanced, loc=(*bloc, "routes"), hint=SPLIT_HINT, at_key=True)

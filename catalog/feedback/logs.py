@@ -76,6 +76,9 @@ ASSIGNMENT_COLUMNS: Mapping[str, str] = {
     "replica": "VARCHAR",
     "latency_ms": "DOUBLE",
     "table": "VARCHAR",
+    # the served prediction, logged only where the application declares a label outcome (null
+    # otherwise, and absent from the segments written before it: the warehouse reads them as null)
+    "prediction": "DOUBLE",
 }
 OUTCOME_COLUMNS: Mapping[str, str] = {
     "event_id": "VARCHAR",

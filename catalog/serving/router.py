@@ -72,7 +72,7 @@ from catalog.errors import ModelcatError
 from catalog.feedback.logs import append_table
 from catalog.serving.feedback_endpoint import FeedbackEndpoint
 from catalog.serving.router_state import LiveTable, ReplicaPool, TableWatcher, compile_table, describe
-from catalog.serving.router_telemetry import AssignmentLog, RouterMetrics, utc_now
+from catalog.serving.router_telemetry import AssignmentLog, RouterMetrics, prediction_of, utc_now
 from catalog.serving.table import LoadedTable, TableRoute, load_table
 from catalog.serving.upstream import (
     ConnectFailed,
@@ -361,7 +361,7 @@ class Router:
         ]
         if endpoint == "infer":
             self.metrics.assignments_of(name, route.version, assignment.how).inc()
-        status, replica = 500, None
+        status, replica, answer = 500, None, b""
         try:
             body = None
             if method == "POST":
@@ -378,7 +378,7 @@ class Router:
                 status = failure.status
                 await _error(send, status, failure.message, ours, model=name, version=route.version)
                 return
-            status = upstream.status
+            status, answer = upstream.status, upstream.body
             passed = [(k, v) for k, v in ((k.lower(), v) for k, v in upstream.headers) if k not in _NOT_PASSED_BACK]
             await _answer(send, status, upstream.body, passed + ours)
         finally:
@@ -387,23 +387,24 @@ class Router:
                 elapsed = time.perf_counter() - started
                 self.metrics.latency_of(name, route.version).observe(elapsed)
                 if self._log is not None:
-                    self._log.write(
-                        {
-                            "time": utc_now(),
-                            "request_id": rid.decode("ascii"),
-                            "application": live.application,
-                            "model": name,
-                            "version": route.version,
-                            "digest": route.digest,
-                            "assignment": assignment.how,
-                            "bucket": assignment.bucket if assignment.how == "sticky" else None,
-                            "key_hash": key_hash(key) if key else None,
-                            "status": status,
-                            "replica": replica,
-                            "latency_ms": round(elapsed * 1000, 3),
-                            "table": live.loaded.sha256,
-                        }
-                    )
+                    record = {
+                        "time": utc_now(),
+                        "request_id": rid.decode("ascii"),
+                        "application": live.application,
+                        "model": name,
+                        "version": route.version,
+                        "digest": route.digest,
+                        "assignment": assignment.how,
+                        "bucket": assignment.bucket if assignment.how == "sticky" else None,
+                        "key_hash": key_hash(key) if key else None,
+                        "status": status,
+                        "replica": replica,
+                        "latency_ms": round(elapsed * 1000, 3),
+                        "table": live.loaded.sha256,
+                    }
+                    if live.predicts:  # the application declares a label: its live metrics need this
+                        record["prediction"] = prediction_of(answer) if status == 200 else None
+                    self._log.write(record)
 
     async def _send(
         self, model: str, route: TableRoute, path: str, body: bytes | None, headers: list[tuple[bytes, bytes]]

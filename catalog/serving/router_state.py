@@ -39,6 +39,9 @@ class LiveTable:
     models: dict[str, CompiledModel]
     generation: int
     loaded_at: datetime
+    # the application declares a label outcome: each answered inference records its prediction
+    # (``catalog.domain.live_metrics``), for the live metrics
+    predicts: bool = False
 
     @property
     def application(self) -> str:
@@ -53,7 +56,8 @@ def compile_table(loaded: LoadedTable, generation: int) -> LiveTable:
         slots = bucket_table((route.version, route.weight) for route in model.routes)
         primary = max(model.routes, key=lambda r: r.weight).version
         models[model.name] = CompiledModel(model.name, table.sticky_key_of(model), routes, slots, primary)
-    return LiveTable(loaded, models, generation, datetime.now(UTC))
+    predicts = "label" in table.outcomes.values()
+    return LiveTable(loaded, models, generation, datetime.now(UTC), predicts)
 
 
 def describe(live: LiveTable, pool: ReplicaPool, last_error: str | None) -> dict[str, object]:

@@ -15,7 +15,10 @@ answered, and many lines share one wake-up and one write instead of one each::
 ``assignment`` is ``sticky`` (by the key's bucket), ``random`` (no key: a random bucket) or
 ``pinned`` (the caller named the version; leave these out of an A/B analysis). ``key_hash`` is
 ``catalog.domain.routing.key_hash`` of the sticky key (never the key itself), or null.
-``replica`` is the replica that answered, or null when none did.
+``replica`` is the replica that answered, or null when none did. Where the application declares a
+``label`` outcome (its routing table's ``outcomes``), each line also has ``prediction``: the first
+element of the first output of the response (``prediction_of``: a score, or a class as a number), null
+when the request failed or the answer has none; the live metrics join the labels to it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import queue
 import sys
 import threading
@@ -31,12 +35,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from catalog.errors import UsageError
 from catalog.feedback.logs import SegmentWriter, json_line
 
-__all__ = ["AssignmentLog", "RouterMetrics"]
+__all__ = ["AssignmentLog", "RouterMetrics", "prediction_of", "utc_now"]
 
 log = logging.getLogger("catalog.serving.router")
 
@@ -115,6 +120,21 @@ class RouterMetrics:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def prediction_of(body: bytes) -> float | None:
+    """The first element of the first output of an Open Inference Protocol JSON response (a score, or
+    a class as a number; true is 1), or None when there is none or it is not a finite number."""
+    try:
+        value = orjson.loads(body)["outputs"][0]["data"]
+        while isinstance(value, list):  # the data of a tensor may be written nested
+            value = value[0]
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(value, int | float):  # a string output, or null
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 class AssignmentLog:

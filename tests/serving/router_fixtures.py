@@ -78,6 +78,9 @@ def fake_app(model: str, version: str, digest: str, name: str) -> Any:
         if status != 200:
             return JSONResponse({"error": f"fake failure from {name}"}, status, headers=headers)
         outputs = [{"name": "replica", "datatype": "BYTES", "shape": [1], "data": [name]}]
+        score = request.headers.get("x-fake-score")  # a score model's answer: its output comes first
+        if score is not None:
+            outputs.insert(0, {"name": "score", "datatype": "FP32", "shape": [1, 1], "data": [float(score)]})
         answer = {"model_name": model, "model_version": version, "id": body.get("id", ""), "outputs": outputs}
         return JSONResponse(answer, headers=headers)
 

@@ -16,6 +16,7 @@ from catalog.feedback.warehouse import observe
 from tests.serving.router_fixtures import (
     Fleet,
     infer_all,
+    logged_assignments,
     table_document,
     wait_for_assignments,
     wait_for_table,
@@ -121,5 +122,38 @@ def test_a_router_killed_while_it_logs_leaves_a_segment_the_next_one_seals(
         fleet.router(table, analytics=analytics)  # the next router seals the dead segment
         assert not dead.exists() and dead.with_suffix(".parquet").exists()
         assert sum(arm.requests for arm in observe(analytics, "shop", M, outcomes={}).arms) == 100
+    finally:
+        fleet.close()
+
+
+def test_the_router_records_the_prediction_only_where_the_application_declares_a_label(tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path)
+    labelled, plain = tmp_path / "labelled", tmp_path / "plain"
+    try:
+        (fake,) = fleet.fakes(M, [(A, "a")])
+        with_label = table_document({M: [(A, 100, [fake])]}) | {"outcomes": {"is_fraud": "label"}}
+        write_table(tmp_path / "labelled.json", with_label)
+        router = fleet.router(tmp_path / "labelled.json", analytics=labelled)
+        scored = [{"x-request-id": f"s-{i}", "x-fake-score": str(i / 8)} for i in range(4)]
+        infer_all(router.url, [*scored, {"x-request-id": "failed", "x-fake-status": "500", "x-fake-score": "1"}], M)
+        infer_all(router.url, [{"x-request-id": "no-score"}], M)  # the first output is not a number
+        lines = {line["request_id"]: line for line in wait_for_assignments(labelled, "shop", 6)}
+        assert {rid: lines[rid]["prediction"] for rid in lines} == {
+            "s-0": 0.0,
+            "s-1": 0.125,
+            "s-2": 0.25,
+            "s-3": 0.375,
+            "failed": None,
+            "no-score": None,
+        }
+        assert router.terminate() == 0  # its segment closes: Parquet keeps the predictions
+        closed = {line["request_id"]: line["prediction"] for line in logged_assignments(labelled, "shop")}
+        assert closed["s-3"] == 0.375 and closed["failed"] is None
+
+        write_table(tmp_path / "plain.json", table_document({M: [(A, 100, [fake])]}))
+        router = fleet.router(tmp_path / "plain.json", analytics=plain)
+        infer_all(router.url, [{"x-request-id": "p-0", "x-fake-score": "0.5"}], M)
+        (line,) = wait_for_assignments(plain, "shop", 1)
+        assert "prediction" not in line  # no label declared: the answer is not read
     finally:
         fleet.close()
