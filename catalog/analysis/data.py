@@ -23,6 +23,7 @@ __all__ = [
     "Epoch",
     "EpochCheck",
     "JoinCounts",
+    "LiveMetric",
     "MetricResult",
     "Observations",
     "OutcomeStats",
@@ -50,6 +51,17 @@ class OutcomeStats:
 
 
 @dataclass(frozen=True)
+class LiveMetric:
+    """How accurate a version is on a label outcome, over its predictions that got a label
+    (docs/analysis.md, "Live metrics"): the AUC of its scores or the accuracy of its classes."""
+
+    name: Literal["auc", "accuracy"]
+    value: float | None  # None: no labelled prediction (never 0), or an AUC with labels of one class only
+    n: int  # labelled predictions
+    positives: int = 0  # of which labelled 1
+
+
+@dataclass(frozen=True)
 class ArmSnapshot:
     """One arm's cumulative statistics at ``time`` (RFC 3339, UTC): the points of the charts and of the
     sequential test, which is valid at every one of them."""
@@ -74,6 +86,8 @@ class ArmData:
     over_latency_limit: int | None = None
     outcomes: Mapping[str, OutcomeStats] = field(default_factory=dict)
     history: Sequence[ArmSnapshot] = ()
+    # per label outcome, where the binding's versions give a live metric (catalog.domain.live_metrics)
+    live_metrics: Mapping[str, LiveMetric] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ from typing import Any
 
 import duckdb
 
-from catalog.analysis.data import ArmData, ArmSnapshot, Epoch, JoinCounts, Observations, OutcomeStats
+from catalog.analysis.data import ArmData, ArmSnapshot, Epoch, JoinCounts, LiveMetric, Observations, OutcomeStats
+from catalog.domain.live_metrics import LiveMetricName
+from catalog.feedback.live import live_metrics_sql
 from catalog.feedback.logs import (
     COLUMNS,
     KEYS,
@@ -75,6 +77,16 @@ class _Sources:
 
     parquet: tuple[str, ...]
     jsonl: tuple[str, ...]  # snapshots of the open segments' complete lines
+    absent: frozenset[str] = frozenset()  # columns no Parquet segment has (written before them): null
+
+
+def _with_schema(db: duckdb.DuckDBPyConnection, sources: _Sources, stream: Stream) -> _Sources:
+    """``sources`` knowing which of the stream's columns none of its Parquet segments has."""
+    if not sources.parquet:
+        return sources
+    files = ", ".join(_quote(p) for p in sources.parquet)
+    present = {name for (name,) in db.execute(f"SELECT DISTINCT name FROM parquet_schema([{files}])").fetchall()}
+    return replace(sources, absent=frozenset(COLUMNS[stream]) - present)
 
 
 def _list_stream(roots: Sequence[Path], stream: Stream, application: str, scratch: Path) -> _Sources:
@@ -100,10 +112,14 @@ def _list_stream(roots: Sequence[Path], stream: Stream, application: str, scratc
 def _relation(sources: _Sources, stream: Stream) -> str:
     """SQL of one stream: its Parquet segments and the open segments' lines, with the same columns."""
     columns, keys = COLUMNS[stream], KEYS[stream]
-    names = ", ".join([*(f'"{name}"' for name in columns), *keys])
     parts = []
     if sources.parquet:
         files = ", ".join(_quote(p) for p in sources.parquet)
+        read = [
+            f'CAST(NULL AS {kind}) AS "{name}"' if name in sources.absent else f'"{name}"'
+            for name, kind in columns.items()
+        ]
+        names = ", ".join([*read, *keys])
         parts.append(f"SELECT {names}, day FROM read_parquet([{files}], hive_partitioning=true, union_by_name=true)")
     if sources.jsonl:
         files = ", ".join(_quote(p) for p in sources.jsonl)
@@ -155,20 +171,23 @@ def observe(
     outcomes: Mapping[str, str] | None = None,
     sticky: bool = True,
     latency_limit_ms: float | None = None,
+    live_metric: LiveMetricName | None = None,
 ) -> Observations:
     """Everything the logs under the analytics folders ``roots`` say about ``model``'s versions in
     ``application`` between ``since`` and ``until`` (default: all, and now). ``outcomes`` maps the
     application's declared outcome names to their kind (``proportion``, ``mean``, ``label``);
-    ``latency_limit_ms`` (the p99 guardrail) counts the requests slower than it."""
+    ``latency_limit_ms`` (the p99 guardrail) counts the requests slower than it; ``live_metric`` (the
+    binding's, ``catalog.domain.live_metrics.live_metric``) gives each arm its live metric on each
+    label outcome (``catalog.feedback.live``)."""
     folders = [roots] if isinstance(roots, Path) else list(roots)
     declared = dict(outcomes or {})
     start = None if since is None else _parse_time(since)
     end = datetime.now(UTC) if until is None else _parse_time(until)
     with tempfile.TemporaryDirectory(prefix="modelcat-warehouse-") as scratch, duckdb.connect() as db:
-        assignments = _list_stream(folders, "assignments", application, Path(scratch))
-        events = _list_stream(folders, "outcomes", application, Path(scratch))
+        assignments = _with_schema(db, _list_stream(folders, "assignments", application, Path(scratch)), "assignments")
+        events = _with_schema(db, _list_stream(folders, "outcomes", application, Path(scratch)), "outcomes")
         db.execute("SET preserve_insertion_order = false")  # no row order is relied on: less work
-        query = _Query(db, sticky, start, end, model, window_hours, declared, latency_limit_ms)
+        query = _Query(db, sticky, start, end, model, window_hours, declared, latency_limit_ms, live_metric)
         observations = query.run(assignments, events, folders, application)
     # the open segments are read from copies in a scratch folder: name it the same on every run, so
     # the same data gives the same document
@@ -177,6 +196,28 @@ def observe(
 
 
 OPEN_SEGMENT_COPIES = "<copies of the open segments>"
+
+
+def live_metrics(
+    roots: Path | Sequence[Path],
+    application: str,
+    model: str,
+    live_metric: LiveMetricName,
+    labels: Sequence[str],
+    window_hours: float = 72,
+    sticky: bool = True,
+) -> dict[str, dict[str, LiveMetric]]:
+    """Per version of ``model`` in ``application``, its ``live_metric`` on each of the ``labels``
+    (label outcomes), over everything the logs hold; versions without a labelled prediction are
+    left out. Only what the live metrics need is computed (``modelcat show``)."""
+    folders = [roots] if isinstance(roots, Path) else list(roots)
+    outcomes = dict.fromkeys(labels, "label")
+    with tempfile.TemporaryDirectory(prefix="modelcat-warehouse-") as scratch, duckdb.connect() as db:
+        assignments = _with_schema(db, _list_stream(folders, "assignments", application, Path(scratch)), "assignments")
+        events = _with_schema(db, _list_stream(folders, "outcomes", application, Path(scratch)), "outcomes")
+        query = _Query(db, sticky, None, datetime.now(UTC), model, window_hours, outcomes, None, live_metric)
+        query.views(assignments, events, outcome_stats=False)
+        return query.live()
 
 
 class _Query:
@@ -192,8 +233,11 @@ class _Query:
         window_hours: float,
         outcomes: dict[str, str],
         latency_limit_ms: float | None,
+        live_metric: LiveMetricName | None = None,
     ) -> None:
         self.db = db
+        self.live_metric = live_metric
+        self.unit = "request_key"
         self.sticky = sticky
         self.since = since
         self.until = until
@@ -207,7 +251,9 @@ class _Query:
         self.queries[name] = text.strip()
         return self.db.execute(text).fetchall()
 
-    def run(self, assignments: _Sources, events: _Sources, roots: Sequence[Path], application: str) -> Observations:
+    def views(self, assignments: _Sources, events: _Sources, *, outcome_stats: bool = True) -> None:
+        """Create the views and tables the statements read (``outcome_stats``: with the outcomes'
+        running values, which the live metrics alone do not need)."""
         period = [f"time < {_timestamp(self.until)}", f"day <= DATE {_quote(self.until.date().isoformat())}"]
         if self.since is not None:
             period += [f"time >= {_timestamp(self.since)}", f"day >= DATE {_quote(self.since.date().isoformat())}"]
@@ -270,7 +316,7 @@ WHERE unit_key IN (
 )""",
             "joined": f"""
 CREATE TEMP TABLE joined AS
-SELECT e.event_id, e.outcome, e.value, e.time, e.received, e.copies, u.unit, u.version, u.t0,
+SELECT e.event_id, e.outcome, e.value, e.time, e.received, e.copies, e.request, u.unit, u.version, u.t0,
   CASE
     WHEN e.request_id IS NOT NULL THEN
       CASE WHEN r.unit IS NOT NULL THEN 'attributed' WHEN r.request IS NOT NULL THEN 'elsewhere'
@@ -305,8 +351,21 @@ FROM (
 )
 WINDOW w AS (PARTITION BY unit, outcome ORDER BY moment, event_id)""",
         }
+        if not outcome_stats:
+            del views["contributions"]
+        self.unit = unit
         for name, text in views.items():
             self.sql(name, text)
+
+    def live(self) -> dict[str, dict[str, LiveMetric]]:
+        """Per version, per label outcome, the live metric (none asked: nothing)."""
+        labels = [name for name, kind in self.outcomes.items() if kind == "label"]
+        if self.live_metric is None or not labels:
+            return {}
+        return live_metrics_sql(self.sql, self.unit, self.live_metric, labels)
+
+    def run(self, assignments: _Sources, events: _Sources, roots: Sequence[Path], application: str) -> Observations:
+        self.views(assignments, events)
         arms = self._arms()
         joins = self._joins()
         epochs = self._epochs(roots, application)
@@ -352,6 +411,8 @@ FROM contributions GROUP BY version, outcome""",
             )
         )
         history = self._history()
+        live = self.live()
+        labels = [name for name, kind in self.outcomes.items() if kind == "label"] if self.live_metric else []
         arms = []
         for version in sorted(set(served) | set(units)):
             requests, errors, p50, p99, over = served.get(version, (0, 0, None, None, None))
@@ -371,6 +432,11 @@ FROM contributions GROUP BY version, outcome""",
                     over_latency_limit=None if over is None else int(over),
                     outcomes=stats,
                     history=history.get(version, ()),
+                    live_metrics={
+                        name: live.get(version, {}).get(name, LiveMetric(self.live_metric, None, 0))
+                        for name in labels
+                        if self.live_metric is not None
+                    },
                 )
             )
         return arms
