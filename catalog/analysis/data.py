@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from catalog.domain.live_metrics import LiveMetric  # a value of the domain: show has it too
+
 __all__ = [
     "ArmData",
     "ArmSnapshot",
@@ -48,17 +50,6 @@ class OutcomeStats:
     @property
     def mean(self) -> float | None:
         return self.total / self.n if self.n else None
-
-
-@dataclass(frozen=True)
-class LiveMetric:
-    """How accurate a version is on a label outcome, over its predictions that got a label
-    (docs/analysis.md, "Live metrics"): the AUC of its scores or the accuracy of its classes."""
-
-    name: Literal["auc", "accuracy"]
-    value: float | None  # None: no labelled prediction (never 0), or an AUC with labels of one class only
-    n: int  # labelled predictions
-    positives: int = 0  # of which labelled 1
 
 
 @dataclass(frozen=True)

@@ -61,11 +61,14 @@ def validate(path: Path, fmt: str) -> int:
 @click.option("--now", help="Compute ages as of this date (default: today).")
 @command
 def show(path: Path, fmt: str, now: str | None) -> int:
-    """Per application: the model versions it routes to, with weight, stage, age and key metrics."""
+    """Per application: the model versions it routes to, with weight, stage, age and key metrics, and
+    where the application reports labels and its local stack has logged, each version's live metric."""
+    from catalog.feedback.served import with_live_metrics
+
     with no_gc():
         report = validate_file(path)
     catalog = report.raise_for_errors()
-    views = application_views(catalog, parse_now(now))
+    views = with_live_metrics(path, catalog, application_views(catalog, parse_now(now)))
     if fmt == "json":
         click.echo(json.dumps([v.as_dict() for v in views], indent=2))
     else:

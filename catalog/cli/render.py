@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,7 @@ from catalog.errors import CatalogInvalid, ModelcatError
 from catalog.wording import plural
 
 if TYPE_CHECKING:
+    from catalog.domain.live_metrics import LiveMetric
     from catalog.domain.views import ApplicationView
 
 __all__ = ["Failure", "problem_lines", "problems_json", "show_text", "summary_line", "verdict"]
@@ -73,11 +74,21 @@ def _metrics(metrics: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
 
 
+def _live(metrics: Mapping[str, LiveMetric]) -> str:
+    """``is_fraud: auc=0.91 (n=120)`` per label outcome; ``-`` where no prediction got a label."""
+    shown = [
+        f"{label}: {m.name}={'-' if m.value is None else f'{m.value:.4g}'} (n={m.n})" for label, m in metrics.items()
+    ]
+    return "; ".join(shown) or "-"
+
+
 def show_text(views: Sequence[ApplicationView]) -> list[str]:
-    """One block per application: a table of its models' routed versions."""
-    header = ("MODEL", "VERSION", "WEIGHT", "STAGE", "AGE", "DIGEST", "METRICS")
+    """One block per application: a table of its models' routed versions (with a LIVE column where
+    the application's stack has live metrics)."""
     lines: list[str] = []
     for app in views:
+        live = any(route.live_metrics for binding in app.bindings for route in binding.routes)
+        header = ("MODEL", "VERSION", "WEIGHT", "STAGE", "AGE", "DIGEST", "METRICS", *(("LIVE",) if live else ()))
         rows: list[tuple[str, ...]] = []
         for binding in app.bindings:
             for i, route in enumerate(binding.routes):
@@ -93,6 +104,7 @@ def show_text(views: Sequence[ApplicationView]) -> list[str]:
                         f"{route.age_days}d",
                         route.digest.removeprefix("sha256:")[:12],
                         _metrics(route.metrics),
+                        *((_live(route.live_metrics),) if live else ()),
                     )
                 )
         widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]

@@ -11,15 +11,28 @@ the response's first output with each answered request; ``catalog.feedback.live`
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 from catalog.domain.effective import semver_key
 from catalog.domain.models import Application, Binding, Catalog, Version
 from catalog.domain.problems import Loc, Problem
 
-__all__ = ["LiveMetricName", "check_live_metric", "has_labels", "live_metric", "prediction_metric"]
+__all__ = ["LiveMetric", "LiveMetricName", "check_live_metric", "has_labels", "live_metric", "prediction_metric"]
 
 LiveMetricName = Literal["auc", "accuracy"]
+
+
+@dataclass(frozen=True)
+class LiveMetric:
+    """How accurate a version is on a label outcome, over its predictions that got a label
+    (docs/analysis.md, "Live metrics"): the AUC of its scores or the accuracy of its classes."""
+
+    name: LiveMetricName
+    value: float | None  # None: no labelled prediction (never 0), or an AUC with labels of one class only
+    n: int  # labelled predictions
+    positives: int = 0  # of which labelled 1
+
 
 SCORE_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 CLASS_DTYPES = frozenset(

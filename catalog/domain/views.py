@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from catalog.domain.effective import effective_gates, semver_key
+from catalog.domain.live_metrics import LiveMetric
 from catalog.domain.models import Catalog, Version
 
 __all__ = ["ApplicationView", "BindingView", "RouteView", "application_views"]
@@ -22,6 +23,8 @@ class RouteView:
     age_days: int
     metrics: dict[str, float]
     over_age_gate: bool = False  # served (weight > 0, binding enabled) and older than max_age_days
+    # per label outcome, the live metric of its recorded predictions (filled in from the stack's logs)
+    live_metrics: dict[str, LiveMetric] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

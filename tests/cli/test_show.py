@@ -78,3 +78,76 @@ def test_show_json_gives_each_binding_its_age_gate_and_marks_the_versions_over_i
     recommender = apps["storefront"]["bindings"][0]
     assert recommender["max_age_days"] == 365  # defaults.gates
     assert [r["over_age_gate"] for r in recommender["routes"]] == [False, False]
+
+
+def _log_checkout(catalog_path, assignments, events) -> None:
+    """Assignments and label events in the checkout stack's logs, as its router and feedback write them."""
+    from catalog.feedback.logs import SegmentWriter, json_line
+    from catalog.layout import analytics_dir, run_dir, stack_name, state_root
+
+    analytics = analytics_dir(run_dir(state_root(catalog_path), stack_name("production", "local")))
+    for stream, records, day in (("assignments", assignments, "time"), ("outcomes", events, "received")):
+        writer = SegmentWriter(analytics, stream, "checkout")
+        for record in records:
+            writer.append(json_line(record), record[day][:10])
+        writer.close()
+
+
+def test_show_puts_each_served_versions_live_metric_beside_its_offline_one(cli, write):
+    from tests.feedback.helpers import assignment, at, event
+
+    path = write(DEMO.read_text())
+    scores = {
+        "r1": ("1.3.0", 0.9),
+        "r2": ("1.3.0", 0.2),
+        "r3": ("1.3.0", 0.4),
+        "r4": ("1.3.0", 0.5),
+        "r5": ("1.4.0", 0.7),
+    }
+    _log_checkout(
+        path,
+        [
+            assignment(rid, version, at(0), f"user-{rid}", model="fraud-scorer") | {"prediction": p}
+            for rid, (version, p) in scores.items()
+        ],
+        # r1, r3 fraud; r2, r4 not: ranks 4 and 2 among 4, AUC = (6 - 3) / (2 * 2); 1.4.0's r5 unlabelled
+        [
+            event(f"e-{rid}", "is_fraud", label, at(48), request_id=rid)
+            for rid, label in (("r1", 1), ("r2", 0), ("r3", 1), ("r4", 0))
+        ],
+    )
+    result = cli("show", path, "--now", "2026-11-27")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[1].split() == ["MODEL", "VERSION", "WEIGHT", "STAGE", "AGE", "DIGEST", "METRICS", "LIVE"]
+    assert lines[2].endswith("auc=0.917 precision_at_1pct=0.74 recall=0.66  is_fraud: auc=0.75 (n=4)")
+    assert lines[3].endswith("recall=0.69  -")  # no label yet for 1.4.0's predictions
+    storefront = lines.index(next(line for line in lines if line.startswith("storefront")))
+    assert "LIVE" not in lines[storefront + 1]  # no label outcome there
+
+    apps = {a["name"]: a for a in json.loads(cli("show", path, "--now", "2026-11-27", "--format", "json").stdout)}
+    routes = apps["checkout"]["bindings"][0]["routes"]
+    assert routes[0]["live_metrics"] == {"is_fraud": {"name": "auc", "value": 0.75, "n": 4, "positives": 2}}
+    assert routes[1]["live_metrics"] == {}
+
+
+def test_show_without_an_applied_stack_shows_no_live_metrics(cli, write):
+    path = write(DEMO.read_text())
+    result = cli("show", path, "--now", "2026-11-27", "--format", "json")
+    assert result.exit_code == 0, result.output
+    routes = [r for app in json.loads(result.stdout) for b in app["bindings"] for r in b["routes"]]
+    assert all(route["live_metrics"] == {} for route in routes)
+    assert "LIVE" not in cli("show", path, "--now", "2026-11-27").stdout
+
+
+def test_show_does_not_fail_on_unreadable_logs(cli, write):
+    from catalog.layout import analytics_dir, run_dir, stack_name, state_root
+
+    path = write(DEMO.read_text())
+    day = analytics_dir(run_dir(state_root(path), stack_name("production", "local")))
+    day = day / "assignments" / "application=checkout" / "day=2026-12-01"
+    day.mkdir(parents=True)
+    (day / "broken.parquet").write_bytes(b"not parquet at all")
+    result = cli("show", path, "--now", "2026-11-27")
+    assert result.exit_code == 0, result.output
+    assert "LIVE" not in result.stdout and "auc=0.917" in result.stdout
