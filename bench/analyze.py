@@ -5,7 +5,7 @@ Run from the repository root with ``make bench``, or:
 
     .venv/bin/python bench/analyze.py [--assignments 10000000] [--outcomes 1000000] [--repeat 3]
                                       [--seconds 3] [--clients 1,16] [--skip-router] [--skip-warehouse]
-                                      [--json FILE]
+                                      [--labels] [--json FILE]
 
 Two measurements, each printed as a Markdown table with its verdict:
 
@@ -17,7 +17,8 @@ Two measurements, each printed as a Markdown table with its verdict:
      streams). Target: observe <= 5 s.
   2. The router's throughput with the assignment log on (``--analytics-dir``) and off, in front of
      the same replica of the demo model, with 1 and 16 clients (``bench/serve.py``'s cells, paths
-     interleaved). Target: >= 95 % of the throughput without the log.
+     interleaved). Target: >= 95 % of the throughput without the log. With --labels the table
+     declares a label outcome, so the logged router also reads each answer's prediction.
 """
 
 from __future__ import annotations
@@ -174,13 +175,14 @@ def bench_warehouse(root: Path, assignments: int, outcomes: int, repeat: int) ->
     return result
 
 
-def bench_router(workdir: Path, clients_list: list[int], seconds: float, repeat: int) -> dict:
+def bench_router(workdir: Path, clients_list: list[int], seconds: float, repeat: int, labels: bool = False) -> dict:
     cli = modelcat_command()
     body, _ = request_body(np.random.default_rng(1))
     infer = f"/v2/models/{SMALL.name}/infer"
     paths = ("router", UNLOGGED)
     runs: dict[str, list[dict]] = {f"{p}/{c}": [] for c in clients_list for p in paths}
-    with serving(cli, SMALL, workdir, unlogged=True) as (_, routers, pids):
+    outcomes = {"is_fraud": "label"} if labels else None  # the logging router also records predictions
+    with serving(cli, SMALL, workdir, unlogged=True, outcomes=outcomes) as (_, routers, pids):
         for rep in range(repeat):
             for clients in clients_list:
                 for path in paths[rep % 2 :] + paths[: rep % 2]:
@@ -191,7 +193,8 @@ def bench_router(workdir: Path, clients_list: list[int], seconds: float, repeat:
                     runs[f"{path}/{clients}"].append(cell)
     logged = sorted((workdir / f"{SMALL.name}.analytics").rglob("*.parquet"))
     assert logged, "the logged router wrote no closed segment"
-    print(f"\nMedians of {repeat} interleaved runs of {seconds:g} s; the demo model behind one replica.\n")
+    what = " (a label declared: the logging router records each answer's prediction)" if labels else ""
+    print(f"\nMedians of {repeat} interleaved runs of {seconds:g} s; the demo model behind one replica{what}.\n")
     print(
         "| clients | log off (req/s) | log on (req/s) | on / off | p50 off, on (ms) "
         "| router CPU ms/request off, on | target | verdict |"
@@ -223,6 +226,9 @@ def main() -> None:
     parser.add_argument("--clients", default="1,16", help="comma-separated concurrent clients (default 1,16)")
     parser.add_argument("--skip-router", action="store_true", help="only the warehouse")
     parser.add_argument("--skip-warehouse", action="store_true", help="only the router")
+    parser.add_argument(
+        "--labels", action="store_true", help="the application declares a label: the logged router records predictions"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw numbers to this file")
     args = parser.parse_args()
     print(
@@ -237,7 +243,7 @@ def main() -> None:
     if not args.skip_router:
         with tempfile.TemporaryDirectory(prefix="modelcat-analyze-router-") as tmp:
             clients = [int(c) for c in args.clients.split(",")]
-            results["router"] = bench_router(Path(tmp), clients, args.seconds, args.repeat)
+            results["router"] = bench_router(Path(tmp), clients, args.seconds, args.repeat, args.labels)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
 

@@ -139,11 +139,18 @@ def log_option(tree: Path, where: Path) -> list[str]:
 
 @contextmanager
 def serving(
-    cli: str, model: Model, workdir: Path, baseline: Path | None = None, unlogged: bool = False
+    cli: str,
+    model: Model,
+    workdir: Path,
+    baseline: Path | None = None,
+    unlogged: bool = False,
+    outcomes: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, dict[str, str], dict[str, int]]]:
     """One replica of ``model`` and a router in front of it, logging assignments (another with
     ``baseline``: from that source tree; another with ``unlogged``: without the assignment log);
-    yields the replica's URL, the routers' URLs and every pid, by path name."""
+    ``outcomes``: the application's declared outcomes in the table (a label: the logging router
+    records each answer's prediction). Yields the replica's URL, the routers' URLs and every pid,
+    by path name."""
     replica = spawn(replica_args(cli, model), stderr=subprocess.DEVNULL)
     router = before = quiet = None
     try:
@@ -153,6 +160,7 @@ def serving(
             "apiVersion": "modelcat/routing-v1",
             "application": "bench",
             "sticky_key": STICKY,
+            **({"outcomes": outcomes} if outcomes else {}),
             "models": [
                 {
                     "name": model.name,
