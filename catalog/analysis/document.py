@@ -143,6 +143,7 @@ def _version(
         "over_latency_limit": arm.over_latency_limit if arm else None,
         "outcomes": {name: {"n": s.n, "mean": s.mean} for name, s in outcomes.items()},
         "offline_metrics": dict(offline),
+        "live_metrics": {label: asdict(m) for label, m in (arm.live_metrics if arm else {}).items()},
         "metrics": [_metric(m) for m in verdict.metrics] if verdict else [],
         "verdict": verdict.verdict if verdict and role == "candidate" else None,
         "reasons": list(verdict.reasons) if verdict and role == "candidate" else [],

@@ -13,7 +13,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from catalog.analysis.text import METRIC_HEADER, metric_cells, number, plan_line, window
+from catalog.analysis.text import METRIC_HEADER, live_text, metric_cells, number, plan_line, window
 
 __all__ = ["PALETTE", "html_report"]
 
@@ -260,6 +260,7 @@ def _verdicts(doc: Doc) -> list[str]:
 
 def _version_table(doc: Doc) -> str:
     colours = _colours(doc)
+    live = any(v["live_metrics"] for v in doc["versions"])
     rows = []
     for v in doc["versions"]:
         outcomes = "; ".join(f"{k}: n={s['n']}, mean={number(s['mean'])}" for k, s in sorted(v["outcomes"].items()))
@@ -273,9 +274,12 @@ def _version_table(doc: Doc) -> str:
             )
             + f'<td class="num">{_e(number(v["latency_ms"]["p50"]))}</td>'
             f'<td class="num">{_e(number(v["latency_ms"]["p99"]))}</td>'
-            f"<td>{_e(v['role'])}</td><td>{_e(outcomes or '-')}</td><td>{_e(offline or '-')}</td></tr>"
+            f"<td>{_e(v['role'])}</td><td>{_e(outcomes or '-')}</td><td>{_e(offline or '-')}</td>"
+            + (f"<td>{_e(live_text(v))}</td>" if live else "")
+            + "</tr>"
         )
     header = ("version", "units", "requests", "errors", "error rate", "p50 ms", "p99 ms", "role", "outcomes", "offline")
+    header += ("live",) if live else ()
     return "<table>" + _cells(header, True) + "".join(rows) + "</table>"
 
 

@@ -18,6 +18,7 @@ from catalog.analysis.data import ArmData, Decision, Observations
 from catalog.analysis.document import Look, analysis_document, observations_at
 from catalog.analysis.verdict import decide
 from catalog.domain.effective import effective_analysis
+from catalog.domain.live_metrics import live_metric
 from catalog.errors import UsageError
 from catalog.feedback.warehouse import observe
 from catalog.layout import analytics_dir, run_dir, stack_name, state_root
@@ -154,7 +155,7 @@ def analyze(
     outcomes = {o.name: o.kind for o in application.outcomes}
     observed = observe(
         analytics_dir(stack), application.name, binding.model, since, until, plan.window_hours, outcomes,
-        plan.sticky, plan.max_p99_latency_ms,
+        plan.sticky, plan.max_p99_latency_ms, live_metric(catalog, application, binding),
     )  # fmt: skip
     start = since or _instant(observed.since, datetime.fromtimestamp(0, UTC))
     end = until or _instant(observed.until, datetime.now(UTC))

@@ -10,9 +10,19 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from catalog.domain.live_metrics import LiveMetric
 from catalog.wording import plural
 
-__all__ = ["interval_text", "markdown_report", "metric_cells", "number", "plan_line", "text_report", "window"]
+__all__ = [
+    "interval_text",
+    "live_text",
+    "markdown_report",
+    "metric_cells",
+    "number",
+    "plan_line",
+    "text_report",
+    "window",
+]
 
 Doc = Mapping[str, Any]
 VERSION_HEADER = ("VERSION", "ROLE", "UNITS", "REQUESTS", "ERRORS", "ERROR RATE", "P50 MS", "P99 MS")
@@ -63,7 +73,9 @@ def _outcome_names(doc: Doc) -> list[str]:
 
 def _version_rows(doc: Doc) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     outcomes = _outcome_names(doc)
+    live = any(v["live_metrics"] for v in doc["versions"])
     header = (*VERSION_HEADER, *(f"{name.upper()} (N, MEAN)" for name in outcomes), "OFFLINE METRICS")
+    header += ("LIVE METRICS",) if live else ()
     rows = []
     for v in doc["versions"]:
         cells: tuple[str, ...] = (
@@ -79,8 +91,14 @@ def _version_rows(doc: Doc) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
         stats = [v["outcomes"].get(name) for name in outcomes]
         cells += tuple(f"{s['n']}, {number(s['mean'])}" if s else "-" for s in stats)
         offline = " ".join(f"{k}={number(x)}" for k, x in sorted(v["offline_metrics"].items())) or "-"
-        rows.append((*cells, offline))
+        rows.append((*cells, offline, *((live_text(v),) if live else ())))
     return header, rows
+
+
+def live_text(version: Mapping[str, Any]) -> str:
+    """The version's live metrics (``is_fraud: auc=0.903 (n=1840)``), ``-`` without any."""
+    metrics = sorted(version["live_metrics"].items())
+    return "; ".join(LiveMetric(**m).describe(label) for label, m in metrics) or "-"
 
 
 def metric_cells(version: Mapping[str, Any]) -> list[tuple[str, ...]]:

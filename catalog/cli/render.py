@@ -76,10 +76,7 @@ def _metrics(metrics: dict[str, float]) -> str:
 
 def _live(metrics: Mapping[str, LiveMetric]) -> str:
     """``is_fraud: auc=0.91 (n=120)`` per label outcome; ``-`` where no prediction got a label."""
-    shown = [
-        f"{label}: {m.name}={'-' if m.value is None else f'{m.value:.4g}'} (n={m.n})" for label, m in metrics.items()
-    ]
-    return "; ".join(shown) or "-"
+    return "; ".join(m.describe(label) for label, m in metrics.items()) or "-"
 
 
 def show_text(views: Sequence[ApplicationView]) -> list[str]:

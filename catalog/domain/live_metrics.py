@@ -33,6 +33,10 @@ class LiveMetric:
     n: int  # labelled predictions
     positives: int = 0  # of which labelled 1
 
+    def describe(self, label: str) -> str:
+        """``is_fraud: auc=0.903 (n=1840)``; ``auc=-`` without a value."""
+        return f"{label}: {self.name}={'-' if self.value is None else f'{self.value:.4g}'} (n={self.n})"
+
 
 SCORE_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 CLASS_DTYPES = frozenset(

@@ -80,21 +80,8 @@ def test_show_json_gives_each_binding_its_age_gate_and_marks_the_versions_over_i
     assert [r["over_age_gate"] for r in recommender["routes"]] == [False, False]
 
 
-def _log_checkout(catalog_path, assignments, events) -> None:
-    """Assignments and label events in the checkout stack's logs, as its router and feedback write them."""
-    from catalog.feedback.logs import SegmentWriter, json_line
-    from catalog.layout import analytics_dir, run_dir, stack_name, state_root
-
-    analytics = analytics_dir(run_dir(state_root(catalog_path), stack_name("production", "local")))
-    for stream, records, day in (("assignments", assignments, "time"), ("outcomes", events, "received")):
-        writer = SegmentWriter(analytics, stream, "checkout")
-        for record in records:
-            writer.append(json_line(record), record[day][:10])
-        writer.close()
-
-
 def test_show_puts_each_served_versions_live_metric_beside_its_offline_one(cli, write):
-    from tests.feedback.helpers import assignment, at, event
+    from tests.feedback.helpers import assignment, at, event, write_stack_logs
 
     path = write(DEMO.read_text())
     scores = {
@@ -104,8 +91,9 @@ def test_show_puts_each_served_versions_live_metric_beside_its_offline_one(cli, 
         "r4": ("1.3.0", 0.5),
         "r5": ("1.4.0", 0.7),
     }
-    _log_checkout(
+    write_stack_logs(
         path,
+        "checkout",
         [
             assignment(rid, version, at(0), f"user-{rid}", model="fraud-scorer") | {"prediction": p}
             for rid, (version, p) in scores.items()

@@ -79,6 +79,26 @@ def write_records(
     return writer
 
 
+def write_stack_logs(
+    catalog_path: Path,
+    application: str,
+    assignments: Iterable[Mapping[str, Any]],
+    events: Iterable[Mapping[str, Any]],
+    environment: str = "production",
+) -> Path:
+    """Assignments and outcome events in the logs of ``application``'s local stack beside the catalog
+    at ``catalog_path``, closed (Parquet); returns the stack's analytics folder."""
+    from catalog.layout import analytics_dir, run_dir, stack_name, state_root
+
+    analytics = analytics_dir(run_dir(state_root(catalog_path), stack_name(environment, "local")))
+    for stream, records, day in (("assignments", assignments, "time"), ("outcomes", events, "received")):
+        writer = SegmentWriter(analytics, stream, application)
+        for record in records:
+            writer.append(json_line(record), str(record[day])[:10])
+        writer.close()
+    return analytics
+
+
 def write_tables(root: Path, entries: Iterable[tuple[str, str, Mapping[str, Mapping[str, int]]]]) -> None:
     """Table log lines (sha256, time, weights) as routers append them."""
     path = tables_log(root, "shop")
