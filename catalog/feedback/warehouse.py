@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,6 +162,17 @@ def _epochs_of(roots: Sequence[Path], application: str, model: str) -> list[tupl
     return merged
 
 
+@contextmanager
+def _session(
+    folders: Sequence[Path], application: str
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, str, _Sources, _Sources]]:
+    """A DuckDB connection, a scratch folder and the application's assignment and outcome files."""
+    with tempfile.TemporaryDirectory(prefix="modelcat-warehouse-") as scratch, duckdb.connect() as db:
+        assignments = _with_schema(db, _list_stream(folders, "assignments", application, Path(scratch)), "assignments")
+        events = _with_schema(db, _list_stream(folders, "outcomes", application, Path(scratch)), "outcomes")
+        yield db, scratch, assignments, events
+
+
 def observe(
     roots: Path | Sequence[Path],
     application: str,
@@ -183,9 +195,7 @@ def observe(
     declared = dict(outcomes or {})
     start = None if since is None else _parse_time(since)
     end = datetime.now(UTC) if until is None else _parse_time(until)
-    with tempfile.TemporaryDirectory(prefix="modelcat-warehouse-") as scratch, duckdb.connect() as db:
-        assignments = _with_schema(db, _list_stream(folders, "assignments", application, Path(scratch)), "assignments")
-        events = _with_schema(db, _list_stream(folders, "outcomes", application, Path(scratch)), "outcomes")
+    with _session(folders, application) as (db, scratch, assignments, events):
         db.execute("SET preserve_insertion_order = false")  # no row order is relied on: less work
         query = _Query(db, sticky, start, end, model, window_hours, declared, latency_limit_ms, live_metric)
         observations = query.run(assignments, events, folders, application)
@@ -212,9 +222,7 @@ def live_metrics(
     left out. Only what the live metrics need is computed (``modelcat show``)."""
     folders = [roots] if isinstance(roots, Path) else list(roots)
     outcomes = dict.fromkeys(labels, "label")
-    with tempfile.TemporaryDirectory(prefix="modelcat-warehouse-") as scratch, duckdb.connect() as db:
-        assignments = _with_schema(db, _list_stream(folders, "assignments", application, Path(scratch)), "assignments")
-        events = _with_schema(db, _list_stream(folders, "outcomes", application, Path(scratch)), "outcomes")
+    with _session(folders, application) as (db, _, assignments, events):
         query = _Query(db, sticky, None, datetime.now(UTC), model, window_hours, outcomes, None, live_metric)
         query.views(assignments, events, outcome_stats=False)
         return query.live()
