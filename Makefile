@@ -36,7 +36,8 @@ setup: $(STAMP)
 ## demo: validate the demo catalog, verify its artifacts, then bring its applications up on this
 ## machine (synth -> embedded Terraform -> replicas, routers, Prometheus), send keyed traffic through
 ## every router, show what runs, then send simulated users through the storefront's A/B test and the
-## checkout canary, report their conversions and analyze both; the endpoints stay up until `make demo-down`
+## checkout canary, report their conversions and the checkout's fraud labels (its live AUC) and
+## analyze both; the endpoints stay up until `make demo-down`
 demo: setup system-deps
 	$(BIN)/modelcat validate models.yaml
 	@echo
@@ -55,7 +56,7 @@ demo: setup system-deps
 	@echo "Simulated users: the storefront's A/B test (2.2.0 converts better) and the checkout canary"
 	$(BIN)/python bench/demo_users.py storefront --model recommender --users 8000 \
 		--outcome conversion --rate 2.1.0=0.10 --rate 2.2.0=0.13
-	$(BIN)/python bench/demo_users.py checkout --users 12000
+	$(BIN)/python bench/demo_users.py checkout --users 12000 --label is_fraud
 	@echo
 	$(BIN)/modelcat analyze storefront
 	@echo

@@ -6,8 +6,14 @@ the user's chance of the outcome (``--rate VERSION=P``), drawn from a generator 
 seed and the user, so a rerun reports the same outcomes. The outcomes are posted to the router's
 ``POST /v2/feedback`` by unit (the sticky key's value), as an application would report conversions.
 
+With ``--label NAME`` (a label outcome, e.g. checkout's ``is_fraud``) each user sends its own seeded
+features, and the label of its last request is drawn from the score the model answered (1 with
+that chance), posted by request id as chargebacks would be: the live metric (AUC) then has
+something to measure.
+
     python bench/demo_users.py storefront --users 8000 --outcome conversion \
         --rate 2.1.0=0.10 --rate 2.2.0=0.13
+    python bench/demo_users.py checkout --users 12000 --label is_fraud
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from catalog.deploy.status import router_url
 from catalog.deploy.traffic import example_request
+from catalog.serving.router_telemetry import prediction_of
 from catalog.validate import validate_file
 
 BATCH = 500
@@ -38,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--outcome", help="the outcome to report (declared by the application)")
     parser.add_argument("--rate", action="append", default=[], metavar="VERSION=P", help="chance of the outcome")
+    parser.add_argument("--label", help="a label outcome to report, drawn from each answer's score")
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args(argv)
     rates = {version: float(p) for version, _, p in (r.partition("=") for r in args.rate)}
@@ -53,26 +62,31 @@ def main(argv: list[str] | None = None) -> int:
 
     users = [f"user-{args.seed}-{i}" for i in range(args.users)]
     served: dict[str, str] = {}
+    scored: dict[str, tuple[str, float]] = {}  # user -> (request id, score) of its last answer
     failed = Counter[int]()
     with httpx.Client(timeout=30, trust_env=False) as client, ThreadPoolExecutor(args.concurrency) as pool:
 
-        def visit(user: str) -> tuple[str, str | None, int]:
-            version = None
-            status = 200
+        def visit(user: str) -> tuple[str, str | None, int, tuple[str, float] | None]:
+            version, status, score = None, 200, None
+            request = _features(body, random.Random(f"{args.seed}:{user}:features")) if args.label else body
             for _ in range(args.requests_per_user):
                 response = client.post(
-                    f"{url}/v2/models/{model.name}/infer", json=body, headers={binding.sticky_key or "": user}
+                    f"{url}/v2/models/{model.name}/infer", json=request, headers={binding.sticky_key or "": user}
                 )
                 status = response.status_code
                 if status == 200:
                     version = response.headers["x-model-version"]
-            return user, version, status
+                    value = prediction_of(response.content)
+                    score = None if value is None else (response.headers["x-request-id"], value)
+            return user, version, status, score
 
-        for user, version, status in pool.map(visit, users):
+        for user, version, status, score in pool.map(visit, users):
             if version is None:
                 failed[status] += 1
             else:
                 served[user] = version
+            if score is not None:
+                scored[user] = score
 
         events = []
         if args.outcome:
@@ -86,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                         "value": 1 if draw < rates.get(version, 0.0) else 0,
                     }
                 )
+        if args.label:
+            for user, (request_id, score) in scored.items():
+                draw = random.Random(f"{args.seed}:{user}:label").random()
+                events.append(
+                    {"event_id": f"{args.label}-{request_id}", "request_id": request_id, "outcome": args.label,
+                     "value": 1 if draw < score else 0}
+                )  # fmt: skip
         for start in range(0, len(events), BATCH):
             response = client.post(f"{url}/v2/feedback", json={"events": events[start : start + BATCH]})
             if response.status_code != 200:
@@ -97,12 +118,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.application}: {len(users)} simulated users of {model.name} ({split})", end="")
     if failed:
         print(f"; {sum(failed.values())} got no answer ({dict(failed)})", end="")
-    if events:
-        converted = Counter(served[e["unit"]] for e in events if e["value"])
+    if args.label:
+        labelled = sum(e["value"] for e in events if e["outcome"] == args.label)
+        print(f"; {args.label} reported for {len(scored)} answers ({labelled} labelled 1)", end="")
+    if args.outcome:
+        converted = Counter(served[e["unit"]] for e in events if e["outcome"] == args.outcome and e["value"])
         rates_seen = ", ".join(f"{v}: {converted[v]}/{n}" for v, n in sorted(per_version.items()))
         print(f"; {args.outcome} reported ({rates_seen})", end="")
     print()
     return 0
+
+
+def _features(body: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """``body`` with each floating-point input's values drawn from a standard normal (a user's own features)."""
+    inputs = [
+        {**tensor, "data": [rng.gauss(0.0, 1.0) for _ in tensor["data"]]}
+        if tensor["datatype"].startswith("FP")
+        else tensor
+        for tensor in body["inputs"]
+    ]
+    return {**body, "inputs": inputs}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """An A/B test from declaration to verdict, as `make demo` runs it: a catalog that declares an outcome
 and what to compare, a real apply (replicas, router, Prometheus), simulated users through the router
 (bench/demo_users.py: keyed requests, then their conversions posted to POST /v2/feedback), and
-`modelcat analyze`'s decision document."""
+`modelcat analyze`'s decision document; and labels drawn from the scores the real replicas answered,
+whose live AUC analyze and show put beside the offline one."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.slow
 DECLARED = """\
     outcomes:
       - {name: conversion, kind: proportion}
+      - {name: is_fraud, kind: label}
     bindings:
       - model: fraud-scorer
         sticky_key: x-user-id
@@ -104,3 +106,21 @@ def test_the_html_report_is_one_self_contained_file(ab_project: Project, tmp_pat
     ab_project.ok("analyze", "checkout", "--format", "html", "--output", str(report))
     page = report.read_text(encoding="utf-8")
     assert page.count("<svg") >= 2 and "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
+
+
+def test_labels_of_the_served_scores_give_each_version_a_live_auc_in_analyze_and_show(ab_project: Project) -> None:
+    # run last: these users are not the A/B test's above. Each label is 1 with the chance the model
+    # answered (its own seeded features), so every version's scores rank its frauds above chance
+    said = _simulate(ab_project, "--users", "1000", "--seed", "11", "--label", "is_fraud")
+    assert "is_fraud reported for 1000 answers" in said, said
+
+    doc = ab_project.json("analyze", "checkout")
+    for version in doc["versions"]:
+        live = version["live_metrics"]["is_fraud"]
+        assert live["name"] == "auc" and live["n"] > 300, version
+        assert 0.55 < live["value"] < 0.9, live  # the router recorded each answer's real score
+        assert "auc" in version["offline_metrics"]
+    shown = {a["name"]: a for a in ab_project.json("show")}["checkout"]["bindings"][0]["routes"]
+    assert {r["version"]: r["live_metrics"]["is_fraud"]["n"] for r in shown} == {
+        v["version"]: v["live_metrics"]["is_fraud"]["n"] for v in doc["versions"]
+    }
