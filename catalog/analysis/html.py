@@ -278,7 +278,18 @@ def _version_table(doc: Doc) -> str:
             + (f"<td>{_e(live_text(v))}</td>" if live else "")
             + "</tr>"
         )
-    header = ("version", "units", "requests", "errors", "error rate", "p50 ms", "p99 ms", "role", "outcomes", "offline")
+    header: tuple[str, ...] = (
+        "version",
+        "units",
+        "requests",
+        "errors",
+        "error rate",
+        "p50 ms",
+        "p99 ms",
+        "role",
+        "outcomes",
+        "offline",
+    )
     header += ("live",) if live else ()
     return "<table>" + _cells(header, True) + "".join(rows) + "</table>"
 
