@@ -67,9 +67,10 @@ def prediction_metric(version: Version) -> tuple[LiveMetricName | None, str]:
 
 
 def _routed_versions(catalog: Catalog, binding: Binding) -> list[tuple[int, Version]]:
-    """(route index, version) of each route whose version the catalog has."""
-    model = next((m for m in catalog.models if m.name == binding.model), None)
-    versions = {semver_key(v.version): v for v in model.versions} if model else {}
+    """(route index, version) of each route whose version the catalog has (a catalog being validated
+    holds None where a model or a version failed its schema: those are left out)."""
+    model = next((m for m in catalog.models if m is not None and m.name == binding.model), None)
+    versions = {semver_key(v.version): v for v in model.versions if v is not None} if model else {}
     found = ((r, versions.get(semver_key(route.version))) for r, route in enumerate(binding.routes))
     return [(r, version) for r, version in found if version is not None]
 

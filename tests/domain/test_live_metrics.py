@@ -59,3 +59,13 @@ def test_the_demo_checkout_scores_fraud_with_auc():
     catalog = validate_file(DEMO).raise_for_errors()
     checkout = next(a for a in catalog.applications if a.name == "checkout")
     assert live_metric(catalog, checkout, checkout.bindings[0]) == "auc"
+
+
+def test_a_model_that_fails_its_schema_is_reported_not_a_crash_of_the_live_metric_check(write, cli):
+    # validation goes on with what did parse: the bound model is missing from it, not a model object
+    text = WITH_LABEL.replace("task: classification", "task: classifier", 1)
+    assert text != WITH_LABEL
+    result = cli("validate", write(text), "--format", "json")
+    assert result.exit_code == 1, result.output
+    problems = json.loads(result.stdout)["problems"]
+    assert any("classifier" in p["message"] for p in problems) and result.stderr == ""
