@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,9 @@ import httpx
 
 from catalog.deploy.status import router_url
 from catalog.deploy.traffic import example_request
+from catalog.layout import run_dir, stack_name, state_root
 from catalog.serving.router_telemetry import prediction_of
+from catalog.telemetry.prometheus import MetricsDir, PrometheusRecord
 from catalog.validate import validate_file
 
 BATCH = 500
@@ -126,7 +130,28 @@ def main(argv: list[str] | None = None) -> int:
         rates_seen = ", ".join(f"{v}: {converted[v]}/{n}" for v, n in sorted(per_version.items()))
         print(f"; {args.outcome} reported ({rates_seen})", end="")
     print()
+    _wait_for_a_scrape(args.catalog, app.environment)
     return 0
+
+
+def _wait_for_a_scrape(catalog: Path, environment: str, deadline_s: float = 60.0) -> None:
+    """Wait until the stack's Prometheus has scraped every target after the last request (it scrapes
+    every few seconds), so an analysis right after this sees the whole traffic; nothing without one."""
+    record = PrometheusRecord.read(MetricsDir(run_dir(state_root(catalog), stack_name(environment, "local"))))
+    if record is None:
+        return
+    sent = datetime.now(UTC)
+    deadline = time.monotonic() + deadline_s
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            try:
+                targets = client.get(f"{record.url}/api/v1/targets").json()["data"]["activeTargets"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                return  # not answering: the analysis reads the routers' own counters then
+            scraped = [datetime.fromisoformat(t["lastScrape"]) for t in targets]
+            if scraped and min(scraped) > sent:
+                return
+            time.sleep(0.2)
 
 
 def _features(body: dict[str, Any], rng: random.Random) -> dict[str, Any]:

@@ -108,12 +108,25 @@ def with_telemetry(observations: Observations, reading: TelemetryReading) -> Obs
             arms.append(
                 ArmData(version, 0, t.requests, t.errors, t.latency_p50_ms, t.latency_p99_ms, t.over_latency_limit)
             )
+    behind = [
+        f"{arm.version} {reading.versions[arm.version].requests} of {arm.requests}"
+        for arm in observations.arms
+        if arm.version in reading.versions and reading.versions[arm.version].requests < arm.requests
+    ]
+    if behind:  # Prometheus scrapes every few seconds: the last requests of the period are not in it yet
+        stale = (
+            f"{reading.source} counted fewer requests than the assignment log ({', '.join(behind)}): its last"
+            " scrape is behind the log; analyze again in a few seconds for the whole period"
+        )
+        notes: tuple[str, ...] = (stale,)
+    else:
+        notes = ()
     return replace(
         observations,
         arms=tuple(arms),
         telemetry_source=reading.source,
         queries={**observations.queries, **reading.queries},  # the warehouse's SQL stays in `sql`
-        notes=(*observations.notes, *reading.notes),
+        notes=(*observations.notes, *reading.notes, *notes),
     )
 
 

@@ -42,3 +42,18 @@ def test_without_any_telemetry_series_the_assignment_logs_counts_stay_and_the_no
         "no router answered",
         "no telemetry series: requests, errors and latency are the assignment log's",
     )
+
+
+def test_a_prometheus_behind_the_assignment_log_is_said_to_be_behind():
+    # scraped every few seconds: right after the traffic, the last requests are in the log and not yet in it
+    reading = TelemetryReading(
+        "prometheus",
+        {"2.1.0": VersionTelemetry("2.1.0", 3000, 0, 40.0, 190.0, 0), "2.2.0": VersionTelemetry("2.2.0", 2250, 0)},
+        {},
+        (),
+    )
+    merged = with_telemetry(LOG, reading)
+    assert merged.notes == (
+        "prometheus counted fewer requests than the assignment log (2.1.0 3000 of 3100): its last scrape is"
+        " behind the log; analyze again in a few seconds for the whole period",
+    )
