@@ -260,7 +260,7 @@ def logged_assignments(analytics: Path, application: str) -> list[dict[str, Any]
     return rows
 
 
-def wait_for_assignments(analytics: Path, application: str, at_least: int, timeout: float = 10) -> list[dict[str, Any]]:
+def wait_for_assignments(analytics: Path, application: str, at_least: int, timeout: float = 60) -> list[dict[str, Any]]:
     """``logged_assignments`` once it holds ``at_least`` lines (or what it holds after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while True:
