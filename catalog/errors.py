@@ -428,3 +428,32 @@ class PolicyConfigInvalid(PolicyError):
 
 class FixtureInvalid(PolicyError):
     """A rule's fixture cannot be loaded or its expectation file is malformed."""
+
+
+class GitWriteFailed(ModelcatError):
+    """git refused a commit modelcat asked for (nothing was committed)."""
+
+    exit_code = 2
+    template = "git: {detail}"
+    hint = "nothing was committed: fix what git says (an identity, a lock, a detached HEAD) and run the command again"
+
+
+class RolloutError(ModelcatError):
+    """A rollout command cannot do what it was asked; nothing was changed."""
+
+    template = "rollout: {detail}"
+    hint = "see 'modelcat rollout status APP' (or 'modelcat rollout history APP') for where the rollout stands"
+
+
+class RolloutConflict(RolloutError):
+    """The binding's routes were changed outside the rollout (a hand edit): the controller stops
+    rather than overwrite them."""
+
+    hint = "abort the rollout ('modelcat rollout abort APP'), or put the routes back as its last decision left them"
+
+
+class RolloutLocked(RolloutError):
+    """Another controller runs this binding's rollout."""
+
+    exit_code = 2
+    hint = "one controller per binding: stop the other one first (or let it finish)"

@@ -6,6 +6,7 @@
       run/<stack>/           the local provider's records, routing tables and logs of its processes
       run/<stack>/analytics/ the stack's outcome events (and, from its routers, assignments)
       cache/                 verified copies of artifacts fetched from OCI registries
+      rollouts/              one lock per binding whose rollout a controller runs
 
 A stack is one environment deployed with one target, named ``<environment>-<target>``. Standard
 library only: the provider imports this when Terraform starts it.
@@ -20,6 +21,7 @@ __all__ = [
     "STATE_ROOT",
     "analytics_dir",
     "cache_dir",
+    "rollout_lock",
     "run_dir",
     "run_root",
     "split_stack_name",
@@ -80,3 +82,9 @@ def analytics_dir(run_dir: P) -> P:
 def cache_dir(root: P) -> P:
     """Verified copies of artifacts fetched from OCI registries (git-ignored with the folder)."""
     return root / "cache"
+
+
+def rollout_lock(root: P, application: str, model: str) -> P:
+    """The lock a rollout controller of ``application``'s ``model`` binding holds while it runs, in
+    the ``.modelcat`` folder ``root``."""
+    return root / "rollouts" / f"{application}.{model}.lock"

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from catalog.domain.analysis_plan import AnalysisPlan, OutcomeGuardrail, OutcomeKind, PrimaryOutcome
-from catalog.domain.models import Application, Binding, Catalog, EnvironmentSpec, Rollout
+from catalog.domain.models import Application, Binding, Catalog, EnvironmentSpec, Rollout, Shadow
 from catalog.domain.outcomes import Analysis, AnalysisGuardrails
 
 __all__ = [
     "DEFAULT_INTERVAL_SECONDS",
+    "DEFAULT_PROGRESS_DEADLINE_SECONDS",
     "STEPPED_STRATEGIES",
     "EffectiveGates",
     "EffectiveRollout",
@@ -98,6 +99,7 @@ def effective_gates(catalog: Catalog, binding: Binding) -> EffectiveGates:
 
 STEPPED_STRATEGIES = ("canary", "linear")
 DEFAULT_INTERVAL_SECONDS = 300
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 1800
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +117,15 @@ class EffectiveRollout:
     interval_seconds: int = 0
     max_error_rate: float | None = None
     max_p99_latency_ms: int | None = None
+    explicit_steps: tuple[int, ...] = ()  # the rollout block's ``steps`` list, when it has one
+    progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_SECONDS
+    shadow: Shadow | None = None
 
     @property
     def steps(self) -> tuple[int, ...]:
-        """all_at_once: (100,); canary 10: (10, 100); linear 25: (25, 50, 75, 100)."""
+        """all_at_once: (100,); canary 10: (10, 100); linear 25: (25, 50, 75, 100); an explicit list as written."""
+        if self.explicit_steps and self.strategy in STEPPED_STRATEGIES:
+            return self.explicit_steps
         step = self.step_percent
         if self.strategy == "canary" and step < 100:
             return (step, 100)
@@ -141,6 +148,9 @@ class ResolvedRollout:
     max_error_rate: float | None
     max_p99_latency_ms: int | None
     source: Mapping[str, str]
+    steps: tuple[int, ...] | None = None
+    progress_deadline_seconds: int | None = None
+    shadow: Shadow | None = None
 
 
 def resolve_rollout(own: Rollout | None, base: Rollout | None) -> ResolvedRollout:
@@ -166,6 +176,19 @@ def resolve_rollout(own: Rollout | None, base: Rollout | None) -> ResolvedRollou
         guardrails, source["guardrails"] = own.guardrails, "own"
     elif base is not None and base.guardrails is not None:
         guardrails, source["guardrails"] = base.guardrails, "defaults"
+    steps, source["steps"] = None, "builtin"
+    if own is not None and own.steps is not None:
+        steps, source["steps"] = tuple(own.steps), "own"
+    elif inherit and base is not None and base.steps is not None:
+        steps, source["steps"] = tuple(base.steps), "defaults"
+    extra: dict[str, object] = {}
+    for name in ("progress_deadline_seconds", "shadow"):
+        extra[name], source[name] = None, "builtin"
+        if own is not None and getattr(own, name) is not None:
+            extra[name], source[name] = getattr(own, name), "own"
+        elif base is not None and getattr(base, name) is not None:
+            extra[name], source[name] = getattr(base, name), "defaults"
+    deadline, shadow = extra["progress_deadline_seconds"], extra["shadow"]
     return ResolvedRollout(
         strategy=strategy,
         step_percent=values["step_percent"],
@@ -173,6 +196,9 @@ def resolve_rollout(own: Rollout | None, base: Rollout | None) -> ResolvedRollou
         max_error_rate=guardrails.max_error_rate if guardrails else None,
         max_p99_latency_ms=guardrails.max_p99_latency_ms if guardrails else None,
         source=source,
+        steps=steps,
+        progress_deadline_seconds=deadline if isinstance(deadline, int) else None,
+        shadow=shadow if isinstance(shadow, Shadow) else None,
     )
 
 
@@ -193,6 +219,9 @@ def effective_rollout(catalog: Catalog, binding: Binding) -> EffectiveRollout:
         else 0,
         max_error_rate=r.max_error_rate,
         max_p99_latency_ms=r.max_p99_latency_ms,
+        explicit_steps=(r.steps or ()) if stepped else (),
+        progress_deadline_seconds=r.progress_deadline_seconds or DEFAULT_PROGRESS_DEADLINE_SECONDS,
+        shadow=r.shadow if stepped else None,
     )
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "KServeSettings",
     "KubernetesSettings",
     "Limits",
+    "Mirror",
     "Model",
     "Outcome",
     "Resources",
@@ -44,6 +45,7 @@ __all__ = [
     "Route",
     "SageMakerSettings",
     "Serving",
+    "Shadow",
     "Signature",
     "Stage",
     "Store",
@@ -281,6 +283,19 @@ RolloutStrategy = Literal["all_at_once", "canary", "linear"]
 ROLLOUT_STRATEGIES: tuple[str, ...] = ("all_at_once", "canary", "linear")
 
 
+class Shadow(Strict):
+    """A shadow step before the first real one: the router mirrors ``percent`` of requests to the
+    candidate and compares its answers with the live version's; they are never returned."""
+
+    percent: Annotated[int, Field(ge=1, le=100)] = Field(description="Percent of requests mirrored to the candidate")
+    min_agreement: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.95, description="Least share of mirrored requests whose answers agree with the live version's"
+    )
+    max_abs_difference: Annotated[float, Field(ge=0.0)] = Field(
+        0.05, description="Scores agree when they differ by at most this (labels agree when equal)"
+    )
+
+
 class Rollout(Strict):
     """How a change to a binding's routes takes effect; unset fields come from ``defaults.rollout``.
 
@@ -297,6 +312,26 @@ class Rollout(Strict):
         None, description="Wait between steps (the guardrails are checked before the next one); default 300"
     )
     guardrails: Guardrails | None = None
+    steps: list[Annotated[int, Field(ge=1, le=100)]] | None = Field(
+        None,
+        description="Cumulative percent of traffic on the new version after each step, rising to 100"
+        " (e.g. [5, 25, 50, 100]); replaces step_percent; canary and linear only",
+    )
+    progress_deadline_seconds: Annotated[int, Field(ge=60, le=28_800)] | None = Field(
+        None, description="How long a step may hold (analysis undecided) before the rollout aborts; default 1800"
+    )
+    shadow: Shadow | None = Field(
+        None, description="Begin with a shadow step: mirror a share of requests to the new version, answers discarded"
+    )
+
+
+class Mirror(Strict):
+    """Requests mirrored to a version that does not answer them (a rollout's shadow step): the
+    router sends a copy of ``percent`` of the binding's requests to ``version`` and records whether
+    its answers agree with those returned. Written by ``modelcat rollout`` (or by hand)."""
+
+    version: Annotated[str, Field(min_length=1)]
+    percent: Annotated[int, Field(ge=1, le=100)]
 
 
 class Binding(Strict):
@@ -309,6 +344,9 @@ class Binding(Strict):
     serving: Serving = Serving()
     gates: Gates | None = None
     rollout: Rollout | None = None
+    mirror: Mirror | None = Field(
+        None, description="A shadow step in force: a share of requests copied to a version whose answers are discarded"
+    )
     analysis: Analysis | None = Field(
         None, description="What `modelcat analyze` compares: the routed versions against a baseline, on outcomes"
     )
