@@ -31,6 +31,7 @@ from catalog.yamlio.loader import decode
 from catalog.yamlio.roundtrip import RoundTrip
 
 __all__ = [
+    "KEEP_MIRROR",
     "LOCK_TIMEOUT_ENV",
     "BindResult",
     "LockedCatalog",
@@ -38,10 +39,12 @@ __all__ = [
     "bind_routes",
     "lock_path",
     "locked_catalog",
+    "routes_edited",
 ]
 
 LOCK_TIMEOUT_ENV = "MODELCAT_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a writer waits for another one
+KEEP_MIRROR = object()  # routes_edited: leave the binding's mirror as it is
 
 
 @dataclass
@@ -120,15 +123,21 @@ def bind_routes(
 ) -> BindResult:
     """Set ``application``'s routes for ``model`` (adding the binding if it has none)."""
     with locked_catalog(path) as catalog:
-        new_text, before = _bound(catalog, application, model, routes)
+        new_text, before = routes_edited(catalog, application, model, routes)
         changed = catalog.write(new_text.encode("utf-8"))
     return BindResult(application, model, before, tuple((v, w) for v, w in routes), changed)
 
 
-def _bound(
-    catalog: LockedCatalog, application: str, model: str, routes: Sequence[tuple[str, int]]
+def routes_edited(
+    catalog: LockedCatalog,
+    application: str,
+    model: str,
+    routes: Sequence[tuple[str, int]],
+    mirror: tuple[str, int] | None | object = KEEP_MIRROR,
 ) -> tuple[str, tuple[tuple[str, object], ...]]:
-    """The catalog's new text with the routes set, validated; and the routes it had before."""
+    """The catalog's new text with the routes set (and the binding's ``mirror`` set to
+    ``(version, percent)``, removed with None, left as it is by default), validated; and the routes
+    it had before. Nothing is written: the caller writes the text (or commits it)."""
     path = catalog.path
     text, problems = decode(catalog.original, str(path))
     if problems:
@@ -155,6 +164,13 @@ def _bound(
         if isinstance(old, list):
             before = tuple((str(r.get("version")), r.get("weight")) for r in old if isinstance(r, dict))
     binding["routes"] = _new_routes(binding.get("routes"), routes, style=binding.get("routes") or _any_routes(apps))
+    if mirror is None:
+        binding.pop("mirror", None)
+    elif isinstance(mirror, tuple):
+        version, percent = mirror
+        value = CommentedMap([("version", version), ("percent", percent)])
+        value.fa.set_flow_style()
+        binding["mirror"] = value
     new_text = edit.dump()
     report = validate_bytes(new_text.encode("utf-8"), str(path))
     if report.errors:

@@ -336,3 +336,25 @@ def test_an_edit_made_meanwhile_by_another_program_is_not_overwritten(demo_copy:
         bind_routes(demo_copy, "checkout", "fraud-scorer", [("1.3.0", 100)])
     assert demo_copy.read_text() == edited
     assert [p.name for p in demo_copy.parent.iterdir()] == ["models.yaml"]
+
+
+def test_routes_edited_sets_and_removes_a_bindings_mirror_and_writes_nothing(demo_copy: Path) -> None:
+    from catalog.editing import locked_catalog, routes_edited
+    from catalog.validate import validate_bytes
+
+    path = demo_copy
+    original = path.read_bytes()
+    with locked_catalog(path) as catalog:
+        text, _ = routes_edited(catalog, "checkout", "fraud-scorer", [("1.3.0", 100), ("1.4.0", 0)], ("1.4.0", 20))
+        mirrored = validate_bytes(text.encode(), str(path)).catalog
+        assert mirrored is not None
+        binding = next(b for a in mirrored.applications for b in a.bindings if b.model == "fraud-scorer")
+        assert binding.mirror is not None and (binding.mirror.version, binding.mirror.percent) == ("1.4.0", 20)
+        assert [(r.version, r.weight) for r in binding.routes] == [("1.3.0", 100), ("1.4.0", 0)]
+    assert path.read_bytes() == original
+    path.write_text(text)
+    with locked_catalog(path) as catalog:
+        kept, _ = routes_edited(catalog, "checkout", "fraud-scorer", [("1.3.0", 90), ("1.4.0", 10)])
+        assert "mirror: {version: 1.4.0, percent: 20}" in kept
+        removed, _ = routes_edited(catalog, "checkout", "fraud-scorer", [("1.3.0", 90), ("1.4.0", 10)], None)
+        assert "mirror: {" not in removed
