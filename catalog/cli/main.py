@@ -173,6 +173,7 @@ def _register_artifact_commands() -> None:
     from catalog.cli.init_command import init
     from catalog.cli.replica_command import replica
     from catalog.cli.review_command import review
+    from catalog.cli.rollout_group import rollout
     from catalog.cli.router_command import router
     from catalog.cli.serve_command import serve
 
@@ -196,6 +197,7 @@ def _register_artifact_commands() -> None:
     main.add_command(init)
     main.add_command(review)
     main.add_command(analyze)
+    main.add_command(rollout)
 
 
 _register_artifact_commands()
