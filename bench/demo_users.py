@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", action="append", default=[], metavar="VERSION=P", help="chance of the outcome")
     parser.add_argument("--label", help="a label outcome to report, drawn from each answer's score")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--while-running",
+        type=int,
+        metavar="PID",
+        help="keep sending batches of --users new users until process PID exits (a rollout controller)",
+    )
     args = parser.parse_args(argv)
     rates = {version: float(p) for version, _, p in (r.partition("=") for r in args.rate)}
 
@@ -64,10 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.application}'s binding of {model.name} has no sticky_key: users cannot be kept on one version")
         return 2
 
-    users = [f"user-{args.seed}-{i}" for i in range(args.users)]
+    users: list[str] = []
     served: dict[str, str] = {}
     scored: dict[str, tuple[str, float]] = {}  # user -> (request id, score) of its last answer
     failed = Counter[int]()
+    events: list[dict[str, Any]] = []
     with httpx.Client(timeout=30, trust_env=False) as client, ThreadPoolExecutor(args.concurrency) as pool:
 
         def visit(user: str) -> tuple[str, str | None, int, tuple[str, float] | None]:
@@ -84,38 +91,26 @@ def main(argv: list[str] | None = None) -> int:
                     score = None if value is None else (response.headers["x-request-id"], value)
             return user, version, status, score
 
-        for user, version, status, score in pool.map(visit, users):
-            if version is None:
-                failed[status] += 1
-            else:
-                served[user] = version
-            if score is not None:
-                scored[user] = score
-
-        events = []
-        if args.outcome:
-            for user, version in served.items():
-                draw = random.Random(f"{args.seed}:{user}").random()
-                events.append(
-                    {
-                        "event_id": f"{args.outcome}-{user}",
-                        "unit": user,
-                        "outcome": args.outcome,
-                        "value": 1 if draw < rates.get(version, 0.0) else 0,
-                    }
-                )
-        if args.label:
-            for user, (request_id, score) in scored.items():
-                draw = random.Random(f"{args.seed}:{user}:label").random()
-                events.append(
-                    {"event_id": f"{args.label}-{request_id}", "request_id": request_id, "outcome": args.label,
-                     "value": 1 if draw < score else 0}
-                )  # fmt: skip
-        for start in range(0, len(events), BATCH):
-            response = client.post(f"{url}/v2/feedback", json={"events": events[start : start + BATCH]})
-            if response.status_code != 200:
-                print(f"feedback refused ({response.status_code}): {response.text[:300]}", file=sys.stderr)
+        while True:  # one batch of --users users; more while --while-running's process runs
+            batch = [f"user-{args.seed}-{i}" for i in range(len(users), len(users) + args.users)]
+            users += batch
+            batch_served: dict[str, str] = {}
+            batch_scored: dict[str, tuple[str, float]] = {}
+            for user, version, status, score in pool.map(visit, batch):
+                if version is None:
+                    failed[status] += 1
+                else:
+                    batch_served[user] = version
+                if score is not None:
+                    batch_scored[user] = score
+            served |= batch_served
+            scored |= batch_scored
+            batch_events = _events(args, rates, batch_served, batch_scored)
+            events += batch_events
+            if not _post_feedback(client, url, batch_events):
                 return 1
+            if args.while_running is None or not _running(args.while_running):
+                break
 
     per_version = Counter(served.values())
     split = ", ".join(f"{v}: {n}" for v, n in sorted(per_version.items()))
@@ -132,6 +127,51 @@ def main(argv: list[str] | None = None) -> int:
     print()
     _wait_for_a_scrape(args.catalog, app.environment)
     return 0
+
+
+def _events(
+    args: argparse.Namespace, rates: dict[str, float], served: dict[str, str], scored: dict[str, tuple[str, float]]
+) -> list[dict[str, Any]]:
+    """The outcome events of these users: the outcome drawn from their version's rate, the label from the score."""
+    events: list[dict[str, Any]] = []
+    if args.outcome:
+        for user, version in served.items():
+            draw = random.Random(f"{args.seed}:{user}").random()
+            events.append(
+                {
+                    "event_id": f"{args.outcome}-{user}",
+                    "unit": user,
+                    "outcome": args.outcome,
+                    "value": 1 if draw < rates.get(version, 0.0) else 0,
+                }
+            )
+    if args.label:
+        for user, (request_id, score) in scored.items():
+            draw = random.Random(f"{args.seed}:{user}:label").random()
+            events.append(
+                {"event_id": f"{args.label}-{request_id}", "request_id": request_id, "outcome": args.label,
+                 "value": 1 if draw < score else 0}
+            )  # fmt: skip
+    return events
+
+
+def _post_feedback(client: httpx.Client, url: str, events: list[dict[str, Any]]) -> bool:
+    """Post ``events`` to the router in batches; False (having said why) when one is refused."""
+    for start in range(0, len(events), BATCH):
+        response = client.post(f"{url}/v2/feedback", json={"events": events[start : start + BATCH]})
+        if response.status_code != 200:
+            print(f"feedback refused ({response.status_code}): {response.text[:300]}", file=sys.stderr)
+            return False
+    return True
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _wait_for_a_scrape(catalog: Path, environment: str, deadline_s: float = 60.0) -> None:
