@@ -154,8 +154,9 @@ class ResolvedRollout:
 
 
 def resolve_rollout(own: Rollout | None, base: Rollout | None) -> ResolvedRollout:
-    """``own`` over ``base``, field by field; step_percent and interval_seconds are only taken from
-    ``base`` when ``own`` keeps its strategy (a canary's step is not a linear one's)."""
+    """``own`` over ``base``, field by field; steps, step_percent and interval_seconds are only taken
+    from ``base`` when ``own`` keeps its strategy (a canary's step is not a linear one's), and steps
+    and step_percent only when ``own`` writes neither (one way of stepping replaces the other)."""
     source: dict[str, str] = {}
     if own is not None and "strategy" in own.model_fields_set:
         strategy, source["strategy"] = own.strategy, "own"
@@ -164,12 +165,14 @@ def resolve_rollout(own: Rollout | None, base: Rollout | None) -> ResolvedRollou
     else:
         strategy, source["strategy"] = "all_at_once", "builtin"
     inherit = base is not None and base.strategy == strategy
+    # the steps (a steps list or a step_percent) come as a whole: a block that writes either takes neither from base
+    own_steps = own is not None and (own.steps is not None or own.step_percent is not None)
     values: dict[str, int | None] = {}
     for name in ("step_percent", "interval_seconds"):
         values[name], source[name] = None, "builtin"
         if own is not None and getattr(own, name) is not None:
             values[name], source[name] = getattr(own, name), "own"
-        elif inherit and getattr(base, name) is not None:
+        elif inherit and getattr(base, name) is not None and not (name == "step_percent" and own_steps):
             values[name], source[name] = getattr(base, name), "defaults"
     guardrails, source["guardrails"] = None, "builtin"
     if own is not None and own.guardrails is not None:
@@ -179,7 +182,7 @@ def resolve_rollout(own: Rollout | None, base: Rollout | None) -> ResolvedRollou
     steps, source["steps"] = None, "builtin"
     if own is not None and own.steps is not None:
         steps, source["steps"] = tuple(own.steps), "own"
-    elif inherit and base is not None and base.steps is not None:
+    elif inherit and base is not None and base.steps is not None and not own_steps:
         steps, source["steps"] = tuple(base.steps), "defaults"
     extra: dict[str, object] = {}
     for name in ("progress_deadline_seconds", "shadow"):

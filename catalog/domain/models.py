@@ -308,7 +308,7 @@ class Rollout(Strict):
     step_percent: Annotated[int, Field(ge=1, le=100)] | None = Field(
         None, description="Percent of traffic a step moves to the new routes; canary and linear only"
     )
-    interval_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = Field(
+    interval_seconds: Annotated[int, Field(ge=0, le=3_600)] | None = Field(
         None, description="Wait between steps (the guardrails are checked before the next one); default 300"
     )
     guardrails: Guardrails | None = None

@@ -12,13 +12,7 @@ from dataclasses import dataclass
 
 from catalog.domain.artifact_uris import check_artifact_uri
 from catalog.domain.contract import signature_changes
-from catalog.domain.effective import (
-    STEPPED_STRATEGIES,
-    EffectiveServing,
-    effective_serving,
-    resolve_rollout,
-    semver_key,
-)
+from catalog.domain.effective import EffectiveServing, effective_serving, semver_key
 from catalog.domain.live_metrics import check_live_metric
 from catalog.domain.models import (
     DNS_LABEL,
@@ -28,12 +22,12 @@ from catalog.domain.models import (
     Catalog,
     EnvironmentSpec,
     Model,
-    Rollout,
     Serving,
     Version,
 )
 from catalog.domain.outcome_rules import check_analysis, check_outcomes
 from catalog.domain.problems import Problem
+from catalog.domain.rollout_rules import check_mirror, check_rollout
 from catalog.domain.routing import SPLIT_HINT, split_problem
 from catalog.domain.stores import check_stores
 from catalog.wording import did_you_mean
@@ -158,7 +152,7 @@ def check_catalog(
         problems += _check_gates(("defaults", "gates"), catalog.defaults.gates.min_metrics)
     problems += _check_serving(("defaults", "serving"), catalog.defaults.serving)
     if catalog.defaults.rollout is not None:
-        problems += _check_rollout(("defaults", "rollout"), catalog.defaults.rollout, None)
+        problems += check_rollout(("defaults", "rollout"), catalog.defaults.rollout, None)
     return problems
 
 
@@ -260,7 +254,7 @@ def _check_application(
         if binding.gates is not None:
             yield from _check_gates((*bloc, "gates"), binding.gates.min_metrics)
         if binding.rollout is not None:
-            yield from _check_rollout((*bloc, "rollout"), binding.rollout, catalog.defaults.rollout)
+            yield from check_rollout((*bloc, "rollout"), binding.rollout, catalog.defaults.rollout)
         yield from check_analysis(catalog, bloc, app, binding)
         yield from check_live_metric(catalog, bloc, app, binding)
         unbalanced = split_problem(route.weight for route in binding.routes)
@@ -282,6 +276,7 @@ def _check_application(
             else dict.fromkeys(unchecked_models[binding.model])
         )
         yield from _check_signatures(bloc, binding, versions)
+        yield from check_mirror(bloc, binding, versions)
         seen: set[str] = set()
         for r, route in enumerate(binding.routes):
             rloc = (*bloc, "routes", r)
@@ -365,65 +360,6 @@ def _check_signatures(
                 loc=(*loc, "routes", r, "version"),
                 hint="callers send one request shape to every routed version; route compatible versions only",
             )
-
-
-_DIVISORS = (1, 2, 4, 5, 10, 20, 25, 50, 100)
-
-
-def _check_rollout(loc: tuple[str | int, ...], own: Rollout, base: Rollout | None) -> Iterator[Problem]:
-    """A rollout as it takes effect; a problem caused by a field taken from ``base`` is left to
-    the check of ``base`` itself (``defaults.rollout``), so it is reported once."""
-    r = resolve_rollout(own, base)
-
-    def mine(name: str) -> bool:
-        return r.source[name] == "own"
-
-    if r.strategy not in STEPPED_STRATEGIES:
-        for name, value in (("step_percent", r.step_percent), ("interval_seconds", r.interval_seconds)):
-            if value is not None and mine(name):
-                yield Problem(
-                    f"rollout.{name.split('_')[0]}-forbidden",
-                    f"{name} means nothing for strategy {r.strategy}: it moves all traffic in one step",
-                    loc=(*loc, name),
-                    hint=f"remove {name}, or choose strategy canary or linear",
-                )
-        return
-    what = "the first step" if r.strategy == "canary" else "each step"
-    if r.step_percent is None:
-        if mine("strategy"):
-            example = "10" if r.strategy == "canary" else "a divisor of 100, e.g. 10, 20 or 25"
-            yield Problem(
-                "rollout.step-required",
-                f"strategy {r.strategy} needs step_percent (the percent of traffic {what} moves)",
-                loc=(*loc, "strategy"),
-                hint=f"add step_percent: {example}",
-            )
-    elif mine("step_percent") or mine("strategy"):
-        step, at = r.step_percent, (*loc, "step_percent" if mine("step_percent") else "strategy")
-        if r.strategy == "linear" and 100 % step:
-            nearest = sorted(_DIVISORS[:-1], key=lambda d: (abs(d - step), d))[:2]
-            yield Problem(
-                "rollout.linear-step",
-                f"linear steps of {step} % do not reach 100 % in equal steps",
-                loc=at,
-                hint=f"use a divisor of 100: 1, 2, 4, 5, 10, 20, 25 or 50 (nearest: {' or '.join(map(str, sorted(nearest)))})",
-            )
-        elif step == 100:
-            yield Problem(
-                "rollout.single-step",
-                f"a {r.strategy} step of 100 % moves all traffic at once",
-                loc=at,
-                hint="use strategy all_at_once, or a smaller step_percent",
-                severity="warning",
-            )
-    if (mine("strategy") or mine("guardrails")) and r.max_error_rate is None and r.max_p99_latency_ms is None:
-        yield Problem(
-            "rollout.unguarded",
-            f"{r.strategy} rollout without guardrails: nothing would stop a bad step",
-            loc=(*loc, "guardrails") if mine("guardrails") else (*loc, "strategy"),
-            hint="add guardrails: {max_error_rate: 0.01, max_p99_latency_ms: 250} (or what this model can bear)",
-            severity="warning",
-        )
 
 
 @dataclass(frozen=True, slots=True)

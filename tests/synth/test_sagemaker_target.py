@@ -150,6 +150,31 @@ def test_the_rollout_block_becomes_the_blue_green_policy(rollout: dict[str, Any]
     )
 
 
+@pytest.mark.parametrize(
+    ("rollout", "expected"),
+    [
+        ({"strategy": "canary", "explicit_steps": (5, 100)}, {"type": "CANARY", "canary_size": 5}),
+        ({"strategy": "linear", "explicit_steps": (25, 50, 75, 100)}, {"type": "LINEAR", "linear_step_size": 25}),
+        ({"strategy": "canary", "explicit_steps": (20, 40, 60, 80, 100)}, {"type": "LINEAR", "linear_step_size": 20}),
+        ({"strategy": "linear", "explicit_steps": (10, 100)}, {"type": "CANARY", "canary_size": 10}),
+        ({"strategy": "linear", "explicit_steps": (50, 100)}, {"type": "LINEAR", "linear_step_size": 50}),
+        ({"strategy": "canary", "explicit_steps": (100,)}, {"type": "ALL_AT_ONCE"}),
+    ],
+)
+def test_a_steps_list_becomes_the_traffic_routing_that_runs_it(
+    rollout: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    env = with_rollout(production(), "checkout", step_percent=100, interval_seconds=300, **rollout)
+    policy = _bodies(env)[sm.ENDPOINT]["checkout--fraud-scorer"]["deployment_config"]["blue_green_update_policy"]
+    routing = policy["traffic_routing_configuration"]
+    assert routing["type"] == expected["type"]
+    for size in ("canary_size", "linear_step_size"):
+        if size in expected:
+            assert routing[size] == {"type": "CAPACITY_PERCENT", "value": expected[size]}
+        else:
+            assert size not in routing
+
+
 def test_guardrails_become_alarms_that_roll_back(stack: dict[str, Any]) -> None:
     env = production()
     alarms, endpoints = stack["resource"].get(sm.ALARM, {}), stack["resource"][sm.ENDPOINT]
@@ -227,6 +252,14 @@ def test_autoscaled_variants_get_a_target_and_a_concurrency_policy() -> None:
         ),
         ({"strategy": "canary", "step_percent": 10, "interval_seconds": 4000}, "waits 3600 s at most between steps"),
         ({"strategy": "linear", "step_percent": 10, "interval_seconds": 3000}, "longer than the 28800 s"),
+        (
+            {"strategy": "canary", "explicit_steps": (5, 25, 50, 100), "interval_seconds": 60},
+            "moves a canary and then the rest, or equal linear steps, the rollout asks for steps of 5, 25, 50, 100 %",
+        ),
+        (
+            {"strategy": "canary", "explicit_steps": (60, 100), "interval_seconds": 60},
+            "canary step is 50 % of capacity at most, the rollout asks for 60 %",
+        ),
     ],
 )
 def test_rollouts_sagemaker_cannot_run_are_refused_naming_application_and_model(

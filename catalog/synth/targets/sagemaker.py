@@ -18,8 +18,10 @@ instance type, alarm topic):
   create-before-destroy, so an update never deletes the configuration in use;
 - per binding an ``aws_sagemaker_endpoint`` whose ``deployment_config`` is the rollout block:
   blue/green traffic routing ``ALL_AT_ONCE`` / ``CANARY`` (canary size = step_percent % of capacity)
-  / ``LINEAR`` (step = step_percent %), ``wait_interval_in_seconds`` = interval_seconds, and an
-  auto-rollback on the guardrails' CloudWatch alarms;
+  / ``LINEAR`` (step = step_percent %), or for a steps list the one of these that runs it
+  (``traffic_routing``: ``[10, 100]`` a canary of 10 %, ``[25, 50, 75, 100]`` linear steps of 25 %),
+  ``wait_interval_in_seconds`` = interval_seconds, and an auto-rollback on the guardrails'
+  CloudWatch alarms;
 - per guardrail an ``aws_cloudwatch_metric_alarm`` over all the endpoint's variants (metric math):
   the share of ``Invocation5XXErrors`` in ``Invocations`` above ``max_error_rate``, and the largest
   variant p99 of ``ModelLatency`` (microseconds) above ``max_p99_latency_ms``; they notify
@@ -32,7 +34,8 @@ instance type, alarm topic):
 SageMaker's limits (``binding_refusals``) are reported by ``validate`` at the field that asks, for
 the environments deployed to sagemaker (and by ``synth --target sagemaker``), and refused at synth
 with the application and model named: a canary step above 50 % (but below 100 %, which is all at
-once), a linear step outside 10-50 %, an interval above 3,600 s, a rollout that cannot finish
+once), a linear step outside 10-50 %, a steps list that is neither a canary and 100 nor equal
+steps, an interval above 3,600 s (the catalog's own bound too), a rollout that cannot finish
 within the 8 h a blue/green deployment may run, more than 10 variants, or more variants than a
 metric-math alarm can watch. Nothing secret is written: the provider block holds the
 region only (credentials come from the environment of whoever runs Terraform), the role is an ARN.
@@ -42,7 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -73,6 +76,7 @@ __all__ = [
     "plan_endpoints",
     "refusals",
     "synthesize_bodies",
+    "traffic_routing",
 ]
 
 BINDINGS_PACKAGE = "cdktn_provider_aws"
@@ -237,23 +241,8 @@ def binding_refusals(application: str, binding: BindingPlan) -> Iterator[Refusal
             f"a SageMaker endpoint holds {MAX_VARIANTS} variants at most, the binding routes {variants}",
             f"route {MAX_VARIANTS} versions at most, or deploy this environment to kubernetes",
         )
-    if r.strategy == "canary" and MAX_CANARY_PERCENT < r.step_percent < 100:
-        yield refusal(
-            "canary-step",
-            ("rollout", "step_percent"),
-            f"SageMaker's canary step is {MAX_CANARY_PERCENT} % of capacity at most, the rollout asks for {r.step_percent} %",
-            f"use a step_percent of {MAX_CANARY_PERCENT} or less (or 100: all at once)",
-        )
-    low, high = LINEAR_PERCENT
-    if r.strategy == "linear" and r.step_percent < 100 and not low <= r.step_percent <= high:
-        steps = [d for d in range(low, high + 1) if 100 % d == 0]
-        yield refusal(
-            "linear-step",
-            ("rollout", "step_percent"),
-            f"SageMaker's linear steps are {low}-{high} % of capacity, the rollout asks for {r.step_percent} %",
-            f"use a step_percent of {', '.join(map(str, steps[:-1]))} or {steps[-1]}",
-        )
-    if r.interval_seconds > MAX_WAIT_SECONDS:
+    yield from _traffic_refusals(r, refusal)
+    if r.interval_seconds > MAX_WAIT_SECONDS:  # the catalog's own bound too; a guard for plans built otherwise
         yield refusal(
             "wait",
             ("rollout", "interval_seconds"),
@@ -274,6 +263,59 @@ def binding_refusals(application: str, binding: BindingPlan) -> Iterator[Refusal
             ("routes",),
             f"the error-rate guardrail's alarm can watch {MAX_ALARM_METRICS // 2} variants at most, the binding routes {variants}",
             f"route {MAX_ALARM_METRICS // 2} versions at most, or leave max_error_rate out of this binding's guardrails",
+        )
+
+
+def traffic_routing(r: EffectiveRollout) -> tuple[str, int] | None:
+    """The blue/green traffic routing that runs ``r``: (ALL_AT_ONCE, CANARY or LINEAR, size in % of
+    capacity). SageMaker moves a canary and then the rest, or equal linear steps (the last one the
+    remainder); a steps list of another shape has none (None)."""
+    if not r.explicit_steps:
+        return (_TRAFFIC_TYPE[r.strategy], r.step_percent) if r.step_percent < 100 else ("ALL_AT_ONCE", 100)
+    first = r.explicit_steps[0]
+    if r.explicit_steps == (100,):
+        return "ALL_AT_ONCE", 100
+    shapes = sorted(("canary", "linear"), key=lambda strategy: strategy != r.strategy)  # the declared one first
+    for strategy in shapes:
+        if EffectiveRollout(strategy, first).steps == r.explicit_steps:
+            return _TRAFFIC_TYPE[strategy], first
+    return None
+
+
+def _traffic_refusals(
+    r: EffectiveRollout, refusal: Callable[[str, tuple[str, ...], str, str], Refusal]
+) -> Iterator[Refusal]:
+    """A rollout plan SageMaker's traffic routing cannot run: a steps list of no canary or linear
+    shape, a canary above MAX_CANARY_PERCENT, linear steps outside LINEAR_PERCENT."""
+    field, what = (
+        (("rollout", "steps"), "a first step") if r.explicit_steps else (("rollout", "step_percent"), "a step_percent")
+    )
+    routing = traffic_routing(r)
+    if routing is None:
+        yield refusal(
+            "steps",
+            field,
+            "SageMaker's traffic routing moves a canary and then the rest, or equal linear steps, "
+            f"the rollout asks for steps of {', '.join(map(str, r.explicit_steps))} %",
+            "list a canary and 100 (e.g. [10, 100]) or equal steps (e.g. [25, 50, 75, 100]), or use step_percent",
+        )
+        return
+    kind, size = routing
+    if kind == "CANARY" and size > MAX_CANARY_PERCENT:
+        yield refusal(
+            "canary-step",
+            field,
+            f"SageMaker's canary step is {MAX_CANARY_PERCENT} % of capacity at most, the rollout asks for {size} %",
+            f"use {what} of {MAX_CANARY_PERCENT} or less (or 100: all at once)",
+        )
+    low, high = LINEAR_PERCENT
+    if kind == "LINEAR" and not low <= size <= high:
+        steps = [d for d in range(low, high + 1) if 100 % d == 0]
+        yield refusal(
+            "linear-step",
+            field,
+            f"SageMaker's linear steps are {low}-{high} % of capacity, the rollout asks for {size} %",
+            f"use {what} of {', '.join(map(str, steps[:-1]))} or {steps[-1]}",
         )
 
 
@@ -336,8 +378,11 @@ def endpoint_configuration(k: Any, ep: SageMakerEndpoint) -> Any:
 
 
 def _traffic(k: Any, r: EffectiveRollout) -> Any:
-    kind = _TRAFFIC_TYPE[r.strategy] if r.step_percent < 100 else "ALL_AT_ONCE"
-    size = {"type": "CAPACITY_PERCENT", "value": r.step_percent}
+    routing = traffic_routing(r)
+    if routing is None:  # binding_refusals refuses it before
+        raise RuntimeError(f"no SageMaker traffic routing runs steps {r.explicit_steps}")
+    kind, percent = routing
+    size = {"type": "CAPACITY_PERCENT", "value": percent}
     prefix = "SagemakerEndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfiguration"
     return getattr(k, prefix)(
         type=kind,
