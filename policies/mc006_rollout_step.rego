@@ -1,5 +1,6 @@
 # MC006: a canary or linear rollout moves at most data.modelcat.settings.max_step_percent of the
-# traffic in one step (the effective rollout: the binding's block over defaults.rollout).
+# traffic in one step (the effective rollout: the binding's block over defaults.rollout; with a
+# steps list, its largest step: the largest rise between consecutive steps, the first from 0).
 package modelcat.mc006
 
 import rego.v1
@@ -8,7 +9,7 @@ rule := {
 	"id": "MC006",
 	"title": "Rollout step within the maximum",
 	"name": "RolloutStepWithinMaximum",
-	"description": "A canary or linear rollout moves at most max_step_percent (policies/settings.yaml) of the traffic in one step, judged on the effective rollout: the binding's block over defaults.rollout.",
+	"description": "A canary or linear rollout moves at most max_step_percent (policies/settings.yaml) of the traffic in one step, judged on the effective rollout: the binding's block over defaults.rollout (with a steps list, its largest step).",
 	"severity": "deny",
 	"kinds": ["binding"],
 }
@@ -18,6 +19,12 @@ deny := [msg |
 	input.binding.enabled
 	input.rollout.strategy in ["canary", "linear"]
 	maximum := data.modelcat.settings.max_step_percent
-	input.rollout.step_percent > maximum
-	msg := sprintf("%s: %s %s step of %v%% is over the maximum of %v%%", [input.application.name, input.binding.model, input.rollout.strategy, input.rollout.step_percent, maximum])
+	step := input.rollout.largest_step
+	step > maximum
+	msg := sprintf("%s: %s %s %s of %v%% is over the maximum of %v%%", [input.application.name, input.binding.model, input.rollout.strategy, step_name, step, maximum])
 ]
+
+# "largest step" for a steps list (its steps differ), "step" for a step_percent
+step_name := "largest step" if {
+	input.rollout.explicit_steps == true
+} else := "step"

@@ -7,7 +7,7 @@ example_binding(strategy, new_weight, routed) := {
 	"kind": "binding",
 	"application": {"name": "checkout", "production": true},
 	"binding": {"model": "scorer", "enabled": true},
-	"rollout": {"strategy": strategy, "step_percent": 10},
+	"rollout": {"strategy": strategy, "step_percent": 10, "largest_step": 10, "explicit_steps": false},
 	"routes": [
 		{"version": "1.0.0", "weight": 100 - new_weight, "base_weight": 90, "known": true},
 		{"version": "1.1.0", "weight": new_weight, "base_weight": 10, "known": true},
@@ -33,4 +33,26 @@ test_all_at_once_is_not_limited if {
 test_a_binding_new_in_this_change_is_not_limited if {
 	doc := example_binding("canary", 50, false)
 	deny == [] with input as doc
+}
+
+example_steps(base_weight, new_weight) := {
+	"kind": "binding",
+	"application": {"name": "checkout", "production": true},
+	"binding": {"model": "scorer", "enabled": true},
+	"rollout": {"strategy": "canary", "step_percent": 100, "steps": [5, 25, 50, 100], "largest_step": 50, "explicit_steps": true},
+	"routes": [
+		{"version": "1.0.0", "weight": 100 - new_weight, "base_weight": 100 - base_weight, "known": true},
+		{"version": "1.1.0", "weight": new_weight, "base_weight": base_weight, "known": true},
+	],
+	"base": {"known": true, "routed": true},
+}
+
+test_a_steps_list_allows_its_largest_step if {
+	doc := example_steps(50, 100)
+	deny == [] with input as doc
+}
+
+test_a_jump_over_the_largest_step_of_a_steps_list_is_denied if {
+	doc := example_steps(5, 60)
+	deny == ["checkout: scorer 1.1.0 goes from 5% to 60% of the traffic in one change, more than its canary rollout's largest step of 50%: raise it one step at a time"] with input as doc
 }

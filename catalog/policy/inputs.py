@@ -15,8 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 
-from catalog.domain.effective import effective_gates, effective_rollout, effective_serving, semver_key
+from catalog.domain.effective import (
+    EffectiveRollout,
+    effective_gates,
+    effective_rollout,
+    effective_serving,
+    semver_key,
+)
 from catalog.domain.models import Binding, Catalog, Model, Version
 from catalog.policy.findings import SubjectInput
 from catalog.policy.settings import Settings
@@ -189,6 +196,14 @@ def _base_routes(
     return bool(weights), weights
 
 
+def _largest_step(rollout: EffectiveRollout) -> int:
+    """The most traffic one step moves: step_percent, or with a steps list the largest rise
+    between consecutive steps (the first one from 0)."""
+    if not rollout.explicit_steps:
+        return rollout.step_percent
+    return max(after - before for before, after in pairwise((0, *rollout.explicit_steps)))
+
+
 def _binding_input(
     catalog: Catalog,
     app_doc: dict[str, object],
@@ -231,6 +246,8 @@ def _binding_input(
         "step_percent": rollout.step_percent,
         "interval_seconds": rollout.interval_seconds,
         "steps": list(rollout.steps),
+        "explicit_steps": bool(rollout.explicit_steps),
+        "largest_step": _largest_step(rollout),
         "guarded": rollout.guarded,
     }
     return {

@@ -125,14 +125,18 @@ def mc006(d: Doc, s: Settings) -> list[str]:
     rollout = d["rollout"]
     if not d["binding"]["enabled"] or rollout["strategy"] not in ("canary", "linear"):
         return []
-    if rollout["step_percent"] > s.max_step_percent:
+    if rollout["largest_step"] > s.max_step_percent:
         return [
             (
-                f"{d['application']['name']}: {d['binding']['model']} {rollout['strategy']} step of "
-                f"{rollout['step_percent']}% is over the maximum of {s.max_step_percent}%"
+                f"{d['application']['name']}: {d['binding']['model']} {rollout['strategy']} {_step_name(rollout)} of "
+                f"{rollout['largest_step']}% is over the maximum of {s.max_step_percent}%"
             )
         ]
     return []
+
+
+def _step_name(rollout: Doc) -> str:
+    return "largest step" if rollout.get("explicit_steps") is True else "step"
 
 
 def mc007(d: Doc, s: Settings) -> list[str]:
@@ -194,14 +198,14 @@ def mc012(d: Doc, s: Settings) -> list[str]:
     rollout, base = d["rollout"], d["base"]
     if not (d["binding"]["enabled"] and base["routed"]) or rollout["strategy"] not in ("canary", "linear"):
         return []
-    step = rollout["step_percent"]
+    step = rollout["largest_step"]
     if step >= 100:
         return []
     return [
         (
             f"{d['application']['name']}: {d['binding']['model']} {r['version']} goes from {r['base_weight']}% to "
-            f"{r['weight']}% of the traffic in one change, more than its {rollout['strategy']} rollout's step of "
-            f"{step}%: raise it one step at a time"
+            f"{r['weight']}% of the traffic in one change, more than its {rollout['strategy']} rollout's "
+            f"{_step_name(rollout)} of {step}%: raise it one step at a time"
         )
         for r in d["routes"]
         if r["weight"] - r["base_weight"] > step

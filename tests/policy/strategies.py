@@ -92,6 +92,8 @@ def catalogs(draw):
                 [None, {"strategy": "all_at_once"}, {"strategy": "canary", "step_percent": 10}]
                 + [{"strategy": "canary", "step_percent": 50}, {"strategy": "linear", "step_percent": 25}]
                 + [{"strategy": "linear", "step_percent": 50, "guardrails": {"max_error_rate": 0.01}}]
+                + [{"strategy": "canary", "steps": [5, 25, 100]}, {"strategy": "linear", "steps": [10, 20, 100]}]
+                + [{"strategy": "linear", "steps": [20, 40, 60, 80, 100]}]
             )
         )
         if rollout is not None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from catalog.errors import FixtureInvalid
+from catalog.policy.check import load_policies
 from catalog.policy.fixtures import fixture_cases, run_fixture_tests
+from catalog.policy.inputs import BaseVersion, catalog_inputs
+from catalog.validate import validate_bytes
+from tests.helpers import MINIMAL
 from tests.policy.helpers import FIXTURES, POLICIES, copy_policies
 
 BUILT_IN = [f"MC{n:03d}" for n in range(1, 14)]
@@ -107,3 +112,48 @@ deny := [msg |
     )
     results = {r.rule.id: r for r in run_fixture_tests(folder)}
     assert results["ACME001"].ok and results["MC003"].ok
+
+
+# -- a rollout's steps list (MC006, MC012)
+
+STEPS_LIST = "        rollout: {strategy: canary, steps: [5, 25, 50, 100], guardrails: {max_error_rate: 0.01}}\n"
+
+
+def _binding_messages(rule: str, weights: tuple[int, int], base_weights: tuple[int, int] | None) -> list[str]:
+    """``rule``'s messages on the minimal catalog's binding, rolled out by STEPS_LIST and routed by
+    ``weights`` (1.0.0, 1.1.0), against a base revision that routed it by ``base_weights``."""
+    routes = "          - {version: 1.0.0, weight: 90}\n          - {version: 1.1.0, weight: 10}\n"
+    new = (
+        f"          - {{version: 1.0.0, weight: {weights[0]}}}\n          - {{version: 1.1.0, weight: {weights[1]}}}\n"
+    )
+    text = MINIMAL.replace("        enabled: true\n", "        enabled: true\n" + STEPS_LIST).replace(routes, new)
+    catalog = validate_bytes(text.encode(), "m.yaml").raise_for_errors()
+    base = None
+    if base_weights is not None:
+        base = {
+            ("fraud-scorer", version): BaseVersion(
+                "fraud-scorer", version, "production", "sha256:" + "0" * 64, ("checkout",), (("checkout", w),)
+            )
+            for version, w in zip(("1.0.0", "1.1.0"), base_weights, strict=True)
+        }
+    engine, settings = load_policies(POLICIES)
+    [policy] = [r for r in engine.rules if r.id == rule]
+    inputs = catalog_inputs(catalog, now=datetime(2026, 11, 27, tzinfo=UTC), settings=settings, base=base)
+    return [m for item in inputs if item.kind == "binding" for m in engine.messages(policy, item)]
+
+
+def test_mc012_lets_a_change_move_the_largest_step_of_a_steps_list():
+    assert _binding_messages("MC012", (0, 100), (50, 50)) == []  # the last step, 50 -> 100
+
+
+def test_mc012_denies_a_change_beyond_the_largest_step_of_a_steps_list():
+    jump = "checkout: fraud-scorer 1.1.0 goes from 5% to 60% of the traffic in one change"
+    assert _binding_messages("MC012", (40, 60), (95, 5)) == [
+        f"{jump}, more than its canary rollout's largest step of 50%: raise it one step at a time"
+    ]
+
+
+def test_mc006_judges_a_steps_list_by_its_largest_step():
+    assert _binding_messages("MC006", (90, 10), None) == [
+        "checkout: fraud-scorer canary largest step of 50% is over the maximum of 25%"
+    ]
