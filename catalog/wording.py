@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["did_you_mean", "plural"]
+__all__ = ["did_you_mean", "known_choices", "plural"]
 
 
 def plural(count: int, noun: str, many: str = "") -> str:
@@ -23,3 +23,10 @@ def did_you_mean(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> s
     "" when none is close enough (``cutoff``: difflib's similarity ratio)."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
     return f"did you mean {match[0]!r}? " if match else ""
+
+
+def known_choices(word: str, choices: Iterable[str], what: str) -> str:
+    """A hint for an unknown ``word``: the closest choice, then all of them, e.g. "did you mean
+    '1.4.0'? known versions: 1.3.0, 1.4.0" (``what``: the choices' name, in the plural)."""
+    listed = list(choices)
+    return did_you_mean(word, listed) + f"known {what}: {', '.join(listed)}"

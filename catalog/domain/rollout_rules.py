@@ -22,7 +22,7 @@ from catalog.domain.effective import (
 )
 from catalog.domain.models import Binding, Rollout, Version
 from catalog.domain.problems import Loc, Problem
-from catalog.wording import did_you_mean
+from catalog.wording import known_choices
 
 __all__ = ["MAX_PLAN_SECONDS", "MAX_STEPS", "check_mirror", "check_rollout"]
 
@@ -201,7 +201,7 @@ def check_mirror(loc: Loc, binding: Binding, versions: Mapping[str, Version | No
             "mirror.unknown-version",
             f"model {binding.model!r} has no version {mirror.version} to mirror requests to",
             loc=(*at, "version"),
-            hint=did_you_mean(mirror.version, list(versions)) + f"known versions: {', '.join(versions)}",
+            hint=known_choices(mirror.version, versions, "versions"),
         )
         return
     weights = {semver_key(route.version): route.weight for route in binding.routes}

@@ -30,7 +30,7 @@ from catalog.domain.problems import Problem
 from catalog.domain.rollout_rules import check_mirror, check_rollout
 from catalog.domain.routing import SPLIT_HINT, split_problem
 from catalog.domain.stores import check_stores
-from catalog.wording import did_you_mean
+from catalog.wording import did_you_mean, known_choices
 
 __all__ = ["check_catalog", "check_raw", "normalise_name"]
 
@@ -295,7 +295,7 @@ def _check_application(
                     "ref.missing-version",
                     f"model {binding.model!r} has no version {route.version}",
                     loc=(*rloc, "version"),
-                    hint=did_you_mean(route.version, list(versions)) + f"known versions: {', '.join(versions)}",
+                    hint=known_choices(route.version, versions, "versions"),
                 )
             elif version is None:
                 continue

@@ -137,13 +137,8 @@ def test_the_rollout_block_becomes_the_blue_green_policy(rollout: dict[str, Any]
     env = with_rollout(production(), "checkout", **rollout)
     policy = _bodies(env)[sm.ENDPOINT]["checkout--fraud-scorer"]["deployment_config"]["blue_green_update_policy"]
     routing = policy["traffic_routing_configuration"]
-    assert routing["type"] == expected["type"]
     assert routing["wait_interval_in_seconds"] == expected["wait"]
-    for size in ("canary_size", "linear_step_size"):
-        if size in expected:
-            assert routing[size] == {"type": "CAPACITY_PERCENT", "value": expected[size]}
-        else:
-            assert size not in routing
+    _assert_routing(routing, expected)
     steps = env.applications[0].bindings[0].rollout.steps
     assert policy["maximum_execution_timeout_in_seconds"] == max(
         600, sm.PROVISIONING_SECONDS + expected["wait"] * len(steps)
@@ -166,7 +161,11 @@ def test_a_steps_list_becomes_the_traffic_routing_that_runs_it(
 ) -> None:
     env = with_rollout(production(), "checkout", step_percent=100, interval_seconds=300, **rollout)
     policy = _bodies(env)[sm.ENDPOINT]["checkout--fraud-scorer"]["deployment_config"]["blue_green_update_policy"]
-    routing = policy["traffic_routing_configuration"]
+    _assert_routing(policy["traffic_routing_configuration"], expected)
+
+
+def _assert_routing(routing: dict[str, Any], expected: dict[str, Any]) -> None:
+    """``routing`` is of ``expected["type"]``, with the canary or linear size ``expected`` names (and no other)."""
     assert routing["type"] == expected["type"]
     for size in ("canary_size", "linear_step_size"):
         if size in expected:
