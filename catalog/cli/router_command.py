@@ -60,6 +60,13 @@ __all__ = ["router"]
     type=click.FloatRange(min=0.01),
     help="Table file check period, s.",
 )
+@click.option(
+    "--mirror-max-in-flight",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Copies of a shadow step's mirrored requests in flight at once; one more is dropped (and counted).",
+)
 @command
 def router(
     fmt: str,
@@ -71,6 +78,7 @@ def router(
     timeout: float,
     connect_timeout: float,
     poll_interval: float,
+    mirror_max_in_flight: int,
 ) -> int:
     """Route an application's OIP v2 inference requests to model versions by weight or sticky key.
 
@@ -94,6 +102,7 @@ def router(
         poll_interval=poll_interval,
         connect_timeout=connect_timeout,
         timeout=timeout,
+        mirror_max_in_flight=mirror_max_in_flight,
     )
     app = Router(settings)
 

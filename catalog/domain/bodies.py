@@ -9,7 +9,9 @@ named, typed and described once.
   models of the router's routing table (``catalog.serving.table``), in the table's order, each
   with its ``route`` blocks, one per version: the body is the table, apart from ``route`` being
   written ``routes`` there. Weights are integer percents; the sum of a model's weights is checked
-  by ``catalog.domain.routing.split_problem``.
+  by ``catalog.domain.routing.split_problem``. A model block's optional ``mirror`` block is the
+  table's ``mirror``: a shadow step in force (the binding's ``mirror`` with its rollout's
+  ``shadow.max_abs_difference``).
 - ``modelcat_metrics`` is a ``MetricsBody``: the stack's Prometheus, scraping its routers and
   replicas (``catalog.telemetry.prometheus``).
 
@@ -35,6 +37,7 @@ __all__ = [
     "Body",
     "EndpointBody",
     "MetricsBody",
+    "MirrorBody",
     "ModelBody",
     "RouteBody",
     "RouterBody",
@@ -87,6 +90,18 @@ class RouteBody(Body):
     )
 
 
+class MirrorBody(Body):
+    """A ``mirror`` block: requests copied to a version whose answers are compared, never returned."""
+
+    version: str = Field(description="The mirrored version (one of the model's routes, with replicas)")
+    percent: Annotated[int, Field(ge=1, le=BUCKETS)] = Field(
+        description="Integer percent of the model's routed requests copied to it"
+    )
+    max_abs_difference: Annotated[float, Field(ge=0.0)] = Field(
+        description="Scores agree when they differ by at most this; labels agree when equal"
+    )
+
+
 class ModelBody(Body):
     """A ``model`` block: one model of the routing table, its versions' routes in their declared order."""
 
@@ -95,6 +110,7 @@ class ModelBody(Body):
     route: list[RouteBody] = Field(
         description="The model's versions, in the order that fixes their buckets (the one being rolled out last)"
     )
+    mirror: MirrorBody | None = Field(None, description="A shadow step in force: a share of requests mirrored")
 
 
 class RouterBody(Body):
@@ -130,7 +146,8 @@ class MetricsBody(Body):
 
 def router_models(app: ApplicationPlan, replicas: Callable[[Endpoint], list[str] | str]) -> list[ModelBody]:
     """An application's routing table as ``model`` blocks: per binding its model, per route its
-    version in the catalog's order; ``replicas(endpoint)`` says where each version is served."""
+    version in the catalog's order, and its mirror when a shadow step is in force;
+    ``replicas(endpoint)`` says where each version is served."""
     return [
         ModelBody(
             name=binding.model,
@@ -144,6 +161,13 @@ def router_models(app: ApplicationPlan, replicas: Callable[[Endpoint], list[str]
                 )
                 for route in binding.routes
             ],
+            mirror=MirrorBody(
+                version=binding.mirror.version,
+                percent=binding.mirror.percent,
+                max_abs_difference=binding.mirror.max_abs_difference,
+            )
+            if binding.mirror is not None
+            else None,
         )
         for binding in app.bindings
     ]

@@ -29,9 +29,25 @@ from catalog.domain.effective import (
     effective_serving,
     semver_key,
 )
-from catalog.domain.models import Catalog, EnvironmentSpec, KServeSettings, KubernetesSettings, SageMakerSettings
+from catalog.domain.models import (
+    Catalog,
+    EnvironmentSpec,
+    KServeSettings,
+    KubernetesSettings,
+    SageMakerSettings,
+    Shadow,
+)
 
-__all__ = ["ApplicationPlan", "BindingPlan", "Endpoint", "Environment", "RoutePlan", "environments", "resource_id"]
+__all__ = [
+    "ApplicationPlan",
+    "BindingPlan",
+    "Endpoint",
+    "Environment",
+    "MirrorPlan",
+    "RoutePlan",
+    "environments",
+    "resource_id",
+]
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 # A part that can be read back from its readable form: runs of letters and digits joined by single
@@ -39,6 +55,7 @@ _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 _READABLE = re.compile(r"^[A-Za-z0-9]+([.+-][A-Za-z0-9]+)*$")
 _ID_HASH = 8
 MAX_NAME = 200  # an endpoint's name: what a run record's file name may hold
+_DEFAULT_SHADOW = Shadow(percent=1)  # the tolerance of a mirror whose rollout declares no shadow
 
 
 def _hash(*parts: str) -> str:
@@ -110,11 +127,23 @@ class RoutePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class MirrorPlan:
+    """A shadow step in force: ``percent`` of the binding's requests copied to ``version`` (spelled
+    as the catalog's version), whose scores agree with the live ones within ``max_abs_difference``
+    (the rollout's ``shadow``, else the ``Shadow`` default)."""
+
+    version: str
+    percent: int
+    max_abs_difference: float
+
+
+@dataclass(frozen=True, slots=True)
 class BindingPlan:
     model: str
     sticky_key: str | None
     routes: tuple[RoutePlan, ...]  # in the catalog's order: it fixes which buckets each version owns
     rollout: EffectiveRollout = field(default_factory=EffectiveRollout)  # how a change to these routes takes effect
+    mirror: MirrorPlan | None = None  # the binding's mirror (a rollout's shadow step), when one is in force
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +219,13 @@ def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[En
                 )
                 routes.append(RoutePlan(version.version, route.weight, endpoint))
             rollout = effective_rollout(catalog, binding)
-            bindings.append(BindingPlan(binding.model, binding.sticky_key, tuple(routes), rollout))
+            mirror = None
+            if binding.mirror is not None:
+                mirrored = versions.get((binding.model, semver_key(binding.mirror.version)))
+                tolerance = (rollout.shadow or _DEFAULT_SHADOW).max_abs_difference
+                version_name = mirrored.version if mirrored is not None else binding.mirror.version
+                mirror = MirrorPlan(version_name, binding.mirror.percent, tolerance)
+            bindings.append(BindingPlan(binding.model, binding.sticky_key, tuple(routes), rollout, mirror))
         outcomes = tuple((outcome.name, outcome.kind) for outcome in app.outcomes)
         plan = ApplicationPlan(app.name, app.environment, app.owner, tuple(bindings), outcomes)
         by_env.setdefault(app.environment, []).append(plan)

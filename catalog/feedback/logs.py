@@ -1,4 +1,5 @@
-"""Segmented append-only logs: assignments and outcome events, JSON lines while open, Parquet once closed.
+"""Segmented append-only logs: assignments, outcome events and shadow comparisons, JSON lines while
+open, Parquet once closed.
 
 Layout under a stack's analytics folder (``catalog.layout.analytics_dir``), Hive-partitioned so that
 DuckDB's ``read_parquet(..., hive_partitioning=true)`` reads it, here or in object storage::
@@ -7,6 +8,7 @@ DuckDB's ``read_parquet(..., hive_partitioning=true)`` reads it, here or in obje
       assignments/application=<app>/day=<YYYY-MM-DD>/<segment>.jsonl     open (being appended)
       assignments/application=<app>/day=<YYYY-MM-DD>/<segment>.parquet   closed
       outcomes/application=<app>/day=<received day>/<segment>.jsonl|.parquet
+      shadow/application=<app>/day=<YYYY-MM-DD>/<segment>.jsonl|.parquet    mirrored requests compared
       tables/application=<app>/tables.jsonl                               routing tables installed
 
 Each writer (``SegmentWriter``) appends to a segment of its own, named ``<UTC start>-<pid>-<random>``,
@@ -44,6 +46,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "KEYS",
     "OUTCOME_COLUMNS",
+    "SHADOW_COLUMNS",
     "OpenSegment",
     "SegmentWriter",
     "Stream",
@@ -60,7 +63,7 @@ __all__ = [
 
 log = logging.getLogger("catalog.feedback.logs")
 
-Stream = Literal["assignments", "outcomes"]
+Stream = Literal["assignments", "outcomes", "shadow"]
 
 # The columns kept in Parquet, with their DuckDB types (the application is in the path).
 ASSIGNMENT_COLUMNS: Mapping[str, str] = {
@@ -89,12 +92,31 @@ OUTCOME_COLUMNS: Mapping[str, str] = {
     "time": "TIMESTAMP",
     "received": "TIMESTAMP",
 }
-COLUMNS: Mapping[str, Mapping[str, str]] = {"assignments": ASSIGNMENT_COLUMNS, "outcomes": OUTCOME_COLUMNS}
+# One line per request mirrored to a version in a shadow step (``catalog.serving.mirror``).
+SHADOW_COLUMNS: Mapping[str, str] = {
+    "time": "TIMESTAMP",
+    "request_id": "VARCHAR",
+    "model": "VARCHAR",
+    "live_version": "VARCHAR",
+    "mirrored_version": "VARCHAR",
+    "result": "VARCHAR",  # agree, disagree, error (the copy got no usable answer) or dropped (not sent)
+    "agree": "BOOLEAN",
+    "outputs": "MAP(VARCHAR, BOOLEAN)",  # per output of the live answer: whether the copy's agrees
+    "status": "SMALLINT",
+    "latency_ms": "DOUBLE",  # the copy's, from sending it to its whole answer
+    "error": "VARCHAR",
+}
+COLUMNS: Mapping[str, Mapping[str, str]] = {
+    "assignments": ASSIGNMENT_COLUMNS,
+    "outcomes": OUTCOME_COLUMNS,
+    "shadow": SHADOW_COLUMNS,
+}
 # Keys added when a segment becomes Parquet (and computed for the open ones): 64-bit numbers of the
 # ids, the low half of their md5, which the warehouse groups and joins by instead of the strings.
 KEYS: Mapping[str, Mapping[str, str]] = {
     "assignments": {"request_key": "md5_number_lower(request_id)", "unit_key": "md5_number_lower(key_hash)"},
     "outcomes": {"request_key": "md5_number_lower(request_id)", "unit_key": "md5_number_lower(unit_hash)"},
+    "shadow": {"request_key": "md5_number_lower(request_id)"},
 }
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024

@@ -1,10 +1,11 @@
 """Terraform schemas derived from the resource bodies (``catalog.domain.bodies``).
 
-One attribute per field and one list of nested blocks per list of bodies, named and described as
-the field is. A field without a default is required; one defaulting to None is optional; one with
+One attribute per field, one list of nested blocks per list of bodies and one list of at most one
+nested block per optional body (``X | None``: Terraform states hold it as a list of zero or one
+item), named and described as the field is. A field without a default is required; one defaulting to None is optional; one with
 another default is optional and computed (the plan shows the default). The body's
-``replaced_by`` fields require replacement. ``str`` is a String, ``int`` a Number (the resources
-refuse fractions in ``validate``; the plugin protocol has no integer type), lists and maps of them
+``replaced_by`` fields require replacement. ``str`` is a String, ``int`` and ``float`` a Number (the
+resources refuse fractions of an ``int`` in ``validate``; the plugin protocol has no integer type), lists and maps of them
 Lists and Maps; ``X | None`` and ``X | str`` (a value or a Terraform expression) are X.
 """
 
@@ -59,7 +60,7 @@ def _tf_type(annotation: Any) -> TfType:
     origin, args = get_origin(annotation), get_args(annotation)
     if annotation is str:
         return String()
-    if annotation is int:
+    if annotation in (int, float):
         return Number()
     if origin is list:
         return List(_tf_type(args[0]))
@@ -68,13 +69,16 @@ def _tf_type(annotation: Any) -> TfType:
     raise TypeError(f"no Terraform type for {annotation!r}")
 
 
-def _nested(annotation: Any) -> type[Body] | None:
-    """The body of a list of bodies (a list of nested blocks), else None."""
+def _nested(annotation: Any) -> tuple[type[Body], int | None] | None:
+    """The body of a list of bodies (a list of nested blocks) or of one optional body (a list of at
+    most one), with the most items; else None."""
     annotation = _chosen(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, Body):
+        return annotation, 1
     if get_origin(annotation) is list:
         (item,) = get_args(annotation)
         if isinstance(item, type) and issubclass(item, Body):
-            return item
+            return item, None
     return None
 
 
@@ -83,7 +87,10 @@ def _block(body: type[Body]) -> Block:
     for name, field in body.model_fields.items():
         nested = _nested(field.annotation)
         if nested is not None:
-            blocks.append(ListNestedBlock(name, _block(nested)))
+            item, most = nested
+            block = ListNestedBlock(name, _block(item))
+            block.max_items = most
+            blocks.append(block)
             continue
         required = field.is_required()
         planned = not required and field.default is not None

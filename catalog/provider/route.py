@@ -7,8 +7,12 @@ the new table's sha256 on ``GET /routing``: the router is not restarted. ``read`
 models in the table file, so a hand edit shows up in the next plan; a dead router (checked by
 pid and start time) makes the route gone, and the next apply starts it again.
 
-Schema version 1; version 0 (before the model blocks) had one flat ``route`` block per version,
-naming its model: ``upgrade`` groups them by model, as the table file always was.
+A model block may hold one ``mirror`` block (a shadow step in force: the table's ``mirror``);
+Terraform states hold it as a list of zero or one block.
+
+Schema version 3; version 0 (before the model blocks) had one flat ``route`` block per version,
+naming its model: ``upgrade`` groups them by model, as the table file always was; version 1 had no
+declared ``outcomes`` and version 2 no ``mirror`` blocks (``upgrade`` writes none).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -54,9 +59,9 @@ from catalog.provider.processes import (
 )
 from catalog.provider.runstate import NAME, RouteRecord
 
-__all__ = ["SCHEMA_VERSION", "RouteResource", "models_of_flat_routes", "table_bytes"]
+__all__ = ["SCHEMA_VERSION", "RouteResource", "models_of_flat_routes", "state_models", "table_bytes"]
 
-SCHEMA_VERSION = 2  # 0: flat route blocks, each naming its model; 1: model blocks, no outcomes
+SCHEMA_VERSION = 3  # 0: flat route blocks, each naming its model; 1: model blocks, no outcomes; 2: no mirror
 
 
 def table_bytes(application: str, models: list[dict[str, Any]], outcomes: dict[str, str] | None = None) -> bytes:
@@ -67,9 +72,24 @@ def table_bytes(application: str, models: list[dict[str, Any]], outcomes: dict[s
     """
     from catalog.serving.table import parse_table, table_document
 
-    data = (json.dumps(table_document(application, models, outcomes), indent=2) + "\n").encode()
+    document = table_document(application, models, outcomes)
+    for model in document["models"]:
+        mirror = model.get("mirror")
+        if mirror is not None and isinstance(mirror["max_abs_difference"], str):
+            # Terraform sends a number float64 does not hold exactly (0.05) as its decimal text
+            mirror["max_abs_difference"] = _decimal(mirror["max_abs_difference"])
+    data = (json.dumps(document, indent=2) + "\n").encode()
     parse_table(data, f"routing table of {application}")
     return data
+
+
+def _decimal(text: str) -> float | str:
+    """A number's decimal text as a float (the text itself when it is none: the table refuses it)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def models_of_flat_routes(routes: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -81,6 +101,26 @@ def models_of_flat_routes(routes: list[dict[str, Any]] | None) -> list[dict[str,
         model["sticky_key"] = route.get("sticky_key") or model["sticky_key"]
         model["route"].append({name: route.get(name) for name in RouteBody.model_fields})
     return list(models.values())
+
+
+def state_models(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``model`` blocks as a Terraform state holds them: each ``mirror`` a list of zero or one block."""
+    return [{**model, "mirror": [model["mirror"]] if model.get("mirror") else []} for model in models]
+
+
+def _mirror_problems(models: list[Any]) -> list[tuple[str, list[Any]]]:
+    """Each known mirror percent that is no integer from 1 to ``BUCKETS``: (message, attribute path)."""
+    problems: list[tuple[str, list[Any]]] = []
+    for i, model in enumerate(models):
+        mirrors = model.get("mirror") if isinstance(model, dict) else None
+        for j, mirror in enumerate(mirrors if isinstance(mirrors, list) else []):
+            percent = mirror.get("percent") if isinstance(mirror, dict) else None
+            if percent not in (None, Unknown) and not (is_whole(percent) and 1 <= percent <= BUCKETS):
+                message = (
+                    f"the mirror of {model.get('name')} copies {percent} %: it must be an integer from 1 to {BUCKETS}"
+                )
+                problems.append((message, ["model", (i,), "mirror", (j,), "percent"]))
+    return problems
 
 
 def _weight_problems(models: list[Any]) -> list[tuple[str, list[Any]]]:
@@ -134,6 +174,8 @@ class RouteResource(RunResource):
         models = config.get("model")
         for message, path in _weight_problems(models if isinstance(models, list) else []):
             diags.add_error(f"{type_name}: {message}", SPLIT_HINT, path=path)
+        for message, path in _mirror_problems(models if isinstance(models, list) else []):
+            diags.add_error(f"{type_name}: {message}", path=path)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -241,7 +283,7 @@ class RouteResource(RunResource):
             return None  # the router is gone: the next apply starts it again
         try:
             table = load_table(record.table).table
-            models, outcomes = model_blocks(table), table.outcomes or None
+            models, outcomes = state_models(model_blocks(table)), table.outcomes or None
         except ModelcatError as e:
             ctx.diagnostics.add_warning(f"modelcat_route {record.application}: table unusable, will rewrite", str(e))
             models, outcomes = [], None
@@ -306,7 +348,7 @@ class RouteResource(RunResource):
             "port": record.port,
             "host": record.host,
             "outcomes": table.outcomes or None,
-            "model": model_blocks(table),
+            "model": state_models(model_blocks(table)),
         }
         return self._with(state, record)
 
@@ -319,4 +361,6 @@ class RouteResource(RunResource):
             state = {key: value for key, value in old.items() if key != "route"}
             state["model"] = models_of_flat_routes(old.get("route"))
         state.setdefault("outcomes", None)  # schema 2 added the declared outcomes (none before)
+        if version < 3:  # schema 3 added the mirror blocks (none before)
+            state["model"] = [{**model, "mirror": model.get("mirror") or []} for model in state.get("model") or []]
         return state

@@ -20,6 +20,10 @@ Endpoints (Open Inference Protocol v2 REST, plus the router's own):
 - ``POST /v2/feedback``: outcome events (``catalog.serving.feedback_endpoint``), stored in the
   analytics folder before they are acknowledged.
 
+A model whose table block has a ``mirror`` is in a shadow step: a share of its routed requests is
+copied, after the live answer, to the mirrored version, whose answers are compared and logged,
+never returned, and never counted as assignments (``catalog.serving.mirror``).
+
 Replicas of a version are used round robin, over pooled keep-alive connections. Retry policy: a
 request is only ever sent to replicas of the version it was assigned, never silently to another
 version. A replica that refuses or times out the connection is skipped (and ejected for a few
@@ -71,6 +75,7 @@ from catalog.domain.routing import Assignment, RandomSource, key_hash, pick_vers
 from catalog.errors import ModelcatError
 from catalog.feedback.logs import append_table
 from catalog.serving.feedback_endpoint import FeedbackEndpoint
+from catalog.serving.mirror import MAX_IN_FLIGHT, Mirror, ShadowMetrics
 from catalog.serving.router_state import LiveTable, ReplicaPool, TableWatcher, compile_table, describe
 from catalog.serving.router_telemetry import AssignmentLog, RouterMetrics, prediction_of, utc_now
 from catalog.serving.table import LoadedTable, TableRoute, load_table
@@ -134,6 +139,7 @@ class RouterSettings:
     max_connections: int = 512
     keepalive_expiry: float = 4.0  # below uvicorn's keep-alive timeout (5 s) in the replicas
     rng: RandomSource | None = None
+    mirror_max_in_flight: int = MAX_IN_FLIGHT  # mirrored copies in flight at once (more are dropped)
 
 
 class _Failure(Exception):
@@ -203,6 +209,14 @@ class Router:
         self._log = AssignmentLog.open(
             settings.analytics_dir, self.live.application, settings.assignments_stdout, self.metrics
         )
+        shadow = ShadowMetrics(self.metrics.registry)
+        shadow_log = None
+        if settings.analytics_dir is not None:
+            shadow_log = AssignmentLog.open(
+                settings.analytics_dir, self.live.application, False, kind="shadow", errors=shadow.log_errors
+            )
+        self._mirror = Mirror(shadow, self._send, shadow_log, settings.mirror_max_in_flight)
+        self._shadow_log = shadow_log
         self._record_table(self.live)
         self._site = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
@@ -265,6 +279,7 @@ class Router:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await self._mirror.aclose()
             await client.aclose()
             self.close()
 
@@ -274,8 +289,9 @@ class Router:
             client.sweep()
 
     def close(self) -> None:
-        if self._log is not None:
-            self._log.close()
+        for writer in (self._log, self._shadow_log):
+            if writer is not None:
+                writer.close()
 
     # -- endpoints --------------------------------------------------------------------------------
 
@@ -362,8 +378,9 @@ class Router:
         if endpoint == "infer":
             self.metrics.assignments_of(name, route.version, assignment.how).inc()
         status, replica, answer = 500, None, b""
+        body: bytes | None = None
+        headers: list[tuple[bytes, bytes]] = []
         try:
-            body = None
             if method == "POST":
                 body = await _read_body(receive)
                 if body is None:  # the caller hung up: nobody to answer
@@ -405,6 +422,8 @@ class Router:
                     if live.predicts:  # the application declares a label: its live metrics need this
                         record["prediction"] = prediction_of(answer) if status == 200 else None
                     self._log.write(record)
+                if model.mirror is not None and status == 200 and body is not None and assignment.how != "pinned":
+                    self._mirror.offer(live.application, model, route.version, rid, body, headers, answer)
 
     async def _send(
         self, model: str, route: TableRoute, path: str, body: bytes | None, headers: list[tuple[bytes, bytes]]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from catalog.domain.routing import bucket_ranges, bucket_table
 from catalog.errors import ModelcatError, RoutingTableInvalid
-from catalog.serving.table import LoadedTable, TableRoute, load_table
+from catalog.serving.table import LoadedTable, TableMirror, TableRoute, load_table
 
 __all__ = ["CompiledModel", "LiveTable", "ReplicaPool", "TableWatcher", "compile_table"]
 
@@ -29,6 +29,7 @@ class CompiledModel:
     routes: dict[str, TableRoute]
     slots: tuple[str, ...]
     primary: str  # the version with the largest weight (the first such): metadata for unkeyed callers
+    mirror: TableMirror | None = None  # a shadow step in force (``catalog.serving.mirror``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ def compile_table(loaded: LoadedTable, generation: int) -> LiveTable:
         routes = {route.version: route for route in model.routes}
         slots = bucket_table((route.version, route.weight) for route in model.routes)
         primary = max(model.routes, key=lambda r: r.weight).version
-        models[model.name] = CompiledModel(model.name, table.sticky_key_of(model), routes, slots, primary)
+        models[model.name] = CompiledModel(model.name, table.sticky_key_of(model), routes, slots, primary, model.mirror)
     predicts = "label" in table.outcomes.values()
     return LiveTable(loaded, models, generation, datetime.now(UTC), predicts)
 
@@ -85,6 +86,7 @@ def describe(live: LiveTable, pool: ReplicaPool, last_error: str | None) -> dict
                     }
                     for r in m.routes.values()
                 ],
+                "mirror": m.mirror.model_dump() if m.mirror else None,
             }
             for m in live.models.values()
         ],

@@ -39,7 +39,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from catalog.errors import UsageError
-from catalog.feedback.logs import SegmentWriter, json_line
+from catalog.feedback.logs import SegmentWriter, Stream, json_line
 
 __all__ = ["AssignmentLog", "RouterMetrics", "prediction_of", "utc_now"]
 
@@ -138,7 +138,7 @@ def prediction_of(body: bytes) -> float | None:
 
 
 class AssignmentLog:
-    """Write assignment lines from a writer thread; ``write`` never blocks on the disk.
+    """Write assignment lines (or a shadow log's) from a writer thread; ``write`` never blocks on the disk.
 
     The lines go to the application's segmented log (``catalog.feedback.logs``: by the day of their
     time, closed segments become Parquet) and/or to ``stream`` (stdout, for a cluster's log pipeline).
@@ -149,29 +149,38 @@ class AssignmentLog:
         segments: SegmentWriter | None,
         stream: TextIO | None = None,
         metrics: RouterMetrics | None = None,
+        errors: Counter | None = None,
     ) -> None:
         self._segments = segments
         self._stream = stream
-        self._metrics = metrics
+        self._errors = errors if errors is not None else metrics.assignment_log_errors if metrics else None
+        self._name = f"{segments.stream} log" if segments is not None else "assignment log"
         self._queue: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._drain, name="assignment-log", daemon=True)
+        self._thread = threading.Thread(target=self._drain, name=self._name.replace(" ", "-"), daemon=True)
         self._thread.start()
         self._closed = False
 
     @classmethod
     def open(
-        cls, analytics: Path | None, application: str, stdout: bool, metrics: RouterMetrics | None = None
+        cls,
+        analytics: Path | None,
+        application: str,
+        stdout: bool,
+        metrics: RouterMetrics | None = None,
+        kind: Stream = "assignments",
+        errors: Counter | None = None,
     ) -> AssignmentLog | None:
-        """The log of ``application`` under the analytics folder and/or to stdout (None: neither)."""
+        """The log of ``application`` under the analytics folder and/or to stdout (None: neither):
+        its assignments, or its lines of another ``kind`` (the shadow log) with their own ``errors``."""
         if analytics is None and not stdout:
             return None
         segments = None
         if analytics is not None:
             try:
-                segments = SegmentWriter(analytics, "assignments", application)
+                segments = SegmentWriter(analytics, kind, application)
             except OSError as e:
-                raise UsageError(f"cannot open the assignment log in {analytics}: {e.strerror or e}") from None
-        return cls(segments, sys.stdout if stdout else None, metrics)
+                raise UsageError(f"cannot open the {kind} log in {analytics}: {e.strerror or e}") from None
+        return cls(segments, sys.stdout if stdout else None, metrics, errors)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self._closed:
@@ -201,10 +210,10 @@ class AssignmentLog:
                         self._stream.flush()
                     failing = False
                 except (OSError, ValueError) as e:
-                    if self._metrics is not None:
-                        self._metrics.assignment_log_errors.inc(len(batch))
+                    if self._errors is not None:
+                        self._errors.inc(len(batch))
                     if not failing:
-                        log.error("assignment log: cannot write: %s", e)
+                        log.error("%s: cannot write: %s", self._name, e)
                     failing = True
             if done:
                 return
@@ -220,4 +229,4 @@ class AssignmentLog:
             try:
                 self._segments.close()
             except OSError as e:
-                log.error("assignment log: %s", e)
+                log.error("%s: %s", self._name, e)

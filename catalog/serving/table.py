@@ -15,8 +15,11 @@ swaps the new table in. The format, ``modelcat/routing-v1``::
             {"version": "1.3.0", "weight": 90, "digest": "sha256:fbe8...",
              "replicas": ["http://10.0.0.5:8001", "http://10.0.0.6:8001"]},
             {"version": "1.4.0", "weight": 10, "digest": "sha256:344e...",
-             "replicas": ["http://10.0.0.7:8001"]}
-          ]
+             "replicas": ["http://10.0.0.7:8001"]},
+            {"version": "1.5.0", "weight": 0, "digest": "sha256:9a1c...",
+             "replicas": ["http://10.0.0.8:8001"]}
+          ],
+          "mirror": {"version": "1.5.0", "percent": 20, "max_abs_difference": 0.05}
         }
       ]
     }
@@ -42,6 +45,13 @@ listed here is an error, so a typo never goes unnoticed):
     the bytes this version is, echoed in every response and in the assignment log; unique within
     the model) and ``replicas`` (base URLs ``http[s]://host:port[/prefix]`` of the processes
     serving this version; may be empty only when the weight is 0).
+  - ``mirror`` (optional, none by default): a shadow step in force (``catalog.serving.mirror``).
+    ``version`` (one of the model's routes, with replicas: usually the candidate at weight 0),
+    ``percent`` (integer, 1-100: the share of the model's routed requests copied to it, drawn
+    from the request id) and ``max_abs_difference`` (a number >= 0: two scores agree when they
+    differ by at most this; labels agree when equal). The copies' answers are compared with the
+    live ones and logged, never returned. A rewrite of the weights (the rollout's fast switch)
+    keeps or drops this key as the catalog's binding says.
 
 A router's Terraform body holds the same models (``catalog.domain.bodies.ModelBody``, its routes
 in ``route`` blocks): ``table_document`` writes them as a table, ``model_blocks`` reads them back.
@@ -78,6 +88,7 @@ __all__ = [
     "LoadedTable",
     "ModelRoutes",
     "RoutingTable",
+    "TableMirror",
     "TableRoute",
     "load_table",
     "model_blocks",
@@ -119,10 +130,17 @@ class TableRoute(_Strict):
     replicas: list[ReplicaUrl]
 
 
+class TableMirror(_Strict):
+    version: Annotated[str, Field(pattern=SEMVER)]
+    percent: Annotated[int, Field(ge=1, le=BUCKETS)]
+    max_abs_difference: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
+
 class ModelRoutes(_Strict):
     name: Annotated[str, Field(pattern=DNS_LABEL)]
     sticky_key: Header | None = None
     routes: list[TableRoute] = Field(min_length=1)
+    mirror: TableMirror | None = None
 
 
 class RoutingTable(_Strict):
@@ -140,14 +158,19 @@ def table_document(
     application: str, models: Sequence[Mapping[str, Any]], outcomes: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The table of ``application`` whose models are ``models``, ``model`` blocks (``ModelBody``'s
-    fields, as dicts): each block's ``route`` written ``routes``, a null sticky key left out; the
+    fields, as dicts): each block's ``route`` written ``routes``, a null sticky key and mirror left
+    out (a ``mirror`` given as a list of one, as Terraform states hold it, is that one); the
     application's declared ``outcomes`` (name: kind) when it has any."""
-    from catalog.domain.bodies import RouteBody  # not loaded by the router, which only reads tables
+    from catalog.domain.bodies import MirrorBody, RouteBody  # not loaded by the router, which only reads tables
 
     def model(block: Mapping[str, Any]) -> dict[str, Any]:
         routes = [{name: route[name] for name in RouteBody.model_fields} for route in block["route"] or []]
         sticky_key = {"sticky_key": block["sticky_key"]} if block.get("sticky_key") else {}
-        return {"name": block["name"], "routes": routes, **sticky_key}
+        mirror = block.get("mirror")
+        if isinstance(mirror, list):  # a Terraform state holds the block as a list of at most one
+            mirror = mirror[0] if mirror else None
+        mirrored = {"mirror": {name: mirror[name] for name in MirrorBody.model_fields}} if mirror else {}
+        return {"name": block["name"], "routes": routes, **sticky_key, **mirrored}
 
     declared = {"outcomes": dict(outcomes)} if outcomes else {}
     return {"apiVersion": API_VERSION, "application": application, **declared, "models": [model(m) for m in models]}
@@ -155,13 +178,14 @@ def table_document(
 
 def model_blocks(table: RoutingTable) -> list[dict[str, Any]]:
     """The table's models as ``model`` blocks (each with its sticky key resolved): ``table_document``'s inverse."""
-    from catalog.domain.bodies import ModelBody, RouteBody
+    from catalog.domain.bodies import MirrorBody, ModelBody, RouteBody
 
     return [
         ModelBody(
             name=model.name,
             sticky_key=table.sticky_key_of(model),
             route=[RouteBody(**route.model_dump()) for route in model.routes],
+            mirror=MirrorBody(**model.mirror.model_dump()) if model.mirror else None,
         ).model_dump()
         for model in table.models
     ]
@@ -179,7 +203,7 @@ class LoadedTable:
 def _field_names(loc: Loc) -> list[str]:
     """The fields allowed where an unknown field ``loc`` was found."""
     kinds: dict[int, type[BaseModel]] = {0: RoutingTable, 2: ModelRoutes, 4: TableRoute}
-    model = kinds.get(len(loc) - 1)
+    model = TableMirror if len(loc) == 4 and loc[-2] == "mirror" else kinds.get(len(loc) - 1)
     if model is None:
         return []
     return [info.alias or name for name, info in model.model_fields.items()]
@@ -242,6 +266,24 @@ def _cross_problems(table: RoutingTable, document: object, file: str) -> list[Pr
                     f"version {route.version} gets {route.weight}% of traffic but lists no replicas",
                     (*loc, "replicas"),
                     "list at least one replica URL, or set the weight to 0",
+                )
+        mirror = model.mirror
+        if mirror is not None:
+            target = next((route for route in model.routes if route.version == mirror.version), None)
+            where: Loc = ("models", i, "mirror", "version")
+            if target is None:
+                add(
+                    "table.mirror-version",
+                    f"version {mirror.version} is mirrored but not routed",
+                    where,
+                    "add it to the model's routes (at weight 0), or mirror a routed version",
+                )
+            elif not target.replicas:
+                add(
+                    "table.mirror-replicas",
+                    f"version {mirror.version} is mirrored but lists no replicas",
+                    where,
+                    "list at least one replica URL of the mirrored version",
                 )
     return problems
 

@@ -1,7 +1,7 @@
 """A Terraform state written by the provider before its ``model`` blocks (``modelcat_route`` schema
-0: one flat ``route`` block per version, naming its model), or before the declared ``outcomes``
-(schema 1), keeps working: Terraform asks the provider to upgrade it, and the upgraded state equals
-the configuration in the new shape.
+0: one flat ``route`` block per version, naming its model), before the declared ``outcomes``
+(schema 1), or before the ``mirror`` blocks (schema 2) keeps working: Terraform asks the provider
+to upgrade it, and the upgraded state equals the configuration in the new shape.
 
 The old state is written by hand, in the exact shape the old provider stored (attributes sorted,
 an absent sticky key null, routes in configuration order, models interleaved), around the
@@ -39,7 +39,10 @@ CHURN_110 = {
 }
 
 
-def config(ws: Workspace) -> dict[str, Any]:
+MIRROR = {"version": FRAUD_140["version"], "percent": 50, "max_abs_difference": 0.05}
+
+
+def config(ws: Workspace, mirror: bool = False) -> dict[str, Any]:
     document = provider_block(DEMO, ws.run_dir)
     document["resource"] = {
         "modelcat_endpoint": {
@@ -57,6 +60,8 @@ def config(ws: Workspace) -> dict[str, Any]:
             }
         },
     }
+    if mirror:
+        document["resource"]["modelcat_route"]["r"]["model"][0]["mirror"] = MIRROR
     return document
 
 
@@ -90,9 +95,9 @@ def _instance(state: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
     return instance  # type: ignore[no-any-return]
 
 
-def _applied(workspace: Workspace) -> tuple[Path, dict[str, Any]]:
+def _applied(workspace: Workspace, mirror: bool = False) -> tuple[Path, dict[str, Any]]:
     """Apply the configuration; the state file and its content."""
-    workspace.write_json(config(workspace))
+    workspace.write_json(config(workspace, mirror))
     assert workspace.init().retcode == 0
     result = workspace.apply()
     assert result.retcode == 0, errors_text(result)
@@ -147,3 +152,38 @@ def test_a_state_without_declared_outcomes_is_upgraded_and_plans_no_change(works
     assert workspace.tf.refresh().retcode == 0
     upgraded = _instance(json.loads(state_file.read_text()), "modelcat_route", "r")
     assert upgraded["schema_version"] == SCHEMA_VERSION and upgraded["attributes"]["outcomes"] is None
+
+
+def test_a_state_without_mirror_blocks_is_upgraded_and_plans_no_change(workspace: Workspace) -> None:
+    state_file, state = _applied(workspace)
+    router = _instance(state, "modelcat_route", "r")
+    assert [m["mirror"] for m in router["attributes"]["model"]] == [[], []]
+    for model in router["attributes"]["model"]:
+        del model["mirror"]  # what the provider of schema 2 stored
+    router["schema_version"] = 2
+    state["serial"] += 1
+    state_file.write_text(json.dumps(state, indent=2))
+
+    result = workspace.tf.plan(json=True, refresh=False, out="tfplan")
+    assert result.retcode == 0, errors_text(result)
+    workspace.last_plan = workspace.tf.show("tfplan", json=True).value
+    assert workspace.actions() == {}
+    assert workspace.tf.refresh().retcode == 0
+    upgraded = _instance(json.loads(state_file.read_text()), "modelcat_route", "r")
+    assert upgraded["schema_version"] == SCHEMA_VERSION
+    assert [m["mirror"] for m in upgraded["attributes"]["model"]] == [[], []]
+
+
+def test_a_mirror_block_reaches_the_routers_table_and_plans_no_change(workspace: Workspace) -> None:
+    _, state = _applied(workspace, mirror=True)
+    router = _instance(state, "modelcat_route", "r")
+    assert [m["mirror"] for m in router["attributes"]["model"]] == [[MIRROR], []]
+    table = json.loads(Path(router["attributes"]["table_path"]).read_text())
+    assert [m.get("mirror") for m in table["models"]] == [MIRROR, None]
+    assert workspace.plan().retcode == 0  # refreshed from the router's table: the same mirror
+    assert workspace.actions() == {}
+
+    workspace.write_json(config(workspace))  # the shadow step ends: the mirror goes
+    assert workspace.apply().retcode == 0
+    table = json.loads(Path(router["attributes"]["table_path"]).read_text())
+    assert [m.get("mirror") for m in table["models"]] == [None, None]

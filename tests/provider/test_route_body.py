@@ -1,19 +1,21 @@
 """The ``modelcat_route`` body: its ``model`` blocks are the routing table, its weights integers
 whose sum is checked before the plan, and a state of schema 0 (flat routes) is upgraded (with no
-declared outcomes, which schema 2 added)."""
+declared outcomes, which schema 2 added, and no mirror, which schema 3 added)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
 from tf.iface import UpgradeContext
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from catalog.domain.bodies import RouterBody
+from catalog.errors import RoutingTableInvalid
 from catalog.provider.config import ProviderConfig
-from catalog.provider.route import RouteResource, table_bytes
+from catalog.provider.route import RouteResource, state_models, table_bytes
 from catalog.serving.table import API_VERSION, model_blocks, parse_table
 
 A = "sha256:" + "a" * 64
@@ -26,7 +28,7 @@ def _model(name: str, *weights: Any, sticky_key: str | None = None) -> dict[str,
         {"version": f"1.{i}.0", "weight": w, "digest": d, "replicas": [f"http://127.0.0.1:{8001 + i}"]}
         for i, (w, d) in enumerate(zip(weights, (A, B, C), strict=False))
     ]
-    return {"name": name, "sticky_key": sticky_key, "route": routes}
+    return {"name": name, "sticky_key": sticky_key, "route": routes, "mirror": None}
 
 
 def _errors(config: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -37,7 +39,7 @@ def _errors(config: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def test_the_schema_is_the_router_body_with_model_blocks_holding_route_blocks() -> None:
     schema = RouteResource.get_schema()
-    assert schema.version == 2  # 0: flat routes; 1: model blocks; 2: declared outcomes
+    assert schema.version == 3  # 0: flat routes; 1: model blocks; 2: declared outcomes; 3: mirror
     assert {a.name for a in schema.attributes} == {
         "application",
         "host",
@@ -49,10 +51,16 @@ def test_the_schema_is_the_router_body_with_model_blocks_holding_route_blocks() 
     }
     (model,) = schema.block_types
     assert (model.type_name, [a.name for a in model.block.attributes]) == ("model", ["name", "sticky_key"])
-    (route,) = model.block.block_types
-    assert (route.type_name, [a.name for a in route.block.attributes]) == (
+    route, mirror = model.block.block_types
+    assert (route.type_name, [a.name for a in route.block.attributes], route.max_items) == (
         "route",
         ["version", "weight", "digest", "replicas"],
+        None,
+    )
+    assert (mirror.type_name, [a.name for a in mirror.block.attributes], mirror.max_items) == (
+        "mirror",
+        ["version", "percent", "max_abs_difference"],
+        1,
     )
     assert RouterBody.replaced_by == ("application", "port", "host")
 
@@ -144,11 +152,58 @@ def test_a_schema_0_state_of_flat_routes_is_upgraded_to_model_blocks() -> None:
                     {"version": "1.3.0", "weight": 90, "digest": A, "replicas": ["http://127.0.0.1:8090"]},
                     {"version": "1.4.0", "weight": 10, "digest": B, "replicas": ["http://127.0.0.1:8010"]},
                 ],
+                "mirror": [],
             },
             {
                 "name": "churn-predictor",
                 "sticky_key": None,
                 "route": [{"version": "1.1.0", "weight": 100, "digest": C, "replicas": ["http://127.0.0.1:8100"]}],
+                "mirror": [],
             },
         ],
     }
+
+
+def test_a_mirror_block_is_the_tables_mirror_and_reads_back_as_a_list_of_one() -> None:
+    fraud = _model("fraud-scorer", 100, 0)
+    state = {**fraud, "mirror": [{"version": "1.1.0", "percent": 20, "max_abs_difference": 0.05}]}
+    data = table_bytes("checkout", [state])
+    assert json.loads(data)["models"][0]["mirror"] == {"version": "1.1.0", "percent": 20, "max_abs_difference": 0.05}
+    assert state_models(model_blocks(parse_table(data))) == [state]
+    assert json.loads(table_bytes("checkout", [{**fraud, "mirror": []}]))["models"][0].keys() == {"name", "routes"}
+
+
+def test_a_mirror_of_a_version_the_model_does_not_route_makes_an_invalid_table() -> None:
+    state = {**_model("fraud-scorer", 100), "mirror": [{"version": "2.0.0", "percent": 20, "max_abs_difference": 0.05}]}
+    with pytest.raises(RoutingTableInvalid) as caught:
+        table_bytes("checkout", [state])
+    (problem,) = caught.value.problems
+    assert (problem.code, problem.message) == ("table.mirror-version", "version 2.0.0 is mirrored but not routed")
+
+
+def test_a_fractional_mirror_percent_is_refused_when_the_configuration_is_validated() -> None:
+    mirror = {"version": "1.1.0", "percent": 12.5, "max_abs_difference": 0.05}
+    errors = _errors({"application": "checkout", "model": [{**_model("fraud-scorer", 100, 0), "mirror": [mirror]}]})
+    assert errors == [
+        (
+            "modelcat_route: the mirror of fraud-scorer copies 12.5 %: it must be an integer from 1 to 100",
+            ["model", (0,), "mirror", (0,), "percent"],
+        )
+    ]
+
+
+def test_a_schema_2_state_is_upgraded_with_no_mirror() -> None:
+    old = {
+        "application": "checkout",
+        "host": "127.0.0.1",
+        "port": 0,
+        "outcomes": None,
+        "model": [_model("fraud-scorer", 100)],
+    }
+    del old["model"][0]["mirror"]  # schema 2 had no mirror blocks
+    diags = Diagnostics()
+    new = RouteResource(ProviderConfig()).upgrade(
+        UpgradeContext(diags, "modelcat_route"), 2, json.loads(json.dumps(old))
+    )
+    assert diags.diagnostics == []
+    assert new == {**old, "model": [{**old["model"][0], "mirror": []}]}

@@ -28,7 +28,10 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from catalog.feedback.logs import Stream
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -241,30 +244,33 @@ class Fleet:
                 proc.stdout.close()
 
 
-def logged_assignments(analytics: Path, application: str) -> list[dict[str, Any]]:
-    """The assignment lines logged under the analytics folder ``analytics``: the closed segments'
-    rows (Parquet; time as written, application from the path) and then the open segments' lines."""
+def logged_assignments(analytics: Path, application: str, stream: Stream = "assignments") -> list[dict[str, Any]]:
+    """The assignment lines (or those of another ``stream``) logged under the analytics folder
+    ``analytics``: the closed segments' rows (Parquet; time as written, application from the path)
+    and then the open segments' lines."""
     import duckdb
 
     from catalog.feedback.logs import open_segments, stream_dir
 
     rows: list[dict[str, Any]] = []
-    for parquet in sorted(stream_dir(analytics, "assignments", application).glob("day=*/*.parquet")):
+    for parquet in sorted(stream_dir(analytics, stream, application).glob("day=*/*.parquet")):
         relation = duckdb.sql(f"SELECT * FROM read_parquet('{parquet}', hive_partitioning=false)")
         for values in relation.fetchall():
             row = dict(zip(relation.columns, values, strict=True))
             row["time"] = row["time"].isoformat(timespec="microseconds") + "Z"
             rows.append(row | {"application": application})
-    for segment in open_segments(analytics, "assignments", application):
+    for segment in open_segments(analytics, stream, application):
         rows += [json.loads(line) for line in segment.complete_lines().decode("utf-8").splitlines()]
     return rows
 
 
-def wait_for_assignments(analytics: Path, application: str, at_least: int, timeout: float = 60) -> list[dict[str, Any]]:
+def wait_for_assignments(
+    analytics: Path, application: str, at_least: int, timeout: float = 60, stream: Stream = "assignments"
+) -> list[dict[str, Any]]:
     """``logged_assignments`` once it holds ``at_least`` lines (or what it holds after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while True:
-        lines = logged_assignments(analytics, application)
+        lines = logged_assignments(analytics, application, stream)
         if len(lines) >= at_least or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)

@@ -1,0 +1,77 @@
+"""The shadow step's pure parts: which requests are mirrored (a draw from the request id) and when a
+mirrored answer agrees with the live one (labels equal, scores within the tolerance)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from catalog.serving.mirror import compare_answers, mirror_draw
+
+
+def _answer(*outputs: tuple[str, str, list[int], list[Any]]) -> bytes:
+    tensors = [{"name": n, "datatype": d, "shape": s, "data": v} for n, d, s, v in outputs]
+    return json.dumps({"model_name": "m", "outputs": tensors}).encode()
+
+
+def test_the_mirror_draw_is_a_function_of_the_request_id_and_takes_its_percent() -> None:
+    ids = [f"request-{i}" for i in range(20_000)]
+    drawn = [rid for rid in ids if mirror_draw(rid, "fraud-scorer", 20)]
+    assert drawn == [rid for rid in ids if mirror_draw(rid, "fraud-scorer", 20)]  # the same every time
+    assert 0.19 <= len(drawn) / len(ids) <= 0.21
+    assert set(drawn) <= {rid for rid in ids if mirror_draw(rid, "fraud-scorer", 50)}  # a larger share keeps these
+    assert all(mirror_draw(rid, "fraud-scorer", 100) for rid in ids[:500])
+    other = [rid for rid in ids if mirror_draw(rid, "recommender", 20)]
+    assert 0.15 < len(set(drawn) & set(other)) / len(drawn) < 0.25  # another model draws independently
+
+
+def test_scores_agree_within_the_tolerance_and_labels_only_when_equal() -> None:
+    live = _answer(("score", "FP32", [2, 1], [[0.5], [0.25]]), ("label", "INT64", [2], [1, 0]))
+    near = _answer(("score", "FP32", [2, 1], [[0.54], [0.21]]), ("label", "INT64", [2], [1, 0]))
+    far = _answer(("score", "FP32", [2, 1], [[0.56], [0.25]]), ("label", "INT64", [2], [1, 1]))
+    assert compare_answers(live, near, 0.05) == {"score": True, "label": True}
+    assert compare_answers(live, far, 0.05) == {"score": False, "label": False}
+    assert compare_answers(live, far, 0.1) == {"score": True, "label": False}
+    assert compare_answers(live, live, 0.0) == {"score": True, "label": True}
+
+
+@pytest.mark.parametrize(
+    ("live", "copy", "agree"),
+    [
+        (("flag", "BOOL", [2], [True, False]), ("flag", "BOOL", [2], [True, False]), True),
+        (("flag", "BOOL", [2], [True, False]), ("flag", "BOOL", [2], [True, True]), False),
+        (("word", "BYTES", [1], ["fraud"]), ("word", "BYTES", [1], ["fraud"]), True),
+        (("word", "BYTES", [1], ["fraud"]), ("word", "BYTES", [1], ["ok"]), False),
+        (("class", "INT64", [1], [3]), ("class", "INT32", [1], [3]), False),  # a label's type is part of it
+        (("score", "FP32", [2], [0.5, 0.5]), ("score", "FP64", [2], [0.5, 0.51]), True),  # scores of any width
+        (("score", "FP32", [2], [0.5, 0.5]), ("score", "FP32", [1, 2], [[0.5, 0.5]]), False),  # another shape
+        (("score", "FP32", [2], [0.5, 0.5]), ("score", "FP32", [3], [0.5, 0.5, 0.5]), False),
+        (("score", "FP32", [1], ["0.5"]), ("score", "FP32", [1], [0.5]), False),  # a string is no score
+        (("score", "FP64", [1], ["NaN"]), ("score", "FP64", [1], ["NaN"]), True),  # JSON's NaN, as OIP writes it
+        (("score", "FP64", [1], ["NaN"]), ("score", "FP64", [1], [0.0]), False),
+        (("score", "FP64", [1], ["Infinity"]), ("score", "FP64", [1], ["Infinity"]), True),
+        (("score", "FP64", [1], ["Infinity"]), ("score", "FP64", [1], [1e308]), False),
+        (("score", "FP64", [1], ["Infinity"]), ("score", "FP64", [1], ["-Infinity"]), False),
+        (("score", "FP32", [1], [0.5]), ("label", "FP32", [1], [0.5]), False),  # no output of that name
+    ],
+)
+def test_an_output_agrees_by_its_kind(live: tuple[Any, ...], copy: tuple[Any, ...], agree: bool) -> None:
+    assert compare_answers(_answer(live), _answer(copy), 0.05) == {live[0]: agree}
+
+
+def test_outputs_only_the_copy_has_are_not_compared() -> None:
+    live = _answer(("score", "FP32", [1], [0.5]))
+    assert compare_answers(live, _answer(("score", "FP32", [1], [0.5]), ("extra", "BOOL", [1], [True])), 0.0) == {
+        "score": True
+    }
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{}", b'{"outputs": [{"data": [1]}]}', b'{"outputs": 3}'])
+def test_an_answer_that_is_no_inference_response_cannot_be_compared(body: bytes) -> None:
+    live = _answer(("score", "FP32", [1], [0.5]))
+    with pytest.raises(ValueError, match="the mirrored answer is not an inference response"):
+        compare_answers(live, body, 0.05)
+    with pytest.raises(ValueError, match="the live answer is not an inference response"):
+        compare_answers(body, live, 0.05)
