@@ -22,6 +22,7 @@ __all__ = [
     "Look",
     "analysis_document",
     "dump_document",
+    "metric_document",
     "observations_at",
     "rounded",
     "version_order",
@@ -112,7 +113,8 @@ def _epochs(observations: Observations, decision: Decision) -> list[dict[str, An
     return out
 
 
-def _metric(m: MetricResult) -> dict[str, Any]:
+def metric_document(m: MetricResult) -> dict[str, Any]:
+    """A metric's vote as the documents write it (``modelcat analyze``'s and the shadow analysis')."""
     return {
         "name": m.name,
         "kind": m.kind,
@@ -144,7 +146,7 @@ def _version(
         "outcomes": {name: {"n": s.n, "mean": s.mean} for name, s in outcomes.items()},
         "offline_metrics": dict(offline),
         "live_metrics": {label: asdict(m) for label, m in (arm.live_metrics if arm else {}).items()},
-        "metrics": [_metric(m) for m in verdict.metrics] if verdict else [],
+        "metrics": [metric_document(m) for m in verdict.metrics] if verdict else [],
         "verdict": verdict.verdict if verdict and role == "candidate" else None,
         "reasons": list(verdict.reasons) if verdict and role == "candidate" else [],
     }
