@@ -20,6 +20,7 @@ __all__ = [
     "metric_cells",
     "number",
     "plan_line",
+    "shadow_lines",
     "text_report",
     "window",
 ]
@@ -184,7 +185,38 @@ def text_report(doc: Doc) -> str:
         if v["metrics"]:
             lines += _table(METRIC_HEADER, metric_cells(v))
         lines += [f"  - {reason}" for reason in v["reasons"]]
+    if doc.get("shadow"):
+        lines += ["", *shadow_lines(doc["shadow"])]
     return "\n".join(lines) + "\n"
+
+
+def shadow_lines(shadow: Doc) -> list[str]:
+    """A shadow step's analysis (``catalog.analysis.shadow``'s document): the mirrored version's
+    verdict, the copies' counts, its metrics and the reasons."""
+    plan, counts = shadow["plan"], shadow["counts"]
+    (version,) = shadow["versions"]
+    share = f"{plan['percent']} % of requests" if plan["percent"] is not None else "requests"
+    outputs = ", ".join(
+        f"{name} {_percent(o['agreed'] / o['compared'] if o['compared'] else None)}"
+        for name, o in sorted(counts["outputs"].items())
+    )
+    verdict = (version["verdict"] or "no verdict").upper()
+    heading = (
+        f"shadow step: {version['version']} mirrored ({share}), agreement at least {_percent(plan['min_agreement'])},"
+        f" scores within {number(plan['max_abs_difference'])}: {verdict}"
+    )
+    copies = (
+        f"  copies: {counts['copies']} sent ({counts['agreed']} agree, {counts['disagreed']} disagree,"
+        f" {counts['errors']} failed), {counts['dropped']} dropped; agreement {_percent(counts['agreement'])}"
+        f" (per output: {outputs or '-'}); p50 {number(counts['latency_ms']['p50'])} ms,"
+        f" p99 {number(counts['latency_ms']['p99'])} ms"
+    )
+    return [
+        heading,
+        copies,
+        *_table(METRIC_HEADER, metric_cells(version)),
+        *(f"  - {reason}" for reason in version["reasons"]),
+    ]
 
 
 def _md(cell: str) -> str:
@@ -206,6 +238,12 @@ def markdown_report(doc: Doc) -> str:
     for v in _candidates(doc):
         lines.append(f"- **{_md(v['version'])}**: **{(v['verdict'] or 'no verdict').upper()}**")
         lines += [f"  - {_md(reason)}" for reason in v["reasons"]]
+    if doc.get("shadow"):
+        (mirrored,) = doc["shadow"]["versions"]
+        lines.append(
+            f"- **{_md(mirrored['version'])}** (shadow step): **{(mirrored['verdict'] or 'no verdict').upper()}**"
+        )
+        lines += [f"  - {_md(reason)}" for reason in mirrored["reasons"]]
     lines += ["", f"Plan: {_md(plan_line(doc['plan']))}", "", *_md_table(*_version_rows(doc))]
     for v in _candidates(doc):
         if v["metrics"]:

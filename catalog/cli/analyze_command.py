@@ -112,7 +112,8 @@ def analyze(
     """Compare the versions APPLICATION's binding routes to: per version requests, errors, latency and
     outcomes, each metric's difference from the baseline with an interval valid however often it is
     looked at, a sample-ratio check per weight epoch, and a verdict (promote, hold or rollback) with
-    its reasons. Exit 0 whatever the verdicts, unless --fail-on says otherwise."""
+    its reasons; during a shadow step (the binding's mirror), the mirrored version's agreement with the
+    live answers too. Exit 0 whatever the verdicts, unless --fail-on says otherwise."""
     from catalog.analysis import run
     from catalog.validate import validate_file
 
@@ -123,6 +124,11 @@ def analyze(
     catalog = validate_file(path).raise_for_errors()
     app, binding = run.find_binding(catalog, path, application, model, environment)
     document = run.analyze(catalog, path, app, binding, target, start, end)
+    if binding.mirror is not None:  # a shadow step in force: how its mirrored version compares
+        from catalog.analysis.shadow import analyze_shadow
+
+        shadow = analyze_shadow(catalog, path, app, binding, binding.mirror.version, target, start, end)
+        document = {**document, "shadow": {k: v for k, v in shadow.items() if k != "ok"}}
     failure = refused(document, fail_on)
     if failure is not None:
         document = {**document, "ok": False, "error": {"code": failure.code, "message": failure.message,

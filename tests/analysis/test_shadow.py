@@ -3,10 +3,13 @@ steps looked at again and again), and the decision document read from a shadow l
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -16,7 +19,7 @@ from catalog.errors import UsageError
 from catalog.feedback.logs import SegmentWriter, json_line
 from catalog.layout import analytics_dir, run_dir, stack_name, state_root
 from catalog.validate import load_catalog
-from tests.helpers import DEMO
+from tests.helpers import DEMO, ROOT
 
 ALPHA = 0.05
 ROLLOUTS = 1_000
@@ -188,3 +191,30 @@ def test_a_version_the_model_lacks_is_refused_naming_the_versions(tmp_path: Path
         UsageError, match=r"model 'fraud-scorer' has no version 9.9.9 \(versions: 1.2.0, 1.3.0, 1.4.0\)"
     ):
         _analyze(_catalog(tmp_path), "9.9.9")
+
+
+def test_analyze_shows_the_shadow_step_while_the_binding_mirrors(cli, tmp_path: Path, monkeypatch) -> None:
+    from catalog.analysis import run
+    from tests.analysis.test_analyze_command import built
+
+    monkeypatch.setattr(run, "analyze", lambda *args: built())  # the A/B part has its own tests
+    path = _catalog(tmp_path)
+    shutil.copytree(ROOT / "artifacts", tmp_path / "artifacts")
+    _log(path, [("agree", 600), ("disagree", 200)], datetime.now(UTC) - timedelta(minutes=10))
+    result = cli("analyze", "checkout", "--catalog", str(path), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    schema = json.loads((ROOT / "schemas" / "analysis.schema.json").read_text(encoding="utf-8"))
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(document)) == []
+    shadow = document["shadow"]
+    assert (shadow["schema"], shadow["counts"]["agreed"], shadow["versions"][0]["verdict"]) == (SCHEMA, 600, "rollback")
+    text = cli("analyze", "checkout", "--catalog", str(path)).stdout
+    assert (
+        "shadow step: 1.4.0 mirrored (20 % of requests), agreement at least 90%, scores within 0.02: ROLLBACK" in text
+    )
+    assert "copies: 800 sent (600 agree, 200 disagree, 0 failed), 0 dropped; agreement 75%" in text
+    markdown = cli("analyze", "checkout", "--catalog", str(path), "--format", "markdown").stdout
+    assert "- **1.4.0** (shadow step): **ROLLBACK**" in markdown
+
+    unmirrored = cli("analyze", "checkout", "--catalog", str(DEMO), "--format", "json")
+    assert "shadow" not in json.loads(unmirrored.stdout)  # no mirror in force: no shadow section

@@ -22,6 +22,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from catalog.feedback.shadow import observe_shadow
 from catalog.serving.mirror import mirror_draw
 from tests.serving.replica_fixtures import RunningReplica, start_replica, write_model
 from tests.serving.router_fixtures import (
@@ -148,6 +149,14 @@ def test_a_twin_agrees_on_every_copy_and_the_copies_are_no_assignments(
         assert metric(router, "modelcat_shadow_request_duration_seconds_count", version=TWIN) == len(ids)
         assert _served(router, TWIN) == 0  # the copies are in none of the A/B test's counts
         assert metric(router, "modelcat_router_requests_total", model=MODEL, version=BASE) == len(ids) + 1
+
+        assert router.terminate() == 0  # the shadow log's segment is closed: Parquet, read by the analysis
+        assert list(analytics.glob("shadow/application=checkout/day=*/*.parquet"))
+        assert not list(analytics.glob("shadow/application=checkout/day=*/*.jsonl"))
+        counts = observe_shadow(analytics, APP, MODEL, TWIN)
+        assert (counts.agreed, counts.disagreed, counts.errors, counts.dropped) == (len(ids), 0, 0, 0)
+        assert counts.outputs == {"label": (len(ids), len(ids)), "score": (len(ids), len(ids))}
+        assert counts.live_versions == {BASE: len(ids)}
     finally:
         fleet.close()
 
