@@ -48,6 +48,22 @@ environments:
 MINIMAL_WITH_ENVIRONMENTS = MINIMAL.replace("models:\n", ENVIRONMENTS + "models:\n", 1)
 
 
+def shadow_step_demo(shadow: str = "") -> str:
+    """The demo catalog's text with the checkout's fraud-scorer in a shadow step: 1.3.0 at 100 %,
+    1.4.0 at 0 % and mirrored 20 %; ``shadow``, the rollout's ``shadow`` block written in flow style
+    (``{percent: 20, ...}``), when given."""
+    text = DEMO.read_text()
+    routes = "          - {version: 1.3.0, weight: 90}\n          - {version: 1.4.0, weight: 10}\n"
+    assert routes in text
+    text = text.replace(
+        routes,
+        "          - {version: 1.3.0, weight: 100}\n          - {version: 1.4.0, weight: 0}\n"
+        "        mirror: {version: 1.4.0, percent: 20}\n",
+    )
+    block = f"          shadow: {shadow}\n" if shadow else ""
+    return text.replace("          interval_seconds: 600\n", "          interval_seconds: 600\n" + block, 1)
+
+
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

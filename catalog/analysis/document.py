@@ -21,6 +21,7 @@ __all__ = [
     "SCHEMA",
     "Look",
     "analysis_document",
+    "document_head",
     "dump_document",
     "metric_document",
     "observations_at",
@@ -111,6 +112,19 @@ def _epochs(observations: Observations, decision: Decision) -> list[dict[str, An
         check = checked.get((epoch.table, epoch.start))
         out.append(_epoch(epoch, *((check.chi_square, check.p_value, check.srm) if check else (None, None, False))))
     return out
+
+
+def document_head(schema: str, plan: AnalysisPlan, since: str, until: str) -> dict[str, Any]:
+    """The fields every decision document starts with: ``ok``, its ``schema``, the binding and the period."""
+    return {
+        "ok": True,
+        "schema": schema,
+        "application": plan.application,
+        "model": plan.model,
+        "environment": plan.environment,
+        "since": since,
+        "until": until,
+    }
 
 
 def metric_document(m: MetricResult) -> dict[str, Any]:
@@ -205,13 +219,7 @@ def analysis_document(
         for v in order
     ]
     return {
-        "ok": True,
-        "schema": SCHEMA,
-        "application": plan.application,
-        "model": plan.model,
-        "environment": plan.environment,
-        "since": observations.since,
-        "until": observations.until,
+        **document_head(SCHEMA, plan, observations.since, observations.until),
         "source": {
             "telemetry": observations.telemetry_source,
             "queries": dict(observations.queries),

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from catalog.analysis.data import ArmData, MetricResult, Observations, Verdict, Vote
-from catalog.analysis.document import metric_document
+from catalog.analysis.document import document_head, metric_document
 from catalog.analysis.sequential import rate_against_limit, rate_p_value_arrays
 from catalog.analysis.verdict import decide
 from catalog.domain.effective import effective_analysis, effective_rollout, semver_key
@@ -94,17 +94,15 @@ def agreement_result(counts: ShadowCounts, min_agreement: float, alpha: float, m
     )
     rate = counts.agreed / n
     limit = 1.0 - min_agreement
-    interval: tuple[float, float] = (0.0, 1.0)
+    interval: tuple[float, float] | None = None  # none at the extreme minimums (0 and 1): no limit to test
+    summary = f"{_percent(rate)} of {_copies(n)} agree"
     if 0.0 < limit < 1.0:
         low, high = rate_against_limit(counts.disagreed, n, limit=limit, alpha=alpha).interval
         interval = (1.0 - high, 1.0 - low)
-    elif limit <= 0.0:
-        interval = (0.0, 1.0) if counts.disagreed == 0 else (0.0, 1.0 - 1.0 / n)
-    summary = (
-        f"{_percent(rate)} of {_copies(n)} agree, {1 - alpha:.0%} interval "
-        f"[{_percent(interval[0])}, {_percent(interval[1])}] against at least {_percent(min_agreement)}"
-    )
-    vote: Vote = {PASS: "pass", FAIL: "fail"}.get(vote_code, "hold")
+        summary += f", {1 - alpha:.0%} interval [{_percent(interval[0])}, {_percent(interval[1])}]"
+    summary += f" against at least {_percent(min_agreement)}"
+    votes: dict[int, Vote] = {PASS: "pass", FAIL: "fail", HOLD: "hold"}
+    vote = votes[vote_code]
     if n < min_samples:
         reason = f"{name}: {_copies(n)} of the {min_samples:,} needed ({summary})"
     elif vote == "pass":
@@ -137,8 +135,8 @@ def shadow_decision(
     plan: AnalysisPlan, shadow: Shadow, counts: ShadowCounts
 ) -> tuple[Verdict, tuple[str, ...], tuple[MetricResult, ...]]:
     """The candidate's verdict, its reasons and every metric: the worst vote."""
-    metrics = (agreement_result(counts, shadow.min_agreement, plan.alpha, plan.min_samples_per_arm),)
-    metrics += _guardrails(plan, counts)
+    agreement = agreement_result(counts, shadow.min_agreement, plan.alpha, plan.min_samples_per_arm)
+    metrics = (agreement, *_guardrails(plan, counts))
     failed = tuple(m.reason for m in metrics if m.vote == "fail")
     if failed:
         return "rollback", failed, metrics
@@ -153,13 +151,7 @@ def shadow_document(plan: AnalysisPlan, shadow: Shadow, counts: ShadowCounts, pe
     verdict, reasons, metrics = shadow_decision(plan, shadow, counts)
     copies = counts.copies
     return {
-        "ok": True,
-        "schema": SCHEMA,
-        "application": plan.application,
-        "model": plan.model,
-        "environment": plan.environment,
-        "since": counts.since,
-        "until": counts.until,
+        **document_head(SCHEMA, plan, counts.since, counts.until),
         "source": {"shadow_log": True, "sql": dict(counts.sql)},
         "plan": {
             "mirrored_version": counts.version,

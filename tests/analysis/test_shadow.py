@@ -19,7 +19,7 @@ from catalog.errors import UsageError
 from catalog.feedback.logs import SegmentWriter, json_line
 from catalog.layout import analytics_dir, run_dir, stack_name, state_root
 from catalog.validate import load_catalog
-from tests.helpers import DEMO, ROOT
+from tests.helpers import DEMO, ROOT, shadow_step_demo
 
 ALPHA = 0.05
 ROLLOUTS = 1_000
@@ -70,19 +70,9 @@ def test_the_vote_holds_below_the_minimum_sample_and_at_the_extreme_minimums() -
 
 
 def _catalog(tmp_path: Path) -> Path:
-    text = DEMO.read_text()
-    routes = "          - {version: 1.3.0, weight: 90}\n          - {version: 1.4.0, weight: 10}\n"
-    assert routes in text
-    text = text.replace(
-        routes,
-        "          - {version: 1.3.0, weight: 100}\n          - {version: 1.4.0, weight: 0}\n"
-        "        mirror: {version: 1.4.0, percent: 20}\n",
-    )
-    shadow = "          shadow: {percent: 20, min_agreement: 0.9, max_abs_difference: 0.02}\n"
-    text = text.replace("          interval_seconds: 600\n", "          interval_seconds: 600\n" + shadow, 1)
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "models.yaml"
-    path.write_text(text)
+    path.write_text(shadow_step_demo("{percent: 20, min_agreement: 0.9, max_abs_difference: 0.02}"))
     return path
 
 

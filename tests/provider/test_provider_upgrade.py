@@ -137,21 +137,30 @@ def test_a_state_of_flat_routes_is_upgraded_to_model_blocks_and_plans_no_change(
     ]
 
 
-def test_a_state_without_declared_outcomes_is_upgraded_and_plans_no_change(workspace: Workspace) -> None:
-    state_file, state = _applied(workspace)
-    router = _instance(state, "modelcat_route", "r")
-    del router["attributes"]["outcomes"]  # what the provider of schema 1 stored
-    router["schema_version"] = 1
+def _upgraded_without_change(
+    workspace: Workspace, state_file: Path, state: dict[str, Any], version: int
+) -> dict[str, Any]:
+    """Store ``state`` (its router rewritten as schema ``version`` stored it), check that the plan of
+    the upgraded state changes nothing, refresh; the router's instance as Terraform then stores it."""
+    _instance(state, "modelcat_route", "r")["schema_version"] = version
     state["serial"] += 1
     state_file.write_text(json.dumps(state, indent=2))
-
     result = workspace.tf.plan(json=True, refresh=False, out="tfplan")
     assert result.retcode == 0, errors_text(result)
     workspace.last_plan = workspace.tf.show("tfplan", json=True).value
     assert workspace.actions() == {}
     assert workspace.tf.refresh().retcode == 0
     upgraded = _instance(json.loads(state_file.read_text()), "modelcat_route", "r")
-    assert upgraded["schema_version"] == SCHEMA_VERSION and upgraded["attributes"]["outcomes"] is None
+    assert upgraded["schema_version"] == SCHEMA_VERSION
+    return upgraded
+
+
+def test_a_state_without_declared_outcomes_is_upgraded_and_plans_no_change(workspace: Workspace) -> None:
+    state_file, state = _applied(workspace)
+    router = _instance(state, "modelcat_route", "r")
+    del router["attributes"]["outcomes"]  # what the provider of schema 1 stored
+    upgraded = _upgraded_without_change(workspace, state_file, state, 1)
+    assert upgraded["attributes"]["outcomes"] is None
 
 
 def test_a_state_without_mirror_blocks_is_upgraded_and_plans_no_change(workspace: Workspace) -> None:
@@ -160,17 +169,7 @@ def test_a_state_without_mirror_blocks_is_upgraded_and_plans_no_change(workspace
     assert [m["mirror"] for m in router["attributes"]["model"]] == [[], []]
     for model in router["attributes"]["model"]:
         del model["mirror"]  # what the provider of schema 2 stored
-    router["schema_version"] = 2
-    state["serial"] += 1
-    state_file.write_text(json.dumps(state, indent=2))
-
-    result = workspace.tf.plan(json=True, refresh=False, out="tfplan")
-    assert result.retcode == 0, errors_text(result)
-    workspace.last_plan = workspace.tf.show("tfplan", json=True).value
-    assert workspace.actions() == {}
-    assert workspace.tf.refresh().retcode == 0
-    upgraded = _instance(json.loads(state_file.read_text()), "modelcat_route", "r")
-    assert upgraded["schema_version"] == SCHEMA_VERSION
+    upgraded = _upgraded_without_change(workspace, state_file, state, 2)
     assert [m["mirror"] for m in upgraded["attributes"]["model"]] == [[], []]
 
 

@@ -14,7 +14,7 @@ import pytest
 from catalog.domain.effective import effective_serving
 from catalog.synth import synthesize
 from catalog.validate import load_catalog
-from tests.helpers import DEMO, ROOT, sha256_file
+from tests.helpers import DEMO, ROOT, sha256_file, shadow_step_demo
 
 REF = re.compile(r"^\$\{modelcat_endpoint\.([A-Za-z0-9_-]+)\.urls\}$")
 
@@ -148,23 +148,12 @@ def test_every_stack_that_runs_something_gets_one_prometheus_on_loopback(
         assert stack["output"]["prometheus_url"]["value"] == "${modelcat_metrics.prometheus.url}"
 
 
-@pytest.mark.parametrize(
-    ("shadow", "tolerance"), [("", 0.05), ("          shadow: {percent: 20, max_abs_difference: 0.02}\n", 0.02)]
-)
+@pytest.mark.parametrize(("shadow", "tolerance"), [("", 0.05), ("{percent: 20, max_abs_difference: 0.02}", 0.02)])
 def test_a_binding_mirror_is_the_routers_mirror_with_its_rollouts_tolerance(
     tmp_path: Path, shadow: str, tolerance: float
 ) -> None:
-    text = DEMO.read_text()
-    routes = "          - {version: 1.3.0, weight: 90}\n          - {version: 1.4.0, weight: 10}\n"
-    assert routes in text
-    text = text.replace(
-        routes,
-        "          - {version: 1.3.0, weight: 100}\n          - {version: 1.4.0, weight: 0}\n"
-        "        mirror: {version: 1.4.0, percent: 20}\n",
-    )
-    text = text.replace("          interval_seconds: 600\n", "          interval_seconds: 600\n" + shadow, 1)
     path = tmp_path / "models.yaml"
-    path.write_text(text)
+    path.write_text(shadow_step_demo(shadow))
     stack = _synth(path, tmp_path / "out", only=["production"])["production-local"]
     models = {m["name"]: m for m in stack["resource"]["modelcat_route"]["checkout"]["model"]}
     assert models["fraud-scorer"]["mirror"] == {"version": "1.4.0", "percent": 20, "max_abs_difference": tolerance}
