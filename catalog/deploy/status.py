@@ -212,7 +212,25 @@ def _application_status(
                 )
     if status.in_force != status.in_catalog:
         status.drift.append(f"weights in force {status.in_force} differ from the catalog's {status.in_catalog}")
+    mirrors = {m["name"]: m["mirror"] for m in router.models if m.get("mirror")}
+    if mirrors != _catalog_mirrors(app):
+        status.drift.append(
+            f"mirrors in force {mirrors or 'none'} differ from the catalog's {_catalog_mirrors(app) or 'none'}"
+        )
     return status
+
+
+def _catalog_mirrors(app: ApplicationPlan) -> dict[str, dict[str, object]]:
+    """Per model in a shadow step, its mirror as the router's ``GET /routing`` shows it."""
+    return {
+        b.model: {
+            "version": b.mirror.version,
+            "percent": b.mirror.percent,
+            "max_abs_difference": b.mirror.max_abs_difference,
+        }
+        for b in app.bindings
+        if b.mirror is not None
+    }
 
 
 def _endpoints_by_application(endpoints: list[EndpointRecord]) -> dict[tuple[str, str, str], list[EndpointRecord]]:
