@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from catalog.domain.deployment import BindingPlan, Environment
+from catalog.domain.deployment import BindingPlan, Environment, RoutePlan
 from catalog.errors import UsageError
 
 __all__ = [
@@ -14,7 +14,9 @@ __all__ = [
     "Refusal",
     "StackContext",
     "Target",
+    "mirrored_route",
     "served_bindings",
+    "served_refusals",
 ]
 
 Bodies = dict[str, dict[str, dict[str, Any]]]  # a stack's resources: resource type -> id -> body
@@ -41,6 +43,21 @@ def served_bindings(environment: Environment) -> Iterator[tuple[str, BindingPlan
         for binding in app.bindings:
             if binding.routes and binding.routes[0].endpoint.serving.replicas > 0:
                 yield app.name, binding
+
+
+def mirrored_route(binding: BindingPlan) -> RoutePlan | None:
+    """The route of the version a shadow step in force mirrors to (its weight 0), if it has one."""
+    mirror = binding.mirror
+    return next((r for r in binding.routes if r.version == mirror.version), None) if mirror else None
+
+
+def served_refusals(
+    environment: Environment, *limits: Callable[[str, BindingPlan], Iterable[Refusal]]
+) -> list[Refusal]:
+    """What ``limits`` (each of an application's name and one of its served bindings) refuse of ``environment``."""
+    return [
+        refusal for app, binding in served_bindings(environment) for limit in limits for refusal in limit(app, binding)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

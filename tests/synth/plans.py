@@ -1,11 +1,12 @@
-"""The demo catalog's production environment as a deployment plan, and edits of it for target tests."""
+"""The demo catalog's production environment as a deployment plan, and edits of it (and of catalog
+texts) for target tests."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from catalog.domain.deployment import Environment, environments
+from catalog.domain.deployment import Environment, MirrorPlan, environments
 from catalog.domain.effective import EffectiveRollout
 from catalog.synth.base import StackContext
 from catalog.validate import load_catalog
@@ -60,3 +61,25 @@ def with_serving(env: Environment, app: str, **serving: Any) -> Environment:
         for r in binding.routes
     )
     return _replace_binding(env, app, routes=routes)
+
+
+def with_mirror(env: Environment, app: str, version: str, percent: int) -> Environment:
+    """``env`` with a shadow step in force on the first binding of ``app``: ``percent`` % of its
+    requests mirrored to its route of ``version``."""
+    return _replace_binding(env, app, mirror=MirrorPlan(version, percent, max_abs_difference=0.05))
+
+
+def mirrored(text: str, version: str, percent: int) -> str:
+    """A catalog text from ``tests.helpers.MINIMAL`` with ``mirror: {version, percent}`` on its binding."""
+    anchor = "        enabled: true\n"
+    assert text.count(anchor) == 1
+    return text.replace(anchor, f"{anchor}        mirror: {{version: {version}, percent: {percent}}}\n")
+
+
+def in_shadow_step(text: str, percent: int) -> str:
+    """A catalog text from ``tests.helpers.MINIMAL`` in a shadow step: all of the binding's traffic
+    on 1.0.0, ``percent`` % of its requests mirrored to 1.1.0 (weight 0)."""
+    routes = "          - {version: 1.0.0, weight: 90}\n          - {version: 1.1.0, weight: 10}\n"
+    assert text.count(routes) == 1
+    shadow = "          - {version: 1.0.0, weight: 100}\n          - {version: 1.1.0, weight: 0}\n"
+    return mirrored(text.replace(routes, shadow), "1.1.0", percent)

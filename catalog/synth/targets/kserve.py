@@ -39,6 +39,8 @@ revision that was rolled out at 100 % keeps the rest. So:
   application and model).
   KServe's canary model has one previous revision; the CRD's ``spec.canary`` list
   (``[{predictor, trafficPercent}]``) documents no semantics in the schema and is not relied on.
+- a shadow step, in force (``mirror:``) or declared (``rollout.shadow``): refused the same way
+  (``mirror_refusals``, at that field): an InferenceService splits requests, it never copies them.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from typing import Any
 from catalog.domain.deployment import BindingPlan, Endpoint, Environment, RoutePlan, resource_id
 from catalog.domain.models import KServeSettings
 from catalog.errors import UsageError
-from catalog.synth.base import Bodies, Refusal, StackContext, served_bindings
+from catalog.synth.base import Bodies, Refusal, StackContext, served_bindings, served_refusals
 from catalog.synth.emit import add_resources
 from catalog.synth.kube import (
     BINDINGS_PACKAGE,
@@ -72,6 +74,7 @@ __all__ = [
     "binding_refusals",
     "inference_service",
     "inference_services",
+    "mirror_refusals",
     "refusals",
     "storage_uri",
     "synthesize_bodies",
@@ -168,6 +171,28 @@ def binding_refusals(application: str, binding: BindingPlan) -> Iterator[Refusal
         )
 
 
+def mirror_refusals(application: str, binding: BindingPlan) -> Iterator[Refusal]:
+    """A shadow step, which KServe cannot run (an InferenceService splits requests between two
+    revisions and copies none to a third): in force (``mirror:``) or declared (``rollout.shadow``)."""
+
+    def refusal(code: str, field: tuple[str, ...], what: str) -> Refusal:
+        return Refusal(
+            f"kserve.{code}",
+            application,
+            binding.model,
+            field,
+            f"KServe cannot mirror requests: {what} has no InferenceService field (KServe splits traffic, never copies it)",
+            "run the shadow step where the environment deploys to kubernetes or sagemaker, "
+            "or roll out without one (no mirror: on the binding, no shadow: in its rollout)",
+        )
+
+    mirror, shadow = binding.mirror, binding.rollout.shadow
+    if mirror is not None:
+        yield refusal("mirror", ("mirror",), f"the copy of {mirror.percent} % of requests to {mirror.version}")
+    if shadow is not None:
+        yield refusal("shadow", ("rollout", "shadow"), f"the rollout's shadow step ({shadow.percent} % mirrored)")
+
+
 def _plan(binding: BindingPlan, settings: KServeSettings) -> InferenceService:
     routed = [r for r in binding.routes if r.weight > 0]
     unrouted = tuple(r.version for r in binding.routes if r.weight == 0)
@@ -177,7 +202,7 @@ def _plan(binding: BindingPlan, settings: KServeSettings) -> InferenceService:
 
 
 def refusals(env: Environment) -> list[Refusal]:
-    return [refusal for app, binding in served_bindings(env) for refusal in binding_refusals(app, binding)]
+    return served_refusals(env, binding_refusals, mirror_refusals)
 
 
 def inference_services(context: StackContext) -> list[InferenceService]:

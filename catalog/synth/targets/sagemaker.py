@@ -13,7 +13,9 @@ instance type, alarm topic):
   guarded rollouts need the new configuration's variant names to be the old one's, so a variant is a
   route slot, not a version: upgrading the version behind a slot is a guarded rollout; adding or
   removing a route changes the variant set), ``initial_variant_weight`` = the route's weight,
-  ``initial_instance_count`` = replicas (``min_replicas`` when autoscaled). Configurations are
+  ``initial_instance_count`` = replicas (``min_replicas`` when autoscaled); a shadow step in force
+  (``mirror:``) makes the mirrored route the shadow variant (``SageMakerEndpoint``; beside one
+  production variant only, ``mirror_refusals``). Configurations are
   immutable: the name carries a hash of the content and the configuration is replaced
   create-before-destroy, so an update never deletes the configuration in use;
 - per binding an ``aws_sagemaker_endpoint`` whose ``deployment_config`` is the rollout block:
@@ -54,7 +56,7 @@ from catalog.domain.deployment import BindingPlan, Endpoint, Environment, RouteP
 from catalog.domain.effective import EffectiveRollout
 from catalog.domain.models import SageMakerSettings
 from catalog.errors import UsageError
-from catalog.synth.base import Bodies, Refusal, StackContext, served_bindings
+from catalog.synth.base import Bodies, Refusal, StackContext, mirrored_route, served_bindings, served_refusals
 from catalog.synth.emit import add_resources, reference
 from catalog.synth.kube import object_name
 from catalog.synth.typed import ResourceKind, build_bodies, import_bindings
@@ -73,6 +75,7 @@ __all__ = [
     "binding_refusals",
     "deployment_seconds",
     "load_modules",
+    "mirror_refusals",
     "plan_endpoints",
     "refusals",
     "synthesize_bodies",
@@ -161,11 +164,15 @@ def _autoscaled(endpoint: Endpoint) -> bool:
 
 @dataclass(frozen=True)
 class SageMakerEndpoint:
-    """One binding's endpoint: its variants, its rollout and its alarms."""
+    """One binding's endpoint: its variants, its rollout and its alarms, and the shadow variant of a
+    shadow step in force: the mirrored route, not a production variant; one per endpoint, beside one
+    production variant (``mirror_refusals``), weighted the mirror's percent of the production
+    variant's weight (SageMaker copies to it that share of requests); no alarm or autoscaling."""
 
     binding: BindingPlan
     variants: tuple[Variant, ...]
     settings: SageMakerSettings
+    shadow: Variant | None = None
 
     @property
     def first(self) -> Endpoint:
@@ -186,11 +193,20 @@ class SageMakerEndpoint:
     @cached_property
     def config_name(self) -> str:
         """Named by its content: any change is a new configuration (create before destroy)."""
-        content = [
+        content: list[Any] = [
             (v.name, v.model.name, v.route.weight, v.instances, self.settings.instance_type) for v in self.variants
         ]
+        if self.shadow is not None:  # without one, the names configurations had before shadow variants
+            v = self.shadow
+            content.append(("shadow", v.name, v.model.name, self.shadow_weight, v.instances))
         digest = hashlib.sha256(json.dumps(content).encode()).hexdigest()[:10]
         return object_name(self.first.application, self.binding.model, digest)
+
+    @property
+    def shadow_weight(self) -> float:
+        assert self.binding.mirror is not None and len(self.variants) == 1  # mirror_refusals
+        weight = self.variants[0].route.weight * self.binding.mirror.percent / 100
+        return int(weight) if weight.is_integer() else weight
 
     @property
     def alarms(self) -> tuple[str, ...]:
@@ -216,6 +232,9 @@ class SageMakerEndpoint:
     def tags(self) -> dict[str, str]:
         tags = {"modelcat/application": self.first.application, **_tags(self.first, version=False)}
         tags |= {f"modelcat/{v.name}": v.route.version for v in self.variants}
+        if self.shadow is not None and self.binding.mirror is not None:
+            tags[f"modelcat/{self.shadow.name}"] = self.shadow.route.version
+            tags["modelcat/shadow"] = f"{self.shadow.name} {self.binding.mirror.percent} percent"
         if self.binding.sticky_key:  # SageMaker splits per request: recorded, not enforced
             tags["modelcat/sticky-key"] = self.binding.sticky_key
         return tags
@@ -224,6 +243,26 @@ class SageMakerEndpoint:
 def deployment_seconds(rollout: EffectiveRollout) -> int:
     """How long a blue/green deployment of ``rollout`` may take: provisioning, then every step's wait."""
     return max(MIN_DEPLOYMENT_SECONDS, PROVISIONING_SECONDS + rollout.interval_seconds * len(rollout.steps))
+
+
+def mirror_refusals(application: str, binding: BindingPlan) -> Iterator[Refusal]:
+    """What SageMaker cannot run of a shadow step in force: an endpoint with a shadow variant holds
+    one production variant (and one shadow variant, which a binding's one mirror always is)."""
+    shadow = mirrored_route(binding)
+    if binding.mirror is None or shadow is None:
+        return
+    live = [r for r in binding.routes if r is not shadow]
+    if len(live) != 1:
+        versions = ", ".join(f"{r.version} ({r.weight} %)" for r in live)
+        yield Refusal(
+            "sagemaker.shadow-production-variants",
+            application,
+            binding.model,
+            ("mirror",),
+            f"a SageMaker endpoint with a shadow variant holds one production variant, and the binding "
+            f"routes {len(live)} versions beside the mirrored {binding.mirror.version}: {versions}",
+            f"route only the live version (weight 100) beside {binding.mirror.version} during the shadow step",
+        )
 
 
 def binding_refusals(application: str, binding: BindingPlan) -> Iterator[Refusal]:
@@ -320,7 +359,7 @@ def _traffic_refusals(
 
 
 def refusals(env: Environment) -> list[Refusal]:
-    return [refusal for app, binding in served_bindings(env) for refusal in binding_refusals(app, binding)]
+    return served_refusals(env, binding_refusals, mirror_refusals)
 
 
 def plan_endpoints(context: StackContext) -> tuple[list[SageMakerModel], list[SageMakerEndpoint]]:
@@ -331,17 +370,21 @@ def plan_endpoints(context: StackContext) -> tuple[list[SageMakerModel], list[Sa
         raise UsageError(f"environment {env.name!r} has no sagemaker: block")
     models: dict[str, SageMakerModel] = {}
     endpoints = []
-    for app, binding in served_bindings(env):
-        for refusal in binding_refusals(app, binding):
-            raise refusal.error()
-        variants = []
+    for refusal in refusals(env):
+        raise refusal.error()
+    for _, binding in served_bindings(env):
+        variants, shadow, mirrored = [], None, mirrored_route(binding)
         for i, route in enumerate(binding.routes, start=1):
             model = SageMakerModel(route.endpoint, settings)
             model = models.setdefault(model.id, model)
             if model.endpoint.digest != route.endpoint.digest:  # the catalog has one digest per version
                 raise RuntimeError(f"{model.id}: two digests for one version")
-            variants.append(Variant(f"route-{i}", route, model))
-        endpoints.append(SageMakerEndpoint(binding, tuple(variants), settings))
+            variant = Variant(f"route-{i}", route, model)
+            if route is mirrored:
+                shadow = variant
+            else:
+                variants.append(variant)
+        endpoints.append(SageMakerEndpoint(binding, tuple(variants), settings, shadow))
     return [models[key] for key in sorted(models)], endpoints
 
 
@@ -364,17 +407,22 @@ def sagemaker_model(k: Any, m: SageMakerModel) -> Any:
 
 
 def endpoint_configuration(k: Any, ep: SageMakerEndpoint) -> Any:
-    variants = [
-        k.SagemakerEndpointConfigurationProductionVariants(
+    def variant(cls: str, v: Variant, weight: float) -> Any:
+        return getattr(k, cls)(
             variant_name=v.name,
             model_name=reference(MODEL, v.model.id, "name"),
             initial_instance_count=v.instances,
-            initial_variant_weight=v.route.weight,
+            initial_variant_weight=weight,
             instance_type=ep.settings.instance_type,
         )
-        for v in ep.variants
-    ]
-    return k.SagemakerEndpointConfigurationConfig(name=ep.config_name, production_variants=variants, tags=ep.tags)
+
+    production = [variant("SagemakerEndpointConfigurationProductionVariants", v, v.route.weight) for v in ep.variants]
+    shadow = None
+    if ep.shadow is not None:
+        shadow = [variant("SagemakerEndpointConfigurationShadowProductionVariants", ep.shadow, ep.shadow_weight)]
+    return k.SagemakerEndpointConfigurationConfig(
+        name=ep.config_name, production_variants=production, shadow_production_variants=shadow, tags=ep.tags
+    )
 
 
 def _traffic(k: Any, r: EffectiveRollout) -> Any:
@@ -545,7 +593,8 @@ def synthesize_bodies(context: StackContext, modules: dict[str, Any] | None = No
     out = {
         MODEL: build_bodies(kind(MODEL, "sagemaker_model", sagemaker_model), ((m.id, m) for m in models)),
         CONFIG: build_bodies(
-            kind(CONFIG, "sagemaker_endpoint_configuration", endpoint_configuration), ((ep.id, ep) for ep in endpoints)
+            kind(CONFIG, "sagemaker_endpoint_configuration", endpoint_configuration, lambda ep: ep.shadow is not None),
+            ((ep.id, ep) for ep in endpoints),
         ),
         ENDPOINT: build_bodies(
             kind(ENDPOINT, "sagemaker_endpoint", sagemaker_endpoint, lambda ep: (ep.rollout.strategy, bool(ep.alarms))),

@@ -6,7 +6,9 @@ environment's Gateway (``parentRefs``) for its ``hostnames``. It sends traffic e
 - **straight to the version Services**, weighted as the catalog says: one rule per binding
   matching ``/v2/models/<model>`` with one ``backendRef`` per routed version (weight = the
   catalog's percent), plus one rule per version for ``/v2/models/<model>/versions/<version>``
-  (pinned requests), when every rule fits (an HTTPRoute holds 16 rules); or
+  (pinned requests), when every rule fits (an HTTPRoute holds 16 rules); a binding's shadow
+  step in force (``mirror:``) is a ``RequestMirror`` filter of its rule: a copy of ``percent`` %
+  of its requests to the mirrored version's Service, whose answers the Gateway discards; or
 - **to the application's router** (``modelcat router``: a Deployment of 2 replicas, a Service,
   a PodDisruptionBudget), whose ``modelcat/routing-v1`` table lives in a ConfigMap mounted into
   it and names each version's Service (``http://<service>.<namespace>.svc.cluster.local``). The
@@ -28,10 +30,10 @@ from functools import cached_property
 from typing import Any
 
 from catalog.domain.bodies import router_models
-from catalog.domain.deployment import ApplicationPlan, Endpoint, resource_id
+from catalog.domain.deployment import ApplicationPlan, BindingPlan, Endpoint, resource_id
 from catalog.domain.models import KubernetesSettings
 from catalog.serving.table import table_document
-from catalog.synth.base import StackContext
+from catalog.synth.base import StackContext, mirrored_route
 from catalog.synth.kube import object_name, rollout_annotation
 from catalog.synth.targets.kubernetes.common import (
     CONTAINER_PORT,
@@ -134,9 +136,13 @@ def routing_table(r: AppRouting) -> dict[str, Any]:
     return table_document(r.app.name, [model.body() for model in router_models(r.app, replicas)])
 
 
+def _service_ref(name: str) -> dict[str, Any]:
+    """A Service reference, every field the API server would default written out (no perpetual diff)."""
+    return {"group": "", "kind": "Service", "name": name, "port": SERVICE_PORT}
+
+
 def _backend(name: str, weight: int = 1) -> dict[str, Any]:
-    """A Service backend, every field the API server would default written out (no perpetual diff)."""
-    return {"group": "", "kind": "Service", "name": name, "port": SERVICE_PORT, "weight": weight}
+    return {**_service_ref(name), "weight": weight}
 
 
 def _prefix(path: str) -> list[dict[str, Any]]:
@@ -160,8 +166,24 @@ def _rules(r: AppRouting) -> list[dict[str, Any]]:
                     "backendRefs": [_backend(serving.name)],
                 }
             )
-        rules.append({"matches": _prefix(f"/v2/models/{binding.model}"), "backendRefs": backends})
+        rule: dict[str, Any] = {"matches": _prefix(f"/v2/models/{binding.model}"), "backendRefs": backends}
+        mirror = _mirror_filter(r, binding)
+        if mirror is not None:
+            rule["filters"] = [mirror]
+        rules.append(rule)
     return rules + pinned if r.pinned else rules
+
+
+def _mirror_filter(r: AppRouting, binding: BindingPlan) -> dict[str, Any] | None:
+    """The shadow step in force as a ``RequestMirror`` filter of the binding's rule: a copy of
+    ``percent`` % of its requests to the mirrored version's Service, whose answers the Gateway
+    discards (pinned requests, which name their version, are not mirrored)."""
+    route = mirrored_route(binding)
+    serving = r.servings.get(route.endpoint.id) if route is not None else None
+    if serving is None or binding.mirror is None:
+        return None  # no mirror, or no replicas to copy to (the binding's rule sends nothing either)
+    mirror = {"backendRef": _service_ref(serving.name), "percent": binding.mirror.percent}
+    return {"type": "RequestMirror", "requestMirror": mirror}
 
 
 def http_route(k: Any, r: AppRouting) -> Any:
