@@ -17,6 +17,7 @@ from catalog.errors import UsageError
 from catalog.synth.base import StackContext
 from catalog.synth.targets import kserve
 from catalog.synth.targets import sagemaker as sm
+from catalog.synth.targets import sagemaker_limits as limits
 from catalog.validate import validate_bytes
 from tests.synth.generated import catalogs
 
@@ -101,7 +102,7 @@ def _sagemaker_refusals(binding: BindingPlan) -> dict[str, tuple[str, str]]:
         found["sagemaker.canary-step"] = ("rollout.step_percent", "canary step is 50 %")
     if r.strategy == "linear" and r.step_percent < 100 and not 10 <= r.step_percent <= 50:
         found["sagemaker.linear-step"] = ("rollout.step_percent", "linear steps are 10-50 %")
-    if sm.PROVISIONING_SECONDS + r.interval_seconds * len(r.steps) > sm.MAX_DEPLOYMENT_SECONDS:
+    if limits.PROVISIONING_SECONDS + r.interval_seconds * len(r.steps) > limits.MAX_DEPLOYMENT_SECONDS:
         found["sagemaker.deployment-time"] = ("rollout.interval_seconds", "longer than the 28800 s")
     if r.max_error_rate is not None and len(binding.routes) > 5:
         found["sagemaker.alarm-variants"] = ("routes", "can watch 5 variants at most")

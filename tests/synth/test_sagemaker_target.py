@@ -15,6 +15,7 @@ from catalog.domain.deployment import Environment
 from catalog.errors import UsageError
 from catalog.synth import synthesize
 from catalog.synth.targets import sagemaker as sm
+from catalog.synth.targets import sagemaker_limits as limits
 from catalog.synth.typed import TypedBindingError
 from catalog.validate import load_catalog
 from tests.helpers import DEMO, ROOT
@@ -141,7 +142,7 @@ def test_the_rollout_block_becomes_the_blue_green_policy(rollout: dict[str, Any]
     _assert_routing(routing, expected)
     steps = env.applications[0].bindings[0].rollout.steps
     assert policy["maximum_execution_timeout_in_seconds"] == max(
-        600, sm.PROVISIONING_SECONDS + expected["wait"] * len(steps)
+        600, limits.PROVISIONING_SECONDS + expected["wait"] * len(steps)
     )
 
 
