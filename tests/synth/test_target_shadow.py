@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from catalog.errors import UsageError
+from catalog.serving.table import parse_table
 from catalog.synth import synthesize
 from catalog.synth.targets import kserve
 from catalog.synth.targets import sagemaker as sm
@@ -83,6 +84,21 @@ def test_a_mirror_changes_only_the_binding_rule_on_kubernetes(tmp_path: Path) ->
     rules = with_mirror_res["kubernetes_manifest"]["checkout"]["manifest"]["spec"]["rules"]
     assert rules[0].pop("filters")
     assert with_mirror_res == without
+
+
+def test_behind_the_router_the_mirror_is_in_its_table_and_the_route_has_no_filter() -> None:
+    from catalog.synth.targets import kubernetes as k8s
+
+    env = with_mirror(with_routes(production(), "checkout", {"1.3.0": 100, "1.4.0": 0}), "checkout", "1.4.0", 10)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MODELCAT_SYNTH_CHECK", "all")
+        res = k8s.synthesize_bodies(context(env, "kubernetes"))
+    (model,) = parse_table(res["kubernetes_config_map_v1"]["checkout"]["data"]["table.json"].encode()).models
+    assert model.mirror is not None and (model.mirror.version, model.mirror.percent) == ("1.4.0", 10)
+    replicas = {route.version: route.replicas for route in model.routes}
+    assert replicas["1.4.0"]  # the mirrored version's Service, where the router sends the copies
+    (rule,) = res["kubernetes_manifest"]["checkout"]["manifest"]["spec"]["rules"]
+    assert "filters" not in rule  # the router copies the requests: the Gateway must not copy them again
 
 
 # sagemaker

@@ -12,7 +12,8 @@ environment's Gateway (``parentRefs``) for its ``hostnames``. It sends traffic e
 - **to the application's router** (``modelcat router``: a Deployment of 2 replicas, a Service,
   a PodDisruptionBudget), whose ``modelcat/routing-v1`` table lives in a ConfigMap mounted into
   it and names each version's Service (``http://<service>.<namespace>.svc.cluster.local``). The
-  router serves *all* the application's models, and is used when any binding has a sticky key
+  router serves *all* the application's models (and runs their shadow steps: the table's
+  ``mirror``, no ``RequestMirror`` filter then), and is used when any binding has a sticky key
   (a Gateway cannot hash a header into the catalog's buckets), or when the routes do not fit one
   HTTPRoute (more than 16 bindings, or more than 16 versions in a binding). A weight change
   rewrites the ConfigMap; the router notices the new file and swaps the table without a restart.
