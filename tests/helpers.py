@@ -61,7 +61,7 @@ def shadow_step_demo(shadow: str = "") -> str:
         "        mirror: {version: 1.4.0, percent: 20}\n",
     )
     block = f"          shadow: {shadow}\n" if shadow else ""
-    return text.replace("          interval_seconds: 600\n", "          interval_seconds: 600\n" + block, 1)
+    return text.replace("          interval_seconds: 60\n", "          interval_seconds: 60\n" + block, 1)
 
 
 def sha256_file(path: Path) -> str:

@@ -326,7 +326,7 @@ def test_demo_rollouts():
     plans = {
         (a.name, b.model): b.rollout for env in environments(catalog) for a in env.applications for b in a.bindings
     }
-    assert plans[("checkout", "fraud-scorer")] == EffectiveRollout("canary", 10, 600, 0.01, 250)
+    assert plans[("checkout", "fraud-scorer")] == EffectiveRollout("canary", 10, 60, 0.01, 250)
     assert plans[("storefront", "recommender")].strategy == "linear"
     assert plans[("storefront", "recommender")].steps == (25, 50, 75, 100)
     assert plans[("storefront", "search-ranker")].steps == (100,)
