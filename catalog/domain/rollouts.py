@@ -34,9 +34,12 @@ __all__ = [
     "RolloutRecord",
     "Routes",
     "decide_next",
+    "evidence_digest",
+    "first_step",
     "policy_digest",
     "rollout_id",
     "routes_at",
+    "share_of",
 ]
 
 ROLLOUT_SCHEMA = "modelcat/rollout-v1"
@@ -86,6 +89,15 @@ class RolloutPolicy:
 def policy_digest(policy: Mapping[str, Any]) -> str:
     """sha256 of a policy's canonical JSON (sorted keys, no spaces): which rules a decision applied."""
     text = json.dumps(policy, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def evidence_digest(evidence: Mapping[str, Any] | None) -> str:
+    """``sha256:<hex>`` of the evidence's canonical JSON (``sha256:none`` without one): the commit's
+    ``Evidence`` trailer, which ``rollout replay`` checks the file against."""
+    if evidence is None:
+        return "sha256:none"
+    text = json.dumps(evidence, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -185,6 +197,13 @@ class RolloutRecord:
         moved = [d for d in self.decisions if d.decision in ("start", "step", "promote", "abort")]
         return moved[-1].time if moved else None
 
+    @property
+    def bake_started(self) -> str | None:
+        """When the bake of the step in force began: its start, or the last ``resume`` after it (a
+        paused rollout's time does not count towards the bake or the progress deadline)."""
+        moved = [d for d in self.decisions if d.decision in ("start", "step", "promote", "abort", "resume")]
+        return moved[-1].time if moved else None
+
     def with_decision(self, decision: DecisionRecord) -> RolloutRecord:
         return RolloutRecord(
             self.rollout_id, self.application, self.model, self.version, self.environment, self.base,
@@ -249,6 +268,18 @@ def routes_at(base: Routes, version: str, percent: int) -> Routes:
     return tuple((v, weights[v]) for v in order if v in weights and (weights[v] > 0 or v == version))
 
 
+def share_of(routes: Routes, version: str) -> int:
+    """The weight ``routes`` give ``version`` (0 when they do not route it)."""
+    return sum(w for v, w in routes if v == version)
+
+
+def first_step(base: Routes, version: str, steps: Sequence[int]) -> int:
+    """The step (1-based) a rollout of ``version`` from ``base`` starts at: the first whose percent is
+    at least the share ``base`` already gives it, so the version's share never falls."""
+    share = share_of(base, version)
+    return next(k for k, percent in enumerate(steps, 1) if percent >= share or percent >= 100)
+
+
 @dataclass(frozen=True)
 class Move:
     """What the rule says to do now. ``decision`` None: nothing to record yet (the bake is running,
@@ -280,7 +311,7 @@ def decide_next(record: RolloutRecord, policy: RolloutPolicy, verdict: Verdict |
     """
     step = record.last.step if record.decisions else 0
     routes, mirror = record.routes, (record.last.mirror if record.decisions else None)
-    started = record.step_started
+    started = record.bake_started
     if record.finished or record.status == "paused" or started is None:
         return Move(None, f"the rollout is {record.status}", step, routes, mirror)
     baked = _seconds(now, started)
