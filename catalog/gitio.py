@@ -9,7 +9,17 @@ from pathlib import Path
 
 from catalog.errors import UsageError
 
-__all__ = ["file_at_revision", "files_changed_since", "folder_changed_since", "ignored_by_git", "repository_root"]
+__all__ = [
+    "commits_touching",
+    "file_at_revision",
+    "files_changed_since",
+    "folder_changed_since",
+    "ignored_by_git",
+    "names_at_revision",
+    "repository_root",
+    "resolve_commit",
+    "show_at_revision",
+]
 
 
 def file_at_revision(path: Path, revision: str) -> bytes | None:
@@ -127,3 +137,37 @@ def files_changed_since(folder: Path, revision: str) -> dict[Path, str]:
     untracked = _git(top, "ls-files", "--others", "--exclude-standard", "-z")
     changed |= {top / os.fsdecode(name): "added" for name in untracked.stdout.split(b"\0") if name}
     return changed
+
+
+def _git_text(folder: Path, *args: str) -> str | None:
+    done = _git(folder, *args)
+    return done.stdout.decode(errors="replace") if done.returncode == 0 else None
+
+
+def resolve_commit(folder: Path, revision: str) -> str:
+    """The full sha of ``revision`` in the repository holding ``folder``; UsageError when it names no commit."""
+    sha = _git_text(folder, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    if not sha:
+        raise UsageError(f"{revision!r} is not a commit in the git repository at {folder}")
+    return sha.strip()
+
+
+def show_at_revision(folder: Path, revision: str, name: str) -> bytes | None:
+    """The bytes of ``name`` (a path relative to ``folder``, which must exist; ``name`` need not be in
+    the working tree) at ``revision``; None when it did not exist there."""
+    done = _git(folder, "show", f"{revision}:./{name}")
+    return done.stdout if done.returncode == 0 else None
+
+
+def names_at_revision(folder: Path, revision: str, subfolder: str) -> list[str]:
+    """The file names in ``subfolder`` of ``folder`` at ``revision`` (none when it is absent)."""
+    listed = _git_text(folder, "ls-tree", "--name-only", "-z", f"{revision}:./{subfolder}")
+    return [name for name in (listed or "").split("\0") if name]
+
+
+def commits_touching(folder: Path, revision: str, name: str, since: str | None = None) -> list[tuple[str, str]]:
+    """(sha, subject) of the commits up to ``revision`` (after ``since`` when given) that changed
+    ``name`` (relative to ``folder``), newest first."""
+    spec = f"{since}..{revision}" if since else revision
+    listed = _git_text(folder, "log", "--format=%H%x09%s", spec, "--", name)
+    return [tuple(line.split("\t", 1)) for line in (listed or "").splitlines() if "\t" in line]  # type: ignore[misc]

@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from catalog.domain.models import Application, Binding, Catalog
     from catalog.telemetry.reading import TelemetryReading
 
-__all__ = ["MAX_LOOKS", "analyze", "decide_with_history", "find_binding", "look_times", "with_telemetry"]
+__all__ = [
+    "MAX_LOOKS",
+    "analyze",
+    "analyze_with_observations",
+    "decide_with_history",
+    "find_binding",
+    "look_times",
+    "with_telemetry",
+]
 
 MAX_LOOKS = 48  # points of the history charts (the decision replayed at each)
 
@@ -163,6 +171,19 @@ def analyze(
 ) -> dict[str, Any]:
     """The decision document of ``application``'s ``binding`` over [since, until] (None: from the first
     record, up to now), from the stack's logs and telemetry under the catalog's ``.modelcat`` folder."""
+    return analyze_with_observations(catalog, catalog_path, application, binding, target, since, until)[0]
+
+
+def analyze_with_observations(
+    catalog: Catalog,
+    catalog_path: Path,
+    application: Application,
+    binding: Binding,
+    target: str,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[dict[str, Any], Observations]:
+    """``analyze``'s document and the observations it decided on (what a rollout keeps as evidence)."""
     plan = effective_analysis(catalog, application, binding)
     stack = run_dir(state_root(catalog_path), stack_name(application.environment, target))
     outcomes = {o.name: o.kind for o in application.outcomes}
@@ -177,4 +198,4 @@ def analyze(
     decision, looks = decide_with_history(plan, observations)
     model = next((m for m in catalog.models if m.name == binding.model), None)
     offline = {v.version: dict(v.metrics) for v in (model.versions if model else [])}
-    return analysis_document(plan, observations, decision, offline_metrics=offline, looks=looks)
+    return analysis_document(plan, observations, decision, offline_metrics=offline, looks=looks), observations

@@ -166,6 +166,7 @@ def _register_artifact_commands() -> None:
         diff_command,
         feedback_commands,
         policy_commands,
+        rollout_commands,  # noqa: F401  (its commands attach to the rollout group)
         runtime_commands,
     )
     from catalog.cli.analyze_command import analyze
