@@ -14,7 +14,6 @@ __all__ = ["rollout"]
     epilog=examples(
         "modelcat rollout start checkout --model fraud-scorer --version 1.4.0",
         "modelcat rollout run checkout --apply --until done",
-        "modelcat rollout history checkout",
     )
 )
 def rollout() -> None:

@@ -28,7 +28,6 @@ from catalog.layout import rollout_lock, state_root
 from catalog.rollout.decisions import Decided, Delivery, advance, now_utc
 from catalog.rollout.record import RolloutState, environment_target, read_state
 from catalog.rollout.step_analysis import StepAnalysis, analyse_step
-from catalog.terraform.workspace import OnOutput
 
 __all__ = ["Ended", "RunOptions", "apply_decision", "controller_lock", "run"]
 
@@ -64,7 +63,7 @@ class _Quiet:
     def step(self, text: str) -> None:
         self.say(text)
 
-    def terraform_output(self, stack: str, doing: str) -> OnOutput | None:
+    def terraform_output(self, stack: str, doing: str) -> Callable[[str], None] | None:
         return None
 
     def show_plan(self, plan: StackPlan) -> None:
