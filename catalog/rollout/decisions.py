@@ -291,7 +291,7 @@ def start(state: RolloutState, version: str, actor: str, now: datetime, delivery
     )  # fmt: skip
     inputs = {"base": [list(r) for r in base], "version": version, "strategy_steps": list(policy.steps)}
     if policy.shadow_percent is not None:
-        routes = routes_at(base, version, share_of(base, version))
+        routes = routes_at(base, version, 0)  # the mirror goes to a weight-0 route: deployed, answering no one
         reason = f"the shadow step: {policy.shadow_percent} % of requests mirrored to {version}, answers discarded"
         move = Move("start", reason, 0, routes, (version, policy.shadow_percent))
     else:

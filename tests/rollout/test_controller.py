@@ -75,7 +75,7 @@ def test_until_step_stops_after_one_change_and_a_new_run_goes_on_from_git(rollou
 
 def test_max_seconds_bounds_the_loop(rollout_repo) -> None:
     repo = rollout_repo(linear(1))
-    decisions.start(state_of(repo), "1.4.0", "tester", T0, Delivery())
+    decisions.start(state_of(repo), "1.4.0", "tester", decisions.now_utc(), Delivery())  # the loop's own clock
     said: list[str] = []
     ended = run(repo.catalog, RunOptions("checkout", None, max_seconds=0.5, poll_seconds=0.05, actor="ctl"),
                 said.append, analyse=lambda s, n: StepAnalysis(None, "metrics source down"))  # fmt: skip

@@ -172,7 +172,7 @@ def test_abort_restores_the_base_exactly_and_removes_the_mirror(rollout_repo, cl
     repo = rollout_repo(linear(1, extra="          shadow: {percent: 20}\n"))
     assert cli("rollout", "start", "checkout", "--version", "1.4.0").exit_code == 0
     started = read_state(repo.catalog, "checkout", "fraud-scorer")
-    assert started.mirror == ("1.4.0", 20) and started.routes == (("1.3.0", 90), ("1.4.0", 10))
+    assert started.mirror == ("1.4.0", 20) and started.routes == (("1.3.0", 100), ("1.4.0", 0))
     assert trailers(repo)["Step"] == "0/4"
     done = cli("rollout", "abort", "checkout", "--reason", "latency regression")
     assert done.exit_code == 0, done.output
