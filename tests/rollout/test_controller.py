@@ -115,3 +115,17 @@ def test_status_says_where_the_rollout_stands(rollout_repo, cli) -> None:
     text = cli("rollout", "status", "checkout").output
     assert "step 1 of 4 (25 % on 1.4.0" in text and "routes: 1.3.0 75 %, 1.4.0 25 %" in text
     assert repo.git("status", "--porcelain") == ""
+
+
+def test_a_run_on_a_branch_stops_after_a_decision_that_moves_the_routes(rollout_repo, tmp_path) -> None:
+    repo = rollout_repo(linear(1))
+    decisions.start(state_of(repo), "1.4.0", "tester", T0, Delivery())
+    head, said = repo.git("rev-parse", "HEAD"), []
+    clock = FakeClock(T0 + timedelta(seconds=2))
+    pr = tmp_path / "pr.md"
+    options = RunOptions("checkout", None, actor="ctl", delivery=Delivery("rollout-step-2", pr))
+    ended = run(repo.catalog, options, said.append, clock=clock, sleep=clock.sleep, analyse=passes)
+    assert ended.why == "branch" and said[-1] == "committed to rollout-step-2: merge the pull request, then run again"
+    assert repo.git("rev-parse", "HEAD") == head and routes(repo) == [("1.3.0", 75), ("1.4.0", 25)]
+    assert routes(repo, "rollout-step-2") == [("1.3.0", 50), ("1.4.0", 50)]
+    assert "the analysis passes: 50 %" in pr.read_text(encoding="utf-8")
