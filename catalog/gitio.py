@@ -170,4 +170,5 @@ def commits_touching(folder: Path, revision: str, name: str, since: str | None =
     ``name`` (relative to ``folder``), newest first."""
     spec = f"{since}..{revision}" if since else revision
     listed = _git_text(folder, "log", "--format=%H%x09%s", spec, "--", name)
-    return [tuple(line.split("\t", 1)) for line in (listed or "").splitlines() if "\t" in line]  # type: ignore[misc]
+    pairs = [line.split("\t", 1) for line in (listed or "").splitlines() if "\t" in line]
+    return [(sha, subject) for sha, subject in pairs]

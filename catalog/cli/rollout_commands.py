@@ -261,8 +261,8 @@ def run(
     if apply_ and branch is not None:
         raise UsageError("--apply with --branch: the merge of the pull request applies the decisions")
     state = _state(path, application, model)
-    options = RunOptions(application, state.binding.model, apply_, until, max_seconds, poll, target,  # type: ignore[arg-type]
-                         actor_of("run", state.folder), delivery)  # fmt: skip
+    options = RunOptions(application, state.binding.model, apply_, "step" if until == "step" else "done", max_seconds,
+                         poll, target, actor_of("run", state.folder), delivery)  # fmt: skip
     lines: list[str] = []
 
     def say(line: str) -> None:
