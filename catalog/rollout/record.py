@@ -17,9 +17,17 @@ from catalog.analysis.run import find_binding
 from catalog.domain.effective import effective_rollout
 from catalog.domain.models import Application, Binding, Catalog
 from catalog.domain.rollouts import ROLLOUTS_FOLDER, RolloutPolicy, RolloutRecord, Routes
-from catalog.errors import RolloutConflict, RolloutError
-from catalog.gitio import commits_touching, file_at_revision, names_at_revision, resolve_commit, show_at_revision
+from catalog.errors import RolloutConflict, RolloutError, UsageError
+from catalog.gitio import (
+    commits_touching,
+    file_at_revision,
+    names_at_revision,
+    repository_root,
+    resolve_commit,
+    show_at_revision,
+)
 from catalog.revisions import load_revision
+from catalog.validate import read_catalog_bytes
 
 __all__ = [
     "RolloutState",
@@ -119,7 +127,11 @@ def _newest_record(folder: Path, commit: str, application: str, model: str) -> t
 def read_state(catalog_path: Path, application: str, model: str | None, revision: str = "HEAD") -> RolloutState:
     """The binding of ``model`` (None: the application's only one, or the only one that compares
     versions) and its newest rollout, as committed at ``revision``."""
+    if not catalog_path.is_file():
+        read_catalog_bytes(catalog_path)  # CatalogNotFound, saying why
     folder = catalog_path.resolve().parent
+    if repository_root(folder) is None:
+        raise UsageError(f"{catalog_path} is not in a git repository: a rollout's decisions are commits")
     commit = resolve_commit(folder, revision)
     loaded = load_revision(catalog_path, commit)
     if not loaded.present or loaded.text is None:
