@@ -76,7 +76,8 @@ def analyse_step(state: RolloutState, now: datetime, target: str = "local") -> S
         except ImportError:
             return StepAnalysis(None, "no shadow analysis")
         try:
-            document = shadow.analyze_shadow(*args)
+            document = shadow.analyze_shadow(state.catalog, state.catalog_path, state.application, state.binding,
+                                             record.version, target, since, now)  # fmt: skip
         except ModelcatError as e:
             return StepAnalysis(None, f"the shadow analysis failed: {e}")
         verdict, reason = _verdict_of(document, record.version)
