@@ -253,9 +253,9 @@ def run(
     with --apply, and again, one binding at a time (a second controller exits 2). Its state is git's:
     killed, it goes on from the last committed decision. Exit 0 when promoted (or stopped by
     --until/--max-seconds), 1 when the rollout ended aborted."""
-    from catalog.rollout.controller import RunOptions, controller_lock
+    from catalog.rollout.controller import RunOptions, command_line, controller_lock
     from catalog.rollout.controller import run as run_loop
-    from catalog.rollout.decisions import actor_of, command_line
+    from catalog.rollout.decisions import actor_of
 
     delivery = _delivery(branch, pr_description)
     if apply_ and branch is not None:

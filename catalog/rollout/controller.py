@@ -13,6 +13,7 @@ and the routers agree; for the other targets its commits are what CI applies.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,12 @@ from catalog.rollout.decisions import Decided, Delivery, advance, now_utc
 from catalog.rollout.record import RolloutState, environment_target, read_state
 from catalog.rollout.step_analysis import StepAnalysis, analyse_step
 
-__all__ = ["Ended", "RunOptions", "apply_decision", "controller_lock", "run"]
+__all__ = ["Ended", "RunOptions", "apply_decision", "command_line", "controller_lock", "run"]
+
+
+def command_line() -> str:
+    """This process's command line, for the lock's holder and messages."""
+    return " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
 
 
 @contextmanager

@@ -16,7 +16,6 @@ import getpass
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -412,8 +411,3 @@ def abort(state: RolloutState, actor: str, now: datetime, delivery: Delivery, re
     record = _running(state)
     move = Move("abort", reason or "aborted by hand", 0, record.base, None)
     return _record_decision(state, record, move, actor, now, delivery)
-
-
-def command_line() -> str:
-    """This process's command line, for the lock's holder and messages."""
-    return " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
