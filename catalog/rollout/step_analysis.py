@@ -2,14 +2,13 @@
 evidence a decision keeps of it.
 
 A step with live traffic is analysed like ``modelcat analyze`` (``catalog.analysis.run``); the shadow
-step (a mirror in force) by the shadow analysis, whose document has the same shape. An analysis
-that cannot be made (no shadow analysis, the metrics source down) gives no verdict: the rule holds,
+step (a mirror in force) by the shadow analysis (``catalog.analysis.shadow``), whose document has
+the same shape. An analysis that cannot be made (the metrics source down) gives no verdict: the rule holds,
 never steps or aborts on it (until the progress deadline).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,13 +16,12 @@ from typing import Any
 
 from catalog.analysis.evidence import evidence_of
 from catalog.analysis.run import analyze_with_observations
+from catalog.analysis.shadow import analyze_shadow
 from catalog.domain.rollouts import Verdict
 from catalog.errors import ModelcatError
 from catalog.rollout.record import RolloutState
 
 __all__ = ["StepAnalysis", "analyse_step"]
-
-SHADOW_MODULE = "catalog.analysis.shadow"  # the shadow analysis (analyze_shadow), when installed
 
 
 @dataclass(frozen=True)
@@ -72,12 +70,8 @@ def analyse_step(state: RolloutState, now: datetime, target: str = "local") -> S
     args = (state.catalog, state.catalog_path, state.application, state.binding, target, since, now)
     if state.mirror is not None:
         try:
-            shadow = importlib.import_module(SHADOW_MODULE)
-        except ImportError:
-            return StepAnalysis(None, "no shadow analysis")
-        try:
-            document = shadow.analyze_shadow(state.catalog, state.catalog_path, state.application, state.binding,
-                                             record.version, target, since, now)  # fmt: skip
+            document = analyze_shadow(state.catalog, state.catalog_path, state.application, state.binding,
+                                      record.version, target, since, now)  # fmt: skip
         except ModelcatError as e:
             return StepAnalysis(None, f"the shadow analysis failed: {e}")
         verdict, reason = _verdict_of(document, record.version)

@@ -183,16 +183,17 @@ def test_abort_restores_the_base_exactly_and_removes_the_mirror(rollout_repo, cl
     assert repo.git("show", "HEAD~2:models.yaml") == repo.git("show", "HEAD:models.yaml")
 
 
-def test_a_shadow_step_holds_until_a_shadow_analysis_can_be_made(rollout_repo) -> None:
+def test_the_shadow_step_is_judged_by_the_shadow_analysis_and_holds_without_copies(rollout_repo) -> None:
     from catalog.rollout.step_analysis import analyse_step
 
     repo = rollout_repo(linear(0, extra="          shadow: {percent: 20}\n"))
     decisions.start(state_of(repo), "1.4.0", "tester", T0, Delivery())
     analysis = analyse_step(state_of(repo), at(5))
-    assert analysis.verdict is None and analysis.reason == "no shadow analysis"
+    assert analysis.verdict == "hold" and "no copy of a request to 1.4.0 was compared yet" in analysis.reason
+    assert analysis.evidence is not None and analysis.evidence["schema"] == "modelcat/shadow-analysis-v1"
     decided = decisions.advance(state_of(repo), lambda s, n: analysis, "tester", at(5), Delivery())
-    assert decided.decision.decision == "hold" and decided.decision.reason == "no shadow analysis"
-    assert decided.decision.mirror == ("1.4.0", 20)
+    assert decided.decision.decision == "hold" and decided.decision.mirror == ("1.4.0", 20)
+    assert decided.decision.evidence == analysis.evidence and trailers(repo)["Step"] == "0/4"
 
 
 def test_pause_stops_the_rule_and_resume_bakes_again(rollout_repo) -> None:
