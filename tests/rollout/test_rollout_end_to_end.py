@@ -248,3 +248,33 @@ def test_a_failing_version_is_aborted_and_the_traffic_is_back_on_the_base(projec
     assert state["rollout"]["status"] == "aborted" and state["routes"] == [{"version": "1.3.0", "weight": 100}]
     assert "the analysis says roll back" in state["rollout"]["last_decision"]["reason"]
     project.status()
+
+
+def test_a_shadow_step_of_a_failing_version_aborts_without_a_failed_answer(project: Project) -> None:
+    # runs last: 1.4.0 fails at inference since the test above; the binding sends 1.3.0 everything
+    text = project.catalog.read_text(encoding="utf-8")
+    project.catalog.write_text(
+        text.replace(
+            "          interval_seconds: 2\n", "          interval_seconds: 2\n          shadow: {percent: 50}\n"
+        ),
+        encoding="utf-8",
+    )
+    project.ok("validate")
+    commit_all(project, "checkout's rollouts begin with a shadow step")
+    project.ok("rollout", "start", "checkout", "--version", "1.4.0")
+    with ClientLoop(project.route().url, workers=3, pause=0.01) as loop:
+        loop.wait_for(30)
+        done = project.run("rollout", "run", "checkout", "--apply", "--poll", "1", "--max-seconds", "600", timeout=700)
+        assert done.returncode == 1, output(done)
+        loop.wait_for(30)
+    assert not loop.failures, loop.failures[:10]  # the copies' answers are never returned
+    assert {v for _, v, *_ in loop.answers} == {"1.3.0"}
+    record = rollout(project)["rollout"]
+    assert record["status"] == "aborted" and record["mirror"] is None
+    first = json.loads(git(project, "show", f"HEAD:rollouts/{record['rollout_id']}.json"))["decisions"][0]
+    assert first["step"] == 0 and first["mirror"] == {"version": "1.4.0", "percent": 50}
+    last = json.loads(git(project, "show", f"HEAD:rollouts/{record['rollout_id']}.json"))["decisions"][-1]
+    assert last["evidence"]["schema"] == "modelcat/shadow-analysis-v1" and last["routes"] == [
+        {"version": "1.3.0", "weight": 100}
+    ]
+    project.status()
