@@ -10,18 +10,13 @@ import pytest
 
 from tests.git_catalogs import GitRepo, demo_repository, git_env
 
-DEMO_ROLLOUT = """\
-        rollout: # a route change reaches 10 % of traffic first, then the rest after 10 minutes
-          strategy: canary
-          step_percent: 10
-          interval_seconds: 600
-"""
-
 
 def with_rollout(text: str, block: str) -> str:
-    """The demo catalog's text with checkout's rollout block replaced by ``block`` (indented YAML lines)."""
-    assert DEMO_ROLLOUT in text
-    return text.replace(DEMO_ROLLOUT, block)
+    """The demo catalog's text with checkout's rollout block (its lines before the guardrails, the
+    first rollout block of the file) replaced by ``block`` (indented YAML lines)."""
+    start = text.index("        rollout:")
+    end = text.index("          guardrails:", start)
+    return text[:start] + block + text[end:]
 
 
 def linear(interval: int = 1, *, extra: str = "") -> str:
