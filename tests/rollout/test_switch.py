@@ -1,0 +1,94 @@
+"""The fast switch (catalog/rollout/switch.py) on a real local stack: checkout's fraud-scorer
+1.3.0 = 90 / 1.4.0 = 10, applied once by the embedded Terraform and shared by the tests, each of
+which starts from what the catalog says (``converged``)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from catalog.rollout.switch import SwitchResult, switch_routes
+from tests.deploy.project import ClientLoop, Project, output
+from tests.serving.router_fixtures import logged_assignments
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    project = Project.create(tmp_path_factory.mktemp("switch"))
+    try:
+        project.ok("apply", "--auto-approve")
+        yield project
+    finally:
+        project.cleanup()
+
+
+@pytest.fixture
+def converged(stack: Project) -> Project:
+    stack.bind(**{"1.3.0": 90, "1.4.0": 10})
+    stack.converge()
+    return stack
+
+
+def switch(project: Project, *routes: tuple[str, int]) -> SwitchResult:
+    return switch_routes(project.catalog, "checkout", "fraud-scorer", routes, environment="production")
+
+
+def weights_in_force(project: Project) -> dict[str, int]:
+    routing = httpx.get(f"{project.route().url}/routing", trust_env=False).json()
+    [model] = routing["models"]
+    return {route["version"]: route["weight"] for route in model["routes"]}
+
+
+def test_switch_puts_the_weights_in_force_and_the_router_log_shows_it(converged: Project) -> None:
+    route = converged.route()
+    with ClientLoop(route.url) as loop:
+        loop.wait_for(50)
+        result = switch(converged, ("1.3.0", 100))
+        assert result.switched, result.reason
+        after = len(loop.answers)
+        loop.wait_for(100)
+    assert not loop.failures, loop.failures[:5]
+    assert result.routes == (("1.3.0", 100), ("1.4.0", 0))
+    assert result.table_sha256 == hashlib.sha256(Path(route.table).read_bytes()).hexdigest()
+    assert weights_in_force(converged) == {"1.3.0": 100, "1.4.0": 0}
+    assert {version for _, version, _, _, _ in loop.answers[after:]} == {"1.3.0"}
+    logged = logged_assignments(Path(route.analytics_dir), "checkout")
+    under_new_table = [line for line in logged if line["table"] == result.table_sha256]
+    assert under_new_table, "the router logged no request under the switched table"
+    assert {line["version"] for line in under_new_table} == {"1.3.0"}
+    assert {line["version"] for line in logged if line["table"] != result.table_sha256} == {"1.3.0", "1.4.0"}
+
+
+def test_switch_refuses_a_version_the_router_has_no_replicas_of(converged: Project) -> None:
+    route = converged.route()
+    before = Path(route.table).read_bytes()
+    result = switch(converged, ("1.3.0", 50), ("1.5.0", 50))
+    assert not result.switched
+    assert "no replicas of fraud-scorer 1.5.0 run yet" in result.reason
+    assert Path(route.table).read_bytes() == before
+    assert weights_in_force(converged) == {"1.3.0": 90, "1.4.0": 10}
+
+
+def test_switch_then_a_plan_of_the_catalog_with_the_same_routes_changes_nothing(converged: Project) -> None:
+    result = switch(converged, ("1.3.0", 50), ("1.4.0", 50))
+    assert result.switched, result.reason
+    converged.bind(**{"1.3.0": 50, "1.4.0": 50})
+    plan = converged.run("plan", "--detailed-exitcode")
+    assert plan.returncode == 0, output(plan)
+    assert converged.run("status").returncode == 0
+
+
+def test_switch_then_apply_of_the_committed_abort_leaves_status_consistent(converged: Project) -> None:
+    result = switch(converged, ("1.3.0", 100))
+    assert result.switched, result.reason
+    converged.bind(**{"1.3.0": 100})  # the abort's commit: the base routes, without the candidate
+    converged.ok("apply", "--auto-approve")
+    status = converged.status()
+    assert status["consistent"] and status["drift"] == [], status["drift"]
+    assert weights_in_force(converged) == {"1.3.0": 100}
