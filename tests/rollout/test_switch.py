@@ -1,6 +1,6 @@
-"""The fast switch (catalog/rollout/switch.py) on a real local stack: checkout's fraud-scorer
-1.3.0 = 90 / 1.4.0 = 10, applied once by the embedded Terraform and shared by the tests, each of
-which starts from what the catalog says (``converged``)."""
+"""The fast switch (catalog/rollout/switch.py). The slow tests run on a real local stack:
+checkout's fraud-scorer 1.3.0 = 90 / 1.4.0 = 10, applied once by the embedded Terraform and shared
+by the tests, each of which starts from what the catalog says (``converged``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ import pytest
 from catalog.rollout.switch import SwitchResult, switch_routes
 from tests.deploy.project import ClientLoop, Project, output
 from tests.serving.router_fixtures import logged_assignments
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +43,7 @@ def weights_in_force(project: Project) -> dict[str, int]:
     return {route["version"]: route["weight"] for route in model["routes"]}
 
 
+@pytest.mark.slow
 def test_switch_puts_the_weights_in_force_and_the_router_log_shows_it(converged: Project) -> None:
     route = converged.route()
     with ClientLoop(route.url) as loop:
@@ -65,6 +64,7 @@ def test_switch_puts_the_weights_in_force_and_the_router_log_shows_it(converged:
     assert {line["version"] for line in logged if line["table"] != result.table_sha256} == {"1.3.0", "1.4.0"}
 
 
+@pytest.mark.slow
 def test_switch_refuses_a_version_the_router_has_no_replicas_of(converged: Project) -> None:
     route = converged.route()
     before = Path(route.table).read_bytes()
@@ -75,6 +75,7 @@ def test_switch_refuses_a_version_the_router_has_no_replicas_of(converged: Proje
     assert weights_in_force(converged) == {"1.3.0": 90, "1.4.0": 10}
 
 
+@pytest.mark.slow
 def test_switch_then_a_plan_of_the_catalog_with_the_same_routes_changes_nothing(converged: Project) -> None:
     result = switch(converged, ("1.3.0", 50), ("1.4.0", 50))
     assert result.switched, result.reason
@@ -84,6 +85,7 @@ def test_switch_then_a_plan_of_the_catalog_with_the_same_routes_changes_nothing(
     assert converged.run("status").returncode == 0
 
 
+@pytest.mark.slow
 def test_switch_then_apply_of_the_committed_abort_leaves_status_consistent(converged: Project) -> None:
     result = switch(converged, ("1.3.0", 100))
     assert result.switched, result.reason
@@ -92,3 +94,24 @@ def test_switch_then_apply_of_the_committed_abort_leaves_status_consistent(conve
     status = converged.status()
     assert status["consistent"] and status["drift"] == [], status["drift"]
     assert weights_in_force(converged) == {"1.3.0": 100}
+
+
+def test_switch_leaves_a_catalog_nothing_was_applied_of_to_terraform(workspace: Path) -> None:
+    result = switch_routes(
+        workspace / "models.yaml", "checkout", "fraud-scorer", [("1.3.0", 100)], environment="production"
+    )
+    assert not result.switched
+    assert result.reason == "no router of checkout runs in production-local"
+
+
+def test_switch_leaves_other_targets_to_ci(workspace: Path) -> None:
+    result = switch_routes(
+        workspace / "models.yaml",
+        "checkout",
+        "fraud-scorer",
+        [("1.3.0", 100)],
+        environment="production",
+        target="kubernetes",
+    )
+    assert not result.switched
+    assert "kubernetes target has no fast switch" in result.reason
