@@ -164,6 +164,7 @@ bench: setup
 	$(BIN)/python bench/review.py
 	$(BIN)/python bench/feedback.py
 	$(BIN)/python bench/analyze.py
+	$(BIN)/python bench/rollout_abort.py
 
 ## schema: regenerate schemas/catalog.schema.json from the pydantic models
 schema: setup
