@@ -4,7 +4,9 @@ A catalog repository holds ``models.yaml`` (with the schema modeline, so editors
 typed), ``schemas/catalog.schema.json`` (what the modeline names), ``policies/`` (the built-in
 rules, their fixtures, settings and an empty waivers file: the review runs what the repository
 holds, so rules are changed by pull request too), a GitHub Actions workflow and a GitLab CI file
-(review on pull/merge requests, apply on merge) and ``CODEOWNERS`` listing the models' owners.
+(review on pull/merge requests, apply on merge), an example workflow of a model retrained daily
+(register, pull request, then its rollout, one decision per scheduled run) and ``CODEOWNERS``
+listing the models' owners.
 
 ``plan_files`` computes every file's bytes without touching the disk; ``write_files`` writes the
 ones that do not exist yet (an existing file is kept, never overwritten) atomically.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -30,6 +33,7 @@ __all__ = [
     "example_model",
     "gitignore",
     "plan_files",
+    "retrain_workflow",
     "skeleton",
     "workflow_files",
     "write_files",
@@ -232,6 +236,99 @@ modelcat-apply:
 """
 
 
+RETRAIN_WORKFLOW = """\
+# modelcat: an example for a model retrained daily (edit it to your training job, then enable it).
+# 1. Every day at 03:00 UTC, train (the repository variable MODELCAT_TRAIN_COMMAND: a command that
+#    writes the new version's ONNX file to the path it is given), `modelcat register` the file as a new
+#    version and open a pull request: the modelcat workflow reviews it like any change.
+# 2. When that pull request is merged, `modelcat rollout start` begins moving traffic to the version,
+#    following the binding's rollout block, as a commit to main.
+# 3. Every 15 minutes, `modelcat rollout run --until step` makes the next decision (step, hold, promote
+#    or abort, from the version's analysis) and commits it; the modelcat workflow applies each of these
+#    commits on its push to main. Git is the controller's state: a job that stops resumes from it.
+# Pushes and pull requests made with the default GITHUB_TOKEN start no other workflow, so this one
+# uses the secret MODELCAT_BOT_TOKEN (a GitHub App token or a fine-grained token that may push and
+# open pull requests): without it the review and the apply of its commits would never run. If main is
+# protected, give `rollout start` and `rollout run` --branch and open a pull request of that branch.
+name: retrain
+on:
+  schedule:
+    - cron: "0 3 * * *"  # train and register
+    - cron: "*/15 * * * *"  # the rollout's next decision
+  pull_request:
+    types: [closed]
+    branches: [main]
+    paths: [models.yaml]
+  workflow_dispatch:  # train and register now
+env:
+  MODEL: @MODEL@
+  APPLICATION: @APPLICATION@
+  MODELCAT_PACKAGE: "${{ vars.MODELCAT_PACKAGE || 'modelcat' }}"
+permissions:
+  contents: read
+concurrency: modelcat-rollout-@APPLICATION@-@MODEL@  # one controller per binding at a time
+jobs:
+  register:
+    if: github.event_name == 'workflow_dispatch' || github.event.schedule == '0 3 * * *'
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with: {token: "${{ secrets.MODELCAT_BOT_TOKEN }}"}
+      - uses: actions/setup-python@v5
+        with: {python-version: "3.11"}
+      - run: pip install "$MODELCAT_PACKAGE"
+      - name: Train
+        env: {TRAIN: "${{ vars.MODELCAT_TRAIN_COMMAND }}"}
+        run: |
+          test -n "$TRAIN" || { echo "set the repository variable MODELCAT_TRAIN_COMMAND"; exit 1; }
+          $TRAIN "$RUNNER_TEMP/model.onnx"
+      - name: Register the new version and open a pull request
+        env: {GH_TOKEN: "${{ secrets.MODELCAT_BOT_TOKEN }}"}
+        run: |
+          version="1.$(date -u +%Y%m%d).0"
+          branch="retrain/$MODEL/$version"
+          git config user.name "modelcat retrain" && git config user.email "modelcat-retrain@users.noreply.github.com"
+          git switch -c "$branch"
+          modelcat register "$MODEL" --version "$version" --artifact "$RUNNER_TEMP/model.onnx"
+          git add -A models.yaml@STORES@ && git commit -m "register $MODEL $version (daily retrain)"
+          git push origin "$branch"
+          gh pr create --base main --head "$branch" --title "register $MODEL $version" \\
+            --body "Daily retrain of $MODEL. Once merged, its rollout to $APPLICATION starts."
+  start:
+    if: >-
+      github.event_name == 'pull_request' && github.event.pull_request.merged &&
+      startsWith(github.event.pull_request.head.ref, format('retrain/{0}/', '@MODEL@'))
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with: {ref: main, token: "${{ secrets.MODELCAT_BOT_TOKEN }}"}
+      - uses: actions/setup-python@v5
+        with: {python-version: "3.11"}
+      - run: pip install "$MODELCAT_PACKAGE"
+      - name: Start the rollout
+        env: {BRANCH: "${{ github.event.pull_request.head.ref }}"}
+        run: |
+          git config user.name "modelcat rollout" && git config user.email "modelcat-rollout@users.noreply.github.com"
+          modelcat rollout start "$APPLICATION" --model "$MODEL" --version "${BRANCH##*/}"
+          git push origin HEAD:main
+  step:
+    if: github.event.schedule == '*/15 * * * *'
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with: {ref: main, token: "${{ secrets.MODELCAT_BOT_TOKEN }}"}
+      - uses: actions/setup-python@v5
+        with: {python-version: "3.11"}
+      - run: pip install "$MODELCAT_PACKAGE"
+      - name: The rollout's next decision
+        run: |
+          git config user.name "modelcat rollout" && git config user.email "modelcat-rollout@users.noreply.github.com"
+          modelcat rollout status "$APPLICATION" --model "$MODEL"
+          modelcat rollout run "$APPLICATION" --model "$MODEL" --until step --max-seconds 600
+          git push origin HEAD:main
+"""
+
+
 GITIGNORE = """\
 # what modelcat writes beside the catalog: synthesized stacks, local run state and caches, review
 # outputs, and a store's staging area (artifacts being registered); the stores themselves are committed
@@ -255,14 +352,27 @@ def _quoted(glob: str) -> str:
 
 def workflow_files(catalog: Catalog) -> dict[str, bytes]:
     """The GitHub Actions workflow and the GitLab CI file, triggered by models.yaml, the catalog's
-    store folders and (for the review) the policies."""
+    store folders and (for the review) the policies; and the example workflow of a model retrained
+    daily (``retrain_workflow``)."""
     folders = _store_folders(catalog)
     github_globs, gitlab_globs = [_quoted(f"{f}/**") for f in folders], [_quoted(f"{f}/**/*") for f in folders]
     github = GITHUB_WORKFLOW.replace("@STORES@", "".join(f"{g}, " for g in github_globs))
     github = github.replace("@STORES_LAST@", "".join(f", {g}" for g in github_globs))
     gitlab = GITLAB_CI.replace("@STORES@", "".join(f"{g}, " for g in gitlab_globs))
     gitlab = gitlab.replace("@STORES_LAST@", "".join(f", {g}" for g in gitlab_globs))
-    return {".github/workflows/modelcat.yml": github.encode(), ".gitlab-ci.yml": gitlab.encode()}
+    return {
+        ".github/workflows/modelcat.yml": github.encode(),
+        ".github/workflows/retrain.yml": retrain_workflow(catalog).encode(),
+        ".gitlab-ci.yml": gitlab.encode(),
+    }
+
+
+def retrain_workflow(catalog: Catalog) -> str:
+    """``RETRAIN_WORKFLOW`` for the catalog's first bound model (its application), else its first model."""
+    bound = [(b.model, a.name) for a in catalog.applications for b in a.bindings]
+    model, application = bound[0] if bound else (catalog.models[0].name if catalog.models else "my-model", "my-app")
+    stores = "".join(f" {shlex.quote(folder)}" for folder in _store_folders(catalog))
+    return RETRAIN_WORKFLOW.replace("@MODEL@", model).replace("@APPLICATION@", application).replace("@STORES@", stores)
 
 
 def gitignore(catalog: Catalog) -> str:

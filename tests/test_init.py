@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import onnxruntime as ort
@@ -107,3 +109,34 @@ def test_the_packaged_policies_are_the_repository_s() -> None:
     assert all(files[name] == (repo / name).read_bytes() for name in rules)
     waivers = yaml.safe_load(files["waivers.yaml"])
     assert waivers == {"waivers": []}
+
+
+def test_init_writes_a_scheduled_retrain_workflow_whose_modelcat_commands_exist(cli, tmp_path: Path) -> None:
+    import click
+
+    from catalog.cli.main import main
+
+    assert cli("init", tmp_path).exit_code == 0
+    workflow = yaml.safe_load((tmp_path / ".github" / "workflows" / "retrain.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as true
+    assert [c["cron"] for c in triggers["schedule"]] == ["0 3 * * *", "*/15 * * * *"]
+    assert triggers["pull_request"]["types"] == ["closed"]
+    assert workflow["env"] == {"MODEL": "example-model", "APPLICATION": "example-app", "MODELCAT_PACKAGE": ANY}
+    runs = {
+        name: [line.strip() for step in job["steps"] for line in step.get("run", "").splitlines()]
+        for name, job in workflow["jobs"].items()
+    }
+    assert any(line.startswith("modelcat register") for line in runs["register"])
+    assert any(line.startswith("gh pr create") for line in runs["register"])
+    assert any(line.startswith("modelcat rollout start") for line in runs["start"])
+    assert any("--until step" in line for line in runs["step"] if line.startswith("modelcat rollout run"))
+    used = [shlex.split(line)[1:] for lines in runs.values() for line in lines if line.startswith("modelcat ")]
+    assert len(used) == 4
+    for words in used:
+        command: click.Command = main
+        while isinstance(command, click.Group) and command.commands and not words[0].startswith("-"):
+            assert words[0] in command.commands, f"modelcat has no command {words[0]!r} ({' '.join(words)})"
+            command, words = command.commands[words[0]], words[1:]
+        if not isinstance(command, click.Group):  # a group with no command yet (the rollout's, before they land)
+            options = {o for p in command.params for o in p.opts}
+            assert {w for w in words if w.startswith("--")} <= options, f"{command.name}: {words}"
