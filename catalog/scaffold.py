@@ -323,9 +323,12 @@ jobs:
       - name: The rollout's next decision
         run: |
           git config user.name "modelcat rollout" && git config user.email "modelcat-rollout@users.noreply.github.com"
-          modelcat rollout status "$APPLICATION" --model "$MODEL"
-          modelcat rollout run "$APPLICATION" --model "$MODEL" --until step --max-seconds 600
+          state=$(modelcat rollout status "$APPLICATION" --model "$MODEL" --format json | jq -r '.rollout.status // "none"')
+          if [ "$state" != running ]; then echo "no rollout of $APPLICATION/$MODEL is running ($state)"; exit 0; fi
+          code=0  # exit 1 when the rollout ended aborted: its commit is pushed (and applied) all the same
+          modelcat rollout run "$APPLICATION" --model "$MODEL" --until step --max-seconds 600 || code=$?
           git push origin HEAD:main
+          exit "$code"
 """
 
 
