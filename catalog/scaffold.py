@@ -294,10 +294,10 @@ jobs:
           git push origin "$branch"
           gh pr create --base main --head "$branch" --title "register $MODEL $version" \\
             --body "Daily retrain of $MODEL. Once merged, its rollout to $APPLICATION starts."
-  start:
+  rollout:
     if: >-
-      github.event_name == 'pull_request' && github.event.pull_request.merged &&
-      startsWith(github.event.pull_request.head.ref, format('retrain/{0}/', '@MODEL@'))
+      github.event.schedule == '*/15 * * * *' || (github.event_name == 'pull_request' &&
+      github.event.pull_request.merged && startsWith(github.event.pull_request.head.ref, 'retrain/@MODEL@/'))
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
@@ -305,24 +305,16 @@ jobs:
       - uses: actions/setup-python@v5
         with: {python-version: "3.11"}
       - run: pip install "$MODELCAT_PACKAGE"
-      - name: Start the rollout
+      - run: git config user.name "modelcat rollout" && git config user.email "modelcat-rollout@users.noreply.github.com"
+      - name: Start the rollout of the merged version
+        if: github.event_name == 'pull_request'
         env: {BRANCH: "${{ github.event.pull_request.head.ref }}"}
         run: |
-          git config user.name "modelcat rollout" && git config user.email "modelcat-rollout@users.noreply.github.com"
           modelcat rollout start "$APPLICATION" --model "$MODEL" --version "${BRANCH##*/}"
           git push origin HEAD:main
-  step:
-    if: github.event.schedule == '*/15 * * * *'
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@v4
-        with: {ref: main, token: "${{ secrets.MODELCAT_BOT_TOKEN }}"}
-      - uses: actions/setup-python@v5
-        with: {python-version: "3.11"}
-      - run: pip install "$MODELCAT_PACKAGE"
       - name: The rollout's next decision
+        if: github.event_name == 'schedule'
         run: |
-          git config user.name "modelcat rollout" && git config user.email "modelcat-rollout@users.noreply.github.com"
           state=$(modelcat rollout status "$APPLICATION" --model "$MODEL" --format json | jq -r '.rollout.status // "none"')
           if [ "$state" != running ]; then echo "no rollout of $APPLICATION/$MODEL is running ($state)"; exit 0; fi
           code=0  # exit 1 when the rollout ended aborted: its commit is pushed (and applied) all the same

@@ -129,8 +129,12 @@ def test_init_writes_a_scheduled_retrain_workflow_whose_modelcat_commands_exist(
     }
     assert any(line.startswith("modelcat register") for line in runs["register"])
     assert any(line.startswith("gh pr create") for line in runs["register"])
-    assert any(line.startswith("modelcat rollout start") for line in runs["start"])
-    assert any("--until step" in line for line in runs["step"] if line.startswith("modelcat rollout run"))
+    started, stepped = (
+        next(step for step in workflow["jobs"]["rollout"]["steps"] if f"modelcat rollout {what}" in step.get("run", ""))
+        for what in ("start", "run")
+    )
+    assert started["if"] == "github.event_name == 'pull_request'" and "--version" in started["run"]
+    assert stepped["if"] == "github.event_name == 'schedule'" and "--until step" in stepped["run"]
     commands = [part.strip() for lines in runs.values() for line in lines for part in re.split(r"[|;&()]+", line)]
     used = [shlex.split(command)[1:] for command in commands if command.startswith("modelcat ")]
     assert [words[0] for words in used] == ["register", "rollout", "rollout", "rollout"]
