@@ -11,9 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from catalog.layout import run_dir, state_root
+from catalog.provider.processes import start_time_of
+from catalog.provider.route import table_bytes
+from catalog.provider.runstate import RouteRecord, RunDir
 from catalog.rollout.switch import SwitchResult, switch_routes
 from tests.deploy.project import ClientLoop, Project, output
-from tests.serving.router_fixtures import logged_assignments
+from tests.serving.router_fixtures import Fleet, digest_of, logged_assignments
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +119,48 @@ def test_switch_leaves_other_targets_to_ci(workspace: Path) -> None:
     )
     assert not result.switched
     assert "kubernetes target has no fast switch" in result.reason
+
+
+def fraud_and_rank(weights: dict[str, int]) -> list[dict[str, object]]:
+    """Two models' blocks as the provider's state holds them: fraud-scorer with ``weights``, ranker as is."""
+
+    def route(version: str, weight: int, port: int) -> dict[str, object]:
+        return {
+            "version": version,
+            "weight": weight,
+            "digest": digest_of(version),
+            "replicas": [f"http://127.0.0.1:{port}"],
+        }
+
+    fraud = [route(v, w, 9100 + int(v.split(".")[1])) for v, w in weights.items()]  # a port per version
+    return [
+        {"name": "fraud-scorer", "sticky_key": "x-user-id", "route": fraud},
+        {"name": "ranker", "sticky_key": None, "route": [route("2.0.0", 100, 9200)]},
+    ]
+
+
+def test_switch_writes_the_table_the_provider_would_write(tmp_path: Path) -> None:
+    """A router on a table the provider's own ``table_bytes`` wrote (two models, an outcome, a sticky
+    key); the switch leaves exactly what the provider writes for the new weights."""
+    catalog = tmp_path / "models.yaml"
+    records = RunDir(run_dir(state_root(catalog), "production-local"))
+    table = records.table_file("checkout")
+    table.parent.mkdir(parents=True)
+    outcomes = {"is_fraud": "label"}
+    table.write_bytes(table_bytes("checkout", fraud_and_rank({"1.3.0": 90, "1.4.0": 10}), outcomes))
+    fleet = Fleet(tmp_path)
+    try:
+        router = fleet.router(table)
+        pid = router.proc.pid
+        start = start_time_of(pid)
+        assert start is not None
+        records.write_route(RouteRecord("checkout", router.url, pid, start, str(table), "", str(router.stderr_path)))
+        result = switch_routes(
+            catalog, "checkout", "fraud-scorer", [("1.4.0", 60), ("1.3.0", 40)], environment="production"
+        )
+        assert result.switched, result.reason
+        expected = table_bytes("checkout", fraud_and_rank({"1.4.0": 60, "1.3.0": 40}), outcomes)
+        assert table.read_bytes() == expected
+        assert result.table_sha256 == hashlib.sha256(expected).hexdigest() == router.get("/routing")["table"]["sha256"]
+    finally:
+        fleet.close()
