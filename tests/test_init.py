@@ -129,6 +129,7 @@ def test_init_writes_a_scheduled_retrain_workflow_whose_modelcat_commands_exist(
     }
     assert any(line.startswith("modelcat register") for line in runs["register"])
     assert any(line.startswith("gh pr create") for line in runs["register"])
+    assert any(line.startswith("git add -A models.yaml artifacts &&") for line in runs["register"])  # the store
     started, stepped = (
         next(step for step in workflow["jobs"]["rollout"]["steps"] if f"modelcat rollout {what}" in step.get("run", ""))
         for what in ("start", "run")
