@@ -6,7 +6,8 @@ does: the table read back as ``model`` blocks, one model's weights set, written 
 own ``table_bytes`` atomically; then it waits until the router reports the new table's sha256
 on ``GET /routing``. So the next ``modelcat apply`` of a catalog whose routes say the same sees
 no difference (a version the routes leave out keeps its replicas at weight 0 until that apply
-removes it). The rollout controller calls it before its Terraform apply on every route change,
+removes it). A shadow step's ``mirror`` (the table's copy of requests to a version) is kept, or set
+as the catalog's binding now says. The rollout controller calls it before its Terraform apply on every route change,
 and an abort is in force in well under a second instead of the seconds a Terraform run takes.
 
 Only the versions the running table already serves can be switched to: a version with no
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catalog.editing import KEEP_MIRROR
 from catalog.errors import EditRefused, ModelcatError, ProcessFailed
 from catalog.files import atomic_write
 from catalog.layout import run_dir, stack_name, state_root
@@ -45,6 +47,7 @@ class SwitchResult:
     switched: bool
     reason: str
     routes: tuple[tuple[str, int], ...] = ()  # the model's routes in the running table after it
+    mirror: tuple[str, int] | None = None  # the model's mirror (version, percent) in force after it
     table_sha256: str | None = None  # the table the router has in force after it
     seconds: float = 0.0  # from the call to the router reporting the new table
 
@@ -53,10 +56,11 @@ class SwitchResult:
 
 
 def _switched_blocks(
-    blocks: list[dict[str, Any]], model: str, routes: Sequence[tuple[str, int]]
+    blocks: list[dict[str, Any]], model: str, routes: Sequence[tuple[str, int]], mirror: object
 ) -> tuple[list[dict[str, Any]], str]:
     """The ``model`` blocks with ``model``'s weights set to ``routes`` (its other versions at 0,
-    after the routed ones, whose order ``routes`` gives); or the reason it cannot be switched."""
+    after the routed ones, whose order ``routes`` gives) and its mirror set to ``mirror``; or the
+    reason it cannot be switched."""
     block = next((b for b in blocks if b["name"] == model), None)
     if block is None:
         served = ", ".join(str(b["name"]) for b in blocks) or "none"
@@ -65,10 +69,18 @@ def _switched_blocks(
     new = [version for version, _ in routes if version not in running or not running[version]["replicas"]]
     if new:
         return blocks, f"no replicas of {model} {', '.join(new)} run yet: an apply starts them"
+    mirrored = block.get("mirror")
+    if isinstance(mirror, tuple):
+        version, percent = mirror
+        if not mirrored or mirrored["version"] != version:  # its tolerance is the catalog's rollout's
+            return blocks, f"the running table mirrors no {model} {version}: an apply starts the mirror"
+        mirrored = {**mirrored, "percent": percent}
+    elif mirror is None:
+        mirrored = None
     weights = dict(routes)
     ordered = [{**running[v], "weight": weights[v]} for v, _ in routes]
     ordered += [{**r, "weight": 0} for v, r in running.items() if v not in weights]
-    return [{**b, "route": ordered} if b is block else b for b in blocks], ""
+    return [{**b, "route": ordered, "mirror": mirrored} if b is block else b for b in blocks], ""
 
 
 def switch_routes(
@@ -79,14 +91,18 @@ def switch_routes(
     *,
     environment: str,
     target: str = "local",
+    mirror: tuple[str, int] | None | object = KEEP_MIRROR,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> SwitchResult:
     """Put ``routes`` ((version, weight) in the binding's order) in force for ``model`` in the
     running router of ``application`` (in ``environment``'s stack of ``target``, beside the
     catalog at ``catalog_path``), without Terraform; until the router reports the new table.
+    ``mirror``: the model's shadow step after it, (version, percent) or None for none; by default
+    the running table's is kept.
 
-    A version of ``routes`` the running table has no replicas of, another target than local, no
-    running router or a router that does not take the table: ``switched=False`` with the reason.
+    A version of ``routes`` the running table has no replicas of, a mirror of a version it does not
+    mirror yet, another target than local, no running router or a router that does not take the
+    table: ``switched=False`` with the reason.
     RoutingTableInvalid when ``routes`` make no valid table (weights not summing to 100, ...).
     """
     started = time.monotonic()
@@ -101,7 +117,7 @@ def switch_routes(
         table = parse_table(original, record.table)
     except (OSError, ModelcatError) as e:  # an unreadable record or table: Terraform's apply rewrites it
         return SwitchResult(False, f"the running table of {application} cannot be read: {e}")
-    blocks, refused = _switched_blocks(model_blocks(table), model, routes)
+    blocks, refused = _switched_blocks(model_blocks(table), model, routes, mirror)
     if refused:
         return SwitchResult(False, refused)
     outcomes: dict[str, str] = dict(table.outcomes)
@@ -113,6 +129,7 @@ def switch_routes(
         wait_router_table(record.url, record.ident, sha256, Path(record.log), timeout)
     except (OSError, EditRefused, ProcessFailed) as e:
         return SwitchResult(False, f"the router of {application} did not take the new table: {e}")
-    in_force = next(b for b in blocks if b["name"] == model)["route"]
-    routed = tuple((str(r["version"]), int(r["weight"])) for r in in_force)
-    return SwitchResult(True, "in force", routed, sha256, time.monotonic() - started)
+    in_force = next(b for b in blocks if b["name"] == model)
+    routed = tuple((str(r["version"]), int(r["weight"])) for r in in_force["route"])
+    mirrored = (str(in_force["mirror"]["version"]), int(in_force["mirror"]["percent"])) if in_force["mirror"] else None
+    return SwitchResult(True, "in force", routed, mirrored, sha256, time.monotonic() - started)

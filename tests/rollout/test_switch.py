@@ -5,8 +5,9 @@ by the tests, each of which starts from what the catalog says (``converged``).""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -121,8 +122,9 @@ def test_switch_leaves_other_targets_to_ci(workspace: Path) -> None:
     assert "kubernetes target has no fast switch" in result.reason
 
 
-def fraud_and_rank(weights: dict[str, int]) -> list[dict[str, object]]:
-    """Two models' blocks as the provider's state holds them: fraud-scorer with ``weights``, ranker as is."""
+def fraud_and_rank(weights: dict[str, int], mirror: dict[str, object] | None = None) -> list[dict[str, object]]:
+    """Two models' blocks as the provider's state holds them: fraud-scorer with ``weights`` (and
+    ``mirror``), ranker as is."""
 
     def route(version: str, weight: int, port: int) -> dict[str, object]:
         return {
@@ -134,33 +136,77 @@ def fraud_and_rank(weights: dict[str, int]) -> list[dict[str, object]]:
 
     fraud = [route(v, w, 9100 + int(v.split(".")[1])) for v, w in weights.items()]  # a port per version
     return [
-        {"name": "fraud-scorer", "sticky_key": "x-user-id", "route": fraud},
+        {"name": "fraud-scorer", "sticky_key": "x-user-id", "route": fraud, "mirror": mirror},
         {"name": "ranker", "sticky_key": None, "route": [route("2.0.0", 100, 9200)]},
     ]
 
 
-def test_switch_writes_the_table_the_provider_would_write(tmp_path: Path) -> None:
-    """A router on a table the provider's own ``table_bytes`` wrote (two models, an outcome, a sticky
-    key); the switch leaves exactly what the provider writes for the new weights."""
-    catalog = tmp_path / "models.yaml"
-    records = RunDir(run_dir(state_root(catalog), "production-local"))
-    table = records.table_file("checkout")
-    table.parent.mkdir(parents=True)
-    outcomes = {"is_fraud": "label"}
-    table.write_bytes(table_bytes("checkout", fraud_and_rank({"1.3.0": 90, "1.4.0": 10}), outcomes))
+OUTCOMES = {"is_fraud": "label"}
+SHADOW = {"version": "1.4.0", "percent": 20, "max_abs_difference": 0.05}
+
+
+@pytest.fixture
+def router_table(tmp_path: Path) -> Iterator[Callable[[list[dict[str, object]]], Path]]:
+    """A router (no Terraform) of checkout on the table the provider's ``table_bytes`` writes of
+    the blocks given, on record in production-local's run directory beside ``tmp_path/models.yaml``."""
     fleet = Fleet(tmp_path)
-    try:
+
+    def start(blocks: list[dict[str, object]]) -> Path:
+        records = RunDir(run_dir(state_root(tmp_path / "models.yaml"), "production-local"))
+        table = records.table_file("checkout")
+        table.parent.mkdir(parents=True)
+        table.write_bytes(table_bytes("checkout", blocks, OUTCOMES))
         router = fleet.router(table)
-        pid = router.proc.pid
-        start = start_time_of(pid)
+        start = start_time_of(router.proc.pid)
         assert start is not None
-        records.write_route(RouteRecord("checkout", router.url, pid, start, str(table), "", str(router.stderr_path)))
-        result = switch_routes(
-            catalog, "checkout", "fraud-scorer", [("1.4.0", 60), ("1.3.0", 40)], environment="production"
-        )
-        assert result.switched, result.reason
-        expected = table_bytes("checkout", fraud_and_rank({"1.4.0": 60, "1.3.0": 40}), outcomes)
-        assert table.read_bytes() == expected
-        assert result.table_sha256 == hashlib.sha256(expected).hexdigest() == router.get("/routing")["table"]["sha256"]
-    finally:
-        fleet.close()
+        log = str(router.stderr_path)
+        records.write_route(RouteRecord("checkout", router.url, router.proc.pid, start, str(table), "", log))
+        return table
+
+    yield start
+    fleet.close()
+
+
+def switch_checkout(tmp_path: Path, *routes: tuple[str, int], **options: Any) -> SwitchResult:
+    catalog = tmp_path / "models.yaml"
+    return switch_routes(catalog, "checkout", "fraud-scorer", routes, environment="production", **options)
+
+
+def in_force(table: Path) -> str:
+    record = RunDir(table.parent.parent).read_route("checkout")
+    assert record is not None
+    return httpx.get(f"{record.url}/routing", trust_env=False).json()["table"]["sha256"]
+
+
+def test_switch_writes_the_table_the_provider_would_write(tmp_path: Path, router_table) -> None:
+    """Two models, an outcome, a sticky key: the switch leaves exactly what the provider writes for
+    the new weights, the routes in the order given."""
+    table = router_table(fraud_and_rank({"1.3.0": 90, "1.4.0": 10}))
+    result = switch_checkout(tmp_path, ("1.4.0", 60), ("1.3.0", 40))
+    assert result.switched, result.reason
+    expected = table_bytes("checkout", fraud_and_rank({"1.4.0": 60, "1.3.0": 40}), OUTCOMES)
+    assert table.read_bytes() == expected
+    assert result.table_sha256 == hashlib.sha256(expected).hexdigest() == in_force(table)
+
+
+def test_switch_keeps_the_shadow_step_unless_told_and_ends_it_when_told(tmp_path: Path, router_table) -> None:
+    table = router_table(fraud_and_rank({"1.3.0": 100, "1.4.0": 0}, SHADOW))
+    kept = switch_checkout(tmp_path, ("1.3.0", 100))
+    assert kept.switched and kept.mirror == ("1.4.0", 20)
+    assert table.read_bytes() == table_bytes("checkout", fraud_and_rank({"1.3.0": 100, "1.4.0": 0}, SHADOW), OUTCOMES)
+    wider = switch_checkout(tmp_path, ("1.3.0", 100), mirror=("1.4.0", 50))
+    assert wider.switched and wider.mirror == ("1.4.0", 50)
+    ended = switch_checkout(tmp_path, ("1.3.0", 90), ("1.4.0", 10), mirror=None)  # step 1: the mirror goes
+    assert ended.switched and ended.mirror is None
+    expected = table_bytes("checkout", fraud_and_rank({"1.3.0": 90, "1.4.0": 10}), OUTCOMES)
+    assert table.read_bytes() == expected
+    assert in_force(table) == hashlib.sha256(expected).hexdigest()
+
+
+def test_switch_refuses_to_start_a_mirror(tmp_path: Path, router_table) -> None:
+    table = router_table(fraud_and_rank({"1.3.0": 100, "1.4.0": 0}))
+    before = table.read_bytes()
+    result = switch_checkout(tmp_path, ("1.3.0", 100), mirror=("1.4.0", 20))
+    assert not result.switched
+    assert result.reason == "the running table mirrors no fraud-scorer 1.4.0: an apply starts the mirror"
+    assert table.read_bytes() == before
