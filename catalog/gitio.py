@@ -1,15 +1,19 @@
 """Git, read-only: a file as it was at a revision, what changed since one, what git ignores, the
-repository a folder belongs to."""
+repository a folder belongs to, and the log of commits that touched some files (with their trailers)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from catalog.errors import UsageError
 
 __all__ = [
+    "LoggedCommit",
+    "commit_log",
     "commits_touching",
     "file_at_revision",
     "files_changed_since",
@@ -150,6 +154,51 @@ def resolve_commit(folder: Path, revision: str) -> str:
     if not sha:
         raise UsageError(f"{revision!r} is not a commit in the git repository at {folder}")
     return sha.strip()
+
+
+@dataclass(frozen=True)
+class LoggedCommit:
+    """One commit as ``commit_log`` reads it."""
+
+    sha: str
+    author: str  # "name <email>"
+    time: str  # commit time, RFC 3339 in UTC ("2026-12-06T20:10:00Z")
+    subject: str
+    body: str  # the message after the subject, trailers included
+    trailers: tuple[tuple[str, str], ...] = ()
+
+    def trailer(self, key: str) -> str | None:
+        """The last value of the trailer ``key`` (case-insensitive), None without one."""
+        values = [value for name, value in self.trailers if name.lower() == key.lower()]
+        return values[-1] if values else None
+
+
+_FIELD, _RECORD = "\x1f", "\x1e"
+
+
+def commit_log(folder: Path, paths: list[str], revisions: str = "HEAD") -> list[LoggedCommit]:
+    """The commits of ``revisions`` (``HEAD``, ``BASE..HEAD``) that touched any of ``paths``
+    (relative to ``folder``), oldest first, in ``git log``'s order. Nothing in a repository
+    without a commit yet; a revision git does not know is a UsageError."""
+    where = folder.resolve()
+    layout = "%x1e%H%x1f%an <%ae>%x1f%ct%x1f%s%x1f%b%x1f%(trailers:only,unfold)"
+    done = _git(where, "log", "--reverse", f"--format={layout}", revisions, "--", *paths)
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip()
+        if "does not have any commits yet" in said:
+            return []
+        raise UsageError(f"git log {revisions} failed: {said}")
+    commits = []
+    for record in done.stdout.decode(errors="replace").split(_RECORD)[1:]:
+        sha, author, seconds, subject, body, trailers = record.split(_FIELD, 5)
+        pairs = []
+        for line in trailers.splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip():
+                pairs.append((key.strip(), value.strip()))
+        time = datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        commits.append(LoggedCommit(sha, author, time, subject.strip(), body.strip(), tuple(pairs)))
+    return commits
 
 
 def show_at_revision(folder: Path, revision: str, name: str) -> bytes | None:

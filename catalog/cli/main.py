@@ -167,6 +167,7 @@ def _register_artifact_commands() -> None:
         feedback_commands,
         policy_commands,
         rollout_commands,  # noqa: F401  (its commands attach to the rollout group)
+        rollout_history_commands,
         runtime_commands,
     )
     from catalog.cli.analyze_command import analyze
@@ -198,7 +199,8 @@ def _register_artifact_commands() -> None:
     main.add_command(init)
     main.add_command(review)
     main.add_command(analyze)
-    main.add_command(rollout)
+    main.add_command(rollout)  # with its history, replay (rollout_history_commands) ...
+    main.add_command(rollout_history_commands.rollback)
 
 
 _register_artifact_commands()
