@@ -452,6 +452,14 @@ class RolloutConflict(RolloutError):
     hint = "abort the rollout ('modelcat rollout abort APP'), or put the routes back as its last decision left them"
 
 
+class RollbackRefused(RolloutError):
+    """``modelcat rollback`` will not restore those routes (a version removed since, a rollout under
+    way, a policy denying the change, uncommitted edits); nothing was written."""
+
+    template = "rollback refused: {detail}"
+    hint = "nothing was written or committed; see 'modelcat rollout history APP' for the revisions to go back to"
+
+
 class RolloutLocked(RolloutError):
     """Another controller runs this binding's rollout."""
 

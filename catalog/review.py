@@ -14,6 +14,8 @@
    folder (rules, settings, waivers) differs from the base. Unchanged subjects were judged
    when they changed; ``modelcat policy check`` judges the whole catalog (e.g. nightly, for ages
    that grow without a change).
+6. list the commits BASE..HEAD that a rollout or a rollback made (``catalog.rolloutlog``: their
+   trailers), each as such: "rollout R step 2 of 4 (step), evidence: promote on 1,251 units ...".
 
 The outcome (``Review``) carries everything the renderings need; nothing here prints.
 """
@@ -44,7 +46,8 @@ from catalog.policy.findings import Finding, PolicyResult, RuleInfo, SubjectInpu
 from catalog.policy.inputs import base_versions_of, catalog_inputs
 from catalog.policy.synth_inputs import block_inputs
 from catalog.policy.waivers import load_waivers
-from catalog.revisions import Change, change_since, check_revision, load_revision
+from catalog.revisions import Change, Revision, change_since, check_revision, load_revision
+from catalog.rolloutlog import CommitDecision, catalog_commits
 from catalog.synth.blast import BlastRadius, blast_radius
 from catalog.synth.resources import StackResources, synthesize_resources
 
@@ -76,6 +79,7 @@ class Review:
     verified: list[VerifyResult] = field(default_factory=list)
     policy: PolicyResult | None = None
     subjects: int = 0  # policy inputs judged
+    rollout_commits: list[CommitDecision] = field(default_factory=list)  # BASE..HEAD by a rollout or rollback
 
     @property
     def failed_artifacts(self) -> list[VerifyResult]:
@@ -172,11 +176,13 @@ def review(
     now: datetime,
     target: str | None = None,
     verify: bool = True,
+    head: Revision | None = None,
 ) -> Review:
-    """Review the change from ``base`` (a git revision) to the working tree's ``path``."""
+    """Review the change from ``base`` (a git revision) to the working tree's ``path`` (or to
+    ``head``, an edit of it not written yet: ``catalog.revisions.proposed_revision``)."""
     check_revision(base)
     policies, settings = load_policies(policies_dir)  # a missing or broken rule stops the review first
-    head_revision = load_revision(path)
+    head_revision = head if head is not None else load_revision(path)
     result = Review(base=base, file=str(path))
     if head_revision.catalog is None:
         result.problems = head_revision.errors
@@ -190,6 +196,7 @@ def review(
     base_catalog = change.base.catalog
     result.notes += _base_notes(path, base, change) + change.notes()
     result.diff = change.diff
+    result.rollout_commits = [c for c in catalog_commits(path, f"{base}..HEAD") if not c.by_hand]
 
     if verify:
         chosen = select_versions(head, only=set(change.touched))

@@ -29,7 +29,15 @@ from catalog.gitio import file_at_revision, files_changed_since
 from catalog.validate import read_catalog_bytes, validate_bytes, validate_bytes_reusing
 from catalog.yamlio.loader import decode, parse
 
-__all__ = ["Change", "Revision", "change_since", "changed_artifact_files", "check_revision", "load_revision"]
+__all__ = [
+    "Change",
+    "Revision",
+    "change_since",
+    "changed_artifact_files",
+    "check_revision",
+    "load_revision",
+    "proposed_revision",
+]
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,16 @@ def load_revision(path: Path, revision: str | None = None, *, like: Revision | N
         data = file_at_revision(path, revision)
     if data is None:
         return Revision(path, revision, False, None, None)
+    return _revision(path, revision, data, like)
+
+
+def proposed_revision(path: Path, data: bytes, *, like: Revision | None = None) -> Revision:
+    """The catalog ``path`` would be with ``data`` (an edit not written yet), validated, as the
+    working tree's revision: what ``rollback`` reviews before it commits."""
+    return _revision(path, None, data, like)
+
+
+def _revision(path: Path, revision: str | None, data: bytes, like: Revision | None) -> Revision:
     source = f"{path}@{revision}" if revision is not None else str(path)
     if like is not None and like.catalog is not None and like.text is not None and not like.errors:
         report = validate_bytes_reusing(data, source, like.text, like.catalog)

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.git_catalogs import FRAUD_1_3_0, GitRepo, add_version, demo_text, fraud_scorer_bytes, swap_artifact
+from tests.git_catalogs import (
+    FRAUD_1_3_0,
+    GitRepo,
+    add_version,
+    demo_text,
+    fraud_scorer_bytes,
+    git_env,
+    swap_artifact,
+)
 from tests.helpers import DEMO, NOW, ROOT, run_review
 from tests.sarif_validators import multitool_problems, sarif_errors
 
@@ -229,3 +237,49 @@ def test_review_sarif_passes_microsofts_validator(cli, repo: GitRepo, tmp_path: 
     assert code == 1 and sarif["runs"][0]["results"][0]["ruleId"] == "VALIDATE"
     assert [r["name"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]] == ["CatalogValidates"]
     assert multitool_problems(sarif, tmp_path / "validator") == []
+
+
+def test_review_shows_the_rollout_commits_of_the_change_as_such(cli, tmp_path, monkeypatch) -> None:
+    from tests.rollout.recorded import recorded_repository
+
+    recorded_repository(tmp_path / "rolled", monkeypatch)
+    rollout = "checkout.fraud-scorer.1.4.0.20261206T201000Z"
+    code, comment, _, report = run_review(cli, "HEAD~3")  # the commit by hand, then start, hold, promote
+    assert code == 1  # 1.4.0 from 0 to 100 % in one change: MC012, the rollout's steps were separate commits
+    lines = [c["line"] for c in report["rollout_commits"]]
+    assert [c["decision"] for c in report["rollout_commits"]] == ["start", "hold", "promote"]
+    assert lines[0].endswith(
+        f"rollout {rollout} step 1 of 2 (start), by modelcat rollout start (alice <alice@example.com>), no analysis read: start: 10 % on 1.4.0"
+    )
+    assert (
+        f"rollout {rollout} step 2 of 2 (promote), by modelcat rollout run (pid 4242 on ci-runner), "
+        "evidence: promote on 10,000 units (1.3.0: 9,000 units, 18,000 requests; 1.4.0: 1,000 units, 2,000 requests); "
+        "votes: error_rate pass, p99_latency pass: the analysis passes: 100 %"
+    ) in lines[2]
+    assert "### Rollout and rollback commits" in comment
+    assert f"- {lines[1]}" in comment.splitlines()
+    assert "checkout: 1.3.0 back to 100 %" not in comment  # a commit by hand is not a rollout's
+    text = cli("review", "HEAD~1", "--now", NOW).output
+    assert f"rollout {rollout} step 2 of 2 (promote)" in text and "(hold)" not in text
+
+
+def test_review_shows_a_rollback_commit_as_such_and_commits_by_hand_as_none(
+    cli, repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in git_env().items():
+        if key.startswith("GIT_"):
+            monkeypatch.setenv(key, value)  # who rolls back: t <t@example.com>, and no user configuration
+    repo.commit(canary((80, 20)), "checkout: fraud-scorer 1.4.0 to 20 %", "step")
+    _, comment, _, report = run_review(cli, "HEAD~1")
+    assert report["rollout_commits"] == [] and "Rollout and rollback commits" not in comment
+    assert cli("rollback", "checkout", "--model", "fraud-scorer", "--to", "base").exit_code == 0
+    code, comment, _, report = run_review(cli, "HEAD~2")
+    assert code == 0, comment
+    (rollback,) = report["rollout_commits"]
+    base = repo.git("rev-parse", "base")
+    assert (rollback["kind"], rollback["rollback_to"]) == ("rollback", f"base {base}")
+    assert rollback["line"].endswith(
+        f"rollback to base {base}, by modelcat rollback (t <t@example.com>): Restores the routes of base"
+        f" ({base[:12]}): 1.3.0 90 %, 1.4.0 10 %; they were 1.3.0 80 %, 1.4.0 20 %."
+    )
+    assert f"- {rollback['line']}" in comment.splitlines()

@@ -80,6 +80,10 @@ def review_markdown(r: Review, head_label: str = "working tree") -> str:
     if r.policy is not None and (r.policy.findings or r.policy.waived):
         body = to_markdown(r.policy).splitlines()
         out += ["### Policies", "", *body[2:], ""]  # without its own title
+    if r.rollout_commits:
+        out += ["### Rollout and rollback commits", ""]
+        out += [f"- {c.line()}" for c in r.rollout_commits]
+        out.append("")
     if r.diff is not None:
         base = Side(file=r.file, revision=r.base, present=True)
         head = Side(file=r.file, revision=None, present=True)
@@ -110,6 +114,7 @@ def review_json(r: Review) -> dict[str, Any]:
         "policy": policy_dict(r.policy) if r.policy is not None else None,
         "diff": r.diff.model_dump(mode="json") if r.diff is not None else None,
         "blast_radius": r.blast.model_dump(mode="json") if r.blast is not None else None,
+        "rollout_commits": [{**c.as_json(), "line": c.line()} for c in r.rollout_commits],
     }
 
 
@@ -181,6 +186,8 @@ def review(
         for name, passed, what in _checks(result):
             mark = "ok  " if passed else "FAIL" if passed is False else "    "
             click.echo(f"{mark} {name}: {what}")
+        for c in result.rollout_commits:
+            click.echo(f"     {c.line()}")
         for p in result.problems:
             click.echo(f"{p.file}:{p.line}:{p.column}: error: {p.message}", err=True)
         if result.policy is not None:

@@ -234,6 +234,18 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
      "rollout_error"),
     ("rollout run", "apply on a branch", lambda s: ["checkout", "--apply", "--branch", "b", "--catalog", s.catalog], {2},
      "usage"),
+    ("rollout history", "one commit by hand", lambda s: ["checkout", "--catalog", s.catalog], {0}, None),
+    ("rollout history", "unknown application", lambda s: ["chekout", "--catalog", s.catalog], {2}, "usage"),
+    ("rollout replay", "no such rollout", lambda s: ["checkout.fraud-scorer.1.4.0.20261206T201000Z",
+                                                     "--catalog", s.catalog], {1}, "rollout_error"),
+    ("rollout replay", "not a rollout id", lambda s: ["../x", "--catalog", s.catalog], {2}, "usage"),
+    ("rollback", "the routes in force", lambda s: ["checkout", "--model", "fraud-scorer", "--to", "base",
+                                                   "--catalog", s.catalog], {0}, None),
+    ("rollback", "bad revision", lambda s: ["checkout", "--model", "fraud-scorer", "--to", "nosuch",
+                                            "--catalog", s.catalog], {2}, None),
+    ("rollback", "finding: no such binding then", lambda s: ["checkout", "--model", "recommender", "--to", "base",
+                                                             "--catalog", s.catalog], {1}, "rollback_refused"),
+    ("rollback", "missing option", lambda s: ["checkout", "--catalog", s.catalog], {2}, "usage"),
 ]  # fmt: skip
 
 
