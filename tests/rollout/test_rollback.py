@@ -122,4 +122,7 @@ def test_rollback_is_refused_over_uncommitted_edits_of_the_catalog(cli, repo: Gi
 
 def test_rollback_to_an_unknown_revision_exits_2(cli, repo: GitRepo) -> None:
     result = _rollback(cli, "no-such-ref", "--format", "json")
-    assert result.exit_code == 2 and json.loads(result.output)["ok"] is False
+    assert result.exit_code == 2
+    document = json.loads(result.output)
+    assert document["ok"] is False and document["error"]["code"] == "usage"
+    assert document["error"]["message"].startswith("'no-such-ref' is not a commit in the git repository at")
