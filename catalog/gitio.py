@@ -178,11 +178,11 @@ _FIELD, _RECORD = "\x1f", "\x1e"
 
 def commit_log(folder: Path, paths: list[str], revisions: str = "HEAD") -> list[LoggedCommit]:
     """The commits of ``revisions`` (``HEAD``, ``BASE..HEAD``) that touched any of ``paths``
-    (relative to ``folder``), oldest first, in ``git log``'s order. Nothing in a repository
-    without a commit yet; a revision git does not know is a UsageError."""
+    (relative to ``folder``), oldest first (parents before children: ``--topo-order``). Nothing in
+    a repository without a commit yet; a revision git does not know is a UsageError."""
     where = folder.resolve()
     layout = "%x1e%H%x1f%an <%ae>%x1f%ct%x1f%s%x1f%b%x1f%(trailers:only,unfold)"
-    done = _git(where, "log", "--reverse", f"--format={layout}", revisions, "--", *paths)
+    done = _git(where, "log", "--reverse", "--topo-order", f"--format={layout}", revisions, "--", *paths)
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip()
         if "does not have any commits yet" in said:

@@ -226,3 +226,10 @@ def recorded_repository(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Gi
     recorder.decide(T3, observations((450, 50)))
     recorder.decide(T4, observations((9000, 1000)))
     return repo, recorder
+
+
+def with_mirror(text: str, version: str, percent: int) -> str:
+    """``text`` with a mirror on checkout's fraud-scorer binding (a shadow step in force)."""
+    anchor = "        serving:\n          replicas: 3\n"
+    assert anchor in text
+    return text.replace(anchor, f"        mirror: {{version: {version}, percent: {percent}}}\n{anchor}", 1)

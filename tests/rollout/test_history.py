@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.git_catalogs import demo_text
-from tests.rollout.recorded import T0, T1, T2, T3, T4, hand_commit, recorded_repository, with_routes
+from tests.rollout.recorded import T0, T1, T2, T3, T4, hand_commit, recorded_repository, with_mirror, with_routes
 
 ROLLOUT = "checkout.fraud-scorer.1.4.0.20261206T201000Z"
 
@@ -104,3 +104,19 @@ def test_history_of_an_application_the_log_never_names_exits_2(cli, tmp_path, mo
     assert document["ok"] is False
     assert "no application 'chekout' in the history of models.yaml" in document["error"]["message"]
     assert document["error"]["message"].endswith("models.yaml; did you mean 'checkout'?")
+
+
+def test_history_shows_a_mirror_and_notes_a_revision_it_cannot_read(cli, tmp_path, monkeypatch) -> None:
+    repo, _ = recorded_repository(tmp_path / "catalog", monkeypatch)
+    promoted = with_routes(demo_text(), (("1.4.0", 100),))
+    hand_commit(repo, promoted.replace("apiVersion:", "apiVersion: [", 1), "oops", "2026-12-07T08:00:00Z")
+    broken = repo.git("rev-parse", "HEAD")
+    shadow = with_mirror(promoted, "1.3.0", 5)
+    hand_commit(repo, shadow, "checkout: mirror 5 % to 1.3.0 to compare", "2026-12-07T09:00:00Z")
+    document = _history(cli)
+    last = document["bindings"][0]["periods"][-1]
+    assert last["mirror"] == {"version": "1.3.0", "percent": 5} and last["since"] == "2026-12-07T09:00:00Z"
+    assert [(r["version"], r["weight"]) for r in last["routes"]] == [("1.4.0", 100)]
+    assert document["notes"] == [f"models.yaml@{broken[:12]} is not a valid catalog: its changes are not shown"]
+    text = cli("rollout", "history", "checkout").output
+    assert "2026-12-07T09:00:00Z → now  1.4.0 100 %; mirror 5 % to 1.3.0" in text

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.git_catalogs import GitRepo, demo_repository, demo_text, git_env, remove_version
-from tests.rollout.recorded import T1, hand_commit, recorded_repository, started_repository, with_routes
+from tests.rollout.recorded import (
+    T1,
+    hand_commit,
+    recorded_repository,
+    started_repository,
+    with_mirror,
+    with_routes,
+)
 
 
 @pytest.fixture
@@ -126,3 +133,30 @@ def test_rollback_to_an_unknown_revision_exits_2(cli, repo: GitRepo) -> None:
     document = json.loads(result.output)
     assert document["ok"] is False and document["error"]["code"] == "usage"
     assert document["error"]["message"].startswith("'no-such-ref' is not a commit in the git repository at")
+
+
+def _binding_at(repo: GitRepo, ref: str) -> tuple[list, dict | None]:
+    from catalog.revisions import load_revision
+
+    catalog = load_revision(repo.catalog, ref).valid()
+    (binding,) = [b for a in catalog.applications if a.name == "checkout" for b in a.bindings]
+    mirror = binding.mirror.model_dump() if binding.mirror is not None else None
+    return [(r.version, r.weight) for r in binding.routes], mirror
+
+
+def test_rollback_restores_the_mirror_of_the_revision_and_removes_one_it_did_not_have(cli, repo: GitRepo) -> None:
+    shadow = with_mirror(with_routes(demo_text(), (("1.3.0", 100),)), "1.4.0", 5)
+    hand_commit(repo, shadow, "checkout: shadow 1.4.0 on 5 % of requests", "2026-12-03T10:00:00Z")
+    hand_commit(
+        repo, with_routes(demo_text(), (("1.3.0", 90), ("1.4.0", 10))), "checkout: canary", "2026-12-04T10:00:00Z"
+    )
+    assert _rollback(cli, "HEAD~1").exit_code == 0
+    assert (
+        _binding_at(repo, "HEAD")
+        == _binding_at(repo, "HEAD~2")
+        == ([("1.3.0", 100)], {"version": "1.4.0", "percent": 5})
+    )
+    assert repo.git("diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD") == "models.yaml"
+    assert _rollback(cli, "HEAD~1").exit_code == 0  # the canary again: no mirror
+    assert _binding_at(repo, "HEAD") == ([("1.3.0", 90), ("1.4.0", 10)], None)
+    assert repo.git("diff", "HEAD~2", "HEAD") == ""  # byte for byte the canary's catalog
