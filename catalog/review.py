@@ -176,13 +176,13 @@ def review(
     now: datetime,
     target: str | None = None,
     verify: bool = True,
-    head: Revision | None = None,
+    proposed: Revision | None = None,
 ) -> Review:
     """Review the change from ``base`` (a git revision) to the working tree's ``path`` (or to
-    ``head``, an edit of it not written yet: ``catalog.revisions.proposed_revision``)."""
+    ``proposed``, an edit of it not written yet: ``catalog.revisions.proposed_revision``)."""
     check_revision(base)
     policies, settings = load_policies(policies_dir)  # a missing or broken rule stops the review first
-    head_revision = head if head is not None else load_revision(path)
+    head_revision = proposed if proposed is not None else load_revision(path)
     result = Review(base=base, file=str(path))
     if head_revision.catalog is None:
         result.problems = head_revision.errors

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from catalog.analysis.data import Verdict
 from catalog.analysis.evidence import observations_from_json, plan_from_document
 from catalog.analysis.verdict import decide
 from catalog.domain.analysis_plan import AnalysisPlan
@@ -51,11 +52,11 @@ class Replayed:
     index: int
     recorded: DecisionRecord
     by_person: bool  # listed, not re-derived
-    verdict: str | None = None  # the verdict its evidence gives now
+    verdict: Verdict | None = None  # the verdict its evidence gives now
     move: Move | None = None  # decide_next under its own policy
     differences: list[str] = field(default_factory=list)  # why it does not reproduce
     today: Move | None = None  # decide_next under today's policy
-    today_verdict: str | None = None
+    today_verdict: Verdict | None = None
     today_differences: list[str] = field(default_factory=list)
 
     @property
@@ -129,7 +130,7 @@ def _by_person(decision: DecisionRecord) -> bool:
     return decision.decision not in RULED or decision.forced or "verdict" not in decision.inputs
 
 
-def _verdict(plan: AnalysisPlan, evidence: Mapping[str, Any], version: str) -> str | None:
+def _verdict(plan: AnalysisPlan, evidence: Mapping[str, Any], version: str) -> Verdict | None:
     decided = decide(plan, observations_from_json(evidence["observations"]))
     return next((v.verdict for v in decided.versions if v.version == version), None)
 
@@ -181,15 +182,19 @@ def _replay_one(
     if not isinstance(policy_json, Mapping):
         result.differences.append("it recorded no rollout policy to decide again with")
         return result
-    policy = RolloutPolicy.from_json(policy_json)
-    plan = plan_from_document(evidence) if evidence else None
-    if evidence:
-        result.verdict = _verdict(plan, evidence, record.version)  # type: ignore[arg-type]
+    try:
+        policy = RolloutPolicy.from_json(policy_json)
+        plan = plan_from_document(evidence) if evidence else None
+        if evidence and plan is not None:
+            result.verdict = _verdict(plan, evidence, record.version)
+    except (KeyError, TypeError, ValueError) as e:
+        result.differences.append(f"its policy or evidence cannot be read back: {type(e).__name__} {e}")
+        return result
     if result.verdict != recorded.inputs.get("verdict"):
         result.differences.append(
             f"its evidence gives the verdict {result.verdict}, it recorded {recorded.inputs.get('verdict')}"
         )
-    result.move = decide_next(before, policy, result.verdict, recorded.time)  # type: ignore[arg-type]
+    result.move = decide_next(before, policy, result.verdict, recorded.time)
     result.differences += _compare(result.move, recorded)
     if today is None:
         return result
@@ -203,7 +208,7 @@ def _replay_one(
             why.append(f"the analysis says {result.today_verdict} today, {result.verdict} then")
     else:
         result.today_verdict = result.verdict
-    result.today = decide_next(before, today_policy, result.today_verdict, recorded.time)  # type: ignore[arg-type]
+    result.today = decide_next(before, today_policy, result.today_verdict, recorded.time)
     differs = _compare(result.today, recorded)
     if differs:
         result.today_differences = differs + (why or ["the rule itself decides otherwise today"])

@@ -150,7 +150,7 @@ def rollback(path: Path, application: str, model: str, ref: str, *, policies_dir
             return RolledBack(application, model, ref, target, before, restored, None, None)
         new_text, _ = routes_edited(locked, application, model, restored[0], mirror=restored[1])
         proposed = proposed_revision(path, new_text.encode("utf-8"), like=head)
-        judged = review(path, "HEAD", policies_dir=policies_dir, now=now, verify=False, head=proposed)
+        judged = review(path, "HEAD", policies_dir=policies_dir, now=now, verify=False, proposed=proposed)
         if not judged.ok:
             raise RollbackRefused(
                 f"review blocks restoring {application}/{model} to {_shown(restored)}:\n  "

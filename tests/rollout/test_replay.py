@@ -130,3 +130,19 @@ def _observations_json(errors: int) -> dict:
     from catalog.analysis.evidence import observations_json
 
     return observations_json(observations((9000, 1000), errors=errors))
+
+
+def test_replay_names_a_decision_whose_evidence_cannot_be_read_back(cli, tmp_path, monkeypatch) -> None:
+    _, recorder = recorded_repository(tmp_path / "catalog", monkeypatch)
+    record = recorder.record
+    assert record is not None
+    hold = record.decisions[1]
+    broken = {k: v for k, v in (hold.evidence or {}).items() if k != "observations"}
+    recorder.commit_record(
+        replace(record, decisions=(record.decisions[0], replace(hold, evidence=broken), record.decisions[2])), T3
+    )
+    code, document = _replay(cli)
+    assert code == 1 and document["not_reproduced"] == [1]
+    assert (
+        "its policy or evidence cannot be read back: KeyError 'observations'" in document["decisions"][1]["differences"]
+    )
