@@ -95,6 +95,8 @@ def replay_text(result: Replay) -> list[str]:
             out.append(f"{head}: decided by a person{' (forced)' if d.recorded.forced else ''}, not re-derived")
             continue
         verdict = f"verdict {d.verdict}" if d.verdict is not None else "no verdict"
+        if d.verdict_source == "document":
+            verdict += ", read from its analysis document (no observations to decide again)"
         if d.differences:
             out.append(f"{head}: DOES NOT REPRODUCE ({verdict})")
             out += [f"    {why}" for why in d.differences]

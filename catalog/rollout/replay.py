@@ -4,7 +4,8 @@ The rollout's file is read at HEAD. Each decision the controller made by its rul
 rule's inputs, a verdict among them, and was not forced) is decided again: the analysis verdict
 from its evidence (``catalog.analysis.evidence`` rebuilds the plan and the observations,
 ``catalog.analysis.verdict.decide`` runs on them), then ``catalog.domain.rollouts.decide_next`` on
-the record as it stood before that decision, with the policy it recorded and at its time. The
+the record as it stood before that decision, with the policy it recorded and at its time (the
+shadow step's analysis keeps no observations: its document's verdict is read, not decided again). The
 kind and the routes it gives must be the ones recorded; so must the verdict, and the evidence's
 digest in the commit's ``Evidence`` trailer must match the file. Then the same again under today's
 policy (the HEAD catalog's effective rollout and analysis plan), listing the decisions that would
@@ -53,6 +54,9 @@ class Replayed:
     recorded: DecisionRecord
     by_person: bool  # listed, not re-derived
     verdict: Verdict | None = None  # the verdict its evidence gives now
+    # where it comes from: "observations" (decided again), "document" (read: a shadow analysis keeps
+    # no observations to decide on), None (no evidence: the analysis could not be made)
+    verdict_source: str | None = None
     move: Move | None = None  # decide_next under its own policy
     differences: list[str] = field(default_factory=list)  # why it does not reproduce
     today: Move | None = None  # decide_next under today's policy
@@ -85,6 +89,7 @@ class Replayed:
             "routes": [{"version": v, "weight": w} for v, w in r.routes],
             "recorded_verdict": r.inputs.get("verdict"),
             "verdict": self.verdict,
+            "verdict_source": self.verdict_source,
             "replayed": move(self.move),
             "reproduces": self.reproduces,
             "differences": self.differences,
@@ -135,6 +140,13 @@ def _verdict(plan: AnalysisPlan, evidence: Mapping[str, Any], version: str) -> V
     return next((v.verdict for v in decided.versions if v.version == version), None)
 
 
+def _document_verdict(evidence: Mapping[str, Any], version: str) -> Verdict | None:
+    """The verdict an analysis document gives ``version`` (None: none it could give)."""
+    mine: Mapping[str, Any] = next((v for v in evidence.get("versions") or () if v.get("version") == version), {})
+    verdict = mine.get("verdict")
+    return verdict if verdict in ("promote", "hold", "rollback") else None
+
+
 def _compare(move: Move, recorded: DecisionRecord) -> list[str]:
     out = []
     if move.decision != recorded.decision:
@@ -182,11 +194,14 @@ def _replay_one(
     if not isinstance(policy_json, Mapping):
         result.differences.append("it recorded no rollout policy to decide again with")
         return result
+    plan = None
     try:
         policy = RolloutPolicy.from_json(policy_json)
-        plan = plan_from_document(evidence) if evidence else None
-        if evidence and plan is not None:
-            result.verdict = _verdict(plan, evidence, record.version)
+        if evidence and "observations" in evidence:
+            plan = plan_from_document(evidence)
+            result.verdict, result.verdict_source = _verdict(plan, evidence, record.version), "observations"
+        elif evidence:  # the shadow step's analysis keeps no observations: its document's verdict
+            result.verdict, result.verdict_source = _document_verdict(evidence, record.version), "document"
     except (KeyError, TypeError, ValueError) as e:
         result.differences.append(f"its policy or evidence cannot be read back: {type(e).__name__} {e}")
         return result

@@ -131,6 +131,21 @@ class Recorder:
         )  # fmt: skip
         return self._commit(made, time)
 
+    def decide_on_document(self, time: str, document: dict[str, Any]) -> str:
+        """The controller's decision at ``time`` on an analysis document that keeps no observations
+        (the shadow step's), its verdict read from it."""
+        assert self.record is not None
+        verdict = next(v["verdict"] for v in document["versions"] if v["version"] == self.version)
+        policy = self.policy()
+        move = decide_next(self.record, policy, verdict, time)
+        assert move.decision is not None, move.reason
+        recorded = {"rollout": policy.as_json(), "analysis": document.get("plan")}
+        made = DecisionRecord(
+            move.decision, time, CONTROLLER, move.step, move.routes, move.reason, move.mirror,
+            inputs=dict(move.inputs), policy=recorded, policy_digest=policy_digest(recorded), evidence=document,
+        )  # fmt: skip
+        return self._commit(made, time)
+
     def person(self, kind: str, time: str, actor: str, reason: str, **extra: Any) -> str:
         """A decision a person made by command (pause, resume, abort, promote --force)."""
         assert self.record is not None

@@ -137,12 +137,30 @@ def test_replay_names_a_decision_whose_evidence_cannot_be_read_back(cli, tmp_pat
     record = recorder.record
     assert record is not None
     hold = record.decisions[1]
-    broken = {k: v for k, v in (hold.evidence or {}).items() if k != "observations"}
+    broken = {k: v for k, v in (hold.evidence or {}).items() if k != "plan"}
     recorder.commit_record(
         replace(record, decisions=(record.decisions[0], replace(hold, evidence=broken), record.decisions[2])), T3
     )
     code, document = _replay(cli)
     assert code == 1 and document["not_reproduced"] == [1]
-    assert (
-        "its policy or evidence cannot be read back: KeyError 'observations'" in document["decisions"][1]["differences"]
-    )
+    assert "its policy or evidence cannot be read back: KeyError 'plan'" in document["decisions"][1]["differences"]
+
+
+def test_replay_reads_the_verdict_of_an_analysis_that_keeps_no_observations(cli, tmp_path, monkeypatch) -> None:
+    _, recorder = started_repository(tmp_path / "catalog", monkeypatch)
+    shadow = {
+        "schema": "modelcat/shadow-analysis-v1",
+        "versions": [
+            {"version": "1.3.0", "role": "baseline", "units": 900, "requests": 900, "verdict": None, "metrics": []},
+            {"version": "1.4.0", "role": "candidate", "units": 900, "requests": 900, "verdict": "rollback",
+             "metrics": [{"name": "agreement", "vote": "fail"}]},
+        ],
+    }  # fmt: skip
+    recorder.decide_on_document("2026-12-06T20:21:00Z", shadow)
+    code, document = _replay(cli, recorder.record.rollout_id)
+    assert code == 0, document
+    aborted = document["decisions"][1]
+    assert (aborted["decision"], aborted["verdict"], aborted["verdict_source"]) == ("abort", "rollback", "document")
+    assert aborted["replayed"]["decision"] == "abort" and aborted["reproduces"] is True
+    text = cli("rollout", "replay", recorder.record.rollout_id).output
+    assert "reproduced (verdict rollback, read from its analysis document (no observations to decide again))" in text
