@@ -111,12 +111,12 @@ def test_history_shows_a_mirror_and_notes_a_revision_it_cannot_read(cli, tmp_pat
     promoted = with_routes(demo_text(), (("1.4.0", 100),))
     hand_commit(repo, promoted.replace("apiVersion:", "apiVersion: [", 1), "oops", "2026-12-07T08:00:00Z")
     broken = repo.git("rev-parse", "HEAD")
-    shadow = with_mirror(promoted, "1.3.0", 5)
+    shadow = with_mirror(with_routes(demo_text(), (("1.4.0", 100), ("1.3.0", 0))), "1.3.0", 5)
     hand_commit(repo, shadow, "checkout: mirror 5 % to 1.3.0 to compare", "2026-12-07T09:00:00Z")
     document = _history(cli)
     last = document["bindings"][0]["periods"][-1]
     assert last["mirror"] == {"version": "1.3.0", "percent": 5} and last["since"] == "2026-12-07T09:00:00Z"
-    assert [(r["version"], r["weight"]) for r in last["routes"]] == [("1.4.0", 100)]
+    assert [(r["version"], r["weight"]) for r in last["routes"]] == [("1.4.0", 100), ("1.3.0", 0)]
     assert document["notes"] == [f"models.yaml@{broken[:12]} is not a valid catalog: its changes are not shown"]
     text = cli("rollout", "history", "checkout").output
-    assert "2026-12-07T09:00:00Z → now  1.4.0 100 %; mirror 5 % to 1.3.0" in text
+    assert "2026-12-07T09:00:00Z → now  1.4.0 100 %, 1.3.0 0 %; mirror 5 % to 1.3.0" in text

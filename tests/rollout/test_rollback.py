@@ -145,7 +145,7 @@ def _binding_at(repo: GitRepo, ref: str) -> tuple[list, dict | None]:
 
 
 def test_rollback_restores_the_mirror_of_the_revision_and_removes_one_it_did_not_have(cli, repo: GitRepo) -> None:
-    shadow = with_mirror(with_routes(demo_text(), (("1.3.0", 100),)), "1.4.0", 5)
+    shadow = with_mirror(with_routes(demo_text(), (("1.3.0", 100), ("1.4.0", 0))), "1.4.0", 5)
     hand_commit(repo, shadow, "checkout: shadow 1.4.0 on 5 % of requests", "2026-12-03T10:00:00Z")
     hand_commit(
         repo, with_routes(demo_text(), (("1.3.0", 90), ("1.4.0", 10))), "checkout: canary", "2026-12-04T10:00:00Z"
@@ -154,7 +154,7 @@ def test_rollback_restores_the_mirror_of_the_revision_and_removes_one_it_did_not
     assert (
         _binding_at(repo, "HEAD")
         == _binding_at(repo, "HEAD~2")
-        == ([("1.3.0", 100)], {"version": "1.4.0", "percent": 5})
+        == ([("1.3.0", 100), ("1.4.0", 0)], {"version": "1.4.0", "percent": 5})
     )
     assert repo.git("diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD") == "models.yaml"
     assert _rollback(cli, "HEAD~1").exit_code == 0  # the canary again: no mirror
