@@ -41,16 +41,25 @@ class EvidenceSummary:
     verdict: str | None  # the candidate's verdict: promote, hold, rollback (None: not analysed)
     versions: tuple[tuple[str, int, int], ...]  # (version, units, requests) of every observed version
     votes: tuple[tuple[str, str], ...]  # (metric, pass/fail/hold) of the candidate
+    copies: int | None = None  # a shadow step's analysis: the mirrored requests it compared
+    agreement: float | None = None  # ... and the share of them whose answers agreed
 
     @property
     def units(self) -> int:
         return sum(units for _, units, _ in self.versions)
 
     def text(self) -> str:
-        """``promote on 1,251 units (1.3.0: 1,190 units, 9,870 requests; 1.4.0: ...); votes: error_rate pass``."""
-        shares = "; ".join(f"{v}: {u:,} units, {r:,} requests" for v, u, r in self.versions)
+        """``promote on 1,251 units (1.3.0: 1,190 units, 9,870 requests; 1.4.0: ...); votes: error_rate pass``,
+        or for a shadow step ``hold on 900 mirrored copies (agreement 97.1 %); votes: ...``."""
         votes = ", ".join(f"{name} {vote}" for name, vote in self.votes) or "none"
-        return f"{self.verdict or 'no verdict'} on {self.units:,} units ({shares}); votes: {votes}"
+        verdict = self.verdict or "no verdict"
+        if self.copies is not None:
+            agreed = (
+                f"agreement {self.agreement:.1%}".replace("%", " %") if self.agreement is not None else "none compared"
+            )
+            return f"{verdict} on {self.copies:,} mirrored copies ({agreed}); votes: {votes}"
+        shares = "; ".join(f"{v}: {u:,} units, {r:,} requests" for v, u, r in self.versions)
+        return f"{verdict} on {self.units:,} units ({shares}); votes: {votes}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +67,8 @@ class EvidenceSummary:
             "units": self.units,
             "versions": [{"version": v, "units": u, "requests": r} for v, u, r in self.versions],
             "votes": [{"metric": name, "vote": vote} for name, vote in self.votes],
+            "copies": self.copies,
+            "agreement": self.agreement,
         }
 
 
@@ -67,10 +78,14 @@ def summarise_evidence(evidence: Mapping[str, Any] | None, version: str) -> Evid
         return None
     rows = [v for v in evidence["versions"] if isinstance(v, Mapping)]
     candidate = next((v for v in rows if v.get("version") == version), {})
+    counts = evidence.get("counts")  # the shadow step's analysis counts mirrored copies, not units
+    shadow = counts if isinstance(counts, Mapping) and "copies" in counts else None
     return EvidenceSummary(
         verdict=candidate.get("verdict"),
         versions=tuple((str(v.get("version")), int(v.get("units") or 0), int(v.get("requests") or 0)) for v in rows),
         votes=tuple((str(m.get("name")), str(m.get("vote"))) for m in candidate.get("metrics") or ()),
+        copies=int(shadow.get("copies") or 0) if shadow is not None else None,
+        agreement=shadow.get("agreement") if shadow is not None else None,
     )
 
 

@@ -53,6 +53,8 @@ def test_history_gives_each_period_with_who_decided_it_why_and_the_evidence(cli,
             {"version": "1.4.0", "units": 1000, "requests": 2000},
         ],
         "votes": [{"metric": "error_rate", "vote": "pass"}, {"metric": "p99_latency", "vote": "pass"}],
+        "copies": None,
+        "agreement": None,
     }
     (hold,) = periods[2]["events"]  # a decision that left the routes alone
     assert (hold["decision"], hold["time"], hold["evidence"]["verdict"]) == ("hold", T3, "hold")

@@ -150,6 +150,7 @@ def test_replay_reads_the_verdict_of_an_analysis_that_keeps_no_observations(cli,
     _, recorder = started_repository(tmp_path / "catalog", monkeypatch)
     shadow = {
         "schema": "modelcat/shadow-analysis-v1",
+        "counts": {"copies": 1200, "compared": 1000, "agreed": 871, "agreement": 0.871},
         "versions": [
             {"version": "1.3.0", "role": "baseline", "units": 900, "requests": 900, "verdict": None, "metrics": []},
             {"version": "1.4.0", "role": "candidate", "units": 900, "requests": 900, "verdict": "rollback",
@@ -164,3 +165,5 @@ def test_replay_reads_the_verdict_of_an_analysis_that_keeps_no_observations(cli,
     assert aborted["replayed"]["decision"] == "abort" and aborted["reproduces"] is True
     text = cli("rollout", "replay", recorder.record.rollout_id).output
     assert "reproduced (verdict rollback, read from its analysis document (no observations to decide again))" in text
+    history = cli("rollout", "history", "checkout").output
+    assert "evidence: rollback on 1,200 mirrored copies (agreement 87.1 %); votes: agreement fail [rollouts/" in history
