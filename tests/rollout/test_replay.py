@@ -78,14 +78,16 @@ def test_replay_names_a_recorded_move_the_rule_does_not_make(cli, tmp_path, monk
 
 def test_replay_lists_the_decisions_todays_policy_would_make_otherwise(cli, tmp_path, monkeypatch) -> None:
     repo, _ = recorded_repository(tmp_path / "catalog", monkeypatch)
-    text = with_routes(demo_text(), (("1.4.0", 100),)).replace("interval_seconds: 600", "interval_seconds: 3600")
+    text = with_routes(demo_text(), (("1.4.0", 100),)).replace(
+        "step_percent: 10\n          interval_seconds: 60\n", "step_percent: 10\n          interval_seconds: 3600\n"
+    )
     hand_commit(repo, text, "checkout: bake an hour per step", "2026-12-07T09:00:00Z")
     code, document = _replay(cli)
     assert code == 0, document  # each decision still reproduces under its own policy
     assert document["differ_today"] == [1, 2]
     promote = document["decisions"][2]
     assert promote["today"]["decision"] is None and promote["today_differs"] is True
-    assert "interval_seconds 600 then, 3600 today" in promote["today_differences"]
+    assert "interval_seconds 60 then, 3600 today" in promote["today_differences"]
     result = cli("rollout", "replay", ROLLOUT)
     assert "today: nothing yet (baking: 1800 of 3600 s), because" in result.output
     assert (
