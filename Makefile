@@ -12,7 +12,7 @@ SARIF_MULTITOOL_VERSION := 5.7.0
 SARIF_MULTITOOL_DIR     := $(VENV)/sarif-multitool
 SARIF_MULTITOOL_STAMP   := $(SARIF_MULTITOOL_DIR)/.installed-$(SARIF_MULTITOOL_VERSION)
 
-.PHONY: setup system-deps sarif-multitool prometheus-operator-models opa demo demo-down lint test test-fast bench schema clean
+.PHONY: setup system-deps sarif-multitool prometheus-operator-models opa demo demo-branch demo-down lint test test-fast bench schema clean
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -37,8 +37,10 @@ setup: $(STAMP)
 ## machine (synth -> embedded Terraform -> replicas, routers, Prometheus), send keyed traffic through
 ## every router, show what runs, then send simulated users through the storefront's A/B test and the
 ## checkout canary, report their conversions and the checkout's fraud labels (its live AUC) and
-## analyze both; the endpoints stay up until `make demo-down`
-demo: setup system-deps
+## analyze both; then run the checkout canary's rollout to the end under simulated users (each decision
+## a commit on the local branch modelcat-demo) and print its history; the endpoints stay up until
+## `make demo-down`
+demo: setup system-deps demo-branch
 	$(BIN)/modelcat validate models.yaml
 	@echo
 	$(BIN)/modelcat verify --catalog models.yaml
@@ -62,11 +64,35 @@ demo: setup system-deps
 	@echo
 	$(BIN)/modelcat analyze checkout
 	@echo
+	@echo "The checkout canary's rollout, driven from git: each decision is a commit on $(DEMO_BRANCH)"
+	$(BIN)/modelcat rollout start checkout --model fraud-scorer --version 1.4.0
+	@echo
+	$(BIN)/modelcat rollout run checkout --apply --until done --max-seconds 1200 --poll 10 & controller=$$!; \
+	$(BIN)/python bench/demo_users.py checkout --users 3000 --label is_fraud --seed 11 --while-running $$controller; \
+	wait $$controller
+	@echo
+	$(BIN)/modelcat rollout history checkout --model fraud-scorer
+	@echo
+	git log --format='%h %s' -3
+	@echo
+	$(BIN)/modelcat status
+	@echo
 	@echo "The endpoints keep running. Try:"
 	@echo "  $(BIN)/modelcat predict checkout --model fraud-scorer --key alice"
-	@echo "  $(BIN)/modelcat status"
 	@echo "  $(BIN)/modelcat analyze storefront --model recommender --format html --output report.html"
-	@echo "Tear them down with: make demo-down"
+	@echo "  git log $(DEMO_BRANCH)        # the rollout's decisions, with their trailers"
+	@echo "Tear them down with: make demo-down (and git switch - to leave $(DEMO_BRANCH))"
+
+# The demo's rollout commits its decisions, so make demo works on a branch of its own: from HEAD when it
+# starts elsewhere, and from where it first started when it runs again on it (its rollout starts over)
+DEMO_BRANCH := modelcat-demo
+DEMO_START  := .modelcat/demo-start
+
+demo-branch:
+	@if [ "$$(git symbolic-ref --quiet --short HEAD)" != "$(DEMO_BRANCH)" ] || [ ! -s $(DEMO_START) ]; then \
+		mkdir -p .modelcat && git rev-parse HEAD > $(DEMO_START); fi; \
+	git switch -q -C $(DEMO_BRANCH) "$$(cat $(DEMO_START))" && \
+	echo "make demo runs on the local branch $(DEMO_BRANCH) (from $$(git rev-parse --short HEAD)): its rollout commits there"
 
 ## demo-down: stop every endpoint and router the demo started (no process, no port left)
 demo-down: setup
