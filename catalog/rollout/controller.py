@@ -5,9 +5,10 @@ Its state is git's: every pass reads the binding and its rollout record from HEA
 (``record.read_state``), so a controller killed at any point (``kill -9`` included: the lock is a
 ``flock``, released by the kernel) is started again and goes on from the last committed decision.
 It never sleeps past a step's bake: it waits for the due time or the poll interval, whichever is
-sooner. With ``apply`` (the local target) a decision that moves the routes is applied at once
-(Terraform, auto-approved, for the application's environment), so the catalog, the Terraform state
-and the routers agree; for the other targets its commits are what CI applies.
+sooner. With ``apply`` (the local target) a decision that moves the routes is put in force in the
+running router at once (``switch.switch_routes``: an abort reaches the base in well under a
+second), then applied by Terraform (auto-approved, the application's environment), so the catalog,
+the Terraform state and the routers agree; for the other targets its commits are what CI applies.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from typing import Literal
 
 from catalog import filelock
 from catalog.deploy.apply import StackPlan, apply_stacks
+from catalog.domain.rollouts import DecisionRecord
 from catalog.errors import RolloutError, RolloutLocked
 from catalog.layout import rollout_lock, state_root
-from catalog.rollout.decisions import Decided, Delivery, advance, now_utc
+from catalog.rollout.decisions import Decided, Delivery, advance, now_utc, routes_text
 from catalog.rollout.record import RolloutState, environment_target, read_state
 from catalog.rollout.step_analysis import StepAnalysis, analyse_step
+from catalog.rollout.switch import switch_routes
 
-__all__ = ["Ended", "RunOptions", "apply_decision", "command_line", "controller_lock", "run"]
+__all__ = ["Ended", "RunOptions", "apply_decision", "command_line", "controller_lock", "run", "switch_decision"]
 
 
 def command_line() -> str:
@@ -77,6 +80,18 @@ class _Quiet:
 
     def confirm(self, question: str) -> bool:
         return True
+
+
+def switch_decision(state: RolloutState, decision: DecisionRecord, say: Callable[[str], None]) -> bool:
+    """Put the decision's routes (and mirror) in force in the running router at once (the fast
+    switch, well under a second), before Terraform makes everything else agree; whether it did."""
+    result = switch_routes(state.catalog_path, state.application.name, state.binding.model, decision.routes,
+                           environment=state.application.environment, mirror=decision.mirror)  # fmt: skip
+    if result.switched:
+        say(f"switched the router to {routes_text(decision.routes, decision.mirror)} in {result.seconds:.2f} s")
+    else:
+        say(f"no fast switch ({result.reason}): Terraform applies it")
+    return result.switched
 
 
 def apply_decision(state: RolloutState, say: Callable[[str], None]) -> None:
@@ -163,7 +178,9 @@ def run(
                     say(f"committed to {options.delivery.branch}: merge the pull request, then run again")
                     return Ended("branch", decided.record.status if decided.record else "running", tuple(made))
                 if options.apply:
-                    apply_decision(read_state(catalog_path, options.application, model), say)
+                    after = read_state(catalog_path, options.application, model)
+                    switch_decision(after, decided.decision, say)
+                    apply_decision(after, say)
                 if decided.record is not None and decided.record.finished:
                     say(f"rollout {decided.record.rollout_id} is {decided.record.status}")
                     return Ended("done", decided.record.status, tuple(made))

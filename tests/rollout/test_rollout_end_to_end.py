@@ -125,6 +125,7 @@ def test_start_two_steps_and_promote_under_load_with_no_failed_request(project: 
         assert done.returncode == 0, output(done)
         loop.wait_for(30)
     assert not loop.failures, loop.failures[:10]
+    assert "switched the router to 1.3.0 50 %, 1.4.0 50 %" in done.stdout, done.stdout  # before Terraform
 
     state = rollout(project)
     assert state["rollout"]["status"] == "promoted" and state["routes"] == [{"version": "1.4.0", "weight": 100}]
@@ -238,7 +239,10 @@ def test_a_failing_version_is_aborted_and_the_traffic_is_back_on_the_base(projec
         assert done.returncode == 1, output(done)
         after = time.monotonic()
         loop.wait_for(50)
-    assert "abort: back to 1.3.0 100 %" in done.stdout, done.stdout
+    lines = done.stdout.splitlines()
+    aborted = next(i for i, line in enumerate(lines) if "abort: back to 1.3.0 100 %" in line)
+    assert lines[aborted + 1].startswith("switched the router to 1.3.0 100 % in "), lines[aborted:]
+    assert any(line.startswith("applied production-local") for line in lines[aborted + 2 :]), lines[aborted:]
     answered = list(loop.answered_after(after))
     assert answered and {v for v, _ in answered} == {"1.3.0"}
     late = [a for a in loop.answers if a[3] > after and a[0] != 200]
