@@ -20,7 +20,6 @@ from catalog.domain.rollouts import ROLLOUTS_FOLDER, RolloutPolicy, RolloutRecor
 from catalog.errors import RolloutConflict, RolloutError, UsageError
 from catalog.gitio import (
     commits_touching,
-    file_at_revision,
     names_at_revision,
     repository_root,
     resolve_commit,
@@ -144,7 +143,7 @@ def read_state(catalog_path: Path, application: str, model: str | None, revision
         record, relative = found
         touched = commits_touching(folder, commit, relative)
         record_commit = touched[0][0] if touched else None
-    data = file_at_revision(catalog_path, commit) or b""
+    data = show_at_revision(folder, commit, catalog_path.name) or b""
     return RolloutState(catalog_path, commit, data, catalog, app, binding, record, record_commit)
 
 
