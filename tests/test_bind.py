@@ -354,7 +354,7 @@ def test_routes_edited_sets_and_removes_a_bindings_mirror_and_writes_nothing(dem
     assert path.read_bytes() == original
     path.write_text(text)
     with locked_catalog(path) as catalog:
-        kept, _ = routes_edited(catalog, "checkout", "fraud-scorer", [("1.3.0", 90), ("1.4.0", 10)])
+        kept, _ = routes_edited(catalog, "checkout", "fraud-scorer", [("1.3.0", 100), ("1.4.0", 0)])
         assert "mirror: {version: 1.4.0, percent: 20}" in kept
         removed, _ = routes_edited(catalog, "checkout", "fraud-scorer", [("1.3.0", 90), ("1.4.0", 10)], None)
         assert "mirror: {" not in removed
