@@ -24,7 +24,7 @@ from catalog.analysis.data import Verdict
 from catalog.analysis.evidence import observations_from_json, plan_from_document
 from catalog.analysis.verdict import decide
 from catalog.domain.analysis_plan import AnalysisPlan
-from catalog.domain.effective import effective_analysis, effective_rollout
+from catalog.domain.effective import effective_analysis
 from catalog.domain.models import Catalog
 from catalog.domain.rollouts import (
     ROLLOUTS_FOLDER,
@@ -38,6 +38,7 @@ from catalog.domain.rollouts import (
 from catalog.errors import RolloutError, UsageError
 from catalog.gitio import commit_log
 from catalog.revisions import load_revision
+from catalog.rollout.record import policy_of
 from catalog.rolloutlog import record_at
 
 __all__ = ["SCHEMA", "Replay", "Replayed", "replay"]
@@ -236,11 +237,8 @@ def _today(catalog: Catalog, record: RolloutRecord) -> tuple[RolloutPolicy, Anal
     binding = next((b for b in app.bindings if b.model == record.model), None) if app is not None else None
     if app is None or binding is None:
         return f"{record.application} binds no {record.model} today: no policy of today to compare with"
-    effective = effective_rollout(catalog, binding)
-    shadow = effective.shadow.percent if effective.shadow is not None else None
-    policy = RolloutPolicy(effective.steps, effective.interval_seconds, effective.progress_deadline_seconds, shadow)
     try:
-        return policy, effective_analysis(catalog, app, binding)
+        return policy_of(catalog, binding), effective_analysis(catalog, app, binding)
     except ValueError as e:
         return f"today's analysis plan cannot be read: {e}"
 

@@ -11,7 +11,6 @@ trailers ``Rollback-To: <ref> <sha>`` and ``Decided-By``.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from catalog.domain.models import Binding, Catalog
-from catalog.domain.rollouts import ROLLOUTS_FOLDER, RolloutRecord, Routes
+from catalog.domain.rollouts import Routes
 from catalog.editing import locked_catalog, routes_edited
 from catalog.errors import RollbackRefused, UsageError
 from catalog.gitio import repository_root
 from catalog.gitwrite import FALLBACK_IDENTITY, commit_files, head_commit, message_with_trailers
 from catalog.review import Review, review
 from catalog.revisions import check_revision, load_revision, proposed_revision
+from catalog.rollout.record import read_state
 from catalog.rolloutlog import DECIDED_BY, ROLLBACK_TO
 
 __all__ = ["RolledBack", "rollback"]
@@ -81,19 +81,6 @@ def _shown(state: tuple[Routes, Mirror]) -> str:
     return ", ".join(f"{v} {w} %" for v, w in routes) + (f", mirror {mirror[1]} % to {mirror[0]}" if mirror else "")
 
 
-def _rollouts_under_way(folder: Path, application: str, model: str) -> list[str]:
-    """The rollouts of the binding whose record (beside the catalog) says running or paused."""
-    found = []
-    for file in sorted((folder / ROLLOUTS_FOLDER).glob(f"{application}.{model}.*.json")):
-        try:
-            record = RolloutRecord.from_json(json.loads(file.read_bytes()))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # not a record this command can judge; the rollout commands name it
-        if (record.application, record.model) == (application, model) and not record.finished:
-            found.append(f"{record.rollout_id} ({record.status})")
-    return found
-
-
 def _person(top: Path) -> str:
     """Who runs the command, as git would name the author: ``name <email>``."""
     done = subprocess.run(
@@ -131,11 +118,11 @@ def rollback(path: Path, application: str, model: str, ref: str, *, policies_dir
         current = _binding(catalog_now, application, model)
         if current is None:
             raise RollbackRefused(f"{application} no longer binds {model}: restore the binding by hand")
-        running = _rollouts_under_way(folder, application, model)
-        if running:
+        rolling = read_state(path, application, model).record
+        if rolling is not None and not rolling.finished:
             raise RollbackRefused(
-                f"a rollout of {application}/{model} is under way: {', '.join(running)}; abort it first"
-                f" ('modelcat rollout abort {application} --model {model}')"
+                f"a rollout of {application}/{model} is under way: {rolling.rollout_id} ({rolling.status});"
+                f" abort it first ('modelcat rollout abort {application} --model {model}')"
             )
         kept = {v.version for m in catalog_now.models if m.name == model for v in m.versions}
         named = [v for v, _ in restored[0]] + ([restored[1][0]] if restored[1] else [])

@@ -17,7 +17,7 @@ from catalog.analysis.data import ArmData, Observations
 from catalog.analysis.document import analysis_document
 from catalog.analysis.evidence import evidence_of
 from catalog.analysis.verdict import decide
-from catalog.domain.effective import effective_analysis, effective_rollout
+from catalog.domain.effective import effective_analysis
 from catalog.domain.rollouts import (
     DecisionRecord,
     RolloutPolicy,
@@ -31,6 +31,7 @@ from catalog.domain.rollouts import (
     routes_at,
 )
 from catalog.gitwrite import commit_files, message_with_trailers
+from catalog.rollout.record import policy_of
 from tests.git_catalogs import GitRepo, catalog_of, demo_repository, demo_text, git_env
 
 __all__ = [
@@ -95,9 +96,7 @@ class Recorder:
 
     def policy(self) -> RolloutPolicy:
         catalog, _, binding = self._binding(self.text)
-        effective = effective_rollout(catalog, binding)
-        shadow = effective.shadow.percent if effective.shadow is not None else None
-        return RolloutPolicy(effective.steps, effective.interval_seconds, effective.progress_deadline_seconds, shadow)
+        return policy_of(catalog, binding)
 
     def start(self, time: str, actor: str = "modelcat rollout start (alice <alice@example.com>)") -> str:
         _, _, binding = self._binding(self.text)
