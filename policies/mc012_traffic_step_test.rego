@@ -9,8 +9,8 @@ example_binding(strategy, new_weight, routed) := {
 	"binding": {"model": "scorer", "enabled": true},
 	"rollout": {"strategy": strategy, "step_percent": 10, "largest_step": 10, "explicit_steps": false},
 	"routes": [
-		{"version": "1.0.0", "weight": 100 - new_weight, "base_weight": 90, "known": true},
-		{"version": "1.1.0", "weight": new_weight, "base_weight": 10, "known": true},
+		{"version": "1.0.0", "weight": 100 - new_weight, "base_weight": 90, "newer_than_falling": false, "known": true},
+		{"version": "1.1.0", "weight": new_weight, "base_weight": 10, "newer_than_falling": true, "known": true},
 	],
 	"base": {"known": true, "routed": routed},
 }
@@ -41,8 +41,8 @@ example_steps(base_weight, new_weight) := {
 	"binding": {"model": "scorer", "enabled": true},
 	"rollout": {"strategy": "canary", "step_percent": 100, "steps": [5, 25, 50, 100], "largest_step": 50, "explicit_steps": true},
 	"routes": [
-		{"version": "1.0.0", "weight": 100 - new_weight, "base_weight": 100 - base_weight, "known": true},
-		{"version": "1.1.0", "weight": new_weight, "base_weight": base_weight, "known": true},
+		{"version": "1.0.0", "weight": 100 - new_weight, "base_weight": 100 - base_weight, "newer_than_falling": false, "known": true},
+		{"version": "1.1.0", "weight": new_weight, "base_weight": base_weight, "newer_than_falling": true, "known": true},
 	],
 	"base": {"known": true, "routed": true},
 }
@@ -55,4 +55,28 @@ test_a_steps_list_allows_its_largest_step if {
 test_a_jump_over_the_largest_step_of_a_steps_list_is_denied if {
 	doc := example_steps(5, 60)
 	deny == ["checkout: scorer 1.1.0 goes from 5% to 60% of the traffic in one change, more than its canary rollout's largest step of 50%: raise it one step at a time"] with input as doc
+}
+
+# after a promote (1.1.0 at 100 %, 1.0.0's route removed), VERSION goes from 0 to 90 % and 1.1.0 back
+# to 10 %; newer: whether VERSION is newer than every version whose share falls (here 1.1.0)
+example_return(version, newer) := {
+	"kind": "binding",
+	"application": {"name": "checkout", "production": true},
+	"binding": {"model": "scorer", "enabled": true},
+	"rollout": {"strategy": "canary", "step_percent": 10, "largest_step": 10, "explicit_steps": false},
+	"routes": [
+		{"version": version, "weight": 90, "base_weight": 0, "newer_than_falling": newer, "known": true},
+		{"version": "1.1.0", "weight": 10, "base_weight": 100, "newer_than_falling": false, "known": true},
+	],
+	"base": {"known": true, "routed": true},
+}
+
+test_a_rollback_to_an_older_version_is_not_limited if {
+	doc := example_return("1.0.0", false)
+	deny == [] with input as doc
+}
+
+test_a_newer_version_jumping_is_still_denied if {
+	doc := example_return("1.2.0", true)
+	deny == ["checkout: scorer 1.2.0 goes from 0% to 90% of the traffic in one change, more than its canary rollout's step of 10%: raise it one step at a time"] with input as doc
 }

@@ -1,8 +1,9 @@
 """The Rego inputs: one small document per catalog subject, with facts precomputed in Python.
 
 Rego is slow at joins, sets and indexes over large documents (see docs CHECKED.md), so every join
-(route -> version, version -> base revision) and every derived number (age in days, effective
-serving and rollout, the effective size limit) is computed here, and each rule sees one subject:
+(route -> version, version -> base revision) and every derived fact (age in days, effective
+serving and rollout, the effective size limit, whether a route's version is newer by semver than
+every version whose share falls) is computed here, and each rule sees one subject:
 a model, a version, an application or a binding. Inputs never hold null (regopy compares null
 as greater than any number): absent facts are absent keys. Metrics and gates come with their text
 as messages print it (``metrics_text``, ``min_metrics_text``: four decimals), since no sprintf verb
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 
+from catalog.domain.diff import version_order
 from catalog.domain.effective import (
     EffectiveRollout,
     effective_gates,
@@ -196,6 +198,18 @@ def _base_routes(
     return bool(weights), weights
 
 
+def _newer_than_falling(binding: Binding, base_weights: Mapping[str, int]) -> dict[str, bool]:
+    """Per version of the binding's routes: whether it is newer (semver) than every version whose
+    share falls from the base (true when none falls), that is, a rollout's candidate rather than a
+    version traffic goes back to. A version that leaves the routes falls to 0."""
+    weights: dict[str, int] = {}
+    for route in binding.routes:
+        key = semver_key(route.version)
+        weights[key] = weights.get(key, 0) + route.weight
+    falling = [version_order(key) for key, weight in base_weights.items() if weights.get(key, 0) < weight]
+    return {key: all(version_order(key) > old for old in falling) for key in weights}
+
+
 def _largest_step(rollout: EffectiveRollout) -> int:
     """The most traffic one step moves: step_percent, or with a steps list the largest rise
     between consecutive steps (the first one from 0)."""
@@ -226,12 +240,14 @@ def _binding_input(
     if base:
         index = base_by_model if base_by_model is not None else _by_model(base)
         routed_on_base, base_weights = _base_routes(index, str(app_doc["name"]), binding)
+    newer = _newer_than_falling(binding, base_weights)
     routes = []
     for route in binding.routes:
         version = versions.get((binding.model, semver_key(route.version)))
         entry: dict[str, object] = {"version": route.version, "weight": route.weight, "known": version is not None}
         if base is not None:
             entry["base_weight"] = base_weights.get(semver_key(route.version), 0)
+            entry["newer_than_falling"] = newer[semver_key(route.version)]
         if version is not None:
             entry |= {
                 "stage": version.stage,

@@ -208,7 +208,7 @@ def mc012(d: Doc, s: Settings) -> list[str]:
             f"{_step_name(rollout)} of {step}%: raise it one step at a time"
         )
         for r in d["routes"]
-        if r["weight"] - r["base_weight"] > step
+        if r["weight"] - r["base_weight"] > step and r.get("newer_than_falling") is True
     ]
 
 

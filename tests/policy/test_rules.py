@@ -10,7 +10,7 @@ import pytest
 
 from catalog.errors import FixtureInvalid
 from catalog.policy.check import load_policies
-from catalog.policy.fixtures import fixture_cases, run_fixture_tests
+from catalog.policy.fixtures import case_inputs, fixture_cases, run_fixture_tests
 from catalog.policy.inputs import BaseVersion, catalog_inputs
 from catalog.validate import validate_bytes
 from tests.helpers import MINIMAL
@@ -132,10 +132,14 @@ def _binding_messages(rule: str, weights: tuple[int, int], base_weights: tuple[i
     if base_weights is not None:
         base = {
             ("fraud-scorer", version): BaseVersion(
-                "fraud-scorer", version, "production", "sha256:" + "0" * 64, ("checkout",), (("checkout", w),)
+                "fraud-scorer",
+                version,
+                "production",
+                "sha256:" + "0" * 64,
+                *((("checkout",), (("checkout", w),)) if w else ((), ())),
             )
             for version, w in zip(("1.0.0", "1.1.0"), base_weights, strict=True)
-        }
+        }  # a weight of 0: the base did not route the version (as base_versions reads it)
     engine, settings = load_policies(POLICIES)
     [policy] = [r for r in engine.rules if r.id == rule]
     inputs = catalog_inputs(catalog, now=datetime(2026, 11, 27, tzinfo=UTC), settings=settings, base=base)
@@ -151,6 +155,38 @@ def test_mc012_denies_a_change_beyond_the_largest_step_of_a_steps_list():
     assert _binding_messages("MC012", (40, 60), (95, 5)) == [
         f"{jump}, more than its canary rollout's largest step of 50%: raise it one step at a time"
     ]
+
+
+def test_mc012_lets_a_rollback_restore_an_older_version_at_once():
+    # after a promote of 1.1.0 (1.0.0's route gone), back to 1.0.0 90 %: 1.1.0's share falls and
+    # 1.0.0 is older, so its rise of 90 (over the largest step, 50) is a rollback, not paced
+    assert _binding_messages("MC012", (90, 10), (0, 100)) == []
+    assert _binding_messages("MC012", (100, 0), (0, 100)) == []
+
+
+def test_mc012_still_paces_a_newer_version_whose_older_one_falls():
+    jump = "checkout: fraud-scorer 1.1.0 goes from 0% to 90% of the traffic in one change"
+    assert _binding_messages("MC012", (10, 90), (100, 0)) == [
+        f"{jump}, more than its canary rollout's largest step of 50%: raise it one step at a time"
+    ]
+
+
+def test_binding_routes_say_whether_they_are_newer_than_every_falling_version():
+    """MC012's fail fixture: checkout 1.0.0 90 -> 50 and 1.1.0 10 -> 50; feed from 1.1.0 100 to
+    1.0.0 50 and 1.2.0 50 (1.1.0 leaves the routes: it falls to 0)."""
+    _, settings = load_policies(POLICIES)
+    (case,) = [c for c in fixture_cases(FIXTURES / "MC012") if c.name == "fail.yaml"]
+    newer = {
+        (item.subject, r["version"]): r["newer_than_falling"]
+        for item in case_inputs(case, settings)
+        if item.kind == "binding"
+        for r in item.document["routes"]
+    }
+    assert newer[("binding/checkout/scorer", "1.0.0")] is False  # it falls itself
+    assert newer[("binding/checkout/scorer", "1.1.0")] is True
+    assert newer[("binding/feed/scorer", "1.0.0")] is False  # older than 1.1.0, which falls
+    assert newer[("binding/feed/scorer", "1.2.0")] is True
+    assert newer[("binding/ads/scorer", "1.1.0")] is True  # 1.0.0 falls
 
 
 def test_mc006_judges_a_steps_list_by_its_largest_step():
