@@ -1,6 +1,7 @@
 """`modelcat rollback APP --model M --to GITREF`: exactly that revision's routes, as one commit with
-its trailers, through review's rules; refused, with nothing written, for a removed version, a
-rollout under way, a policy deny or uncommitted edits."""
+its trailers, through review's rules (a rollback to an older version is not paced by MC012, there
+or in CI's review of it); refused, with nothing written, for a removed version, a rollout under
+way, a policy deny or uncommitted edits."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.git_catalogs import GitRepo, demo_repository, demo_text, git_env, remove_version
+from tests.helpers import run_review
 from tests.rollout.recorded import (
     T1,
     hand_commit,
@@ -105,15 +107,46 @@ def test_rollback_is_refused_while_a_rollout_of_the_binding_runs(cli, tmp_path, 
     _unchanged(repo, head, text)
 
 
-def test_rollback_is_refused_when_review_would_block_the_change_listing_the_findings(
-    cli, tmp_path, monkeypatch
-) -> None:
+def test_a_rollback_after_a_promote_restores_the_older_version_at_once(cli, tmp_path, monkeypatch) -> None:
+    """1.3.0 from 0 to 90 % in one change: a rollback to an older version, which MC012 does not pace."""
     repo, _ = recorded_repository(tmp_path / "catalog", monkeypatch)  # promoted: 1.4.0 at 100 %
+    promoted = repo.git("rev-parse", "HEAD")
+    result = _rollback(cli, "HEAD~2", "--format", "json")  # the rollout's first step: 1.3.0 90 %, 1.4.0 10 %
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["changed"] is True
+    assert document["before"]["routes"] == [{"version": "1.4.0", "weight": 100}]
+    assert document["after"]["routes"] == [{"version": "1.3.0", "weight": 90}, {"version": "1.4.0", "weight": 10}]
+    assert repo.git("rev-parse", "HEAD^") == promoted and repo.git("rev-parse", "HEAD") == document["commit"]
+    assert _binding_at(repo, "HEAD") == _binding_at(repo, "HEAD~3") == ([("1.3.0", 90), ("1.4.0", 10)], None)
+
+
+def test_review_of_a_rollback_after_a_promote_has_no_mc012_finding(cli, tmp_path, monkeypatch) -> None:
+    """What CI runs on a pull request holding the rollback commit: `modelcat review BASE`."""
+    recorded_repository(tmp_path / "catalog", monkeypatch)  # promoted: 1.4.0 at 100 %
+    assert _rollback(cli, "HEAD~2").exit_code == 0  # back to 1.3.0 90 %, 1.4.0 10 %
+    code, comment, sarif, report = run_review(cli, "HEAD~1")  # the promote commit as the base
+    assert code == 0, comment
+    assert "fraud-scorer: weights 1.3.0 (none) -> 90, 1.4.0 100 -> 10" in comment
+    assert next(r for r in report["policy"]["rules"] if r["id"] == "MC012")["skipped"] is None  # it ran
+    assert [f for f in report["policy"]["findings"] if f["rule"] == "MC012"] == []
+    assert "MC012" not in {r["ruleId"] for r in sarif["runs"][0]["results"]}
+    assert [c["kind"] for c in report["rollout_commits"]] == ["rollback"]
+
+
+def test_rollback_is_refused_when_review_would_block_the_change_listing_the_findings(cli, repo: GitRepo) -> None:
+    hand_commit(
+        repo,
+        with_routes(demo_text(), (("1.3.0", 50), ("1.4.0", 50))),
+        "checkout: 1.4.0 to 50 %",
+        "2026-12-03T10:00:00Z",
+    )
+    hand_commit(repo, with_routes(demo_text(), (("1.3.0", 100),)), "checkout: 1.4.0 out", "2026-12-04T10:00:00Z")
     head, text = repo.git("rev-parse", "HEAD"), repo.catalog.read_text()
-    result = _rollback(cli, "HEAD~2")  # the rollout's first step: 1.3.0 90 %, 1.4.0 10 %
+    result = _rollback(cli, "HEAD~1")  # 1.4.0 from 0 to 50 % at once: newer than 1.3.0, whose share falls
     assert result.exit_code == 1
-    assert "rollback refused: review blocks restoring checkout/fraud-scorer to 1.3.0 90 %, 1.4.0 10 %" in result.output
-    assert "MC012 checkout: fraud-scorer 1.3.0 goes from 0% to 90% of the traffic in one change" in result.output
+    assert "rollback refused: review blocks restoring checkout/fraud-scorer to 1.3.0 50 %, 1.4.0 50 %" in result.output
+    assert "MC012 checkout: fraud-scorer 1.4.0 goes from 0% to 50% of the traffic in one change" in result.output
     _unchanged(repo, head, text)
 
 
