@@ -52,10 +52,7 @@ def _decision_json(decided: Any) -> dict[str, Any]:
     }
 
 
-def _report(decided: Any, fmt: str, delivery: Any) -> None:
-    if fmt == "json":
-        click.echo(json.dumps(_decision_json(decided), indent=2))
-        return
+def _report(decided: Any, delivery: Any) -> None:
     from catalog.rollout.decisions import routes_text
 
     decision = decided.decision
@@ -73,26 +70,68 @@ def _state(path: Path, application: str, model: str | None) -> Any:
     return read_state(path, application, model)
 
 
+def _refuse_apply_on_branch(apply_: bool, branch: str | None) -> None:
+    if apply_ and branch is not None:
+        raise UsageError("--apply with --branch: the merge of the pull request applies the decisions")
+
+
+def _sayer(fmt: str) -> tuple[list[str], Callable[[str], None]]:
+    """The lines a command says as it goes (shown at once in text, kept for the JSON document)."""
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if fmt == "text":
+            click.echo(line)
+
+    return lines, say
+
+
 def _decide(
-    path: Path, application: str, model: str | None, fmt: str, delivery: Any, name: str, decide: Callable[..., Any]
-) -> int:
+    path: Path, application: str, model: str | None, fmt: str, delivery: Any, name: str, decide: Callable[..., Any],
+    apply_: bool = False,
+) -> int:  # fmt: skip
+    """One decision committed; with ``apply_`` then put in force on the local target, the way the
+    controller does (refused, before anything is committed, on a branch or another target)."""
+    from catalog.rollout.controller import put_in_force, require_local_target
     from catalog.rollout.decisions import actor_of, now_utc
 
+    _refuse_apply_on_branch(apply_, delivery.branch)
     state = _state(path, application, model)
+    if apply_:
+        require_local_target(state)
     decided = decide(state, actor_of(name, state.folder), now_utc(), delivery)
-    _report(decided, fmt, delivery)
+    if fmt == "text":
+        _report(decided, delivery)
+    lines, say = _sayer(fmt)
+    if apply_:
+        put_in_force(_state(path, state.application.name, state.binding.model), say)
+    if fmt == "json":
+        click.echo(json.dumps({**_decision_json(decided), **({"log": lines} if apply_ else {})}, indent=2))
     return 0
 
 
-@rollout.command(epilog=examples("modelcat rollout start checkout --model fraud-scorer --version 1.4.0"))
+APPLY_OPTION = click.option(
+    "--apply", "apply_", is_flag=True,
+    help="Then put it in force on the local target: the router's fast switch, then Terraform.",
+)  # fmt: skip
+
+
+@rollout.command(
+    epilog=examples(
+        "modelcat rollout start checkout --model fraud-scorer --version 1.4.0",
+        "modelcat rollout start checkout --model fraud-scorer --version 1.4.0 --apply",
+    )
+)
 @click.argument("application")
 @MODEL_OPTION
 @click.option("--version", "version", required=True, help="The version to move the traffic to.")
+@APPLY_OPTION
 @_branch_options
 @catalog_option()
 @command
 def start(
-    application: str, model: str | None, version: str, branch: str | None, pr_description: Path | None,
+    application: str, model: str | None, version: str, apply_: bool, branch: str | None, pr_description: Path | None,
     path: Path, fmt: str,
 ) -> int:  # fmt: skip
     """Begin moving APPLICATION's traffic to a version along the binding's rollout block: the first
@@ -101,7 +140,7 @@ def start(
 
     delivery = _delivery(branch, pr_description)
     return _decide(path, application, model, fmt, delivery, "start",
-                   lambda s, actor, now, d: decisions.start(s, version, actor, now, d))  # fmt: skip
+                   lambda s, actor, now, d: decisions.start(s, version, actor, now, d), apply_)  # fmt: skip
 
 
 def _analyse(target: str) -> Callable[..., Any]:
@@ -114,11 +153,12 @@ def _analyse(target: str) -> Callable[..., Any]:
 @click.argument("application")
 @MODEL_OPTION
 @TARGET_OPTION
+@APPLY_OPTION
 @_branch_options
 @catalog_option()
 @command
 def step(
-    application: str, model: str | None, target: str, branch: str | None, pr_description: Path | None,
+    application: str, model: str | None, target: str, apply_: bool, branch: str | None, pr_description: Path | None,
     path: Path, fmt: str,
 ) -> int:  # fmt: skip
     """One step, only when the step in force has baked and the analysis passes (else exit 1, saying why)."""
@@ -126,7 +166,7 @@ def step(
 
     delivery = _delivery(branch, pr_description)
     return _decide(path, application, model, fmt, delivery, "step",
-                   lambda s, actor, now, d: decisions.step(s, _analyse(target), actor, now, d))  # fmt: skip
+                   lambda s, actor, now, d: decisions.step(s, _analyse(target), actor, now, d), apply_)  # fmt: skip
 
 
 @rollout.command(epilog=examples("modelcat rollout promote checkout", "modelcat rollout promote checkout --force"))
@@ -134,12 +174,13 @@ def step(
 @MODEL_OPTION
 @click.option("--force", is_flag=True, help="Skip the remaining steps, the bake and the analysis (recorded as forced).")
 @TARGET_OPTION
+@APPLY_OPTION
 @_branch_options
 @catalog_option()
 @command
 def promote(
-    application: str, model: str | None, force: bool, target: str, branch: str | None, pr_description: Path | None,
-    path: Path, fmt: str,
+    application: str, model: str | None, force: bool, target: str, apply_: bool, branch: str | None,
+    pr_description: Path | None, path: Path, fmt: str,
 ) -> int:  # fmt: skip
     """To 100 %: only when the next step is the last, it is due and the analysis passes; --force
     skips what remains and is recorded as such."""
@@ -147,10 +188,13 @@ def promote(
 
     delivery = _delivery(branch, pr_description)
     return _decide(path, application, model, fmt, delivery, "promote",
-                   lambda s, actor, now, d: decisions.promote(s, _analyse(target), actor, now, d, force=force))  # fmt: skip
+                   lambda s, actor, now, d: decisions.promote(s, _analyse(target), actor, now, d, force=force),
+                   apply_)  # fmt: skip
 
 
-def _manual(name: str, doc: str, example: str) -> click.Command:
+def _manual(name: str, doc: str, example: tuple[str, ...], *, applies: bool = False) -> click.Command:
+    """pause, resume, abort: a decision with a reason; ``applies``: it moves the routes (--apply)."""
+
     @click.argument("application")
     @MODEL_OPTION
     @REASON_OPTION
@@ -235,7 +279,8 @@ def status(application: str, model: str | None, path: Path, fmt: str) -> int:
 )
 @click.argument("application")
 @MODEL_OPTION
-@click.option("--apply", "apply_", is_flag=True, help="Apply each decision on the local target (Terraform).")
+@click.option("--apply", "apply_", is_flag=True,
+              help="Put each decision in force on the local target: the router's fast switch, then Terraform.")  # fmt: skip
 @click.option("--until", type=click.Choice(["done", "step"]), default="done", show_default=True,
               help="Stop when the rollout is promoted or aborted, or after one change of the routes.")  # fmt: skip
 @click.option("--max-seconds", type=click.FloatRange(min=0), help="Stop after this long (run again to go on).")
@@ -258,18 +303,11 @@ def run(
     from catalog.rollout.decisions import actor_of
 
     delivery = _delivery(branch, pr_description)
-    if apply_ and branch is not None:
-        raise UsageError("--apply with --branch: the merge of the pull request applies the decisions")
+    _refuse_apply_on_branch(apply_, branch)
     state = _state(path, application, model)
     options = RunOptions(application, state.binding.model, apply_, "step" if until == "step" else "done", max_seconds,
                          poll, target, actor_of("run", state.folder), delivery)  # fmt: skip
-    lines: list[str] = []
-
-    def say(line: str) -> None:
-        lines.append(line)
-        if fmt == "text":
-            click.echo(line)
-
+    lines, say = _sayer(fmt)
     with controller_lock(path, state.application.name, state.binding.model, command_line()):
         ended = run_loop(path, options, say)
     aborted = ended.status == "aborted"

@@ -5,10 +5,12 @@ Its state is git's: every pass reads the binding and its rollout record from HEA
 (``record.read_state``), so a controller killed at any point (``kill -9`` included: the lock is a
 ``flock``, released by the kernel) is started again and goes on from the last committed decision.
 It never sleeps past a step's bake: it waits for the due time or the poll interval, whichever is
-sooner. With ``apply`` (the local target) a decision that moves the routes is put in force in the
-running router at once (``switch.switch_routes``: an abort reaches the base in well under a
-second), then applied by Terraform (auto-approved, the application's environment), so the catalog,
-the Terraform state and the routers agree; for the other targets its commits are what CI applies.
+sooner. With ``apply`` (the local target) a decision that moves the routes is put in force
+(``put_in_force``): in the running router at once (``switch.switch_routes``: an abort reaches the
+base in well under a second), then by Terraform (auto-approved, the application's environment), so
+the catalog, the Terraform state and the routers agree; a rollout it finds already finished (decided
+by hand without ``--apply``) is put in force once before it says so. The deciding commands'
+``--apply`` goes the same way. For the other targets the commits are what CI applies.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from typing import Literal
 
 from catalog import filelock
 from catalog.deploy.apply import StackPlan, apply_stacks
-from catalog.domain.rollouts import DecisionRecord
 from catalog.errors import RolloutError, RolloutLocked
 from catalog.layout import rollout_lock, state_root
 from catalog.rollout.decisions import Decided, Delivery, advance, now_utc, routes_text
@@ -33,7 +34,17 @@ from catalog.rollout.record import RolloutState, environment_target, read_state
 from catalog.rollout.step_analysis import StepAnalysis, analyse_step
 from catalog.rollout.switch import switch_routes
 
-__all__ = ["Ended", "RunOptions", "apply_decision", "command_line", "controller_lock", "run", "switch_decision"]
+__all__ = [
+    "Ended",
+    "RunOptions",
+    "apply_decision",
+    "command_line",
+    "controller_lock",
+    "put_in_force",
+    "require_local_target",
+    "run",
+    "switch_binding",
+]
 
 
 def command_line() -> str:
@@ -82,13 +93,25 @@ class _Quiet:
         return True
 
 
-def switch_decision(state: RolloutState, decision: DecisionRecord, say: Callable[[str], None]) -> bool:
-    """Put the decision's routes (and mirror) in force in the running router at once (the fast
-    switch, well under a second), before Terraform makes everything else agree; whether it did."""
-    result = switch_routes(state.catalog_path, state.application.name, state.binding.model, decision.routes,
-                           environment=state.application.environment, mirror=decision.mirror)  # fmt: skip
+def require_local_target(state: RolloutState) -> None:
+    """RolloutError unless the application's environment deploys to the local target: ``--apply``
+    applies there only (elsewhere the decisions' commits are what CI applies)."""
+    environment = state.application.environment
+    if environment_target(state.catalog, environment) != "local":
+        raise RolloutError(
+            f"--apply applies on the local target; {environment} deploys elsewhere: its commits are what CI"
+            " applies (run without --apply)"
+        )
+
+
+def switch_binding(state: RolloutState, say: Callable[[str], None]) -> bool:
+    """Put the binding's routes (and mirror) of the catalog at the state's commit in force in the
+    running router at once (the fast switch, well under a second); whether it did."""
+    routes, mirror = state.routes, state.mirror
+    result = switch_routes(state.catalog_path, state.application.name, state.binding.model, routes,
+                           environment=state.application.environment, mirror=mirror)  # fmt: skip
     if result.switched:
-        say(f"switched the router to {routes_text(decision.routes, decision.mirror)} in {result.seconds:.2f} s")
+        say(f"switched the router to {routes_text(routes, mirror)} in {result.seconds:.2f} s")
     else:
         say(f"no fast switch ({result.reason}): Terraform applies it")
     return result.switched
@@ -100,6 +123,14 @@ def apply_decision(state: RolloutState, say: Callable[[str], None]) -> None:
     applied = apply_stacks(state.catalog_path, _Quiet(say), None, [environment], auto_approve=True)
     for a in applied:
         say(f"applied {a.stack}: {a.added} added, {a.changed} changed, {a.destroyed} destroyed")
+
+
+def put_in_force(state: RolloutState, say: Callable[[str], None]) -> None:
+    """What the catalog at the state's commit says, in force on the local target: the binding's
+    routes in the running router first (``switch_binding``: an abort reaches the base in well under
+    a second), then Terraform, so the catalog, the Terraform state and the routers agree."""
+    switch_binding(state, say)
+    apply_decision(state, say)
 
 
 @dataclass(frozen=True)
@@ -152,12 +183,11 @@ def run(
             raise RolloutError(
                 f"no rollout of {state.application.name}/{model}: start one with 'modelcat rollout start'"
             )
-        if options.apply and environment_target(state.catalog, state.application.environment) != "local":
-            raise RolloutError(
-                f"--apply applies on the local target; {state.application.environment} deploys elsewhere: its"
-                " commits are what CI applies (run without --apply)"
-            )
+        if options.apply:
+            require_local_target(state)
         if state.record.finished:
+            if options.apply and first:  # decided without --apply: the routers agree before it says so
+                put_in_force(state, say)
             say(f"rollout {state.record.rollout_id} is {state.record.status}")
             return Ended("done", state.record.status, tuple(made))
         if options.apply and first:  # a controller killed between a commit and its apply: apply now
@@ -178,9 +208,7 @@ def run(
                     say(f"committed to {options.delivery.branch}: merge the pull request, then run again")
                     return Ended("branch", decided.record.status if decided.record else "running", tuple(made))
                 if options.apply:
-                    after = read_state(catalog_path, options.application, model)
-                    switch_decision(after, decided.decision, say)
-                    apply_decision(after, say)
+                    put_in_force(read_state(catalog_path, options.application, model), say)
                 if decided.record is not None and decided.record.finished:
                     say(f"rollout {decided.record.rollout_id} is {decided.record.status}")
                     return Ended("done", decided.record.status, tuple(made))

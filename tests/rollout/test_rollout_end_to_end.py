@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,18 @@ def observed(project: Project) -> dict[str, Counter[str]]:
         if line.get("model") == "fraud-scorer":
             counts.setdefault(line["table"], Counter())[line["version"]] += 1
     return counts
+
+
+def logged_since(project: Project, moment: datetime, timeout: float = 60) -> list[dict[str, Any]]:
+    """fraud-scorer's assignments the router logged at ``moment`` or later, once there is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in logged_assignments(analytics(project), "checkout")
+                 if line.get("model") == "fraud-scorer" and datetime.fromisoformat(line["time"]) >= moment]  # fmt: skip
+        if lines:
+            return lines
+        assert time.monotonic() < deadline, f"the router logged no request since {moment}"
+        time.sleep(0.1)
 
 
 def rollout_commits(project: Project, since: str) -> list[str]:
@@ -203,6 +216,37 @@ def test_a_held_analysis_does_not_step(project: Project) -> None:
     project.ok("apply", "--auto-approve")
     assert rollout(project)["routes"] == [{"version": "1.3.0", "weight": 100}]
     project.status()
+
+
+def test_a_manual_abort_with_apply_puts_the_base_routes_in_force_under_load(project: Project) -> None:
+    # after the test above: 1.3.0 has everything and 1.4.0 no replica; the analysis holds (no conversions)
+    since = git(project, "rev-parse", "HEAD")
+    started = project.run("rollout", "start", "checkout", "--version", "1.4.0", "--apply", timeout=300)
+    assert started.returncode == 0, output(started)
+    assert "no fast switch (no replicas of fraud-scorer 1.4.0 run yet" in started.stdout  # Terraform starts it
+    assert "applied production-local" in started.stdout
+    assert rollout(project)["routers"]["agree"] is True
+    with ClientLoop(project.route().url, workers=3, pause=0.01) as loop:
+        while sum(1 for _, version, *_ in loop.answers if version == "1.4.0") < 20:  # the canary answers
+            loop.wait_for(10)
+        aborted = project.run("rollout", "abort", "checkout", "--apply", "--reason", "by hand, under load", timeout=300)
+        returned, returned_at = time.monotonic(), datetime.now(UTC)
+        loop.wait_for(100)
+    assert aborted.returncode == 0, output(aborted)
+    lines = aborted.stdout.splitlines()
+    assert "abort: back to 1.3.0 100 %" in lines[0], lines
+    switched = next(i for i, line in enumerate(lines) if line.startswith("switched the router to 1.3.0 100 % in "))
+    assert any(line.startswith("applied production-local") for line in lines[switched + 1 :]), lines
+    assert not loop.failures, loop.failures[:10]
+    answered = list(loop.answered_after(returned))
+    assert answered and {v for v, _ in answered} == {"1.3.0"}
+    logged = logged_since(project, returned_at)
+    assert {line["version"] for line in logged} == {"1.3.0"}  # the router's own log
+    state = rollout(project)
+    assert state["rollout"]["status"] == "aborted" and state["routes"] == [{"version": "1.3.0", "weight": 100}]
+    assert state["routers"]["agree"] is True, state["routers"]
+    project.status()
+    assert_decision_commits(project, since)
 
 
 def failing_model():  # type: ignore[no-untyped-def]
