@@ -203,25 +203,31 @@ def _manual(name: str, doc: str, example: tuple[str, ...], *, applies: bool = Fa
     @command
     def decide(
         application: str, model: str | None, reason: str | None, branch: str | None, pr_description: Path | None,
-        path: Path, fmt: str,
+        path: Path, fmt: str, apply_: bool = False,
     ) -> int:  # fmt: skip
         from catalog.rollout import decisions
 
         how = getattr(decisions, name)
         delivery = _delivery(branch, pr_description)
         return _decide(path, application, model, fmt, delivery, name,
-                       lambda s, actor, now, d: how(s, actor, now, d, reason))  # fmt: skip
+                       lambda s, actor, now, d: how(s, actor, now, d, reason), apply_)  # fmt: skip
 
     decide.__doc__ = doc
-    return rollout.command(name, epilog=examples(example))(decide)
+    return rollout.command(name, epilog=examples(*example))(APPLY_OPTION(decide) if applies else decide)
 
 
 pause = _manual("pause", "Stop the controller from deciding (the routes stay as they are) until resume.",
-                "modelcat rollout pause checkout --reason 'holiday freeze'")  # fmt: skip
+                ("modelcat rollout pause checkout --reason 'holiday freeze'",))  # fmt: skip
 resume = _manual("resume", "Let a paused rollout go on: the bake of the step in force starts again.",
-                 "modelcat rollout resume checkout")  # fmt: skip
-abort = _manual("abort", "Return the binding to the routes it had when the rollout started (mirror removed).",
-                "modelcat rollout abort checkout --reason 'latency regression'")  # fmt: skip
+                 ("modelcat rollout resume checkout",))  # fmt: skip
+abort = _manual(
+    "abort",
+    "Return the binding to the routes it had when the rollout started (mirror removed); with --apply, in force"
+    " in the router at once, then applied.",
+    ("modelcat rollout abort checkout --reason 'latency regression'",
+     "modelcat rollout abort checkout --apply --reason 'latency regression'"),
+    applies=True,
+)  # fmt: skip
 
 
 def _status_text(doc: dict[str, Any]) -> list[str]:
@@ -231,10 +237,12 @@ def _status_text(doc: dict[str, Any]) -> list[str]:
     if r is None:
         lines = [f"{where}: no rollout; routes {shares}"]
     else:
-        where_step = f"step {r['step']} of {r['steps']}" if r["step"] else f"shadow step (of {r['steps']} steps)"
+        if r["status"] in ("aborted", "promoted"):  # its stage says so, and where the traffic went
+            stage = f"{r['stage']} (plan {r['plan']})"
+        else:
+            stage = f"{r['status']}, {r['stage']} ({r['percent']} % on {r['version']}; plan {r['plan']})"
         lines = [
-            (f"{where}: rollout {r['rollout_id']} of {r['version']}: {r['status']}, {where_step}"
-             f" ({r['percent']} % on {r['version']}; plan {r['plan']})"),
+            f"{where}: rollout {r['rollout_id']} of {r['version']}: {stage}",
             f"  routes: {shares}" + (f", mirroring {r['mirror']['percent']} % to {r['mirror']['version']}"
                                      if r["mirror"] else ""),
         ]  # fmt: skip

@@ -7,11 +7,25 @@ from datetime import datetime
 from typing import Any
 
 from catalog.deploy.status import catalog_status
-from catalog.domain.rollouts import share_of
+from catalog.domain.rollouts import RolloutRecord, share_of
 from catalog.errors import ModelcatError
+from catalog.rollout.decisions import routes_text
 from catalog.rollout.record import RolloutState, environment_target, hand_edit
 
-__all__ = ["rollout_status", "routers_agree"]
+__all__ = ["rollout_stage", "rollout_status", "routers_agree"]
+
+
+def rollout_stage(record: RolloutRecord, steps: int) -> str:
+    """Where the rollout stands, in words: ``step 2 of 4``, ``shadow step (of 4 steps)`` (a mirror
+    in force), ``aborted: back on the base routes (...)`` or ``promoted: 100 % on V``."""
+    last = record.last
+    if record.status == "aborted":
+        return f"aborted: back on the base routes ({routes_text(record.base)})"
+    if record.status == "promoted":
+        return f"promoted: {share_of(record.routes, record.version)} % on {record.version}"
+    if last.step:
+        return f"step {last.step} of {steps}"
+    return f"shadow step (of {steps} steps)" if last.mirror is not None else f"no step yet (of {steps} steps)"
 
 
 def routers_agree(state: RolloutState) -> dict[str, Any]:
@@ -57,6 +71,7 @@ def rollout_status(state: RolloutState, now: datetime, *, routers: bool = True) 
             "status": record.status,
             "step": last.step,
             "steps": len(policy.steps),
+            "stage": rollout_stage(record, len(policy.steps)),
             "percent": share_of(record.routes, record.version),
             "plan": list(policy.steps),
             "base": [{"version": v, "weight": w} for v, w in record.base],
