@@ -33,6 +33,12 @@ def canary(weights: tuple[int, int]) -> str:
     return text
 
 
+def canary_taken_back(repo: GitRepo) -> None:
+    """Commit the demo with its canary taken back (1.3.0 100 %, 1.4.0 0 %): from there the canary's
+    next step is 10 % again, so 50/50 is a jump past it."""
+    repo.commit(canary((100, 0)), "checkout: fraud-scorer 1.4.0 back to 0 %", "taken-back")
+
+
 def test_an_unchanged_catalog_passes_and_says_so(cli, repo: GitRepo) -> None:
     code, comment, sarif, report = run_review(cli, "HEAD")
     assert code == 0
@@ -55,11 +61,15 @@ def test_a_canary_raised_one_step_passes_with_what_changes(cli, repo: GitRepo) -
 
 
 def test_a_canary_raised_past_its_step_is_blocked_on_its_line(cli, repo: GitRepo) -> None:
+    canary_taken_back(repo)
     repo.commit(canary((50, 50)), "checkout: fraud-scorer 1.4.0 to 50 %", "jump")
     code, comment, sarif, report = run_review(cli, "HEAD~1")
     assert code == 1
     assert comment.startswith("## ❌ modelcat review: 1 problem blocks this change")
-    assert "checkout: fraud-scorer 1.4.0 goes from 10% to 50% of the traffic in one change" in comment
+    assert (
+        "checkout: fraud-scorer 1.4.0 goes from 0% to 50% of the traffic in one change, "
+        "past its canary rollout's next step of 10%"
+    ) in comment
     assert sarif_errors(sarif) == []
     (result,) = sarif["runs"][0]["results"]
     assert result["ruleId"] == "MC012" and result["level"] == "error"
@@ -120,6 +130,7 @@ def test_a_waiver_lets_a_step_too_big_through(cli, repo: GitRepo) -> None:
         "    reason: incident ML-7, 1.3.0 degrades; accelerate the rollout\n"
         "    expires: 2026-12-31\n"
     )
+    canary_taken_back(repo)
     Path("models.yaml").write_text(canary((50, 50)))
     code, comment, _, report = run_review(cli, "HEAD")
     assert code == 0, comment
@@ -197,7 +208,7 @@ def test_review_sarif_uri_is_relative_to_the_repository_root(
     team = repo.root / "teams" / "risk"
     shutil.copytree(DEMO.parent / "artifacts" / "sha256", team / "artifacts" / "sha256")
     shutil.copytree(ROOT / "policies", team / "policies")
-    (team / "models.yaml").write_text(demo_text())
+    (team / "models.yaml").write_text(canary((100, 0)))  # the canary taken back: 50/50 is a jump
     repo.git("add", "teams")
     repo.git("commit", "-q", "-m", "the risk team's catalog")
     monkeypatch.chdir(team)
@@ -224,6 +235,7 @@ def test_review_sarif_passes_microsofts_validator(cli, repo: GitRepo, tmp_path: 
         "    reason: no finding to waive\n"
         "    expires: 2027-01-31\n"
     )
+    canary_taken_back(repo)
     text = add_version(canary((50, 50)), fraud_scorer_bytes(seed=5), "1.5.0", "      - version: 1.4.0")
     Path("models.yaml").write_text(text)
     code, _, sarif, _ = run_review(cli, "HEAD")
@@ -283,3 +295,19 @@ def test_review_shows_a_rollback_commit_as_such_and_commits_by_hand_as_none(
         f" ({base[:12]}): 1.3.0 90 %, 1.4.0 10 %; they were 1.3.0 80 %, 1.4.0 20 %."
     )
     assert f"- {rollback['line']}" in comment.splitlines()
+
+
+def test_review_of_a_controllers_promote_commit_has_no_mc012_finding(cli, tmp_path, monkeypatch) -> None:
+    """The controller's promote (1.4.0 from the canary's 10 % to 100 %, its plan's next and last
+    step) as CI reviews it: MC012 runs and judges it one step, as the controller does."""
+    from tests.rollout.recorded import recorded_repository
+
+    repo, _ = recorded_repository(tmp_path / "rolled", monkeypatch)
+    assert repo.git("log", "-1", "--format=%(trailers:key=Decision,valueonly)") == "promote"
+    code, comment, sarif, report = run_review(cli, "HEAD~1")  # the hold commit (1.3.0 90 %, 1.4.0 10 %) as the base
+    assert code == 0, comment
+    assert "fraud-scorer: weights 1.3.0 90 -> (none), 1.4.0 10 -> 100" in comment
+    assert next(r for r in report["policy"]["rules"] if r["id"] == "MC012")["skipped"] is None  # it ran
+    assert [f for f in report["policy"]["findings"] if f["rule"] == "MC012"] == []
+    assert "MC012" not in {r["ruleId"] for r in sarif["runs"][0]["results"]}
+    assert [c["decision"] for c in report["rollout_commits"]] == ["promote"]

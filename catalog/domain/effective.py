@@ -133,6 +133,11 @@ class EffectiveRollout:
             return (*range(step, 100, step), 100)
         return (100,)
 
+    def next_step(self, share: int) -> int:
+        """The share one step takes a version to from ``share``: the first of ``steps`` above it
+        (canary 10: 0 -> 10, 10 -> 100; linear 25: 30 -> 50), 100 when none is."""
+        return min((step for step in self.steps if step > share), default=100)
+
     @property
     def guarded(self) -> bool:
         return self.max_error_rate is not None or self.max_p99_latency_ms is not None

@@ -3,7 +3,7 @@
 Rego is slow at joins, sets and indexes over large documents (see docs CHECKED.md), so every join
 (route -> version, version -> base revision) and every derived fact (age in days, effective
 serving and rollout, the effective size limit, whether a route's version is newer by semver than
-every version whose share falls) is computed here, and each rule sees one subject:
+every version whose share falls, the share one planned step takes it to) is computed here, and each rule sees one subject:
 a model, a version, an application or a binding. Inputs never hold null (regopy compares null
 as greater than any number): absent facts are absent keys. Metrics and gates come with their text
 as messages print it (``metrics_text``, ``min_metrics_text``: four decimals), since no sprintf verb
@@ -246,7 +246,9 @@ def _binding_input(
         version = versions.get((binding.model, semver_key(route.version)))
         entry: dict[str, object] = {"version": route.version, "weight": route.weight, "known": version is not None}
         if base is not None:
-            entry["base_weight"] = base_weights.get(semver_key(route.version), 0)
+            base_weight = base_weights.get(semver_key(route.version), 0)
+            entry["base_weight"] = base_weight
+            entry["next_step"] = rollout.next_step(base_weight)  # the most it may have after one step
             entry["newer_than_falling"] = newer[semver_key(route.version)]
         if version is not None:
             entry |= {

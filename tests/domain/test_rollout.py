@@ -293,6 +293,16 @@ def test_another_strategy_takes_guardrails_but_not_the_steps_of_the_defaults():
     ]
 
 
+def test_a_rollouts_next_step_is_its_first_planned_step_above_a_share():
+    canary = EffectiveRollout("canary", 10)
+    assert [canary.next_step(share) for share in (0, 9, 10, 50, 100)] == [10, 10, 100, 100, 100]
+    linear = EffectiveRollout("linear", 25)
+    assert [linear.next_step(share) for share in (0, 25, 30, 75)] == [25, 50, 50, 100]
+    listed = EffectiveRollout("canary", explicit_steps=(5, 25, 50, 100))
+    assert [listed.next_step(share) for share in (0, 5, 30, 50)] == [5, 25, 50, 100]
+    assert EffectiveRollout().next_step(0) == 100  # all at once
+
+
 def test_guardrails_replace_the_defaults_as_a_block():
     rollout, _ = _effective("          guardrails: {max_p99_latency_ms: 300}\n", DEFAULT_CANARY)
     assert (rollout.max_error_rate, rollout.max_p99_latency_ms) == (None, 300)

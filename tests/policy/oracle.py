@@ -198,18 +198,17 @@ def mc012(d: Doc, s: Settings) -> list[str]:
     rollout, base = d["rollout"], d["base"]
     if not (d["binding"]["enabled"] and base["routed"]) or rollout["strategy"] not in ("canary", "linear"):
         return []
-    step = rollout["largest_step"]
-    if step >= 100:
-        return []
-    return [
-        (
-            f"{d['application']['name']}: {d['binding']['model']} {r['version']} goes from {r['base_weight']}% to "
-            f"{r['weight']}% of the traffic in one change, more than its {rollout['strategy']} rollout's "
-            f"{_step_name(rollout)} of {step}%: raise it one step at a time"
-        )
-        for r in d["routes"]
-        if r["weight"] - r["base_weight"] > step and r.get("newer_than_falling") is True
-    ]
+    out = []
+    for r in d["routes"]:
+        # the first planned step above the base share, from the steps themselves (not route.next_step)
+        allowed = min((step for step in rollout["steps"] if step > r["base_weight"]), default=100)
+        if r.get("newer_than_falling") is True and r["weight"] > allowed:
+            out.append(
+                f"{d['application']['name']}: {d['binding']['model']} {r['version']} goes from {r['base_weight']}% "
+                f"to {r['weight']}% of the traffic in one change, past its {rollout['strategy']} rollout's "
+                f"next step of {allowed}%: raise it one step at a time"
+            )
+    return out
 
 
 def mc013(d: Doc, s: Settings) -> list[str]:

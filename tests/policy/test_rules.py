@@ -146,20 +146,30 @@ def _binding_messages(rule: str, weights: tuple[int, int], base_weights: tuple[i
     return [m for item in inputs if item.kind == "binding" for m in engine.messages(policy, item)]
 
 
-def test_mc012_lets_a_change_move_the_largest_step_of_a_steps_list():
+def test_mc012_lets_a_change_move_to_the_next_step_of_a_steps_list():
     assert _binding_messages("MC012", (0, 100), (50, 50)) == []  # the last step, 50 -> 100
+    assert _binding_messages("MC012", (75, 25), (95, 5)) == []  # 5 -> 25
+    assert _binding_messages("MC012", (50, 50), (70, 30)) == []  # between steps: 30 -> 50
 
 
-def test_mc012_denies_a_change_beyond_the_largest_step_of_a_steps_list():
+def test_mc012_limits_a_rise_to_the_next_step_of_a_steps_list_not_its_largest_step():
+    # 5 -> 30 rises 25, less than the largest step (50), but past the next step (25)
+    jump = "checkout: fraud-scorer 1.1.0 goes from 5% to 30% of the traffic in one change"
+    assert _binding_messages("MC012", (70, 30), (95, 5)) == [
+        f"{jump}, past its canary rollout's next step of 25%: raise it one step at a time"
+    ]
+
+
+def test_mc012_denies_a_change_beyond_the_next_step_of_a_steps_list():
     jump = "checkout: fraud-scorer 1.1.0 goes from 5% to 60% of the traffic in one change"
     assert _binding_messages("MC012", (40, 60), (95, 5)) == [
-        f"{jump}, more than its canary rollout's largest step of 50%: raise it one step at a time"
+        f"{jump}, past its canary rollout's next step of 25%: raise it one step at a time"
     ]
 
 
 def test_mc012_lets_a_rollback_restore_an_older_version_at_once():
     # after a promote of 1.1.0 (1.0.0's route gone), back to 1.0.0 90 %: 1.1.0's share falls and
-    # 1.0.0 is older, so its rise of 90 (over the largest step, 50) is a rollback, not paced
+    # 1.0.0 is older, so its rise from 0 to 90 (past the next step, 5) is a rollback, not paced
     assert _binding_messages("MC012", (90, 10), (0, 100)) == []
     assert _binding_messages("MC012", (100, 0), (0, 100)) == []
 
@@ -167,12 +177,12 @@ def test_mc012_lets_a_rollback_restore_an_older_version_at_once():
 def test_mc012_still_paces_a_newer_version_whose_older_one_falls():
     jump = "checkout: fraud-scorer 1.1.0 goes from 0% to 90% of the traffic in one change"
     assert _binding_messages("MC012", (10, 90), (100, 0)) == [
-        f"{jump}, more than its canary rollout's largest step of 50%: raise it one step at a time"
+        f"{jump}, past its canary rollout's next step of 5%: raise it one step at a time"
     ]
 
 
 def test_binding_routes_say_whether_they_are_newer_than_every_falling_version():
-    """MC012's fail fixture: checkout 1.0.0 90 -> 50 and 1.1.0 10 -> 50; feed from 1.1.0 100 to
+    """MC012's fail fixture: checkout 1.0.0 100 -> 50 and 1.1.0 0 -> 50; feed from 1.1.0 100 to
     1.0.0 50 and 1.2.0 50 (1.1.0 leaves the routes: it falls to 0)."""
     _, settings = load_policies(POLICIES)
     (case,) = [c for c in fixture_cases(FIXTURES / "MC012") if c.name == "fail.yaml"]
