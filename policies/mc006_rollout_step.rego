@@ -1,6 +1,7 @@
 # MC006: a canary or linear rollout moves at most data.modelcat.settings.max_step_percent of the
 # traffic in one step (the effective rollout: the binding's block over defaults.rollout; with a
-# steps list, its largest step: the largest rise between consecutive steps, the first from 0).
+# steps list, its largest step: the largest rise to a step below 100, the first from 0; the last
+# rise, to 100, is the rest, as for a canary's step_percent).
 package modelcat.mc006
 
 import rego.v1
@@ -9,7 +10,7 @@ rule := {
 	"id": "MC006",
 	"title": "Rollout step within the maximum",
 	"name": "RolloutStepWithinMaximum",
-	"description": "A canary or linear rollout moves at most max_step_percent (policies/settings.yaml) of the traffic in one step, judged on the effective rollout: the binding's block over defaults.rollout (with a steps list, its largest step).",
+	"description": "A canary or linear rollout moves at most max_step_percent (policies/settings.yaml) of the traffic in one step, judged on the effective rollout: the binding's block over defaults.rollout (with a steps list, its largest rise to a step below 100: the rise to 100 is the rest, as for step_percent).",
 	"severity": "deny",
 	"kinds": ["binding"],
 }

@@ -45,8 +45,8 @@ test_the_maximum_comes_from_the_settings if {
 }
 
 test_a_steps_list_is_judged_by_its_largest_step if {
-	doc := example_steps("canary", [5, 50, 100], 50)
-	deny == ["checkout: scorer canary largest step of 50% is over the maximum of 25%"] with input as doc with data.modelcat.settings as example_settings
+	doc := example_steps("canary", [5, 50, 100], 45)
+	deny == ["checkout: scorer canary largest step of 45% is over the maximum of 25%"] with input as doc with data.modelcat.settings as example_settings
 }
 
 test_a_steps_list_of_small_steps_passes if {

@@ -211,11 +211,13 @@ def _newer_than_falling(binding: Binding, base_weights: Mapping[str, int]) -> di
 
 
 def _largest_step(rollout: EffectiveRollout) -> int:
-    """The most traffic one step moves: step_percent, or with a steps list the largest rise
-    between consecutive steps (the first one from 0)."""
+    """The most traffic one step exposes the new version to: step_percent, or with a steps list the
+    largest rise to a step below 100 (the first one from 0). The last rise, to 100, is "the rest",
+    as a canary's step_percent does not count it: ``steps: [10, 100]`` is ``step_percent: 10``."""
     if not rollout.explicit_steps:
         return rollout.step_percent
-    return max(after - before for before, after in pairwise((0, *rollout.explicit_steps)))
+    rises = [after - before for before, after in pairwise((0, *rollout.explicit_steps)) if after < 100]
+    return max(rises, default=100)
 
 
 def _binding_input(

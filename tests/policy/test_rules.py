@@ -199,7 +199,17 @@ def test_binding_routes_say_whether_they_are_newer_than_every_falling_version():
     assert newer[("binding/ads/scorer", "1.1.0")] is True  # 1.0.0 falls
 
 
-def test_mc006_judges_a_steps_list_by_its_largest_step():
-    assert _binding_messages("MC006", (90, 10), None) == [
-        "checkout: fraud-scorer canary largest step of 50% is over the maximum of 25%"
-    ]
+def test_mc006_judges_a_steps_list_by_its_largest_step_below_100():
+    # [5, 25, 50, 100]: rises of 5, 20 and 25 before the rest; the last rise (50 to 100) is the rest,
+    # as step_percent does not count it either
+    assert _binding_messages("MC006", (90, 10), None) == []
+
+
+def test_mc006_judges_a_steps_list_as_the_step_percent_it_spells():
+    from catalog.domain.effective import EffectiveRollout
+    from catalog.policy.inputs import _largest_step
+
+    assert _largest_step(EffectiveRollout("canary", 10, 60, explicit_steps=(10, 100))) == 10
+    assert _largest_step(EffectiveRollout("canary", 10, 60)) == 10
+    assert _largest_step(EffectiveRollout("linear", 25, 60, explicit_steps=(25, 50, 75, 100))) == 25
+    assert _largest_step(EffectiveRollout("canary", 100, 60, explicit_steps=(5, 50, 100))) == 45
