@@ -18,7 +18,14 @@ from pathlib import Path
 from catalog.errors import GitWriteFailed, UsageError
 from catalog.files import atomic_write
 
-__all__ = ["FALLBACK_IDENTITY", "commit_files", "current_branch", "head_commit", "message_with_trailers"]
+__all__ = [
+    "FALLBACK_IDENTITY",
+    "author_identity",
+    "commit_files",
+    "current_branch",
+    "head_commit",
+    "message_with_trailers",
+]
 
 # used only where git has no identity configured (a fresh CI machine): the actor is in the trailers
 FALLBACK_IDENTITY = ("modelcat", "modelcat@localhost")
@@ -65,6 +72,18 @@ def message_with_trailers(subject: str, body: str, trailers: Sequence[tuple[str,
     if trailers:
         parts.append("\n".join(f"{key}: {' '.join(value.split())}" for key, value in trailers))
     return "\n\n".join(parts) + "\n"
+
+
+def author_identity(top: Path) -> str:
+    """Who commits in the repository ``top``, as git names the author: ``name <email>`` (the
+    fallback identity where git has none)."""
+    done = subprocess.run(
+        ["git", "-C", str(top), "var", "GIT_AUTHOR_IDENT"], capture_output=True, text=True, check=False
+    )
+    ident = done.stdout.strip()
+    if done.returncode == 0 and ">" in ident:
+        return ident[: ident.rindex(">") + 1]
+    return f"{FALLBACK_IDENTITY[0]} <{FALLBACK_IDENTITY[1]}>"
 
 
 def _identity(top: Path) -> dict[str, str]:

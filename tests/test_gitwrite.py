@@ -118,3 +118,12 @@ def test_the_fallback_identity_is_used_only_where_git_has_none(top: Path, monkey
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "ci@example.com")
     sha = commit_files(top, {"models.yaml": b"4\n"}, "from the environment\n")
     assert _author(top, sha) == "Alice <ci@example.com>|Alice <ci@example.com>"
+
+
+def test_author_identity_names_the_configured_author(tmp_path: Path) -> None:
+    from catalog.gitwrite import author_identity
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "config", "user.name", "Ada"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "config", "user.email", "ada@example.com"], check=True)
+    assert author_identity(tmp_path) == "Ada <ada@example.com>"

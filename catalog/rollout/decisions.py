@@ -12,10 +12,8 @@ decision made on a state that moved since is refused rather than written over it
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,7 +37,7 @@ from catalog.editing import LockedCatalog, locked_catalog, routes_edited
 from catalog.errors import RolloutError
 from catalog.files import atomic_write
 from catalog.gitio import repository_root
-from catalog.gitwrite import commit_files, head_commit, message_with_trailers
+from catalog.gitwrite import author_identity, commit_files, head_commit, message_with_trailers
 from catalog.rollout.record import RolloutState, hand_edit, record_name
 from catalog.rollout.step_analysis import StepAnalysis
 
@@ -80,11 +78,7 @@ def actor_of(command: str, folder: Path) -> str:
     identity of the person who ran ``command``."""
     if command == "run":
         return f"modelcat rollout run (pid {os.getpid()} on {socket.gethostname()})"
-
-    done = subprocess.run(["git", "-C", str(folder), "var", "GIT_AUTHOR_IDENT"], capture_output=True, text=True,
-                          check=False)  # fmt: skip
-    ident = done.stdout.strip().rsplit(" ", 2)[0] if done.returncode == 0 and done.stdout.strip() else ""
-    return f"modelcat rollout {command} ({ident or getpass.getuser()})"
+    return f"modelcat rollout {command} ({author_identity(folder)})"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ trailers ``Rollback-To: <ref> <sha>`` and ``Decided-By``.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from catalog.domain.rollouts import Routes
 from catalog.editing import locked_catalog, routes_edited
 from catalog.errors import RollbackRefused, UsageError
 from catalog.gitio import repository_root
-from catalog.gitwrite import FALLBACK_IDENTITY, commit_files, head_commit, message_with_trailers
+from catalog.gitwrite import author_identity, commit_files, head_commit, message_with_trailers
 from catalog.review import Review, review
 from catalog.revisions import check_revision, load_revision, proposed_revision
 from catalog.rollout.record import read_state
@@ -81,17 +80,6 @@ def _shown(state: tuple[Routes, Mirror]) -> str:
     return ", ".join(f"{v} {w} %" for v, w in routes) + (f", mirror {mirror[1]} % to {mirror[0]}" if mirror else "")
 
 
-def _person(top: Path) -> str:
-    """Who runs the command, as git would name the author: ``name <email>``."""
-    done = subprocess.run(
-        ["git", "-C", str(top), "var", "GIT_AUTHOR_IDENT"], capture_output=True, text=True, check=False
-    )
-    ident = done.stdout.strip()
-    if done.returncode == 0 and ">" in ident:
-        return ident[: ident.rindex(">") + 1]
-    return f"{FALLBACK_IDENTITY[0]} <{FALLBACK_IDENTITY[1]}>"
-
-
 def rollback(path: Path, application: str, model: str, ref: str, *, policies_dir: Path, now: datetime) -> RolledBack:
     """Restore ``application``'s routes (and mirror) for ``model`` as they were at ``ref``, as one
     commit on the current branch (see the module docstring for when it is refused)."""
@@ -145,7 +133,7 @@ def rollback(path: Path, application: str, model: str, ref: str, *, policies_dir
             )
         relative = path.resolve().relative_to(top).as_posix()
         body = f"Restores the routes of {ref} ({target[:12]}): {_shown(restored)}; they were {_shown(before)}."
-        trailers = [(ROLLBACK_TO, f"{ref} {target}"), (DECIDED_BY, f"modelcat rollback ({_person(top)})")]
+        trailers = [(ROLLBACK_TO, f"{ref} {target}"), (DECIDED_BY, f"modelcat rollback ({author_identity(top)})")]
         message = message_with_trailers(f"rollback {application}/{model} to {ref}", body, trailers)
         sha = commit_files(top, {relative: new_text.encode("utf-8")}, message, expected_parent=parent)
     return RolledBack(application, model, ref, target, before, restored, sha, judged)
