@@ -14,7 +14,6 @@ from catalog.errors import UsageError
 __all__ = [
     "LoggedCommit",
     "commit_log",
-    "commits_touching",
     "file_at_revision",
     "files_changed_since",
     "folder_changed_since",
@@ -212,12 +211,3 @@ def names_at_revision(folder: Path, revision: str, subfolder: str) -> list[str]:
     """The file names in ``subfolder`` of ``folder`` at ``revision`` (none when it is absent)."""
     listed = _git_text(folder, "ls-tree", "--name-only", "-z", f"{revision}:./{subfolder}")
     return [name for name in (listed or "").split("\0") if name]
-
-
-def commits_touching(folder: Path, revision: str, name: str, since: str | None = None) -> list[tuple[str, str]]:
-    """(sha, subject) of the commits up to ``revision`` (after ``since`` when given) that changed
-    ``name`` (relative to ``folder``), newest first."""
-    spec = f"{since}..{revision}" if since else revision
-    listed = _git_text(folder, "log", "--format=%H%x09%s", spec, "--", name)
-    pairs = [line.split("\t", 1) for line in (listed or "").splitlines() if "\t" in line]
-    return [(sha, subject) for sha, subject in pairs]

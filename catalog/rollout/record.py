@@ -19,7 +19,7 @@ from catalog.domain.models import Application, Binding, Catalog
 from catalog.domain.rollouts import ROLLOUTS_FOLDER, RolloutPolicy, RolloutRecord, Routes
 from catalog.errors import RolloutConflict, RolloutError, UsageError
 from catalog.gitio import (
-    commits_touching,
+    commit_log,
     names_at_revision,
     repository_root,
     resolve_commit,
@@ -141,8 +141,8 @@ def read_state(catalog_path: Path, application: str, model: str | None, revision
     record, record_commit = None, None
     if found is not None:
         record, relative = found
-        touched = commits_touching(folder, commit, relative)
-        record_commit = touched[0][0] if touched else None
+        touched = commit_log(folder, [relative], commit)
+        record_commit = touched[-1].sha if touched else None
     data = show_at_revision(folder, commit, catalog_path.name) or b""
     return RolloutState(catalog_path, commit, data, catalog, app, binding, record, record_commit)
 
@@ -157,9 +157,9 @@ def hand_edit(state: RolloutState) -> RolloutConflict | None:
     if (state.routes, state.mirror) == left:
         return None
     culprit = "an uncommitted or unknown change"
-    for sha, subject in reversed(
-        commits_touching(state.folder, state.commit, state.catalog_path.name, state.record_commit)
-    ):
+    since = f"{state.record_commit}..{state.commit}" if state.record_commit else state.commit
+    for logged in commit_log(state.folder, [state.catalog_path.name], since):
+        sha, subject = logged.sha, logged.subject
         at = load_revision(state.catalog_path, sha)
         if at.catalog is None:
             continue
