@@ -53,7 +53,7 @@ def _decision_json(decided: Any) -> dict[str, Any]:
 
 
 def _report(decided: Any, delivery: Any) -> None:
-    from catalog.rollout.decisions import routes_text
+    from catalog.domain.rollouts import routes_text
 
     decision = decided.decision
     where = f" on {delivery.branch}" if delivery.branch else ""

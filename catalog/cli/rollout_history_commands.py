@@ -12,6 +12,7 @@ import click
 from catalog.cli.common import catalog_option, command, examples
 from catalog.cli.render import Failure, verdict
 from catalog.cli.rollout_group import rollout
+from catalog.domain.rollouts import routes_text
 from catalog.wording import plural
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ __all__ = ["history", "history_text", "replay", "replay_text", "rollback"]
 
 
 def _shares(routes: tuple[tuple[str, int], ...], mirror: tuple[str, int] | None) -> str:
-    text = ", ".join(f"{v} {w} %" for v, w in routes) or "not bound"
+    text = routes_text(routes) or "not bound"
     return text + (f"; mirror {mirror[1]} % to {mirror[0]}" if mirror else "")
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "policy_digest",
     "rollout_id",
     "routes_at",
+    "routes_text",
     "share_of",
 ]
 
@@ -241,6 +242,12 @@ class RolloutRecord:
             base=_routes(data["base"]),
             decisions=tuple(DecisionRecord.from_json(d) for d in data["decisions"]),
         )
+
+
+def routes_text(routes: Routes, mirror: tuple[str, int] | None = None) -> str:
+    """``1.3.0 90 %, 1.4.0 10 %`` (and the mirror): routes as every rollout message shows them."""
+    text = ", ".join(f"{v} {w} %" for v, w in routes)
+    return text + (f", mirroring {mirror[1]} % to {mirror[0]}" if mirror else "")
 
 
 def routes_at(base: Routes, version: str, percent: int) -> Routes:

@@ -27,9 +27,10 @@ from typing import Literal
 
 from catalog import filelock
 from catalog.deploy.apply import StackPlan, apply_stacks
+from catalog.domain.rollouts import routes_text
 from catalog.errors import RolloutError, RolloutLocked
 from catalog.layout import rollout_lock, state_root
-from catalog.rollout.decisions import Decided, Delivery, advance, now_utc, routes_text
+from catalog.rollout.decisions import Decided, Delivery, advance, now_utc
 from catalog.rollout.record import RolloutState, environment_target, read_state
 from catalog.rollout.step_analysis import StepAnalysis, analyse_step
 from catalog.rollout.switch import switch_routes

@@ -24,13 +24,13 @@ from catalog.domain.rollouts import (
     DecisionRecord,
     Move,
     RolloutRecord,
-    Routes,
     decide_next,
     evidence_digest,
     first_step,
     policy_digest,
     rollout_id,
     routes_at,
+    routes_text,
     share_of,
 )
 from catalog.editing import LockedCatalog, locked_catalog, routes_edited
@@ -51,7 +51,6 @@ __all__ = [
     "pause",
     "promote",
     "resume",
-    "routes_text",
     "start",
     "step",
 ]
@@ -65,12 +64,6 @@ def now_utc() -> datetime:
 
 def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def routes_text(routes: Routes, mirror: tuple[str, int] | None = None) -> str:
-    """``1.3.0 90 %, 1.4.0 10 %`` (and the mirror)."""
-    text = ", ".join(f"{v} {w} %" for v, w in routes)
-    return text + (f", mirroring {mirror[1]} % to {mirror[0]}" if mirror else "")
 
 
 def actor_of(command: str, folder: Path) -> str:

@@ -34,6 +34,7 @@ from catalog.domain.rollouts import (
     RolloutRecord,
     decide_next,
     evidence_digest,
+    routes_text,
 )
 from catalog.errors import RolloutError, UsageError
 from catalog.gitio import commit_log
@@ -153,8 +154,7 @@ def _compare(move: Move, recorded: DecisionRecord) -> list[str]:
     if move.decision != recorded.decision:
         out.append(f"the rule says {move.decision or 'nothing yet'} ({move.reason}), not {recorded.decision}")
     elif move.routes != recorded.routes:
-        shown = ", ".join(f"{v} {w} %" for v, w in move.routes)
-        out.append(f"the rule gives the routes {shown}, not {', '.join(f'{v} {w} %' for v, w in recorded.routes)}")
+        out.append(f"the rule gives the routes {routes_text(move.routes)}, not {routes_text(recorded.routes)}")
     return out
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.domain.models import Binding, Catalog
-from catalog.domain.rollouts import Routes
+from catalog.domain.rollouts import Routes, routes_text
 from catalog.editing import locked_catalog, routes_edited
 from catalog.errors import RollbackRefused, UsageError
 from catalog.gitio import repository_root
@@ -75,11 +75,6 @@ def _state(binding: Binding) -> tuple[Routes, Mirror]:
     return tuple((r.version, r.weight) for r in binding.routes), mirror
 
 
-def _shown(state: tuple[Routes, Mirror]) -> str:
-    routes, mirror = state
-    return ", ".join(f"{v} {w} %" for v, w in routes) + (f", mirror {mirror[1]} % to {mirror[0]}" if mirror else "")
-
-
 def rollback(path: Path, application: str, model: str, ref: str, *, policies_dir: Path, now: datetime) -> RolledBack:
     """Restore ``application``'s routes (and mirror) for ``model`` as they were at ``ref``, as one
     commit on the current branch (see the module docstring for when it is refused)."""
@@ -128,11 +123,13 @@ def rollback(path: Path, application: str, model: str, ref: str, *, policies_dir
         judged = review(path, "HEAD", policies_dir=policies_dir, now=now, verify=False, proposed=proposed)
         if not judged.ok:
             raise RollbackRefused(
-                f"review blocks restoring {application}/{model} to {_shown(restored)}:\n  "
+                f"review blocks restoring {application}/{model} to {routes_text(*restored)}:\n  "
                 + "\n  ".join(judged.blocking)
             )
         relative = path.resolve().relative_to(top).as_posix()
-        body = f"Restores the routes of {ref} ({target[:12]}): {_shown(restored)}; they were {_shown(before)}."
+        body = (
+            f"Restores the routes of {ref} ({target[:12]}): {routes_text(*restored)}; they were {routes_text(*before)}."
+        )
         trailers = [(ROLLBACK_TO, f"{ref} {target}"), (DECIDED_BY, f"modelcat rollback ({author_identity(top)})")]
         message = message_with_trailers(f"rollback {application}/{model} to {ref}", body, trailers)
         sha = commit_files(top, {relative: new_text.encode("utf-8")}, message, expected_parent=parent)

@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from catalog.deploy.status import catalog_status
-from catalog.domain.rollouts import RolloutRecord, share_of
+from catalog.domain.rollouts import RolloutRecord, routes_text, share_of
 from catalog.errors import ModelcatError
-from catalog.rollout.decisions import routes_text
 from catalog.rollout.record import RolloutState, environment_target, hand_edit
 
 __all__ = ["rollout_stage", "rollout_status", "routers_agree"]
