@@ -29,6 +29,15 @@ ModelcatError                  root; ``exit_code`` tells the CLI what to return
 │   └── Interrupted            stopped by Ctrl-C after Terraform wound down gracefully    → 130
 ├── ProcessFailed              a local replica or router did not start, answer or stop    → 1
 ├── RunStateError              a run-state record (provider run dir) is missing or broken → 2
+├── SigningError               a release signature cannot be made or does not hold         → 1
+│   ├── SignatureInvalid       the bundle does not verify: other bytes, tampered, unreadable
+│   ├── SignatureMissing       an environment requires a signature and the version has none
+│   └── UntrustedSigner        signed by a key the environment does not trust, or a revoked version
+├── VaultError                 Vault refused or failed; the token is never part of the message → 2
+│   ├── VaultUnreachable       refused connection, timeout, 5xx after bounded retries
+│   ├── VaultSealed            Vault answers 503: sealed
+│   ├── VaultForbidden         403: a bad or expired token, or a policy that does not allow it
+│   └── VaultNotFound          no such Transit key or KV secret (version)                   → 1
 ├── PolicyError                the policies cannot be evaluated honestly                  → 2
 │   ├── PolicyInvalid          a .rego file does not compile, or breaks the rule contract
 │   ├── PolicyEvalFailed       a rule raised an error while evaluating an input
@@ -78,6 +87,9 @@ __all__ = [
     "RoutingTableInvalid",
     "RoutingTableUnreadable",
     "RunStateError",
+    "SignatureInvalid",
+    "SignatureMissing",
+    "SigningError",
     "StalePlan",
     "StateLocked",
     "StoreError",
@@ -88,7 +100,13 @@ __all__ = [
     "TerraformUnavailable",
     "UnsafeArtifact",
     "UnsupportedModel",
+    "UntrustedSigner",
     "UsageError",
+    "VaultError",
+    "VaultForbidden",
+    "VaultNotFound",
+    "VaultSealed",
+    "VaultUnreachable",
 ]
 
 
@@ -389,6 +407,70 @@ class Interrupted(TerraformError):
     """Ctrl-C: Terraform was asked to stop, finished the operations in flight and wrote state."""
 
     exit_code = 130
+
+
+class SigningError(ModelcatError):
+    """A release signature cannot be made, or does not hold for what it is asked to prove."""
+
+    template = "{subject}: {detail}"
+    hint = "'modelcat sign MODEL --version V --key REF' signs a version; models.yaml's trust: says which keys count"
+
+    def __init__(self, subject: str, detail: str) -> None:
+        self.subject = subject
+        super().__init__(detail, subject=subject)
+
+
+class SignatureInvalid(SigningError):
+    """The bundle does not verify: it is for other bytes, tampered with, or unreadable."""
+
+    hint = "sign the version again ('modelcat sign'); never serve bytes whose signature does not verify"
+
+
+class SignatureMissing(SigningError):
+    """An environment requires signatures and the version has none (or its bundle is gone)."""
+
+    hint = "sign the version ('modelcat sign MODEL --version V --key REF') before routing this environment to it"
+
+
+class UntrustedSigner(SigningError):
+    """Signed by a key the environment does not trust, or by a key version below its min_version."""
+
+    hint = "sign with a key the environment trusts (trust.environments in models.yaml), at or above its min_version"
+
+
+class VaultError(ModelcatError):
+    """Vault refused or failed. The message names the address and path, never the token."""
+
+    exit_code = 2
+    template = "vault {address}: {detail}"
+    hint = "check VAULT_ADDR and VAULT_TOKEN (the token is never printed); nothing was served unverified"
+
+    def __init__(self, address: str, detail: str) -> None:
+        self.address = address
+        super().__init__(detail, address=address)
+
+
+class VaultUnreachable(VaultError):
+    """Vault did not answer (refused, timed out, a 5xx) after bounded retries."""
+
+    hint = "is Vault up at VAULT_ADDR? (MODELCAT_VAULT_TIMEOUT: seconds per request)"
+
+
+class VaultSealed(VaultError):
+    hint = "unseal Vault ('vault operator unseal'), then run the command again"
+
+
+class VaultForbidden(VaultError):
+    """403: the token is bad, expired, or its policy does not allow the path."""
+
+    hint = "log in again (a fresh VAULT_TOKEN) or ask for a policy that allows the path named"
+
+
+class VaultNotFound(VaultError):
+    """No such Transit key, KV secret or secret version."""
+
+    exit_code = 1
+    hint = "the path comes from models.yaml: create it in Vault or correct the reference"
 
 
 class PolicyError(ModelcatError):

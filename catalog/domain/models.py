@@ -30,6 +30,7 @@ __all__ = [
     "Defaults",
     "DeployTarget",
     "EnvironmentSpec",
+    "EnvironmentTrust",
     "Gates",
     "GatewayRef",
     "Guardrails",
@@ -44,13 +45,17 @@ __all__ = [
     "RolloutStrategy",
     "Route",
     "SageMakerSettings",
+    "SecretRef",
     "Serving",
     "Shadow",
     "Signature",
+    "SignatureBundle",
     "Stage",
     "Store",
     "Task",
     "TensorSpec",
+    "Trust",
+    "TrustedKey",
     "Version",
     "is_free_dim",
 ]
@@ -95,6 +100,14 @@ _AWS_PARTITION = r"arn:aws(-[a-z]+)*"
 IAM_ROLE_ARN = rf"^{_AWS_PARTITION}:iam::[0-9]{{12}}:role/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{{1,64}}$"
 SNS_TOPIC_ARN = rf"^{_AWS_PARTITION}:sns:[a-z]{{2}}(-[a-z]+)+-[0-9]{{1,2}}:[0-9]{{12}}:[A-Za-z0-9_-]{{1,256}}$"
 INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+# Vault: a Transit key (vault://MOUNT/keys/NAME) and a KV v2 secret (vault://MOUNT/PATH); MOUNT may nest.
+_VAULT_SEGMENT = r"[A-Za-z0-9_.-]+"
+VAULT_TRANSIT_KEY = rf"^vault://{_VAULT_SEGMENT}(/{_VAULT_SEGMENT})*/keys/{_VAULT_SEGMENT}$"
+VAULT_KV_PATH = rf"^vault://{_VAULT_SEGMENT}(/{_VAULT_SEGMENT})+$"
+# A file committed with the catalog, relative to it: no absolute path; no segment starts with '.' (no '..').
+_REPO_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+REPO_PATH = rf"^{_REPO_SEGMENT}(/{_REPO_SEGMENT})*$"
+SECRETS_MANAGER_NAME = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -215,6 +228,21 @@ class Signature(Strict):
     outputs: list[TensorSpec] = Field(min_length=1)
 
 
+class SignatureBundle(Strict):
+    """An OpenSSF model signing bundle (OMS v1.0: an in-toto statement in a Sigstore bundle) over
+    every file of a version's artifact, kept by digest in a store beside the artifact."""
+
+    uri: Annotated[str, Field(min_length=1, max_length=2048)] = Field(
+        description="Where the bundle lies, in one of the catalog's stores (content-addressed, like artifacts)"
+    )
+    digest: Annotated[str, Field(pattern=DIGEST)] = Field(description="sha256 of the bundle file")
+    key: Name = Field(description="The trust policy's name of the key that signed (trust.keys)")
+    key_version: Annotated[int, Field(ge=1)] = Field(
+        description="The signing key's version (a Vault Transit key's; 1 for a PEM key)"
+    )
+    signed_at: Instant
+
+
 class Artifact(Strict):
     uri: Annotated[str, Field(min_length=1, max_length=2048)] = Field(
         description="Where the bytes live: a path relative to the catalog, file:///abs/path, "
@@ -224,6 +252,9 @@ class Artifact(Strict):
         description="sha256 of the artifact's bytes: 'sha256:' and 64 lowercase hex digits"
     )
     size_bytes: Annotated[int, Field(gt=0)]
+    bundle: SignatureBundle | None = Field(
+        None, description="The release signature over the artifact's files (modelcat sign); absent: unsigned"
+    )
 
 
 class Version(Strict):
@@ -444,6 +475,61 @@ class EnvironmentSpec(Strict):
     kubernetes: KubernetesSettings | None = None
     kserve: KServeSettings | None = None
     sagemaker: SageMakerSettings | None = None
+    secrets: list[SecretRef] = Field(
+        [],
+        description="Secrets its replicas read, by Vault KV v2 path: only the path and version are ever written "
+        "down; the value reaches the replica as a file only its process can read",
+    )
+
+
+class SecretRef(Strict):
+    """A secret an environment's replicas need (a preprocessing token, a store's credentials)."""
+
+    name: Name = Field(description="The file the replica reads in its secrets folder ($MODELCAT_SECRETS_DIR/NAME)")
+    vault: Annotated[str, Field(pattern=VAULT_KV_PATH, max_length=1024)] = Field(
+        description="The KV v2 secret: vault://MOUNT/PATH (e.g. vault://secret/checkout/feature-token)"
+    )
+    field: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None, description="One key of the secret's data; default: the whole data as JSON"
+    )
+    version: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="A pinned KV version; default: the latest, read at apply (a new version restarts replicas)"
+    )
+    secrets_manager: Annotated[str, Field(pattern=SECRETS_MANAGER_NAME)] | None = Field(
+        None, description="sagemaker only: the Secrets Manager secret holding the same value"
+    )
+
+
+class TrustedKey(Strict):
+    """A key that may sign releases: a public key committed with the catalog, or a Vault Transit key."""
+
+    name: Name
+    public_key: Annotated[str, Field(pattern=REPO_PATH, max_length=1024)] | None = Field(
+        None, description="A PEM public key (EC P-256 or P-384) in the repository, relative to the catalog"
+    )
+    vault: Annotated[str, Field(pattern=VAULT_TRANSIT_KEY, max_length=1024)] | None = Field(
+        None, description="A Vault Transit key (ecdsa-p256 or ecdsa-p384): vault://MOUNT/keys/NAME"
+    )
+    min_version: Annotated[int, Field(ge=1)] = Field(
+        1, description="Signatures by an older key version are refused: how a compromised version is revoked"
+    )
+
+
+class EnvironmentTrust(Strict):
+    """Which keys may sign the versions an environment serves, and whether it serves only signed ones."""
+
+    environment: Name
+    require_signatures: bool = Field(
+        True, description="true: a replica of this environment serves only a version signed by one of keys"
+    )
+    keys: list[Name] = Field(min_length=1, description="Names of trust.keys that may sign for this environment")
+
+
+class Trust(Strict):
+    """The trust policy: the signing keys, and which of them each environment trusts."""
+
+    keys: list[TrustedKey] = []
+    environments: list[EnvironmentTrust] = []
 
 
 class Store(Strict):
@@ -477,6 +563,9 @@ class Catalog(Strict):
         None,
         description="Where applications run, and how each deploys per target. When absent, every environment "
         "an application names exists implicitly with target local and no settings",
+    )
+    trust: Trust | None = Field(
+        None, description="The trust policy: which keys may sign releases for which environment (modelcat sign)"
     )
     models: list[Model] = Field(min_length=1)
     applications: list[Application] = []
