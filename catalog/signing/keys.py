@@ -56,7 +56,7 @@ def public_pem(data: bytes, subject: str) -> ec.EllipticCurvePublicKey:
     except (ValueError, TypeError) as e:
         raise SigningError(subject, f"not a PEM public key ({e})") from e
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise SigningError(subject, f"a {_kind(key)} public key; release keys are EC P-256 or P-384")
+        raise SigningError(subject, f"a public key of type {_kind(key)}; release keys are EC P-256 or P-384")
     ec_hash(key, subject)
     return key
 
@@ -95,7 +95,7 @@ class PemKey:
         except ValueError as e:
             raise SigningError(str(path), f"not a PEM private key ({e})") from e
         if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise SigningError(str(path), f"a {_kind(key)} private key; release keys are EC P-256 or P-384")
+            raise SigningError(str(path), f"a private key of type {_kind(key)}; release keys are EC P-256 or P-384")
         self._hash = ec_hash(key, str(path))
         self._key = key
 

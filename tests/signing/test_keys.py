@@ -28,7 +28,7 @@ def test_an_rsa_key_is_refused_naming_the_file_and_its_kind(tmp_path: Path) -> N
     path = write_key(tmp_path, "rsa", rsa_bits=2048)
     with pytest.raises(SigningError) as info:
         PemKey(path)
-    assert str(path) in str(info.value) and "RSA private key" in str(info.value)
+    assert str(path) in str(info.value) and "private key of type RSA" in str(info.value)
     assert "EC P-256 or P-384" in str(info.value)
 
 
