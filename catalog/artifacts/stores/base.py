@@ -37,11 +37,14 @@ class StagedArtifact:
 
 @dataclass(frozen=True)
 class Fetched:
-    """A verified local copy: ``main`` is the model file; its folder holds any external data."""
+    """A verified local copy: ``main`` is the model file; its folder holds any external data.
+    ``root`` is the artifact as a whole: the file itself for a single-file artifact, else the folder
+    holding every file (what a release signature covers)."""
 
     main: Path
     digest: str
     size: int
+    root: Path
 
 
 class ArtifactStore(Protocol):
@@ -61,6 +64,17 @@ class ArtifactStore(Protocol):
 
     def fetch(self, uri: str, digest: str, size: int, limit: int) -> Fetched:
         """A local copy of the artifact at ``uri``, verified against ``digest`` and ``size``.
+
+        Raises DigestMismatch, ArtifactTooLarge or StoreError; never returns unverified bytes.
+        """
+        ...
+
+    def put_blob(self, data: bytes) -> str:
+        """Store a small file (a signature bundle) by its sha256 and return its URI."""
+        ...
+
+    def fetch_blob(self, uri: str, digest: str, limit: int) -> bytes:
+        """The bytes of the blob at ``uri``, verified against ``digest``, at most ``limit`` of them.
 
         Raises DigestMismatch, ArtifactTooLarge or StoreError; never returns unverified bytes.
         """

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -60,6 +61,10 @@ def _holds(final: Path, staged: StagedArtifact) -> bool:
     if set(files) != set(expected) or any(files[p].stat().st_size != expected[p].size for p in files):
         return False
     return all(hash_file(str(files[p])).digest == expected[p].digest for p in files)
+
+
+def _hashes_to(path: Path, digest: str) -> bool:
+    return hash_file(str(path)).digest == digest
 
 
 def _read_only(path: Path) -> None:
@@ -166,4 +171,43 @@ class LocalStore:
             raise DigestMismatch(uri, digest, actual)
         if total != size:
             raise ArtifactError(uri, f"is {total:,} bytes but the catalog says size_bytes: {size:,}")
-        return Fetched(main=main, digest=actual, size=total)
+        return Fetched(main=main, digest=actual, size=total, root=path)
+
+    def put_blob(self, data: bytes) -> str:
+        """Store ``data`` at its digest path (read-only), unless that path already holds exactly it."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        final = blob_path(self.root, digest)
+        work = self.staging_dir()
+        try:
+            with DiskFull.translating(final):
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if not (final.is_file() and not final.is_symlink() and _hashes_to(final, digest)):
+                    staged = work / "blob"
+                    with open(staged, "xb") as sink:
+                        sink.write(data)
+                        sink.flush()
+                        os.fsync(sink.fileno())
+                    os.chmod(staged, 0o444)
+                    os.replace(staged, final)
+                    _fsync_dir(final.parent)
+        except OSError as e:
+            raise StoreError(str(self.root), f"cannot store {digest}: {e.strerror or e}") from e
+        finally:
+            self.release_staging(work)
+        return self.uri_for(final)
+
+    def fetch_blob(self, uri: str, digest: str, limit: int) -> bytes:
+        path = self.path_of(uri)
+        if not path.is_file():
+            raise StoreError(uri, f"not found in the local store ({path})")
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(limit + 1)
+        except OSError as e:
+            raise StoreError(uri, f"cannot read {path}: {e.strerror or e}") from e
+        if len(data) > limit:
+            raise ArtifactTooLarge(uri, f"is over the limit of {limit:,} bytes")
+        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise DigestMismatch(uri, digest, actual)
+        return data

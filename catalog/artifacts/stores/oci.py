@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urljoin
 
 import oras.client
 import oras.container
@@ -38,11 +39,13 @@ from catalog.artifacts.stores.base import MAIN_FILE, Fetched, StagedArtifact
 from catalog.domain.digests import SHA256_DIGEST, is_digest
 from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError, StoreUnreachable
 
-__all__ = ["ARTIFACT_TYPE", "DATA_MEDIA_TYPE", "MODEL_MEDIA_TYPE", "OciStore"]
+__all__ = ["ARTIFACT_TYPE", "BLOB_ARTIFACT_TYPE", "DATA_MEDIA_TYPE", "MODEL_MEDIA_TYPE", "OciStore"]
 
 ARTIFACT_TYPE = "application/vnd.modelcat.model.v1"
 MODEL_MEDIA_TYPE = "application/vnd.modelcat.onnx.model.v1"
 DATA_MEDIA_TYPE = "application/vnd.modelcat.onnx.external-data.v1"
+BLOB_ARTIFACT_TYPE = "application/vnd.modelcat.blob.v1"  # put_blob: a small file such as a signature bundle
+BLOB_MEDIA_TYPE = "application/octet-stream"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 EMPTY_CONFIG = {
@@ -200,6 +203,12 @@ def _layout(uri: str, manifest: object) -> list[tuple[str, str, int]]:
     return out
 
 
+def _root(folder: Path) -> Path:
+    """The artifact laid out in ``folder``: its model file alone, or the folder with external data."""
+    main = folder / MAIN_FILE
+    return main if [p for p in folder.rglob("*") if not p.is_dir()] == [main] else folder
+
+
 class OciStore:
     """Artifacts in an OCI registry repository; a verified copy of each fetched one in ``cache``."""
 
@@ -230,11 +239,7 @@ class OciStore:
             self.release_staging(staged.root)
 
     def _push(self, staged: StagedArtifact) -> str:
-        try:  # a quick probe: fail in seconds, not after oras's retries
-            probe = self._http.get(f"{self.repo.base}/v2/", timeout=PROBE_TIMEOUT)
-        except requests.RequestException as e:
-            raise _failed(self.reference, f"registry unreachable at {self.repo.base}", e) from e
-        _check(probe, self.reference, "GET /v2/", (200, 401))
+        self._probe()
         client = _Oras(hostname=self.repo.netloc, insecure=self.repo.base.startswith("http:"))
         _with_timeouts(client.session)
         container = oras.container.Container(self.repo.path, registry=self.repo.netloc)
@@ -262,7 +267,19 @@ class OciStore:
             "dev.modelcat.artifact.size": str(staged.size),
             "dev.modelcat.onnx.facts": json.dumps(staged.facts.as_dict(), sort_keys=True, separators=(",", ":")),
         }
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": ARTIFACT_TYPE}
+        return self._put_manifest(ARTIFACT_TYPE, layers, annotations)
+
+    def _probe(self) -> None:
+        """A quick probe before a push: fail in seconds, not after oras's retries."""
+        try:
+            probe = self._http.get(f"{self.repo.base}/v2/", timeout=PROBE_TIMEOUT)
+        except requests.RequestException as e:
+            raise _failed(self.reference, f"registry unreachable at {self.repo.base}", e) from e
+        _check(probe, self.reference, "GET /v2/", (200, 401))
+
+    def _put_manifest(self, artifact_type: str, layers: list[dict[str, Any]], annotations: dict[str, str]) -> str:
+        """PUT the manifest of ``layers`` (their blobs already pushed) by its digest; its URI."""
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type}
         manifest |= {"config": EMPTY_CONFIG, "layers": layers, "annotations": annotations}
         body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -276,6 +293,56 @@ class OciStore:
         if echoed != digest:
             raise StoreError(self.reference, f"the registry stored the manifest as {echoed}, not {digest}")
         return f"oci://{self.repo.netloc}/{self.repo.path}@{digest}"
+
+    def put_blob(self, data: bytes) -> str:
+        """Push ``data`` as the one layer of its own manifest (a bare blob would be garbage-collected)."""
+        self._probe()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        try:
+            for blob, blob_digest in ((b"{}", EMPTY_CONFIG["digest"]), (data, digest)):
+                self._upload(blob, str(blob_digest))
+        except requests.RequestException as e:
+            raise _failed(self.reference, f"push to {self.repo.base} failed", e) from e
+        layer = {"mediaType": BLOB_MEDIA_TYPE, "digest": digest, "size": len(data)}
+        return self._put_manifest(BLOB_ARTIFACT_TYPE, [layer], {})
+
+    def _upload(self, data: bytes, digest: str) -> None:
+        """One blob, monolithically (POST a session, PUT the bytes), unless the registry has it."""
+        if self._http.head(f"{self.repo.api}/blobs/{digest}").status_code == 200:
+            return
+        started = self._http.post(f"{self.repo.api}/blobs/uploads/")
+        _check(started, self.reference, f"upload of {digest}", (202,))
+        location = urljoin(self.repo.base, started.headers.get("Location", ""))
+        separator = "&" if "?" in location else "?"
+        headers = {"Content-Type": "application/octet-stream"}
+        done = self._http.put(f"{location}{separator}digest={digest}", data=data, headers=headers)
+        _check(done, self.reference, f"upload of {digest}", (201,))
+
+    def fetch_blob(self, uri: str, digest: str, limit: int) -> bytes:
+        repo, match = _parse(_URI, uri, "OCI blob URI (oci://host[:port]/repo@sha256:<64 hex>)")
+        try:
+            body = self._manifest(repo, match["digest"], uri)
+            layers = body.get("layers") if isinstance(body, dict) else None
+            if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
+                raise ArtifactError(uri, "is not a blob's manifest (one layer)")
+            layer_digest, size = layers[0].get("digest"), layers[0].get("size")
+            if layer_digest != digest:
+                raise DigestMismatch(uri, digest, str(layer_digest), " (the manifest's layer)")
+            if not isinstance(size, int) or size > limit:
+                raise ArtifactTooLarge(uri, f"is {size!r} bytes, over the limit of {limit:,}")
+            with self._http.get(f"{repo.api}/blobs/{digest}", stream=True) as response:
+                _check(response, uri, f"blob {digest}", (200,))
+                data = bytearray()
+                for chunk in response.iter_content(CHUNK):
+                    data += chunk
+                    if len(data) > limit:
+                        raise ArtifactTooLarge(uri, f"is over the limit of {limit:,} bytes")
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+            raise _failed(uri, f"registry unreachable at {repo.base}", e) from e
+        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise DigestMismatch(uri, digest, actual)
+        return bytes(data)
 
     def fetch(self, uri: str, digest: str, size: int, limit: int) -> Fetched:
         repo, match = _parse(_URI, uri, "OCI artifact URI (oci://host[:port]/repo@sha256:<64 hex>)")
@@ -301,7 +368,7 @@ class OciStore:
                         if not final.is_dir():
                             raise
                         return self._verified(uri, final, digest, size, limit)  # another process won the race
-                    return Fetched(main=final / MAIN_FILE, digest=fetched.digest, size=fetched.size)
+                    return Fetched(main=final / MAIN_FILE, digest=fetched.digest, size=fetched.size, root=_root(final))
                 finally:
                     self._staging.release(work)
         except OSError as e:
@@ -313,25 +380,11 @@ class OciStore:
             raise DigestMismatch(uri, digest, actual)
         if total != size:
             raise ArtifactError(uri, f"is {total:,} bytes but the catalog says size_bytes: {size:,}")
-        return Fetched(main=folder / MAIN_FILE, digest=actual, size=total)
+        return Fetched(main=folder / MAIN_FILE, digest=actual, size=total, root=_root(folder))
 
     def _download(self, repo: _Repo, manifest_ref: str, uri: str, work: Path, limit: int) -> None:
         try:
-            headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}"}
-            with self._http.get(f"{repo.api}/manifests/{manifest_ref}", headers=headers, stream=True) as response:
-                _check(response, uri, "manifest", (200,))
-                body = bytearray()
-                for chunk in response.iter_content(CHUNK):
-                    body += chunk
-                    if len(body) > MAX_MANIFEST:
-                        raise StoreError(uri, f"the manifest is larger than {MAX_MANIFEST:,} bytes")
-            actual = "sha256:" + hashlib.sha256(body).hexdigest()
-            if actual != manifest_ref:
-                raise DigestMismatch(uri, manifest_ref, actual, " (manifest)")
-            try:
-                layers = _layout(uri, json.loads(body))
-            except ValueError as e:
-                raise ArtifactError(uri, f"the manifest is not JSON: {e}") from e
+            layers = _layout(uri, self._manifest(repo, manifest_ref, uri))
             total = sum(layer_size for _, _, layer_size in layers)
             if total > limit:
                 raise ArtifactTooLarge(uri, f"is {total:,} bytes, over the limit of {limit:,}")
@@ -339,6 +392,25 @@ class OciStore:
                 self._blob(repo, uri, path, layer_digest, layer_size, work / path)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
             raise _failed(uri, f"registry unreachable at {repo.base}", e) from e
+
+    def _manifest(self, repo: _Repo, manifest_ref: str, uri: str) -> object:
+        """The manifest ``manifest_ref`` names, checked against its digest, parsed."""
+        headers = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}"}
+        with self._http.get(f"{repo.api}/manifests/{manifest_ref}", headers=headers, stream=True) as response:
+            _check(response, uri, "manifest", (200,))
+            body = bytearray()
+            for chunk in response.iter_content(CHUNK):
+                body += chunk
+                if len(body) > MAX_MANIFEST:
+                    raise StoreError(uri, f"the manifest is larger than {MAX_MANIFEST:,} bytes")
+        actual = "sha256:" + hashlib.sha256(body).hexdigest()
+        if actual != manifest_ref:
+            raise DigestMismatch(uri, manifest_ref, actual, " (manifest)")
+        try:
+            parsed: object = json.loads(body)
+        except ValueError as e:
+            raise ArtifactError(uri, f"the manifest is not JSON: {e}") from e
+        return parsed
 
     def _blob(self, repo: _Repo, uri: str, path: str, digest: str, size: int, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
