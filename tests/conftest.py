@@ -1,16 +1,20 @@
-"""Shared fixtures: the demo catalog, a temp copy of it, and a CLI runner."""
+"""Shared fixtures: the demo catalog, a temp copy of it, a CLI runner, and a fake Vault."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner, Result
 
 from catalog.cli.main import main
 from tests.helpers import DEMO
+
+if TYPE_CHECKING:
+    from tests.vault_server import FakeVault
 
 
 @pytest.fixture
@@ -66,3 +70,13 @@ def workspace(tmp_path: Path) -> Path:
     shutil.copyfile(DEMO, tmp_path / "models.yaml")
     shutil.copytree(DEMO.parent / "artifacts" / "sha256", tmp_path / "artifacts" / "sha256")
     return tmp_path
+
+
+@pytest.fixture
+def vault() -> Iterator[FakeVault]:
+    """A fake Vault (tests/vault_server.py) on a free loopback port, with Transit at ``transit`` and
+    KV v2 at ``secret``; ``.addr``, ``.token`` (root), ``.env()``, switches for the faults. Stopped after."""
+    from tests.vault_server import FakeVault
+
+    with FakeVault() as server:
+        yield server
