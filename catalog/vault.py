@@ -33,7 +33,7 @@ from catalog.errors import (
     VaultUnreachable,
 )
 
-__all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_TIMEOUT", "KvSecret", "TransitKeyInfo", "Vault"]
+__all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_TIMEOUT", "HashAlgorithm", "KvSecret", "TransitKeyInfo", "Vault"]
 
 DEFAULT_TIMEOUT = 5.0  # seconds per request
 DEFAULT_ATTEMPTS = 3  # tries of one request before Vault counts as unreachable
