@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import secrets
 import socket
 import threading
@@ -271,7 +272,13 @@ class FakeVault:
                 if self._failures:
                     status = self._failures.pop(0)
                     raise VaultFailure(status, "internal error" if status < 503 else "Vault is unavailable")
-            body = await request.json() if request.method in ("POST", "PUT") and await request.body() else {}
+            raw = await request.body() if request.method in ("POST", "PUT") else b""
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                raise VaultFailure(400, "failed to parse JSON input") from None
+            if not isinstance(body, dict):
+                raise VaultFailure(400, "failed to parse JSON input")
             with self._lock:
                 status, payload = self._route(request, path, body)
         except VaultFailure as failure:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
@@ -126,9 +127,16 @@ class AdapterContract:
             vault.transit_public_keys(backend.transit_mount, name)
         assert caught.value.exit_code == 2
 
-    def test_the_token_is_never_in_a_failing_calls_output(
-        self, backend: Backend, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    def test_the_token_is_never_in_a_failing_calls_output_nor_in_a_file(
+        self,
+        backend: Backend,
+        caplog: pytest.LogCaptureFixture,
+        capfd: pytest.CaptureFixture[str],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
+        monkeypatch.setenv("HOME", str(tmp_path))  # where a client might keep a token (~/.vault-token)
+        monkeypatch.chdir(tmp_path)
         absent = backend.unique("absent")
         vault = backend.adapter()
         said = everything_said(
@@ -140,3 +148,5 @@ class AdapterContract:
         assert "not found" in said and "permission denied" in said  # the failures did say something
         assert backend.token not in said and bad not in said
         assert backend.token not in repr(vault) and backend.token not in str(vars(vault))
+        written = [p for p in tmp_path.rglob("*") if p.is_file() and backend.token.encode() in p.read_bytes()]
+        assert not written

@@ -237,3 +237,10 @@ def test_the_server_is_stopped_after_its_block() -> None:
         assert requests.get(f"{server.addr}/v1/sys/health", timeout=30).status_code == 200
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_body_that_is_not_json_is_400(vault: FakeVault) -> None:
+    answer = requests.post(
+        f"{vault.addr}/v1/transit/keys/k", data=b"{not json", headers={"X-Vault-Token": vault.token}, timeout=30
+    )
+    assert answer.status_code == 400 and answer.json() == {"errors": ["failed to parse JSON input"]}
