@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn
 
 import hvac
 import hvac.exceptions
@@ -39,7 +39,7 @@ DEFAULT_TIMEOUT = 5.0  # seconds per request
 DEFAULT_ATTEMPTS = 3  # tries of one request before Vault counts as unreachable
 FIRST_BACKOFF = 0.25  # seconds before the second try; doubled before each next one
 HashAlgorithm = Literal["sha2-256", "sha2-384"]
-T = TypeVar("T")
+_SEALED = "Vault is sealed"  # a 503's error while sealed; other 503s (standby, maintenance) may pass
 
 # hvac's exception for each status that may pass if asked again: a 5xx, or 429 (rate limit, standby)
 _TRANSIENT: dict[type[hvac.exceptions.VaultError], str] = {
@@ -179,9 +179,9 @@ class Vault:
             except requests.exceptions.RequestException as e:
                 reason, cause = _unanswered(e, self.timeout), e
             except hvac.exceptions.VaultError as e:
-                if type(e) not in _TRANSIENT or "Vault is sealed" in (e.errors or []):
+                if type(e) not in _TRANSIENT or _SEALED in _errors(e):
                     self._refused(path, e)
-                reason, cause = _TRANSIENT[type(e)] + (f" ({_errors(e)})" if e.errors else ""), e
+                reason, cause = _TRANSIENT[type(e)] + (f" ({_errors(e)})" if _errors(e) else ""), e
             else:
                 if not isinstance(answer, dict) or "data" not in answer:
                     raise VaultError(self.address, f"{path}: the answer is not Vault's JSON")
@@ -193,7 +193,7 @@ class Vault:
 
     def _refused(self, path: str, e: hvac.exceptions.VaultError) -> NoReturn:
         errors = _errors(e)
-        if isinstance(e, hvac.exceptions.VaultDown):
+        if _SEALED in errors:
             raise VaultSealed(self.address, f"{path}: Vault is sealed") from e
         if isinstance(e, hvac.exceptions.Forbidden):
             raise VaultForbidden(
@@ -217,7 +217,8 @@ def _unanswered(e: requests.exceptions.RequestException, timeout: float) -> str:
 
 def _errors(e: hvac.exceptions.VaultError) -> str:
     """Vault's own words (its ``errors`` list), without hvac's ', on GET URL' suffix."""
-    return "; ".join(str(x) for x in e.errors or [])
+    errors = e.errors or []
+    return errors if isinstance(errors, str) else "; ".join(str(x) for x in errors)
 
 
 def _setting(env: Mapping[str, str], name: str, default: float, whole: bool = False) -> float:
