@@ -237,3 +237,15 @@ def test_every_import_stays_within_the_rooms_the_architecture_page_draws() -> No
 def test_the_rooms_table_is_read_as_written() -> None:
     table = "\n## Rooms\n\n| room | holds | may import |\n| --- | --- | --- |\n| `a` | x, y | `b`, `c` |\n| `b` | z | |\n| `cli` | w | every room |\n\n## Next\n| `d` | | `a` |\n"
     assert rooms_table(table) == {"a": {"b", "c"}, "b": set(), "cli": None}
+
+
+def test_only_catalog_vault_imports_hvac() -> None:
+    """One adapter talks to Vault: its errors are translated, its retries bounded and its token kept in one place."""
+    importers = set()
+    for name, file in MODULES.items():
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"), str(file))):
+            named = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            named += [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            if any(n == "hvac" or n.startswith("hvac.") for n in named):
+                importers.add(name)
+    assert importers == {"catalog.vault"}
