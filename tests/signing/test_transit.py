@@ -4,7 +4,6 @@ verify with the stock ``model_signing verify key`` command, and carry the key ve
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,8 @@ from catalog.signing.keys import key_hint, open_key
 from catalog.signing.transit import TransitKey
 from catalog.signing.trust import PublicKey
 from catalog.vault import Vault
+from tests.signing.stock_cli import stock_verify
 from tests.vault_server import FakeVault
-
-MODEL_SIGNING = Path(sys.executable).with_name("model_signing")
 
 
 @pytest.fixture
@@ -26,13 +24,11 @@ def artifact(workspace: Path) -> Path:
     return min((workspace / "artifacts" / "sha256").glob("*/*"))
 
 
-def stock_verify(artifact: Path, bundle: bytes, pem: bytes, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """``model_signing verify key ARTIFACT --signature BUNDLE --public_key PEM``, the stock CLI."""
+def verify_with(artifact: Path, bundle: bytes, pem: bytes, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The stock CLI's verdict on ``bundle`` for ``artifact`` with the public key ``pem``."""
     (tmp_path / "bundle.sig").write_bytes(bundle)
     (tmp_path / "key.pub.pem").write_bytes(pem)
-    command = [str(MODEL_SIGNING), "verify", "key", str(artifact)]
-    command += ["--signature", str(tmp_path / "bundle.sig"), "--public_key", str(tmp_path / "key.pub.pem")]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    return stock_verify(artifact, tmp_path / "bundle.sig", tmp_path / "key.pub.pem")
 
 
 @pytest.mark.slow  # the stock CLI: a process
@@ -45,9 +41,9 @@ def test_a_bundle_signed_in_vault_transit_verifies_with_the_stock_model_signing_
     key = TransitKey(Vault(vault.addr, vault.token), "transit", "release")
     bundle = sign_artifact(artifact, key)
     assert key.version == 1 and key.public_key_pem() == vault.public_key_pem("release", 1)
-    verified = stock_verify(artifact, bundle, vault.public_key_pem("release", 1), tmp_path)
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    refused = stock_verify(artifact, bundle, vault.public_key_pem("other", 1), tmp_path)
+    verified = verify_with(artifact, bundle, vault.public_key_pem("release", 1), tmp_path)
+    assert verified.returncode == 0 and "Verification succeeded" in verified.stdout, verified.stdout + verified.stderr
+    refused = verify_with(artifact, bundle, vault.public_key_pem("other", 1), tmp_path)
     assert refused.returncode != 0
     pem = vault.public_key_pem("release", 1)
     trusted = PublicKey("vault-release", 1, pem, key_hint(pem))
@@ -63,8 +59,8 @@ def test_after_rotate_signatures_carry_the_new_version(vault: FakeVault, artifac
     key = TransitKey(client, "transit", "release")
     bundle = sign_artifact(artifact, key)
     assert key.version == 2 and key.public_key_pem() == vault.public_key_pem("release", 2)
-    assert stock_verify(artifact, bundle, vault.public_key_pem("release", 2), tmp_path).returncode == 0
-    assert stock_verify(artifact, bundle, vault.public_key_pem("release", 1), tmp_path).returncode != 0
+    assert verify_with(artifact, bundle, vault.public_key_pem("release", 2), tmp_path).returncode == 0
+    assert verify_with(artifact, bundle, vault.public_key_pem("release", 1), tmp_path).returncode != 0
 
 
 def test_a_rotation_between_reading_the_key_and_signing_names_the_version_that_signed(
