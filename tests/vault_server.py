@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 CURVES: dict[str, ec.EllipticCurve] = {"ecdsa-p256": ec.SECP256R1(), "ecdsa-p384": ec.SECP384R1()}
@@ -69,8 +69,8 @@ HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 class VaultFailure(Exception):
     """An error answer: Vault's ``{"errors": [...]}`` with a status."""
 
-    def __init__(self, status: int, *errors: str, data: dict[str, Any] | None = None) -> None:
-        self.status, self.errors, self.data = status, list(errors), data
+    def __init__(self, status: int, *errors: str) -> None:
+        self.status, self.errors = status, list(errors)
 
 
 @dataclass
@@ -262,7 +262,7 @@ class FakeVault:
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/{path:path}", self._handle, methods=["GET", "POST", "PUT", "LIST"])])
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request) -> JSONResponse:
         path = request.path_params["path"].strip("/")
         self.requests.append((request.method, path))
         while self._hanging and self._server is not None and not self._server.should_exit:
@@ -282,10 +282,7 @@ class FakeVault:
             with self._lock:
                 status, payload = self._route(request, path, body)
         except VaultFailure as failure:
-            payload = {"errors": failure.errors} | ({"data": failure.data} if failure.data is not None else {})
-            return JSONResponse(payload, status_code=failure.status)
-        if status == 204:
-            return Response(status_code=204)
+            return JSONResponse({"errors": failure.errors}, status_code=failure.status)
         return JSONResponse(payload, status_code=status)
 
     def _route(self, request: Request, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
