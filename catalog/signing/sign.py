@@ -29,7 +29,7 @@ from catalog.yamlio.loader import decode
 from catalog.yamlio.roundtrip import RoundTrip
 
 if TYPE_CHECKING:
-    from catalog.vault import Vault  # type: ignore[import-not-found, unused-ignore]  # the VAULT helper's module
+    from catalog.vault import Vault
 
 __all__ = ["sign_version"]
 

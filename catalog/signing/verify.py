@@ -24,7 +24,7 @@ from catalog.signing.bundle import bundle_hint, verify_artifact
 from catalog.signing.trust import trusted_keys
 
 if TYPE_CHECKING:
-    from catalog.vault import Vault  # type: ignore[import-not-found, unused-ignore]  # the VAULT helper's module
+    from catalog.vault import Vault
 
 __all__ = ["MAX_BUNDLE_BYTES", "Verified", "fetch_version", "find_version", "verify_version"]
 
