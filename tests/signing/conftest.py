@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from catalog.domain.models import Catalog
 from catalog.signing.bundle import sign_artifact
 from catalog.signing.keys import PemKey
 from catalog.validate import load_catalog
-from tests.artifacts.conftest import registry as artifacts_registry
+from tests.artifacts.conftest import registry  # noqa: F401  (the artifact tests' registry, for an OCI store)
 from tests.signing.keyfiles import record_bundle, with_trust, write_key
 
 TRUST_KEYS = """\
@@ -70,9 +69,3 @@ def signable(workspace: Path) -> Signable:
     path = workspace / "models.yaml"
     path.write_text(with_trust(path.read_text(), TRUST_KEYS, TRUST_ENVIRONMENTS))
     return Signable(workspace)
-
-
-@pytest.fixture(scope="session")
-def registry() -> Iterator[tuple[str, Path]]:
-    """The artifact tests' registry (``tests/artifacts/conftest.py``), for signing in an OCI store."""
-    yield from artifacts_registry.__wrapped__()

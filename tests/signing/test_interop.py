@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from catalog.register import register_version
 from catalog.signing.sign import sign_version
 from tests.onnx_models import dense_model, save_with_external_data
 from tests.signing.conftest import URI_140, Signable
+
+pytestmark = pytest.mark.slow  # a process of the stock CLI per check
 
 MODEL_SIGNING = Path(sys.executable).parent / "model_signing"
 
