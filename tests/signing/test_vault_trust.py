@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from catalog.errors import SigningError, UntrustedSigner, VaultForbidden
+from catalog.errors import SignatureMissing, SigningError, UntrustedSigner, VaultForbidden
 from catalog.signing.trust import trusted_keys
 from catalog.signing.verify import Verified, verify_version
 from catalog.vault import Vault
@@ -78,7 +78,9 @@ def test_a_signature_by_a_current_vault_version_verifies_and_a_revoked_one_does_
 
 def test_an_unsigned_version_does_not_ask_vault(vault: FakeVault, rotated: Signable) -> None:
     refused = Vault(vault.addr, "hvs.not-a-token")
-    assert verify_version(rotated.catalog(), rotated.root, "fraud-scorer", "1.4.0", "staging", refused) is None
+    assert verify_version(rotated.catalog(), rotated.root, "fraud-scorer", "1.4.0", "dev", refused) is None
+    with pytest.raises(SignatureMissing, match="environment production requires signed versions"):
+        verify_version(rotated.catalog(), rotated.root, "fraud-scorer", "1.4.0", "production", refused)
     rotated.record(URI_140, URI_140)
     with pytest.raises(VaultForbidden):
         verify_version(rotated.catalog(), rotated.root, "fraud-scorer", "1.4.0", "production", refused)
