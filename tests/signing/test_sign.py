@@ -71,6 +71,11 @@ def test_the_layout_around_the_last_version_is_kept(signable: Signable) -> None:
     assert added_lines(before, after)[1] == f"            uri: {record.uri}"
     assert "signed_at: 2026-12-06T23:30:00Z\n\n        # the tensors\n        signature:" in after
     assert "size_bytes: 10264 # bytes\n          bundle:\n" in after
+    again = sign_version(signable.catalog_path, "recommender", "2.0.0", str(signable.key("ci")), now=NOW)
+    resigned = signable.catalog_path.read_text()
+    assert resigned == after.replace(record.uri, again.uri).replace(record.digest, again.digest).replace(
+        "key: release", "key: ci"
+    )
 
 
 def unchanged(signable: Signable, before: str) -> None:
