@@ -40,6 +40,7 @@ __all__ = [
     "lock_path",
     "locked_catalog",
     "routes_edited",
+    "set_entry",
 ]
 
 LOCK_TIMEOUT_ENV = "MODELCAT_LOCK_TIMEOUT"
@@ -270,3 +271,11 @@ def append_entry(seq: CommentedSeq, item: object) -> None:
     _set_following(seq[-1], between if not between.strip() else "")
     seq.append(item)
     _set_following(seq[-1], after)
+
+
+def set_entry(mapping: CommentedMap, key: str, value: object) -> None:
+    """Set ``mapping[key]`` in the mapping's layout: what followed its last line (blank lines,
+    comments before the next key) still follows it, also when ``key`` is new or was the last."""
+    after = _following(mapping, cut=True)
+    mapping[key] = value
+    _set_following(mapping, after)

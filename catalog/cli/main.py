@@ -178,6 +178,7 @@ def _register_artifact_commands() -> None:
     from catalog.cli.rollout_group import rollout
     from catalog.cli.router_command import router
     from catalog.cli.serve_command import serve
+    from catalog.cli.sign_command import sign
 
     for cmd in (
         artifact_commands.register,
@@ -201,6 +202,7 @@ def _register_artifact_commands() -> None:
     main.add_command(analyze)
     main.add_command(rollout)  # with its history, replay (rollout_history_commands) ...
     main.add_command(rollout_history_commands.rollback)
+    main.add_command(sign)
 
 
 _register_artifact_commands()

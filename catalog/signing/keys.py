@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from catalog.errors import SigningError
 
 if TYPE_CHECKING:
-    from catalog.vault import Vault  # type: ignore[import-not-found, unused-ignore]  # the VAULT helper's module
+    from catalog.vault import Vault
 
 __all__ = ["CURVES", "PemKey", "ReleaseKey", "ec_hash", "key_hint", "open_key", "public_pem"]
 
@@ -115,12 +115,16 @@ def open_key(ref: str, root: Path, vault: Vault | None = None) -> ReleaseKey:
     """The key ``ref`` names: ``vault://MOUNT/keys/NAME`` (a Vault Transit key; ``vault`` or one from
     the environment), else a PEM file's path (relative paths from ``root``, the catalog's folder)."""
     if ref.startswith("vault://"):
-        from catalog.domain.vault_refs import parse_transit_ref  # type: ignore[import-not-found, unused-ignore]
-        from catalog.signing.transit import TransitKey  # type: ignore[import-not-found, unused-ignore]
+        from catalog.domain.vault_refs import parse_transit_ref
 
-        transit = parse_transit_ref(ref)
+        try:
+            transit = parse_transit_ref(ref)
+        except ValueError as e:
+            raise SigningError(ref, str(e)) from e
+        from catalog.signing.transit import TransitKey  # type: ignore[import-not-found, unused-ignore]  # (VAULT's, not yet on main)
+
         if vault is None:
-            from catalog.vault import Vault  # type: ignore[import-not-found, unused-ignore]
+            from catalog.vault import Vault
 
             vault = Vault.from_env()
         key: ReleaseKey = TransitKey(vault, transit.mount, transit.name)

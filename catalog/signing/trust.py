@@ -13,7 +13,7 @@ from catalog.errors import SigningError
 from catalog.signing.keys import key_hint, public_pem
 
 if TYPE_CHECKING:
-    from catalog.vault import Vault  # type: ignore[import-not-found, unused-ignore]  # the VAULT helper's module
+    from catalog.vault import Vault
 
 __all__ = ["PublicKey", "TrustedKeys", "key_versions", "trusted_keys"]
 
@@ -55,11 +55,11 @@ def key_versions(key: TrustedKey, root: Path, vault: Vault | None) -> tuple[Publ
         return (_loaded(key.name, 1, pem, f"trust key {key.name} ({path})"),)
     if key.vault is None:
         raise SigningError(f"trust key {key.name}", "names neither public_key nor vault")
-    from catalog.domain.vault_refs import parse_transit_ref  # type: ignore[import-not-found, unused-ignore]
+    from catalog.domain.vault_refs import parse_transit_ref
 
     ref = parse_transit_ref(key.vault)
     if vault is None:
-        from catalog.vault import Vault  # type: ignore[import-not-found, unused-ignore]
+        from catalog.vault import Vault
 
         vault = Vault.from_env()
     info = vault.transit_public_keys(ref.mount, ref.name)

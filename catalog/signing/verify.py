@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from catalog.artifacts.repository import store_for_uri
 from catalog.artifacts.stores.base import Fetched
 from catalog.domain.models import Catalog, Model, Version
+from catalog.domain.trust import environment_keys
 from catalog.errors import (
     ArtifactTooLarge,
     DigestMismatch,
@@ -19,11 +20,11 @@ from catalog.errors import (
     UntrustedSigner,
     UsageError,
 )
-from catalog.signing.bundle import verify_artifact
+from catalog.signing.bundle import bundle_hint, verify_artifact
 from catalog.signing.trust import trusted_keys
 
 if TYPE_CHECKING:
-    from catalog.vault import Vault  # type: ignore[import-not-found, unused-ignore]  # the VAULT helper's module
+    from catalog.vault import Vault
 
 __all__ = ["MAX_BUNDLE_BYTES", "Verified", "fetch_version", "find_version", "verify_version"]
 
@@ -67,12 +68,10 @@ def verify_version(
     the environment does not require signatures. ``root`` is the catalog's folder."""
     entry, found = find_version(catalog, model, version)
     subject = f"{model} {version}"
-    trust = trusted_keys(catalog, environment, root, vault)
     record = found.artifact.bundle
-    where = f"environment {environment}" if environment else "the trust policy"
     if record is None:
-        if trust.required:
-            raise SignatureMissing(subject, f"{where} requires signed versions and this one has no bundle")
+        if environment_keys(catalog, environment).required:
+            raise SignatureMissing(subject, f"environment {environment} requires signed versions and this one has none")
         return None
     try:
         bundle = store_for_uri(record.uri, root).fetch_blob(record.uri, record.digest, MAX_BUNDLE_BYTES)
@@ -82,10 +81,16 @@ def verify_version(
         raise SignatureInvalid(subject, f"its bundle is not the one models.yaml records: {e}") from e
     except StoreError as e:
         raise SignatureMissing(subject, f"its bundle cannot be read: {e}") from e
+    trust = trusted_keys(catalog, environment, root, vault)
     fetched = fetch_version(catalog, root, entry, found)
-    signer = verify_artifact(fetched.root, bundle, trust.keys + trust.revoked, where=f"{subject} bundle {record.uri}")
+    where = f"{subject} bundle {record.uri}"
+    try:
+        signer = verify_artifact(fetched.root, bundle, trust.keys + trust.revoked, where=where)
+    except UntrustedSigner:
+        _name_the_signer(catalog, root, vault, environment, bundle, where)
+        raise
     if signer in trust.revoked:
-        minimum = next(k.min_version for k in catalog.trust.keys if k.name == signer.name) if catalog.trust else 1
+        minimum = next((k.min_version for k in environment_keys(catalog, environment).keys if k.name == signer.name), 1)
         raise UntrustedSigner(
             subject, f"signed by {signer.name} v{signer.version}, a revoked version (min_version {minimum})"
         )
@@ -95,3 +100,19 @@ def verify_version(
             f"signed by {signer.name} v{signer.version}, but models.yaml says {record.key} v{record.key_version}",
         )
     return Verified(signer.name, signer.version, record.digest)
+
+
+def _name_the_signer(
+    catalog: Catalog, root: Path, vault: Vault | None, environment: str | None, bundle: bytes, where: str
+) -> None:
+    """When a key of the policy that ``environment`` does not trust signed, say which (UntrustedSigner)."""
+    if environment is None:
+        return
+    hint = bundle_hint(bundle, where)
+    signer = next((k for k in trusted_keys(catalog, None, root, vault).keys if k.hint == hint), None)
+    if signer is not None:
+        trusted = ", ".join(k.name for k in environment_keys(catalog, environment).keys) or "none"
+        raise UntrustedSigner(
+            where, f"signed by {signer.name} v{signer.version}, a key environment {environment} does not trust "
+            f"(it trusts: {trusted})"
+        )  # fmt: skip

@@ -12,6 +12,7 @@ from catalog.domain.models import Catalog
 from catalog.signing.bundle import sign_artifact
 from catalog.signing.keys import PemKey
 from catalog.validate import load_catalog
+from tests.artifacts.conftest import registry  # noqa: F401  (the artifact tests' registry, for an OCI store)
 from tests.signing.keyfiles import record_bundle, with_trust, write_key
 
 TRUST_KEYS = """\

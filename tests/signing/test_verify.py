@@ -35,7 +35,9 @@ def test_an_unsigned_version_passes_where_nothing_is_required(signable: Signable
 
 def test_a_key_the_environment_does_not_trust_is_refused(signable: Signable) -> None:
     signable.record(URI_140, URI_140, key="ci")
-    with pytest.raises(UntrustedSigner, match=r"fraud-scorer 1.4.0 bundle .*: signed by a key none .*release v1"):
+    with pytest.raises(
+        UntrustedSigner, match=r"signed by ci v1, a key environment production does not trust \(it trusts: release\)"
+    ):
         verify(signable)
     assert verify(signable, environment="staging") == Verified(
         "ci", 1, verify(signable, environment=None).bundle_digest
