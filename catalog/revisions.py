@@ -107,7 +107,8 @@ def _revision(path: Path, revision: str | None, data: bytes, like: Revision | No
     if like is not None and like.catalog is not None and like.text is not None and not like.errors:
         report = validate_bytes_reusing(data, source, like.text, like.catalog)
     else:
-        report = validate_bytes(data, source)
+        # the working tree's catalog reads the files it names beside it (the trust policy's public keys)
+        report = validate_bytes(data, source, folder=path.parent if revision is None else None)
     text, undecodable = decode(data, source)
     return Revision(path, revision, True, None if undecodable else text, report.catalog, tuple(report.problems))
 

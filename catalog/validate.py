@@ -12,7 +12,19 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from catalog.domain.effective import semver_key
-from catalog.domain.models import Application, Binding, Catalog, Defaults, EnvironmentSpec, Limits, Model, Store
+from catalog.domain.models import (
+    Application,
+    Binding,
+    Catalog,
+    Defaults,
+    EnvironmentSpec,
+    EnvironmentTrust,
+    Limits,
+    Model,
+    Store,
+    Trust,
+    TrustedKey,
+)
 from catalog.domain.problems import Loc, Problem, display_path, sort_key
 from catalog.domain.rules import check_catalog, check_raw
 from catalog.domain.schema_errors import schema_problem
@@ -21,7 +33,16 @@ from catalog.yamlio.loader import MAX_CATALOG_BYTES, MEMORY_PER_BYTE, decode, pa
 from catalog.yamlio.positions import Position, locate
 from catalog.yamlio.reuse import Reused, parse_reusing
 
-__all__ = ["Report", "load_catalog", "read_catalog_bytes", "validate_bytes", "validate_bytes_reusing", "validate_file"]
+__all__ = [
+    "Report",
+    "key_file_problems",
+    "load_catalog",
+    "public_key_problem",
+    "read_catalog_bytes",
+    "validate_bytes",
+    "validate_bytes_reusing",
+    "validate_file",
+]
 
 MIB = 1 << 20
 
@@ -78,10 +99,10 @@ def validate_file(
 ) -> Report:
     """The report of the catalog at ``path``: every problem, the targets' limits included (each
     environment checked against its own target; with ``target``, the environments named by
-    applications, or ``only`` those, also against it, as ``synth --target`` deploys them); with
-    ``git``, also a warning for every folder of artifacts that git ignores (``ignored_store_warnings``)."""
+    applications, or ``only`` those, also against it, as ``synth --target`` deploys them), and the
+    public keys of its trust policy read beside it (``key_file_problems``); with ``git``, also a warning for every folder of artifacts that git ignores (``ignored_store_warnings``)."""
     data = read_catalog_bytes(path)
-    report = validate_bytes(data, str(path), target, only)
+    report = validate_bytes(data, str(path), target, only, folder=Path(path).parent)
     if git and report.catalog is not None:
         warnings = ignored_store_warnings(Path(path), report.catalog, data)
         report.problems = sorted(report.problems + warnings, key=sort_key)
@@ -144,16 +165,76 @@ def ignored_store_warnings(path: Path, catalog: Catalog, data: bytes) -> list[Pr
     return [_place(p, str(path), document, positions.get(p.loc)) for p in found]
 
 
+MAX_KEY_FILE_BYTES = 64 << 10  # a PEM public key is under 1 KiB
+SIGNING_CURVES = ("secp256r1", "secp384r1")  # EC P-256 and P-384: what OpenSSF model signing and Transit share
+
+
+def public_key_problem(data: bytes) -> str:
+    """What keeps ``data`` from being a release key's public half: '' for a PEM EC P-256 or P-384
+    public key, else why not (not PEM, a private key, another algorithm or curve)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    if b"PRIVATE KEY-----" in data:
+        return "holds a private key: commit only the public half (openssl ec -pubout)"
+    try:
+        key = load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return "is not a PEM public key"
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return f"is not an EC key (it is {type(key).__name__.removeprefix('_').removesuffix('PublicKey')})"
+    if key.curve.name not in SIGNING_CURVES:
+        return f"is an EC key on {key.curve.name}, not P-256 (secp256r1) or P-384 (secp384r1)"
+    return ""
+
+
+def key_file_problems(folder: Path, trust: Trust | None) -> list[Problem]:
+    """A problem for each trust key whose ``public_key`` file (relative to ``folder``, the catalog's)
+    is missing, unreadable, or not an EC P-256 or P-384 public key in PEM."""
+    found = []
+    for i, key in enumerate(trust.keys if trust is not None else []):
+        if key is None or key.public_key is None:
+            continue
+        path = folder / key.public_key
+        try:
+            with path.open("rb") as f:
+                data = f.read(MAX_KEY_FILE_BYTES + 1)
+            wrong = public_key_problem(data) if len(data) <= MAX_KEY_FILE_BYTES else "is too large for a public key"
+        except FileNotFoundError:
+            wrong = "does not exist"
+        except OSError as e:
+            wrong = f"cannot be read ({e.strerror or e})"
+        if wrong:
+            found.append(
+                Problem(
+                    "trust.key-file",
+                    f"public key {key.public_key} of trust key {key.name!r} {wrong}",
+                    loc=("trust", "keys", i, "public_key"),
+                    hint="commit the signing key's public half (PEM, EC P-256 or P-384) at that path, "
+                    "relative to the catalog's folder",
+                )
+            )
+    return found
+
+
 def load_catalog(path: str | os.PathLike[str]) -> Catalog:
     """The typed catalog, or CatalogInvalid listing every error."""
     return validate_file(path).raise_for_errors()
 
 
-def validate_bytes(data: bytes, filename: str, target: str | None = None, only: Iterable[str] | None = None) -> Report:
+def validate_bytes(
+    data: bytes,
+    filename: str,
+    target: str | None = None,
+    only: Iterable[str] | None = None,
+    *,
+    folder: Path | None = None,
+) -> Report:
     text, problems = decode(data, filename)
     if problems:
         return Report(filename, None, problems)
-    return validate_text(text, filename, target, only)
+    return validate_text(text, filename, target, only, folder=folder)
 
 
 def _deployments(catalog: Catalog, target: str | None, only: Iterable[str] | None) -> list[tuple[str, str]]:
@@ -203,7 +284,16 @@ def validate_bytes_reusing(data: bytes, filename: str, known_text: str, known: C
     return validate_bytes(data, filename)
 
 
-def validate_text(text: str, filename: str, target: str | None = None, only: Iterable[str] | None = None) -> Report:
+def validate_text(
+    text: str,
+    filename: str,
+    target: str | None = None,
+    only: Iterable[str] | None = None,
+    *,
+    folder: Path | None = None,
+) -> Report:
+    """The report of the catalog ``text``; given ``folder`` (the catalog's folder), the files it names
+    there are read too (the trust policy's public keys)."""
     parsed = parse(text, filename)
     if parsed.data is None:
         return Report(filename, None, sorted(parsed.problems, key=sort_key))
@@ -224,15 +314,20 @@ def validate_text(text: str, filename: str, target: str | None = None, only: Ite
         schema_errors: list[ErrorDetails] = []
         unchecked: dict[str, frozenset[str]] = {}
         unchecked_envs: frozenset[str] = frozenset()
+        unchecked_keys: frozenset[str] = frozenset()
         partial = catalog
     except ValidationError as e:
         catalog = None
         schema_errors = e.errors(include_url=False)
-        partial, unchecked, unchecked_envs = _partial_catalog(document)
+        partial, unchecked, unchecked_envs, unchecked_keys = _partial_catalog(document)
 
     raw_problems = check_raw(document)
-    rule_problems = check_catalog(partial, unchecked_models=unchecked, unchecked_environments=unchecked_envs)
+    rule_problems = check_catalog(
+        partial, unchecked_models=unchecked, unchecked_environments=unchecked_envs, unchecked_keys=unchecked_keys
+    )
     rule_problems += _target_problems(partial, target, only)
+    if folder is not None:
+        rule_problems += key_file_problems(folder, partial.trust)
     needs_position = [tuple(err["loc"]) for err in schema_errors] + [p.loc for p in raw_problems + rule_problems]
     if schema_errors or any(p.severity == "error" for p in raw_problems + rule_problems):
         catalog = None  # not returned: let it go before the text is composed again
@@ -274,14 +369,18 @@ _APPLICATION = TypeAdapter(Application).validate_python
 _BINDING = TypeAdapter(Binding).validate_python
 _ENVIRONMENT = TypeAdapter(EnvironmentSpec).validate_python
 _STORES = TypeAdapter(list[Store]).validate_python
+_TRUSTED_KEY = TypeAdapter(TrustedKey).validate_python
+_ENVIRONMENT_TRUST = TypeAdapter(EnvironmentTrust).validate_python
 
 
-def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str, frozenset[str]], frozenset[str]]:
+def _partial_catalog(
+    document: Mapping[str, object],
+) -> tuple[Catalog, dict[str, frozenset[str]], frozenset[str], frozenset[str]]:
     """A catalog of the items that pass the schema, so cross-references can still be checked.
 
     Items that fail stay in their lists as None, so list indices (and positions) stay right.
     Also returned: the models that failed, with their version strings, and the names of the
-    environments that failed.
+    environments and of the trust keys that failed.
     """
     models: list[Model | None] = []
     unchecked: dict[str, frozenset[str]] = {}
@@ -318,6 +417,7 @@ def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str,
     defaults = _valid(Defaults.model_validate, document.get("defaults", {})) or Defaults()
     limits = _valid(Limits.model_validate, document.get("limits", {})) or Limits()
     stores = _valid(_STORES, document["stores"]) if "stores" in document else None  # all, or none checked
+    trust, unchecked_keys = _partial_trust(document.get("trust"))
     # The lists hold None where an item failed (the casts): the rules read a partial catalog so.
     partial = Catalog.model_construct(
         api_version="modelcat/v1",
@@ -325,10 +425,29 @@ def _partial_catalog(document: Mapping[str, object]) -> tuple[Catalog, dict[str,
         limits=limits,
         stores=stores,
         environments=cast("list[EnvironmentSpec] | None", envs),
+        trust=trust,
         models=cast("list[Model]", models),
         applications=cast("list[Application]", apps),
     )
-    return partial, unchecked, frozenset(unchecked_envs)
+    return partial, unchecked, frozenset(unchecked_envs), unchecked_keys
+
+
+def _partial_trust(value: object) -> tuple[Trust | None, frozenset[str]]:
+    """The trust policy's keys and environment entries that pass the schema (None in place of those
+    that fail, so indices stay right), and the names of the keys that fail."""
+    if not isinstance(value, Mapping):
+        return None, frozenset()
+    keys = [_valid(_TRUSTED_KEY, item) for item in _list(value.get("keys"))]
+    failed = frozenset(
+        item["name"]
+        for item, key in zip(_list(value.get("keys")), keys, strict=True)
+        if key is None and isinstance(item, Mapping) and isinstance(item.get("name"), str)
+    )
+    entries = [_valid(_ENVIRONMENT_TRUST, item) for item in _list(value.get("environments"))]
+    trust = Trust.model_construct(
+        keys=cast("list[TrustedKey]", keys), environments=cast("list[EnvironmentTrust]", entries)
+    )
+    return trust, failed
 
 
 def _list(value: object) -> list[object]:

@@ -192,8 +192,8 @@ def _host_problem(host: str) -> str:
     return ""
 
 
-def check_artifact_uri(loc: Loc, uri: str, digest: str) -> Iterator[Problem]:
-    """The problems of ``uri`` as the artifact of bytes whose digest is ``digest``."""
+def check_artifact_uri(loc: Loc, uri: str, digest: str, what: str = "artifact") -> Iterator[Problem]:
+    """The problems of ``uri`` as the ``what`` (an artifact, a signature bundle) whose digest is ``digest``."""
     parsed = parse_artifact_uri(uri)
     if isinstance(parsed, UriRefusal):
         yield Problem(parsed.code, parsed.message, loc=loc, hint=parsed.hint)
@@ -212,7 +212,7 @@ def check_artifact_uri(loc: Loc, uri: str, digest: str) -> Iterator[Problem]:
     if not named:
         yield Problem(
             "artifact.mutable-reference",
-            f"{uri!r} does not name the artifact's digest (the file behind it can be replaced)",
+            f"{uri!r} does not name the {what}'s digest (the file behind it can be replaced)",
             loc=loc,
             hint="store artifacts by digest, e.g. artifacts/sha256/ab/<64 hex>",
         )

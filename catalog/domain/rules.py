@@ -30,6 +30,7 @@ from catalog.domain.problems import Problem
 from catalog.domain.rollout_rules import check_mirror, check_rollout
 from catalog.domain.routing import SPLIT_HINT, split_problem
 from catalog.domain.stores import check_stores
+from catalog.domain.trust_rules import check_trust
 from catalog.wording import did_you_mean, known_choices
 
 __all__ = ["check_catalog", "check_raw", "normalise_name"]
@@ -121,6 +122,25 @@ def check_raw(document: object) -> list[Problem]:
         "store",
         "ref.duplicate-store",
     )
+    trust = document.get("trust") if isinstance(document, Mapping) else None
+    problems += _duplicates(
+        [
+            (("trust", "keys", i, "name"), name)
+            for i, k in _items(trust, "keys")
+            if isinstance(name := k.get("name"), str)
+        ],
+        "trust key",
+        "ref.duplicate-trust-key",
+    )
+    problems += _duplicates(
+        [
+            (("trust", "environments", i, "environment"), name)
+            for i, e in _items(trust, "environments")
+            if isinstance(name := e.get("environment"), str)
+        ],
+        "trusted environment",
+        "ref.duplicate-trust-environment",
+    )
     return problems
 
 
@@ -129,13 +149,14 @@ def check_catalog(
     *,
     unchecked_models: Mapping[str, frozenset[str]] | None = None,
     unchecked_environments: frozenset[str] = frozenset(),
+    unchecked_keys: frozenset[str] = frozenset(),
 ) -> list[Problem]:
     """Every cross-reference problem of a typed catalog.
 
     For a catalog rebuilt from the items that passed the schema, list items that failed are None
     and skipped; ``unchecked_models`` maps the names of the models among them to the version
     strings they list, so bindings to them are checked as far as those allow, and
-    ``unchecked_environments`` names the environments among them.
+    ``unchecked_environments`` and ``unchecked_keys`` name the environments and trust keys among them.
     """
     problems: list[Problem] = []
     problems += _check_limits(catalog)
@@ -148,6 +169,7 @@ def check_catalog(
             problems += _check_application(catalog, ("applications", i), app, models, unchecked_models or {})
     problems += _check_environments(catalog, models, unchecked_environments)
     problems += check_stores(catalog)
+    problems += check_trust(catalog, unchecked_environments=unchecked_environments, unchecked_keys=unchecked_keys)
     if catalog.defaults.gates is not None:
         problems += _check_gates(("defaults", "gates"), catalog.defaults.gates.min_metrics)
     problems += _check_serving(("defaults", "serving"), catalog.defaults.serving)

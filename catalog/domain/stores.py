@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 from catalog.domain.artifact_uris import UriRefusal, parse_artifact_uri
 from catalog.domain.models import Catalog, Store
-from catalog.domain.problems import Problem
+from catalog.domain.problems import Loc, Problem
 
 __all__ = [
     "IMPLIED_STORE",
@@ -28,6 +28,8 @@ __all__ = [
 
 IMPLIED_STORE = Store(name="artifacts", uri="artifacts", default=True)
 
+_REGISTER_HINT = "register the version into a store (`modelcat register --store NAME`), or declare the store it lies in under stores:"
+_SIGN_HINT = "sign the version again (`modelcat sign` keeps the bundle beside its artifact), or declare its store"
 _SUPPORTED = "a folder relative to the catalog (e.g. artifacts), file:///absolute/folder or oci://host/repository"
 
 
@@ -137,14 +139,16 @@ def check_stores(catalog: Catalog) -> Iterator[Problem]:
     known = ", ".join(_where(s) for s in usable)
     for i, model in enumerate(catalog.models):
         for j, version in enumerate(model.versions if model is not None else []):
-            uri = version.artifact.uri
-            if "://" in uri and not uri.startswith(("file://", "oci://")):
-                continue  # an unsupported scheme: reported with the URI's other rules
-            if store_of(usable, uri) is None:
-                yield Problem(
-                    "artifact.outside-stores",
-                    f"{uri!r} lies in none of the catalog's stores ({known})",
-                    loc=("models", i, "versions", j, "artifact", "uri"),
-                    hint="register the version into a store (`modelcat register --store NAME`), "
-                    "or declare the store it lies in under stores:",
+            artifact: Loc = ("models", i, "versions", j, "artifact")
+            placed: list[tuple[Loc, str, str, str]] = [
+                ((*artifact, "uri"), version.artifact.uri, "artifact.outside-stores", _REGISTER_HINT)
+            ]
+            if version.artifact.bundle is not None:
+                placed.append(
+                    ((*artifact, "bundle", "uri"), version.artifact.bundle.uri, "bundle.outside-stores", _SIGN_HINT)
                 )
+            for loc, uri, code, hint in placed:
+                if "://" in uri and not uri.startswith(("file://", "oci://")):
+                    continue  # an unsupported scheme: reported with the URI's other rules
+                if store_of(usable, uri) is None:
+                    yield Problem(code, f"{uri!r} lies in none of the catalog's stores ({known})", loc=loc, hint=hint)
