@@ -29,7 +29,7 @@ _SIGN_HINT = "name a key of trust.keys (the one 'modelcat sign' used), or add th
 @dataclass(frozen=True, slots=True)
 class EnvironmentKeys:
     """What the trust policy says of one environment: whether it serves only signed versions, and the
-    trust keys that may sign for it (in the order listed; names that trust.keys lacks left out)."""
+    trust keys that may sign for it (in the order listed, once each; names that trust.keys lacks left out)."""
 
     required: bool
     keys: tuple[TrustedKey, ...] = ()
@@ -44,7 +44,9 @@ def environment_keys(catalog: Catalog, environment: str) -> EnvironmentKeys:
     if entry is None:
         return EnvironmentKeys(False)
     by_name = {k.name: k for k in trust.keys if k is not None}
-    return EnvironmentKeys(entry.require_signatures, tuple(by_name[n] for n in entry.keys if n in by_name))
+    return EnvironmentKeys(
+        entry.require_signatures, tuple(by_name[n] for n in dict.fromkeys(entry.keys) if n in by_name)
+    )
 
 
 def _existing_environments(catalog: Catalog) -> list[str]:

@@ -3,7 +3,8 @@
 Rego is slow at joins, sets and indexes over large documents (see docs CHECKED.md), so every join
 (route -> version, version -> base revision) and every derived fact (age in days, effective
 serving and rollout, the effective size limit, whether a route's version is newer by semver than
-every version whose share falls, the share one planned step takes it to) is computed here, and each rule sees one subject:
+every version whose share falls, the share one planned step takes it to, the keys the application's
+environment trusts) is computed here, and each rule sees one subject:
 a model, a version, an application or a binding. Inputs never hold null (regopy compares null
 as greater than any number): absent facts are absent keys. Metrics and gates come with their text
 as messages print it (``metrics_text``, ``min_metrics_text``: four decimals), since no sprintf verb
@@ -27,6 +28,7 @@ from catalog.domain.effective import (
     semver_key,
 )
 from catalog.domain.models import Binding, Catalog, Model, Version
+from catalog.domain.trust_rules import environment_keys
 from catalog.policy.findings import SubjectInput
 from catalog.policy.settings import Settings
 
@@ -220,6 +222,17 @@ def _largest_step(rollout: EffectiveRollout) -> int:
     return max(rises, default=100)
 
 
+def _trust(catalog: Catalog, environment: str) -> dict[str, object]:
+    """What the trust policy says of the environment: whether it serves only signed versions, the keys
+    it trusts with their min_version, and their names as messages print them."""
+    trusted = environment_keys(catalog, environment)
+    return {
+        "required": trusted.required,
+        "keys": [{"name": key.name, "min_version": key.min_version} for key in trusted.keys],
+        "keys_text": ", ".join(key.name for key in trusted.keys) or "none",
+    }
+
+
 def _binding_input(
     catalog: Catalog,
     app_doc: dict[str, object],
@@ -243,10 +256,16 @@ def _binding_input(
         index = base_by_model if base_by_model is not None else _by_model(base)
         routed_on_base, base_weights = _base_routes(index, str(app_doc["name"]), binding)
     newer = _newer_than_falling(binding, base_weights)
+    mirrored = semver_key(binding.mirror.version) if binding.mirror is not None else None
     routes = []
     for route in binding.routes:
         version = versions.get((binding.model, semver_key(route.version)))
-        entry: dict[str, object] = {"version": route.version, "weight": route.weight, "known": version is not None}
+        entry: dict[str, object] = {
+            "version": route.version,
+            "weight": route.weight,
+            "known": version is not None,
+            "mirrored": semver_key(route.version) == mirrored,  # a copy of requests reaches it
+        }
         if base is not None:
             base_weight = base_weights.get(semver_key(route.version), 0)
             entry["base_weight"] = base_weight
@@ -259,7 +278,13 @@ def _binding_input(
                 "metrics": _metrics(version.metrics),
                 "metrics_text": _metrics_text(version.metrics),
                 "digest": version.artifact.digest,
+                "signed": version.artifact.bundle is not None,
             }
+            if version.artifact.bundle is not None:
+                entry["bundle"] = {
+                    "key": version.artifact.bundle.key,
+                    "key_version": version.artifact.bundle.key_version,
+                }
         routes.append(entry)
     rollout_doc: dict[str, object] = {
         "strategy": rollout.strategy,
@@ -281,6 +306,7 @@ def _binding_input(
         },
         "rollout": rollout_doc,
         "gates": gates,
+        "trust": _trust(catalog, str(app_doc["environment"])),
         "routes": routes,
         "base": {"known": base is not None, "routed": routed_on_base},
     }

@@ -225,6 +225,35 @@ def mc013(d: Doc, s: Settings) -> list[str]:
     ]
 
 
+def mc014(d: Doc, s: Settings) -> list[str]:
+    trust = d["trust"]
+    if not d["binding"]["enabled"] or not trust["required"]:
+        return []
+    app, model, env = d["application"]["name"], d["binding"]["model"], d["application"]["environment"]
+    min_versions = {k["name"]: k["min_version"] for k in trust["keys"]}
+    out = []
+    for r in d["routes"]:
+        if not r["known"] or not (r["weight"] > 0 or r["mirrored"]):
+            continue
+        if not r["signed"]:
+            out.append(
+                f"{app}: {model} {r['version']} is not signed, and environment {env} serves only versions signed "
+                f"by a key it trusts ({trust['keys_text']}): sign it with modelcat sign"
+            )
+        elif r["bundle"]["key"] not in min_versions:
+            out.append(
+                f"{app}: {model} {r['version']} is signed by key {r['bundle']['key']}, which environment {env} "
+                f"does not trust (trusted: {trust['keys_text']})"
+            )
+        elif r["bundle"]["key_version"] < min_versions[r["bundle"]["key"]]:
+            out.append(
+                f"{app}: {model} {r['version']} is signed by key {r['bundle']['key']} version "
+                f"{r['bundle']['key_version']}, below its min_version {min_versions[r['bundle']['key']]} "
+                "(a revoked key version): sign it again with the current version"
+            )
+    return out
+
+
 def _secret_key(key: str) -> bool:
     return bool(_SECRET_WORD.search(key.lower())) and not _NAME_LIKE.search(key.lower())
 
@@ -263,6 +292,7 @@ ORACLE: dict[str, Callable[[Doc, Settings], list[str]]] = {
     "MC011": mc011,
     "MC012": mc012,
     "MC013": mc013,
+    "MC014": mc014,
 }
 
 

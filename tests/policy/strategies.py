@@ -22,6 +22,7 @@ SIG = {
     "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 1]}],
 }
 SIZES = [100, 512, 2048, 4096, 2**31 - 1, 2**31, 2**31 + 1, 3_000_000_000, 2**40]
+SIGNING_KEYS = ["release", "dev", "other"]
 OWNERS = ["ml@example.com", "TBD", "  ", "n/a", 'team "core" \\ ml', "Nobody"]
 
 
@@ -50,10 +51,20 @@ def catalogs(draw):
             )
             trained = date(2025, 1, 1) + timedelta(days=draw(st.integers(0, 690)))
             metrics = draw(st.dictionaries(st.sampled_from(["auc", "recall"]), METRIC_VALUES, max_size=2))
+            artifact = {"uri": uri, "digest": f"sha256:{digest}", "size_bytes": draw(st.sampled_from(SIZES))}
+            if draw(st.booleans()):  # MC014: signed by a key the environment may or may not trust, maybe revoked
+                bundle = _hex(f"bundle-{name}-{v}")
+                artifact["bundle"] = {
+                    "uri": f"artifacts/sha256/{bundle[:2]}/{bundle}",
+                    "digest": f"sha256:{bundle}",
+                    "key": draw(st.sampled_from(SIGNING_KEYS)),
+                    "key_version": draw(st.integers(1, 4)),
+                    "signed_at": f"{trained.isoformat()}T13:00:00Z",
+                }
             versions.append(
                 {
                     "version": f"1.{v}.0",
-                    "artifact": {"uri": uri, "digest": f"sha256:{digest}", "size_bytes": draw(st.sampled_from(SIZES))},
+                    "artifact": artifact,
                     "signature": SIG,
                     "metrics": metrics,
                     "trained_at": trained.isoformat(),
@@ -98,6 +109,8 @@ def catalogs(draw):
         )
         if rollout is not None:
             binding["rollout"] = rollout
+        if draw(st.booleans()):  # a shadow step's mirror (validate's rules on it are not the point here)
+            binding["mirror"] = {"version": draw(st.sampled_from(versions_of[model])), "percent": 10}
         gates = draw(
             st.fixed_dictionaries(
                 {},
@@ -125,6 +138,21 @@ def catalogs(draw):
     }
     if draw(st.booleans()):
         document["limits"]["min_artifact_bytes"] = 512
+    if draw(st.booleans()):
+        document["trust"] = {
+            "keys": [
+                {"name": "release", "vault": "vault://transit/keys/release", "min_version": draw(st.integers(1, 3))},
+                {"name": "dev", "public_key": "keys/dev.pub.pem"},
+            ],
+            "environments": [
+                {
+                    "environment": env,
+                    "require_signatures": draw(st.booleans()),
+                    "keys": draw(st.lists(st.sampled_from(["release", "dev", "gone"]), min_size=1, max_size=3)),
+                }
+                for env in draw(st.lists(st.sampled_from(["production", "staging"]), unique=True))
+            ],
+        }
     if draw(st.booleans()):
         document["defaults"] = {"gates": {"max_age_days": 180}, "rollout": {"strategy": "canary", "step_percent": 40}}
     base = None

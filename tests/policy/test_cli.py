@@ -75,7 +75,7 @@ def test_schema_invalid_catalog_exits_1(cli, write):
 def test_policy_test_passes_on_the_built_in_rules(cli):
     result = cli("policy", "test", "--policies", POLICIES)
     assert result.exit_code == 0, result.output
-    assert "policy test: 13 of 13 rules pass their fixtures" in result.output
+    assert "policy test: 14 of 14 rules pass their fixtures" in result.output
 
 
 def test_synthesized_output_is_checked(cli, tmp_path: Path):

@@ -30,7 +30,7 @@ from tests.helpers import DEMO, ROOT
 from tests.policy.helpers import MODEL, POLICIES, copy_policies, one_rule
 from tests.policy.strategies import NOW, catalogs, stack_bodies
 
-BUILT_IN = [f"MC{n:03d}" for n in range(1, 14)]
+BUILT_IN = [f"MC{n:03d}" for n in range(1, 15)]
 
 
 @pytest.fixture(scope="module")

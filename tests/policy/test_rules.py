@@ -16,7 +16,7 @@ from catalog.validate import validate_bytes
 from tests.helpers import MINIMAL
 from tests.policy.helpers import FIXTURES, POLICIES, copy_policies
 
-BUILT_IN = [f"MC{n:03d}" for n in range(1, 14)]
+BUILT_IN = [f"MC{n:03d}" for n in range(1, 15)]
 
 
 @pytest.fixture(scope="module")

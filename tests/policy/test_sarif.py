@@ -40,6 +40,7 @@ NAMES = {
     "MC011": "NoSecretLiteralsInSynthesizedOutput",
     "MC012": "TrafficMovesOneRolloutStepPerChange",
     "MC013": "ServedVersionsWithinAgeGate",
+    "MC014": "ServedVersionsSignedByTrustedKey",
     "MC900": "WaiverExpired",
     "VALIDATE": "CatalogValidates",
 }
@@ -193,7 +194,7 @@ def test_every_rule_and_finding_kind_has_its_anchor_on_the_policies_page():
     """Each rule of policies/ and each finding that is not a Rego rule (VALIDATE, VERIFY, the
     waivers' MC900 and MC901) has its anchor on docs/policies.md, where helpUri points."""
     ids = [re.search(r'"id": "([A-Z0-9]+)"', p.read_text()).group(1) for p in policy_files(ROOT / "policies")]
-    assert len(ids) == 13
+    assert len(ids) == 14
     assert {i.lower() for i in [*ids, "VALIDATE", "VERIFY", "MC900", "MC901"]} <= _policies_page_anchors()
 
 
