@@ -28,7 +28,7 @@ from catalog.domain.models import (
 from catalog.domain.problems import Loc, Problem, display_path, sort_key
 from catalog.domain.rules import check_catalog, check_raw
 from catalog.domain.schema_errors import schema_problem
-from catalog.errors import CatalogInvalid, CatalogNotFound, CatalogTooLarge
+from catalog.errors import CatalogInvalid, CatalogNotFound, CatalogTooLarge, SigningError
 from catalog.yamlio.loader import MAX_CATALOG_BYTES, MEMORY_PER_BYTE, decode, parse
 from catalog.yamlio.positions import Position, locate
 from catalog.yamlio.reuse import Reused, parse_reusing
@@ -166,26 +166,23 @@ def ignored_store_warnings(path: Path, catalog: Catalog, data: bytes) -> list[Pr
 
 
 MAX_KEY_FILE_BYTES = 64 << 10  # a PEM public key is under 1 KiB
-SIGNING_CURVES = ("secp256r1", "secp384r1")  # EC P-256 and P-384: what OpenSSF model signing and Transit share
 
 
 def public_key_problem(data: bytes) -> str:
     """What keeps ``data`` from being a release key's public half: '' for a PEM EC P-256 or P-384
-    public key, else why not (not PEM, a private key, another algorithm or curve)."""
+    public key (``catalog.signing.keys.public_pem``), else why not."""
     from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from catalog.signing.keys import public_pem
 
     if b"PRIVATE KEY-----" in data:
         return "holds a private key: commit only the public half (openssl ec -pubout)"
     try:
-        key = load_pem_public_key(data)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        return "is not a PEM public key"
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        return f"is not an EC key (it is {type(key).__name__.removeprefix('_').removesuffix('PublicKey')})"
-    if key.curve.name not in SIGNING_CURVES:
-        return f"is an EC key on {key.curve.name}, not P-256 (secp256r1) or P-384 (secp384r1)"
+        public_pem(data, "")
+    except SigningError as e:
+        return f"is {e.detail}"
+    except UnsupportedAlgorithm:
+        return "is a key of an algorithm cryptography does not support; release keys are EC P-256 or P-384"
     return ""
 
 

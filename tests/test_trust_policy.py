@@ -80,9 +80,9 @@ def _pem_bytes(kind: str) -> bytes:
 @pytest.mark.parametrize(
     ("kind", "words"),
     [
-        ("p521", "is an EC key on secp521r1, not P-256 (secp256r1) or P-384 (secp384r1)"),
-        ("rsa", "is not an EC key (it is RSA)"),
-        ("ed25519", "is not an EC key (it is Ed25519)"),
+        ("p521", "is an EC key on curve secp521r1; release keys are EC P-256 or P-384"),
+        ("rsa", "is a public key of type RSA; release keys are EC P-256 or P-384"),
+        ("ed25519", "is a public key of type Ed25519; release keys are EC P-256 or P-384"),
         ("private", "holds a private key: commit only the public half"),
         ("garbage", "is not a PEM public key"),
     ],

@@ -8,45 +8,21 @@
 - a version's ``artifact.bundle`` names a trust key, with a key version that key can have (a PEM
   key has only version 1), and lies in a store as artifacts do (``check_stores``).
 
-``environment_keys`` says which keys an environment trusts and whether it serves only signed versions.
+Which keys an environment trusts, and whether it requires signatures, is read in ``catalog.domain.trust``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 
 from catalog.domain.artifact_uris import check_artifact_uri
 from catalog.domain.models import Catalog, Trust, TrustedKey
 from catalog.domain.problems import Loc, Problem
 from catalog.wording import did_you_mean
 
-__all__ = ["EnvironmentKeys", "check_trust", "environment_keys"]
+__all__ = ["check_trust"]
 
 _SIGN_HINT = "name a key of trust.keys (the one 'modelcat sign' used), or add that key to trust.keys"
-
-
-@dataclass(frozen=True, slots=True)
-class EnvironmentKeys:
-    """What the trust policy says of one environment: whether it serves only signed versions, and the
-    trust keys that may sign for it (in the order listed, once each; names that trust.keys lacks left out)."""
-
-    required: bool
-    keys: tuple[TrustedKey, ...] = ()
-
-
-def environment_keys(catalog: Catalog, environment: str) -> EnvironmentKeys:
-    """The trust policy of ``environment``: nothing required when the policy does not list it."""
-    trust = catalog.trust
-    if trust is None:
-        return EnvironmentKeys(False)
-    entry = next((e for e in trust.environments if e is not None and e.environment == environment), None)
-    if entry is None:
-        return EnvironmentKeys(False)
-    by_name = {k.name: k for k in trust.keys if k is not None}
-    return EnvironmentKeys(
-        entry.require_signatures, tuple(by_name[n] for n in dict.fromkeys(entry.keys) if n in by_name)
-    )
 
 
 def _existing_environments(catalog: Catalog) -> list[str]:

@@ -28,7 +28,7 @@ from catalog.domain.effective import (
     semver_key,
 )
 from catalog.domain.models import Binding, Catalog, Model, Version
-from catalog.domain.trust_rules import environment_keys
+from catalog.domain.trust import environment_keys
 from catalog.policy.findings import SubjectInput
 from catalog.policy.settings import Settings
 

@@ -1,5 +1,5 @@
-"""The trust policy's pure rules (catalog.domain.trust_rules): which keys an environment trusts, and
-the cross-references validate reports (no file is read here)."""
+"""The trust policy's pure rules (catalog.domain.trust_rules): the cross-references validate reports
+(no file is read here)."""
 
 from __future__ import annotations
 
@@ -7,32 +7,12 @@ import yaml
 
 from catalog.domain.models import Catalog
 from catalog.domain.rules import check_catalog
-from catalog.domain.trust_rules import check_trust, environment_keys
+from catalog.domain.trust_rules import check_trust
 from tests.test_trust_policy import BUNDLE, TRUST, signed_catalog
 
 
 def _catalog(text: str) -> Catalog:
     return Catalog.model_validate(yaml.safe_load(text))
-
-
-def test_an_environment_trusts_its_listed_keys_in_order():
-    catalog = _catalog(signed_catalog(TRUST.replace("[release, transit]", "[transit, release]")))
-    keys = environment_keys(catalog, "production")
-    assert keys.required is True
-    assert [(k.name, k.min_version) for k in keys.keys] == [("transit", 2), ("release", 1)]
-
-
-def test_an_environment_the_policy_does_not_list_requires_nothing():
-    assert environment_keys(_catalog(signed_catalog()), "staging").required is False
-    assert environment_keys(_catalog(signed_catalog(trust="", bundle="")), "production").required is False
-
-
-def test_require_signatures_false_is_kept():
-    text = signed_catalog(
-        TRUST.replace("{environment: production,", "{environment: production, require_signatures: false,")
-    )
-    keys = environment_keys(_catalog(text), "production")
-    assert keys.required is False and [k.name for k in keys.keys] == ["release", "transit"]
 
 
 def test_a_valid_trust_policy_has_no_problem():
