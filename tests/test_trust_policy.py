@@ -185,15 +185,6 @@ CROSS = [
         "key 'release' is a PEM key, whose only version is 1, not 3",
     ),
     (
-        "pem-min-version",
-        signed_catalog(
-            TRUST.replace("public_key: keys/release.pub.pem}", "public_key: keys/release.pub.pem, min_version: 2}")
-        ),
-        "trust.key-min-version",
-        "min_version: 2}\n    - {name: transit",
-        "trust key 'release' is a PEM key, whose only version is 1, but min_version is 2",
-    ),
-    (
         "vault-key-version-zero",
         signed_catalog(bundle=BUNDLE.replace("key: release, key_version: 1", "key: transit, key_version: 0")),
         "schema.greater_than_equal",

@@ -87,13 +87,6 @@ def _key_source(loc: Loc, key: TrustedKey) -> Iterator[Problem]:
             loc=(*loc, "name"),
             hint="add public_key: keys/NAME.pub.pem (EC P-256 or P-384) or vault: vault://transit/keys/NAME",
         )
-    elif key.public_key is not None and key.min_version != 1:
-        yield Problem(
-            "trust.key-min-version",
-            f"trust key {key.name!r} is a PEM key, whose only version is 1, but min_version is {key.min_version}",
-            loc=(*loc, "min_version"),
-            hint="remove min_version (a PEM key is revoked by removing it from trust), or use a Vault key",
-        )
 
 
 def _check_bundles(catalog: Catalog, keys: Mapping[str, TrustedKey], names: list[str]) -> Iterator[Problem]:

@@ -34,7 +34,11 @@ def catalog_of(text: str) -> Catalog:
 
 @pytest.fixture
 def catalog() -> Catalog:
-    return catalog_of(with_trust(MINIMAL, KEYS, ENVIRONMENTS))
+    # staging is declared: a trust rule may name only an environment that exists
+    declared = MINIMAL.replace(
+        "\nmodels:\n", "\nenvironments:\n  - {name: production}\n  - {name: staging}\nmodels:\n", 1
+    )
+    return catalog_of(with_trust(declared, KEYS, ENVIRONMENTS))
 
 
 @pytest.fixture
