@@ -5,7 +5,11 @@
    without the file, or an invalid one, is an empty catalog);
 3. verify only the artifacts the change touches (``catalog.revisions.Change.touched``: new
    versions, new bytes or another signature for a version, and every version whose artifact files
-   differ in git, such as a blob changed in place): the set ``verify --changed-since`` checks;
+   differ in git, such as a blob changed in place): the set ``verify --changed-since`` checks; and,
+   cryptographically, the release signatures the change touches (``signatures_to_verify``): each
+   touched version that carries a bundle, and each signed version that an environment requiring
+   signatures starts serving or judges by other keys, for that environment
+   (``catalog.signing.verify.verify_version``; an unsigned version there is MC014's);
 4. build both sides' resources without the CDK app (``catalog.synth.resources``) and compare
    them: the blast radius per stack, the plan summary of the change;
 5. run the policies on what the change touches: each subject (model, version, application,
@@ -29,9 +33,11 @@ from pathlib import Path
 from catalog.artifacts.verify import VerifyResult, select_versions, verify_versions
 from catalog.domain.deployment import environments
 from catalog.domain.diff import CatalogDiff
+from catalog.domain.effective import semver_key
 from catalog.domain.models import Catalog
 from catalog.domain.problems import Problem
-from catalog.errors import UsageError
+from catalog.domain.trust import environment_keys
+from catalog.errors import ArtifactError, SigningError, StoreUnreachable, UsageError
 from catalog.gitio import folder_changed_since
 from catalog.policy.check import (
     VALIDATE,
@@ -48,10 +54,20 @@ from catalog.policy.synth_inputs import block_inputs
 from catalog.policy.waivers import load_waivers
 from catalog.revisions import Change, Revision, change_since, check_revision, load_revision
 from catalog.rolloutlog import CommitDecision, catalog_commits
+from catalog.signing.verify import verify_version
 from catalog.synth.blast import BlastRadius, blast_radius
 from catalog.synth.resources import StackResources, synthesize_resources
 
-__all__ = ["VERIFY", "Review", "changed_subjects", "models_to_judge", "review"]
+__all__ = [
+    "SIGNATURE",
+    "VERIFY",
+    "Review",
+    "SignatureCheck",
+    "changed_subjects",
+    "models_to_judge",
+    "review",
+    "signatures_to_verify",
+]
 
 VERIFY = RuleInfo(
     "VERIFY",
@@ -66,6 +82,35 @@ VERIFY = RuleInfo(
 )
 
 
+SIGNATURE = RuleInfo(
+    "SIGNATURE",
+    "Release signature verifies",
+    "deny",
+    ("version",),
+    name="ReleaseSignatureVerifies",
+    description="Each signature the change touches (a version's bundle added or changed, or a signed version an "
+    "environment requiring signatures starts serving or judges by other keys) verifies against the artifact's "
+    "bytes: the bundle covers exactly its files, is signed by a key that environment trusts at or above the key's "
+    "min_version, and by the key and version models.yaml records. Sign the version again (modelcat sign) with a "
+    "trusted key. It cannot be waived.",
+)
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """One version's signature verified for one environment (None: against every key of the policy)."""
+
+    model: str
+    version: str
+    environment: str | None
+    ok: bool
+    message: str  # who signed, or why it does not hold
+
+    @property
+    def subject(self) -> str:
+        return f"{self.model} {self.version}" + (f" for {self.environment}" if self.environment else "")
+
+
 @dataclass
 class Review:
     """What ``modelcat review`` found. ``exit_code``: 0 nothing blocks, 1 something does."""
@@ -77,6 +122,7 @@ class Review:
     diff: CatalogDiff | None = None
     blast: BlastRadius | None = None
     verified: list[VerifyResult] = field(default_factory=list)
+    signatures: list[SignatureCheck] = field(default_factory=list)
     policy: PolicyResult | None = None
     subjects: int = 0  # policy inputs judged
     rollout_commits: list[CommitDecision] = field(default_factory=list)  # BASE..HEAD by a rollout or rollback
@@ -86,18 +132,32 @@ class Review:
         return [r for r in self.verified if not r.ok]
 
     @property
+    def failed_signatures(self) -> list[SignatureCheck]:
+        return [c for c in self.signatures if not c.ok]
+
+    @property
     def blocking(self) -> list[str]:
         """One line per thing that blocks the change (a validation error counts once)."""
         out = [f"{p.file}:{p.line}: {p.message}" for p in self.problems]
         out += [f"{a.model} {a.version}: {a.message}" for a in self.failed_artifacts]
+        out += [f"{c.subject}: {c.message}" for c in self.failed_signatures]
         if self.policy is not None:
-            out += [f"{f.rule} {f.message}" for f in self.policy.denies if f.rule not in ("VALIDATE", VERIFY.id)]
+            out += [
+                f"{f.rule} {f.message}"
+                for f in self.policy.denies
+                if f.rule not in ("VALIDATE", VERIFY.id, SIGNATURE.id)
+            ]
         return out
 
     @property
     def ok(self) -> bool:
-        """Nothing blocks: valid, every touched artifact verified, no policy denies."""
-        return not self.problems and not self.failed_artifacts and (self.policy is None or self.policy.ok)
+        """Nothing blocks: valid, every touched artifact and signature verified, no policy denies."""
+        return (
+            not self.problems
+            and not self.failed_artifacts
+            and not self.failed_signatures
+            and (self.policy is None or self.policy.ok)
+        )
 
     @property
     def exit_code(self) -> int:
@@ -142,21 +202,89 @@ def _resource_inputs(head: StackResources, blast: BlastRadius, catalog: Catalog)
     return inputs
 
 
-def _verify_findings(failed: list[VerifyResult], catalog: Catalog) -> tuple[list[Finding], list[SubjectInput]]:
-    """Failed artifacts as VERIFY denies, with inputs that place them on their version's entry."""
+def _version_findings(
+    rule: RuleInfo, failed: list[tuple[str, str, str]], catalog: Catalog
+) -> tuple[list[Finding], list[SubjectInput]]:
+    """Failures of versions, (model, version, message), as denies of ``rule`` (VERIFY, SIGNATURE),
+    with inputs that place them on their version's entry."""
     index = {
         (m.name, v.version): ("models", i, "versions", j)
         for i, m in enumerate(catalog.models)
         for j, v in enumerate(m.versions)
     }
     findings, places = [], []
-    for r in failed:
-        subject = f"version/{r.model}@{r.version}"
-        findings.append(
-            Finding(VERIFY.id, VERIFY.title, "deny", f"{r.model} {r.version}: {r.message}", "version", subject)
-        )
-        places.append(SubjectInput("version", subject, {}, index.get((r.model, r.version), ())))
+    for model, version, message in failed:
+        subject = f"version/{model}@{version}"
+        findings.append(Finding(rule.id, rule.title, "deny", message, "version", subject))
+        places.append(SubjectInput("version", subject, {}, index.get((model, version), ())))
     return findings, places
+
+
+def _requiring_servers(catalog: Catalog | None) -> dict[tuple[str, str], set[tuple[str, tuple[str, ...]]]]:
+    """Per signed version (model, semver key): the environments requiring signatures that send it
+    requests (a route with traffic or a mirror, on an enabled binding), each with the keys it trusts."""
+    if catalog is None:
+        return {}
+    found: dict[tuple[str, str], set[tuple[str, tuple[str, ...]]]] = {}
+    for app in catalog.applications:
+        trust = environment_keys(catalog, app.environment)
+        if not trust.required:
+            continue
+        trusted = tuple(k.model_dump_json() for k in trust.keys)
+        for binding in app.bindings:
+            if not binding.enabled:
+                continue
+            receiving = {semver_key(r.version) for r in binding.routes if r.weight > 0}
+            if binding.mirror is not None:
+                receiving.add(semver_key(binding.mirror.version))
+            for key in receiving:
+                found.setdefault((binding.model, key), set()).add((app.environment, trusted))
+    return found
+
+
+def signatures_to_verify(
+    base: Catalog | None, head: Catalog, touched: frozenset[tuple[str, str]]
+) -> list[tuple[str, str, str | None]]:
+    """(model, version, environment) of the head's signed versions whose signature the change touches:
+    a touched version (its bundle added or changed, among others) for each environment requiring
+    signatures that serves it, or against every key of the policy (None) when none does; and a version
+    an environment requiring signatures starts serving, or serves trusting other keys than on the base."""
+    before = _requiring_servers(base)
+    after = _requiring_servers(head)
+    checks: list[tuple[str, str, str | None]] = []
+    for model in head.models:
+        for version in model.versions:
+            if version.artifact.bundle is None:
+                continue  # unsigned: MC014 judges where that is allowed
+            key = (model.name, semver_key(version.version))
+            serving = after.get(key, set())
+            if (model.name, version.version) in touched:
+                envs: set[str | None] = {env for env, _ in serving} or {None}
+            else:
+                envs = {env for env, _ in serving - before.get(key, set())}
+            checks += [(model.name, version.version, env) for env in sorted(envs, key=lambda e: e or "")]
+    return checks
+
+
+def _verify_signatures(
+    base: Catalog | None, head: Catalog, touched: frozenset[tuple[str, str]], root: Path, skip: set[tuple[str, str]]
+) -> list[SignatureCheck]:
+    """Each signature ``signatures_to_verify`` names, verified (versions in ``skip``, whose artifact
+    failed, are left out). A store or Vault that cannot be reached stops the review (exit 2)."""
+    results = []
+    for model, version, environment in signatures_to_verify(base, head, touched):
+        if (model, version) in skip:
+            continue
+        try:
+            signed = verify_version(head, root, model, version, environment)
+        except StoreUnreachable:
+            raise
+        except (SigningError, ArtifactError) as e:
+            results.append(SignatureCheck(model, version, environment, False, e.detail or str(e)))
+            continue
+        who = f"signed by {signed.key} v{signed.key_version}, verified" if signed is not None else "unsigned"
+        results.append(SignatureCheck(model, version, environment, True, who))
+    return results
 
 
 def _base_notes(path: Path, base: str, change: Change) -> list[str]:
@@ -201,6 +329,8 @@ def review(
     if verify:
         chosen = select_versions(head, only=set(change.touched))
         result.verified = verify_versions(head, chosen, path.resolve().parent) if chosen else []
+        failed = {(a.model, a.version) for a in result.failed_artifacts}
+        result.signatures = _verify_signatures(base_catalog, head, change.touched, path.resolve().parent, failed)
 
     resources_ok = not result.problems
     before: StackResources = {}
@@ -239,8 +369,14 @@ def review(
         have.add("synth")
     loaded = LoadedCatalog(text, head, result.problems)
     policy = judge(loaded, str(path), inputs, policies, load_waivers(policies_dir), now, have, base, subjects)
+    if result.failed_signatures:
+        failures = [(c.model, c.version, f"{c.subject}: {c.message}") for c in result.failed_signatures]
+        findings, places = _version_findings(SIGNATURE, failures, head)
+        policy.findings = locate_findings(findings, places, text, str(path)) + policy.findings
+        policy.rules.append(SIGNATURE)
     if result.failed_artifacts:
-        findings, places = _verify_findings(result.failed_artifacts, head)
+        failures = [(a.model, a.version, f"{a.model} {a.version}: {a.message}") for a in result.failed_artifacts]
+        findings, places = _version_findings(VERIFY, failures, head)
         policy.findings = locate_findings(findings, places, text, str(path)) + policy.findings
         policy.rules.append(VERIFY)
     result.policy = policy

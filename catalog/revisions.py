@@ -159,8 +159,8 @@ def change_since(head: Revision, base: str) -> Change:
 def changed_artifact_files(
     path: Path, catalog: Catalog, base: str
 ) -> tuple[dict[tuple[str, str], tuple[str, ...]], tuple[str, ...]]:
-    """The versions whose artifact (a file, or a folder's files) differs in git between ``base`` and
-    the working tree, with those files; and the changed files under a folder store's ``sha256/``
+    """The versions whose artifact (a file, or a folder's files) or signature bundle differs in git
+    between ``base`` and the working tree, with those files; and the changed files under a folder store's ``sha256/``
     that no version names, each with how it changed. Paths are shown relative to the catalog."""
     folder = path.resolve().parent
     changed = files_changed_since(folder, base)
@@ -170,9 +170,11 @@ def changed_artifact_files(
     owners: dict[Path, tuple[str, str]] = {}
     for model in catalog.models:
         for version in model.versions:
-            where = artifact_path(version.artifact.uri, folder)
-            if where is not None:
-                owners[where] = (model.name, version.version)
+            bundle = version.artifact.bundle  # its signature's file is the version's too
+            for uri in (version.artifact.uri, *([bundle.uri] if bundle is not None else [])):
+                where = artifact_path(uri, folder)
+                if where is not None:
+                    owners[where] = (model.name, version.version)
     roots = [root / "sha256" for store in catalog_stores(catalog) if (root := store_folder(store, folder))]
     files: dict[tuple[str, str], list[str]] = {}
     unnamed: list[str] = []

@@ -33,6 +33,10 @@ def _checks(r: Review) -> list[tuple[str, bool | None, str]]:
         rows.append(("artifacts the change touches", not failed, what))
     else:
         rows.append(("artifacts the change touches", None, "none touched"))
+    bad = r.failed_signatures
+    if r.signatures:
+        what = f"{len(r.signatures)} verified" if not bad else f"{len(bad)} of {len(r.signatures)} failed"
+        rows.append(("signatures the change touches", not bad, what))
     if r.policy is not None:
         p = r.policy
         waived = f", {len(p.waived)} waived" if p.waived else ""
@@ -77,6 +81,10 @@ def review_markdown(r: Review, head_label: str = "working tree") -> str:
         out += ["### Artifacts", "", "| version | problem |", "| --- | --- |"]
         out += [f"| {a.model} {a.version} | {a.message.replace('|', '/')} |" for a in r.failed_artifacts]
         out.append("")
+    if r.failed_signatures:
+        out += ["### Signatures", "", "| version | problem |", "| --- | --- |"]
+        out += [f"| {c.subject} | {c.message.replace('|', '/')} |" for c in r.failed_signatures]
+        out.append("")
     if r.policy is not None and (r.policy.findings or r.policy.waived):
         body = to_markdown(r.policy).splitlines()
         out += ["### Policies", "", *body[2:], ""]  # without its own title
@@ -111,6 +119,7 @@ def review_json(r: Review) -> dict[str, Any]:
         "checks": [{"check": n, "passed": p, "result": w} for n, p, w in _checks(r)],
         "problems": [p.as_dict() for p in r.problems],
         "artifacts": [asdict(a) for a in r.verified],
+        "signatures": [asdict(c) for c in r.signatures],
         "policy": policy_dict(r.policy) if r.policy is not None else None,
         "diff": r.diff.model_dump(mode="json") if r.diff is not None else None,
         "blast_radius": r.blast.model_dump(mode="json") if r.blast is not None else None,

@@ -191,11 +191,11 @@ def test_a_rule_declares_its_own_name_and_help_uri(cli, outside_git: Path):
 
 
 def test_every_rule_and_finding_kind_has_its_anchor_on_the_policies_page():
-    """Each rule of policies/ and each finding that is not a Rego rule (VALIDATE, VERIFY, the
+    """Each rule of policies/ and each finding that is not a Rego rule (VALIDATE, VERIFY, SIGNATURE, the
     waivers' MC900 and MC901) has its anchor on docs/policies.md, where helpUri points."""
     ids = [re.search(r'"id": "([A-Z0-9]+)"', p.read_text()).group(1) for p in policy_files(ROOT / "policies")]
     assert len(ids) == 14
-    assert {i.lower() for i in [*ids, "VALIDATE", "VERIFY", "MC900", "MC901"]} <= _policies_page_anchors()
+    assert {i.lower() for i in [*ids, "VALIDATE", "VERIFY", "SIGNATURE", "MC900", "MC901"]} <= _policies_page_anchors()
 
 
 @pytest.mark.slow
