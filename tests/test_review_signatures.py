@@ -7,16 +7,21 @@ touches (``signatures_to_verify``), a pure function."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from catalog.artifacts.stores.local import LocalStore
 from catalog.review import signatures_to_verify
+from catalog.signing.bundle import sign_artifact
 from tests.git_catalogs import GitRepo, catalog_of, demo_text
 from tests.helpers import run_review
 from tests.sarif_validators import sarif_errors
 from tests.signing.conftest import URI_130, URI_140, Signable
-from tests.signing.keyfiles import with_trust, write_key
+from tests.signing.keyfiles import record_bundle, with_trust, write_key
 
 TRUST_KEYS = """\
     - {name: release, public_key: keys/release.pub.pem}
@@ -172,6 +177,82 @@ def test_an_unsigned_production_route_is_blocked_by_mc014(cli, signed: Signable)
         "a key it trusts (release)"
     )
     assert _line(result) == "- model: fraud-scorer"
+
+
+# -- a Vault Transit key -----------------------------------------------------------------------------
+
+
+@dataclass
+class TransitVersion:
+    """One version of a fake Vault's Transit key, signing as Vault does (the ReleaseKey protocol)."""
+
+    private: ec.EllipticCurvePrivateKey
+    version: int
+
+    def public_key_pem(self) -> bytes:
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private.sign(message, ec.ECDSA(hashes.SHA256()))
+
+
+@pytest.fixture
+def vault_signed(signed: Signable, repo: GitRepo, vault, monkeypatch: pytest.MonkeyPatch) -> Signable:
+    """``signed`` with a Vault Transit key ``transit`` (versions 1 and 2, min_version 2) that
+    production trusts beside release, committed as HEAD; VAULT_ADDR and VAULT_TOKEN set."""
+    vault.create_key("release")
+    vault.rotate("release")
+    for name, value in vault.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MODELCAT_VAULT_ATTEMPTS", "1")
+    text = signed.catalog_path.read_text()
+    text = text.replace(
+        "    - {name: ci, public_key: keys/ci.pub.pem}\n",
+        "    - {name: ci, public_key: keys/ci.pub.pem}\n"
+        "    - {name: transit, vault: vault://transit/keys/release, min_version: 2}\n",
+    ).replace("{environment: production, keys: [release]}", "{environment: production, keys: [release, transit]}")
+    repo.commit(text, "production trusts the Vault key too", "vault-trusted")
+    return signed
+
+
+def _sign_with_transit(signed: Signable, vault, version: int) -> None:
+    """1.4.0's bundle replaced by one signed by version ``version`` of the fake Vault's key."""
+    key = TransitVersion(vault.keys[("transit", "release")].private(version), version)
+    bundle = sign_artifact(signed.root / URI_140, key)
+    uri = LocalStore(Path("artifacts"), signed.root).put_blob(bundle)
+    text = _without_bundle(signed.catalog_path.read_text(), URI_140)
+    digest = "sha256:" + uri.rsplit("/", 1)[1]
+    signed.catalog_path.write_text(record_bundle(text, URI_140, uri, digest, "transit", version))
+
+
+def test_review_verifies_a_signature_by_a_vault_key_version(cli, vault_signed: Signable, vault) -> None:
+    _sign_with_transit(vault_signed, vault, 2)
+    code, comment, _, report = run_review(cli, "HEAD")
+    assert code == 0, comment
+    assert [(s["version"], s["ok"], s["message"]) for s in report["signatures"]] == [
+        ("1.4.0", True, "signed by transit v2, verified")
+    ]
+
+
+def test_a_revoked_vault_key_version_blocks_the_review(cli, vault_signed: Signable, vault) -> None:
+    _sign_with_transit(vault_signed, vault, 1)
+    code, _, sarif, report = run_review(cli, "HEAD")
+    assert code == 1
+    (result,) = _signature_results(sarif)
+    assert "signed by transit v1, a revoked version (min_version 2)" in result["message"]["text"]
+    assert "MC014" in {f["rule"] for f in report["policy"]["findings"]}
+
+
+def test_a_sealed_vault_stops_the_review_with_its_reason(cli, vault_signed: Signable, vault) -> None:
+    """The trust keys cannot be read: nothing is judged verified (exit 2, an environment error)."""
+    _sign_with_transit(vault_signed, vault, 2)
+    vault.seal()
+    result = cli("review", "HEAD", "--now", "2026-11-27")
+    assert result.exit_code == 2
+    assert "sealed" in result.output.lower()
+    assert vault.token not in result.output
 
 
 # -- which signatures a change touches -------------------------------------------------------------
