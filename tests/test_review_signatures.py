@@ -19,7 +19,7 @@ from catalog.review import signatures_to_verify
 from catalog.signing.bundle import sign_artifact
 from tests.git_catalogs import GitRepo, catalog_of, demo_text
 from tests.helpers import run_review
-from tests.sarif_validators import sarif_errors
+from tests.sarif_validators import multitool_problems, sarif_errors
 from tests.signing.conftest import URI_130, URI_140, Signable
 from tests.signing.keyfiles import record_bundle, with_trust, write_key
 
@@ -122,6 +122,16 @@ def test_a_signature_by_a_key_production_does_not_trust_blocks_the_review(cli, s
     assert _line(result) == "- version: 1.4.0"
     assert [f["rule"] for f in report["policy"]["findings"]] == ["SIGNATURE"]
     assert sarif_errors(sarif) == []
+
+
+@pytest.mark.slow
+def test_a_signature_finding_passes_microsofts_sarif_validator(cli, signed: Signable, tmp_path: Path) -> None:
+    _resign(signed, key="ci", recorded="release")
+    code, _, sarif, _ = run_review(cli, "HEAD")
+    assert code == 1
+    rules = {r["id"]: r for r in sarif["runs"][0]["tool"]["driver"]["rules"]}
+    assert rules["SIGNATURE"]["name"] == "ReleaseSignatureVerifies"
+    assert multitool_problems(sarif, tmp_path / "validator") == []
 
 
 def test_a_bundle_for_other_bytes_blocks_the_review(cli, signed: Signable) -> None:
