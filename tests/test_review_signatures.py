@@ -20,17 +20,8 @@ from catalog.signing.bundle import sign_artifact
 from tests.git_catalogs import GitRepo, catalog_of, demo_text
 from tests.helpers import run_review
 from tests.sarif_validators import multitool_problems, sarif_errors
-from tests.signing.conftest import URI_130, URI_140, Signable
+from tests.signing.conftest import TRUST_ENVIRONMENTS, TRUST_KEYS, URI_130, URI_140, Signable
 from tests.signing.keyfiles import record_bundle, with_trust, write_key
-
-TRUST_KEYS = """\
-    - {name: release, public_key: keys/release.pub.pem}
-    - {name: ci, public_key: keys/ci.pub.pem}
-"""
-TRUST_ENVIRONMENTS = """\
-    - {environment: production, keys: [release]}
-    - {environment: staging, require_signatures: false, keys: [ci]}
-"""
 
 
 def _production_uris(text: str) -> list[str]:

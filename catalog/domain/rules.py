@@ -57,6 +57,12 @@ def _items(document: object, key: str) -> list[tuple[int, Mapping[str, object]]]
     return [(i, item) for i, item in enumerate(seq) if isinstance(item, Mapping)]
 
 
+def _named(parent: object, loc: tuple[str, ...], field: str = "name") -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, name) of each item of the list at ``loc[-1]`` in ``parent`` (``loc``: its path in
+    the document) whose ``field`` is a string."""
+    return [((*loc, i, field), name) for i, item in _items(parent, loc[-1]) if isinstance(name := item.get(field), str)]
+
+
 def _duplicates(entries: Sequence[tuple[tuple[str | int, ...], str]], what: str, code: str) -> Iterator[Problem]:
     """One problem per entry whose normalised name was already used by an earlier one."""
     first: dict[str, str] = {}
@@ -79,13 +85,8 @@ def _duplicates(entries: Sequence[tuple[tuple[str | int, ...], str]], what: str,
 def check_raw(document: object) -> list[Problem]:
     """Duplicate names, checked on the plain document so invalid spellings are compared too."""
     problems: list[Problem] = []
-    models = _items(document, "models")
-    problems += _duplicates(
-        [(("models", i, "name"), name) for i, m in models if isinstance(name := m.get("name"), str)],
-        "model",
-        "ref.duplicate-model",
-    )
-    for i, model in models:
+    problems += _duplicates(_named(document, ("models",)), "model", "ref.duplicate-model")
+    for i, model in _items(document, "models"):
         problems += _duplicates(
             [
                 (("models", i, "versions", j, "version"), semver_key(version))
@@ -95,52 +96,19 @@ def check_raw(document: object) -> list[Problem]:
             "version",
             "ref.duplicate-version",
         )
-    problems += _duplicates(
-        [
-            (("applications", i, "name"), name)
-            for i, a in _items(document, "applications")
-            if isinstance(name := a.get("name"), str)
-        ],
-        "application",
-        "ref.duplicate-application",
-    )
-    problems += _duplicates(
-        [
-            (("environments", i, "name"), name)
-            for i, e in _items(document, "environments")
-            if isinstance(name := e.get("name"), str)
-        ],
-        "environment",
-        "ref.duplicate-environment",
-    )
-    problems += _duplicates(
-        [
-            (("stores", i, "name"), name)
-            for i, s in _items(document, "stores")
-            if isinstance(name := s.get("name"), str)
-        ],
-        "store",
-        "ref.duplicate-store",
-    )
     trust = document.get("trust") if isinstance(document, Mapping) else None
-    problems += _duplicates(
-        [
-            (("trust", "keys", i, "name"), name)
-            for i, k in _items(trust, "keys")
-            if isinstance(name := k.get("name"), str)
-        ],
-        "trust key",
-        "ref.duplicate-trust-key",
-    )
-    problems += _duplicates(
-        [
-            (("trust", "environments", i, "environment"), name)
-            for i, e in _items(trust, "environments")
-            if isinstance(name := e.get("environment"), str)
-        ],
-        "trusted environment",
-        "ref.duplicate-trust-environment",
-    )
+    for items, what, code in [
+        (_named(document, ("applications",)), "application", "ref.duplicate-application"),
+        (_named(document, ("environments",)), "environment", "ref.duplicate-environment"),
+        (_named(document, ("stores",)), "store", "ref.duplicate-store"),
+        (_named(trust, ("trust", "keys")), "trust key", "ref.duplicate-trust-key"),
+        (
+            _named(trust, ("trust", "environments"), "environment"),
+            "trusted environment",
+            "ref.duplicate-trust-environment",
+        ),
+    ]:
+        problems += _duplicates(items, what, code)
     return problems
 
 
