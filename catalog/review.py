@@ -54,7 +54,6 @@ from catalog.policy.synth_inputs import block_inputs
 from catalog.policy.waivers import load_waivers
 from catalog.revisions import Change, Revision, change_since, check_revision, load_revision
 from catalog.rolloutlog import CommitDecision, catalog_commits
-from catalog.signing.verify import verify_version
 from catalog.synth.blast import BlastRadius, blast_radius
 from catalog.synth.resources import StackResources, synthesize_resources
 
@@ -271,8 +270,13 @@ def _verify_signatures(
 ) -> list[SignatureCheck]:
     """Each signature ``signatures_to_verify`` names, verified (versions in ``skip``, whose artifact
     failed, are left out). A store or Vault that cannot be reached stops the review (exit 2)."""
+    checks = signatures_to_verify(base, head, touched)
+    if not checks:
+        return []
+    from catalog.signing.verify import verify_version  # model-signing loads only when a signature is checked
+
     results = []
-    for model, version, environment in signatures_to_verify(base, head, touched):
+    for model, version, environment in checks:
         if (model, version) in skip:
             continue
         try:
