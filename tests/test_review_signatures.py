@@ -109,7 +109,10 @@ def test_a_signature_by_a_key_production_does_not_trust_blocks_the_review(cli, s
     assert "| signatures the change touches | ❌ | 1 of 1 failed |" in comment
     assert "### Signatures" in comment and "| fraud-scorer 1.4.0 for production | " in comment
     (result,) = _signature_results(sarif)
-    assert "signed by a key none" in result["message"]["text"] and "release v1" in result["message"]["text"]
+    assert result["message"]["text"] == (
+        "fraud-scorer 1.4.0 for production: signed by ci v1, a key environment production does not trust "
+        "(it trusts: release)"
+    )
     assert _line(result) == "- version: 1.4.0"
     assert [f["rule"] for f in report["policy"]["findings"]] == ["SIGNATURE"]
     assert sarif_errors(sarif) == []
