@@ -4,8 +4,6 @@ ARTIFACT --signature BUNDLE --public_key PEM`, ARTIFACT being the path the catal
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,24 +12,9 @@ from catalog.register import register_version
 from catalog.signing.sign import sign_version
 from tests.onnx_models import dense_model, save_with_external_data
 from tests.signing.conftest import URI_140, Signable
+from tests.signing.stock_cli import stock_verify
 
 pytestmark = pytest.mark.slow  # a process of the stock CLI per check
-
-MODEL_SIGNING = Path(sys.executable).parent / "model_signing"
-
-
-def stock_verify(artifact: Path, bundle: Path, public_key: Path) -> subprocess.CompletedProcess[str]:
-    command = [
-        str(MODEL_SIGNING),
-        "verify",
-        "key",
-        str(artifact),
-        "--signature",
-        str(bundle),
-        "--public_key",
-        str(public_key),
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_the_stock_cli_verifies_a_single_file_artifact(signable: Signable, tmp_path: Path) -> None:

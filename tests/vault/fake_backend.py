@@ -20,7 +20,9 @@ class FakeBackend:
         self.sleeps: list[float] = []
 
     def adapter(self, token: str | None = None, **options: Any) -> Vault:
-        """A client of the fake whose backoff sleeps are recorded, not slept."""
+        """A client of the fake whose backoff sleeps are recorded, not slept, and whose requests wait
+        30 s for an answer unless told otherwise (a loaded machine's answer is no timeout)."""
+        options = {"timeout": 30.0} | options
         return Vault(self.server.addr, token or self.token, sleep=self.sleeps.append, **options)
 
     def unique(self, stem: str) -> str:
