@@ -121,7 +121,7 @@ def open_key(ref: str, root: Path, vault: Vault | None = None) -> ReleaseKey:
             transit = parse_transit_ref(ref)
         except ValueError as e:
             raise SigningError(ref, str(e)) from e
-        from catalog.signing.transit import TransitKey  # type: ignore[import-not-found, unused-ignore]  # (VAULT's, not yet on main)
+        from catalog.signing.transit import TransitKey
 
         if vault is None:
             from catalog.vault import Vault

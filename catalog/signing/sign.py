@@ -62,8 +62,9 @@ def _bundle_yaml(bundle: SignatureBundle) -> str:
     return "".join(f"{name}: {value}\n" for name, value in fields.items())
 
 
-def _record(catalog_path: Path, model: str, version: str, bundle: SignatureBundle) -> None:
-    """Set the version's ``artifact.bundle`` under the catalog's lock, validated before written."""
+def _record(catalog_path: Path, model: str, version: str, signed: str, bundle: SignatureBundle) -> None:
+    """Set the version's ``artifact.bundle`` under the catalog's lock, validated before written; refused
+    when the version's artifact is no longer the one ``signed`` (its digest) names."""
     with locked_catalog(catalog_path) as locked:
         text, problems = decode(locked.original, str(catalog_path))
         if problems:
@@ -77,6 +78,11 @@ def _record(catalog_path: Path, model: str, version: str, bundle: SignatureBundl
         if not isinstance(artifact, CommentedMap):
             raise EditRefused(
                 f"{model} {version} was removed from {catalog_path} while signing", path=str(catalog_path)
+            )
+        if artifact.get("digest") != signed:
+            raise EditRefused(
+                f"{model} {version}'s artifact changed in {catalog_path} while signing; sign again",
+                path=str(catalog_path),
             )
         set_entry(artifact, "bundle", edit.load_fragment(_bundle_yaml(bundle)))
         new_text = edit.dump().encode("utf-8")
@@ -121,5 +127,5 @@ def sign_version(
         key_version=signer.version,
         signed_at=(now or datetime.now(UTC)).replace(microsecond=0),
     )
-    _record(catalog_path, model, version, record)
+    _record(catalog_path, model, version, found.artifact.digest, record)
     return record

@@ -5,10 +5,11 @@ from __future__ import annotations
 import difflib
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from catalog.errors import DigestMismatch, SigningError, UsageError
+from catalog.errors import DigestMismatch, EditRefused, SigningError, UsageError
 from catalog.signing.sign import sign_version
 from catalog.signing.verify import Verified, verify_version
 from tests.signing.conftest import URI_140, Signable
@@ -162,3 +163,19 @@ def test_the_cli_fails_with_ok_false_and_leaves_the_catalog(
     unchanged(signable, before)
     text = cli("sign", "fraud-scorer", *args)
     assert text.exit_code == code and says in text.output
+
+
+def test_an_artifact_changed_while_signing_is_not_recorded(signable: Signable, monkeypatch: pytest.MonkeyPatch) -> None:
+    from catalog.signing import sign as signing
+
+    sign_artifact = signing.sign_artifact
+
+    def meanwhile(path: Path, key: object) -> bytes:  # another writer registers other bytes as 1.4.0
+        text = signable.catalog_path.read_text()
+        signable.catalog_path.write_text(text.replace(URI_140.rsplit("/", 1)[1], "e" * 64, 2))
+        return sign_artifact(path, key)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(signing, "sign_artifact", meanwhile)
+    with pytest.raises(EditRefused, match="fraud-scorer 1.4.0's artifact changed in .* while signing"):
+        sign(signable)
+    assert "bundle:" not in signable.catalog_path.read_text()
