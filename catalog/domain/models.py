@@ -101,7 +101,7 @@ IAM_ROLE_ARN = rf"^{_AWS_PARTITION}:iam::[0-9]{{12}}:role/([A-Za-z0-9_+=,.@-]+/)
 SNS_TOPIC_ARN = rf"^{_AWS_PARTITION}:sns:[a-z]{{2}}(-[a-z]+)+-[0-9]{{1,2}}:[0-9]{{12}}:[A-Za-z0-9_-]{{1,256}}$"
 INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 # Vault: a Transit key (vault://MOUNT/keys/NAME) and a KV v2 secret (vault://MOUNT/PATH); MOUNT may nest.
-_VAULT_SEGMENT = r"[A-Za-z0-9_.-]+"
+_VAULT_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"  # no "." or ".." segment: Vault would resolve it elsewhere
 VAULT_TRANSIT_KEY = rf"^vault://{_VAULT_SEGMENT}(/{_VAULT_SEGMENT})*/keys/{_VAULT_SEGMENT}$"
 VAULT_KV_PATH = rf"^vault://{_VAULT_SEGMENT}(/{_VAULT_SEGMENT})+$"
 # A file committed with the catalog, relative to it: no absolute path; no segment starts with '.' (no '..').

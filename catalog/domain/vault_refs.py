@@ -48,11 +48,11 @@ class KvRef:
 
 def _check(ref: str, pattern: re.Pattern[str], form: str) -> str:
     """The reference without its scheme, or ``ValueError`` naming the form expected."""
+    rest = ref.removeprefix(SCHEME)
+    if any(segment in (".", "..") for segment in rest.split("/")):  # said first: the pattern refuses it too
+        raise ValueError(f"{ref!r} has a '.' or '..' segment, which Vault would resolve to another path")
     if not pattern.match(ref):
         raise ValueError(f"{ref!r} is not a {form}")
-    rest = ref.removeprefix(SCHEME)
-    if any(segment in (".", "..") for segment in rest.split("/")):
-        raise ValueError(f"{ref!r} has a '.' or '..' segment, which Vault would resolve to another path")
     return rest
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
+from catalog.domain.models import SecretRef, TrustedKey
 from catalog.domain.vault_refs import KvRef, TransitRef, is_vault_ref, parse_kv_ref, parse_transit_ref
 
 
@@ -57,3 +59,18 @@ def test_a_dot_segment_is_refused_as_vault_would_resolve_it_elsewhere(ref: str) 
 def test_is_vault_ref_is_the_scheme_only() -> None:
     assert is_vault_ref("vault://anything")
     assert not is_vault_ref("keys/release.pem")
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "ref"),
+    [
+        (SecretRef, "vault", "vault://secret/../other"),
+        (SecretRef, "vault", "vault://secret/./x"),
+        (TrustedKey, "vault", "vault://../keys/k"),
+        (TrustedKey, "vault", "vault://transit/keys/.."),
+    ],
+)
+def test_the_catalog_schema_refuses_a_dot_segment_too(model: type[BaseModel], field: str, ref: str) -> None:
+    """validate reports it with its line, before any command parses the reference."""
+    with pytest.raises(ValidationError, match=field):
+        model.model_validate({"name": "k", field: ref})
