@@ -37,7 +37,7 @@ def sign(model: str, version: str, key_ref: str, key_name: str | None, path: Pat
     """Sign every file of MODEL's --version artifact (fetched and checked against its digest), keep
     the bundle by digest in the store the artifact lies in, and record it as the version's
     artifact.bundle. models.yaml is unchanged when anything fails; signing again replaces the record."""
-    from catalog.signing.sign import sign_version
+    from catalog.sign import sign_version
 
     if "://" not in key_ref:
         key_ref = str(Path(key_ref).absolute())  # a path on the command line is the shell's, not the catalog's

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from catalog.register import register_version
-from catalog.signing.sign import sign_version
+from catalog.sign import sign_version
 from tests.onnx_models import dense_model, save_with_external_data
 from tests.signing.conftest import URI_140, Signable
 from tests.signing.stock_cli import stock_verify

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from catalog.errors import DigestMismatch, EditRefused, SigningError, UsageError
-from catalog.signing.sign import sign_version
+from catalog.sign import sign_version
 from catalog.signing.verify import Verified, verify_version
 from tests.signing.conftest import URI_140, Signable
 from tests.signing.keyfiles import write_key
@@ -166,7 +166,7 @@ def test_the_cli_fails_with_ok_false_and_leaves_the_catalog(
 
 
 def test_an_artifact_changed_while_signing_is_not_recorded(signable: Signable, monkeypatch: pytest.MonkeyPatch) -> None:
-    from catalog.signing import sign as signing
+    from catalog import sign as signing
 
     sign_artifact = signing.sign_artifact
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from catalog.register import register_version
-from catalog.signing.sign import sign_version
+from catalog.sign import sign_version
 from catalog.signing.verify import Verified, verify_version
 from tests.helpers import declare_store
 from tests.onnx_models import dense_model, save, save_with_external_data

@@ -11,7 +11,7 @@ import pytest
 from click.testing import Result
 
 from catalog.errors import SigningError
-from catalog.signing.sign import sign_version
+from catalog.sign import sign_version
 from catalog.signing.verify import Verified, verify_version
 from catalog.vault import Vault
 from tests.signing.conftest import URI_140, Signable

@@ -1,6 +1,6 @@
 """``modelcat sign``: sign a version's artifact, keep the bundle beside it, record it in models.yaml.
 
-The artifact is fetched verified (digest and size), every file of it signed (``bundle.py``), the
+The artifact is fetched verified (digest and size), every file of it signed (``signing/bundle.py``), the
 bundle checked against the trust key it will be recorded under, stored by digest in the store the
 artifact lies in, and recorded last, under the catalog's lock, validated before the atomic write:
 when anything fails, models.yaml is left as it was. Signing again replaces the record.
