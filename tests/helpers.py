@@ -142,3 +142,25 @@ def json_schema_validator() -> jsonschema.Draft202012Validator:
     schema = catalog_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema, registry=registry, format_checker=jsonschema.FormatChecker())
+
+
+# An environment's secrets (models.yaml's environments[].secrets), as the secrets tests declare them.
+BASE_ENVIRONMENT_SECRETS = """\
+    secrets:
+      - name: feature-token
+        vault: vault://secret/checkout/feature-token
+        field: token
+        version: 3
+        secrets_manager: checkout/feature-token
+      - name: store-credentials
+        vault: vault://kv/team/stores/artifacts
+        secrets_manager: team/stores/artifacts
+"""
+
+
+def with_secrets(text: str, environment: str, secrets: str = BASE_ENVIRONMENT_SECRETS) -> str:
+    """``text`` (a catalog with ``environments:``) with ``secrets`` (a ``secrets:`` block, indented
+    as an environment's key) added to ``environment``."""
+    anchor = f"  - name: {environment}\n"
+    assert text.count(anchor) == 1, f"no environment {environment} in the text"
+    return text.replace(anchor, anchor + secrets, 1)

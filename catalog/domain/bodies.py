@@ -4,7 +4,9 @@ The local target writes them (``Body.body()``: the resource's JSON in ``cdk.tf.j
 provider derives its Terraform schema from them (``catalog.provider.body_schema``), so a field is
 named, typed and described once.
 
-- ``modelcat_endpoint`` is an ``EndpointBody``: one model version's replicas.
+- ``modelcat_endpoint`` is an ``EndpointBody``: one model version's replicas; its ``secret`` blocks
+  name the environment's secrets by Vault KV v2 path (and pinned version), never their values: the
+  provider reads them when it starts the replicas (``catalog.provider.secrets``).
 - ``modelcat_route`` is a ``RouterBody``: one application's router. Its ``model`` blocks are the
   models of the router's routing table (``catalog.serving.table``), in the table's order, each
   with its ``route`` blocks, one per version: the body is the table, apart from ``route`` being
@@ -21,7 +23,7 @@ one (``${modelcat_endpoint.<id>.urls}``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, Field
@@ -31,9 +33,11 @@ from catalog.domain.strict import STRICT
 
 if TYPE_CHECKING:  # the router reads tables with these shapes: it need not load the deployment plan
     from catalog.domain.deployment import ApplicationPlan, Endpoint
+    from catalog.domain.models import SecretRef
 
 __all__ = [
     "DEFAULT_HOST",
+    "SECRETS_DIR_ENV",
     "Body",
     "EndpointBody",
     "MetricsBody",
@@ -41,10 +45,13 @@ __all__ = [
     "ModelBody",
     "RouteBody",
     "RouterBody",
+    "SecretBody",
     "router_models",
+    "secret_bodies",
 ]
 
 DEFAULT_HOST = "127.0.0.1"
+SECRETS_DIR_ENV = "MODELCAT_SECRETS_DIR"  # where a replica finds its secrets' files, on every target
 DEFAULT_RETENTION = "2d"  # how long the local Prometheus keeps samples
 DEFAULT_SCRAPE_INTERVAL = "5s"
 
@@ -58,6 +65,15 @@ class Body(BaseModel):
     def body(self) -> dict[str, Any]:
         """The JSON body (a field left unset, None, is left out)."""
         return self.model_dump(exclude_none=True)
+
+
+class SecretBody(Body):
+    """A ``secret`` block: a file the replicas read in their secrets folder, by Vault path; no value."""
+
+    name: str = Field(description="The file's name in the replica's $MODELCAT_SECRETS_DIR")
+    vault: str = Field(description="The KV v2 secret: vault://MOUNT/PATH")
+    field: str | None = Field(None, description="One key of the secret's data; default: the whole data as JSON")
+    version: int | None = Field(None, description="A pinned KV version; default: the latest when replicas start")
 
 
 class EndpointBody(Body):
@@ -75,6 +91,9 @@ class EndpointBody(Body):
     replicas: int = Field(description="Replica processes to run (>= 1)")
     host: str = Field(DEFAULT_HOST, description=f"Address the replicas listen on (default {DEFAULT_HOST})")
     labels: dict[str, str] | None = Field(None, description="Free-form labels, kept in the record")
+    secret: list[SecretBody] | None = Field(
+        None, description="Secrets handed to each replica as files (mode 0400) in a private folder"
+    )
 
 
 class RouteBody(Body):
@@ -142,6 +161,12 @@ class MetricsBody(Body):
     scrape_interval: str = Field(
         DEFAULT_SCRAPE_INTERVAL, description=f"How often each target is scraped (default {DEFAULT_SCRAPE_INTERVAL})"
     )
+
+
+def secret_bodies(secrets: Iterable[SecretRef]) -> list[SecretBody] | None:
+    """The ``secret`` blocks of an endpoint whose environment names ``secrets`` (None: it names none)."""
+    blocks = [SecretBody(name=s.name, vault=s.vault, field=s.field, version=s.version) for s in secrets]
+    return blocks or None
 
 
 def router_models(app: ApplicationPlan, replicas: Callable[[Endpoint], list[str] | str]) -> list[ModelBody]:

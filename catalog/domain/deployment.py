@@ -35,6 +35,7 @@ from catalog.domain.models import (
     KServeSettings,
     KubernetesSettings,
     SageMakerSettings,
+    SecretRef,
     Shadow,
 )
 
@@ -92,6 +93,7 @@ class Endpoint:
     size_bytes: int
     stage: str
     serving: EffectiveServing
+    secrets: tuple[SecretRef, ...] = ()  # the environment's: what its replicas read, by Vault path
 
     @property
     def name(self) -> str:
@@ -171,6 +173,7 @@ class Environment:
     kubernetes: KubernetesSettings | None = None
     kserve: KServeSettings | None = None
     sagemaker: SageMakerSettings | None = None
+    secrets: tuple[SecretRef, ...] = ()  # what its replicas read, by Vault KV v2 path (never a value)
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -191,12 +194,15 @@ def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[En
     (None) and the routes to versions it lacks are left out.
     """
     wanted = set(only) if only is not None else None
+    specs = {spec.name: spec for spec in declared_environments(catalog)}
     versions = {(m.name, semver_key(v.version)): v for m in catalog.models if m is not None for v in m.versions}
     by_env: dict[str, list[ApplicationPlan]] = {}
     for app in catalog.applications:
         if app is None or (wanted is not None and app.environment not in wanted):
             continue
         bindings = []
+        spec = specs.get(app.environment)
+        secrets = tuple(spec.secrets) if spec is not None else ()
         for binding in app.bindings:
             if binding is None or not binding.enabled:
                 continue
@@ -216,6 +222,7 @@ def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[En
                     size_bytes=version.artifact.size_bytes,
                     stage=version.stage,
                     serving=serving,
+                    secrets=secrets,
                 )
                 routes.append(RoutePlan(version.version, route.weight, endpoint))
             rollout = effective_rollout(catalog, binding)
@@ -229,9 +236,11 @@ def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[En
         outcomes = tuple((outcome.name, outcome.kind) for outcome in app.outcomes)
         plan = ApplicationPlan(app.name, app.environment, app.owner, tuple(bindings), outcomes)
         by_env.setdefault(app.environment, []).append(plan)
-    specs = {spec.name: spec for spec in declared_environments(catalog)}
     result = []
     for name, apps in sorted(by_env.items()):
         spec = specs.get(name) or EnvironmentSpec(name=name)
-        result.append(Environment(name, tuple(apps), spec.target, spec.kubernetes, spec.kserve, spec.sagemaker))
+        env = Environment(
+            name, tuple(apps), spec.target, spec.kubernetes, spec.kserve, spec.sagemaker, tuple(spec.secrets)
+        )
+        result.append(env)
     return result

@@ -439,6 +439,11 @@ class KubernetesSettings(Strict):
         [], max_length=16, description="Hostnames the HTTPRoute answers to; default: the Gateway's"
     )
     artifact_source: ArtifactSource
+    vault_role: K8sName | None = Field(
+        None,
+        description="The Vault role (Kubernetes auth) the Vault Agent Injector logs in with; needed when the "
+        "environment has secrets",
+    )
 
 
 class KServeSettings(Strict):
@@ -449,6 +454,11 @@ class KServeSettings(Strict):
         "not needed when every artifact URI is oci://",
     )
     service_account: K8sName | None = Field(None, description="Service account holding the storage credentials")
+    vault_role: K8sName | None = Field(
+        None,
+        description="The Vault role (Kubernetes auth) the Vault Agent Injector logs in with; needed when the "
+        "environment has secrets",
+    )
 
 
 class SageMakerSettings(Strict):

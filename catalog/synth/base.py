@@ -65,7 +65,8 @@ class Refusal:
     """Something a target cannot deploy: which binding, the catalog field that asks for it, and why.
 
     ``field`` is a path inside the binding (``("rollout", "step_percent")``, ``("routes",)``), or,
-    when ``version`` is set, inside that version of the binding's model (``("artifact", "uri")``).
+    when ``version`` is set, inside that version of the binding's model (``("artifact", "uri")``),
+    or, when ``environment`` is set, inside that environment's block (``("secrets", 0)``).
     ``message`` names no binding (``catalog.synth.limits`` and the synth-time refusals add it).
     """
 
@@ -76,10 +77,18 @@ class Refusal:
     message: str
     hint: str
     version: str | None = None
+    environment: str | None = None  # set: ``field`` is in this environment's own block (e.g. its secrets)
+
+    @property
+    def subject(self) -> str:
+        """What is refused: the environment, or the application's binding of the model."""
+        if self.environment is not None:
+            return f"environment {self.environment!r}"
+        return f"application {self.application!r}, model {self.model!r}"
 
     def error(self) -> UsageError:
         """This refusal raised at synth (the API's guard; ``validate`` reports it with a line first)."""
-        return UsageError(f"application {self.application!r}, model {self.model!r}: {self.message}; {self.hint}")
+        return UsageError(f"{self.subject}: {self.message}; {self.hint}")
 
 
 class Target(Protocol):

@@ -9,6 +9,10 @@
   annotations, where any string fits.
 - The rollout block as one annotation (``modelcat/rollout``, compact JSON), for a
   progressive-delivery controller or a human to read.
+- Secrets (an environment's ``secrets``): the Vault Agent Injector's pod annotations. The agent
+  logs in with the settings' ``vault_role`` and renders each secret (its field, or the whole data as
+  JSON; at its pinned version, else the latest) to ``/vault/secrets/NAME``, which the replica finds
+  through ``MODELCAT_SECRETS_DIR``: the catalog, the objects and Terraform hold only paths.
 - The provider block: ``hashicorp/kubernetes`` at the version ``cdktn-provider-kubernetes`` wraps,
   left unconfigured: the provider reads ``KUBE_CONFIG_PATH``/``KUBE_CONFIG_PATHS`` and
   ``KUBE_CTX`` (not ``KUBECONFIG``), or the in-cluster service account when Terraform runs in a pod.
@@ -23,20 +27,26 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from catalog.domain.deployment import Endpoint
+from catalog.domain.deployment import Endpoint, Environment
 from catalog.domain.effective import EffectiveRollout
+from catalog.domain.models import SecretRef
+from catalog.domain.vault_refs import parse_kv_ref
+from catalog.synth.base import Refusal
 
 __all__ = [
     "BINDINGS_PACKAGE",
     "DIGEST_LABEL_HEX",
     "PROVIDER_SOURCE",
     "PROVIDER_VERSION",
+    "SECRETS_MOUNT",
     "add_provider",
     "endpoint_annotations",
     "endpoint_labels",
     "label_value",
     "object_name",
     "rollout_annotation",
+    "vault_agent_annotations",
+    "vault_role_refusals",
 ]
 
 BINDINGS_PACKAGE = "cdktn_provider_kubernetes"
@@ -48,6 +58,8 @@ _NOT_LABEL = re.compile(r"[^A-Za-z0-9._-]")
 _EDGE = re.compile(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$")
 MAX_NAME = 63
 _HASH = 6
+SECRETS_MOUNT = "/vault/secrets"  # where the Vault Agent Injector renders secrets in every container
+_AGENT = "vault.hashicorp.com"
 
 
 def object_name(*parts: str) -> str:
@@ -90,6 +102,47 @@ def endpoint_annotations(endpoint: Endpoint) -> dict[str, str]:
         "modelcat/digest": endpoint.digest,
         "modelcat/version": endpoint.version,
     }
+
+
+def _agent_template(secret: SecretRef) -> str:
+    """The agent's template of one secret: its field's value, or the whole data as JSON (KV v2 keeps
+    the data under ``.Data.data``); a pinned version is asked for with ``?version=N``."""
+    ref = parse_kv_ref(secret.vault)
+    path = f"{ref.mount}/data/{ref.path}" + (f"?version={secret.version}" if secret.version else "")
+    value = f"index .Data.data {json.dumps(secret.field)}" if secret.field else ".Data.data | toJSON"
+    return f'{{{{- with secret "{path}" -}}}}{{{{ {value} }}}}{{{{- end -}}}}'
+
+
+def vault_agent_annotations(secrets: tuple[SecretRef, ...], role: str | None) -> dict[str, str]:
+    """The Vault Agent Injector's pod annotations for ``secrets`` (none without secrets): inject,
+    the role, the agent before the other init containers (the artifact's fetch may need a secret),
+    and per secret its KV path and the template selecting its field."""
+    if not secrets:
+        return {}
+    out = {f"{_AGENT}/agent-inject": "true", f"{_AGENT}/agent-init-first": "true", f"{_AGENT}/role": role or ""}
+    for secret in secrets:
+        ref = parse_kv_ref(secret.vault)
+        out[f"{_AGENT}/agent-inject-secret-{secret.name}"] = f"{ref.mount}/data/{ref.path}"
+        out[f"{_AGENT}/agent-inject-template-{secret.name}"] = _agent_template(secret)
+    return out
+
+
+def vault_role_refusals(environment: Environment, target: str, role: str | None) -> list[Refusal]:
+    """An environment with secrets and no ``vault_role`` in its ``target`` block: the agent cannot log in."""
+    if not environment.secrets or role:
+        return []
+    return [
+        Refusal(
+            f"{target}.vault-role",
+            "",
+            "",
+            ("secrets",),
+            f"its secrets reach the pods through the Vault Agent Injector, which needs a role to log in with, "
+            f"and the {target}: block names no vault_role",
+            f"add vault_role (a Vault Kubernetes-auth role bound to the pods' service account) to its {target}: block",
+            environment=environment.name,
+        )
+    ]
 
 
 @lru_cache(maxsize=256)

@@ -39,17 +39,22 @@ def target_problems(catalog: Catalog, deployments: Iterable[tuple[str, str]]) ->
 
 
 def _problem(catalog: Catalog, env: str, target: str, refusal: Refusal) -> Problem:
+    where = "" if refusal.environment is not None else f" (environment {env!r})"
     return Problem(
         refusal.code,
-        f"{target} cannot deploy application {refusal.application!r}, model {refusal.model!r} "
-        f"(environment {env!r}): {refusal.message}",
+        f"{target} cannot deploy {refusal.subject}{where}: {refusal.message}",
         loc=_loc(catalog, refusal),
         hint=refusal.hint,
-        at_key=refusal.field == ("routes",),
+        at_key=refusal.field in (("routes",), ("secrets",)),
     )
 
 
 def _loc(catalog: Catalog, refusal: Refusal) -> Loc:
+    if refusal.environment is not None:
+        for e, spec in enumerate(catalog.environments or []):
+            if spec is not None and spec.name == refusal.environment:
+                return ("environments", e, *refusal.field)
+        return ()
     if refusal.version is not None:
         for m, model in enumerate(catalog.models):
             if model is not None and model.name == refusal.model:

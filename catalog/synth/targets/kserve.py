@@ -15,7 +15,10 @@ checked by the tests against the real CRD):
   ``serviceAccountName`` from the settings (the storage credentials, never inlined);
 - labels and annotations (model, version, digest, artifact) as every Kubernetes object of
   modelcat's (``catalog.synth.kube``), on the object and on the predictor's pods; the rollout
-  block as ``modelcat/rollout``; Terraform waits for the ``Ready`` condition.
+  block as ``modelcat/rollout``; Terraform waits for the ``Ready`` condition;
+- the environment's secrets: the Vault Agent Injector's annotations on the predictor (its pods),
+  with the settings' ``vault_role`` (refused without one), and ``MODELCAT_SECRETS_DIR`` in the
+  model container's environment.
 
 Traffic uses KServe's canary model: an InferenceService's spec holds *one* predictor, and
 ``canaryTrafficPercent`` sends that share to the revision of the current spec while the last
@@ -51,6 +54,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from catalog.domain.bodies import SECRETS_DIR_ENV
 from catalog.domain.deployment import BindingPlan, Endpoint, Environment, RoutePlan, resource_id
 from catalog.domain.models import KServeSettings
 from catalog.errors import UsageError
@@ -58,11 +62,14 @@ from catalog.synth.base import Bodies, Refusal, StackContext, served_bindings, s
 from catalog.synth.emit import add_resources
 from catalog.synth.kube import (
     BINDINGS_PACKAGE,
+    SECRETS_MOUNT,
     add_provider,
     endpoint_annotations,
     endpoint_labels,
     object_name,
     rollout_annotation,
+    vault_agent_annotations,
+    vault_role_refusals,
 )
 from catalog.synth.typed import ResourceKind, build_bodies, import_bindings
 
@@ -202,7 +209,8 @@ def _plan(binding: BindingPlan, settings: KServeSettings) -> InferenceService:
 
 
 def refusals(env: Environment) -> list[Refusal]:
-    return served_refusals(env, binding_refusals, mirror_refusals)
+    role = env.kserve.vault_role if env.kserve is not None else None
+    return served_refusals(env, binding_refusals, mirror_refusals) + vault_role_refusals(env, "kserve", role)
 
 
 def inference_services(context: StackContext) -> list[InferenceService]:
@@ -236,6 +244,8 @@ def inference_service(k: Any, isvc: InferenceService) -> Any:
     resources = _resources(e.serving)
     if resources is not None:
         model["resources"] = resources
+    if e.secrets:
+        model["env"] = [{"name": SECRETS_DIR_ENV, "value": SECRETS_MOUNT}]
     predictor: dict[str, Any] = {
         "model": model,
         "minReplicas": minimum,
@@ -243,7 +253,7 @@ def inference_service(k: Any, isvc: InferenceService) -> Any:
         "scaleMetric": "concurrency",
         "scaleTarget": e.serving.target_concurrency,
         "labels": isvc.labels,
-        "annotations": endpoint_annotations(e),
+        "annotations": endpoint_annotations(e) | vault_agent_annotations(e.secrets, isvc.settings.vault_role),
     }
     if isvc.stable is not None:
         predictor["canaryTrafficPercent"] = isvc.served.weight

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
-from catalog.domain.bodies import DEFAULT_HOST, EndpointBody, MetricsBody, RouterBody, router_models
+from catalog.domain.bodies import DEFAULT_HOST, EndpointBody, MetricsBody, RouterBody, router_models, secret_bodies
 from catalog.domain.deployment import ApplicationPlan, Endpoint, Environment
 from catalog.layout import run_dir
 from catalog.synth.base import Bodies, Refusal, StackContext
@@ -37,6 +37,7 @@ def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
         replicas=endpoint.serving.replicas,
         host=DEFAULT_HOST,
         labels=endpoint.labels(),
+        secret=secret_bodies(endpoint.secrets),
     )
     return body.body() | {"lifecycle": {"create_before_destroy": True}}
 

@@ -6,7 +6,9 @@ instance type, alarm topic):
 - per model version an ``aws_sagemaker_model``: the modelcat image (``modelcat serve``, which
   verifies the artifact's digest before ``/ping`` answers) with the artifact as one uncompressed S3
   object at its content-addressed path ``<artifact_bucket>/sha256/<first two hex>/<hex>``, and the
-  model, version and digest in the container's environment. Its name holds the digest, so new bytes
+  model, version and digest in the container's environment, and the environment's secrets by
+  their Secrets Manager names (``MODELCAT_SECRETS``: ``{NAME: {secrets_manager, field}}``, read by
+  the container with the execution role, into ``MODELCAT_SECRETS_DIR``; never a value). Its name holds the digest, so new bytes
   make a new model (created before the old one is destroyed);
 - per binding (application x model) with replicas, an ``aws_sagemaker_endpoint_configuration`` with
   one production variant per route: ``route-1``, ``route-2``, ... in the catalog's order (SageMaker's
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from catalog.domain.bodies import SECRETS_DIR_ENV
 from catalog.domain.deployment import BindingPlan, Endpoint, Environment, RoutePlan, resource_id
 from catalog.domain.effective import EffectiveRollout
 from catalog.domain.models import SageMakerSettings
@@ -122,8 +125,14 @@ class SageMakerModel:
 
     @cached_property
     def name(self) -> str:
+        """Named by its digest, and by the secrets it names when it has any: a change of either is
+        a new model (the container's environment cannot change in place), created before the old
+        one is destroyed, so the two need different names."""
         e = self.endpoint
-        return object_name(e.model, e.version, e.digest.removeprefix("sha256:")[:12])
+        parts = [e.model, e.version, e.digest.removeprefix("sha256:")[:12]]
+        if e.secrets:
+            parts.append(hashlib.sha256(container_environment(e)[SECRETS_ENV].encode()).hexdigest()[:8])
+        return object_name(*parts)
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,21 @@ def plan_endpoints(context: StackContext) -> tuple[list[SageMakerModel], list[Sa
     return [models[key] for key in sorted(models)], endpoints
 
 
+SECRETS_ENV = "MODELCAT_SECRETS"
+SECRETS_DIR = "/opt/ml/secrets"  # where the container writes the files it reads from Secrets Manager
+
+
+def container_environment(e: Endpoint) -> dict[str, str]:
+    """The model container's environment: what it serves and, by name only, the secrets it reads."""
+    env = {"MODELCAT_MODEL": e.model, "MODELCAT_VERSION": e.version, "MODELCAT_DIGEST": e.digest}
+    if e.secrets:  # secret_refusals: each names its Secrets Manager secret
+        named = {
+            s.name: {"secrets_manager": s.secrets_manager, **({"field": s.field} if s.field else {})} for s in e.secrets
+        }
+        env |= {SECRETS_ENV: json.dumps(named, sort_keys=True, separators=(",", ":")), SECRETS_DIR_ENV: SECRETS_DIR}
+    return env
+
+
 def sagemaker_model(k: Any, m: SageMakerModel) -> Any:
     e = m.endpoint
     source = k.SagemakerModelPrimaryContainerModelDataSourceS3DataSource(
@@ -255,7 +279,7 @@ def sagemaker_model(k: Any, m: SageMakerModel) -> Any:
     container = k.SagemakerModelPrimaryContainer(
         image=m.settings.image,
         model_data_source=k.SagemakerModelPrimaryContainerModelDataSource(s3_data_source=[source]),
-        environment={"MODELCAT_MODEL": e.model, "MODELCAT_VERSION": e.version, "MODELCAT_DIGEST": e.digest},
+        environment=container_environment(e),
     )
     return k.SagemakerModelConfig(
         name=m.name,

@@ -7,7 +7,8 @@ outside 10-50 %, a steps list that is neither a canary and 100 nor equal steps, 
 3,600 s (the catalog's own bound too), a rollout that cannot finish within the 8 h a blue/green
 deployment may run, more than 10 variants, more variants than a metric-math alarm can watch, and a
 shadow variant beside more than one production variant (one shadow variant per endpoint holds by
-construction: a binding has one mirror). Pure: no IO.
+construction: a binding has one mirror), and a secret with no Secrets Manager name (SageMaker's
+containers reach no Vault: each secret must be mirrored to Secrets Manager). Pure: no IO.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "deployment_seconds",
     "mirror_refusals",
     "refusals",
+    "secret_refusals",
     "traffic_routing",
 ]
 
@@ -163,5 +165,23 @@ def _traffic_refusals(
         )
 
 
+def secret_refusals(env: Environment) -> list[Refusal]:
+    """Each of the environment's secrets that names no Secrets Manager secret (``secrets_manager``)."""
+    return [
+        Refusal(
+            "sagemaker.secret-source",
+            "",
+            "",
+            ("secrets", i),
+            f"secret {secret.name!r} ({secret.vault}) has no secrets_manager: a SageMaker container reads its "
+            "secrets from AWS Secrets Manager with the execution role, never from Vault",
+            "give it secrets_manager: the name of the Secrets Manager secret holding the same value",
+            environment=env.name,
+        )
+        for i, secret in enumerate(env.secrets)
+        if secret.secrets_manager is None
+    ]
+
+
 def refusals(env: Environment) -> list[Refusal]:
-    return served_refusals(env, binding_refusals, mirror_refusals)
+    return served_refusals(env, binding_refusals, mirror_refusals) + secret_refusals(env)

@@ -15,7 +15,10 @@
   metric ``modelcat_replica_inferences_in_flight`` (a gauge every replica exports) averaging
   ``target_concurrency`` per pod, plus CPU utilization 80 % when the serving block requests CPU;
 - a PodDisruptionBudget (``maxUnavailable: 1``) when ``min_replicas >= 2``: a version that asks
-  for two replicas at least keeps all but one through a node drain, in any environment.
+  for two replicas at least keeps all but one through a node drain, in any environment;
+- the environment's secrets: the Vault Agent Injector's annotations on the pod template
+  (``catalog.synth.kube.vault_agent_annotations``, the settings' ``vault_role``), and the replica's
+  ``MODELCAT_SECRETS_DIR`` pointing at the files the agent renders (refused without a role).
 """
 
 from __future__ import annotations
@@ -27,12 +30,21 @@ from functools import cached_property
 from typing import Any
 
 from catalog.artifacts.fetch import TOKEN_ENV
+from catalog.domain.bodies import SECRETS_DIR_ENV
 from catalog.domain.deployment import Endpoint, Environment
 from catalog.domain.effective import EffectiveRollout
 from catalog.domain.models import KubernetesSettings
 from catalog.errors import UsageError
 from catalog.synth.base import Refusal, StackContext
-from catalog.synth.kube import endpoint_annotations, endpoint_labels, object_name, rollout_annotation
+from catalog.synth.kube import (
+    SECRETS_MOUNT,
+    endpoint_annotations,
+    endpoint_labels,
+    object_name,
+    rollout_annotation,
+    vault_agent_annotations,
+    vault_role_refusals,
+)
 from catalog.synth.targets.kubernetes.common import (
     CONTAINER_PORT,
     DEPLOYMENT,
@@ -150,7 +162,8 @@ def artifact_refusal(endpoint: Endpoint) -> Refusal | None:
 
 def refusals(env: Environment) -> list[Refusal]:
     found = (artifact_refusal(e) for e in env.endpoints if e.serving.replicas > 0)
-    return [refusal for refusal in found if refusal is not None]
+    role = env.kubernetes.vault_role if env.kubernetes is not None else None
+    return [refusal for refusal in found if refusal is not None] + vault_role_refusals(env, "kubernetes", role)
 
 
 def servings(context: StackContext) -> list[Serving]:
@@ -158,6 +171,8 @@ def servings(context: StackContext) -> list[Serving]:
     settings = env.kubernetes
     if settings is None:
         raise UsageError(f"environment {env.name!r} has no kubernetes: block")
+    for refusal in vault_role_refusals(env, "kubernetes", settings.vault_role):
+        raise refusal.error()
     return [
         Serving(route.endpoint, binding.rollout, settings)
         for app in env.applications
@@ -226,6 +241,9 @@ def deployment(k: Any, s: Serving) -> Any:
         [*args, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)],
         [("models", posixpath.dirname(ARTIFACT_PATH), True), ("tmp", "/tmp", False)],
         resources=_resources(k, f"{SPEC}ContainerResources", e.serving.cpu, e.serving.memory),
+        env=[k.DeploymentV1SpecTemplateSpecContainerEnv(name=SECRETS_DIR_ENV, value=SECRETS_MOUNT)]
+        if e.secrets
+        else None,
     )
     annotations = endpoint_annotations(e)
     pod_annotations = {
@@ -233,6 +251,7 @@ def deployment(k: Any, s: Serving) -> Any:
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(CONTAINER_PORT),
         "prometheus.io/path": "/metrics",
+        **vault_agent_annotations(e.secrets, s.settings.vault_role),
     }
     strategy = k.DeploymentV1SpecStrategy(
         type="RollingUpdate",
@@ -273,6 +292,7 @@ def deployment_variant(s: Serving) -> tuple[object, ...]:
         bool(s.settings.image_pull_secret),
         serving.cpu is None,
         serving.memory is None,
+        bool(s.endpoint.secrets),
     )
 
 
