@@ -6,6 +6,13 @@ number, so a dead replica shows up in the next plan as ``replicas: 1 -> 2`` and 
 it. Changing model, version, digest, artifact or host replaces the endpoint; with
 ``create_before_destroy`` the new replicas start (and the old record is set aside as deposed)
 before the old ones are stopped.
+
+Secrets (``secret`` blocks, ``catalog.provider.secrets``): read from Vault before any replica
+starts (a missing path, or Vault down or sealed, fails the create and nothing serves), handed to
+each replica as files in a private folder, and recorded by path and version (``secret_versions``).
+``plan`` compares those versions with the ones Vault would give now (a new KV version of a secret
+not pinned, or a pinned version changed): a difference is an update, which restarts the replicas
+one at a time on their own ports, so the router always has the others to send to.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from tf.iface import (
     UpgradeContext,
 )
 from tf.schema import Attribute, Schema
-from tf.types import List, Number, String, Unknown
+from tf.types import List, Map, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from catalog.domain.bodies import DEFAULT_HOST, EndpointBody
@@ -49,6 +56,15 @@ from catalog.provider.processes import (
     wait_replica_ready,
 )
 from catalog.provider.runstate import NAME, EndpointRecord, Instance, probe_endpoint
+from catalog.provider.secrets import (
+    SECRETS_DIR_ENV,
+    SecretValues,
+    read_secrets,
+    remove_secrets_folder,
+    secret_specs,
+    wanted_versions,
+    write_secrets_folder,
+)
 
 __all__ = ["EndpointResource", "parallel"]
 
@@ -71,8 +87,18 @@ def parallel(func: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | BaseExc
         return list(pool.map(guarded, items))
 
 
-def _instance(ident: ProcessId, url: str, log: Path) -> Instance:
-    return Instance(ident.pid, ident.start_time, url, str(log))
+def _instance(ident: ProcessId, url: str, log: Path, secrets_dir: Path | None = None) -> Instance:
+    return Instance(ident.pid, ident.start_time, url, str(log), str(secrets_dir or ""))
+
+
+def _port(url: str) -> int:
+    """The port of a replica's base URL (``http://127.0.0.1:PORT``)."""
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def _held_versions(state: State) -> dict[str, int]:
+    held = state.get("secret_versions")
+    return {str(k): int(v) for k, v in held.items()} if isinstance(held, dict) else {}
 
 
 def _count(value: object) -> int | None:
@@ -93,6 +119,12 @@ class EndpointResource(RunResource):
             computed=[
                 Attribute("urls", List(String()), description="Base URLs of the healthy replicas", computed=True),
                 Attribute("pids", List(Number()), description="Process ids of the healthy replicas", computed=True),
+                Attribute(
+                    "secret_versions",
+                    Map(Number()),
+                    description="The KV version of each secret the replicas hold (never a value)",
+                    computed=True,
+                ),
             ],
         )
 
@@ -114,9 +146,18 @@ class EndpointResource(RunResource):
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _start(self, record: EndpointRecord, count: int, keep: Sequence[Instance] = ()) -> list[Instance]:
+    def _start(
+        self,
+        record: EndpointRecord,
+        count: int,
+        keep: Sequence[Instance] = (),
+        values: SecretValues | None = None,
+        port: int = 0,
+    ) -> list[Instance]:
         """Start ``count`` replicas at once (beside the running ``keep``) and wait until each serves
         the right bytes; on any failure stop those that did start and raise the first failure.
+        Each gets its own folder of ``values`` (the endpoint's secrets), and listens on ``port``
+        (default 0: any free one).
 
         Each replica is on record from the moment it is spawned, before it listens (``record`` is
         written with ``keep`` and the replicas so far): whatever stops this provider, even a
@@ -131,11 +172,27 @@ class EndpointResource(RunResource):
 
         def one(slot: int) -> Instance:
             log = self.run.log_file(f"endpoint-{record.name}-{secrets.token_hex(4)}")
-            argv = replica_argv(record.model, record.version, Path(record.artifact), record.digest, record.host)
+            argv = replica_argv(record.model, record.version, Path(record.artifact), record.digest, record.host, port)
             what = f"replica {record.model} {record.version} of endpoint {record.name}"
-            started = start_process(argv, log, what, on_spawn=lambda ident: note(slot, _instance(ident, "", log)))
-            note(slot, _instance(started.ident, started.url, log))
-            wait_replica_ready(started, record.model, record.version, record.digest)
+            folder = write_secrets_folder(self.run.secrets, record.name, values) if values else None
+            try:
+                started = start_process(
+                    argv,
+                    log,
+                    what,
+                    on_spawn=lambda ident: note(slot, _instance(ident, "", log, folder)),
+                    env={SECRETS_DIR_ENV: str(folder)} if folder else None,
+                )
+            except BaseException:
+                remove_secrets_folder(folder or "")
+                raise
+            note(slot, _instance(started.ident, started.url, log, folder))
+            try:
+                wait_replica_ready(started, record.model, record.version, record.digest)
+            except BaseException:
+                stop_process(started.ident)
+                remove_secrets_folder(folder or "")
+                raise
             return spawned[slot]
 
         results = parallel(one, list(range(count)))
@@ -156,12 +213,36 @@ class EndpointResource(RunResource):
 
         def one(instance: Instance) -> None:
             stop_process(instance.ident)
+            remove_secrets_folder(instance.secrets_dir)
             if not wait_port_free(instance.url) and diags is not None:
                 diags.add_warning(f"modelcat: port of {instance.url} still in use after its replica stopped")
 
         for result in parallel(one, list(instances)):
             if isinstance(result, BaseException) and diags is not None:
                 diags.add_warning(f"modelcat: stopping a replica failed: {result}")
+
+    def _restart(
+        self, record: EndpointRecord, replicas: list[Instance], values: SecretValues | None, diags: Diagnostics
+    ) -> None:
+        """Replace ``replicas`` (in place) one at a time by replicas holding ``values``: stop one
+        (drained), start its successor on the same port and wait until it serves, then the next;
+        the router sends to the others meanwhile. On a failure ``replicas`` holds those that run."""
+        for old in list(replicas):
+            at = replicas.index(old)
+            del replicas[at]
+            self._stop([old], diags)
+            self.run.write_endpoint(record.with_instances(replicas))
+            [new] = self._start(record, 1, replicas, values, port=_port(old.url) if old.url else 0)
+            replicas.insert(at, new)
+
+    def _secrets(self, state: State) -> SecretValues | None:
+        """The endpoint's secrets read from Vault (None when it has none); VaultError names the path."""
+        specs = secret_specs(state.get("secret"))
+        if not specs:
+            return None
+        from catalog.vault import Vault  # hvac: only for an endpoint with secrets
+
+        return read_secrets(specs, Vault.from_env())
 
     def _records_for(self, state: State) -> list[EndpointRecord]:
         """The records of this object: those holding one of its pids, else the current record if
@@ -190,7 +271,7 @@ class EndpointResource(RunResource):
         record = self._new_record(state, artifact=artifact)
         return self.run.write_endpoint(record.with_instances(found))
 
-    def _new_record(self, state: State, artifact: str) -> EndpointRecord:
+    def _new_record(self, state: State, artifact: str, values: SecretValues | None = None) -> EndpointRecord:
         return EndpointRecord(
             name=state["name"],
             model=state["model"],
@@ -201,6 +282,7 @@ class EndpointResource(RunResource):
             artifact_ref=state["artifact"],
             replicas=_count(state.get("replicas")) or 0,
             labels=dict(state.get("labels") or {}),
+            secrets={s.name: s.as_dict() for s in values.delivered} if values else {},
         )
 
     def _artifact(self, state: State) -> str:
@@ -230,13 +312,14 @@ class EndpointResource(RunResource):
                     self.run.depose_endpoint(existing)  # the object this one replaces: deleted later
                 else:
                     self.run.remove_record(existing)
-            record = self._new_record(planned, artifact)
-            instances = self._start(record, _count(planned["replicas"]) or 1)
+            values = self._secrets(planned)  # before anything starts: no secret, nothing serves
+            record = self._new_record(planned, artifact, values)
+            instances = self._start(record, _count(planned["replicas"]) or 1, values=values)
         except ModelcatError as e:
             diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", str(e))
             return None
         self.run.write_endpoint(record.with_instances(instances))
-        return self._with(planned, instances)
+        return self._with(planned, instances, secret_versions=values.versions if values else None)
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
         try:
@@ -252,7 +335,8 @@ class EndpointResource(RunResource):
             for instance, status in zip(record.instances, probe_endpoint(record), strict=True)
             if status.healthy
         ]
-        return self._with(current, healthy, replicas=len(healthy))
+        held = {name: int(s["version"]) for name, s in records[0].secrets.items()}
+        return self._with(current, healthy, replicas=len(healthy), secret_versions=held or None)
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State | None:
         if current is None:
@@ -261,6 +345,19 @@ class EndpointResource(RunResource):
         changed = planned.get("replicas") != current.get("replicas")
         if changed or not isinstance(urls, list) or len(urls) != _count(current.get("replicas")):
             planned = {**planned, "urls": Unknown, "pids": Unknown}
+        specs = secret_specs(planned.get("secret"))
+        held = _held_versions(current)
+        if not specs and not held:
+            return planned
+        try:
+            from catalog.vault import Vault
+
+            wanted = wanted_versions(specs, Vault.from_env()) if specs else {}
+        except ModelcatError as e:
+            ctx.diagnostics.add_error(f"modelcat_endpoint {planned['name']}: cannot read its secrets", str(e))
+            return planned
+        if wanted != held:  # a new KV version, or another one pinned: the replicas restart
+            planned = {**planned, "urls": Unknown, "pids": Unknown, "secret_versions": Unknown}
         return planned
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
@@ -288,17 +385,28 @@ class EndpointResource(RunResource):
         for other in records[1:]:
             self.run.remove_record(other)
         record = replace(record, replicas=want, labels=dict(planned.get("labels") or {}))
+        held = record.secrets
+        try:
+            values = self._secrets(planned)
+        except ModelcatError as e:  # fail closed: the replicas keep the secrets they hold
+            diags.add_error(f"modelcat_endpoint {name}: cannot read its secrets", str(e))
+            self.run.write_endpoint(record.with_instances(keep))
+            return self._with(current, keep, replicas=len(keep))
+        record = replace(record, secrets={s.name: s.as_dict() for s in values.delivered} if values else {})
+        versions = values.versions if values else None
         try:
             if len(keep) < want and not Path(record.artifact).exists():  # e.g. an OCI cache entry cleared
                 record = replace(record, artifact=self._artifact(planned))
-            keep += self._start(record, want - len(keep), keep) if len(keep) < want else []
+            if record.secrets != held:  # rotated: one replica at a time, each on its own port
+                self._restart(record, keep, values, diags)
+            keep += self._start(record, want - len(keep), keep, values) if len(keep) < want else []
         except ModelcatError as e:
             diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", str(e))
             self.run.write_endpoint(record.with_instances(keep))
-            return self._with(planned, keep, replicas=len(keep))
+            return self._with(planned, keep, replicas=len(keep), secret_versions=versions)
         keep.sort(key=lambda i: (i.start_time, i.pid))
         self.run.write_endpoint(record.with_instances(keep))
-        return self._with(planned, keep)
+        return self._with(planned, keep, secret_versions=versions)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         try:
@@ -329,8 +437,16 @@ class EndpointResource(RunResource):
             "artifact": record.artifact_ref or record.artifact,
             "host": record.host,
             "labels": record.labels or None,
+            "secret": [  # a pinned version is the configuration's to say: the next plan compares
+                {"name": name, "vault": s["vault"], "field": s.get("field"), "version": None}
+                for name, s in record.secrets.items()
+            ]
+            or None,
         }
-        return self._with(state, record.instances, replicas=record.replicas or len(record.instances))
+        versions = {name: int(s["version"]) for name, s in record.secrets.items()} or None
+        return self._with(
+            state, record.instances, replicas=record.replicas or len(record.instances), secret_versions=versions
+        )
 
     def upgrade(self, ctx: UpgradeContext, version: int, old: State) -> State | None:
         return old

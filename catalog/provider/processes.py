@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,10 +113,15 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+# What a replica or router never inherits: proxies (loopback only), and the provider's Vault
+# credentials (a replica gets its secrets as files, never the token that reads them).
+_NOT_INHERITED = ("VAULT_TOKEN",)
+
+
+def _child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and k.upper() not in _NOT_INHERITED}
     env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return env | dict(extra or {})
 
 
 def replica_argv(model: str, version: str, artifact: Path, digest: str, host: str, port: int = 0) -> list[str]:
@@ -171,13 +176,14 @@ def start_process(
     timeout: float = START_TIMEOUT,
     on_spawn: Callable[[ProcessId], object] | None = None,
     announced: Callable[[Path, int], str | None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Started:
     """Start ``argv`` detached, logging to ``log``; return once it has announced its URL.
 
     ``on_spawn`` is called with the new process as soon as it exists, before it listens (to put
     it on record at once); if it raises, the process is stopped. ``announced(log, offset)`` gives
     the URL once the process listens (default: the ``url`` of the first JSON line it logged after
-    ``offset``). Raises ProcessFailed with the log's last lines if the process exits first or says
+    ``offset``). ``env`` is added to the environment the process inherits. Raises ProcessFailed with the log's last lines if the process exits first or says
     nothing in time.
     """
     announced = announced or _announced_url
@@ -193,7 +199,7 @@ def start_process(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
-            env=_child_env(),
+            env=_child_env(env),
         )
     start = start_time_of(proc.pid)  # our unreaped child: its pid cannot have been reused yet
     ident = ProcessId(proc.pid, start if start is not None else -1)

@@ -3,9 +3,11 @@
 Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, rename)::
 
     endpoints/<name>.json            {name, model, version, digest, artifact, artifact_ref, host,
-                                      replicas, labels, instances: [{pid, start_time, url, log}]}
+                                      replicas, labels, secrets: {NAME: {vault, version, field}},
+                                      instances: [{pid, start_time, url, log, secrets_dir}]}
                                      (a process is on record from the moment it is spawned: its
-                                     url is "" until it listens)
+                                     url is "" until it listens; a secret's path and the version
+                                     its replicas were handed, never its value)
     endpoints/deposed/<name>.<pid>-<start>.json
                                      an endpoint being replaced (create_before_destroy) whose
                                      instances still run until Terraform deletes it
@@ -17,6 +19,8 @@ Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, 
                                      record, configuration, TSDB and scrape target files, one per
                                      route and endpoint record, written and removed with it
     logs/                            one log per process
+    secrets/<name>-<random>/         (0700) a replica's secrets, one file each (0400), removed
+                                     when it stops (catalog.provider.secrets)
     analytics/                       the routers' assignments and routing tables, the outcome
                                      events (catalog.feedback.logs: segmented, Parquet once closed)
 
@@ -70,6 +74,7 @@ class Instance:
     start_time: int
     url: str
     log: str
+    secrets_dir: str = ""  # the folder of its secrets' files, if its endpoint has secrets
 
     @property
     def ident(self) -> ProcessId:
@@ -88,6 +93,7 @@ class EndpointRecord:
     artifact_ref: str = ""
     replicas: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)  # name: {vault, version[, field]}
     deposed: bool = False  # not stored: true for an endpoint read from a deposed-* file
     file: str = ""  # not stored: the file it was read from
 
@@ -176,7 +182,9 @@ def _write_json(path: Path, body: dict[str, Any]) -> None:
 def _endpoint_from(body: dict[str, Any], path: Path) -> EndpointRecord:
     try:
         instances = tuple(
-            Instance(int(i["pid"]), int(i["start_time"]), str(i["url"]), str(i.get("log", "")))
+            Instance(
+                int(i["pid"]), int(i["start_time"]), str(i["url"]), str(i.get("log", "")), str(i.get("secrets_dir", ""))
+            )
             for i in body.get("instances", [])
         )
         return EndpointRecord(
@@ -190,6 +198,7 @@ def _endpoint_from(body: dict[str, Any], path: Path) -> EndpointRecord:
             artifact_ref=str(body.get("artifact_ref", body["artifact"])),
             replicas=int(body.get("replicas", len(instances))),
             labels={str(k): str(v) for k, v in (body.get("labels") or {}).items()},
+            secrets={str(k): dict(v) for k, v in (body.get("secrets") or {}).items()},
             deposed=path.parent.name == "deposed",
             file=str(path),
         )
@@ -223,6 +232,7 @@ class RunDir:
         self.endpoints = self.root / "endpoints"
         self.routes = self.root / "routes"
         self.logs = self.root / "logs"
+        self.secrets = self.root / "secrets"
         self.metrics = MetricsDir(self.root)
 
     def endpoint_file(self, name: str) -> Path:

@@ -57,6 +57,12 @@ def _endpoint(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
             details.append(f"bytes {_short(before.get('digest'))} -> {_short(after.get('digest'))}")
         if before.get("replicas") != after.get("replicas"):
             details.append(f"replicas {before.get('replicas')} -> {after.get('replicas')}")
+        if before.get("secret") != after.get("secret") or before.get("secret_versions") != after.get(
+            "secret_versions"
+        ):  # a new KV version (unknown until read) or another secret block: the replicas restart
+            held = before.get("secret_versions") or {}
+            versions = ", ".join(f"{name} v{int(v)}" for name, v in sorted(held.items())) or "none"
+            details.append(f"new secret versions (held: {versions}): replicas restart one at a time")
     return subject, ", ".join(details)
 
 
