@@ -73,7 +73,7 @@ class Refusal:
     code: str
     application: str
     model: str
-    field: tuple[str, ...]
+    field: tuple[str | int, ...]
     message: str
     hint: str
     version: str | None = None

@@ -46,7 +46,7 @@ __all__ = [
     "object_name",
     "rollout_annotation",
     "vault_agent_annotations",
-    "vault_role_refusals",
+    "vault_agent_refusals",
 ]
 
 BINDINGS_PACKAGE = "cdktn_provider_kubernetes"
@@ -60,6 +60,7 @@ MAX_NAME = 63
 _HASH = 6
 SECRETS_MOUNT = "/vault/secrets"  # where the Vault Agent Injector renders secrets in every container
 _AGENT = "vault.hashicorp.com"
+_TEMPLATE_PREFIX = "agent-inject-template-"  # the longer of the two per-secret annotation names
 
 
 def object_name(*parts: str) -> str:
@@ -123,26 +124,44 @@ def vault_agent_annotations(secrets: tuple[SecretRef, ...], role: str | None) ->
     for secret in secrets:
         ref = parse_kv_ref(secret.vault)
         out[f"{_AGENT}/agent-inject-secret-{secret.name}"] = f"{ref.mount}/data/{ref.path}"
-        out[f"{_AGENT}/agent-inject-template-{secret.name}"] = _agent_template(secret)
+        out[f"{_AGENT}/{_TEMPLATE_PREFIX}{secret.name}"] = _agent_template(secret)
     return out
 
 
-def vault_role_refusals(environment: Environment, target: str, role: str | None) -> list[Refusal]:
-    """An environment with secrets and no ``vault_role`` in its ``target`` block: the agent cannot log in."""
-    if not environment.secrets or role:
-        return []
-    return [
-        Refusal(
-            f"{target}.vault-role",
-            "",
-            "",
-            ("secrets",),
-            f"its secrets reach the pods through the Vault Agent Injector, which needs a role to log in with, "
-            f"and the {target}: block names no vault_role",
-            f"add vault_role (a Vault Kubernetes-auth role bound to the pods' service account) to its {target}: block",
-            environment=environment.name,
+def vault_agent_refusals(environment: Environment, target: str, role: str | None) -> list[Refusal]:
+    """What the Vault Agent Injector cannot deliver of an environment's secrets on ``target``: any
+    secret without the block's ``vault_role`` to log in with, and a secret whose name makes an
+    annotation name longer than Kubernetes allows (63 characters)."""
+    refusals = []
+    if environment.secrets and not role:
+        refusals.append(
+            Refusal(
+                f"{target}.vault-role",
+                "",
+                "",
+                ("secrets",),
+                f"its secrets reach the pods through the Vault Agent Injector, which needs a role to log in with, "
+                f"and the {target}: block names no vault_role",
+                f"add vault_role (a Vault Kubernetes-auth role bound to the pods' service account) to its {target}: block",
+                environment=environment.name,
+            )
         )
-    ]
+    longest = MAX_NAME - len(_TEMPLATE_PREFIX)
+    for i, secret in enumerate(environment.secrets):
+        if len(secret.name) > longest:
+            refusals.append(
+                Refusal(
+                    f"{target}.secret-name",
+                    "",
+                    "",
+                    ("secrets", i, "name"),
+                    f"secret {secret.name!r} names the annotation {_TEMPLATE_PREFIX}{secret.name}, longer than the "
+                    f"{MAX_NAME} characters a Kubernetes annotation's name may have",
+                    f"give the secret a name of {longest} characters at most",
+                    environment=environment.name,
+                )
+            )
+    return refusals
 
 
 @lru_cache(maxsize=256)

@@ -74,14 +74,14 @@ def _loc(catalog: Catalog, refusal: Refusal) -> Loc:
     return ()
 
 
-def _rollout_loc(binding_at: Loc, sources: Mapping[str, str], field: tuple[str, ...], binding: Binding) -> Loc:
+def _rollout_loc(binding_at: Loc, sources: Mapping[str, str], field: tuple[str | int, ...], binding: Binding) -> Loc:
     """Where a rollout field's value is written: the binding's block, ``defaults.rollout``, or for a
     built-in default, where the strategy it belongs to is chosen."""
 
     def block(source: str) -> Loc:
         return (*binding_at, "rollout") if source == "own" else ("defaults", "rollout")
 
-    source = sources.get(field[0], "builtin")
+    source = sources.get(str(field[0]), "builtin")
     if source != "builtin":
         return (*block(source), *field)
     if sources["strategy"] != "builtin":

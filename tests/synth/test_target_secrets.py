@@ -179,3 +179,13 @@ def test_other_secrets_name_another_sagemaker_model(stacks: dict[str, dict[str, 
         b["name"] for b in _stack(DEMO, "sagemaker", tmp_path / "demo")["resource"]["aws_sagemaker_model"].values()
     }
     assert not plain & before and all(b.startswith(p[:-7]) for b, p in zip(sorted(before), sorted(plain), strict=True))
+
+
+def test_validate_reports_a_secret_name_too_long_for_an_annotation(write, cli) -> None:
+    long_name = "a" * 42  # agent-inject-template-NAME: 64 characters, one more than Kubernetes allows
+    text = secrets_demo().replace("    target: local\n", "    target: kubernetes\n", 1)
+    text = text.replace("- name: store-credentials", f"- name: {long_name}")
+    problem = reported_problem(cli, write(text), "kubernetes.secret-name")
+    assert f"secret '{long_name}' names the annotation agent-inject-template-{long_name}" in problem["message"]
+    assert problem["line"] == line_of(text, f"- name: {long_name}")
+    assert cli("validate", write(text.replace(long_name, long_name[:-1]))).exit_code == 0

@@ -69,7 +69,7 @@ from catalog.synth.kube import (
     object_name,
     rollout_annotation,
     vault_agent_annotations,
-    vault_role_refusals,
+    vault_agent_refusals,
 )
 from catalog.synth.typed import ResourceKind, build_bodies, import_bindings
 
@@ -210,7 +210,7 @@ def _plan(binding: BindingPlan, settings: KServeSettings) -> InferenceService:
 
 def refusals(env: Environment) -> list[Refusal]:
     role = env.kserve.vault_role if env.kserve is not None else None
-    return served_refusals(env, binding_refusals, mirror_refusals) + vault_role_refusals(env, "kserve", role)
+    return served_refusals(env, binding_refusals, mirror_refusals) + vault_agent_refusals(env, "kserve", role)
 
 
 def inference_services(context: StackContext) -> list[InferenceService]:

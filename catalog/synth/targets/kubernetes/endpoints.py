@@ -43,7 +43,7 @@ from catalog.synth.kube import (
     object_name,
     rollout_annotation,
     vault_agent_annotations,
-    vault_role_refusals,
+    vault_agent_refusals,
 )
 from catalog.synth.targets.kubernetes.common import (
     CONTAINER_PORT,
@@ -163,7 +163,7 @@ def artifact_refusal(endpoint: Endpoint) -> Refusal | None:
 def refusals(env: Environment) -> list[Refusal]:
     found = (artifact_refusal(e) for e in env.endpoints if e.serving.replicas > 0)
     role = env.kubernetes.vault_role if env.kubernetes is not None else None
-    return [refusal for refusal in found if refusal is not None] + vault_role_refusals(env, "kubernetes", role)
+    return [refusal for refusal in found if refusal is not None] + vault_agent_refusals(env, "kubernetes", role)
 
 
 def servings(context: StackContext) -> list[Serving]:
@@ -171,7 +171,7 @@ def servings(context: StackContext) -> list[Serving]:
     settings = env.kubernetes
     if settings is None:
         raise UsageError(f"environment {env.name!r} has no kubernetes: block")
-    for refusal in vault_role_refusals(env, "kubernetes", settings.vault_role):
+    for refusal in vault_agent_refusals(env, "kubernetes", settings.vault_role):
         raise refusal.error()
     return [
         Serving(route.endpoint, binding.rollout, settings)
