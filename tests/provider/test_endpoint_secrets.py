@@ -7,7 +7,6 @@ One project is applied once and shared by the tests, in order (as tests/deploy's
 
 from __future__ import annotations
 
-import os
 import stat
 import zipfile
 from collections.abc import Iterator
