@@ -164,3 +164,14 @@ def with_secrets(text: str, environment: str, secrets: str = BASE_ENVIRONMENT_SE
     anchor = f"  - name: {environment}\n"
     assert text.count(anchor) == 1, f"no environment {environment} in the text"
     return text.replace(anchor, anchor + secrets, 1)
+
+
+def with_vault_role(text: str, role: str = "modelcat-serving") -> str:
+    """The demo catalog's ``text`` with ``vault_role`` in production's kubernetes and kserve blocks."""
+    for anchor in (
+        "        registry_secret: artifacts-example-token\n",
+        "      service_account: kserve-artifacts-reader",
+    ):
+        end = text.index("\n", text.index(anchor) + len(anchor) - 1) + 1
+        text = text[:end] + f"      vault_role: {role}\n" + text[end:]
+    return text

@@ -18,7 +18,7 @@ import pytest
 from catalog.provider.processes import is_alive
 from catalog.provider.runstate import EndpointRecord
 from tests.deploy.project import ClientLoop, Project, output
-from tests.helpers import with_secrets
+from tests.helpers import with_secrets, with_vault_role
 from tests.vault_server import FakeVault
 
 pytestmark = pytest.mark.slow
@@ -37,19 +37,11 @@ SECRETS = f"""\
         vault: vault://secret/{STORE_PATH}
         secrets_manager: stores/artifacts
 """
-ROLE = "      vault_role: modelcat-serving\n"
 
 
 def secret_catalog(text: str, secrets: str = SECRETS) -> str:
     """The project's catalog with ``secrets`` in production, and the Vault role its clusters log in with."""
-    text = with_secrets(text, "production", secrets)
-    for anchor in (
-        "        registry_secret: artifacts-example-token\n",
-        "      service_account: kserve-artifacts-reader",
-    ):
-        end = text.index("\n", text.index(anchor) + len(anchor) - 1) + 1
-        text = text[:end] + ROLE + text[end:]
-    return text
+    return with_vault_role(with_secrets(text, "production", secrets))
 
 
 @pytest.fixture(scope="module")
@@ -185,12 +177,7 @@ def test_a_new_kv_version_restarts_the_replicas_one_at_a_time_without_a_failed_r
         == ["new secret versions (held: feature-token v1, store-credentials v1): replicas restart one at a time"] * 2
     )
 
-    with ClientLoop(router.url) as loop:
-        loop.wait_for(50)
-        applied = project.run("apply", "--auto-approve")
-        loop.wait_for(100)
-    assert applied.returncode == 0, output(applied)
-    assert not loop.failures, loop.failures[:10]
+    apply_under_load(project)
 
     after = {r.name: [(i.url, i.ident) for i in r.instances] for r in records(project)}
     for name, old in before.items():
@@ -212,14 +199,20 @@ def test_a_pinned_version_changed_in_the_catalog_restarts_the_replicas_with_it(p
     project.catalog.write_text(text.replace("        field: token\n", "        field: token\n        version: 1\n", 1))
     project.ok("validate")
     router = project.route()
-    with ClientLoop(router.url) as loop:
+    apply_under_load(project)
+    assert project.route().ident == router.ident
+    assert {files["feature-token"] for files in held(project).values()} == {VALUE}
+    assert {r.secrets["feature-token"]["version"] for r in records(project)} == {1}
+
+
+def apply_under_load(project: Project) -> None:
+    """``modelcat apply`` while clients keep sending through the router: it succeeds, none fails."""
+    with ClientLoop(project.route().url) as loop:
         loop.wait_for(50)
         applied = project.run("apply", "--auto-approve")
         loop.wait_for(100)
     assert applied.returncode == 0, output(applied)
     assert not loop.failures, loop.failures[:10]
-    assert {files["feature-token"] for files in held(project).values()} == {VALUE}
-    assert {r.secrets["feature-token"]["version"] for r in records(project)} == {1}
 
 
 def _fails_closed(project: Project, *words: str) -> Any:

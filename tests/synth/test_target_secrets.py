@@ -13,11 +13,10 @@ import pytest
 
 from catalog.synth import synthesize
 from catalog.validate import load_catalog
-from tests.helpers import BASE_ENVIRONMENT_SECRETS, DEMO, ROOT, line_of, reported_problem, with_secrets
+from tests.helpers import BASE_ENVIRONMENT_SECRETS, DEMO, ROOT, line_of, reported_problem, with_secrets, with_vault_role
 from tests.synth.crds import validate
 from tests.synth.golden import check_golden
 
-VAULT_ROLE = "      vault_role: modelcat-serving\n"
 AGENT = "vault.hashicorp.com"
 
 
@@ -35,14 +34,7 @@ def _agent(annotations: dict[str, str]) -> dict[str, str]:
 def secrets_demo(role: bool = True) -> str:
     """The demo catalog with two secrets in production (and the Vault role of its cluster targets)."""
     text = with_secrets(DEMO.read_text(encoding="utf-8"), "production", BASE_ENVIRONMENT_SECRETS)
-    if role:
-        for anchor in (
-            "        registry_secret: artifacts-example-token\n",
-            "      service_account: kserve-artifacts-reader",
-        ):
-            line_end = text.index("\n", text.index(anchor) + len(anchor) - 1) + 1
-            text = text[:line_end] + VAULT_ROLE + text[line_end:]
-    return text
+    return with_vault_role(text) if role else text
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,7 @@ from catalog.domain.bodies import SECRETS_DIR_ENV
 from catalog.domain.deployment import BindingPlan, Endpoint, Environment, RoutePlan, resource_id
 from catalog.domain.models import KServeSettings
 from catalog.errors import UsageError
+from catalog.synth import kube
 from catalog.synth.base import Bodies, Refusal, StackContext, served_bindings, served_refusals
 from catalog.synth.emit import add_resources
 from catalog.synth.kube import (
@@ -68,8 +69,6 @@ from catalog.synth.kube import (
     endpoint_labels,
     object_name,
     rollout_annotation,
-    vault_agent_annotations,
-    vault_agent_refusals,
 )
 from catalog.synth.typed import ResourceKind, build_bodies, import_bindings
 
@@ -210,7 +209,7 @@ def _plan(binding: BindingPlan, settings: KServeSettings) -> InferenceService:
 
 def refusals(env: Environment) -> list[Refusal]:
     role = env.kserve.vault_role if env.kserve is not None else None
-    return served_refusals(env, binding_refusals, mirror_refusals) + vault_agent_refusals(env, "kserve", role)
+    return served_refusals(env, binding_refusals, mirror_refusals) + kube.vault_agent_refusals(env, "kserve", role)
 
 
 def inference_services(context: StackContext) -> list[InferenceService]:
@@ -253,7 +252,7 @@ def inference_service(k: Any, isvc: InferenceService) -> Any:
         "scaleMetric": "concurrency",
         "scaleTarget": e.serving.target_concurrency,
         "labels": isvc.labels,
-        "annotations": endpoint_annotations(e) | vault_agent_annotations(e.secrets, isvc.settings.vault_role),
+        "annotations": endpoint_annotations(e) | kube.vault_agent_annotations(e.secrets, isvc.settings.vault_role),
     }
     if isvc.stable is not None:
         predictor["canaryTrafficPercent"] = isvc.served.weight
