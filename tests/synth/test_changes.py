@@ -73,3 +73,27 @@ def test_a_stacks_prometheus_reads_as_what_it_scrapes_and_keeps() -> None:
         "create   production-local: Prometheus: scrape the routers and replicas every 5s, keep 2d",
         "delete   production-local: Prometheus: stop it",
     ]
+
+
+def test_an_endpoint_whose_secrets_change_reads_as_a_restart_one_replica_at_a_time() -> None:
+    held = {"feature-token": 1.0, "store": 4.0}
+    block = {"name": "feature-token", "vault": "vault://secret/checkout/token", "field": None, "version": None}
+    before = _endpoint("1.3.0", A, 2) | {"secret": [block], "secret_versions": held}
+    rotated = before | {"secret_versions": None}  # a new KV version: unknown until the replicas read it
+    pinned = before | {"secret": [block | {"version": 2}]}
+    lines = [
+        c.line()
+        for c in describe_changes(
+            [
+                _rc("modelcat_endpoint", ["update"], before, rotated),
+                _rc("modelcat_endpoint", ["update"], before, pinned),
+                _rc("modelcat_endpoint", ["update"], before, before | {"replicas": 3}),
+            ]
+        )
+    ]
+    restart = "new secret versions (held: feature-token v1, store v4): replicas restart one at a time"
+    assert lines == [
+        f"update   checkout: fraud-scorer 1.3.0 endpoint: {restart}",
+        f"update   checkout: fraud-scorer 1.3.0 endpoint: {restart}",
+        "update   checkout: fraud-scorer 1.3.0 endpoint: replicas 2 -> 3",
+    ]
