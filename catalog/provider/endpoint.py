@@ -402,6 +402,9 @@ class EndpointResource(RunResource):
             keep += self._start(record, want - len(keep), keep, values) if len(keep) < want else []
         except ModelcatError as e:
             diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", str(e))
+            if record.secrets != held:  # not every replica got them: the next plan restarts them all again
+                record = replace(record, secrets=held)
+                versions = {key: int(s["version"]) for key, s in held.items()} or None
             self.run.write_endpoint(record.with_instances(keep))
             return self._with(planned, keep, replicas=len(keep), secret_versions=versions)
         keep.sort(key=lambda i: (i.start_time, i.pid))

@@ -205,6 +205,34 @@ def test_a_pinned_version_changed_in_the_catalog_restarts_the_replicas_with_it(p
     assert {r.secrets["feature-token"]["version"] for r in records(project)} == {1}
 
 
+def test_a_rotation_that_fails_halfway_is_planned_again_and_finishes(project: Project, vault: FakeVault) -> None:
+    """A replica that cannot start during the restart: the apply fails, the endpoint keeps the
+    versions it held on record, so the next plan restarts it again (and heals the missing replica)."""
+    rotated = {"access_key": "AKIAEXAMPLEKEY02", "secret_key": "store-secret-key-rotated"}
+    version = vault.write_secret(STORE_PATH, rotated)
+    [record] = [r for r in records(project) if r.version == "1.3.0"]
+    artifact = Path(record.artifact)
+    aside = artifact.with_name(artifact.name + ".aside")
+    artifact.rename(aside)  # a replica of 1.3.0 cannot start: its bytes are gone
+    try:
+        failed = project.run("apply", "--auto-approve")
+    finally:
+        aside.rename(artifact)
+    assert failed.returncode != 0, output(failed)
+    [record] = [r for r in records(project) if r.version == "1.3.0"]
+    assert record.secrets["store-credentials"]["version"] == version - 1
+    [stack] = project.json("plan", codes=(0, 2))["stacks"]
+    assert {c["subject"]: c["action"] for c in stack["changes"]}.get(
+        "checkout: fraud-scorer 1.3.0 endpoint"
+    ) == "update"
+    project.ok("apply", "--auto-approve")
+    assert {r.secrets["store-credentials"]["version"] for r in records(project)} == {version}
+    assert len(held(project)) == 4
+    assert {files["store-credentials"] for files in held(project).values()} == {
+        '{"access_key": "AKIAEXAMPLEKEY02", "secret_key": "store-secret-key-rotated"}'
+    }
+
+
 def apply_under_load(project: Project) -> None:
     """``modelcat apply`` while clients keep sending through the router: it succeeds, none fails."""
     with ClientLoop(project.route().url) as loop:
