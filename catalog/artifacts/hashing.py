@@ -8,9 +8,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from catalog.errors import ArtifactTooLarge
+from catalog.errors import ArtifactTooLarge, DigestMismatch, StoreError
 
-__all__ = ["CHUNK", "Hashed", "Progress", "artifact_digest", "hash_file", "hash_stream", "manifest_digest"]
+__all__ = [
+    "CHUNK",
+    "Hashed",
+    "Progress",
+    "artifact_digest",
+    "hash_file",
+    "hash_stream",
+    "manifest_digest",
+    "read_verified",
+]
 
 CHUNK = 1 << 20  # 1 MiB: large enough for full hashing speed, small enough to bound memory
 MANIFEST_MEDIA_TYPE = "application/vnd.modelcat.artifact.manifest.v1+json"
@@ -83,3 +92,20 @@ def artifact_digest(files: Sequence[tuple[str, Hashed]]) -> Hashed:
     single file's own sha256, else the manifest digest; the size is every file's."""
     digest = files[0][1].digest if len(files) == 1 else manifest_digest(files)
     return Hashed(digest, sum(h.size for _, h in files))
+
+
+def read_verified(path: str, digest: str, limit: int, name: str) -> bytes:
+    """The bytes of the small file at ``path`` (a signing bundle), read at most ``limit`` of them,
+    refused unless their sha256 is ``digest``. ``name`` names it in errors: StoreError when it cannot
+    be read, ArtifactTooLarge past ``limit``, DigestMismatch naming both digests."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as e:
+        raise StoreError(name, f"cannot read {path}: {e.strerror or e}") from e
+    if len(data) > limit:
+        raise ArtifactTooLarge(name, f"is over the limit of {limit:,} bytes")
+    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+    if actual != digest:
+        raise DigestMismatch(name, digest, actual)
+    return data

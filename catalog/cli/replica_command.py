@@ -13,7 +13,7 @@ import click
 from catalog.cli.common import command, examples
 from catalog.serving import DEFAULT_MAX_BODY_BYTES
 
-__all__ = ["replica", "runtime_options"]
+__all__ = ["replica", "runtime_options", "signature_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +41,36 @@ def runtime_options(drain_seconds: float, drain_note: str = "") -> Callable[[F],
     return decorate
 
 
+def signature_options(env: bool = False) -> Callable[[F], F]:
+    """--bundle, --bundle-digest and --trust: the release check of every command that serves a model
+    version (replica, serve; ``env``: also from MODELCAT_BUNDLE, MODELCAT_BUNDLE_DIGEST, MODELCAT_TRUST)."""
+
+    def named(variable: str) -> dict[str, Any]:
+        return {"envvar": variable, "show_envvar": True} if env else {}
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--trust",
+            "trust_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="JSON trust file: whether signatures are required, the trusted public keys (name, version, PEM).",
+            **named("MODELCAT_TRUST"),
+        )(func)
+        func = click.option(
+            "--bundle-digest",
+            help="sha256:<64 hex> the catalog records for the bundle.",
+            **named("MODELCAT_BUNDLE_DIGEST"),
+        )(func)
+        return click.option(
+            "--bundle",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="The version's signing bundle (OpenSSF model signing), verified before anything listens.",
+            **named("MODELCAT_BUNDLE"),
+        )(func)
+
+    return decorate
+
+
 @click.command(
     "replica",
     epilog=examples(
@@ -59,6 +89,7 @@ def runtime_options(drain_seconds: float, drain_note: str = "") -> Callable[[F],
 @click.option("--port", required=True, type=click.IntRange(0, 65535), help="TCP port; 0 picks a free one.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @runtime_options(drain_seconds=5.0)
+@signature_options()
 @command
 def replica(
     fmt: str,
@@ -71,23 +102,32 @@ def replica(
     threads: int,
     drain_seconds: float,
     max_request_bytes: int,
+    bundle: Path | None,
+    bundle_digest: str | None,
+    trust_file: Path | None,
 ) -> int:
-    """Verify ARTIFACT against --digest, load it, then serve it until SIGTERM or SIGINT.
+    """Verify ARTIFACT against --digest (and its signing --bundle against --trust), load it, then
+    serve it until SIGTERM or SIGINT.
 
     Nothing listens until the bytes are verified: on a digest mismatch the command exits 1 naming
-    both digests. Once listening it prints one line with the URL.
+    both digests; on a bad, untrusted or (when the trust file requires one) missing signature it
+    exits 1 with the reason. Once listening it prints one line with the URL.
     """
     from catalog.serving.replica import create_app, serve
     from catalog.serving.replica_model import load_verified
+    from catalog.serving.signature import check_release, signature_info, signature_text
 
+    signed = check_release(artifact, bundle, bundle_digest, trust_file, model_name, model_version)
     loaded = load_verified(artifact, digest, threads=threads)
-    app = create_app(loaded, model_name, model_version, max_body_bytes=max_request_bytes)
+    app = create_app(loaded, model_name, model_version, max_body_bytes=max_request_bytes, signed_by=signed)
+    signature = signature_text(signature_info(signed))
 
     def announce(url: str) -> None:
         if fmt == "json":
-            line = json.dumps({"model": model_name, "version": model_version, "digest": loaded.digest, "url": url})
+            fields = {"model": model_name, "version": model_version, "digest": loaded.digest, "url": url}
+            line = json.dumps(fields | {"signature": signature_info(signed)})
         else:
-            line = f"replica {model_name} {model_version} {loaded.digest} listening on {url}"
+            line = f"replica {model_name} {model_version} {loaded.digest} ({signature}) listening on {url}"
         click.echo(line)  # click.echo flushes: a supervisor reading stdout sees the line at once
 
     stopped_by = serve(app, host=host, port=port, drain_seconds=drain_seconds, on_listening=announce)

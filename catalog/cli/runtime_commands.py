@@ -68,6 +68,8 @@ def _status_json(status: Any) -> dict[str, Any]:
                                 "digest": r.digest,
                                 "healthy": r.healthy,
                                 "error": r.error,
+                                "signature": r.signature,
+                                "signed": r.signed if r.ready else None,
                             }
                             for r in e.replicas
                         ],
@@ -118,7 +120,8 @@ def _echo_application(app: Any) -> None:
             state = "ready" if r.ready else "NOT READY"
             digest = (r.digest or "-")[:19]
             mark = "ok" if r.healthy else click.style(r.error or "unhealthy", fg="red")
-            click.echo(f"    pid {r.pid:<7} port {port:<6} {state:<9} {digest}  {mark}")
+            signed = f"  {r.signed}" if r.ready else ""
+            click.echo(f"    pid {r.pid:<7} port {port:<6} {state:<9} {digest}  {mark}{signed}")
     for line in app.drift:
         click.echo(click.style(f"  drift: {line}", fg="yellow"))
 
@@ -130,7 +133,7 @@ def _echo_application(app: Any) -> None:
 @command
 def status(path: Path, target: str, envs: tuple[str, ...], fmt: str) -> int:
     """Per application: router URL, weights in force vs the catalog; per replica: pid, port, ready,
-    digest. Exit 1 when anything differs from the catalog, or runs that the catalog does not
+    digest, and who signed the bytes it verified ("signed by KEY vN, verified" or "unsigned"). Exit 1 when anything differs from the catalog, or runs that the catalog does not
     declare (a stack applied earlier, an old replica an interrupted apply left running)."""
     from catalog.deploy.status import catalog_status
 

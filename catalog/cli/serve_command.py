@@ -4,7 +4,9 @@ SageMaker starts the image as ``docker run <image> serve``, puts the model data 
 ``/opt/ml/model`` (or ``$SM_MODEL_DIR``) and talks to port 8080 (or ``$SAGEMAKER_BIND_TO_PORT``):
 ``GET /ping`` for health, ``POST /invocations`` for inference. Which model version the bytes must be
 comes from the container's environment, ``MODELCAT_MODEL``, ``MODELCAT_VERSION`` and
-``MODELCAT_DIGEST``; as with ``modelcat replica``, nothing listens until the bytes match the digest.
+``MODELCAT_DIGEST``; as with ``modelcat replica``, nothing listens until the bytes match the digest
+and, given a signing bundle and a trust file (``MODELCAT_BUNDLE``, ``MODELCAT_BUNDLE_DIGEST``,
+``MODELCAT_TRUST``), until the signature verifies against a trusted key.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import click
 
 from catalog.cli.common import command, examples
-from catalog.cli.replica_command import runtime_options
+from catalog.cli.replica_command import runtime_options, signature_options
 from catalog.errors import UsageError
 from catalog.wording import plural
 
@@ -115,6 +117,7 @@ def find_artifact(artifact: str | None, model_dir: str | None) -> Path:
 )
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @runtime_options(drain_seconds=25.0, drain_note="SageMaker kills 30 s after SIGTERM")
+@signature_options(env=True)
 @command
 def serve(
     fmt: str,
@@ -128,13 +131,17 @@ def serve(
     threads: int,
     drain_seconds: float,
     max_request_bytes: int,
+    bundle: Path | None,
+    bundle_digest: str | None,
+    trust_file: Path | None,
 ) -> int:
     """Serve the model version SageMaker downloaded: verify its digest, then listen for /ping and /invocations.
 
     Settings come from the environment (MODELCAT_MODEL, MODELCAT_VERSION, MODELCAT_DIGEST; options
     override them). The OIP v2 routes of `modelcat replica` are served too. Nothing listens until
-    the bytes are verified: on a digest mismatch the command exits 1 naming both digests; a missing
-    setting or an ambiguous model directory exits 2. Once listening it prints one line with the URL.
+    the bytes are verified: on a digest mismatch, or a bad, untrusted or (when the trust file
+    requires one) missing signature, the command exits 1 with the reason; a missing setting or an
+    ambiguous model directory exits 2. Once listening it prints one line with the URL.
     """
     settings = {
         "MODELCAT_MODEL": _setting(model_name, "MODELCAT_MODEL"),
@@ -154,16 +161,19 @@ def serve(
     from catalog.serving.replica import create_app
     from catalog.serving.replica import serve as run_server
     from catalog.serving.replica_model import load_verified
+    from catalog.serving.signature import check_release, signature_info, signature_text
 
+    signed = check_release(path, bundle, bundle_digest, trust_file, name, version)
     loaded = load_verified(path, expected, threads=threads)
-    app = create_app(loaded, name, version, max_body_bytes=max_request_bytes, sagemaker=True)
+    app = create_app(loaded, name, version, max_body_bytes=max_request_bytes, sagemaker=True, signed_by=signed)
 
     def announce(url: str) -> None:
         if fmt == "json":
             fields = {"model": name, "version": version, "digest": loaded.digest, "artifact": str(path), "url": url}
-            line = json.dumps(fields)
+            line = json.dumps(fields | {"signature": signature_info(signed)})
         else:
-            line = f"serve {name} {version} {loaded.digest} from {path} listening on {url}"
+            signature = signature_text(signature_info(signed))
+            line = f"serve {name} {version} {loaded.digest} ({signature}) from {path} listening on {url}"
         click.echo(line)
 
     stopped_by = run_server(app, host=host, port=bind_port, drain_seconds=drain_seconds, on_listening=announce)

@@ -6,7 +6,11 @@ named, typed and described once.
 
 - ``modelcat_endpoint`` is an ``EndpointBody``: one model version's replicas; its ``secret`` blocks
   name the environment's secrets by Vault KV v2 path (and pinned version), never their values: the
-  provider reads them when it starts the replicas (``catalog.provider.secrets``).
+  provider reads them when it starts the replicas (``catalog.provider.secrets``). Its ``bundle`` (the
+  version's signing bundle, by URI and digest), ``require_signatures`` and ``trusted_key`` blocks
+  (the environment's trust policy: a public key as its PEM text, which is not secret; a Vault
+  Transit key by reference, whose versions the provider reads when it starts replicas) are what a
+  replica verifies before it listens.
 - ``modelcat_route`` is a ``RouterBody``: one application's router. Its ``model`` blocks are the
   models of the router's routing table (``catalog.serving.table``), in the table's order, each
   with its ``route`` blocks, one per version: the body is the table, apart from ``route`` being
@@ -23,7 +27,7 @@ one (``${modelcat_endpoint.<id>.urls}``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, Field
@@ -33,7 +37,8 @@ from catalog.domain.strict import STRICT
 
 if TYPE_CHECKING:  # the router reads tables with these shapes: it need not load the deployment plan
     from catalog.domain.deployment import ApplicationPlan, Endpoint
-    from catalog.domain.models import SecretRef
+    from catalog.domain.models import SecretRef, SignatureBundle
+    from catalog.domain.trust import EnvironmentKeys
 
 __all__ = [
     "DEFAULT_HOST",
@@ -46,8 +51,10 @@ __all__ = [
     "RouteBody",
     "RouterBody",
     "SecretBody",
+    "TrustedKeyBody",
     "router_models",
     "secret_bodies",
+    "signature_fields",
 ]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -76,10 +83,23 @@ class SecretBody(Body):
     version: int | None = Field(None, description="A pinned KV version; default: the latest when replicas start")
 
 
-class EndpointBody(Body):
-    """``modelcat_endpoint``: ``replicas`` processes serving one model version, verified against ``digest``."""
+class TrustedKeyBody(Body):
+    """A ``trusted_key`` block: a key whose signature a replica accepts (one of ``pem``, ``vault``)."""
 
-    replaced_by: ClassVar[tuple[str, ...]] = ("name", "model", "version", "digest", "artifact", "host")
+    name: str = Field(description="The trust policy's name of the key (trust.keys)")
+    pem: str | None = Field(None, description="A public key (EC P-256/P-384), PEM text")
+    vault: str | None = Field(None, description="A Vault Transit key, vault://MOUNT/keys/NAME (read at create)")
+    min_version: int = Field(1, description="Signatures by an older key version are refused")
+
+
+class EndpointBody(Body):
+    """``modelcat_endpoint``: ``replicas`` processes serving one model version, verified against
+    ``digest`` and, when it is signed or its environment requires signatures, against its bundle."""
+
+    # trusted_key cannot (a nested block): the provider's update restarts the replicas under new keys
+    replaced_by: ClassVar[tuple[str, ...]] = (
+        "name", "model", "version", "digest", "artifact", "host", "bundle", "bundle_digest", "require_signatures",
+    )  # fmt: skip
 
     name: str = Field(
         description="Endpoint name (letters, digits, '.', '_', '-'); names its record in the run directory"
@@ -93,6 +113,16 @@ class EndpointBody(Body):
     labels: dict[str, str] | None = Field(None, description="Free-form labels, kept in the record")
     secret: list[SecretBody] | None = Field(
         None, description="Secrets handed to each replica as files (mode 0400) in a private folder"
+    )
+    bundle: str | None = Field(
+        None, description="The version's signing bundle (OpenSSF model signing v1.0): its URI in a catalog store"
+    )
+    bundle_digest: str | None = Field(None, description="sha256:<64 hex> of the bundle file")
+    require_signatures: bool | None = Field(
+        None, description="true: the replicas serve only bytes a trusted_key signed (no bundle: nothing starts)"
+    )
+    trusted_key: list[TrustedKeyBody] | None = Field(
+        None, description="The keys whose signature the replicas accept (the environment's trust policy)"
     )
 
 
@@ -167,6 +197,25 @@ def secret_bodies(secrets: Iterable[SecretRef]) -> list[SecretBody] | None:
     """The ``secret`` blocks of an endpoint whose environment names ``secrets`` (None: it names none)."""
     blocks = [SecretBody(name=s.name, vault=s.vault, field=s.field, version=s.version) for s in secrets]
     return blocks or None
+
+
+def signature_fields(bundle: SignatureBundle | None, trust: EnvironmentKeys, pems: Mapping[str, str]) -> dict[str, Any]:
+    """An endpoint body's signature fields: none for an unsigned version of an environment that
+    does not require signatures (nothing to verify), else the bundle and the trusted keys (``pems``:
+    the PEM text of each public key, by name)."""
+    if bundle is None and not trust.required:
+        return {}
+    keys = [
+        TrustedKeyBody(name=k.name, pem=pems.get(k.name) if k.public_key else None, vault=k.vault,
+                       min_version=k.min_version)
+        for k in trust.keys
+    ]  # fmt: skip
+    return {
+        "bundle": bundle.uri if bundle else None,
+        "bundle_digest": bundle.digest if bundle else None,
+        "require_signatures": True if trust.required else None,
+        "trusted_key": keys,
+    }
 
 
 def router_models(app: ApplicationPlan, replicas: Callable[[Endpoint], list[str] | str]) -> list[ModelBody]:

@@ -37,7 +37,9 @@ from catalog.domain.models import (
     SageMakerSettings,
     SecretRef,
     Shadow,
+    SignatureBundle,
 )
+from catalog.domain.trust import EnvironmentKeys, environment_keys
 
 __all__ = [
     "ApplicationPlan",
@@ -94,6 +96,7 @@ class Endpoint:
     stage: str
     serving: EffectiveServing
     secrets: tuple[SecretRef, ...] = ()  # the environment's: what its replicas read, by Vault path
+    bundle: SignatureBundle | None = field(default=None, hash=False)  # the version's release signature
 
     @property
     def name(self) -> str:
@@ -174,6 +177,7 @@ class Environment:
     kserve: KServeSettings | None = None
     sagemaker: SageMakerSettings | None = None
     secrets: tuple[SecretRef, ...] = ()  # what its replicas read, by Vault KV v2 path (never a value)
+    trust: EnvironmentKeys = field(default_factory=lambda: EnvironmentKeys(False, ()), hash=False)  # who may sign
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -223,6 +227,7 @@ def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[En
                     stage=version.stage,
                     serving=serving,
                     secrets=secrets,
+                    bundle=version.artifact.bundle,
                 )
                 routes.append(RoutePlan(version.version, route.weight, endpoint))
             rollout = effective_rollout(catalog, binding)
@@ -240,7 +245,14 @@ def environments(catalog: Catalog, only: Iterable[str] | None = None) -> list[En
     for name, apps in sorted(by_env.items()):
         spec = specs.get(name) or EnvironmentSpec(name=name)
         env = Environment(
-            name, tuple(apps), spec.target, spec.kubernetes, spec.kserve, spec.sagemaker, tuple(spec.secrets)
+            name,
+            tuple(apps),
+            spec.target,
+            spec.kubernetes,
+            spec.kserve,
+            spec.sagemaker,
+            tuple(spec.secrets),
+            environment_keys(catalog, name),
         )
         result.append(env)
     return result

@@ -4,7 +4,7 @@ One attribute per field, one list of nested blocks per list of bodies and one li
 nested block per optional body (``X | None``: Terraform states hold it as a list of zero or one
 item), named and described as the field is. A field without a default is required; one defaulting to None is optional; one with
 another default is optional and computed (the plan shows the default). The body's
-``replaced_by`` fields require replacement. ``str`` is a String, ``int`` and ``float`` a Number (the
+``replaced_by`` fields require replacement. ``str`` is a String, ``bool`` a Bool, ``int`` and ``float`` a Number (the
 resources refuse fractions of an ``int`` in ``validate``; the plugin protocol has no integer type), lists and maps of them
 Lists and Maps; ``X | None`` and ``X | str`` (a value or a Terraform expression) are X.
 """
@@ -18,7 +18,7 @@ from typing import Any, TypeGuard, Union, get_args, get_origin
 from tf.blocks import SetNestedBlock
 from tf.gen import tfplugin_pb2 as pb
 from tf.schema import Attribute, Block, Schema
-from tf.types import List, Map, Number, String, TfType, Unknown
+from tf.types import Bool, List, Map, Number, String, TfType, Unknown
 
 from catalog.domain.bodies import Body
 
@@ -60,6 +60,8 @@ def _tf_type(annotation: Any) -> TfType:
     origin, args = get_origin(annotation), get_args(annotation)
     if annotation is str:
         return String()
+    if annotation is bool:
+        return Bool()
     if annotation in (int, float):
         return Number()
     if origin is list:

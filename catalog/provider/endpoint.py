@@ -3,9 +3,16 @@
 Terraform's view of an endpoint is its healthy replicas: ``read`` keeps only instances that run
 (identity-checked) and answer ready with the expected digest, and sets ``replicas`` to their
 number, so a dead replica shows up in the next plan as ``replicas: 1 -> 2`` and ``apply`` heals
-it. Changing model, version, digest, artifact or host replaces the endpoint; with
-``create_before_destroy`` the new replicas start (and the old record is set aside as deposed)
-before the old ones are stopped.
+it. Changing model, version, digest, artifact, host, bundle or require_signatures replaces the
+endpoint; with ``create_before_destroy`` the new replicas start (and the old record is set aside
+as deposed) before the old ones are stopped. A change of the ``trusted_key`` blocks alone (a nested
+block, which cannot require replacement) is an update that does the same within the record: new
+replicas verify under the new keys, then the old ones stop; if they cannot, the old ones are left
+running and the apply fails with the reason.
+
+Before a replica starts, the bundle is fetched and the trust file written
+(``catalog.provider.signatures``); the replica verifies them before it listens
+(``catalog.serving.signature``), and its refusal (exit 1 with the reason) fails the create.
 
 Secrets (``secret`` blocks, ``catalog.provider.secrets``): read from Vault before any replica
 starts (a missing path, or Vault down or sealed, fails the create and nothing serves), handed to
@@ -21,7 +28,7 @@ import itertools
 import re
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -68,6 +75,8 @@ from catalog.provider.secrets import (
 
 __all__ = ["EndpointResource", "parallel"]
 
+_RELEASE_FLAGS = ("--trust", "--bundle", "--bundle-digest")  # a replica's release check (see _release)
+_SIGNING = ("bundle", "bundle_digest", "require_signatures", "trusted_key")  # what the replicas verify
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -172,7 +181,9 @@ class EndpointResource(RunResource):
 
         def one(slot: int) -> Instance:
             log = self.run.log_file(f"endpoint-{record.name}-{secrets.token_hex(4)}")
-            argv = replica_argv(record.model, record.version, Path(record.artifact), record.digest, record.host, port)
+            argv = replica_argv(
+                record.model, record.version, Path(record.artifact), record.digest, record.host, port, record.release
+            )
             what = f"replica {record.model} {record.version} of endpoint {record.name}"
             folder = write_secrets_folder(self.run.secrets, record.name, values) if values else None
             try:
@@ -257,7 +268,7 @@ class EndpointResource(RunResource):
 
     def _adopt(self, state: State) -> EndpointRecord | None:
         """With no record at all: adopt the state's processes that prove to be its replicas."""
-        found, artifact = [], ""
+        found, artifact, release = [], "", []
         for pid, url in zip(state.get("pids") or [], state.get("urls") or [], strict=False):
             argv = process_cmdline(int(pid))
             flags = dict(itertools.pairwise(argv))
@@ -266,12 +277,15 @@ class EndpointResource(RunResource):
                 if start is not None:
                     found.append(Instance(int(pid), start, url, ""))
                     artifact = flags.get("--artifact", "")
+                    release = [part for flag in _RELEASE_FLAGS if flag in flags for part in (flag, flags[flag])]
         if not found:
             return None
-        record = self._new_record(state, artifact=artifact)
+        record = self._new_record(state, artifact=artifact, release=release)
         return self.run.write_endpoint(record.with_instances(found))
 
-    def _new_record(self, state: State, artifact: str, values: SecretValues | None = None) -> EndpointRecord:
+    def _new_record(
+        self, state: State, artifact: str, values: SecretValues | None = None, release: Sequence[str] = ()
+    ) -> EndpointRecord:
         return EndpointRecord(
             name=state["name"],
             model=state["model"],
@@ -283,7 +297,17 @@ class EndpointResource(RunResource):
             replicas=_count(state.get("replicas")) or 0,
             labels=dict(state.get("labels") or {}),
             secrets={s.name: s.as_dict() for s in values.delivered} if values else {},
+            release=tuple(release),
+            signing=_signing_of(state),
         )
+
+    def _release(self, state: State) -> list[str]:
+        """The replicas' release-check flags: the bundle fetched and the trust file written (the
+        store's, signing's or Vault's error when they cannot be)."""
+        from catalog.provider.signatures import prepare_release_check
+
+        check = prepare_release_check(state, self.run.signing, self.provider.catalog_dir())
+        return check.argv() if check else []
 
     def _artifact(self, state: State) -> str:
         """The verified local path of the state's artifact (ArtifactError if it is not right)."""
@@ -313,7 +337,7 @@ class EndpointResource(RunResource):
                 else:
                     self.run.remove_record(existing)
             values = self._secrets(planned)  # before anything starts: no secret, nothing serves
-            record = self._new_record(planned, artifact, values)
+            record = self._new_record(planned, artifact, values, self._release(planned))
             instances = self._start(record, _count(planned["replicas"]) or 1, values=values)
         except ModelcatError as e:
             diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", str(e))
@@ -342,7 +366,7 @@ class EndpointResource(RunResource):
         if current is None:
             return planned
         urls = current.get("urls")
-        changed = planned.get("replicas") != current.get("replicas")
+        changed = planned.get("replicas") != current.get("replicas") or _retrusted(current, planned)
         if changed or not isinstance(urls, list) or len(urls) != _count(current.get("replicas")):
             planned = {**planned, "urls": Unknown, "pids": Unknown}
         specs = secret_specs(planned.get("secret"))
@@ -368,7 +392,7 @@ class EndpointResource(RunResource):
             record = records[0]
         else:
             try:
-                record = self._new_record(planned, self._artifact(planned))
+                record = self._new_record(planned, self._artifact(planned), release=self._release(planned))
             except ModelcatError as e:
                 diags.add_error(f"modelcat_endpoint {name}: cannot resolve its artifact", str(e))
                 return current
@@ -392,7 +416,24 @@ class EndpointResource(RunResource):
             diags.add_error(f"modelcat_endpoint {name}: cannot read its secrets", str(e))
             self.run.write_endpoint(record.with_instances(keep))
             return self._with(current, keep, replicas=len(keep))
-        record = replace(record, secrets={s.name: s.as_dict() for s in values.delivered} if values else {})
+        delivered = {s.name: s.as_dict() for s in values.delivered} if values else {}
+        if records and _retrusted(current, planned):
+            before = record
+            try:  # the trusted keys changed: every replica verifies again under them, new ones first
+                release = tuple(self._release(planned))
+                record = replace(record, secrets=delivered, release=release, signing=_signing_of(planned))
+                fresh = self._start(record, want, keep, values)
+            except ModelcatError as e:
+                diags.add_error(
+                    f"modelcat_endpoint {name}: cannot start its replicas under the changed trusted keys "
+                    "(the running ones are left as they are)",
+                    str(e),
+                )
+                self.run.write_endpoint(before.with_instances(keep))
+                return self._with(current, keep, replicas=len(keep))
+            self._stop(keep, diags)
+            keep, held = fresh, delivered  # they hold the secrets too: no rotation below
+        record = replace(record, secrets=delivered)
         versions = values.versions if values else None
         try:
             if len(keep) < want and not Path(record.artifact).exists():  # e.g. an OCI cache entry cleared
@@ -446,10 +487,27 @@ class EndpointResource(RunResource):
             ]
             or None,
         }
+        state |= _signing(record.signing)
         versions = {name: int(s["version"]) for name, s in record.secrets.items()} or None
         return self._with(
             state, record.instances, replicas=record.replicas or len(record.instances), secret_versions=versions
         )
 
     def upgrade(self, ctx: UpgradeContext, version: int, old: State) -> State | None:
-        return old
+        """A state stored before the signature fields existed gets them, empty."""
+        return _signing(old) | old
+
+
+def _retrusted(current: State, planned: State) -> bool:
+    """Whether the trusted keys changed: every replica then starts again, verifying under the new ones."""
+    return (planned.get("trusted_key") or None) != (current.get("trusted_key") or None)
+
+
+def _signing_of(state: State) -> dict[str, Any]:
+    """The signature fields a state sets, kept in the endpoint's record."""
+    return {key: state[key] for key in _SIGNING if state.get(key)}
+
+
+def _signing(fields: Mapping[str, Any]) -> State:
+    """The signature fields of a state (absent ones empty: null attributes, no ``trusted_key`` block)."""
+    return {key: fields.get(key) or ([] if key == "trusted_key" else None) for key in _SIGNING}

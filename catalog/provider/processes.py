@@ -124,11 +124,14 @@ def _child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env | dict(extra or {})
 
 
-def replica_argv(model: str, version: str, artifact: Path, digest: str, host: str, port: int = 0) -> list[str]:
+def replica_argv(
+    model: str, version: str, artifact: Path, digest: str, host: str, port: int = 0, release: Sequence[str] = ()
+) -> list[str]:
+    """A replica's command line; ``release``: its release check's flags (--trust, --bundle, --bundle-digest)."""
     return [
         sys.executable, "-m", "catalog.cli.replica_command", "--format", "json",
         "--model", model, "--version", version, "--artifact", str(artifact), "--digest", digest,
-        "--port", str(port), "--host", host,
+        "--port", str(port), "--host", host, *release,
     ]  # fmt: skip
 
 

@@ -4,7 +4,11 @@ Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, 
 
     endpoints/<name>.json            {name, model, version, digest, artifact, artifact_ref, host,
                                       replicas, labels, secrets: {NAME: {vault, version, field}},
+                                      release, signing,
                                       instances: [{pid, start_time, url, log, secrets_dir}]}
+                                     (``release``: the replicas' release-check flags, see
+                                     ``catalog.provider.signatures``, and ``signing`` the body's
+                                     signature fields; both empty for an unsigned version)
                                      (a process is on record from the moment it is spawned: its
                                      url is "" until it listens; a secret's path and the version
                                      its replicas were handed, never its value)
@@ -18,6 +22,8 @@ Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, 
     metrics/                         the stack's Prometheus (catalog.telemetry.prometheus): its
                                      record, configuration, TSDB and scrape target files, one per
                                      route and endpoint record, written and removed with it
+    signing/                         the replicas' trust files and signing bundles
+                                     (``catalog.provider.signatures``)
     logs/                            one log per process
     secrets/<name>-<random>/         (0700) a replica's secrets, one file each (0400), removed
                                      when it stops (catalog.provider.secrets)
@@ -42,6 +48,7 @@ from catalog.errors import RunStateError
 from catalog.files import atomic_write
 from catalog.layout import analytics_dir
 from catalog.provider.processes import ProcessId, http_client, is_alive
+from catalog.serving.signature import signature_text
 from catalog.telemetry.prometheus import MetricsDir, write_targets
 
 if TYPE_CHECKING:
@@ -94,6 +101,8 @@ class EndpointRecord:
     replicas: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict)  # name: {vault, version[, field]}
+    release: tuple[str, ...] = ()  # the replicas' --trust, --bundle, --bundle-digest flags
+    signing: dict[str, Any] = field(default_factory=dict)  # the body's signature fields (an import restores them)
     deposed: bool = False  # not stored: true for an endpoint read from a deposed-* file
     file: str = ""  # not stored: the file it was read from
 
@@ -102,6 +111,7 @@ class EndpointRecord:
         for transient in ("deposed", "file"):
             body.pop(transient)
         body["instances"] = [asdict(i) for i in self.instances]
+        body["release"] = list(self.release)
         return body
 
     def with_instances(self, instances: Iterable[Instance]) -> EndpointRecord:
@@ -143,10 +153,16 @@ class InstanceStatus:
     expected: str
     log: str
     error: str = ""
+    signature: dict[str, Any] | None = None  # who signed the bytes, as the replica verified it
 
     @property
     def healthy(self) -> bool:
         return self.alive and self.ready and self.digest == self.expected
+
+    @property
+    def signed(self) -> str:
+        """ "signed by KEY vN, verified" (what the replica checked before it listened), or "unsigned"."""
+        return signature_text(self.signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +215,8 @@ def _endpoint_from(body: dict[str, Any], path: Path) -> EndpointRecord:
             replicas=int(body.get("replicas", len(instances))),
             labels={str(k): str(v) for k, v in (body.get("labels") or {}).items()},
             secrets={str(k): dict(v) for k, v in (body.get("secrets") or {}).items()},
+            release=tuple(str(flag) for flag in body.get("release") or ()),
+            signing=dict(body.get("signing") or {}),
             deposed=path.parent.name == "deposed",
             file=str(path),
         )
@@ -233,6 +251,7 @@ class RunDir:
         self.routes = self.root / "routes"
         self.logs = self.root / "logs"
         self.secrets = self.root / "secrets"
+        self.signing = self.root / "signing"  # the replicas' trust files and bundles
         self.metrics = MetricsDir(self.root)
 
     def endpoint_file(self, name: str) -> Path:
@@ -356,7 +375,7 @@ def probe_instance(client: httpx.Client, record: EndpointRecord, instance: Insta
     import httpx
 
     def status(**found: Any) -> InstanceStatus:
-        base = {"alive": False, "ready": False, "digest": None, "error": ""}
+        base = {"alive": False, "ready": False, "digest": None, "error": "", "signature": None}
         return InstanceStatus(instance.pid, instance.url, expected=record.digest, log=instance.log, **(base | found))
 
     if not is_alive(instance.ident):
@@ -366,11 +385,13 @@ def probe_instance(client: httpx.Client, record: EndpointRecord, instance: Insta
     try:
         ready = client.get(f"{instance.url}/v2/health/ready").status_code == 200
         meta = client.get(f"{instance.url}/v2/models/{record.model}/versions/{record.version}")
-        digest = (meta.json().get("parameters") or {}).get("model_digest") if meta.status_code == 200 else None
+        parameters = (meta.json().get("parameters") or {}) if meta.status_code == 200 else {}
+        digest, signature = parameters.get("model_digest"), parameters.get("model_signature")
     except (httpx.HTTPError, ValueError, AttributeError) as e:
         return status(alive=True, error=f"{type(e).__name__}: {e}")
     error = "" if digest == record.digest else f"serves {digest}, not {record.digest}"
-    return status(alive=True, ready=ready, digest=digest, error=error if ready else "not ready")
+    signature = signature if isinstance(signature, dict) else None
+    return status(alive=True, ready=ready, digest=digest, error=error if ready else "not ready", signature=signature)
 
 
 def probe_endpoint(record: EndpointRecord, timeout: float = 2.0) -> list[InstanceStatus]:

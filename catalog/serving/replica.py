@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -40,6 +40,10 @@ from catalog.errors import InvalidRequest, ModelcatError
 from catalog.serving import DEFAULT_MAX_BODY_BYTES, listen
 from catalog.serving.oip import encode_response, parse_request
 from catalog.serving.replica_model import LoadedModel, new_run_options
+from catalog.serving.signature import signature_info
+
+if TYPE_CHECKING:
+    from catalog.signing.verify import Verified
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ReplicaIdentity", "create_app", "serve"]
 
@@ -145,6 +149,7 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     sagemaker: bool = False,
+    signed_by: Verified | None = None,
 ) -> Starlette:
     """An ASGI app serving ``model`` as ``name`` ``version`` (and nothing else).
 
@@ -159,6 +164,9 @@ def create_app(
     ``/ping`` answers 200 exactly when ``/v2/health/ready`` does. The app is only built once the bytes
     are verified and the session loaded, so before that nothing listens and SageMaker's health check
     fails on the refused connection; there is no listening, not-ready state to answer 503 from.
+
+    ``signed_by`` is who signed the bytes, checked before (``serving.signature``): the model's
+    metadata carries it as the parameter ``model_signature`` (absent: unsigned).
     """
     identity = ReplicaIdentity(name, version, model.digest)
     metrics = _Metrics(identity)
@@ -169,7 +177,8 @@ def create_app(
         "platform": PLATFORM,
         "inputs": [m.as_metadata() for m in model.inputs],
         "outputs": [m.as_metadata() for m in model.outputs],
-        "parameters": {"model_name": name, "model_version": version, "model_digest": model.digest},
+        "parameters": {"model_name": name, "model_version": version, "model_digest": model.digest}
+        | ({"model_signature": signature_info(signed_by)} if signed_by else {}),
     }
 
     def not_served(request: Request) -> JSONResponse | None:

@@ -29,6 +29,7 @@ __all__ = [
     "check_environments",
     "get_target",
     "no_gc",
+    "public_keys",
     "selected_environments",
     "stack_context",
     "stack_targets",
@@ -111,8 +112,25 @@ def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
 
 
+def public_keys(env: Environment, folder: Path) -> dict[str, str]:
+    """The PEM text of each public key ``env``'s trust policy names, read from the catalog's
+    ``folder`` (key name -> PEM); UsageError naming the key and file when one cannot be read."""
+    pems = {}
+    for key in env.trust.keys:
+        if key.public_key is None:
+            continue
+        path = folder / key.public_key
+        try:
+            pems[key.name] = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise UsageError(f"trust key {key.name}: cannot read its public key {path}: {reason}") from e
+    return pems
+
+
 def stack_context(env: Environment, target: str, catalog_path: Path) -> StackContext:
-    """What a target is handed for ``env``: paths as seen from where the runner runs Terraform."""
+    """What a target is handed for ``env``: paths as seen from where the runner runs Terraform,
+    and the public keys its replicas trust."""
     name = stack_name(env.name, target)
     project = catalog_path.resolve().parent
     workdir = workspace_dir(project / STATE_ROOT, name)
@@ -121,6 +139,7 @@ def stack_context(env: Environment, target: str, catalog_path: Path) -> StackCon
         environment=env,
         catalog=_relative(catalog_path, workdir),
         state_root=_relative(project / STATE_ROOT, workdir),
+        public_keys=public_keys(env, project),
     )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from catalog.domain.deployment import BindingPlan, Environment, RoutePlan
@@ -28,13 +28,15 @@ class StackContext:
 
     ``catalog`` is the catalog file and ``state_root`` the ``.modelcat`` directory beside it, both
     seen from ``.modelcat/terraform/<stack>/``; relative paths keep the synthesized JSON identical
-    in every checkout.
+    in every checkout. ``public_keys``: the PEM text of each public key the environment's trust
+    policy names (key name -> PEM), read from the repository, for the replicas to verify against.
     """
 
     name: str
     environment: Environment
     catalog: str
     state_root: str
+    public_keys: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 def served_bindings(environment: Environment) -> Iterator[tuple[str, BindingPlan]]:

@@ -1,7 +1,8 @@
 """A Terraform state written by the provider before its ``model`` blocks (``modelcat_route`` schema
 0: one flat ``route`` block per version, naming its model), before the declared ``outcomes``
-(schema 1), or before the ``mirror`` blocks (schema 2) keeps working: Terraform asks the provider
-to upgrade it, and the upgraded state equals the configuration in the new shape.
+(schema 1), or before the ``mirror`` blocks (schema 2), and a ``modelcat_endpoint`` state from
+before its signature fields, keep working: Terraform asks the provider to upgrade it, and the
+upgraded state equals the configuration in the new shape.
 
 The old state is written by hand, in the exact shape the old provider stored (attributes sorted,
 an absent sticky key null, routes in configuration order, models interleaved), around the
@@ -137,12 +138,11 @@ def test_a_state_of_flat_routes_is_upgraded_to_model_blocks_and_plans_no_change(
     ]
 
 
-def _upgraded_without_change(
-    workspace: Workspace, state_file: Path, state: dict[str, Any], version: int
+def _stored_without_change(
+    workspace: Workspace, state_file: Path, state: dict[str, Any], kind: str, name: str
 ) -> dict[str, Any]:
-    """Store ``state`` (its router rewritten as schema ``version`` stored it), check that the plan of
-    the upgraded state changes nothing, refresh; the router's instance as Terraform then stores it."""
-    _instance(state, "modelcat_route", "r")["schema_version"] = version
+    """Store ``state``, check that the plan of the state as upgraded changes nothing, refresh; the
+    instance ``kind.name`` as Terraform then stores it."""
     state["serial"] += 1
     state_file.write_text(json.dumps(state, indent=2))
     result = workspace.tf.plan(json=True, refresh=False, out="tfplan")
@@ -150,7 +150,16 @@ def _upgraded_without_change(
     workspace.last_plan = workspace.tf.show("tfplan", json=True).value
     assert workspace.actions() == {}
     assert workspace.tf.refresh().retcode == 0
-    upgraded = _instance(json.loads(state_file.read_text()), "modelcat_route", "r")
+    return _instance(json.loads(state_file.read_text()), kind, name)
+
+
+def _upgraded_without_change(
+    workspace: Workspace, state_file: Path, state: dict[str, Any], version: int
+) -> dict[str, Any]:
+    """Store ``state`` (its router rewritten as schema ``version`` stored it), check that the plan of
+    the upgraded state changes nothing, refresh; the router's instance as Terraform then stores it."""
+    _instance(state, "modelcat_route", "r")["schema_version"] = version
+    upgraded = _stored_without_change(workspace, state_file, state, "modelcat_route", "r")
     assert upgraded["schema_version"] == SCHEMA_VERSION
     return upgraded
 
@@ -186,3 +195,15 @@ def test_a_mirror_block_reaches_the_routers_table_and_plans_no_change(workspace:
     assert workspace.apply().retcode == 0
     table = json.loads(Path(router["attributes"]["table_path"]).read_text())
     assert [m.get("mirror") for m in table["models"]] == [None, None]
+
+
+def test_an_endpoint_state_from_before_the_signature_fields_is_upgraded_and_plans_no_change(
+    workspace: Workspace,
+) -> None:
+    state_file, state = _applied(workspace)
+    endpoint = _instance(state, "modelcat_endpoint", "e13")
+    assert endpoint["attributes"]["trusted_key"] == [] and endpoint["attributes"]["bundle"] is None
+    for key in ("bundle", "bundle_digest", "require_signatures", "trusted_key"):
+        del endpoint["attributes"][key]  # what the provider stored before replicas verified signatures
+    upgraded = _stored_without_change(workspace, state_file, state, "modelcat_endpoint", "e13")["attributes"]
+    assert (upgraded["bundle"], upgraded["require_signatures"], upgraded["trusted_key"]) == (None, None, [])

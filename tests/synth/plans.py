@@ -4,6 +4,7 @@ texts) for target tests."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from catalog.domain.deployment import Environment, MirrorPlan, environments
@@ -83,3 +84,27 @@ def in_shadow_step(text: str, percent: int) -> str:
     assert text.count(routes) == 1
     shadow = "          - {version: 1.0.0, weight: 100}\n          - {version: 1.1.0, weight: 0}\n"
     return mirrored(text.replace(routes, shadow), "1.1.0", percent)
+
+
+FRAUD_130_URI = "artifacts/sha256/fb/fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0"
+BUNDLE_URI, BUNDLE_DIGEST = f"artifacts/sha256/ab/{'ab' * 32}", "sha256:" + "ab" * 32
+
+
+def signed_demo(folder: Path) -> list[dict[str, Any]]:
+    """The demo catalog in ``folder`` (with its artifacts) made to trust a PEM key ``release`` and a
+    Vault key ``transit`` (min_version 2) in production, which requires signatures, and fraud-scorer
+    1.3.0 to carry a bundle (``BUNDLE_URI``: not a real one; synthesis does not read it). The
+    ``trusted_key`` blocks its endpoints' bodies carry."""
+    from tests.signing.keyfiles import record_bundle, with_trust, write_key
+
+    write_key(folder / "keys", "release")
+    keys = "    - {name: release, public_key: keys/release.pub.pem}\n"
+    keys += "    - {name: transit, vault: vault://transit/keys/release, min_version: 2}\n"
+    rules = "    - {environment: production, keys: [release, transit]}\n"
+    path = folder / "models.yaml"
+    text = with_trust(path.read_text(), keys, rules)
+    path.write_text(record_bundle(text, FRAUD_130_URI, BUNDLE_URI, BUNDLE_DIGEST, "release"))
+    return [
+        {"name": "release", "pem": (folder / "keys" / "release.pub.pem").read_text(), "min_version": 1},
+        {"name": "transit", "vault": "vault://transit/keys/release", "min_version": 2},
+    ]

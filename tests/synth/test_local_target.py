@@ -15,6 +15,7 @@ from catalog.domain.effective import effective_serving
 from catalog.synth import synthesize
 from catalog.validate import load_catalog
 from tests.helpers import DEMO, ROOT, sha256_file, shadow_step_demo
+from tests.synth.plans import BUNDLE_DIGEST, BUNDLE_URI, signed_demo
 
 REF = re.compile(r"^\$\{modelcat_endpoint\.([A-Za-z0-9_-]+)\.urls\}$")
 
@@ -159,3 +160,17 @@ def test_a_binding_mirror_is_the_routers_mirror_with_its_rollouts_tolerance(
     assert models["fraud-scorer"]["mirror"] == {"version": "1.4.0", "percent": 20, "max_abs_difference": tolerance}
     storefront = stack["resource"]["modelcat_route"]["storefront"]["model"]
     assert all("mirror" not in model for model in storefront)  # no mirror, no block
+
+
+def test_a_signed_versions_endpoint_carries_its_bundle_and_the_keys_its_environment_trusts(workspace: Path) -> None:
+    trusted = signed_demo(workspace)
+    stacks = _synth(workspace / "models.yaml", workspace / "out")
+    production = stacks["production-local"]["resource"]["modelcat_endpoint"].values()
+    endpoints = {(e["model"], e["version"]): e for e in production}
+    signed = endpoints["fraud-scorer", "1.3.0"]
+    assert (signed["bundle"], signed["bundle_digest"]) == (BUNDLE_URI, BUNDLE_DIGEST)
+    assert signed["require_signatures"] is True and signed["trusted_key"] == trusted
+    unsigned = endpoints["fraud-scorer", "1.4.0"]  # production requires signatures: its replicas will refuse
+    assert "bundle" not in unsigned and unsigned["require_signatures"] is True and unsigned["trusted_key"] == trusted
+    staging = stacks["staging-local"]["resource"]["modelcat_endpoint"].values()  # no rule, unsigned: no check
+    assert not [e for e in staging if {"bundle", "require_signatures", "trusted_key"} & set(e)]

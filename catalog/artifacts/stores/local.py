@@ -16,7 +16,7 @@ import os
 import stat
 from pathlib import Path
 
-from catalog.artifacts.hashing import hash_file, manifest_digest
+from catalog.artifacts.hashing import hash_file, manifest_digest, read_verified
 from catalog.artifacts.staging import StagingArea
 from catalog.artifacts.stores.base import MAIN_FILE, Fetched, StagedArtifact
 from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError
@@ -200,14 +200,4 @@ class LocalStore:
         path = self.path_of(uri)
         if not path.is_file():
             raise StoreError(uri, f"not found in the local store ({path})")
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read(limit + 1)
-        except OSError as e:
-            raise StoreError(uri, f"cannot read {path}: {e.strerror or e}") from e
-        if len(data) > limit:
-            raise ArtifactTooLarge(uri, f"is over the limit of {limit:,} bytes")
-        actual = "sha256:" + hashlib.sha256(data).hexdigest()
-        if actual != digest:
-            raise DigestMismatch(uri, digest, actual)
-        return data
+        return read_verified(str(path), digest, limit, uri)

@@ -14,7 +14,15 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
-from catalog.domain.bodies import DEFAULT_HOST, EndpointBody, MetricsBody, RouterBody, router_models, secret_bodies
+from catalog.domain.bodies import (
+    DEFAULT_HOST,
+    EndpointBody,
+    MetricsBody,
+    RouterBody,
+    router_models,
+    secret_bodies,
+    signature_fields,
+)
 from catalog.domain.deployment import ApplicationPlan, Endpoint, Environment
 from catalog.layout import run_dir
 from catalog.synth.base import Bodies, Refusal, StackContext
@@ -27,7 +35,8 @@ ENDPOINT, ROUTE, METRICS = "modelcat_endpoint", "modelcat_route", "modelcat_metr
 PROMETHEUS = "prometheus"  # the id of the stack's modelcat_metrics
 
 
-def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
+def endpoint_body(endpoint: Endpoint, context: StackContext) -> dict[str, Any]:
+    """The endpoint's replicas, with what they verify before they listen (``signature_fields``)."""
     body = EndpointBody(
         name=endpoint.name,
         model=endpoint.model,
@@ -38,6 +47,7 @@ def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
         host=DEFAULT_HOST,
         labels=endpoint.labels(),
         secret=secret_bodies(endpoint.secrets),
+        **signature_fields(endpoint.bundle, context.environment.trust, context.public_keys),
     )
     return body.body() | {"lifecycle": {"create_before_destroy": True}}
 
@@ -72,7 +82,7 @@ def synthesize_bodies(context: StackContext) -> dict[str, dict[str, Any]]:
     resource are left out.
     """
     env = context.environment
-    endpoints = {e.id: endpoint_body(e) for e in env.endpoints if e.serving.replicas > 0}
+    endpoints = {e.id: endpoint_body(e, context) for e in env.endpoints if e.serving.replicas > 0}
     routes = {app.id: route_body(app) for app in env.applications if app.bindings}
     metrics = {PROMETHEUS: metrics_body(context.name, routes)} if endpoints or routes else {}
     return {kind: bodies for kind, bodies in ((ENDPOINT, endpoints), (ROUTE, routes), (METRICS, metrics)) if bodies}
