@@ -11,6 +11,9 @@ folder holding ``model.onnx`` and its external data) or raises, leaving nothing 
 
 The digest is the file's sha256, or for a folder the manifest digest over its files (as the
 stores compute it); the size must equal ``size`` too, and no more than ``size`` bytes are read.
+
+``fetch_blob(source, digest, limit)`` returns a small file (a signing bundle) from the same kinds
+of source, verified against its sha256, at most ``limit`` bytes of it read.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from catalog.artifacts.hashing import CHUNK, Hashed, manifest_digest
+from catalog.artifacts.hashing import CHUNK, Hashed, manifest_digest, read_verified
 from catalog.errors import ArtifactError, ArtifactTooLarge, DigestMismatch, DiskFull, StoreError, StoreUnreachable
 
-__all__ = ["HTTP_TIMEOUT", "TOKEN_ENV", "fetch_artifact"]
+__all__ = ["HTTP_TIMEOUT", "TOKEN_ENV", "fetch_artifact", "fetch_blob"]
 
 HTTP_TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
 TOKEN_ENV = "MODELCAT_FETCH_TOKEN"  # where `modelcat fetch` reads an http token (never an argument)
@@ -114,3 +117,25 @@ def fetch_artifact(source: str, digest: str, size: int, out: Path, token: str | 
         return hashed
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def fetch_blob(source: str, digest: str, limit: int, work: Path, token: str | None = None) -> bytes:
+    """The bytes of the small file at ``source`` (an http(s):// URL, an oci:// blob URI or a local
+    path), refused unless their sha256 is ``digest``; ArtifactTooLarge past ``limit`` bytes. It is
+    staged in a temporary folder under ``work`` (a pod's root file system is read-only)."""
+    work.mkdir(parents=True, exist_ok=True)
+    if source.startswith("oci://"):
+        from catalog.artifacts.stores.oci import OciStore
+
+        with tempfile.TemporaryDirectory(prefix=".blob-", dir=work) as cache:
+            return OciStore(source.split("@", 1)[0], cache=Path(cache)).fetch_blob(source, digest, limit)
+    if "://" in source and not source.startswith(("http://", "https://")):
+        raise ArtifactError(source, "fetch takes an http(s):// URL, an oci:// URI or a local path")
+    if not source.startswith(("http://", "https://")):
+        return read_verified(source, digest, limit, source)
+    with tempfile.TemporaryDirectory(prefix=".blob-", dir=work) as staging:
+        staged = Path(staging) / "blob"
+        hashed = _http(source, staged, limit, token)
+        if hashed.digest != digest:
+            raise DigestMismatch(source, digest, hashed.digest)
+        return staged.read_bytes()

@@ -26,6 +26,7 @@ from catalog.validate import load_catalog
 from tests.helpers import DEMO, ROOT, declare_store
 from tests.synth.crds import validate
 from tests.synth.golden import check_golden, synthesized_three_ways
+from tests.synth.plans import BUNDLE_DIGEST, BUNDLE_URI, signed_demo
 
 GOLDEN = ROOT / "tests" / "golden" / "kubernetes"
 HTTPROUTE_CRD = "gateway.networking.k8s.io_httproutes.yaml"
@@ -490,3 +491,25 @@ def test_the_dockerfile_builds_the_image_the_pods_expect() -> None:
     assert all((ROOT / name).exists() for name in copied)
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore and all(f"!{name}" in ignore or f"!{name}/" in ignore for name in copied)
+
+
+def test_a_signed_versions_init_container_verifies_its_bundle_and_the_replica_checks_it_again(workspace: Path) -> None:
+    trusted = signed_demo(workspace)
+    stacks = _synth(workspace / "models.yaml", workspace / "out", target="kubernetes")
+    deployments = resources(stacks, "kubernetes_deployment_v1")
+    signed = deployments["production-kubernetes/checkout--fraud-scorer--1_3_0"]
+    fetch, replica = containers(signed)
+    flags = dict(zip(fetch["args"], fetch["args"][1:], strict=False))
+    assert flags["--bundle"] == f"https://artifacts.example.com/modelcat/{BUNDLE_URI}"  # from the artifact source
+    assert (flags["--bundle-digest"], flags["--bundle-out"]) == (BUNDLE_DIGEST, endpoints.BUNDLE_PATH)
+    assert json.loads(flags["--trusted-keys"]) == trusted and flags["--trust-out"] == endpoints.TRUST_PATH
+    assert fetch["args"][-1] == "--require-signatures"
+    checks = ["--trust", endpoints.TRUST_PATH, "--bundle", endpoints.BUNDLE_PATH, "--bundle-digest", BUNDLE_DIGEST]
+    assert replica["args"][replica["args"].index("--trust") :][: len(checks)] == checks
+    unsigned_fetch, unsigned_replica = containers(deployments["production-kubernetes/checkout--fraud-scorer--1_4_0"])
+    assert "--bundle" not in unsigned_fetch["args"] and "--require-signatures" in unsigned_fetch["args"]
+    assert "--trust" in unsigned_replica["args"] and "--bundle" not in unsigned_replica["args"]
+    for key, deployment in deployments.items():
+        if key.startswith("staging-"):  # no rule there, nothing signed: nothing to check
+            assert not [a for c in containers(deployment) for a in c["args"] if a in ("--trust", "--trusted-keys")]
+    test_the_pods_run_commands_the_cli_has(stacks)

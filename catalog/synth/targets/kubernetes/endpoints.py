@@ -2,8 +2,12 @@
 
 - a Deployment (``kubernetes_deployment_v1``) of the modelcat image: an init container runs
   ``modelcat fetch`` (the artifact by digest, from ``artifact_source``, hashed while it is written
-  into an ``emptyDir`` and refused unless digest and size match), then the replica container runs
-  ``modelcat replica`` on those bytes (which it verifies again) on port 8080, with startup,
+  into an ``emptyDir`` and refused unless digest and size match; for a signed version, or in an
+  environment whose trust policy requires signatures, its bundle too, by digest from the same
+  source, and the signature verified against the trusted keys, written in the manifest as PEM text
+  or Vault references the init container reads from its VAULT_ADDR: a bad, untrusted or missing
+  required signature fails the pod before anything serves), then the replica container runs
+  ``modelcat replica`` on those bytes (which it verifies again, signature included) on port 8080, with startup,
   readiness (``/v2/health/ready``) and liveness (``/v2/health/live``) probes. Replicas are
   ``min_replicas`` when an HPA manages them (and Terraform then ignores later changes of the
   count, so an apply never fights the HPA), else ``replicas``. The rollout block maps to the
@@ -23,14 +27,15 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from catalog.artifacts.fetch import TOKEN_ENV
-from catalog.domain.bodies import SECRETS_DIR_ENV
+from catalog.domain.bodies import SECRETS_DIR_ENV, signature_fields
 from catalog.domain.deployment import Endpoint, Environment
 from catalog.domain.effective import EffectiveRollout
 from catalog.domain.models import KubernetesSettings
@@ -71,6 +76,8 @@ __all__ = [
 ]
 
 ARTIFACT_PATH = "/models/artifact"
+BUNDLE_PATH = "/models/bundle.json"  # the version's signing bundle, fetched beside the artifact
+TRUST_PATH = "/models/trust.json"  # the trusted public keys, resolved by the init container
 PVC_MOUNT = "/mnt/modelcat-artifacts"
 TOKEN_KEY = "token"  # the key of artifact_source.registry_secret holding the token
 IN_FLIGHT_METRIC = "modelcat_replica_inferences_in_flight"
@@ -85,6 +92,7 @@ class Serving:
     endpoint: Endpoint
     rollout: EffectiveRollout
     settings: KubernetesSettings
+    release: Mapping[str, Any] = field(default_factory=dict, hash=False)  # bodies.signature_fields
 
     @cached_property
     def name(self) -> str:
@@ -120,10 +128,14 @@ class Serving:
     @cached_property
     def source(self) -> tuple[str, str]:
         """How the init container fetches (``oci``, ``http``, ``pvc``) and what: the URI, URL or mounted path."""
-        uri, src = self.endpoint.artifact, self.settings.artifact_source
+        return self.fetched(self.endpoint.artifact)
+
+    def fetched(self, uri: str) -> tuple[str, str]:
+        """How the init container fetches ``uri`` (the artifact's or its bundle's: both lie in a store)."""
+        src = self.settings.artifact_source
         if uri.startswith("oci://"):
             return "oci", uri
-        refusal = artifact_refusal(self.endpoint)
+        refusal = artifact_refusal(self.endpoint, uri)
         if refusal is not None:
             raise refusal.error()
         path = posixpath.normpath(uri)
@@ -143,10 +155,10 @@ class Serving:
         return self.settings.artifact_source.registry_secret if self.source[0] == "http" else None
 
 
-def artifact_refusal(endpoint: Endpoint) -> Refusal | None:
-    """Why a cluster cannot fetch ``endpoint``'s artifact, if it cannot: the one definition
-    ``validate`` reports at the artifact's URI and ``Serving.source`` raises."""
-    uri = endpoint.artifact
+def artifact_refusal(endpoint: Endpoint, uri: str | None = None) -> Refusal | None:
+    """Why a cluster cannot fetch ``endpoint``'s artifact (or the file at ``uri``, its bundle), if it
+    cannot: the one definition ``validate`` reports at the artifact's URI and ``Serving.source`` raises."""
+    uri = endpoint.artifact if uri is None else uri
     if uri.startswith("oci://") or not ("://" in uri or posixpath.normpath(uri).startswith(("/", ".."))):
         return None
     return Refusal(
@@ -174,7 +186,12 @@ def servings(context: StackContext) -> list[Serving]:
     for refusal in vault_agent_refusals(env, "kubernetes", settings.vault_role):
         raise refusal.error()
     return [
-        Serving(route.endpoint, binding.rollout, settings)
+        Serving(
+            route.endpoint,
+            binding.rollout,
+            settings,
+            signature_fields(route.endpoint.bundle, env.trust, context.public_keys),
+        )
         for app in env.applications
         for binding in app.bindings
         for route in binding.routes
@@ -197,15 +214,39 @@ def _fetch_container(k: Any, s: Serving) -> Any:
     mounts = [getattr(k, f"{prefix}VolumeMount")(name="models", mount_path=posixpath.dirname(ARTIFACT_PATH))]
     if kind == "pvc":
         mounts.append(getattr(k, f"{prefix}VolumeMount")(name="artifacts", mount_path=PVC_MOUNT, read_only=True))
+    args = ["fetch", source, "--digest", e.digest, "--size", str(e.size_bytes), "--out", ARTIFACT_PATH]
     return getattr(k, prefix)(
         name="fetch-artifact",
         image=s.settings.image,
         command=["modelcat"],
-        args=["fetch", source, "--digest", e.digest, "--size", str(e.size_bytes), "--out", ARTIFACT_PATH],
+        args=args + _release_fetch_args(s),
         env=env,
         volume_mount=mounts,
         security_context=container_security(k, prefix),
     )
+
+
+def _release_fetch_args(s: Serving) -> list[str]:
+    """The init container's release check: the bundle fetched by digest, the trusted keys as JSON."""
+    release = s.release
+    if not release:
+        return []
+    args = []
+    if release.get("bundle"):
+        bundle = s.fetched(release["bundle"])[1]
+        args += ["--bundle", bundle, "--bundle-digest", release["bundle_digest"], "--bundle-out", BUNDLE_PATH]
+    keys = json.dumps([key.body() for key in release["trusted_key"]], sort_keys=True, separators=(",", ":"))
+    args += ["--trusted-keys", keys, "--trust-out", TRUST_PATH]
+    return args + (["--require-signatures"] if release.get("require_signatures") else [])
+
+
+def _release_replica_args(s: Serving) -> list[str]:
+    """The replica's release check on what the init container fetched and resolved."""
+    release = s.release
+    if not release:
+        return []
+    bundle = ["--bundle", BUNDLE_PATH, "--bundle-digest", release["bundle_digest"]] if release.get("bundle") else []
+    return ["--trust", TRUST_PATH, *bundle]
 
 
 def _resources(k: Any, cls: str, cpu: str | None, memory: str | None) -> Any:
@@ -238,7 +279,7 @@ def deployment(k: Any, s: Serving) -> Any:
         k,
         "replica",
         s.settings.image,
-        [*args, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)],
+        [*args, *_release_replica_args(s), "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)],
         [("models", posixpath.dirname(ARTIFACT_PATH), True), ("tmp", "/tmp", False)],
         resources=_resources(k, f"{SPEC}ContainerResources", e.serving.cpu, e.serving.memory),
         env=[k.DeploymentV1SpecTemplateSpecContainerEnv(name=SECRETS_DIR_ENV, value=SECRETS_MOUNT)]
@@ -293,6 +334,7 @@ def deployment_variant(s: Serving) -> tuple[object, ...]:
         serving.cpu is None,
         serving.memory is None,
         bool(s.endpoint.secrets),
+        bool(s.release),
     )
 
 
