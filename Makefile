@@ -184,6 +184,7 @@ test-fast: lint system-deps sarif-multitool prometheus-operator-models opa
 bench: setup
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/hash.py
+	$(BIN)/python bench/signing.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/deploy.py
