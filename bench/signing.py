@@ -39,16 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hash import write_random
 from validate import time_interleaved
 
-from catalog.serving.signature import ReplicaTrust, verify_release
+from catalog.serving.signature import verify_release
 from catalog.signing.bundle import key_hint, sign_artifact
 from catalog.signing.keys import PemKey
-from catalog.signing.trust import PublicKey
+from catalog.signing.trust import PublicKey, TrustedKeys
 
 MB, GB = 1 << 20, 1_000_000_000
 TARGET_S_PER_GB = 1.0
 
 
-def signed_file(folder: Path, size_mb: int) -> tuple[Path, Path, ReplicaTrust, str]:
+def signed_file(folder: Path, size_mb: int) -> tuple[Path, Path, TrustedKeys, str]:
     """A ``size_mb`` MiB file, its bundle (digest) and the trust holding the key that signed it."""
     key = ec.generate_private_key(ec.SECP256R1())
     private = folder / "release.pem"
@@ -63,7 +63,7 @@ def signed_file(folder: Path, size_mb: int) -> tuple[Path, Path, ReplicaTrust, s
     data = sign_artifact(artifact, PemKey(private))
     bundle = folder / "bundle.json"
     bundle.write_bytes(data)
-    trust = ReplicaTrust(True, (PublicKey("bench", 1, pem, key_hint(pem)),))
+    trust = TrustedKeys(True, (PublicKey("bench", 1, pem, key_hint(pem)),))
     return artifact, bundle, trust, "sha256:" + hashlib.sha256(data).hexdigest()
 
 

@@ -104,21 +104,21 @@ def _verify_release(
     """The release check of a fetched artifact; its bundle and trust file written for the replica."""
     from catalog.artifacts.fetch import fetch_blob
     from catalog.files import atomic_write
-    from catalog.serving.signature import ReplicaTrust, resolve_keys, trust_document, verify_release
+    from catalog.serving.signature import resolve_keys, trust_document, verify_release
     from catalog.signing.verify import MAX_BUNDLE_BYTES
 
     if trust_out is None or (bundle_source and (bundle_digest is None or bundle_out is None)):
         raise UsageError("--trusted-keys needs --trust-out, and --bundle needs --bundle-digest and --bundle-out")
     try:
         blocks = json.loads(trusted_keys)
-        keys = resolve_keys(blocks)
+        trust = resolve_keys(blocks, required)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise UsageError(f"--trusted-keys is not a JSON list of keys ({type(e).__name__}: {e})") from e
     trust_out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(trust_out, trust_document(required, keys))
+    atomic_write(trust_out, trust_document(trust))
     if bundle_source and bundle_out is not None:
         bundle_out.parent.mkdir(parents=True, exist_ok=True)
         data = fetch_blob(bundle_source, str(bundle_digest), MAX_BUNDLE_BYTES, bundle_out.parent, token)
         atomic_write(bundle_out, data)
     bundle = bundle_out if bundle_source else None
-    return verify_release(artifact, bundle, bundle_digest, ReplicaTrust(required, tuple(keys)), source)
+    return verify_release(artifact, bundle, bundle_digest, trust, source)

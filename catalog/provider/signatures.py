@@ -52,7 +52,7 @@ def prepare_release_check(state: Mapping[str, Any], folder: Path, base: Path) ->
     required = bool(state.get("require_signatures"))
     if not uri and not required:
         return None
-    keys = resolve_keys(state.get("trusted_key") or [])
+    keys = resolve_keys(state.get("trusted_key") or [], required)
     bundle = None
     if uri and digest:
         data = store_for_uri(uri, base).fetch_blob(uri, digest, MAX_BUNDLE_BYTES)
@@ -61,5 +61,5 @@ def prepare_release_check(state: Mapping[str, Any], folder: Path, base: Path) ->
         atomic_write(bundle, data)
     trust = folder / f"{state['name']}.trust.json"
     trust.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(trust, trust_document(required, keys))
+    atomic_write(trust, trust_document(keys))
     return ReleaseCheck(str(bundle) if bundle else None, digest if bundle else None, str(trust))

@@ -2,33 +2,33 @@
 before anything listens (fail closed).
 
 The keys come as a trust file (JSON, public: ``{"required": bool, "keys": [{"name", "version",
-"pem"}]}``), written by whoever resolved the trust policy (the provider at create, from the
-repository's PEM files and Vault Transit); the bundle as a file whose sha256 must be the one the
-catalog records. ``verify_release`` says who signed (``catalog.signing.verify.Verified``), or raises the ``SigningError`` that keeps
-the replica from listening:
+"pem"}], "revoked": [...]}``, a ``catalog.signing.trust.TrustedKeys``), written by whoever resolved
+the trust policy (the provider at create, the kubernetes init container: PEM text and Vault Transit
+key versions); the bundle as a file whose sha256 must be the one the catalog records.
+``verify_release`` says who signed (``catalog.signing.verify.Verified``), or raises the
+``SigningError`` that keeps the replica from listening:
 
 - ``SignatureMissing`` when signatures are required and there is no bundle;
 - ``SignatureInvalid`` for a bundle that is not the catalog's (digest), unreadable, tampered
   with, or over other bytes;
-- ``UntrustedSigner`` when no trusted key (at or above its minimum version) made the signature.
+- ``UntrustedSigner`` when no trusted key made the signature, or a revoked version of one (below
+  its min_version).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from catalog.errors import ArtifactError, SignatureInvalid, SignatureMissing, UsageError
+from catalog.errors import ArtifactError, SignatureInvalid, SignatureMissing, UntrustedSigner, UsageError
 
 if TYPE_CHECKING:  # model_signing loads only when there is a signature to check
-    from catalog.signing.trust import PublicKey
+    from catalog.signing.trust import PublicKey, TrustedKeys
     from catalog.signing.verify import Verified
 
 __all__ = [
-    "ReplicaTrust",
     "check_release",
     "read_trust",
     "resolve_keys",
@@ -54,33 +54,27 @@ def signature_text(info: Mapping[str, Any] | None) -> str:
     return f"signed by {info.get('key')} v{info.get('key_version')}, verified"
 
 
-@dataclass(frozen=True, slots=True)
-class ReplicaTrust:
-    """Whether the replica serves only signed bytes, and the public keys (every allowed version) it accepts."""
-
-    required: bool
-    keys: tuple[PublicKey, ...]
-
-
-def trust_document(required: bool, keys: Sequence[PublicKey]) -> bytes:
+def trust_document(trust: TrustedKeys) -> bytes:
     """The trust file's bytes (deterministic: keys in the order given)."""
-    entries = [{"name": k.name, "version": k.version, "pem": _text(k.pem)} for k in keys]
-    return json.dumps({"required": required, "keys": entries}, indent=2).encode()
+
+    def entries(keys: Sequence[PublicKey]) -> list[dict[str, Any]]:
+        return [{"name": k.name, "version": k.version, "pem": k.pem.decode("ascii")} for k in keys]
+
+    doc = {"required": trust.required, "keys": entries(trust.keys), "revoked": entries(trust.revoked)}
+    return json.dumps(doc, indent=2).encode()
 
 
-def _text(pem: bytes | str) -> str:
-    return pem.decode("ascii") if isinstance(pem, bytes) else pem
-
-
-def resolve_keys(blocks: Sequence[Mapping[str, Any]]) -> list[PublicKey]:
-    """The public keys of an endpoint's ``trusted_key`` blocks (``catalog.domain.bodies.TrustedKeyBody``)
-    at or above their min_version: a PEM is version 1; a Vault Transit key has each version Vault holds
-    (read through ``catalog.signing.trust.key_versions``, from VAULT_ADDR and VAULT_TOKEN)."""
+def resolve_keys(blocks: Sequence[Mapping[str, Any]], required: bool) -> TrustedKeys:
+    """The public keys of an endpoint's ``trusted_key`` blocks (``catalog.domain.bodies.TrustedKeyBody``):
+    a PEM is version 1; a Vault Transit key has each version Vault holds (read through
+    ``catalog.signing.trust.key_versions``, from VAULT_ADDR and VAULT_TOKEN). Versions below a key's
+    min_version are kept apart as revoked (to say so, rather than "unknown")."""
     from catalog.domain.models import TrustedKey
     from catalog.signing.keys import key_hint, public_pem
-    from catalog.signing.trust import PublicKey, key_versions
+    from catalog.signing.trust import PublicKey, TrustedKeys, key_versions
 
     keys: list[PublicKey] = []
+    revoked: list[PublicKey] = []
     for block in blocks:
         name, minimum = str(block["name"]), int(block.get("min_version") or 1)
         if block.get("pem"):
@@ -89,22 +83,23 @@ def resolve_keys(blocks: Sequence[Mapping[str, Any]]) -> list[PublicKey]:
             versions: Sequence[PublicKey] = [PublicKey(name, 1, pem, key_hint(pem))]
         else:
             versions = key_versions(TrustedKey(name=name, vault=block.get("vault"), min_version=minimum), Path(), None)
-        keys += [key for key in versions if key.version >= minimum]
-    return keys
+        for key in versions:
+            (keys if key.version >= minimum else revoked).append(key)
+    return TrustedKeys(required, tuple(keys), tuple(revoked))
 
 
-def read_trust(path: Path) -> ReplicaTrust:
+def read_trust(path: Path) -> TrustedKeys:
     """The trust file at ``path``; UsageError naming it when it is unreadable or malformed."""
-    from catalog.signing.bundle import key_hint
-    from catalog.signing.trust import PublicKey
+    from catalog.signing.keys import key_hint
+    from catalog.signing.trust import PublicKey, TrustedKeys
+
+    def loaded(entries: Sequence[Mapping[str, Any]]) -> tuple[PublicKey, ...]:
+        pems = [(e, str(e["pem"]).encode("ascii")) for e in entries]
+        return tuple(PublicKey(str(e["name"]), int(e["version"]), pem, key_hint(pem)) for e, pem in pems)
 
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        keys = tuple(
-            PublicKey(str(k["name"]), int(k["version"]), k["pem"].encode("ascii"), key_hint(k["pem"].encode("ascii")))
-            for k in doc["keys"]
-        )
-        return ReplicaTrust(bool(doc["required"]), keys)
+        return TrustedKeys(bool(doc["required"]), loaded(doc["keys"]), loaded(doc.get("revoked") or []))
     except OSError as e:
         raise UsageError(f"cannot read the trust file {path}: {e.strerror or e}") from e
     except (ValueError, KeyError, TypeError, AttributeError) as e:
@@ -124,7 +119,7 @@ def _read_bundle(path: Path, digest: str | None, subject: str) -> bytes:
 
 
 def verify_release(
-    artifact: Path, bundle: Path | None, bundle_digest: str | None, trust: ReplicaTrust, subject: str
+    artifact: Path, bundle: Path | None, bundle_digest: str | None, trust: TrustedKeys, subject: str
 ) -> Verified | None:
     """Verify ``artifact`` against ``bundle`` and ``trust`` (``subject`` names the version in
     errors): who signed it, or None for an unsigned version where signatures are not required.
@@ -138,7 +133,11 @@ def verify_release(
 
     data = _read_bundle(bundle, bundle_digest, subject)
     digest = str(bundle_digest)
-    key = verify_artifact(artifact, data, trust.keys, where=f"{subject} (bundle {digest[:19]})")
+    key = verify_artifact(artifact, data, trust.keys + trust.revoked, where=f"{subject} (bundle {digest[:19]})")
+    if key in trust.revoked:
+        raise UntrustedSigner(
+            subject, f"signed by {key.name} v{key.version}, a revoked version (below its min_version)"
+        )
     return Verified(key.name, key.version, digest)
 
 
@@ -151,5 +150,7 @@ def check_release(
         raise UsageError("--bundle needs --trust: a signing bundle is verified against the trusted keys")
     if bundle is None and bundle_digest is not None:
         raise UsageError("--bundle-digest needs --bundle")
-    trust = read_trust(trust_file) if trust_file is not None else ReplicaTrust(False, ())
+    from catalog.signing.trust import TrustedKeys
+
+    trust = read_trust(trust_file) if trust_file is not None else TrustedKeys(False, ())
     return verify_release(artifact, bundle, bundle_digest, trust, f"{model} {version}")

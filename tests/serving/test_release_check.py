@@ -19,7 +19,6 @@ import pytest
 
 from catalog.errors import SignatureInvalid, SignatureMissing, UntrustedSigner, UsageError, VaultSealed
 from catalog.serving.signature import (
-    ReplicaTrust,
     check_release,
     read_trust,
     resolve_keys,
@@ -30,7 +29,7 @@ from catalog.serving.signature import (
 )
 from catalog.signing.bundle import sign_artifact
 from catalog.signing.keys import PemKey, key_hint
-from catalog.signing.trust import PublicKey
+from catalog.signing.trust import PublicKey, TrustedKeys
 from tests.serving.replica_fixtures import FRAUD, ROOT, ReplicaExited, ReplicaProcess, start_replica, stop_replica
 from tests.signing.keyfiles import write_key
 
@@ -50,12 +49,12 @@ class Signed:
         pem = (self.folder / "keys" / f"{name}.pub.pem").read_bytes()
         return PublicKey(name, 1, pem, key_hint(pem))
 
-    def trust(self, *names: str, required: bool = True) -> ReplicaTrust:
-        return ReplicaTrust(required, tuple(self.public(name) for name in names))
+    def trust(self, *names: str, required: bool = True) -> TrustedKeys:
+        return TrustedKeys(required, tuple(self.public(name) for name in names))
 
     def trust_file(self, *names: str, required: bool = True) -> Path:
         path = self.folder / f"trust-{'-'.join(names) or 'none'}-{required}.json"
-        path.write_bytes(trust_document(required, self.trust(*names, required=required).keys))
+        path.write_bytes(trust_document(self.trust(*names, required=required)))
         return path
 
     def write_bundle(self, data: bytes, name: str) -> tuple[Path, str]:
@@ -251,13 +250,14 @@ def test_a_vault_key_is_trusted_from_its_min_version_and_an_older_version_is_ref
             sign_artifact(signed.artifact, open_key(ref, signed.folder)), f"v{version}.json"
         )
         by_version[version] = (path, digest)
-    keys = resolve_keys([{"name": "transit", "vault": ref, "min_version": 2}])
-    assert [(k.name, k.version) for k in keys] == [("transit", 2)]
-    trust = ReplicaTrust(True, tuple(keys))
+    trust = resolve_keys([{"name": "transit", "vault": ref, "min_version": 2}], True)
+    assert [(k.name, k.version) for k in trust.keys] == [("transit", 2)]
+    assert [(k.name, k.version) for k in trust.revoked] == [("transit", 1)]
     verified = verify_release(signed.artifact, *by_version[2], trust, SUBJECT)
     assert verified is not None and signature_text(signature_info(verified)) == "signed by transit v2, verified"
-    with pytest.raises(UntrustedSigner):
+    with pytest.raises(UntrustedSigner, match="signed by transit v1, a revoked version"):
         verify_release(signed.artifact, *by_version[1], trust, SUBJECT)
+    assert read_trust(signed.write_bundle(trust_document(trust), "trust.json")[0]) == trust
 
 
 def test_a_sealed_vault_fails_the_key_resolution_with_the_reason(vault, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,5 +266,5 @@ def test_a_sealed_vault_fails_the_key_resolution_with_the_reason(vault, monkeypa
     vault.create_key("release")
     vault.seal()
     with pytest.raises(VaultSealed) as caught:
-        resolve_keys([{"name": "transit", "vault": "vault://transit/keys/release", "min_version": 1}])
+        resolve_keys([{"name": "transit", "vault": "vault://transit/keys/release", "min_version": 1}], True)
     assert caught.value.exit_code == 2 and vault.token not in str(caught.value)
