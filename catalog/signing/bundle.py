@@ -32,7 +32,15 @@ from catalog.signing.keys import ReleaseKey, ec_hash, key_hint, public_pem
 if TYPE_CHECKING:
     from catalog.signing.trust import PublicKey
 
-__all__ = ["BUNDLE_MEDIA_TYPE", "bundle_hint", "key_hint", "sign_artifact", "verify_artifact"]
+__all__ = [
+    "BUNDLE_MEDIA_TYPE",
+    "bundle_hint",
+    "key_hint",
+    "open_statement",
+    "seal_statement",
+    "sign_artifact",
+    "verify_artifact",
+]
 
 BUNDLE_MEDIA_TYPE: Literal["application/vnd.dev.sigstore.bundle.v0.3+json"] = (
     "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -55,7 +63,15 @@ def sign_artifact(path: Path, key: ReleaseKey) -> bytes:
 
     The signature is checked with the key's public key before the bundle is returned."""
     statement = oms.Payload(_manifest(path)).statement
-    raw = json_format.MessageToJson(statement.pb).encode("utf-8")
+    return seal_statement(json_format.MessageToJson(statement.pb).encode("utf-8"), key)
+
+
+def seal_statement(raw: bytes, key: ReleaseKey) -> bytes:
+    """A Sigstore bundle (JSON bytes) holding the in-toto statement ``raw`` (its JSON) in a DSSE
+    envelope signed by ``key`` over the pre-authentication encoding, the public key named by its hint:
+    the shape of every signature modelcat makes (``sign_artifact``'s, ``modelcat attest``'s).
+
+    The signature is checked with the key's public key before the bundle is returned."""
     message = sigstore_pb.pae(raw)
     der = key.sign(message)
     pem = key.public_key_pem()
@@ -132,19 +148,39 @@ def _differences(actual: manifest.Manifest, expected: manifest.Manifest) -> str:
     return "; ".join(part if part[0] != "." else "the file" + part[1:] for part in parts)
 
 
-def verify_artifact(path: Path, bundle: bytes, candidates: Sequence[PublicKey], where: str = "bundle") -> PublicKey:
-    """The candidate whose key signed ``bundle``, after checking that the bundle covers exactly the
-    files at ``path``, byte for byte. SignatureInvalid for other bytes, an altered or unreadable
-    bundle; UntrustedSigner when no candidate is the key the bundle names. ``where`` names the
-    bundle in messages."""
-    parsed = _parse(bundle, where)
+def _signer(
+    parsed: bundle_pb.Bundle, candidates: Sequence[PublicKey], where: str
+) -> tuple[PublicKey, str, _KeyVerifier]:
+    """The candidate the bundle names by its hint, the bundle's name in messages, and a verifier of
+    the candidate's signatures; UntrustedSigner when no candidate is the key named."""
     hint = parsed.verification_material.public_key.hint if parsed.verification_material.public_key else None
     key = next((c for c in candidates if c.hint == hint), None)
     if key is None:
         known = ", ".join(f"{c.name} v{c.version}" for c in candidates) or "none"
         raise UntrustedSigner(where, f"signed by a key none of the trusted keys is (trusted: {known})")
     subject = f"{where} (key {key.name} v{key.version})"
-    verifier = _KeyVerifier(public_pem(key.pem, f"key {key.name} v{key.version}"), subject)
+    return key, subject, _KeyVerifier(public_pem(key.pem, f"key {key.name} v{key.version}"), subject)
+
+
+def open_statement(data: bytes, candidates: Sequence[PublicKey], where: str = "bundle") -> tuple[PublicKey, bytes]:
+    """The candidate whose key signed the bundle ``data``, and the in-toto statement (JSON bytes) it
+    signed. SignatureInvalid for an altered or unreadable bundle, or one that holds no in-toto
+    statement; UntrustedSigner when no candidate is the key the bundle names."""
+    parsed = _parse(data, where)
+    key, subject, verifier = _signer(parsed, candidates, where)
+    payload_type, payload = verifier._verify_bundle(parsed)
+    if payload_type != oms._IN_TOTO_JSON_PAYLOAD_TYPE:
+        raise SignatureInvalid(subject, f"the envelope holds {payload_type!r}, not an in-toto statement")
+    return key, payload
+
+
+def verify_artifact(path: Path, bundle: bytes, candidates: Sequence[PublicKey], where: str = "bundle") -> PublicKey:
+    """The candidate whose key signed ``bundle``, after checking that the bundle covers exactly the
+    files at ``path``, byte for byte. SignatureInvalid for other bytes, an altered or unreadable
+    bundle; UntrustedSigner when no candidate is the key the bundle names. ``where`` names the
+    bundle in messages."""
+    parsed = _parse(bundle, where)
+    key, subject, verifier = _signer(parsed, candidates, where)
     try:
         expected = verifier.verify(sigstore_pb.Signature(parsed))
     except (ValueError, KeyError, TypeError) as e:  # not an OMS v1.0 statement, or one inconsistent in itself
