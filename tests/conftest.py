@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from catalog.cli.main import main
-from tests.helpers import DEMO
+from tests.helpers import DEMO, with_demo_keys
 
 if TYPE_CHECKING:
     from tests.vault_server import FakeVault
@@ -24,15 +24,17 @@ def demo_text() -> str:
 
 @pytest.fixture
 def demo_copy(tmp_path: Path) -> Path:
-    """models.yaml copied into a temp dir (artifacts are not needed for these tests)."""
+    """models.yaml (and the demo's keys) copied into a temp dir (artifacts are not needed for these tests)."""
     target = tmp_path / "models.yaml"
     shutil.copyfile(DEMO, target)
+    with_demo_keys(tmp_path)
     return target
 
 
 @pytest.fixture
 def write(tmp_path: Path) -> Callable[..., Path]:
     def _write(text: str | bytes, name: str = "models.yaml") -> Path:
+        with_demo_keys(tmp_path)  # for a catalog that keeps the demo's trust policy
         path = tmp_path / name
         if isinstance(text, bytes):
             path.write_bytes(text)
@@ -66,10 +68,10 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    """A catalog folder: the demo models.yaml with its artifacts folder."""
+    """A catalog folder: the demo models.yaml with its artifacts folder and keys."""
     shutil.copyfile(DEMO, tmp_path / "models.yaml")
     shutil.copytree(DEMO.parent / "artifacts" / "sha256", tmp_path / "artifacts" / "sha256")
-    return tmp_path
+    return with_demo_keys(tmp_path)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import onnx
 
 from catalog.domain.models import Catalog
 from catalog.validate import validate_bytes
-from tests.helpers import DEMO, ROOT
+from tests.helpers import DEMO, ROOT, with_demo_keys
 from tests.onnx_models import dense_model
 
 __all__ = [
@@ -135,11 +135,12 @@ class GitRepo:
 
 
 def demo_repository(root: Path) -> GitRepo:
-    """A git repository in ``root`` holding the demo catalog, its artifacts and the built-in
+    """A git repository in ``root`` holding the demo catalog, its artifacts, keys and the built-in
     policies, committed and tagged ``base``."""
     repo = GitRepo(root)
     shutil.copytree(DEMO.parent / "artifacts" / "sha256", repo.root / "artifacts" / "sha256")
     shutil.copytree(ROOT / "policies", repo.root / "policies")
-    repo.git("add", "artifacts", "policies")
+    with_demo_keys(repo.root)
+    repo.git("add", "artifacts", "policies", "keys")
     repo.commit(demo_text(), "the demo catalog", "base")
     return repo

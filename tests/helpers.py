@@ -1,12 +1,15 @@
 """Helpers shared by tests of several folders: the repository's paths, the catalog texts tests start
 from (``MINIMAL``, and with environments declared), where a text sits in them, the problem
 ``modelcat validate`` reports on a file, ``register`` and ``review`` as the tests run them, the
-digests of a folder's files, and a validator of the committed JSON Schema."""
+digests of a folder's files, the demo catalog's text unsigned, and a validator of the committed JSON
+Schema."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -62,6 +65,20 @@ def shadow_step_demo(shadow: str = "") -> str:
     )
     block = f"          shadow: {shadow}\n" if shadow else ""
     return text.replace("          interval_seconds: 60\n", "          interval_seconds: 60\n" + block, 1)
+
+
+def with_demo_keys(folder: Path) -> Path:
+    """``folder`` with the demo's ``keys/`` copied in: the public key the demo catalog's trust policy
+    names must lie beside a copy of it for that copy to validate."""
+    shutil.copytree(ROOT / "keys", folder / "keys", dirs_exist_ok=True)
+    return folder
+
+
+def without_signatures(text: str) -> str:
+    """A catalog's text without its ``trust:`` block and its versions' ``bundle:`` blocks: the demo
+    catalog unsigned, for tests that set up a trust policy and signatures of their own."""
+    text = re.sub(r"(?m)^trust:\n(?:(?:[ #].*)?\n)*", "", text)
+    return re.sub(r"(?m)^( +)bundle:\n(?:\1 .*\n)+", "", text)
 
 
 def sha256_file(path: Path) -> str:

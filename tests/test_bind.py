@@ -335,7 +335,7 @@ def test_an_edit_made_meanwhile_by_another_program_is_not_overwritten(demo_copy:
     with pytest.raises(EditRefused, match="changed on disk while it was being edited"):
         bind_routes(demo_copy, "checkout", "fraud-scorer", [("1.3.0", 100)])
     assert demo_copy.read_text() == edited
-    assert [p.name for p in demo_copy.parent.iterdir()] == ["models.yaml"]
+    assert sorted(p.name for p in demo_copy.parent.iterdir()) == ["keys", "models.yaml"]  # the demo copy, no leftovers
 
 
 def test_routes_edited_sets_and_removes_a_bindings_mirror_and_writes_nothing(demo_copy: Path) -> None:

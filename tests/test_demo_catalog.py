@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import onnx
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from catalog.artifacts.onnx_facts import inspect_onnx
 from catalog.validate import validate_file
@@ -82,3 +85,48 @@ def test_make_demo_models_builds_a_new_version_of_a_demo_model(tmp_path, capsys)
     assert digest not in {v.artifact.digest for _, v in VERSIONS}  # new bytes
     with pytest.raises(SystemExit, match="no demo model 'nope'; the demo models are fraud-scorer, recommender"):
         module.main(["--new", "nope", "1.0.0", str(tmp_path / "nope.onnx")])
+
+
+@pytest.mark.parametrize(("model", "version"), VERSIONS, ids=[f"{m}-{v.version}" for m, v in VERSIONS])
+def test_every_demo_version_is_signed_by_the_demo_key_for_production(model, version):
+    """Production requires signatures and trusts the demo key; every version verifies for it, so that
+    whichever a test or a tour routes there serves."""
+    from catalog.signing.verify import verify_version
+
+    verified = verify_version(_demo(), ROOT, model, version.version, "production")
+    assert verified is not None and (verified.key, verified.key_version) == ("demo-release", 1)
+
+
+def test_demo_key_is_checked_in_as_a_demo_key_and_production_trusts_only_it():
+    catalog = _demo()
+    assert catalog.trust is not None
+    (production,) = [e for e in catalog.trust.environments if e.environment == "production"]
+    assert production.require_signatures and production.keys == ["demo-release"]
+    private = (ROOT / "keys" / "demo-release.pem").read_bytes()
+    assert private.startswith(b"DEMO KEY")  # said in the file itself, before the key
+    assert "never for production" in (ROOT / "keys" / "README.md").read_text()
+    public = serialization.load_pem_public_key((ROOT / "keys" / "demo-release.pub.pem").read_bytes())
+    assert serialization.load_pem_private_key(private, None).public_key() == public  # its public half
+
+
+def test_a_demo_bundle_verifies_with_the_stock_model_signing_cli():
+    (fraud,) = [m for m in _demo().models if m.name == "fraud-scorer"]
+    (version,) = [v for v in fraud.versions if v.version == "1.4.0"]
+    assert version.artifact.bundle is not None
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("model_signing")),  # the stock CLI beside our interpreter
+            "verify",
+            "key",
+            str(ROOT / version.artifact.uri),
+            "--signature",
+            str(ROOT / version.artifact.bundle.uri),
+            "--public_key",
+            str(ROOT / "keys" / "demo-release.pub.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and "Verification succeeded" in done.stdout, done.stdout + done.stderr

@@ -20,6 +20,7 @@ from tests.git_catalogs import (
     remove_version,
     swap_artifact,
 )
+from tests.helpers import with_demo_keys
 
 NO_CHANGE = {"create": 0, "update": 0, "replace": 0, "delete": 0}
 
@@ -29,7 +30,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> GitRepo:
     """Tags: empty (no models.yaml), t0 the demo, then one change each up to t7; broken, then fixed."""
     repo = GitRepo(tmp_path_factory.mktemp("catalog-repo"))
     (repo.root / "README.md").write_text("catalog\n")
-    repo.git("add", "README.md")
+    with_demo_keys(repo.root)
+    repo.git("add", "README.md", "keys")
     repo.git("commit", "-q", "-m", "start")
     repo.git("tag", "empty")
     text = demo_text()
@@ -254,5 +256,6 @@ def test_invalid_catalog_at_a_revision_names_the_revision_and_line(run: Callable
 
 def test_not_a_git_repository(tmp_path: Path) -> None:
     (tmp_path / "models.yaml").write_text(demo_text())
+    with_demo_keys(tmp_path)
     result = CliRunner().invoke(main, ["diff", "HEAD", "--catalog", str(tmp_path / "models.yaml")])
     assert result.exit_code == 2 and "is not a commit" in result.output

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.git_catalogs import FRAUD_1_3_0, git_env
-from tests.helpers import DEMO, ROOT
+from tests.helpers import DEMO, ROOT, with_demo_keys
 from tests.onnx_models import dense_model, save
 
 pytestmark = pytest.mark.slow
@@ -44,6 +44,7 @@ def origin(tmp_path: Path) -> Path:
     shutil.copyfile(DEMO, seed / "models.yaml")
     shutil.copytree(ROOT / "artifacts" / "sha256", seed / "artifacts" / "sha256")
     shutil.copytree(ROOT / "policies", seed / "policies")
+    with_demo_keys(seed)
     (seed / ".gitignore").write_text(GITIGNORE)
     git(seed, "add", "-A")
     git(seed, "commit", "-qm", "the catalog")

@@ -19,7 +19,7 @@ from tests.git_catalogs import (
     git_env,
     swap_artifact,
 )
-from tests.helpers import DEMO, NOW, ROOT, run_review
+from tests.helpers import DEMO, NOW, ROOT, run_review, with_demo_keys
 from tests.sarif_validators import multitool_problems, sarif_errors
 
 CANARY = ("{version: 1.3.0, weight: 90}", "{version: 1.4.0, weight: 10}")
@@ -82,7 +82,11 @@ def test_a_swapped_released_digest_is_blocked(cli, repo: GitRepo) -> None:
     data = fraud_scorer_bytes(seed=77)
     repo.add_artifact(data)
     text, new_hex = swap_artifact(demo_text(), FRAUD_1_3_0, data)
-    repo.commit(text, "fraud-scorer 1.3.0: retrained in place", "swap")
+    repo.catalog.write_text(text, encoding="utf-8")
+    signed = cli("sign", "fraud-scorer", "--version", "1.3.0", "--key", ROOT / "keys" / "demo-release.pem")
+    assert signed.exit_code == 0, signed.output  # production serves signed versions: signed again, as released
+    repo.git("add", "artifacts")
+    repo.commit(repo.catalog.read_text(encoding="utf-8"), "fraud-scorer 1.3.0: retrained in place", "swap")
     code, comment, sarif, report = run_review(cli, "HEAD~1")
     assert code == 1
     assert "| artifacts the change touches | ✅ | 1 verified |" in comment  # the new bytes are real and match
@@ -208,6 +212,7 @@ def test_review_sarif_uri_is_relative_to_the_repository_root(
     team = repo.root / "teams" / "risk"
     shutil.copytree(DEMO.parent / "artifacts" / "sha256", team / "artifacts" / "sha256")
     shutil.copytree(ROOT / "policies", team / "policies")
+    with_demo_keys(team)
     (team / "models.yaml").write_text(canary((100, 0)))  # the canary taken back: 50/50 is a jump
     repo.git("add", "teams")
     repo.git("commit", "-q", "-m", "the risk team's catalog")

@@ -20,7 +20,7 @@ from catalog.cli.analyze_command import parse_instant
 from catalog.errors import UsageError
 from catalog.validate import validate_file
 from tests.analysis.helpers import DECISION, LOOKS, OBSERVATIONS, OFFLINE, PLAN
-from tests.helpers import DEMO, ROOT
+from tests.helpers import DEMO, ROOT, with_demo_keys
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -60,6 +60,7 @@ def test_an_unknown_model_or_an_ambiguous_one_is_a_usage_error(cli, tmp_path: Pa
     two = tmp_path / "models.yaml"
     two.write_text(text.replace(ranker, ranker + "        analysis: {min_samples_per_arm: 500}\n"), encoding="utf-8")
     shutil.copytree(ROOT / "artifacts", tmp_path / "artifacts")
+    with_demo_keys(tmp_path)
     ambiguous = cli("analyze", "storefront", "--catalog", str(two))
     assert ambiguous.exit_code == 2, ambiguous.stderr
     assert "2 of them compare versions: recommender, search-ranker; choose one with --model" in ambiguous.stderr

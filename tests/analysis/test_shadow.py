@@ -19,7 +19,7 @@ from catalog.errors import UsageError
 from catalog.feedback.logs import SegmentWriter, json_line
 from catalog.layout import analytics_dir, run_dir, stack_name, state_root
 from catalog.validate import load_catalog
-from tests.helpers import DEMO, ROOT, shadow_step_demo
+from tests.helpers import DEMO, ROOT, shadow_step_demo, with_demo_keys
 
 ALPHA = 0.05
 ROLLOUTS = 1_000
@@ -73,6 +73,7 @@ def _catalog(tmp_path: Path) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "models.yaml"
     path.write_text(shadow_step_demo("{percent: 20, min_agreement: 0.9, max_abs_difference: 0.02}"))
+    with_demo_keys(tmp_path)
     return path
 
 

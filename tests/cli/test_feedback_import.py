@@ -13,7 +13,7 @@ import pytest
 from click.testing import Result
 
 from catalog.domain.routing import key_hash
-from tests.helpers import DEMO
+from tests.helpers import DEMO, with_demo_keys
 
 LOG = Path(".modelcat/run/production-local/analytics/outcomes/application=storefront")
 
@@ -22,6 +22,7 @@ LOG = Path(".modelcat/run/production-local/analytics/outcomes/application=storef
 def applied(tmp_path: Path) -> Path:
     """The demo catalog in a folder whose production stack has a run directory (as after apply)."""
     shutil.copyfile(DEMO, tmp_path / "models.yaml")
+    with_demo_keys(tmp_path)
     (tmp_path / ".modelcat" / "run" / "production-local").mkdir(parents=True)
     return tmp_path / "models.yaml"
 
@@ -111,6 +112,7 @@ def test_import_for_an_application_the_catalog_does_not_have_is_a_usage_error(
 
 def test_import_into_a_stack_never_applied_is_a_usage_error(cli: Callable[..., Result], tmp_path: Path):
     shutil.copyfile(DEMO, tmp_path / "models.yaml")
+    with_demo_keys(tmp_path)
     result = _import(cli, tmp_path / "models.yaml", _jsonl(tmp_path / "e.jsonl", _events(1)))
     assert result.exit_code == 2
     assert "stack production-local of storefront has not been applied" in result.output

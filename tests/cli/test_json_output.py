@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from catalog.cli.main import main
 from tests.cli.helpers import commands_of
 from tests.git_catalogs import GitRepo, demo_text
-from tests.helpers import DEMO, ROOT, sha256_file
+from tests.helpers import DEMO, ROOT, sha256_file, with_demo_keys
 from tests.policy.helpers import FIXTURES, NOW, copy_policies
 
 ZERO = "sha256:" + "0" * 64
@@ -46,7 +46,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
     repo = GitRepo(tmp / "repo")
     shutil.copytree(DEMO.parent / "artifacts" / "sha256", repo.root / "artifacts" / "sha256")
     shutil.copytree(ROOT / "policies", repo.root / "policies")
-    repo.git("add", "artifacts", "policies")
+    with_demo_keys(repo.root)
+    repo.git("add", "artifacts", "policies", "keys")
     repo.commit(demo_text(), "the demo catalog", "base")
     invalid = repo.root / "invalid.yaml"
     invalid.write_text("apiVersion: modelcat/v1\nmodels: []\n")
@@ -55,6 +56,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
     flipped = tmp / "flipped"
     flipped.mkdir()
     shutil.copyfile(DEMO, flipped / "models.yaml")
+    with_demo_keys(flipped)
     shutil.copytree(DEMO.parent / "artifacts" / "sha256", flipped / "artifacts" / "sha256")
     target = next(p for p in sorted((flipped / "artifacts").rglob("*")) if p.is_file())
     data = bytearray(target.read_bytes())
@@ -65,6 +67,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
     no_policies = tmp / "no-policies"
     no_policies.mkdir()
     shutil.copyfile(DEMO, no_policies / "models.yaml")
+    with_demo_keys(no_policies)
 
     bad_fixture = copy_policies(tmp / "bad-fixture")
     expect = bad_fixture / "fixtures" / "MC006" / "fail.expect.yaml"

@@ -34,6 +34,7 @@ from typing import Any, Self
 from catalog.provider.processes import ProcessId, is_alive, process_cmdline, start_time_of, stop_process
 from catalog.provider.runstate import EndpointRecord, RouteRecord, load_endpoint_records, load_route_records
 from catalog.telemetry.prometheus import PROMETHEUS_BINARY, MetricsDir, PrometheusRecord
+from tests.helpers import with_demo_keys
 
 __all__ = [
     "APPLICATION",
@@ -192,6 +193,7 @@ class Project:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "models.yaml").write_text(small_catalog(), encoding="utf-8")
         shutil.copytree(ROOT / "artifacts" / "sha256", folder / "artifacts" / "sha256")
+        with_demo_keys(folder)
         project = cls(folder.resolve())
         done = project.run("validate")
         assert done.returncode == 0, output(done)
@@ -250,7 +252,8 @@ class Project:
         return self.status()
 
     def replace_artifact(self, version: str, path: Path) -> str:
-        """Give ``version`` of fraud-scorer the bytes at ``path`` (stored by digest); the new digest."""
+        """Give ``version`` of fraud-scorer the bytes at ``path`` (stored by digest), signed with the
+        demo key as a release is (production serves only signed bytes); the new digest."""
         data = path.read_bytes()
         hexdigest = hashlib.sha256(data).hexdigest()
         stored = self.dir / "artifacts" / "sha256" / hexdigest[:2] / hexdigest
@@ -264,6 +267,7 @@ class Project:
         new = re.sub(r"digest: sha256:[0-9a-f]{64}", f"digest: sha256:{hexdigest}", new, count=1)
         new = re.sub(r"size_bytes: \d+", f"size_bytes: {len(data)}", new, count=1)
         self.catalog.write_text(text[:start] + new + text[end:], encoding="utf-8")
+        self.ok("sign", "fraud-scorer", "--version", version, "--key", "keys/demo-release.pem")
         self.ok("validate")
         return f"sha256:{hexdigest}"
 

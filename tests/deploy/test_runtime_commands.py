@@ -17,6 +17,7 @@ from catalog.cli.main import main
 from catalog.domain.routing import bucket_table, pick_version
 from catalog.provider.runstate import RouteRecord, RunDir
 from tests.deploy.project import small_catalog
+from tests.helpers import with_demo_keys
 
 FRAUD = {  # fraud-scorer's digests in the demo catalog
     "1.3.0": "sha256:fbe81f1d53c2fbde9c15c2e8e3c16f91482720b723d0dced0d4aeb0b1ceecab0",
@@ -68,6 +69,7 @@ def project_routed_by(folder: Path, router: StandInRouter, catalog_weights: tupl
     text = small_catalog().replace("weight: 90}", f"weight: {catalog_weights[0]}}}")
     text = text.replace("weight: 10}", f"weight: {catalog_weights[1]}}}")
     (folder / "models.yaml").write_text(text, encoding="utf-8")
+    with_demo_keys(folder)
     run = RunDir(folder / ".modelcat" / "run" / "production-local")
     run.write_route(RouteRecord("checkout", router.url, 0, 0, str(run.table_file("checkout")), "", ""))
     return folder / "models.yaml"

@@ -19,6 +19,7 @@ from catalog.provider.processes import ProcessId, is_alive, start_time_of, stop_
 from catalog.provider.runstate import EndpointRecord, Instance, RunDir
 from catalog.terraform import Workspace
 from tests.deploy.project import DEMO, small_catalog
+from tests.helpers import with_demo_keys
 
 NO_APPLICATIONS = small_catalog()[: small_catalog().index("\napplications:") + 1] + "applications: []\n"
 
@@ -114,6 +115,7 @@ def test_status_smoke_and_destroy_refuse_an_unknown_environment_naming_the_known
     tmp_path: Path, sleeper: ProcessId
 ) -> None:
     (tmp_path / "models.yaml").write_text(small_catalog(), encoding="utf-8")  # checkout runs in production
+    with_demo_keys(tmp_path)
     for command in (["status"], ["smoke"], ["destroy", "--auto-approve"]):
         code, out = modelcat(tmp_path, *command, "--env", "nosuch")
         assert code == 2, (command, out)
@@ -133,6 +135,7 @@ def test_status_counts_a_replaced_replica_still_running_as_drift_and_destroy_sto
     tmp_path: Path, sleeper: ProcessId
 ) -> None:
     (tmp_path / "models.yaml").write_text(small_catalog(), encoding="utf-8")
+    with_demo_keys(tmp_path)
     record = record_replica(tmp_path, "production-local", sleeper, deposed=True)
     code, out = modelcat(tmp_path, "status", "--format", "json")
     assert code == 1, out
@@ -149,6 +152,7 @@ def test_status_counts_a_replaced_replica_still_running_as_drift_and_destroy_sto
 
 def test_status_prints_one_line_per_stack_when_nothing_is_deployed(tmp_path: Path) -> None:
     (tmp_path / "models.yaml").write_text(DEMO.read_text(encoding="utf-8"), encoding="utf-8")
+    with_demo_keys(tmp_path)
     code, out = modelcat(tmp_path, "status")
     assert code == 1
     assert out.splitlines() == [

@@ -12,7 +12,7 @@ from catalog.deploy import status as status_module
 from catalog.domain.deployment import ApplicationPlan, environments
 from catalog.provider.runstate import RouteRecord, RouteStatus
 from catalog.validate import load_catalog
-from tests.helpers import DEMO, shadow_step_demo
+from tests.helpers import DEMO, shadow_step_demo, with_demo_keys
 
 MIRROR = {"version": "1.4.0", "percent": 20, "max_abs_difference": 0.05}
 
@@ -41,6 +41,7 @@ def test_a_mirror_in_force_that_the_catalog_does_not_declare_is_drift(
 ) -> None:
     path = tmp_path / "models.yaml"
     path.write_text(shadow_step_demo())
+    with_demo_keys(tmp_path)
     mirrored = _checkout(path)
     assert _drift(monkeypatch, mirrored, MIRROR) == []
     assert _drift(monkeypatch, mirrored, None) == [

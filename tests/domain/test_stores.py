@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import DEMO, declare_store, line_of, reported_problem, sha256_file
+from tests.helpers import DEMO, declare_store, line_of, reported_problem, sha256_file, with_demo_keys
 from tests.onnx_models import dense_model, save
 
 DEMO_STORES = "stores:\n  - name: artifacts\n    uri: artifacts # content-addressed: artifacts/sha256/<2 hex>/<64 hex>\n    default: true\n"
@@ -168,6 +168,7 @@ def test_uris_are_checked_against_declared_stores_only(cli, tmp_path: Path) -> N
     with them, an oci:// URI lies in the store of its repository."""
     path = tmp_path / "models.yaml"
     path.write_text(_with_stores(""))
+    with_demo_keys(tmp_path)
     assert cli("validate", path).exit_code == 0
     oci = "oci://registry.example.com/models/fraud@sha256:" + "ab" * 32
     text = DEMO.read_text().replace(

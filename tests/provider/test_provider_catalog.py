@@ -16,6 +16,7 @@ import pytest
 from catalog.cli.render import problem_lines
 from catalog.provider.runstate import load_endpoint_records
 from catalog.validate import validate_bytes
+from tests.helpers import with_demo_keys
 from tests.provider.terraform_fixtures import DEMO, FRAUD_130, FRAUD_140, ROOT, Workspace, diagnostics, errors_text
 
 pytestmark = pytest.mark.slow
@@ -71,6 +72,7 @@ output "auc" {
 @pytest.fixture(scope="module")
 def space(workspace: Workspace) -> Workspace:
     shutil.copyfile(DEMO, workspace.dir / "models.yaml")
+    with_demo_keys(workspace.dir)
     (workspace.dir / "artifacts").symlink_to(ROOT / "artifacts")
     (workspace.dir / "main.tf").write_text(HEADER + DATA)
     assert workspace.init().retcode == 0

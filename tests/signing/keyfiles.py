@@ -9,6 +9,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.helpers import without_signatures
+
 
 def write_key(folder: Path, name: str, curve: ec.EllipticCurve | None = None, *, rsa_bits: int = 0) -> Path:
     """A private key (EC P-256 unless ``curve`` or ``rsa_bits``) at ``folder/name.pem`` and its
@@ -27,9 +29,9 @@ def write_key(folder: Path, name: str, curve: ec.EllipticCurve | None = None, *,
 
 def with_trust(text: str, keys: str, environments: str = "") -> str:
     """``text`` with a ``trust:`` block (``keys`` and ``environments``: YAML list items, indented by 4)
-    before ``models:``."""
+    before ``models:``, in place of its own trust policy and signatures (the demo catalog's)."""
     block = "trust:\n  keys:\n" + keys + ("  environments:\n" + environments if environments else "")
-    return text.replace("\nmodels:\n", "\n" + block + "models:\n", 1)
+    return without_signatures(text).replace("\nmodels:\n", "\n" + block + "models:\n", 1)
 
 
 def record_bundle(

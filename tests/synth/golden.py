@@ -14,7 +14,7 @@ import pytest
 
 from catalog.synth import synthesize
 from catalog.validate import load_catalog
-from tests.helpers import DEMO
+from tests.helpers import DEMO, with_demo_keys
 
 UPDATE = os.environ.get("MODELCAT_UPDATE_GOLDEN") == "1"
 
@@ -42,6 +42,7 @@ def synthesized_three_ways(tmp_path: Path, target: str, only: list[str] | None =
     other = tmp_path / "checkout"
     other.mkdir()
     shutil.copyfile(DEMO, other / "models.yaml")
+    with_demo_keys(other)
     outputs = []
     for catalog, out in ((DEMO, tmp_path / "a"), (DEMO, tmp_path / "b"), (other / "models.yaml", tmp_path / "c")):
         result = synthesize(load_catalog(catalog), catalog, out, target=target, only=only)

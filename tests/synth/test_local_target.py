@@ -14,7 +14,7 @@ import pytest
 from catalog.domain.effective import effective_serving
 from catalog.synth import synthesize
 from catalog.validate import load_catalog
-from tests.helpers import DEMO, ROOT, sha256_file, shadow_step_demo
+from tests.helpers import DEMO, ROOT, sha256_file, shadow_step_demo, with_demo_keys
 from tests.synth.plans import BUNDLE_DIGEST, BUNDLE_URI, signed_demo
 
 REF = re.compile(r"^\$\{modelcat_endpoint\.([A-Za-z0-9_-]+)\.urls\}$")
@@ -39,6 +39,7 @@ def test_output_is_byte_identical_across_runs_and_checkouts(tmp_path: Path) -> N
     elsewhere = tmp_path / "deep" / "other" / "checkout"
     elsewhere.mkdir(parents=True)
     shutil.copyfile(DEMO, elsewhere / "models.yaml")
+    with_demo_keys(elsewhere)
     second = synthesize(load_catalog(elsewhere / "models.yaml"), elsewhere / "models.yaml", tmp_path / "b")
     third = synthesize(load_catalog(DEMO), DEMO, tmp_path / "c")
     for a, b, c in zip(first.stacks, second.stacks, third.stacks, strict=True):
@@ -108,6 +109,7 @@ def test_a_disabled_binding_runs_and_routes_nothing(tmp_path: Path) -> None:
     )
     path = tmp_path / "models.yaml"
     path.write_text(text)
+    with_demo_keys(tmp_path)
     stacks = _synth(path, tmp_path / "out", only=["production"])
     assert list(stacks) == ["production-local"]
     stack = stacks["production-local"]
@@ -155,6 +157,7 @@ def test_a_binding_mirror_is_the_routers_mirror_with_its_rollouts_tolerance(
 ) -> None:
     path = tmp_path / "models.yaml"
     path.write_text(shadow_step_demo(shadow))
+    with_demo_keys(tmp_path)
     stack = _synth(path, tmp_path / "out", only=["production"])["production-local"]
     models = {m["name"]: m for m in stack["resource"]["modelcat_route"]["checkout"]["model"]}
     assert models["fraud-scorer"]["mirror"] == {"version": "1.4.0", "percent": 20, "max_abs_difference": tolerance}

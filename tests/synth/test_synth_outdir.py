@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEMO
+from tests.helpers import DEMO, with_demo_keys
 
 
 def test_a_relative_out_is_written_where_the_command_runs_after_the_cdk_started_elsewhere(
@@ -18,6 +18,7 @@ def test_a_relative_out_is_written_where_the_command_runs_after_the_cdk_started_
     for folder in (first, second):
         folder.mkdir()
         shutil.copyfile(DEMO, folder / "models.yaml")
+        with_demo_keys(folder)
     monkeypatch.chdir(first)
     assert cli("synth", "--catalog", "models.yaml", "--out", "out").exit_code == 0  # Node starts here
     monkeypatch.chdir(second)

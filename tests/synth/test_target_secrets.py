@@ -13,7 +13,16 @@ import pytest
 
 from catalog.synth import synthesize
 from catalog.validate import load_catalog
-from tests.helpers import BASE_ENVIRONMENT_SECRETS, DEMO, ROOT, line_of, reported_problem, with_secrets, with_vault_role
+from tests.helpers import (
+    BASE_ENVIRONMENT_SECRETS,
+    DEMO,
+    ROOT,
+    line_of,
+    reported_problem,
+    with_demo_keys,
+    with_secrets,
+    with_vault_role,
+)
 from tests.synth.crds import validate
 from tests.synth.golden import check_golden
 
@@ -41,6 +50,7 @@ def secrets_demo(role: bool = True) -> str:
 def catalog_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("secrets-catalog")
     (folder / "models.yaml").write_text(secrets_demo(), encoding="utf-8")
+    with_demo_keys(folder)
     return folder / "models.yaml"
 
 
@@ -155,6 +165,7 @@ def test_synth_for_sagemaker_refuses_a_secret_it_cannot_deliver(tmp_path: Path) 
     text = secrets_demo().replace("        secrets_manager: checkout/feature-token\n", "")
     file = tmp_path / "models.yaml"
     file.write_text(text, encoding="utf-8")
+    with_demo_keys(tmp_path)
     with pytest.raises(UsageError, match="environment 'production': secret 'feature-token'"):
         synthesize(load_catalog(file), file, tmp_path / "out", target="sagemaker", only=["production"])
 
@@ -164,6 +175,7 @@ def test_other_secrets_name_another_sagemaker_model(stacks: dict[str, dict[str, 
     before the old one is destroyed, so its name differs (as new bytes do)."""
     file = tmp_path / "models.yaml"
     file.write_text(secrets_demo().replace("        field: token\n", "        field: other\n"), encoding="utf-8")
+    with_demo_keys(tmp_path)
     before = {b["name"] for b in stacks["sagemaker"]["resource"]["aws_sagemaker_model"].values()}
     after = {b["name"] for b in _stack(file, "sagemaker", tmp_path / "out")["resource"]["aws_sagemaker_model"].values()}
     assert len(after) == len(before) and not after & before

@@ -10,7 +10,7 @@ import pytest
 from catalog.errors import UsageError
 from catalog.synth import TARGETS, get_target, synthesize
 from catalog.validate import load_catalog
-from tests.helpers import DEMO
+from tests.helpers import DEMO, with_demo_keys
 
 STAGING_K8S = """    kubernetes:
       namespace: ml-staging
@@ -27,6 +27,7 @@ def catalog_with(tmp_path: Path, *edits: tuple[str, str]) -> Path:
         text = text.replace(old, new, 1)
     path = tmp_path / "models.yaml"
     path.write_text(text, encoding="utf-8")
+    with_demo_keys(tmp_path)
     return path
 
 
