@@ -171,6 +171,7 @@ def _register_artifact_commands() -> None:
         runtime_commands,
     )
     from catalog.cli.analyze_command import analyze
+    from catalog.cli.attest_command import attest
     from catalog.cli.fetch_command import fetch
     from catalog.cli.init_command import init
     from catalog.cli.replica_command import replica
@@ -199,6 +200,7 @@ def _register_artifact_commands() -> None:
     main.add_command(diff_command.diff)
     main.add_command(init)
     main.add_command(review)
+    main.add_command(attest)
     main.add_command(analyze)
     main.add_command(rollout)  # with its history, replay (rollout_history_commands) ...
     main.add_command(rollout_history_commands.rollback)

@@ -212,13 +212,25 @@ def policy_check(
     now: datetime,
     base_ref: str | None = None,
     synth_dir: Path | None = None,
+    revision: str | None = None,
+    subjects: set[str] | None = None,
 ) -> PolicyResult:
-    loaded = load_for_policies(read_catalog_bytes(path), str(path))
+    """The rules over the catalog file (``revision``: as committed at that git revision instead of
+    the working tree's), all its subjects or only ``subjects`` (see ``judge``)."""
+    if revision is None:
+        data = read_catalog_bytes(path)
+    else:
+        committed = load_revision(path, revision)
+        if committed.text is None:
+            raise UsageError(f"{path} does not exist at {revision} (or is not UTF-8)")
+        data = committed.text.encode()
+    loaded = load_for_policies(data, str(path))
     policies, settings = load_policies(policies_dir)
     inputs, has_base = _inputs(path, loaded, settings, now, base_ref, synth_dir)
     have = {"base"} if has_base else set()
     have |= {"synth"} if synth_dir is not None else set()
-    return judge(loaded, str(path), inputs, policies, load_waivers(policies_dir), now, have, base_ref or "")
+    waivers = load_waivers(policies_dir)
+    return judge(loaded, str(path), inputs, policies, waivers, now, have, base_ref or "", subjects=subjects)
 
 
 def judge(

@@ -84,18 +84,20 @@ def _concerns(decision: CommitDecision, application: str, model: str) -> bool:
     return (decision.rollout_id or "").startswith(f"{application}.{model}.")
 
 
-def binding_history(path: Path, application: str, model: str | None = None) -> tuple[list[BindingHistory], list[str]]:
+def binding_history(
+    path: Path, application: str, model: str | None = None, tip: str = "HEAD"
+) -> tuple[list[BindingHistory], list[str]]:
     """The history of ``application``'s binding of ``model`` (None: of every binding it ever had)
-    on the current branch, and notes (revisions that could not be read). UsageError when the log
-    never names the application (or the binding)."""
+    up to the commit ``tip`` (the current branch's by default), and notes (revisions that could not
+    be read). UsageError when the log never names the application (or the binding)."""
     folder = path.resolve().parent
-    catalog_changes = {c.sha for c in commit_log(folder, [path.name])}
+    catalog_changes = {c.sha for c in commit_log(folder, [path.name], tip)}
     histories: dict[str, BindingHistory] = {}
     current: dict[str, State] = {}
     notes: list[str] = []
     known_apps: set[str] = set()
     previous: Revision | None = None
-    for decision in catalog_commits(path):
+    for decision in catalog_commits(path, tip):
         sha = decision.commit.sha
         states = current
         if sha in catalog_changes:

@@ -18,7 +18,7 @@ READS_THE_CATALOG = {
     "validate", "show", "bind", "register", "verify", "synth", "plan", "apply", "destroy", "status", "predict",
     "smoke", "policy check", "policy input", "diff", "review", "feedback import", "analyze", "rollout start",
     "rollout step", "rollout promote", "rollout pause", "rollout resume", "rollout abort", "rollout status",
-    "rollout run", "rollout history", "rollout replay", "rollback", "sign",
+    "rollout run", "rollout history", "rollout replay", "rollback", "sign", "attest",
 }  # fmt: skip
 ALSO_AS_AN_ARGUMENT = {"validate", "show", "policy check", "policy input"}
 NOW = "2026-11-27"

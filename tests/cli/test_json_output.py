@@ -22,6 +22,7 @@ from tests.helpers import DEMO, ROOT, sha256_file, with_demo_keys
 from tests.policy.helpers import FIXTURES, NOW, copy_policies
 
 ZERO = "sha256:" + "0" * 64
+DEMO_KEY = ROOT / "keys" / "demo-release.pem"
 SETTINGS = ("MODELCAT_MODEL", "MODELCAT_VERSION", "MODELCAT_DIGEST", "MODELCAT_ARTIFACT", "SM_MODEL_DIR")
 
 
@@ -258,6 +259,16 @@ CASES: list[tuple[str, str, Args, set[int], str | None]] = [
     ("rollback", "finding: no such binding then", lambda s: ["checkout", "--model", "recommender", "--to", "base",
                                                              "--catalog", s.catalog], {1}, "rollback_refused"),
     ("rollback", "missing option", lambda s: ["checkout", "--catalog", s.catalog], {2}, "usage"),
+    ("attest", "missing catalog", lambda s: ["fraud-scorer", "--version", "1.4.0", "--key", DEMO_KEY,
+                                             "--catalog", s.missing], {2}, "catalog_not_found"),
+    ("attest", "missing option", lambda s: ["fraud-scorer", "--catalog", s.catalog], {2}, "usage"),
+    ("attest", "finding: a version nothing routes", lambda s: ["fraud-scorer", "--version", "1.2.0", "--key", DEMO_KEY,
+                                                               "--catalog", s.catalog], {1}, "signing_error"),
+    ("attest", "attested", lambda s: ["fraud-scorer", "--version", "1.4.0", "--key", DEMO_KEY,
+                                      "--out", s.tmp / "attestation.json", "--catalog", s.catalog], {0}, None),
+    ("attest", "finding: not an attestation", lambda s: ["--verify", s.tmp / "table.json", "--catalog", s.catalog],
+     {1}, "signature_invalid"),
+    ("attest", "verify a missing file", lambda s: ["--verify", s.missing, "--catalog", s.catalog], {2}, "usage"),
 ]  # fmt: skip
 
 
