@@ -38,8 +38,8 @@ setup: $(STAMP)
 ## every router, show what runs, then send simulated users through the storefront's A/B test and the
 ## checkout canary, report their conversions and the checkout's fraud labels (its live AUC) and
 ## analyze both; then run the checkout canary's rollout to the end under simulated users (each decision
-## a commit on the local branch modelcat-demo) and print its history; the endpoints stay up until
-## `make demo-down`
+## a commit on the local branch modelcat-demo), print its history and attest the release it made (signed
+## with the demo key, then verified); the endpoints stay up until `make demo-down`
 demo: setup system-deps demo-branch
 	$(BIN)/modelcat validate models.yaml
 	@echo
@@ -72,6 +72,11 @@ demo: setup system-deps demo-branch
 	wait $$controller
 	@echo
 	$(BIN)/modelcat rollout history checkout --model fraud-scorer
+	@echo
+	@echo "The release of fraud-scorer 1.4.0, attested: its digest bound to the commit that released it, its metrics,"
+	@echo "the policies' decision and the rollout's analysis, signed with the demo key (keys/README.md), then verified"
+	$(BIN)/modelcat attest fraud-scorer --version 1.4.0 --key keys/demo-release.pem --out .modelcat/fraud-scorer-1.4.0.attestation.json
+	$(BIN)/modelcat attest --verify .modelcat/fraud-scorer-1.4.0.attestation.json
 	@echo
 	git log --format='%h %s' -3
 	@echo
