@@ -6,7 +6,7 @@
 3. verify only the artifacts the change touches (``catalog.revisions.Change.touched``: new
    versions, new bytes or another signature for a version, and every version whose artifact files
    differ in git, such as a blob changed in place): the set ``verify --changed-since`` checks; and,
-   cryptographically, the release signatures the change touches (``signatures_to_verify``): each
+   cryptographically, the release signatures the change touches (``catalog.signing.checks``): each
    touched version that carries a bundle, and each signed version that an environment requiring
    signatures starts serving or judges by other keys, for that environment
    (``catalog.signing.verify.verify_version``; an unsigned version there is MC014's);
@@ -33,11 +33,9 @@ from pathlib import Path
 from catalog.artifacts.verify import VerifyResult, select_versions, verify_versions
 from catalog.domain.deployment import environments
 from catalog.domain.diff import CatalogDiff
-from catalog.domain.effective import semver_key
 from catalog.domain.models import Catalog
 from catalog.domain.problems import Problem
-from catalog.domain.trust import environment_keys
-from catalog.errors import ArtifactError, SigningError, StoreUnreachable, UsageError
+from catalog.errors import UsageError
 from catalog.gitio import folder_changed_since
 from catalog.policy.check import (
     VALIDATE,
@@ -54,6 +52,7 @@ from catalog.policy.synth_inputs import block_inputs
 from catalog.policy.waivers import load_waivers
 from catalog.revisions import Change, Revision, change_since, check_revision, load_revision
 from catalog.rolloutlog import CommitDecision, catalog_commits
+from catalog.signing.checks import SignatureCheck, signatures_to_verify, verify_signatures
 from catalog.synth.blast import BlastRadius, blast_radius
 from catalog.synth.resources import StackResources, synthesize_resources
 
@@ -61,11 +60,9 @@ __all__ = [
     "SIGNATURE",
     "VERIFY",
     "Review",
-    "SignatureCheck",
     "changed_subjects",
     "models_to_judge",
     "review",
-    "signatures_to_verify",
 ]
 
 VERIFY = RuleInfo(
@@ -93,21 +90,6 @@ SIGNATURE = RuleInfo(
     "min_version, and by the key and version models.yaml records. Sign the version again (modelcat sign) with a "
     "trusted key. It cannot be waived.",
 )
-
-
-@dataclass(frozen=True)
-class SignatureCheck:
-    """One version's signature verified for one environment (None: against every key of the policy)."""
-
-    model: str
-    version: str
-    environment: str | None
-    ok: bool
-    message: str  # who signed, or why it does not hold
-
-    @property
-    def subject(self) -> str:
-        return f"{self.model} {self.version}" + (f" for {self.environment}" if self.environment else "")
 
 
 @dataclass
@@ -219,78 +201,6 @@ def _version_findings(
     return findings, places
 
 
-def _requiring_servers(catalog: Catalog | None) -> dict[tuple[str, str], set[tuple[str, tuple[str, ...]]]]:
-    """Per signed version (model, semver key): the environments requiring signatures that send it
-    requests (a route with traffic or a mirror, on an enabled binding), each with the keys it trusts."""
-    if catalog is None:
-        return {}
-    found: dict[tuple[str, str], set[tuple[str, tuple[str, ...]]]] = {}
-    for app in catalog.applications:
-        trust = environment_keys(catalog, app.environment)
-        if not trust.required:
-            continue
-        trusted = tuple(k.model_dump_json() for k in trust.keys)
-        for binding in app.bindings:
-            if not binding.enabled:
-                continue
-            receiving = {semver_key(r.version) for r in binding.routes if r.weight > 0}
-            if binding.mirror is not None:
-                receiving.add(semver_key(binding.mirror.version))
-            for key in receiving:
-                found.setdefault((binding.model, key), set()).add((app.environment, trusted))
-    return found
-
-
-def signatures_to_verify(
-    base: Catalog | None, head: Catalog, touched: frozenset[tuple[str, str]]
-) -> list[tuple[str, str, str | None]]:
-    """(model, version, environment) of the head's signed versions whose signature the change touches:
-    a touched version (its bundle added or changed, among others) for each environment requiring
-    signatures that serves it, or against every key of the policy (None) when none does; and a version
-    an environment requiring signatures starts serving, or serves trusting other keys than on the base."""
-    before = _requiring_servers(base)
-    after = _requiring_servers(head)
-    checks: list[tuple[str, str, str | None]] = []
-    for model in head.models:
-        for version in model.versions:
-            if version.artifact.bundle is None:
-                continue  # unsigned: MC014 judges where that is allowed
-            key = (model.name, semver_key(version.version))
-            serving = after.get(key, set())
-            if (model.name, version.version) in touched:
-                envs: set[str | None] = {env for env, _ in serving} or {None}
-            else:
-                envs = {env for env, _ in serving - before.get(key, set())}
-            checks += [(model.name, version.version, env) for env in sorted(envs, key=lambda e: e or "")]
-    return checks
-
-
-def _verify_signatures(
-    base: Catalog | None, head: Catalog, touched: frozenset[tuple[str, str]], root: Path, skip: set[tuple[str, str]]
-) -> list[SignatureCheck]:
-    """Each signature ``signatures_to_verify`` names, verified (versions in ``skip``, whose artifact
-    failed, are left out). A store or Vault that cannot be reached stops the review (exit 2)."""
-    checks = signatures_to_verify(base, head, touched)
-    if not checks:
-        return []
-    from catalog.signing.verify import verify_version  # model-signing loads only when a signature is checked
-
-    results = []
-    for model, version, environment in checks:
-        if (model, version) in skip:
-            continue
-        try:
-            signed = verify_version(head, root, model, version, environment)
-        except StoreUnreachable:
-            raise
-        except (SigningError, ArtifactError) as e:
-            results.append(SignatureCheck(model, version, environment, False, e.detail or str(e)))
-            continue
-        who = f"signed by {signed.key} v{signed.key_version}, verified" if signed is not None else "unsigned"
-        results.append(SignatureCheck(model, version, environment, True, who))
-    return results
-
-
 def _base_notes(path: Path, base: str, change: Change) -> list[str]:
     """What the review says about a base that is not a catalog to compare with."""
     if not change.base.present:
@@ -334,7 +244,8 @@ def review(
         chosen = select_versions(head, only=set(change.touched))
         result.verified = verify_versions(head, chosen, path.resolve().parent) if chosen else []
         failed = {(a.model, a.version) for a in result.failed_artifacts}
-        result.signatures = _verify_signatures(base_catalog, head, change.touched, path.resolve().parent, failed)
+        checks = signatures_to_verify(base_catalog, head, change.touched)
+        result.signatures = verify_signatures(head, path.resolve().parent, [c for c in checks if c[:2] not in failed])
 
     resources_ok = not result.problems
     before: StackResources = {}

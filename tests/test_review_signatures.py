@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from catalog.artifacts.stores.local import LocalStore
-from catalog.review import signatures_to_verify
 from catalog.signing.bundle import sign_artifact
+from catalog.signing.checks import signatures_to_verify
 from tests.git_catalogs import GitRepo, catalog_of, demo_text
 from tests.helpers import run_review
 from tests.sarif_validators import multitool_problems, sarif_errors
