@@ -21,6 +21,7 @@ from catalog.wording import plural
 if TYPE_CHECKING:
     from catalog.artifacts.hashing import Progress
     from catalog.artifacts.verify import VerifyResult
+    from catalog.domain.models import Catalog
 
 __all__ = ["inspect", "register", "verify"]
 
@@ -127,7 +128,9 @@ def register(
 @_CATALOG_OPTION
 @command
 def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int:
-    """Fetch or read every artifact the catalog names; check digest, size, ONNX validity, signature."""
+    """Fetch or read every artifact the catalog names; check digest, size, ONNX validity, signature;
+    then verify the release signatures: each signed version's, and each version an environment
+    requiring signatures serves, against that environment's trusted keys."""
     from catalog.nogc import no_gc
     from catalog.revisions import change_since, load_revision
 
@@ -140,6 +143,7 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
     if model is not None and model not in {m.name for m in catalog.models}:
         raise UsageError(f"--model {model!r} is not in {path}")
     from catalog.artifacts.verify import select_versions, verify_versions
+    from catalog.signing.checks import signatures_to_verify, verify_signatures
 
     chosen = select_versions(catalog, model=model, only=only)
     rows: list[VerifyResult] = []
@@ -153,24 +157,64 @@ def verify(model: str | None, revision: str | None, path: Path, fmt: str) -> int
                 f"{result.digest.removeprefix('sha256:')[:12]}  {result.seconds:6.2f}s  {result.message}"
             )
 
-    verify_versions(catalog, chosen, path.resolve().parent, on_result=show)
+    root = path.resolve().parent
+    verify_versions(catalog, chosen, root, on_result=show)
     failed = [r for r in rows if not r.ok]
-    if fmt == "json":
-        failure = Failure(
-            "artifacts_failed",
-            f"{len(failed)} of {plural(len(rows), 'artifact')} failed verification",
-            "each failed result says why: fix the artifact, or its digest or size in the catalog",
-        )
-        click.echo(
-            json.dumps(
-                {**verdict(failure if failed else None), "results": [asdict(r) for r in rows], "notes": notes}, indent=2
-            )
-        )
+    if change is not None:
+        checks = signatures_to_verify(change.base.catalog, catalog, change.touched, unsigned=True)
     else:
+        checks = signatures_to_verify(None, catalog, frozenset((m.name, v.version) for m, v in chosen), unsigned=True)
+    broken = {(r.model, r.version) for r in failed}  # an artifact that failed says why already
+    checks = [c for c in checks if (model is None or c[0] == model) and c[:2] not in broken]
+    signatures = verify_signatures(catalog, root, checks)
+    lines = _version_lines(head.text or "", catalog, [(s.model, s.version) for s in signatures])
+    unverified = [s for s in signatures if not s.ok]
+    if fmt == "json":
+        failure = None
+        if failed:
+            failure = Failure(
+                "artifacts_failed",
+                f"{len(failed)} of {plural(len(rows), 'artifact')} failed verification",
+                "each failed result says why: fix the artifact, or its digest or size in the catalog",
+            )
+        elif unverified:
+            failure = Failure(
+                "signatures_failed",
+                f"{len(unverified)} of {plural(len(signatures), 'signature')} failed verification",
+                "each failed signature says why: sign the version again (modelcat sign) with a key its environment trusts",
+            )
+        results = [asdict(r) for r in rows]
+        signed = [{"file": str(path), "line": lines[(s.model, s.version)], **asdict(s)} for s in signatures]
+        click.echo(json.dumps({**verdict(failure), "results": results, "signatures": signed, "notes": notes}, indent=2))
+    else:
+        for check in signatures:
+            mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red", bold=True)
+            where = "" if check.ok else f"{path}:{lines[(check.model, check.version)]}: "
+            click.echo(f"{mark} {where}{check.subject}: {check.message}")
         for note in notes:
             click.echo(f"note: {note}")
         click.echo(f"{plural(len(rows), 'artifact')} checked: {len(rows) - len(failed)} verified, {len(failed)} failed")
-    return 1 if failed else 0
+        if signatures:
+            click.echo(
+                f"{plural(len(signatures), 'signature')} checked: {len(signatures) - len(unverified)} verified, "
+                f"{len(unverified)} failed"
+            )
+    return 1 if failed or unverified else 0
+
+
+def _version_lines(text: str, catalog: Catalog, versions: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The line of each (model, version)'s entry in the catalog file (1 when it cannot be placed)."""
+    from catalog.yamlio.positions import locate
+
+    wanted = set(versions)
+    locs = {
+        (m.name, v.version): ("models", i, "versions", j)
+        for i, m in enumerate(catalog.models)
+        for j, v in enumerate(m.versions)
+        if (m.name, v.version) in wanted
+    }
+    positions = locate(text, locs.values()) if locs else {}
+    return {key: positions[loc].line if loc in positions else 1 for key, loc in locs.items()}
 
 
 @click.command(
