@@ -181,6 +181,7 @@ def _build(
 ) -> tuple[Any, list[StackOutput], list[Any]]:
     pairs = stack_targets(selected_environments(catalog, only), target)
     builders = {name: get_target(name) for name in dict.fromkeys(t for _, t in pairs)}
+    _make_outdir(outdir)
     prepare_jsii()
     from cdktn import App, LocalBackend, TerraformStack
 
@@ -195,6 +196,15 @@ def _build(
         outputs.append(StackOutput(name, env.name, env_target, outdir / "stacks" / name / "cdk.tf.json"))
         stacks.append(stack)
     return app, outputs, stacks
+
+
+def _make_outdir(outdir: Path) -> None:
+    """``outdir`` and the folders above it created (the CDK makes only the last one); a UsageError
+    naming the path when it cannot be (a file in the way, no permission)."""
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{outdir}: cannot create the output folder: {e.strerror or e}") from e
 
 
 def synthesize(

@@ -3,6 +3,7 @@ starts Node once per Python process and Node keeps the working directory it star
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -28,3 +29,20 @@ def test_a_relative_out_is_written_where_the_command_runs_after_the_cdk_started_
     assert (first / "out" / "stacks" / "production-local" / "cdk.tf.json").read_bytes() == (
         second / "out" / "stacks" / "production-local" / "cdk.tf.json"
     ).read_bytes()
+
+
+def test_synth_creates_the_missing_folders_of_out(cli, workspace: Path) -> None:
+    out = workspace / "build" / "terraform" / "sub"
+    result = cli("synth", "--catalog", workspace / "models.yaml", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "stacks" / "production-local" / "cdk.tf.json").is_file()
+
+
+def test_synth_names_an_out_it_cannot_create(cli, workspace: Path) -> None:
+    (workspace / "build").write_text("a file, not a folder\n")
+    out = workspace / "build" / "sub"
+    result = cli("synth", "--catalog", workspace / "models.yaml", "--out", out, "--format", "json")
+    assert result.exit_code == 2, result.output
+    report = json.loads(result.output)
+    assert report["ok"] is False
+    assert f"{out}: cannot create the output folder" in report["error"]["message"]
