@@ -19,7 +19,8 @@ written from Vault's API documentation and checked with ``hvac`` as the client
 Every other request is sealed (503 ``Vault is sealed``) while sealed, then checked for its token,
 then routed (404 for a path no engine serves). Switches for the faults: ``seal()``, ``hang()`` (every
 request waits until ``release()`` or the server stops: a client's timeout fires whatever the load),
-``fail_next(n, status)``, ``down()``/``up()`` (connection refused on the same port), ``expire(token)``
+``fail_next(n, status)``, ``down()``/``up()`` (connection refused on the same port), ``expire(token)``,
+``expire_after(token, requests=n)`` (a token that expires mid-way, counted in requests, never timed)
 and a clock the test moves (``advance(seconds)``) for token TTLs. ``requests`` lists what was asked.
 """
 
@@ -104,6 +105,7 @@ class Token:
     ttl: int | None  # seconds; None: never expires (a root token)
     issued: float
     revoked: bool = False
+    uses_left: int | None = None  # authenticated requests it is still accepted for; None: no limit
 
 
 def _b64decode(text: object, what: str) -> bytes:
@@ -187,6 +189,13 @@ class FakeVault:
     def expire(self, token: str) -> None:
         with self._lock:
             self.tokens[token].revoked = True
+
+    def expire_after(self, token: str, requests: int) -> None:
+        """``token`` is accepted for ``requests`` more authenticated requests, then refused with 403 as
+        an expired token is (like a token created with ``num_uses``): an expiry mid-way, at a request
+        the test chooses, whatever the machine's speed. Unauthenticated and sealed requests do not count."""
+        with self._lock:
+            self.tokens[token].uses_left = requests
 
     def create_key(self, name: str, type: str = "ecdsa-p256", mount: str = "transit") -> None:
         with self._lock:
@@ -313,6 +322,11 @@ class FakeVault:
         state = self.tokens.get(token)
         if state is None or state.revoked or (state.ttl is not None and self.now() >= state.issued + state.ttl):
             raise VaultFailure(403, "permission denied")
+        if state.uses_left is not None:
+            if state.uses_left == 0:
+                state.revoked = True
+                raise VaultFailure(403, "permission denied")
+            state.uses_left -= 1
         return token
 
     def _new_token(self, ttl: int | None) -> str:

@@ -15,7 +15,8 @@ Before a replica starts, the bundle is fetched and the trust file written
 (``catalog.serving.signature``), and its refusal (exit 1 with the reason) fails the create.
 
 Secrets (``secret`` blocks, ``catalog.provider.secrets``): read from Vault before any replica
-starts (a missing path, or Vault down or sealed, fails the create and nothing serves), handed to
+starts (a missing path, Vault down or sealed, or a token refused, even one expiring mid-apply, fails
+the create naming the path, with Vault's hint, and nothing of that endpoint starts), handed to
 each replica as files in a private folder, and recorded by path and version (``secret_versions``).
 ``plan`` compares those versions with the ones Vault would give now (a new KV version of a secret
 not pinned, or a pinned version changed): a difference is an update, which restarts the replicas
@@ -49,7 +50,7 @@ from tf.types import List, Map, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from catalog.domain.bodies import DEFAULT_HOST, EndpointBody
-from catalog.errors import ModelcatError
+from catalog.errors import ModelcatError, VaultError
 from catalog.provider.body_schema import body_schema, is_whole
 from catalog.provider.config import RunResource
 from catalog.provider.processes import (
@@ -112,6 +113,12 @@ def _held_versions(state: State) -> dict[str, int]:
 
 def _count(value: object) -> int | None:
     return int(value) if is_whole(value) else None
+
+
+def _reason(e: ModelcatError) -> str:
+    """A diagnostic's detail: the error, and for Vault's refusals what to do (log in again, unseal,
+    ...), the hint the CLI would print had the error not crossed Terraform."""
+    return f"{e}\nhint: {e.hint}" if isinstance(e, VaultError) else str(e)
 
 
 class EndpointResource(RunResource):
@@ -340,7 +347,7 @@ class EndpointResource(RunResource):
             record = self._new_record(planned, artifact, values, self._release(planned))
             instances = self._start(record, _count(planned["replicas"]) or 1, values=values)
         except ModelcatError as e:
-            diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", str(e))
+            diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", _reason(e))
             return None
         self.run.write_endpoint(record.with_instances(instances))
         return self._with(planned, instances, secret_versions=values.versions if values else None)
@@ -378,7 +385,7 @@ class EndpointResource(RunResource):
 
             wanted = wanted_versions(specs, Vault.from_env()) if specs else {}
         except ModelcatError as e:
-            ctx.diagnostics.add_error(f"modelcat_endpoint {planned['name']}: cannot read its secrets", str(e))
+            ctx.diagnostics.add_error(f"modelcat_endpoint {planned['name']}: cannot read its secrets", _reason(e))
             return planned
         if wanted != held:  # a new KV version, or another one pinned: the replicas restart
             planned = {**planned, "urls": Unknown, "pids": Unknown, "secret_versions": Unknown}
@@ -394,7 +401,7 @@ class EndpointResource(RunResource):
             try:
                 record = self._new_record(planned, self._artifact(planned), release=self._release(planned))
             except ModelcatError as e:
-                diags.add_error(f"modelcat_endpoint {name}: cannot resolve its artifact", str(e))
+                diags.add_error(f"modelcat_endpoint {name}: cannot resolve its artifact", _reason(e))
                 return current
         keep: list[Instance] = []
         broken: list[Instance] = []
@@ -413,7 +420,7 @@ class EndpointResource(RunResource):
         try:
             values = self._secrets(planned)
         except ModelcatError as e:  # fail closed: the replicas keep the secrets they hold
-            diags.add_error(f"modelcat_endpoint {name}: cannot read its secrets", str(e))
+            diags.add_error(f"modelcat_endpoint {name}: cannot read its secrets", _reason(e))
             self.run.write_endpoint(record.with_instances(keep))
             return self._with(current, keep, replicas=len(keep))
         delivered = {s.name: s.as_dict() for s in values.delivered} if values else {}
@@ -427,7 +434,7 @@ class EndpointResource(RunResource):
                 diags.add_error(
                     f"modelcat_endpoint {name}: cannot start its replicas under the changed trusted keys "
                     "(the running ones are left as they are)",
-                    str(e),
+                    _reason(e),
                 )
                 self.run.write_endpoint(before.with_instances(keep))
                 return self._with(current, keep, replicas=len(keep))
@@ -442,7 +449,7 @@ class EndpointResource(RunResource):
                 self._restart(record, keep, values, diags)
             keep += self._start(record, want - len(keep), keep, values) if len(keep) < want else []
         except ModelcatError as e:
-            diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", str(e))
+            diags.add_error(f"modelcat_endpoint {name}: cannot start its replicas", _reason(e))
             if record.secrets != held:  # not every replica got them: the next plan restarts them all again
                 record = replace(record, secrets=held)
                 versions = {key: int(s["version"]) for key, s in held.items()} or None

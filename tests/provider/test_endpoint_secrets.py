@@ -285,3 +285,48 @@ def test_vault_sealed_or_down_at_apply_fails_closed_with_the_reason(
         if fault == "down":
             vault.up()
         project.cleanup()
+
+
+def test_a_token_that_expires_mid_apply_fails_closed_naming_the_path_and_a_fresh_token_finishes(
+    vault: FakeVault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production's two endpoints read two secrets each when created (four reads, in whichever order
+    Terraform creates them); the token is refused from the fourth read on. So one endpoint has read
+    both its secrets, the other its first only: it is refused its second, and nothing of it starts
+    or is written down. A fresh token, and the next apply creates it and the router."""
+    project = Project.create(tmp_path / "expiring")
+    try:
+        project.catalog.write_text(secret_catalog(project.catalog.read_text()))
+        token = vault.create_token()
+        vault.expire_after(token, requests=3)
+        monkeypatch.setenv("VAULT_TOKEN", token)
+        before = len(vault.requests)
+        applied = _fails_closed(project, f"vault://secret/{STORE_PATH}")
+        reads = sorted(path for _, path in vault.requests[before:])
+        assert reads == sorted([f"secret/data/{TOKEN_PATH}", f"secret/data/{STORE_PATH}"] * 2)  # the 4th refused
+        said = " ".join((applied.stdout + applied.stderr).split())  # as Terraform wraps it: words
+        assert token not in said and vault.token not in said
+        assert (
+            f"secret 'store-credentials' (vault://secret/{STORE_PATH}): secret/data/{STORE_PATH}: permission denied"
+            in said
+        )
+        assert "hint: log in again (a fresh VAULT_TOKEN)" in said, output(applied)
+        [started] = records(project)
+        assert len(started.instances) == 2 and sorted(started.secrets) == ["feature-token", "store-credentials"]
+        refused = next(v for v in ("1.3.0", "1.4.0") if v != started.version)
+        assert f"modelcat_endpoint checkout.fraud-scorer.{refused}: cannot start its replicas" in said
+        replicas = [argv for _, argv in project.serving() if "catalog.cli.replica_command" in argv]
+        assert len(replicas) == 2 and all(started.version in argv for argv in replicas), replicas
+        assert sorted(p.name for p in secrets_root(project).iterdir()) == sorted(
+            Path(i.secrets_dir).name for i in started.instances
+        ), "a secrets folder of the endpoint refused its secrets was written"
+
+        monkeypatch.setenv("VAULT_TOKEN", vault.create_token())
+        project.ok("apply", "--auto-approve")
+        assert sorted(r.version for r in records(project)) == ["1.3.0", "1.4.0"]
+        assert len(held(project)) == 4
+        with ClientLoop(project.route().url) as loop:
+            loop.wait_for(20)
+        assert not loop.failures, loop.failures[:10]
+    finally:
+        project.cleanup()

@@ -186,6 +186,31 @@ def test_an_expired_token_is_refused_from_then_on(vault: FakeVault) -> None:
     assert not c.is_authenticated()
 
 
+def test_expire_after_accepts_a_token_for_that_many_requests_then_refuses_it_with_403(vault: FakeVault) -> None:
+    vault.write_secret("app/db", {"password": "p"})
+    token = vault.create_token()
+    c = client(vault, token)
+    vault.expire_after(token, requests=2)
+    assert c.sys.read_health_status(method="GET")["sealed"] is False  # unauthenticated: not counted
+    assert client(vault).is_authenticated()  # another token's requests: not counted
+    for _ in range(2):
+        assert c.secrets.kv.v2.read_secret_version("app/db", raise_on_deleted_version=True)["data"]["data"] == {
+            "password": "p"
+        }
+    with pytest.raises(hvac.exceptions.Forbidden, match="permission denied"):
+        c.secrets.kv.v2.read_secret_version("app/db", raise_on_deleted_version=True)
+    assert not c.is_authenticated()  # from then on
+    answer = requests.get(f"{vault.addr}/v1/secret/data/app/db", headers={"X-Vault-Token": token}, timeout=30)
+    assert answer.status_code == 403 and answer.json() == {"errors": ["permission denied"]}
+    assert client(vault).is_authenticated()
+
+
+def test_expire_after_no_requests_refuses_the_token_at_once(vault: FakeVault) -> None:
+    token = vault.create_token()
+    vault.expire_after(token, requests=0)
+    assert not client(vault, token).is_authenticated()
+
+
 def test_sealed_vault_answers_503_to_everything_but_health(vault: FakeVault) -> None:
     vault.create_key("release")
     c = client(vault)
