@@ -56,6 +56,7 @@ def left_behind(tmp_path: Path, sleeper: ProcessId) -> Path:
     """A project whose catalog declares no application, with a stack ``legacy-local`` applied
     earlier: two resources in its Terraform state, and on record a process its state does not hold."""
     (tmp_path / "models.yaml").write_text(NO_APPLICATIONS, encoding="utf-8")
+    with_demo_keys(tmp_path)
     workspace = Workspace("legacy-local", tmp_path / ".modelcat")
     resources = {f"r{i}": {"input": f"v{i}"} for i in range(2)}
     workspace.write_config(json.dumps({"resource": {"terraform_data": resources}}))
