@@ -12,7 +12,7 @@ SARIF_MULTITOOL_VERSION := 5.7.0
 SARIF_MULTITOOL_DIR     := $(VENV)/sarif-multitool
 SARIF_MULTITOOL_STAMP   := $(SARIF_MULTITOOL_DIR)/.installed-$(SARIF_MULTITOOL_VERSION)
 
-.PHONY: setup system-deps sarif-multitool prometheus-operator-models opa demo demo-branch demo-down lint test test-fast bench schema clean
+.PHONY: setup system-deps sarif-multitool prometheus-operator-models opa demo demo-branch demo-down lint test test-fast bench schema grpc-code clean
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -201,6 +201,11 @@ bench: setup
 ## schema: regenerate schemas/catalog.schema.json from the pydantic models
 schema: setup
 	$(BIN)/modelcat schema --write
+
+## grpc-code: regenerate the Python of catalog/serving/oip_grpc/inference.proto (protoc from the pinned
+## grpcio-tools; a test fails when the checked-in files differ from what this writes)
+grpc-code: setup
+	$(BIN)/python -m catalog.serving.oip_grpc.generate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache
