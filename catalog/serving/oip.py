@@ -8,16 +8,23 @@ runs: names, datatypes, element types, shapes against fixed dimensions, and data
 JSON has no NaN or infinity: floating-point data may carry them as the strings ``"NaN"``,
 ``"Infinity"`` and ``"-Infinity"`` (requests and responses alike); a number too large for a double
 (``1e400``) is refused, not read as infinity. BYTES tensors travel as JSON strings, which must be
-valid Unicode (a lone surrogate escape is refused). The binary tensor data extension is not implemented: binary inputs are refused, and
-requests for binary outputs are answered in JSON (the response says which, by having no
-``Inference-Header-Content-Length`` header).
+valid Unicode (a lone surrogate escape is refused).
+
+The binary tensor data extension (Triton's and KServe's ``binary_tensor_data``): when the request
+has an ``Inference-Header-Content-Length`` header, the body is that many bytes of JSON followed by
+the data of every input whose parameters carry ``binary_data_size``, in the order of ``inputs``:
+little-endian, row-major, BOOL one byte 0 or 1, BYTES each element a 4-byte little-endian length
+and its bytes (UTF-8 here, as onnxruntime's strings are). Fixed-size data is not copied: the arrays
+are views of the body. An output is answered as binary when its ``binary_data`` parameter says so,
+or else the request's ``binary_data_output`` does (``encode_body``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import struct
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +37,9 @@ __all__ = [
     "InferenceRequest",
     "TensorMeta",
     "datatype_of",
+    "decode_binary_tensor",
     "decode_tensor",
+    "encode_body",
     "encode_response",
     "encode_tensor",
     "parse_request",
@@ -53,7 +62,7 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 }
 _BY_KIND = {dtype: name for name, dtype in DATATYPES.items() if name != "BYTES"}
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_BINARY = "the binary tensor data extension is not supported; send the data as JSON"
+_LENGTH = struct.Struct("<I")  # a BYTES element's length prefix in binary data
 _SURROGATE = "it holds a lone surrogate (a \\uD800-\\uDFFF escape that is not half of a pair)"
 MAX_RANK = 32  # dimensions of a request tensor (numpy 1 holds no more; no model needs more)
 _MAX_SPAN = np.iinfo(np.intp).max // 16  # the product of the nonzero dims numpy can index
@@ -88,6 +97,7 @@ class InferenceRequest:
     outputs: tuple[str, ...]
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    binary_outputs: frozenset[str] = frozenset()  # outputs to answer as binary data
 
 
 def datatype_of(dtype: np.dtype[Any]) -> str:
@@ -250,6 +260,65 @@ def decode_tensor(name: str, datatype: object, shape: object, data: object) -> n
     return _convert(flat, datatype, where).reshape(dims)
 
 
+def decode_binary_tensor(name: str, datatype: object, shape: object, data: memoryview) -> np.ndarray:
+    """One OIP tensor from its binary data (the extension's layout); fixed-size data is not copied."""
+    where = f"input {name!r}"
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        known = ", ".join(DATATYPES)
+        raise InvalidRequest(f"{where}: unknown datatype {datatype!r}; the protocol's datatypes are {known}")
+    dims = _check_shape(shape, where)
+    count = math.prod(dims)
+    if math.prod(d for d in dims if d) > _MAX_SPAN:
+        raise InvalidRequest(f"{where}: shape {list(dims)} is too large for an array, even an empty one")
+    if datatype == "BYTES":
+        return _split_bytes(data, count, where).reshape(dims)
+    dtype = DATATYPES[datatype]
+    size, itemsize = len(data), dtype.itemsize
+    if size % itemsize:
+        raise InvalidRequest(
+            f"{where}: binary_data_size {size} is not a multiple of the {itemsize}-byte size of a {datatype} element"
+        )
+    if size // itemsize != count:
+        raise InvalidRequest(
+            f"{where}: shape {list(dims)} needs {count} element(s) ({count * itemsize} bytes), "
+            f"but binary_data_size is {size} bytes ({size // itemsize} element(s))"
+        )
+    if datatype == "BOOL":
+        bad = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) > 1)
+        if bad.size:
+            raise InvalidRequest(f"{where}: BOOL element {int(bad[0])} is the byte {data[int(bad[0])]}, not 0 or 1")
+    little = np.frombuffer(data, dtype=dtype.newbyteorder("<"))
+    return little.astype(dtype, copy=False).reshape(dims)  # no copy on a little-endian machine
+
+
+def _split_bytes(data: memoryview, count: int, where: str) -> np.ndarray:
+    """BYTES elements from their length-prefixed layout: exactly ``count`` of them, filling ``data``."""
+    elements: list[str] = []
+    offset, end = 0, len(data)
+    while offset < end:
+        if len(elements) == count:
+            raise InvalidRequest(f"{where}: the binary data has {end - offset} byte(s) after its {count} element(s)")
+        if offset + 4 > end:
+            raise InvalidRequest(f"{where}: BYTES element {len(elements)}'s 4-byte length runs past the tensor's data")
+        (length,) = _LENGTH.unpack_from(data, offset)
+        offset += 4
+        if offset + length > end:
+            raise InvalidRequest(
+                f"{where}: BYTES element {len(elements)} says {length} byte(s), "
+                f"past the end of the tensor's data ({end - offset} left)"
+            )
+        try:
+            elements.append(str(data[offset : offset + length], "utf-8"))
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"{where}: BYTES element {len(elements)} is not valid UTF-8") from None
+        offset += length
+    if len(elements) != count:
+        raise InvalidRequest(f"{where}: the shape needs {count} BYTES element(s), the binary data has {len(elements)}")
+    array = np.empty(count, dtype=object)
+    array[:] = elements
+    return array
+
+
 def _check_against(meta: TensorMeta, datatype: str, dims: tuple[int, ...], symbols: dict[str, tuple[str, int]]) -> None:
     where = f"input {meta.name!r}"
     if datatype != meta.datatype:
@@ -285,12 +354,44 @@ def _parameters(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def parse_request(body: bytes, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta]) -> InferenceRequest:
-    """Decode and check an inference request body against the model's inputs and outputs."""
+def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
+    """The JSON part of a request body and the binary data after it (``Inference-Header-Content-Length``)."""
+    if header_length is None:
+        return body, memoryview(b"")
+    text = header_length.strip()
+    if not text.isdigit():
+        raise InvalidRequest(f"the Inference-Header-Content-Length header {header_length!r} is not a byte count")
+    length = int(text)
+    if length > len(body):
+        raise InvalidRequest(
+            f"the Inference-Header-Content-Length header says {length} bytes of JSON, "
+            f"past the end of the {len(body)}-byte body"
+        )
+    return body[:length], memoryview(body)[length:]
+
+
+def _binary_size(parameters: Mapping[str, Any], where: str) -> int | None:
+    if "binary_data_size" not in parameters:
+        return None
+    size = parameters["binary_data_size"]
+    if type(size) is not int or size < 0:
+        raise InvalidRequest(f"{where}: 'binary_data_size' must be a byte count, not {size!r}")
+    return size
+
+
+def parse_request(
+    body: bytes, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta], header_length: str | None = None
+) -> InferenceRequest:
+    """Decode and check an inference request body against the model's inputs and outputs.
+
+    ``header_length`` is the request's ``Inference-Header-Content-Length`` header, if it has one."""
+    text, binary = _split_body(body, header_length)
     try:
-        payload = json.loads(body, parse_constant=_reject_constant)
+        payload = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
         detail = e.args[0] if isinstance(e, ValueError) and e.args else "nested too deeply"
+        if header_length is None and detail.startswith("Extra data"):
+            detail += " (binary tensor data needs the Inference-Header-Content-Length header)"
         raise InvalidRequest(f"request body is not valid JSON: {detail}") from None
     if not isinstance(payload, dict):
         raise InvalidRequest(f"the request must be a JSON object, not {_json_type(payload)}")
@@ -306,6 +407,7 @@ def parse_request(body: bytes, inputs: Sequence[TensorMeta], outputs: Sequence[T
     by_name = {m.name: m for m in inputs}
     decoded: dict[str, np.ndarray] = {}
     symbols: dict[str, tuple[str, int]] = {}
+    offset = 0  # into the binary data
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise InvalidRequest(f"inputs[{i}] must be an object with name, shape, datatype and data")
@@ -317,33 +419,63 @@ def parse_request(body: bytes, inputs: Sequence[TensorMeta], outputs: Sequence[T
             raise InvalidRequest(f"unknown input {name!r}; the model's inputs are {', '.join(map(repr, by_name))}")
         if name in decoded:
             raise InvalidRequest(f"input {name!r} is given twice")
-        if "binary_data_size" in _parameters(entry.get("parameters"), f"input {name!r}"):
-            raise InvalidRequest(f"input {name!r}: {_BINARY}")
         where = f"input {name!r}"
+        size = _binary_size(_parameters(entry.get("parameters"), where), where)
         datatype = _field(entry, "datatype", where)
         shape = _field(entry, "shape", where)
-        data = _field(entry, "data", where)
+        if size is not None and "data" in entry:
+            raise InvalidRequest(
+                f"{where} has both 'data' and binary_data_size: send it as JSON or as binary, not both"
+            )
         if isinstance(datatype, str) and datatype in DATATYPES:
             _check_against(meta, datatype, _check_shape(shape, where), symbols)
-        decoded[name] = decode_tensor(name, datatype, shape, data)
+        if size is None:
+            decoded[name] = decode_tensor(name, datatype, shape, _field(entry, "data", where))
+            continue
+        if offset + size > len(binary):
+            raise InvalidRequest(
+                f"{where}: binary_data_size {size} runs past the end of the body "
+                f"({len(binary) - offset} byte(s) of binary data left)"
+            )
+        decoded[name] = decode_binary_tensor(name, datatype, shape, binary[offset : offset + size])
+        offset += size
+    if offset != len(binary):
+        raise InvalidRequest(
+            f"the body has {len(binary) - offset} byte(s) of binary data after the inputs' binary_data_size"
+        )
     missing = [m.name for m in inputs if m.name not in decoded]
     if missing:
         raise InvalidRequest(f"missing input(s) {', '.join(map(repr, missing))}; the model needs every input")
+    binary_default = _flag(parameters, "binary_data_output", "the request")
+    names, binary_outputs = _requested_outputs(payload.get("outputs"), outputs, binary_default)
     return InferenceRequest(
         inputs={m.name: decoded[m.name] for m in inputs},
-        outputs=_requested_outputs(payload.get("outputs"), outputs),
+        outputs=names,
         id=request_id,
         parameters=parameters,
+        binary_outputs=binary_outputs,
     )
 
 
-def _requested_outputs(value: object, outputs: Sequence[TensorMeta]) -> tuple[str, ...]:
+def _flag(parameters: Mapping[str, Any], key: str, where: str, default: bool = False) -> bool:
+    value = parameters.get(key, default)
+    if type(value) is not bool:
+        raise InvalidRequest(f"{where}: {key!r} must be true or false, not {value!r}")
+    return value
+
+
+def _requested_outputs(
+    value: object, outputs: Sequence[TensorMeta], binary_default: bool
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The outputs to answer, and those of them to answer as binary data."""
     known = [m.name for m in outputs]
+    every = frozenset(known) if binary_default else frozenset()
     if value is None:
-        return tuple(known)
+        return tuple(known), every
     if not isinstance(value, list):
         raise InvalidRequest("'outputs' must be an array of objects with a 'name'")
     names: list[str] = []
+    binary: set[str] = set()
     for i, entry in enumerate(value):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise InvalidRequest(f"outputs[{i}] must be an object with a string 'name'")
@@ -352,10 +484,13 @@ def _requested_outputs(value: object, outputs: Sequence[TensorMeta]) -> tuple[st
             raise InvalidRequest(f"unknown output {name!r}; the model's outputs are {', '.join(map(repr, known))}")
         if name in names:
             raise InvalidRequest(f"output {name!r} is requested twice")
-        if "classification" in _parameters(entry.get("parameters"), f"output {name!r}"):
+        parameters = _parameters(entry.get("parameters"), f"output {name!r}")
+        if "classification" in parameters:
             raise InvalidRequest(f"output {name!r}: the classification extension is not supported")
         names.append(name)
-    return tuple(names) if names else tuple(known)
+        if _flag(parameters, "binary_data", f"output {name!r}", binary_default):
+            binary.add(name)
+    return (tuple(names), frozenset(binary)) if names else (tuple(known), every)
 
 
 def _json_values(array: np.ndarray) -> list[Any]:
@@ -385,3 +520,40 @@ def encode_response(
         response["id"] = request_id
     response["outputs"] = [encode_tensor(name, array) for name, array in outputs.items()]
     return response
+
+
+def _binary_data(array: np.ndarray) -> bytes:
+    """A tensor's data in the binary extension's layout."""
+    if datatype_of(array.dtype) != "BYTES":
+        return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    parts: list[bytes] = []
+    for item in array.reshape(-1).tolist():
+        raw = item if isinstance(item, bytes) else str(item).encode("utf-8")
+        parts += (_LENGTH.pack(len(raw)), raw)
+    return b"".join(parts)
+
+
+def encode_body(
+    model_name: str,
+    model_version: str,
+    outputs: Mapping[str, np.ndarray],
+    request_id: str | None = None,
+    binary: Collection[str] = (),
+) -> tuple[bytes, int | None]:
+    """The response body, and the length of its JSON part when outputs named in ``binary`` follow
+    it as binary data (the ``Inference-Header-Content-Length``; None: the body is all JSON)."""
+    raw: list[bytes] = []
+
+    def tensor(name: str, array: np.ndarray) -> dict[str, object]:
+        if name not in binary:
+            return encode_tensor(name, array)
+        array = np.asarray(array)
+        raw.append(_binary_data(array))
+        shape, size = list(array.shape), len(raw[-1])
+        return {"name": name, "datatype": datatype_of(array.dtype), "shape": shape,
+                "parameters": {"binary_data_size": size}}  # fmt: skip
+
+    response = encode_response(model_name, model_version, {}, request_id)
+    response["outputs"] = [tensor(name, array) for name, array in outputs.items()]
+    text = json.dumps(response, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    return (b"".join([text, *raw]), len(text)) if raw else (text, None)

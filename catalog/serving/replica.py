@@ -6,8 +6,9 @@ runs it with uvicorn on a socket bound before the first line is printed, and dra
 requests on SIGTERM or SIGINT.
 
 Routes: ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{name}[/versions/{v}]``
-(metadata), ``.../ready``, ``POST .../infer`` and ``GET /metrics`` (Prometheus). A path naming
-another model or version is answered 404. Every response carries ``x-model-name``,
+(metadata), ``.../ready``, ``POST .../infer`` (JSON, or the binary tensor data extension: see
+``catalog.serving.oip``) and ``GET /metrics`` (Prometheus). A path naming another model or version
+is answered 404, and so is Triton's own ``.../config``, with a message naming the metadata endpoint. Every response carries ``x-model-name``,
 ``x-model-version`` and ``x-model-digest``.
 
 With ``sagemaker=True`` (``modelcat serve``) the app also speaks the SageMaker hosting contract:
@@ -38,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog.errors import InvalidRequest, ModelcatError
 from catalog.serving import DEFAULT_MAX_BODY_BYTES, listen
-from catalog.serving.oip import encode_response, parse_request
+from catalog.serving.oip import encode_body, parse_request
 from catalog.serving.replica_model import LoadedModel, new_run_options
 from catalog.serving.signature import signature_info
 
@@ -50,6 +51,7 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "ReplicaIdentity", "create_app", "serve"]
 PLATFORM = "onnxruntime_onnx"
 SERVER_NAME = "modelcat-replica"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+INFERENCE_HEADER = "inference-header-content-length"  # the binary extension's: the JSON part's length
 log = logging.getLogger("catalog.serving.replica")
 
 
@@ -170,7 +172,7 @@ def create_app(
     """
     identity = ReplicaIdentity(name, version, model.digest)
     metrics = _Metrics(identity)
-    server = {"name": SERVER_NAME, "version": _server_version(), "extensions": []}
+    server = {"name": SERVER_NAME, "version": _server_version(), "extensions": ["binary_tensor_data"]}
     metadata = {
         "name": name,
         "versions": [version],
@@ -207,10 +209,21 @@ def create_app(
     async def model_ready(request: Request) -> Response:
         return not_served(request) or JSONResponse({"name": name, "version": version, "ready": True})
 
-    def run_inference(body: bytes, run_options: Any) -> Response:
-        parsed = parse_request(body, model.inputs, model.outputs)
+    async def model_config(request: Request) -> Response:
+        return not_served(request) or _error(
+            404,
+            f"model configuration is Triton's own endpoint, not the Open Inference Protocol's; "
+            f"GET /v2/models/{name}/versions/{version} answers the model's metadata",
+        )
+
+    def run_inference(body: bytes, header_length: str | None, run_options: Any) -> Response:
+        parsed = parse_request(body, model.inputs, model.outputs, header_length)
         outputs = model.run(parsed.inputs, parsed.outputs, run_options)
-        return JSONResponse(encode_response(name, version, outputs, parsed.id))
+        content, json_length = encode_body(name, version, outputs, parsed.id, parsed.binary_outputs)
+        if json_length is None:
+            return Response(content, media_type="application/json")
+        headers = {INFERENCE_HEADER: str(json_length)}
+        return Response(content, media_type="application/octet-stream", headers=headers)
 
     async def infer(request: Request) -> Response:
         return not_served(request) or await answer_inference(request)
@@ -222,13 +235,12 @@ def create_app(
         return Response(status_code=200)  # ready as /v2/health/ready is: see the docstring
 
     async def answer_inference(request: Request) -> Response:
-        if "inference-header-content-length" in request.headers:
-            return _error(400, "the binary tensor data extension is not supported; send the request as JSON")
         metrics.in_flight.labels(name, version).inc()
         run_options = new_run_options()
         try:
             body = await _read_body(request, max_body_bytes)
-            return await run_in_threadpool(run_inference, body, run_options)
+            header_length = request.headers.get(INFERENCE_HEADER)
+            return await run_in_threadpool(run_inference, body, header_length, run_options)
         except asyncio.CancelledError:
             # uvicorn cancels what is still running when the drain window closes: stop the model
             # run too, or its thread would keep the process alive until it finished
@@ -268,6 +280,7 @@ def create_app(
             Route(base, model_metadata, methods=["GET"]),
             Route(base + "/ready", model_ready, methods=["GET"]),
             Route(base + "/infer", infer, methods=["POST"]),
+            Route(base + "/config", model_config, methods=["GET"]),
         ]
     if sagemaker:
         routes += [Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"])]

@@ -37,6 +37,7 @@ __all__ = [
     "ReplicaExited",
     "ReplicaProcess",
     "RunningReplica",
+    "client_types_model",
     "fraud_replica",
     "free_port",
     "replica_command",
@@ -219,6 +220,20 @@ def types_model() -> onnx.ModelProto:
         helper.make_node("Identity", ["wide"], ["wide_out"]),
     ]
     return _model(helper.make_graph(nodes, "types", inputs, outputs))
+
+
+def client_types_model() -> onnx.ModelProto:
+    """The datatypes the third-party clients are tested with, each input to an output of its own:
+    x FP32 [batch, 4] -> x + x; h FP16 [n] -> h + h; c INT64 [m] -> c + c; s STRING [k] -> Identity;
+    b BOOL [j] -> Not."""
+    T = TensorProto
+    kinds = [("x", T.FLOAT, ["batch", 4]), ("h", T.FLOAT16, ["n"]), ("c", T.INT64, ["m"]),
+             ("s", T.STRING, ["k"]), ("b", T.BOOL, ["j"])]  # fmt: skip
+    inputs = [helper.make_tensor_value_info(name, kind, dims) for name, kind, dims in kinds]
+    outputs = [helper.make_tensor_value_info(f"{name}_out", kind, dims) for name, kind, dims in kinds]
+    nodes = [helper.make_node("Add", [name, name], [f"{name}_out"]) for name in ("x", "h", "c")]
+    nodes += [helper.make_node("Identity", ["s"], ["s_out"]), helper.make_node("Not", ["b"], ["b_out"])]
+    return _model(helper.make_graph(nodes, "client_types", inputs, outputs))
 
 
 def slow_model(size: int = 256) -> onnx.ModelProto:

@@ -139,8 +139,7 @@ def test_tritonclient_infer_matches_onnxruntime(triton: Any, requested: bool) ->
     x = np.random.default_rng(42).standard_normal((5, 16)).astype(np.float32)
     tensor = httpclient.InferInput("features", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x, binary_data=False)
-    # Without named outputs tritonclient asks for binary outputs; the replica answers in JSON (it
-    # does not implement the binary extension) and the client reads that from the response itself.
+    # Without named outputs tritonclient asks for binary outputs (binary_data_output), and gets them.
     outputs = [httpclient.InferRequestedOutput("fraud_probability", binary_data=False)] if requested else None
     result = triton.infer(FRAUD.model, [tensor], model_version=FRAUD.version, outputs=outputs, request_id="t-1")
     got = result.as_numpy("fraud_probability")
@@ -149,16 +148,6 @@ def test_tritonclient_infer_matches_onnxruntime(triton: Any, requested: bool) ->
     assert got.shape == (5, 1) and got.dtype == np.float32
     assert np.allclose(got, expected, rtol=1e-6, atol=1e-7)
     assert result.get_response()["id"] == "t-1"
-
-
-def test_tritonclient_binary_input_gets_a_clear_refusal(triton: Any) -> None:
-    import tritonclient.http as httpclient
-    from tritonclient.utils import InferenceServerException
-
-    tensor = httpclient.InferInput("features", [1, 16], "FP32")
-    tensor.set_data_from_numpy(np.zeros((1, 16), np.float32))  # binary_data=True, tritonclient's default
-    with pytest.raises(InferenceServerException, match="binary tensor data extension is not supported"):
-        triton.infer(FRAUD.model, [tensor])
 
 
 def test_tritonclient_sees_validation_errors(triton: Any) -> None:

@@ -4,6 +4,7 @@ in the model directory, verified before listening, /ping and /invocations next t
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -132,6 +133,23 @@ def test_invocations_return_what_onnxruntime_computes_in_process(client: httpx.C
     got = np.array(out["data"], dtype=np.float32).reshape(out["shape"])
     assert np.allclose(got, in_process(X), rtol=1e-6, atol=1e-7)
     assert response.headers["x-model-version"] == FRAUD.version
+
+
+@pytest.mark.parametrize("path", ["/invocations", f"/v2/models/{FRAUD.model}/infer"])
+def test_serve_speaks_the_binary_tensor_extension(client: httpx.Client, path: str) -> None:
+    header = {"inputs": [{"name": "features", "shape": [3, 16], "datatype": "FP32",
+                          "parameters": {"binary_data_size": X.nbytes}}],
+              "outputs": [{"name": "fraud_probability", "parameters": {"binary_data": True}}]}  # fmt: skip
+    text = json.dumps(header).encode()
+    response = client.post(
+        path, content=text + X.tobytes(), headers={"Inference-Header-Content-Length": str(len(text))}
+    )
+    assert response.status_code == 200, response.text
+    length = int(response.headers["Inference-Header-Content-Length"])
+    [out] = json.loads(response.content[:length])["outputs"]
+    assert out["parameters"] == {"binary_data_size": 12} and out["shape"] == [3, 1]
+    got = np.frombuffer(response.content[length:], dtype="<f4").reshape(3, 1)
+    assert np.allclose(got, in_process(X), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize(
