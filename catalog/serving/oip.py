@@ -35,14 +35,17 @@ from catalog.errors import InvalidRequest, ModelcatError
 __all__ = [
     "DATATYPES",
     "InferenceRequest",
+    "InputSet",
     "TensorMeta",
     "datatype_of",
     "decode_binary_tensor",
     "decode_tensor",
+    "encode_binary_tensor",
     "encode_body",
     "encode_response",
     "encode_tensor",
     "parse_request",
+    "requested_outputs",
 ]
 
 DATATYPES: dict[str, np.dtype[Any]] = {
@@ -260,8 +263,11 @@ def decode_tensor(name: str, datatype: object, shape: object, data: object) -> n
     return _convert(flat, datatype, where).reshape(dims)
 
 
-def decode_binary_tensor(name: str, datatype: object, shape: object, data: memoryview) -> np.ndarray:
-    """One OIP tensor from its binary data (the extension's layout); fixed-size data is not copied."""
+def decode_binary_tensor(
+    name: str, datatype: object, shape: object, data: memoryview, size_name: str = "binary_data_size"
+) -> np.ndarray:
+    """One OIP tensor from its binary data (the extension's layout, also gRPC's raw contents: errors
+    call its size ``size_name``); fixed-size data is not copied."""
     where = f"input {name!r}"
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         known = ", ".join(DATATYPES)
@@ -276,12 +282,12 @@ def decode_binary_tensor(name: str, datatype: object, shape: object, data: memor
     size, itemsize = len(data), dtype.itemsize
     if size % itemsize:
         raise InvalidRequest(
-            f"{where}: binary_data_size {size} is not a multiple of the {itemsize}-byte size of a {datatype} element"
+            f"{where}: {size_name} {size} is not a multiple of the {itemsize}-byte size of a {datatype} element"
         )
     if size // itemsize != count:
         raise InvalidRequest(
             f"{where}: shape {list(dims)} needs {count} element(s) ({count * itemsize} bytes), "
-            f"but binary_data_size is {size} bytes ({size // itemsize} element(s))"
+            f"but {size_name} is {size} bytes ({size // itemsize} element(s))"
         )
     if datatype == "BOOL":
         bad = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) > 1)
@@ -338,6 +344,41 @@ def _check_against(meta: TensorMeta, datatype: str, dims: tuple[int, ...], symbo
                 raise InvalidRequest(
                     f"{where}: dimension {axis} ({want!r}) is {got} but input {seen[0]!r} has {want}={seen[1]}"
                 )
+
+
+class InputSet:
+    """A request's inputs, checked against the model's as they come: each known and given once, of
+    the model's datatype and shape (a symbolic dimension the same in every input naming it)."""
+
+    def __init__(self, inputs: Sequence[TensorMeta]) -> None:
+        self.inputs = inputs
+        self.by_name = {m.name: m for m in inputs}
+        self.decoded: dict[str, np.ndarray] = {}
+        self.symbols: dict[str, tuple[str, int]] = {}
+
+    def admit(self, name: str) -> TensorMeta:
+        """The model's input ``name``; refuses an unknown or repeated one."""
+        meta = self.by_name.get(name)
+        if meta is None:
+            raise InvalidRequest(f"unknown input {name!r}; the model's inputs are {', '.join(map(repr, self.by_name))}")
+        if name in self.decoded:
+            raise InvalidRequest(f"input {name!r} is given twice")
+        return meta
+
+    def check(self, meta: TensorMeta, datatype: object, shape: object) -> None:
+        """Refuse a datatype or shape the model does not take for ``meta``."""
+        if isinstance(datatype, str) and datatype in DATATYPES:
+            _check_against(meta, datatype, _check_shape(shape, f"input {meta.name!r}"), self.symbols)
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        self.decoded[name] = array
+
+    def complete(self) -> dict[str, np.ndarray]:
+        """Every input, in the model's order; refuses a request that misses one."""
+        missing = [m.name for m in self.inputs if m.name not in self.decoded]
+        if missing:
+            raise InvalidRequest(f"missing input(s) {', '.join(map(repr, missing))}; the model needs every input")
+        return {m.name: self.decoded[m.name] for m in self.inputs}
 
 
 def _field(entry: Mapping[str, Any], key: str, where: str) -> Any:
@@ -404,9 +445,7 @@ def parse_request(
     entries = payload.get("inputs")
     if not isinstance(entries, list):
         raise InvalidRequest("the request needs 'inputs': an array of tensors")
-    by_name = {m.name: m for m in inputs}
-    decoded: dict[str, np.ndarray] = {}
-    symbols: dict[str, tuple[str, int]] = {}
+    given = InputSet(inputs)
     offset = 0  # into the binary data
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -414,11 +453,7 @@ def parse_request(
         name = _field(entry, "name", f"inputs[{i}]")
         if not isinstance(name, str):
             raise InvalidRequest(f"inputs[{i}]: 'name' must be a string")
-        meta = by_name.get(name)
-        if meta is None:
-            raise InvalidRequest(f"unknown input {name!r}; the model's inputs are {', '.join(map(repr, by_name))}")
-        if name in decoded:
-            raise InvalidRequest(f"input {name!r} is given twice")
+        meta = given.admit(name)
         where = f"input {name!r}"
         size = _binary_size(_parameters(entry.get("parameters"), where), where)
         datatype = _field(entry, "datatype", where)
@@ -427,29 +462,26 @@ def parse_request(
             raise InvalidRequest(
                 f"{where} has both 'data' and binary_data_size: send it as JSON or as binary, not both"
             )
-        if isinstance(datatype, str) and datatype in DATATYPES:
-            _check_against(meta, datatype, _check_shape(shape, where), symbols)
+        given.check(meta, datatype, shape)
         if size is None:
-            decoded[name] = decode_tensor(name, datatype, shape, _field(entry, "data", where))
+            given.add(name, decode_tensor(name, datatype, shape, _field(entry, "data", where)))
             continue
         if offset + size > len(binary):
             raise InvalidRequest(
                 f"{where}: binary_data_size {size} runs past the end of the body "
                 f"({len(binary) - offset} byte(s) of binary data left)"
             )
-        decoded[name] = decode_binary_tensor(name, datatype, shape, binary[offset : offset + size])
+        given.add(name, decode_binary_tensor(name, datatype, shape, binary[offset : offset + size]))
         offset += size
     if offset != len(binary):
         raise InvalidRequest(
             f"the body has {len(binary) - offset} byte(s) of binary data after the inputs' binary_data_size"
         )
-    missing = [m.name for m in inputs if m.name not in decoded]
-    if missing:
-        raise InvalidRequest(f"missing input(s) {', '.join(map(repr, missing))}; the model needs every input")
+    decoded = given.complete()
     binary_default = _flag(parameters, "binary_data_output", "the request")
-    names, binary_outputs = _requested_outputs(payload.get("outputs"), outputs, binary_default)
+    names, binary_outputs = requested_outputs(payload.get("outputs"), outputs, binary_default)
     return InferenceRequest(
-        inputs={m.name: decoded[m.name] for m in inputs},
+        inputs=decoded,
         outputs=names,
         id=request_id,
         parameters=parameters,
@@ -464,10 +496,11 @@ def _flag(parameters: Mapping[str, Any], key: str, where: str, default: bool = F
     return value
 
 
-def _requested_outputs(
-    value: object, outputs: Sequence[TensorMeta], binary_default: bool
+def requested_outputs(
+    value: object, outputs: Sequence[TensorMeta], binary_default: bool = False
 ) -> tuple[tuple[str, ...], frozenset[str]]:
-    """The outputs to answer, and those of them to answer as binary data."""
+    """The outputs to answer, and those of them to answer as binary data, from the request's
+    ``outputs`` (None, or objects with a ``name`` and optional ``parameters``)."""
     known = [m.name for m in outputs]
     every = frozenset(known) if binary_default else frozenset()
     if value is None:
@@ -522,8 +555,8 @@ def encode_response(
     return response
 
 
-def _binary_data(array: np.ndarray) -> bytes:
-    """A tensor's data in the binary extension's layout."""
+def encode_binary_tensor(array: np.ndarray) -> bytes:
+    """A tensor's data in the binary extension's layout (gRPC's raw contents too)."""
     if datatype_of(array.dtype) != "BYTES":
         return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
     parts: list[bytes] = []
@@ -548,7 +581,7 @@ def encode_body(
         if name not in binary:
             return encode_tensor(name, array)
         array = np.asarray(array)
-        raw.append(_binary_data(array))
+        raw.append(encode_binary_tensor(array))
         shape, size = list(array.shape), len(raw[-1])
         return {"name": name, "datatype": datatype_of(array.dtype), "shape": shape,
                 "parameters": {"binary_data_size": size}}  # fmt: skip
