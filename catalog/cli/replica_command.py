@@ -87,6 +87,11 @@ def signature_options(env: bool = False) -> Callable[[F], F]:
 )
 @click.option("--digest", required=True, help="sha256:<64 hex> the catalog names for the artifact.")
 @click.option("--port", required=True, type=click.IntRange(0, 65535), help="TCP port; 0 picks a free one.")
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve the Open Inference Protocol over gRPC on this TCP port; 0 picks a free one.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @runtime_options(drain_seconds=5.0)
 @signature_options()
@@ -98,6 +103,7 @@ def replica(
     artifact: Path,
     digest: str,
     port: int,
+    grpc_port: int | None,
     host: str,
     threads: int,
     drain_seconds: float,
@@ -111,7 +117,8 @@ def replica(
 
     Nothing listens until the bytes are verified: on a digest mismatch the command exits 1 naming
     both digests; on a bad, untrusted or (when the trust file requires one) missing signature it
-    exits 1 with the reason. Once listening it prints one line with the URL.
+    exits 1 with the reason. Once listening it prints one line with the URL (and the gRPC address
+    with --grpc-port: the same model, the same checks, the same size limit).
     """
     from catalog.serving.replica import create_app, serve
     from catalog.serving.replica_model import load_verified
@@ -121,16 +128,31 @@ def replica(
     loaded = load_verified(artifact, digest, threads=threads)
     app = create_app(loaded, model_name, model_version, max_body_bytes=max_request_bytes, signed_by=signed)
     signature = signature_text(signature_info(signed))
+    grpc_server, grpc_address = None, None
+    if grpc_port is not None:
+        from catalog.serving.replica_grpc import start_grpc
+
+        grpc_server, bound = start_grpc(
+            loaded, model_name, model_version, host=host, port=grpc_port, max_message_bytes=max_request_bytes,
+            signed_by=signed,
+        )  # fmt: skip
+        grpc_address = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
 
     def announce(url: str) -> None:
         if fmt == "json":
             fields = {"model": model_name, "version": model_version, "digest": loaded.digest, "url": url}
-            line = json.dumps(fields | {"signature": signature_info(signed)})
+            grpc_field = {"grpc": grpc_address} if grpc_address else {}
+            line = json.dumps(fields | grpc_field | {"signature": signature_info(signed)})
         else:
-            line = f"replica {model_name} {model_version} {loaded.digest} ({signature}) listening on {url}"
+            also = f", gRPC on {grpc_address}," if grpc_address else ""  # the URL stays last on the line
+            line = f"replica {model_name} {model_version} {loaded.digest} ({signature}){also} listening on {url}"
         click.echo(line)  # click.echo flushes: a supervisor reading stdout sees the line at once
 
-    stopped_by = serve(app, host=host, port=port, drain_seconds=drain_seconds, on_listening=announce)
+    try:
+        stopped_by = serve(app, host=host, port=port, drain_seconds=drain_seconds, on_listening=announce)
+    finally:
+        if grpc_server is not None:  # calls in flight get the same drain window as HTTP's
+            grpc_server.stop(drain_seconds).wait()
     reason = ", ".join(signal.Signals(s).name for s in stopped_by) or "shutdown"
     click.echo(f"replica {model_name} {model_version} stopped ({reason})", err=True)
     return 0

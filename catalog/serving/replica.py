@@ -46,7 +46,15 @@ from catalog.serving.signature import signature_info
 if TYPE_CHECKING:
     from catalog.signing.verify import Verified
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "ReplicaIdentity", "create_app", "serve"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "PLATFORM",
+    "SERVER_NAME",
+    "ReplicaIdentity",
+    "create_app",
+    "serve",
+    "server_version",
+]
 
 PLATFORM = "onnxruntime_onnx"
 SERVER_NAME = "modelcat-replica"
@@ -137,7 +145,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _server_version() -> str:
+def server_version() -> str:
     try:
         return package_version("modelcat")
     except PackageNotFoundError:  # running from a source tree that is not installed
@@ -172,7 +180,7 @@ def create_app(
     """
     identity = ReplicaIdentity(name, version, model.digest)
     metrics = _Metrics(identity)
-    server = {"name": SERVER_NAME, "version": _server_version(), "extensions": ["binary_tensor_data"]}
+    server = {"name": SERVER_NAME, "version": server_version(), "extensions": ["binary_tensor_data"]}
     metadata = {
         "name": name,
         "versions": [version],

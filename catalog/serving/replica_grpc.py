@@ -1,0 +1,272 @@
+"""The replica over gRPC: ``inference.GRPCInferenceService`` (catalog/serving/oip_grpc/inference.proto)
+beside the REST app, on the same loaded model (``replica_model.LoadedModel``).
+
+Requests are checked by the code that checks REST's (``catalog.serving.oip``): each input known,
+given once, of the model's datatype and shape; its data either typed ``contents`` (the field of its
+datatype) or ``raw_input_contents`` (the binary tensor layout: little-endian, row-major, BYTES
+length-prefixed), never both. Outputs are answered as ``raw_output_contents``. A refused request is
+``INVALID_ARGUMENT`` with the reason, another model or version ``NOT_FOUND``; the server stays up.
+
+A ModelInfer message over ``max_message_bytes`` is refused as ``INVALID_ARGUMENT`` naming both
+sizes; gRPC itself drops a message over twice that limit (``RESOURCE_EXHAUSTED``) before it is read
+whole, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import grpc
+import numpy as np
+
+from catalog.errors import InvalidRequest, ModelcatError, UsageError
+from catalog.serving import DEFAULT_MAX_BODY_BYTES
+from catalog.serving.oip import (
+    InferenceRequest,
+    InputSet,
+    TensorMeta,
+    datatype_of,
+    decode_binary_tensor,
+    decode_tensor,
+    encode_binary_tensor,
+    requested_outputs,
+)
+from catalog.serving.oip_grpc import inference_pb2 as pb
+from catalog.serving.replica import PLATFORM, SERVER_NAME, server_version
+from catalog.serving.replica_model import LoadedModel, new_run_options
+from catalog.serving.signature import signature_info, signature_text
+
+if TYPE_CHECKING:
+    from catalog.signing.verify import Verified
+
+__all__ = ["SERVICE", "GrpcReplica", "decode_infer_request", "encode_infer_response", "start_grpc"]
+
+SERVICE = "inference.GRPCInferenceService"
+log = logging.getLogger("catalog.serving.replica_grpc")
+
+# the InferTensorContents field that carries each datatype's elements (FP16 has none: raw only)
+_CONTENTS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+_CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 413: grpc.StatusCode.INVALID_ARGUMENT,
+          404: grpc.StatusCode.NOT_FOUND, 503: grpc.StatusCode.UNAVAILABLE}  # fmt: skip
+
+
+def _parameters(entries: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
+    values = {}
+    for key, parameter in entries.items():
+        kind = parameter.WhichOneof("parameter_choice")
+        values[key] = getattr(parameter, kind) if kind else None
+    return values
+
+
+def _typed_data(tensor: pb.ModelInferRequest.InferInputTensor, where: str) -> list[Any]:
+    """The elements of an input given as typed ``contents``: only its datatype's field may hold them."""
+    wanted = _CONTENTS.get(tensor.datatype)
+    present = [field.name for field, _ in tensor.contents.ListFields()]
+    stray = [name for name in present if name != wanted]
+    if wanted is None and tensor.datatype == "FP16" and (stray or 0 not in tensor.shape):
+        raise InvalidRequest(f"{where}: FP16 data has no typed contents field; send it in raw_input_contents")
+    if stray:
+        field = f"in {wanted}" if wanted else "nowhere"
+        raise InvalidRequest(f"{where}: {tensor.datatype} data goes {field}, not in {', '.join(stray)}")
+    if wanted is None:
+        return []  # an unknown datatype: decode_tensor names it
+    data = list(getattr(tensor.contents, wanted))
+    if wanted == "bytes_contents":
+        try:
+            return [item.decode("utf-8") for item in data]
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"{where}: a BYTES element is not valid UTF-8") from None
+    return data
+
+
+def decode_infer_request(request: pb.ModelInferRequest, model: LoadedModel) -> InferenceRequest:
+    """A ModelInfer request checked against ``model`` as REST's are (``oip.InputSet``)."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidRequest(
+            f"raw_input_contents has {len(raw)} entries but the request has {len(request.inputs)} input(s): "
+            "one entry per input, in the order of inputs"
+        )
+    given = InputSet(model.inputs)
+    for i, tensor in enumerate(request.inputs):
+        meta = given.admit(tensor.name)
+        where = f"input {tensor.name!r}"
+        shape = list(tensor.shape)
+        given.check(meta, tensor.datatype, shape)
+        if raw:
+            if tensor.HasField("contents"):
+                raise InvalidRequest(f"{where} has contents while the request has raw_input_contents: use one")
+            data = memoryview(raw[i])
+            given.add(tensor.name, decode_binary_tensor(tensor.name, tensor.datatype, shape, data,
+                                                        f"raw_input_contents[{i}]'s size"))  # fmt: skip
+        else:
+            given.add(tensor.name, decode_tensor(tensor.name, tensor.datatype, shape, _typed_data(tensor, where)))
+    decoded = given.complete()
+    asked = [{"name": o.name, "parameters": _parameters(o.parameters)} for o in request.outputs]
+    names, _ = requested_outputs(asked or None, model.outputs)
+    return InferenceRequest(
+        inputs=decoded, outputs=names, id=request.id or None, parameters=_parameters(request.parameters)
+    )
+
+
+def encode_infer_response(
+    name: str, version: str, outputs: Mapping[str, np.ndarray], request_id: str | None
+) -> pb.ModelInferResponse:
+    """The ModelInfer response: every output's data in ``raw_output_contents``, in the order of ``outputs``."""
+    response = pb.ModelInferResponse(model_name=name, model_version=version, id=request_id or "")
+    for output, array in outputs.items():
+        array = np.asarray(array)
+        response.outputs.add(name=output, datatype=datatype_of(array.dtype), shape=array.shape)
+        response.raw_output_contents.append(encode_binary_tensor(array))
+    return response
+
+
+def _tensor_metadata(meta: TensorMeta) -> pb.ModelMetadataResponse.TensorMetadata:
+    return pb.ModelMetadataResponse.TensorMetadata(name=meta.name, datatype=meta.datatype, shape=meta.shape)
+
+
+@dataclass(frozen=True)
+class _Oversized:
+    """A ModelInfer message over the limit, kept as its size only."""
+
+    size: int
+
+
+class GrpcReplica:
+    """The service's six calls for one model version (``name`` ``version``)."""
+
+    def __init__(
+        self, model: LoadedModel, name: str, version: str, *, max_message_bytes: int, signed_by: Verified | None
+    ) -> None:
+        self.model, self.name, self.version, self.limit = model, name, version, max_message_bytes
+        signed = signature_info(signed_by)
+        self.metadata = pb.ModelMetadataResponse(
+            name=name,
+            versions=[version],
+            platform=PLATFORM,
+            inputs=[_tensor_metadata(m) for m in model.inputs],
+            outputs=[_tensor_metadata(m) for m in model.outputs],
+            properties={"model_digest": model.digest} | ({"model_signature": signature_text(signed)} if signed else {}),
+        )
+
+    def _served(self, name: str, version: str, context: grpc.ServicerContext) -> None:
+        if name != self.name:
+            _abort(context, 404, f"model {name!r} is not served here; this replica serves {self.name} {self.version}")
+        if version and version != self.version:
+            _abort(
+                context, 404, f"model {name} version {version!r} is not served here; this replica serves {self.version}"
+            )
+
+    def server_live(self, request: pb.ServerLiveRequest, context: grpc.ServicerContext) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    def server_ready(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=True)  # the server starts only once the model is verified and loaded
+
+    def server_metadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=server_version(), extensions=[])
+
+    def model_ready(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
+        self._served(request.name, request.version, context)
+        return pb.ModelReadyResponse(ready=True)
+
+    def model_metadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ModelMetadataResponse:
+        self._served(request.name, request.version, context)
+        return self.metadata
+
+    def model_infer(
+        self, request: pb.ModelInferRequest | _Oversized, context: grpc.ServicerContext
+    ) -> pb.ModelInferResponse:
+        if isinstance(request, _Oversized):
+            _abort(context, 400, f"the request message is {request.size:,} bytes, over the limit of {self.limit:,}")
+        self._served(request.model_name, request.model_version, context)
+        try:
+            parsed = decode_infer_request(request, self.model)
+            outputs = self.model.run(parsed.inputs, parsed.outputs, new_run_options())
+            return encode_infer_response(self.name, self.version, outputs, parsed.id)
+        except ModelcatError as e:
+            _abort(context, getattr(e, "status_code", 500), str(e))
+        except Exception as e:  # an answer, not a dropped call; the traceback goes to the log
+            log.exception("inference failed")
+            _abort(context, 500, f"internal error: {type(e).__name__}: {e}")
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The service's handlers; ModelInfer's reader measures a message before decoding it."""
+
+        def infer_reader(data: bytes) -> pb.ModelInferRequest | _Oversized:
+            return _Oversized(len(data)) if len(data) > self.limit else pb.ModelInferRequest.FromString(data)
+
+        def unary(method: Callable[..., Any], reader: Callable[[bytes], Any]) -> grpc.RpcMethodHandler[Any, Any]:
+            return grpc.unary_unary_rpc_method_handler(
+                method, request_deserializer=reader, response_serializer=lambda m: m.SerializeToString()
+            )
+
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "ServerLive": unary(self.server_live, pb.ServerLiveRequest.FromString),
+                "ServerReady": unary(self.server_ready, pb.ServerReadyRequest.FromString),
+                "ServerMetadata": unary(self.server_metadata, pb.ServerMetadataRequest.FromString),
+                "ModelReady": unary(self.model_ready, pb.ModelReadyRequest.FromString),
+                "ModelMetadata": unary(self.model_metadata, pb.ModelMetadataRequest.FromString),
+                "ModelInfer": unary(self.model_infer, infer_reader),
+            },
+        )
+
+
+def _abort(context: grpc.ServicerContext, status: int, message: str) -> NoReturn:
+    context.abort(_CODES.get(status, grpc.StatusCode.INTERNAL), message)
+    raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+
+def start_grpc(
+    model: LoadedModel,
+    name: str,
+    version: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_message_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    signed_by: Verified | None = None,
+    workers: int | None = None,
+) -> tuple[grpc.Server, int]:
+    """Start serving ``model`` over gRPC on ``host``:``port`` (0 picks a free port) in threads of its
+    own; returns the server (``stop(grace)`` ends it) and the port. A port in use is a UsageError."""
+    replica = GrpcReplica(model, name, version, max_message_bytes=max_message_bytes, signed_by=signed_by)
+    options = [
+        ("grpc.max_receive_message_length", min(2 * max_message_bytes, 2**31 - 1)),
+        ("grpc.max_send_message_length", -1),
+        ("grpc.so_reuseport", 0),  # gRPC's default shares a port another server holds: refuse it instead
+    ]
+    server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc-replica"), options=options)
+    server.add_generic_rpc_handlers((replica.handler(),))
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as e:  # grpcio raises where older releases returned 0
+        raise UsageError(f"cannot listen for gRPC on {address}: {e}") from e
+    if not bound:
+        raise UsageError(f"cannot listen for gRPC on {address}")
+    server.start()
+    return server, bound

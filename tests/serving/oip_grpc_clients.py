@@ -1,0 +1,80 @@
+"""Third-party gRPC clients of the Open Inference Protocol, run as a process of their own:
+``python -m tests.serving.oip_grpc_clients CLIENT ADDRESS MODEL VERSION INPUTS.npz OUTPUTS.npz``.
+
+CLIENT is ``triton`` (tritonclient.grpc) or ``kserve`` (kserve's InferenceGRPCClient), each used
+with its defaults (``set_data_from_numpy``: raw contents). A process each, because the two libraries
+define the same protobuf names in protobuf's default pool and cannot be imported together.
+Prints one JSON line: the server's liveness, readiness and the model's readiness and metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import numpy as np
+
+DATATYPES = {"float32": "FP32", "float16": "FP16", "int64": "INT64", "object": "BYTES", "bool": "BOOL"}
+
+
+def triton(address: str, model: str, version: str, inputs: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict]:
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(address)
+    facts = {
+        "live": client.is_server_live(),
+        "ready": client.is_server_ready(),
+        "model_ready": client.is_model_ready(model, version),
+        "inputs": [i.name for i in client.get_model_metadata(model, version).inputs],
+    }
+    tensors = []
+    for name, array in inputs.items():
+        tensor = grpcclient.InferInput(name, list(array.shape), DATATYPES[array.dtype.name])
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    result = client.infer(model, tensors, model_version=version, request_id="triton-1")
+    facts["id"] = result.get_response().id
+    outputs = {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}
+    return facts, outputs
+
+
+def kserve(address: str, model: str, version: str, inputs: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict]:
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    async def run() -> tuple[dict[str, Any], dict]:
+        client = InferenceGRPCClient(address)
+        try:
+            facts = {
+                "live": await client.is_server_live(),
+                "ready": await client.is_server_ready(),
+                "model_ready": await client.is_model_ready(model),
+            }
+            tensors = []
+            for name, array in inputs.items():
+                tensor = InferInput(name, list(array.shape), DATATYPES[array.dtype.name])
+                tensor.set_data_from_numpy(array)
+                tensors.append(tensor)
+            request = InferRequest(model, tensors, request_id="kserve-1", model_version=version)
+            response = await client.infer(request)
+            facts["id"] = response.id
+            return facts, {o.name: o.as_numpy() for o in response.outputs}
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def main(argv: list[str]) -> int:
+    which, address, model, version, inputs_path, outputs_path = argv
+    with np.load(inputs_path, allow_pickle=True) as saved:
+        inputs = {name: saved[name] for name in saved.files}
+    facts, outputs = {"triton": triton, "kserve": kserve}[which](address, model, version, inputs)
+    np.savez(outputs_path, **outputs)
+    print(json.dumps(facts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,234 @@
+"""The replica over gRPC (``modelcat replica --grpc-port``): the six calls of
+``inference.GRPCInferenceService``, raw and typed contents checked as REST's are, every bad request
+INVALID_ARGUMENT with its reason while the server stays up, and Triton's and KServe's gRPC clients
+(with their defaults) getting what onnxruntime computes in process."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from catalog.serving.oip_grpc import inference_pb2 as pb
+from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
+from tests.helpers import ROOT
+from tests.serving.replica_fixtures import client_types_model, start_replica, write_model
+
+LIMIT = 64 << 10  # the replica's --max-request-bytes here
+MODEL, VERSION = "kinds", "1.0.0"
+
+
+class Replica:
+    def __init__(self, address: str, model: bytes, lines: list[str]) -> None:
+        self.address, self.model, self.lines = address, model, lines
+        self.channel = grpc.insecure_channel(address)
+        self.stub = GRPCInferenceServiceStub(self.channel)
+
+
+@pytest.fixture(scope="module")
+def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
+    path, digest = write_model(client_types_model(), tmp_path_factory.mktemp("grpc") / "kinds.onnx")
+    extra = ["--grpc-port", "0", "--max-request-bytes", str(LIMIT)]
+    with start_replica(MODEL, VERSION, path, digest, extra_args=extra) as running:
+        found = re.search(r", gRPC on (\S+), listening on ", running.process.stdout_text())
+        assert found, running.process.stdout_text()
+        served = Replica(found.group(1), path.read_bytes(), running.process.lines)
+        yield served
+        served.channel.close()
+
+
+def inputs() -> dict[str, np.ndarray]:
+    return {
+        "x": np.arange(8, dtype=np.float32).reshape(2, 4) / 3,
+        "h": np.array([0.5, -1.25, 3.0], dtype=np.float16),
+        "c": np.array([1, -2, 2**40], dtype=np.int64),
+        "s": np.array(["café".encode(), b"", b"ok"], dtype=object),
+        "b": np.array([True, False], dtype=np.bool_),
+    }
+
+
+def local_run(model: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    feeds = {k: (np.array([x.decode() for x in v], dtype=object) if k == "s" else v) for k, v in feeds.items()}
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, feeds), strict=True))
+
+
+def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert set(got) == set(want)
+    for name, expected in want.items():
+        actual = got[name]
+        if expected.dtype == object:
+            assert [x.decode() if isinstance(x, bytes) else x for x in actual.tolist()] == expected.tolist(), name
+        else:
+            assert actual.dtype == expected.dtype and actual.shape == expected.shape, name
+            np.testing.assert_array_equal(actual, expected, err_msg=name)
+
+
+DATATYPES = {"float32": "FP32", "float16": "FP16", "int64": "INT64", "object": "BYTES", "bool": "BOOL"}
+
+
+def raw(array: np.ndarray) -> bytes:
+    if array.dtype == object:
+        return b"".join(struct.pack("<I", len(x)) + x for x in array.tolist())
+    return array.astype(array.dtype.newbyteorder("<")).tobytes()
+
+
+def raw_request(feeds: dict[str, np.ndarray], **fields: object) -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name=MODEL, **fields)  # type: ignore[arg-type]
+    for name, array in feeds.items():
+        request.inputs.add(name=name, datatype=DATATYPES[array.dtype.name], shape=array.shape)
+        request.raw_input_contents.append(raw(array))
+    return request
+
+
+def decoded(response: pb.ModelInferResponse) -> dict[str, np.ndarray]:
+    arrays = {}
+    for tensor, data in zip(response.outputs, response.raw_output_contents, strict=True):
+        if tensor.datatype == "BYTES":
+            items, offset = [], 0
+            while offset < len(data):
+                (n,) = struct.unpack_from("<I", data, offset)
+                items.append(data[offset + 4 : offset + 4 + n])
+                offset += 4 + n
+            arrays[tensor.name] = np.array(items, dtype=object).reshape(tensor.shape)
+        else:
+            dtype = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "BOOL": np.bool_}[tensor.datatype]
+            arrays[tensor.name] = np.frombuffer(data, dtype=dtype).reshape(tensor.shape)
+    return arrays
+
+
+def test_replica_reports_its_grpc_address_with_its_url(replica: Replica) -> None:
+    line = next(line for line in replica.lines if " listening on " in line)
+    assert f"gRPC on {replica.address}, listening on http://127.0.0.1:" in line
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", replica.address) and not replica.address.endswith(":0")
+
+
+def test_grpc_health_and_metadata(replica: Replica) -> None:
+    stub = replica.stub
+    assert stub.ServerLive(pb.ServerLiveRequest()).live
+    assert stub.ServerReady(pb.ServerReadyRequest()).ready
+    assert stub.ModelReady(pb.ModelReadyRequest(name=MODEL, version=VERSION)).ready
+    server = stub.ServerMetadata(pb.ServerMetadataRequest())
+    assert server.name == "modelcat-replica"
+    metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name=MODEL))
+    assert (metadata.name, list(metadata.versions), metadata.platform) == (MODEL, [VERSION], "onnxruntime_onnx")
+    assert [(t.name, t.datatype, list(t.shape)) for t in metadata.inputs][:2] == [
+        ("x", "FP32", [-1, 4]),
+        ("h", "FP16", [-1]),
+    ]
+    assert metadata.properties["model_digest"].startswith("sha256:")
+
+
+@pytest.mark.parametrize("call", ["ModelReady", "ModelMetadata"])
+def test_grpc_names_another_model_or_version_not_found(replica: Replica, call: str) -> None:
+    message = {"ModelReady": pb.ModelReadyRequest, "ModelMetadata": pb.ModelMetadataRequest}[call]
+    for name, version in (("other", ""), (MODEL, "9.9.9")):
+        with pytest.raises(grpc.RpcError) as refused:
+            getattr(replica.stub, call)(message(name=name, version=version))
+        assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "not served here" in refused.value.details()
+
+
+def test_grpc_infer_with_raw_contents_matches_onnxruntime(replica: Replica) -> None:
+    response = replica.stub.ModelInfer(raw_request(inputs(), id="r-1"))
+    assert (response.model_name, response.model_version, response.id) == (MODEL, VERSION, "r-1")
+    assert_same(decoded(response), local_run(replica.model, inputs()))
+
+
+def test_grpc_infer_with_typed_contents_matches_onnxruntime(replica: Replica) -> None:
+    feeds = {k: v for k, v in inputs().items() if k != "h"}  # FP16 has no typed field: raw only
+    feeds["h"] = np.zeros(0, dtype=np.float16)
+    request = pb.ModelInferRequest(model_name=MODEL)
+    fields = {"x": "fp32_contents", "c": "int64_contents", "s": "bytes_contents", "b": "bool_contents"}
+    for name, array in feeds.items():
+        tensor = request.inputs.add(name=name, datatype=DATATYPES[array.dtype.name], shape=array.shape)
+        if name in fields:
+            getattr(tensor.contents, fields[name]).extend(array.reshape(-1).tolist())
+    request.outputs.add(name="x_out")
+    response = replica.stub.ModelInfer(request)
+    assert [o.name for o in response.outputs] == ["x_out"]
+    assert_same(decoded(response), {"x_out": local_run(replica.model, feeds)["x_out"]})
+
+
+def _bad(feeds: dict[str, np.ndarray], change: str) -> pb.ModelInferRequest:
+    request = raw_request(feeds)
+    if change == "not a multiple":
+        request.raw_input_contents[0] = request.raw_input_contents[0][:-1]
+    elif change == "disagrees with the shape":
+        request.raw_input_contents[0] += b"\0" * 4
+    elif change == "BYTES past its tensor":
+        request.raw_input_contents[3] = struct.pack("<I", 99) + b"short"
+    elif change == "raw entries":
+        del request.raw_input_contents[-1]
+    elif change == "raw and contents":
+        request.inputs[0].contents.fp32_contents.extend([1.0])
+    elif change == "wrong datatype":
+        request.inputs[2].datatype = "INT32"
+        request.raw_input_contents[2] = request.raw_input_contents[2][:12]
+    elif change == "unknown input":
+        request.inputs[1].name = "nope"
+    return request
+
+
+BAD = {
+    "not a multiple": "raw_input_contents[0]'s size 31 is not a multiple of the 4-byte size of a FP32 element",
+    "disagrees with the shape": "shape [2, 4] needs 8 element(s) (32 bytes), but raw_input_contents[0]'s size is 36 bytes",
+    "BYTES past its tensor": "BYTES element 0 says 99 byte(s), past the end of the tensor's data",
+    "raw entries": "raw_input_contents has 4 entries but the request has 5 input(s)",
+    "raw and contents": "input 'x' has contents while the request has raw_input_contents",
+    "wrong datatype": "input 'c' has datatype INT32 but the model takes INT64",
+    "unknown input": "unknown input 'nope'",
+}
+
+
+@pytest.mark.parametrize("change", list(BAD))
+def test_grpc_bad_request_is_invalid_argument_with_the_reason_and_the_server_stays_up(
+    replica: Replica, change: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as refused:
+        replica.stub.ModelInfer(_bad(inputs(), change))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert BAD[change] in refused.value.details()
+    assert replica.stub.ModelInfer(raw_request(inputs())).outputs  # still serving
+
+
+def test_grpc_message_over_the_size_limit_is_invalid_argument_naming_both_sizes(replica: Replica) -> None:
+    feeds = inputs()
+    feeds["x"] = np.zeros((LIMIT // 16 + 1, 4), dtype=np.float32)  # just over the limit
+    with pytest.raises(grpc.RpcError) as refused:
+        replica.stub.ModelInfer(raw_request(feeds))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert re.search(rf"the request message is [\d,]+ bytes, over the limit of {LIMIT:,}", refused.value.details())
+    feeds["x"] = np.zeros((LIMIT // 4, 4), dtype=np.float32)  # past twice the limit: gRPC drops it unread
+    with pytest.raises(grpc.RpcError) as dropped:
+        replica.stub.ModelInfer(raw_request(feeds))
+    assert dropped.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert replica.stub.ModelInfer(raw_request(inputs())).outputs
+
+
+@pytest.mark.parametrize("client", ["triton", "kserve"])
+def test_third_party_grpc_clients_with_their_defaults_match_onnxruntime(
+    replica: Replica, client: str, tmp_path: Path
+) -> None:
+    np.savez(tmp_path / "in.npz", **inputs())
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.serving.oip_grpc_clients", client, replica.address, MODEL, VERSION,
+         str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    facts = json.loads(run.stdout.strip().splitlines()[-1])
+    assert facts["live"] and facts["ready"] and facts["model_ready"] and facts["id"] == f"{client}-1"
+    with np.load(tmp_path / "out.npz", allow_pickle=True) as saved:
+        got = {name: saved[name] for name in saved.files}
+    assert_same(got, local_run(replica.model, inputs()))
