@@ -97,12 +97,12 @@ def parallel(func: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | BaseExc
         return list(pool.map(guarded, items))
 
 
-def _instance(ident: ProcessId, url: str, log: Path, secrets_dir: Path | None = None) -> Instance:
-    return Instance(ident.pid, ident.start_time, url, str(log), str(secrets_dir or ""))
+def _instance(ident: ProcessId, url: str, log: Path, secrets_dir: Path | None = None, grpc: str = "") -> Instance:
+    return Instance(ident.pid, ident.start_time, url, str(log), str(secrets_dir or ""), grpc)
 
 
 def _port(url: str) -> int:
-    """The port of a replica's base URL (``http://127.0.0.1:PORT``)."""
+    """The port of a replica's base URL (``http://127.0.0.1:PORT``) or gRPC address (``127.0.0.1:PORT``)."""
     return int(url.rsplit(":", 1)[1].split("/", 1)[0])
 
 
@@ -169,11 +169,12 @@ class EndpointResource(RunResource):
         keep: Sequence[Instance] = (),
         values: SecretValues | None = None,
         port: int = 0,
+        grpc_port: int = 0,
     ) -> list[Instance]:
         """Start ``count`` replicas at once (beside the running ``keep``) and wait until each serves
         the right bytes; on any failure stop those that did start and raise the first failure.
         Each gets its own folder of ``values`` (the endpoint's secrets), and listens on ``port``
-        (default 0: any free one).
+        and for gRPC on ``grpc_port`` (default 0: any free one).
 
         Each replica is on record from the moment it is spawned, before it listens (``record`` is
         written with ``keep`` and the replicas so far): whatever stops this provider, even a
@@ -189,8 +190,9 @@ class EndpointResource(RunResource):
         def one(slot: int) -> Instance:
             log = self.run.log_file(f"endpoint-{record.name}-{secrets.token_hex(4)}")
             argv = replica_argv(
-                record.model, record.version, Path(record.artifact), record.digest, record.host, port, record.release
-            )
+                record.model, record.version, Path(record.artifact), record.digest, record.host, port, record.release,
+                grpc_port,
+            )  # fmt: skip
             what = f"replica {record.model} {record.version} of endpoint {record.name}"
             folder = write_secrets_folder(self.run.secrets, record.name, values) if values else None
             try:
@@ -204,7 +206,7 @@ class EndpointResource(RunResource):
             except BaseException:
                 remove_secrets_folder(folder or "")
                 raise
-            note(slot, _instance(started.ident, started.url, log, folder))
+            note(slot, _instance(started.ident, started.url, log, folder, started.grpc))
             try:
                 wait_replica_ready(started, record.model, record.version, record.digest)
             except BaseException:
@@ -232,8 +234,9 @@ class EndpointResource(RunResource):
         def one(instance: Instance) -> None:
             stop_process(instance.ident)
             remove_secrets_folder(instance.secrets_dir)
-            if not wait_port_free(instance.url) and diags is not None:
-                diags.add_warning(f"modelcat: port of {instance.url} still in use after its replica stopped")
+            for where in filter(None, (instance.url, instance.grpc and f"grpc://{instance.grpc}")):
+                if not wait_port_free(where) and diags is not None:
+                    diags.add_warning(f"modelcat: port of {where} still in use after its replica stopped")
 
         for result in parallel(one, list(instances)):
             if isinstance(result, BaseException) and diags is not None:
@@ -250,7 +253,8 @@ class EndpointResource(RunResource):
             del replicas[at]
             self._stop([old], diags)
             self.run.write_endpoint(record.with_instances(replicas))
-            [new] = self._start(record, 1, replicas, values, port=_port(old.url) if old.url else 0)
+            ports = {"port": _port(old.url) if old.url else 0, "grpc_port": _port(old.grpc) if old.grpc else 0}
+            [new] = self._start(record, 1, replicas, values, **ports)
             replicas.insert(at, new)
 
     def _secrets(self, state: State) -> SecretValues | None:

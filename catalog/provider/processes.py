@@ -69,6 +69,7 @@ class Started:
     ident: ProcessId
     url: str
     log: Path
+    grpc: str = ""  # a replica's gRPC address (host:port), when it announced one
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -125,13 +126,21 @@ def _child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def replica_argv(
-    model: str, version: str, artifact: Path, digest: str, host: str, port: int = 0, release: Sequence[str] = ()
+    model: str,
+    version: str,
+    artifact: Path,
+    digest: str,
+    host: str,
+    port: int = 0,
+    release: Sequence[str] = (),
+    grpc_port: int = 0,
 ) -> list[str]:
-    """A replica's command line; ``release``: its release check's flags (--trust, --bundle, --bundle-digest)."""
+    """A replica's command line, serving REST on ``port`` and gRPC on ``grpc_port`` (0: free ones);
+    ``release``: its release check's flags (--trust, --bundle, --bundle-digest)."""
     return [
         sys.executable, "-m", "catalog.cli.replica_command", "--format", "json",
         "--model", model, "--version", version, "--artifact", str(artifact), "--digest", digest,
-        "--port", str(port), "--host", host, *release,
+        "--port", str(port), "--grpc-port", str(grpc_port), "--host", host, *release,
     ]  # fmt: skip
 
 
@@ -154,8 +163,8 @@ def log_tail(log: Path, lines: int = 15) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
-def _announced_url(log: Path, offset: int) -> str | None:
-    """The ``url`` of the first JSON line with one, written to ``log`` after ``offset``."""
+def _announced_url(log: Path, offset: int, key: str = "url") -> str | None:
+    """The ``url`` (or ``key``) of the first JSON line with one, written to ``log`` after ``offset``."""
     try:
         with open(log, "rb") as handle:
             handle.seek(offset)
@@ -167,8 +176,8 @@ def _announced_url(log: Path, offset: int) -> str | None:
         if line.startswith(b"{"):
             with contextlib.suppress(ValueError):
                 doc = json.loads(line)
-                if isinstance(doc, dict) and isinstance(url := doc.get("url"), str):
-                    return url
+                if isinstance(doc, dict) and isinstance(value := doc.get(key), str):
+                    return value
     return None
 
 
@@ -216,7 +225,7 @@ def start_process(
     while True:
         url = announced(log, offset)
         if url is not None:
-            return Started(ident, url, log)
+            return Started(ident, url, log, _announced_url(log, offset, "grpc") or "")
         code = proc.poll()
         if code is not None:
             raise ProcessFailed(f"{what} exited with status {code} before listening", str(log), log_tail(log))

@@ -82,6 +82,7 @@ class Instance:
     url: str
     log: str
     secrets_dir: str = ""  # the folder of its secrets' files, if its endpoint has secrets
+    grpc: str = ""  # where it serves OIP over gRPC (host:port); "" for one started before replicas did
 
     @property
     def ident(self) -> ProcessId:
@@ -199,7 +200,12 @@ def _endpoint_from(body: dict[str, Any], path: Path) -> EndpointRecord:
     try:
         instances = tuple(
             Instance(
-                int(i["pid"]), int(i["start_time"]), str(i["url"]), str(i.get("log", "")), str(i.get("secrets_dir", ""))
+                int(i["pid"]),
+                int(i["start_time"]),
+                str(i["url"]),
+                str(i.get("log", "")),
+                str(i.get("secrets_dir", "")),
+                str(i.get("grpc", "")),
             )
             for i in body.get("instances", [])
         )

@@ -115,6 +115,35 @@ def test_a_replica_serving_other_bytes_than_expected_is_stopped(tmp_path: Path) 
         stop_process(started.ident, drain=1)
 
 
+def test_a_replica_the_provider_starts_serves_grpc_where_it_announced(tmp_path: Path) -> None:
+    import grpc
+
+    from catalog.serving.oip_grpc import inference_pb2 as pb
+    from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
+
+    argv = replica_argv("fraud-scorer", "1.3.0", ROOT / FRAUD_130["artifact"], FRAUD_130["digest"], "127.0.0.1")
+    started = start_process(argv, tmp_path / "replica.log", "replica")
+    try:
+        wait_replica_ready(started, "fraud-scorer", "1.3.0", FRAUD_130["digest"])
+        host, port = started.grpc.rsplit(":", 1)
+        assert host == "127.0.0.1" and int(port) > 0
+        with grpc.insecure_channel(started.grpc) as channel:
+            metadata = GRPCInferenceServiceStub(channel).ModelMetadata(pb.ModelMetadataRequest(name="fraud-scorer"))
+        assert metadata.properties["model_digest"] == FRAUD_130["digest"]
+    finally:
+        stop_process(started.ident, drain=1)
+    assert port_is_free("127.0.0.1", int(port))
+
+
+def test_an_instance_keeps_its_grpc_address_on_record(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    run = RunDir(tmp_path / "run")
+    instance = Instance(sleeper.pid, start_time_of(sleeper.pid) or 0, "http://127.0.0.1:9", "", grpc="127.0.0.1:10")
+    record = EndpointRecord("app.fraud-scorer.1.3.0", "fraud-scorer", "1.3.0", FRAUD_130["digest"], "/x", "127.0.0.1")
+    run.write_endpoint(record.with_instances([instance]))
+    stored = run.read_endpoint(record.name)
+    assert stored is not None and [i.grpc for i in stored.instances] == ["127.0.0.1:10"]
+
+
 def test_records_round_trip_and_are_listed_for_status(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     run = RunDir(tmp_path / "run")
     start = start_time_of(sleeper.pid) or 0
