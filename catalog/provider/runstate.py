@@ -5,7 +5,7 @@ Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, 
     endpoints/<name>.json            {name, model, version, digest, artifact, artifact_ref, host,
                                       replicas, labels, secrets: {NAME: {vault, version, field}},
                                       release, signing,
-                                      instances: [{pid, start_time, url, log, secrets_dir}]}
+                                      instances: [{pid, start_time, url, log, secrets_dir, grpc}]}
                                      (``release``: the replicas' release-check flags, see
                                      ``catalog.provider.signatures``, and ``signing`` the body's
                                      signature fields; both empty for an unsigned version)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import struct
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pytest
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 from tests.helpers import ROOT
-from tests.serving.replica_fixtures import client_types_model, start_replica, write_model
+from tests.serving.replica_fixtures import ReplicaExited, client_types_model, start_replica, write_model
 
 LIMIT = 64 << 10  # the replica's --max-request-bytes here
 MODEL, VERSION = "kinds", "1.0.0"
@@ -232,3 +233,19 @@ def test_third_party_grpc_clients_with_their_defaults_match_onnxruntime(
     with np.load(tmp_path / "out.npz", allow_pickle=True) as saved:
         got = {name: saved[name] for name in saved.files}
     assert_same(got, local_run(replica.model, inputs()))
+
+
+def test_a_grpc_port_in_use_is_refused_before_anything_listens(tmp_path: Path) -> None:
+    path, digest = write_model(client_types_model(), tmp_path / "kinds.onnx")
+    with socket.socket() as taken:  # held as another gRPC server holds it: gRPC's default would share it
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with (
+            pytest.raises(ReplicaExited) as exited,
+            start_replica(MODEL, VERSION, path, digest, extra_args=["--grpc-port", str(port)]),
+        ):
+            pass
+    assert exited.value.returncode == 2
+    assert f"cannot listen for gRPC on 127.0.0.1:{port}" in str(exited.value)
