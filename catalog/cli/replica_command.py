@@ -134,7 +134,7 @@ def replica(
 
         grpc_server, bound = start_grpc(
             loaded, model_name, model_version, host=host, port=grpc_port, max_message_bytes=max_request_bytes,
-            signed_by=signed,
+            signed_by=signed, metrics=app.state.metrics,
         )  # fmt: skip
         grpc_address = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
 

@@ -75,7 +75,7 @@ class ReplicaIdentity:
         return {"x-model-name": self.model, "x-model-version": self.version, "x-model-digest": self.digest}
 
 
-class _Metrics:
+class ReplicaMetrics:
     """Per-app Prometheus metrics, every series labelled with model and version."""
 
     def __init__(self, identity: ReplicaIdentity) -> None:
@@ -114,7 +114,7 @@ class _Metrics:
 class _Observe:
     """ASGI middleware: identity headers on every response, and the request metrics."""
 
-    def __init__(self, app: ASGIApp, identity: ReplicaIdentity, metrics: _Metrics) -> None:
+    def __init__(self, app: ASGIApp, identity: ReplicaIdentity, metrics: ReplicaMetrics) -> None:
         self.app, self.metrics = app, metrics
         self.extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in identity.headers().items()]
 
@@ -179,7 +179,7 @@ def create_app(
     metadata carries it as the parameter ``model_signature`` (absent: unsigned).
     """
     identity = ReplicaIdentity(name, version, model.digest)
-    metrics = _Metrics(identity)
+    metrics = ReplicaMetrics(identity)
     server = {"name": SERVER_NAME, "version": server_version(), "extensions": ["binary_tensor_data"]}
     metadata = {
         "name": name,
@@ -292,11 +292,13 @@ def create_app(
         ]
     if sagemaker:
         routes += [Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"])]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(_Observe, identity=identity, metrics=metrics)],
         exception_handlers={HTTPException: http_error},
     )
+    app.state.metrics = metrics  # a gRPC server beside the app counts its calls in the same series
+    return app
 
 
 class _TooLarge(InvalidRequest):

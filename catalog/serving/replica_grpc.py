@@ -15,10 +15,11 @@ whole, so memory stays bounded.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
@@ -36,7 +37,7 @@ from catalog.serving.oip import (
     requested_outputs,
 )
 from catalog.serving.oip_grpc import inference_pb2 as pb
-from catalog.serving.replica import PLATFORM, SERVER_NAME, server_version
+from catalog.serving.replica import PLATFORM, SERVER_NAME, ReplicaMetrics, server_version
 from catalog.serving.replica_model import LoadedModel, new_run_options
 from catalog.serving.signature import signature_info, signature_text
 
@@ -149,13 +150,27 @@ class _Oversized:
     size: int
 
 
+class _NotServed(ModelcatError):
+    status_code = 404
+
+
 class GrpcReplica:
-    """The service's six calls for one model version (``name`` ``version``)."""
+    """The service's six calls for one model version (``name`` ``version``); with ``metrics`` (the
+    REST app's, ``app.state.metrics``) each call is counted as REST's are, its route ``grpc_<call>``
+    and its code the HTTP status REST would answer."""
 
     def __init__(
-        self, model: LoadedModel, name: str, version: str, *, max_message_bytes: int, signed_by: Verified | None
+        self,
+        model: LoadedModel,
+        name: str,
+        version: str,
+        *,
+        max_message_bytes: int,
+        signed_by: Verified | None,
+        metrics: ReplicaMetrics | None = None,
     ) -> None:
         self.model, self.name, self.version, self.limit = model, name, version, max_message_bytes
+        self.metrics = metrics
         signed = signature_info(signed_by)
         self.metadata = pb.ModelMetadataResponse(
             name=name,
@@ -166,50 +181,61 @@ class GrpcReplica:
             properties={"model_digest": model.digest} | ({"model_signature": signature_text(signed)} if signed else {}),
         )
 
-    def _served(self, name: str, version: str, context: grpc.ServicerContext) -> None:
+    def _served(self, name: str, version: str) -> None:
         if name != self.name:
-            _abort(context, 404, f"model {name!r} is not served here; this replica serves {self.name} {self.version}")
+            raise _NotServed(f"model {name!r} is not served here; this replica serves {self.name} {self.version}")
         if version and version != self.version:
-            _abort(
-                context, 404, f"model {name} version {version!r} is not served here; this replica serves {self.version}"
-            )
+            raise _NotServed(f"model {name} version {version!r} is not served here; this replica serves {self.version}")
 
-    def server_live(self, request: pb.ServerLiveRequest, context: grpc.ServicerContext) -> pb.ServerLiveResponse:
+    def server_live(self, request: pb.ServerLiveRequest) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
-    def server_ready(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext) -> pb.ServerReadyResponse:
+    def server_ready(self, request: pb.ServerReadyRequest) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=True)  # the server starts only once the model is verified and loaded
 
-    def server_metadata(
-        self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
-    ) -> pb.ServerMetadataResponse:
+    def server_metadata(self, request: pb.ServerMetadataRequest) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=server_version(), extensions=[])
 
-    def model_ready(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
-        self._served(request.name, request.version, context)
+    def model_ready(self, request: pb.ModelReadyRequest) -> pb.ModelReadyResponse:
+        self._served(request.name, request.version)
         return pb.ModelReadyResponse(ready=True)
 
-    def model_metadata(
-        self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
-    ) -> pb.ModelMetadataResponse:
-        self._served(request.name, request.version, context)
+    def model_metadata(self, request: pb.ModelMetadataRequest) -> pb.ModelMetadataResponse:
+        self._served(request.name, request.version)
         return self.metadata
 
-    def model_infer(
-        self, request: pb.ModelInferRequest | _Oversized, context: grpc.ServicerContext
-    ) -> pb.ModelInferResponse:
+    def model_infer(self, request: pb.ModelInferRequest | _Oversized) -> pb.ModelInferResponse:
         if isinstance(request, _Oversized):
-            _abort(context, 400, f"the request message is {request.size:,} bytes, over the limit of {self.limit:,}")
-        self._served(request.model_name, request.model_version, context)
-        try:
-            parsed = decode_infer_request(request, self.model)
-            outputs = self.model.run(parsed.inputs, parsed.outputs, new_run_options())
-            return encode_infer_response(self.name, self.version, outputs, parsed.id)
-        except ModelcatError as e:
-            _abort(context, getattr(e, "status_code", 500), str(e))
-        except Exception as e:  # an answer, not a dropped call; the traceback goes to the log
-            log.exception("inference failed")
-            _abort(context, 500, f"internal error: {type(e).__name__}: {e}")
+            raise InvalidRequest(f"the request message is {request.size:,} bytes, over the limit of {self.limit:,}")
+        self._served(request.model_name, request.model_version)
+        parsed = decode_infer_request(request, self.model)
+        outputs = self.model.run(parsed.inputs, parsed.outputs, new_run_options())
+        return encode_infer_response(self.name, self.version, outputs, parsed.id)
+
+    def _answer(self, route: str, method: Callable[[Any], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
+        """``method`` as a gRPC handler: a ModelcatError becomes its status (INVALID_ARGUMENT,
+        NOT_FOUND, ...) with its message, anything else INTERNAL (the traceback goes to the log)."""
+        in_flight = self.metrics.in_flight.labels(self.name, self.version) if self.metrics else None
+
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            started, status = time.perf_counter(), 200
+            if in_flight is not None and route == "grpc_model_infer":
+                in_flight.inc()
+            try:
+                return method(request)
+            except ModelcatError as e:
+                status, message = getattr(e, "status_code", 500), str(e)
+            except Exception as e:  # an answer, not a dropped call
+                log.exception("%s failed", route)
+                status, message = 500, f"internal error: {type(e).__name__}: {e}"
+            finally:
+                if in_flight is not None and route == "grpc_model_infer":
+                    in_flight.dec()
+                if self.metrics is not None:
+                    self.metrics.observe(route, status, time.perf_counter() - started)
+            context.abort(_CODES.get(status, grpc.StatusCode.INTERNAL), message)
+
+        return call
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's handlers; ModelInfer's reader measures a message before decoding it."""
@@ -217,9 +243,11 @@ class GrpcReplica:
         def infer_reader(data: bytes) -> pb.ModelInferRequest | _Oversized:
             return _Oversized(len(data)) if len(data) > self.limit else pb.ModelInferRequest.FromString(data)
 
-        def unary(method: Callable[..., Any], reader: Callable[[bytes], Any]) -> grpc.RpcMethodHandler[Any, Any]:
+        def unary(method: Callable[[Any], Any], reader: Callable[[bytes], Any]) -> grpc.RpcMethodHandler[Any, Any]:
             return grpc.unary_unary_rpc_method_handler(
-                method, request_deserializer=reader, response_serializer=lambda m: m.SerializeToString()
+                self._answer("grpc_" + method.__name__, method),
+                request_deserializer=reader,
+                response_serializer=lambda message: message.SerializeToString(),
             )
 
         return grpc.method_handlers_generic_handler(
@@ -235,11 +263,6 @@ class GrpcReplica:
         )
 
 
-def _abort(context: grpc.ServicerContext, status: int, message: str) -> NoReturn:
-    context.abort(_CODES.get(status, grpc.StatusCode.INTERNAL), message)
-    raise AssertionError("unreachable: abort raises")  # pragma: no cover
-
-
 def start_grpc(
     model: LoadedModel,
     name: str,
@@ -249,11 +272,14 @@ def start_grpc(
     port: int = 0,
     max_message_bytes: int = DEFAULT_MAX_BODY_BYTES,
     signed_by: Verified | None = None,
+    metrics: ReplicaMetrics | None = None,
     workers: int | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start serving ``model`` over gRPC on ``host``:``port`` (0 picks a free port) in threads of its
     own; returns the server (``stop(grace)`` ends it) and the port. A port in use is a UsageError."""
-    replica = GrpcReplica(model, name, version, max_message_bytes=max_message_bytes, signed_by=signed_by)
+    replica = GrpcReplica(
+        model, name, version, max_message_bytes=max_message_bytes, signed_by=signed_by, metrics=metrics
+    )
     options = [
         ("grpc.max_receive_message_length", min(2 * max_message_bytes, 2**31 - 1)),
         ("grpc.max_send_message_length", -1),

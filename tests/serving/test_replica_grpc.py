@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -29,8 +30,8 @@ MODEL, VERSION = "kinds", "1.0.0"
 
 
 class Replica:
-    def __init__(self, address: str, model: bytes, lines: list[str]) -> None:
-        self.address, self.model, self.lines = address, model, lines
+    def __init__(self, url: str, address: str, model: bytes, lines: list[str]) -> None:
+        self.url, self.address, self.model, self.lines = url, address, model, lines
         self.channel = grpc.insecure_channel(address)
         self.stub = GRPCInferenceServiceStub(self.channel)
 
@@ -42,7 +43,7 @@ def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
     with start_replica(MODEL, VERSION, path, digest, extra_args=extra) as running:
         found = re.search(r", gRPC on (\S+), listening on ", running.process.stdout_text())
         assert found, running.process.stdout_text()
-        served = Replica(found.group(1), path.read_bytes(), running.process.lines)
+        served = Replica(running.url, found.group(1), path.read_bytes(), running.process.lines)
         yield served
         served.channel.close()
 
@@ -249,3 +250,18 @@ def test_a_grpc_port_in_use_is_refused_before_anything_listens(tmp_path: Path) -
             pass
     assert exited.value.returncode == 2
     assert f"cannot listen for gRPC on 127.0.0.1:{port}" in str(exited.value)
+
+
+def test_grpc_calls_are_counted_in_the_replicas_metrics(replica: Replica) -> None:
+    def count(code: str) -> float:
+        text = httpx.get(f"{replica.url}/metrics").text
+        found = re.search(
+            rf'modelcat_replica_requests_total{{code="{code}",[^}}]*route="grpc_model_infer"[^}}]*}} (\S+)', text
+        )
+        return float(found.group(1)) if found else 0.0
+
+    before = count("200"), count("400")
+    replica.stub.ModelInfer(raw_request(inputs()))
+    with pytest.raises(grpc.RpcError):
+        replica.stub.ModelInfer(_bad(inputs(), "unknown input"))
+    assert (count("200"), count("400")) == (before[0] + 1, before[1] + 1)
