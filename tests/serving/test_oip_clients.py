@@ -1,0 +1,117 @@
+"""Third-party OIP v2 clients with their defaults against a replica: tritonclient's HTTP client (binary
+tensors unless told otherwise) and KServe's REST client (FP16 only as binary), for FP32, FP16, INT64,
+BYTES and BOOL tensors; every output equal to what onnxruntime computes in process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tests.serving.replica_fixtures import client_types_model, start_replica, write_model
+
+pytestmark = pytest.mark.slow
+
+MODEL, VERSION = "client-types", "0.1.0"
+DATATYPES = {"x": "FP32", "h": "FP16", "c": "INT64", "s": "BYTES", "b": "BOOL"}
+FEEDS = {
+    "x": np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32),
+    "h": np.array([0.5, -2.25, 1000.0, 6e-5], dtype=np.float16),
+    "c": np.array([-(2**40), 7, 0], dtype=np.int64),
+    "s": np.array(["ünïcode", "", "x" * 300], dtype=object),
+    "b": np.array([True, False]),
+}
+
+
+@pytest.fixture(scope="module")
+def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    path, digest = write_model(client_types_model(), tmp_path_factory.mktemp("clients") / "model.onnx")
+    with start_replica(MODEL, VERSION, path, digest) as (url, _):
+        yield url, path
+
+
+def expected_outputs(path: Path) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, FEEDS), strict=True))
+
+
+def assert_same(name: str, got: np.ndarray, want: np.ndarray) -> None:
+    if want.dtype == object:  # onnxruntime's strings are str; the clients give the bytes sent
+        got = np.array([item.decode() if isinstance(item, bytes) else item for item in got.reshape(-1)], dtype=object)
+        assert got.tolist() == want.reshape(-1).tolist(), name
+        return
+    assert got.dtype == want.dtype and got.shape == want.shape, name
+    assert np.array_equal(got, want), name
+
+
+# --- tritonclient.http ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["outputs-default", "outputs-named"])
+def test_tritonclient_with_its_defaults_matches_onnxruntime(replica: tuple[str, Path], named: bool) -> None:
+    import tritonclient.http as httpclient
+
+    url, path = replica
+    inputs = []
+    for name, array in FEEDS.items():
+        tensor = httpclient.InferInput(name, list(array.shape), DATATYPES[name])
+        tensor.set_data_from_numpy(array)  # binary_data=True: tritonclient's default
+        inputs.append(tensor)
+    # no outputs: tritonclient asks binary_data_output; named: InferRequestedOutput's binary_data=True
+    outputs = [httpclient.InferRequestedOutput(f"{name}_out") for name in FEEDS] if named else None
+    with httpclient.InferenceServerClient(url=url.removeprefix("http://")) as client:
+        result = client.infer(MODEL, inputs, model_version=VERSION, outputs=outputs, request_id="triton-1")
+    assert result.get_response()["id"] == "triton-1"
+    for output in result.get_response()["outputs"]:
+        assert "binary_data_size" in output["parameters"] and "data" not in output  # answered as binary
+    for name, want in expected_outputs(path).items():
+        assert_same(name, result.as_numpy(name), want)
+
+
+def test_tritonclient_model_config_names_the_metadata_endpoint(replica: tuple[str, Path]) -> None:
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    url, _ = replica
+    with httpclient.InferenceServerClient(url=url.removeprefix("http://")) as client:
+        with pytest.raises(InferenceServerException, match=f"GET /v2/models/{MODEL}/versions/{VERSION}"):
+            client.get_model_config(MODEL, VERSION)
+        assert client.get_model_metadata(MODEL, VERSION)["name"] == MODEL
+
+
+# --- KServe's REST client ---------------------------------------------------------------------------
+
+
+async def kserve_infer(url: str, binary_outputs: bool) -> Any:
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+    inputs = []
+    for name, array in FEEDS.items():
+        tensor = InferInput(name, list(array.shape), DATATYPES[name])
+        tensor.set_data_from_numpy(array, binary_data=True)  # FP16 cannot go as JSON in this client
+        inputs.append(tensor)
+    parameters = {"binary_data_output": True} if binary_outputs else None
+    request = InferRequest(model_name=MODEL, infer_inputs=inputs, request_id="kserve-1", parameters=parameters)
+    client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=30))
+    try:
+        return await client.infer(url, request, model_name=MODEL)
+    finally:
+        await client._client.aclose()
+
+
+@pytest.mark.parametrize("binary_outputs", [True, False], ids=["binary-outputs", "json-outputs"])
+def test_kserve_rest_client_sends_fp16_as_binary_and_matches_onnxruntime(
+    replica: tuple[str, Path], binary_outputs: bool
+) -> None:
+    url, path = replica
+    response = asyncio.run(kserve_infer(url, binary_outputs))
+    assert response.id == "kserve-1"
+    got = {output.name: output.as_numpy() for output in response.outputs}
+    for name, want in expected_outputs(path).items():
+        assert_same(name, got[name], want)
