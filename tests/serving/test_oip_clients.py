@@ -9,23 +9,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import onnxruntime as ort
 import pytest
 
-from tests.serving.replica_fixtures import client_types_model, start_replica, write_model
+from tests.serving.replica_fixtures import (
+    CLIENT_DATATYPES,
+    CLIENT_FEEDS,
+    assert_same_tensor,
+    client_types_model,
+    run_in_process,
+    start_replica,
+    write_model,
+)
 
 pytestmark = pytest.mark.slow
 
 MODEL, VERSION = "client-types", "0.1.0"
-DATATYPES = {"x": "FP32", "h": "FP16", "c": "INT64", "s": "BYTES", "b": "BOOL"}
-FEEDS = {
-    "x": np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32),
-    "h": np.array([0.5, -2.25, 1000.0, 6e-5], dtype=np.float16),
-    "c": np.array([-(2**40), 7, 0], dtype=np.int64),
-    "s": np.array(["ünïcode", "", "x" * 300], dtype=object),
-    "b": np.array([True, False]),
-}
+DATATYPES, FEEDS = CLIENT_DATATYPES, CLIENT_FEEDS
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +32,6 @@ def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     path, digest = write_model(client_types_model(), tmp_path_factory.mktemp("clients") / "model.onnx")
     with start_replica(MODEL, VERSION, path, digest) as (url, _):
         yield url, path
-
-
-def expected_outputs(path: Path) -> dict[str, np.ndarray]:
-    session = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, FEEDS), strict=True))
-
-
-def assert_same(name: str, got: np.ndarray, want: np.ndarray) -> None:
-    if want.dtype == object:  # onnxruntime's strings are str; the clients give the bytes sent
-        got = np.array([item.decode() if isinstance(item, bytes) else item for item in got.reshape(-1)], dtype=object)
-        assert got.tolist() == want.reshape(-1).tolist(), name
-        return
-    assert got.dtype == want.dtype and got.shape == want.shape, name
-    assert np.array_equal(got, want), name
 
 
 # --- tritonclient.http ------------------------------------------------------------------------------
@@ -70,8 +54,8 @@ def test_tritonclient_with_its_defaults_matches_onnxruntime(replica: tuple[str, 
     assert result.get_response()["id"] == "triton-1"
     for output in result.get_response()["outputs"]:
         assert "binary_data_size" in output["parameters"] and "data" not in output  # answered as binary
-    for name, want in expected_outputs(path).items():
-        assert_same(name, result.as_numpy(name), want)
+    for name, want in run_in_process(path, FEEDS).items():
+        assert_same_tensor(name, result.as_numpy(name), want)
 
 
 def test_tritonclient_model_config_names_the_metadata_endpoint(replica: tuple[str, Path]) -> None:
@@ -113,5 +97,5 @@ def test_kserve_rest_client_sends_fp16_as_binary_and_matches_onnxruntime(
     response = asyncio.run(kserve_infer(url, binary_outputs))
     assert response.id == "kserve-1"
     got = {output.name: output.as_numpy() for output in response.outputs}
-    for name, want in expected_outputs(path).items():
-        assert_same(name, got[name], want)
+    for name, want in run_in_process(path, FEEDS).items():
+        assert_same_tensor(name, got[name], want)
