@@ -354,7 +354,7 @@ def _parameters(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
+def _split_body(body: bytes | bytearray, header_length: str | None) -> tuple[bytes | bytearray, memoryview]:
     """The JSON part of a request body and the binary data after it (``Inference-Header-Content-Length``)."""
     if header_length is None:
         return body, memoryview(b"")
@@ -380,7 +380,10 @@ def _binary_size(parameters: Mapping[str, Any], where: str) -> int | None:
 
 
 def parse_request(
-    body: bytes, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta], header_length: str | None = None
+    body: bytes | bytearray,
+    inputs: Sequence[TensorMeta],
+    outputs: Sequence[TensorMeta],
+    header_length: str | None = None,
 ) -> InferenceRequest:
     """Decode and check an inference request body against the model's inputs and outputs.
 

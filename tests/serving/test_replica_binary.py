@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from catalog.serving.oip import InvalidRequest, TensorMeta, encode_body, parse_request
+from catalog.serving.replica import _read_body
 from tests.serving.replica_fixtures import (
     CLIENT_DATATYPES,
     CLIENT_FEEDS,
@@ -235,3 +237,35 @@ def test_model_config_is_a_404_naming_the_metadata_endpoint(replica: tuple[httpx
     assert response.status_code == 404
     message = response.json()["error"]
     assert "Triton's own endpoint" in message and f"GET /v2/models/{MODEL}/versions/{VERSION}" in message
+
+
+class _StreamedRequest:
+    """What ``_read_body`` reads of a request: its headers and its body in fresh 64 KiB chunks."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.headers = {"content-length": str(size)}
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        for _ in range(self.size // CHUNK):
+            yield bytes(CHUNK)
+
+
+CHUNK = 64 * 1024
+
+
+def test_reading_a_body_costs_its_size_once() -> None:
+    size = 16 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        # the fake stream never waits, so the coroutine runs to its end in one step (no event loop,
+        # whose own start-up would be traced too)
+        reading = _read_body(_StreamedRequest(size), 64 * 1024 * 1024)  # type: ignore[arg-type]
+        with pytest.raises(StopIteration) as finished:
+            reading.send(None)
+        body = finished.value.value
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(body) == size
+    assert peak < 1.25 * size, f"reading {size:,} bytes peaked at {peak:,}"
