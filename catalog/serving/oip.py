@@ -244,32 +244,37 @@ def _check_shape(shape: object, where: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def decode_tensor(name: str, datatype: object, shape: object, data: object) -> np.ndarray:
-    """One OIP tensor as a numpy array: checks the datatype, element types and data length."""
-    where = f"input {name!r}"
+def _check_tensor(datatype: object, shape: object, where: str) -> tuple[str, tuple[int, ...]]:
+    """A tensor's datatype (one of the protocol's) and its dimensions (a valid shape)."""
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         known = ", ".join(DATATYPES)
         raise InvalidRequest(f"{where}: unknown datatype {datatype!r}; the protocol's datatypes are {known}")
-    dims = _check_shape(shape, where)
+    return datatype, _check_shape(shape, where)
+
+
+def _check_span(dims: tuple[int, ...], where: str) -> None:
+    if math.prod(d for d in dims if d) > _MAX_SPAN:  # even empty, numpy cannot describe it
+        raise InvalidRequest(f"{where}: shape {list(dims)} is too large for an array, even an empty one")
+
+
+def decode_tensor(name: str, datatype: object, shape: object, data: object) -> np.ndarray:
+    """One OIP tensor as a numpy array: checks the datatype, element types and data length."""
+    where = f"input {name!r}"
+    datatype, dims = _check_tensor(datatype, shape, where)
     flat = _flatten(data, dims, where)
     count = math.prod(dims)
     if len(flat) != count:
         raise InvalidRequest(f"{where}: shape {list(dims)} needs {count} element(s), but 'data' has {len(flat)}")
-    if math.prod(d for d in dims if d) > _MAX_SPAN:  # empty, yet numpy cannot describe it
-        raise InvalidRequest(f"{where}: shape {list(dims)} is too large for an array, even an empty one")
+    _check_span(dims, where)
     return _convert(flat, datatype, where).reshape(dims)
 
 
 def decode_binary_tensor(name: str, datatype: object, shape: object, data: memoryview) -> np.ndarray:
     """One OIP tensor from its binary data (the extension's layout); fixed-size data is not copied."""
     where = f"input {name!r}"
-    if not isinstance(datatype, str) or datatype not in DATATYPES:
-        known = ", ".join(DATATYPES)
-        raise InvalidRequest(f"{where}: unknown datatype {datatype!r}; the protocol's datatypes are {known}")
-    dims = _check_shape(shape, where)
+    datatype, dims = _check_tensor(datatype, shape, where)
     count = math.prod(dims)
-    if math.prod(d for d in dims if d) > _MAX_SPAN:
-        raise InvalidRequest(f"{where}: shape {list(dims)} is too large for an array, even an empty one")
+    _check_span(dims, where)
     if datatype == "BYTES":
         return _split_bytes(data, count, where).reshape(dims)
     dtype = DATATYPES[datatype]

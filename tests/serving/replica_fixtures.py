@@ -49,6 +49,7 @@ __all__ = [
     "slow_model",
     "start_replica",
     "stop_replica",
+    "triton_inputs",
     "types_model",
     "write_model",
 ]
@@ -250,6 +251,18 @@ CLIENT_FEEDS = {
     "s": np.array(["ünïcode", "", "x" * 300], dtype=object),
     "b": np.array([True, False]),
 }
+
+
+def triton_inputs() -> list[Any]:
+    """CLIENT_FEEDS as tritonclient.http inputs, set as its defaults set them (binary data)."""
+    import tritonclient.http as httpclient
+
+    inputs = []
+    for name, array in CLIENT_FEEDS.items():
+        tensor = httpclient.InferInput(name, list(array.shape), CLIENT_DATATYPES[name])
+        tensor.set_data_from_numpy(array)  # binary_data=True: tritonclient's default
+        inputs.append(tensor)
+    return inputs
 
 
 def run_in_process(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ from tests.serving.replica_fixtures import (
     client_types_model,
     run_in_process,
     start_replica,
+    triton_inputs,
     write_model,
 )
 
@@ -42,11 +43,7 @@ def test_tritonclient_with_its_defaults_matches_onnxruntime(replica: tuple[str, 
     import tritonclient.http as httpclient
 
     url, path = replica
-    inputs = []
-    for name, array in FEEDS.items():
-        tensor = httpclient.InferInput(name, list(array.shape), DATATYPES[name])
-        tensor.set_data_from_numpy(array)  # binary_data=True: tritonclient's default
-        inputs.append(tensor)
+    inputs = triton_inputs()
     # no outputs: tritonclient asks binary_data_output; named: InferRequestedOutput's binary_data=True
     outputs = [httpclient.InferRequestedOutput(f"{name}_out") for name in FEEDS] if named else None
     with httpclient.InferenceServerClient(url=url.removeprefix("http://")) as client:

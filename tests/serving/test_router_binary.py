@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from tests.serving.replica_fixtures import (
-    CLIENT_DATATYPES,
     CLIENT_FEEDS,
     assert_same_tensor,
     client_types_model,
     run_in_process,
     start_replica,
+    triton_inputs,
     write_model,
 )
 from tests.serving.router_fixtures import Fleet, RouterProcess, wait_for_assignments, write_table
@@ -48,11 +48,7 @@ def test_tritonclient_with_its_defaults_through_the_router(routed: tuple[RouterP
     import tritonclient.http as httpclient
 
     router, path, analytics = routed
-    inputs = []
-    for name, array in CLIENT_FEEDS.items():
-        tensor = httpclient.InferInput(name, list(array.shape), CLIENT_DATATYPES[name])
-        tensor.set_data_from_numpy(array)  # binary, tritonclient's default
-        inputs.append(tensor)
+    inputs = triton_inputs()  # binary, tritonclient's default
     with httpclient.InferenceServerClient(url=router.url.removeprefix("http://")) as client:
         result = client.infer(MODEL, inputs, headers={"x-user-id": "u-1"})  # outputs: binary_data_output
         assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
