@@ -447,7 +447,8 @@ class Router:
                         record["prediction"] = prediction_of(answer, upstream_json_length) if ok else None
                     self._log.write(record)
                 if model.mirror is not None and status == 200 and body is not None and assignment.how != "pinned":
-                    self._mirror.offer(live.application, model, route.version, rid, body, headers, answer)
+                    mirrored = (live.application, model, route.version, rid, body, headers, answer)
+                    self._mirror.offer(*mirrored, upstream_json_length)
 
     async def _send(
         self, model: str, route: TableRoute, path: str, body: bytes | None, headers: list[tuple[bytes, bytes]]
