@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -216,7 +217,7 @@ def create_app(
             f"GET /v2/models/{name}/versions/{version} answers the model's metadata",
         )
 
-    def run_inference(body: bytearray, header_length: str | None, run_options: Any) -> Response:
+    def run_inference(body: bytes | bytearray, header_length: str | None, run_options: Any) -> Response:
         parsed = parse_request(body, model.inputs, model.outputs, header_length)
         outputs = model.run(parsed.inputs, parsed.outputs, run_options)
         content, json_length = encode_body(name, version, outputs, parsed.id, parsed.binary_outputs)
@@ -238,7 +239,7 @@ def create_app(
         metrics.in_flight.labels(name, version).inc()
         run_options = new_run_options()
         try:
-            body = await _read_body(request, max_body_bytes)
+            body = _decoded(await _read_body(request, max_body_bytes), request.headers, max_body_bytes)
             header_length = request.headers.get(INFERENCE_HEADER)
             return await run_in_threadpool(run_inference, body, header_length, run_options)
         except asyncio.CancelledError:
@@ -295,6 +296,10 @@ class _TooLarge(InvalidRequest):
     status_code = 413
 
 
+class _Unsupported(InvalidRequest):
+    status_code = 415
+
+
 async def _read_body(request: Request, limit: int) -> bytearray:
     """The body, read into one buffer: sized by Content-Length when given, so a large request costs
     its size once (a list of chunks joined at the end would cost it twice)."""
@@ -316,6 +321,26 @@ async def _read_body(request: Request, limit: int) -> bytearray:
             raise _TooLarge(f"the request body is over the limit of {limit:,} bytes")
         body += chunk
     return body
+
+
+def _decoded(body: bytearray, headers: Mapping[str, str], limit: int) -> bytes | bytearray:
+    """The body as sent before its Content-Encoding: gzip and deflate (zlib), as tritonclient's
+    ``request_compression_algorithm`` sends them, inflated to at most ``limit`` bytes."""
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise _Unsupported(f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or no encoding")
+    inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise InvalidRequest(f"the request body is not valid {encoding} data: {e}") from None
+    if len(plain) > limit:
+        raise _TooLarge(f"the request body inflates to over the limit of {limit:,} bytes")
+    if not inflater.eof:
+        raise InvalidRequest(f"the request body's {encoding} data is cut short")
+    return plain
 
 
 def serve(

@@ -55,6 +55,17 @@ def test_tritonclient_with_its_defaults_matches_onnxruntime(replica: tuple[str, 
         assert_same_tensor(name, result.as_numpy(name), want)
 
 
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_compressed_requests_match_onnxruntime(replica: tuple[str, Path], algorithm: str) -> None:
+    import tritonclient.http as httpclient
+
+    url, path = replica
+    with httpclient.InferenceServerClient(url=url.removeprefix("http://")) as client:
+        result = client.infer(MODEL, triton_inputs(), request_compression_algorithm=algorithm)
+    for name, want in run_in_process(path, FEEDS).items():
+        assert_same_tensor(name, result.as_numpy(name), want)
+
+
 def test_tritonclient_model_config_names_the_metadata_endpoint(replica: tuple[str, Path]) -> None:
     import tritonclient.http as httpclient
     from tritonclient.utils import InferenceServerException

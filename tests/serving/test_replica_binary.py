@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import struct
 import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -221,6 +223,27 @@ def json_tensor(name: str) -> dict[str, Any]:
     array = FEEDS[name]
     data = [float(v) for v in array.reshape(-1)] if array.dtype == np.float16 else array.reshape(-1).tolist()
     return {"name": name, "datatype": CLIENT_DATATYPES[name], "shape": list(array.shape), "data": data}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "encoding,body,status,expected",
+    [
+        ("br", b"{}", 415, "Content-Encoding 'br' is not supported"),
+        ("gzip", b"not gzip at all", 400, "not valid gzip data"),
+        ("gzip", gzip.compress(b'{"inputs": []}')[:-12], 400, "cut short"),
+        ("deflate", zlib.compress(bytes(65 << 20)), 413, "inflates to over the limit"),
+    ],
+    ids=["unknown", "corrupt", "truncated", "bomb"],
+)
+def test_a_bad_content_encoding_is_refused_and_the_replica_stays_up(
+    replica: tuple[httpx.Client, Path], encoding: str, body: bytes, status: int, expected: str
+) -> None:
+    client, _ = replica
+    response = client.post(INFER, content=body, headers={"content-encoding": encoding})
+    assert response.status_code == status, response.text
+    assert expected in response.json()["error"]
+    assert client.get("/v2/health/ready").status_code == 200
 
 
 @pytest.mark.slow
