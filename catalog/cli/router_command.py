@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from catalog.cli.common import command, examples
+from catalog.serving import DEFAULT_MAX_BODY_BYTES
 from catalog.wording import plural
 
 __all__ = ["router"]
@@ -67,6 +68,13 @@ __all__ = ["router"]
     type=click.IntRange(min=1),
     help="Copies of a shadow step's mirrored requests in flight at once; one more is dropped (and counted).",
 )
+@click.option(
+    "--max-request-bytes",
+    default=DEFAULT_MAX_BODY_BYTES,
+    show_default=True,
+    type=click.IntRange(1),
+    help="The largest request body forwarded (JSON or binary tensors); a larger one is answered 413.",
+)
 @command
 def router(
     fmt: str,
@@ -79,6 +87,7 @@ def router(
     connect_timeout: float,
     poll_interval: float,
     mirror_max_in_flight: int,
+    max_request_bytes: int,
 ) -> int:
     """Route an application's OIP v2 inference requests to model versions by weight or sticky key.
 
@@ -103,6 +112,7 @@ def router(
         connect_timeout=connect_timeout,
         timeout=timeout,
         mirror_max_in_flight=mirror_max_in_flight,
+        max_body_bytes=max_request_bytes,
     )
     app = Router(settings)
 

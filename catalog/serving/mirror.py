@@ -44,6 +44,8 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from catalog.domain.routing import BUCKETS, bucket_of
+from catalog.errors import InvalidRequest
+from catalog.serving.oip import decode_binary_tensor
 from catalog.serving.router_state import CompiledModel
 from catalog.serving.router_telemetry import LATENCY_BUCKETS, AssignmentLog, utc_now
 from catalog.serving.table import TableRoute
@@ -78,11 +80,21 @@ def _flat(data: Any) -> list[Any]:
     return flat
 
 
-def _outputs(body: bytes, whose: str) -> dict[str, dict[str, Any]]:
+def _outputs(body: bytes, json_length: str | None, whose: str) -> dict[str, dict[str, Any]]:
+    """An answer's outputs by name; those sent as binary data (``json_length``: the answer's
+    Inference-Header-Content-Length) get their ``data`` decoded, as JSON would have carried it."""
     try:
-        outputs = orjson.loads(body)["outputs"]
+        header = orjson.loads(body if json_length is None else body[: int(json_length)])
+        outputs = header["outputs"]
         named = {str(output["name"]): output for output in outputs}
-    except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+        if json_length is not None:
+            binary = memoryview(body)[int(json_length) :]
+            for output in outputs:
+                size = (output.get("parameters") or {}).get("binary_data_size")
+                if size is not None:
+                    tensor = decode_binary_tensor(output["name"], output["datatype"], output["shape"], binary[:size])
+                    output["data"], binary = tensor.reshape(-1).tolist(), binary[size:]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidRequest) as e:
         raise ValueError(f"the {whose} answer is not an inference response ({type(e).__name__}: {e})") from None
     return named
 
@@ -119,13 +131,20 @@ def _output_agrees(live: dict[str, Any], copy: dict[str, Any] | None, tolerance:
     return live.get("datatype") == copy.get("datatype") and a == b
 
 
-def compare_answers(live: bytes, copy: bytes, max_abs_difference: float) -> dict[str, bool]:
-    """Per output of the ``live`` answer (Open Inference Protocol JSON), whether the ``copy``'s output
+def compare_answers(
+    live: bytes,
+    copy: bytes,
+    max_abs_difference: float,
+    live_json_length: str | None = None,
+    copy_json_length: str | None = None,
+) -> dict[str, bool]:
+    """Per output of the ``live`` answer (Open Inference Protocol, JSON or with binary outputs after
+    ``*_json_length`` bytes of JSON), whether the ``copy``'s output
     of the same name agrees: same shape, and equal data for labels (integer, bool, string datatypes),
     data within ``max_abs_difference`` element by element for scores (float datatypes on both sides;
     NaN agrees only with NaN, an infinity only with itself). ValueError when either is not an inference response."""
-    theirs = _outputs(live, "live")
-    ours = _outputs(copy, "mirrored")
+    theirs = _outputs(live, live_json_length, "live")
+    ours = _outputs(copy, copy_json_length, "mirrored")
     return {name: _output_agrees(output, ours.get(name), max_abs_difference) for name, output in theirs.items()}
 
 
@@ -180,8 +199,10 @@ class Mirror:
         body: bytes,
         headers: Headers,
         live_answer: bytes,
+        live_json_length: str | None = None,
     ) -> None:
-        """After a routed request's live answer (200) was sent: copy it if its draw says so."""
+        """After a routed request's live answer (200) was sent: copy it if its draw says so
+        (``live_json_length``: the answer's Inference-Header-Content-Length, when it has binary outputs)."""
         mirror = model.mirror
         if mirror is None or live_version == mirror.version:
             return
@@ -194,7 +215,8 @@ class Mirror:
             self._record(*where, "dropped", error=f"{self.max_in_flight} mirrored copies in flight already")
             return
         copy_headers = [*headers, (SHADOW_HEADER, b"1")]
-        task = asyncio.create_task(self._copy(where, route, body, copy_headers, live_answer, mirror.max_abs_difference))
+        live = (live_answer, live_json_length)
+        task = asyncio.create_task(self._copy(where, route, body, copy_headers, live, mirror.max_abs_difference))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -204,7 +226,7 @@ class Mirror:
         route: TableRoute,
         body: bytes,
         headers: Headers,
-        live_answer: bytes,
+        live: tuple[bytes, str | None],
         tolerance: float,
     ) -> None:
         application, model, _, version, _ = where
@@ -227,7 +249,8 @@ class Mirror:
             self._record(*where, "error", status=upstream.status, latency=elapsed, error=error)
             return
         try:
-            outputs = compare_answers(live_answer, upstream.body, tolerance)
+            copy_json_length = upstream.header(b"inference-header-content-length")
+            outputs = compare_answers(live[0], upstream.body, tolerance, live[1], copy_json_length)
         except ValueError as e:
             self._record(*where, "error", status=upstream.status, latency=elapsed, error=str(e))
             return

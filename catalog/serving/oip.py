@@ -247,19 +247,28 @@ def _check_shape(shape: object, where: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def decode_tensor(name: str, datatype: object, shape: object, data: object) -> np.ndarray:
-    """One OIP tensor as a numpy array: checks the datatype, element types and data length."""
-    where = f"input {name!r}"
+def _check_tensor(datatype: object, shape: object, where: str) -> tuple[str, tuple[int, ...]]:
+    """A tensor's datatype (one of the protocol's) and its dimensions (a valid shape)."""
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         known = ", ".join(DATATYPES)
         raise InvalidRequest(f"{where}: unknown datatype {datatype!r}; the protocol's datatypes are {known}")
-    dims = _check_shape(shape, where)
+    return datatype, _check_shape(shape, where)
+
+
+def _check_span(dims: tuple[int, ...], where: str) -> None:
+    if math.prod(d for d in dims if d) > _MAX_SPAN:  # even empty, numpy cannot describe it
+        raise InvalidRequest(f"{where}: shape {list(dims)} is too large for an array, even an empty one")
+
+
+def decode_tensor(name: str, datatype: object, shape: object, data: object) -> np.ndarray:
+    """One OIP tensor as a numpy array: checks the datatype, element types and data length."""
+    where = f"input {name!r}"
+    datatype, dims = _check_tensor(datatype, shape, where)
     flat = _flatten(data, dims, where)
     count = math.prod(dims)
     if len(flat) != count:
         raise InvalidRequest(f"{where}: shape {list(dims)} needs {count} element(s), but 'data' has {len(flat)}")
-    if math.prod(d for d in dims if d) > _MAX_SPAN:  # empty, yet numpy cannot describe it
-        raise InvalidRequest(f"{where}: shape {list(dims)} is too large for an array, even an empty one")
+    _check_span(dims, where)
     return _convert(flat, datatype, where).reshape(dims)
 
 
@@ -269,13 +278,9 @@ def decode_binary_tensor(
     """One OIP tensor from its binary data (the extension's layout, also gRPC's raw contents: errors
     call its size ``size_name``); fixed-size data is not copied."""
     where = f"input {name!r}"
-    if not isinstance(datatype, str) or datatype not in DATATYPES:
-        known = ", ".join(DATATYPES)
-        raise InvalidRequest(f"{where}: unknown datatype {datatype!r}; the protocol's datatypes are {known}")
-    dims = _check_shape(shape, where)
+    datatype, dims = _check_tensor(datatype, shape, where)
     count = math.prod(dims)
-    if math.prod(d for d in dims if d) > _MAX_SPAN:
-        raise InvalidRequest(f"{where}: shape {list(dims)} is too large for an array, even an empty one")
+    _check_span(dims, where)
     if datatype == "BYTES":
         return _split_bytes(data, count, where).reshape(dims)
     dtype = DATATYPES[datatype]
@@ -395,7 +400,7 @@ def _parameters(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
+def _split_body(body: bytes | bytearray, header_length: str | None) -> tuple[bytes | bytearray, memoryview]:
     """The JSON part of a request body and the binary data after it (``Inference-Header-Content-Length``)."""
     if header_length is None:
         return body, memoryview(b"")
@@ -421,7 +426,10 @@ def _binary_size(parameters: Mapping[str, Any], where: str) -> int | None:
 
 
 def parse_request(
-    body: bytes, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta], header_length: str | None = None
+    body: bytes | bytearray,
+    inputs: Sequence[TensorMeta],
+    outputs: Sequence[TensorMeta],
+    header_length: str | None = None,
 ) -> InferenceRequest:
     """Decode and check an inference request body against the model's inputs and outputs.
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -224,7 +225,7 @@ def create_app(
             f"GET /v2/models/{name}/versions/{version} answers the model's metadata",
         )
 
-    def run_inference(body: bytes, header_length: str | None, run_options: Any) -> Response:
+    def run_inference(body: bytes | bytearray, header_length: str | None, run_options: Any) -> Response:
         parsed = parse_request(body, model.inputs, model.outputs, header_length)
         outputs = model.run(parsed.inputs, parsed.outputs, run_options)
         content, json_length = encode_body(name, version, outputs, parsed.id, parsed.binary_outputs)
@@ -246,7 +247,7 @@ def create_app(
         metrics.in_flight.labels(name, version).inc()
         run_options = new_run_options()
         try:
-            body = await _read_body(request, max_body_bytes)
+            body = _decoded(await _read_body(request, max_body_bytes), request.headers, max_body_bytes)
             header_length = request.headers.get(INFERENCE_HEADER)
             return await run_in_threadpool(run_inference, body, header_length, run_options)
         except asyncio.CancelledError:
@@ -305,17 +306,51 @@ class _TooLarge(InvalidRequest):
     status_code = 413
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+class _Unsupported(InvalidRequest):
+    status_code = 415
+
+
+async def _read_body(request: Request, limit: int) -> bytearray:
+    """The body, read into one buffer: sized by Content-Length when given, so a large request costs
+    its size once (a list of chunks joined at the end would cost it twice)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _TooLarge(f"the request body is {int(declared):,} bytes, over the limit of {limit:,}")
-    chunks, size = [], 0
+    if declared.isdigit():
+        body = bytearray(int(declared))
+        view, size = memoryview(body), 0
+        async for chunk in request.stream():
+            if size + len(chunk) > len(body):  # the HTTP parser frames the body by its length: cannot happen
+                raise InvalidRequest("the request body is longer than its Content-Length")
+            view[size : size + len(chunk)] = chunk
+            size += len(chunk)
+        return body
+    body = bytearray()
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        if len(body) + len(chunk) > limit:
             raise _TooLarge(f"the request body is over the limit of {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+    return body
+
+
+def _decoded(body: bytearray, headers: Mapping[str, str], limit: int) -> bytes | bytearray:
+    """The body as sent before its Content-Encoding: gzip and deflate (zlib), as tritonclient's
+    ``request_compression_algorithm`` sends them, inflated to at most ``limit`` bytes."""
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise _Unsupported(f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or no encoding")
+    inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise InvalidRequest(f"the request body is not valid {encoding} data: {e}") from None
+    if len(plain) > limit:
+        raise _TooLarge(f"the request body inflates to over the limit of {limit:,} bytes")
+    if not inflater.eof:
+        raise InvalidRequest(f"the request body's {encoding} data is cut short")
+    return plain
 
 
 def serve(

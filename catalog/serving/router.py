@@ -14,6 +14,12 @@ Endpoints (Open Inference Protocol v2 REST, plus the router's own):
   inference request; without a sticky key the metadata comes from the version with the largest
   weight, so it does not flip between calls.
 - ``GET /v2/health/live``, ``GET /v2/health/ready`` (the table is loaded), ``GET /v2``.
+- ``GET /v2/models/{model}[/versions/{version}]/config`` (Triton's own, not the protocol's): 404
+  naming the metadata endpoint.
+
+Request bodies are forwarded as they came, JSON or the binary tensor data extension's (its
+``Inference-Header-Content-Length`` header with them): the router never decodes tensors. A body over
+``max_body_bytes`` is answered 413 and not forwarded.
 - ``GET /routing``: the table in force (versions, weights, buckets, digests, replicas and whether
   each is up), its file, sha256, generation and the last reload error.
 - ``GET /metrics``: Prometheus text (``catalog.serving.router_telemetry``).
@@ -74,6 +80,7 @@ from starlette.types import Receive, Scope, Send
 from catalog.domain.routing import Assignment, RandomSource, key_hash, pick_version
 from catalog.errors import ModelcatError
 from catalog.feedback.logs import append_table
+from catalog.serving import DEFAULT_MAX_BODY_BYTES
 from catalog.serving.feedback_endpoint import FeedbackEndpoint
 from catalog.serving.mirror import MAX_IN_FLIGHT, Mirror, ShadowMetrics
 from catalog.serving.router_state import LiveTable, ReplicaPool, TableWatcher, compile_table, describe
@@ -140,6 +147,7 @@ class RouterSettings:
     keepalive_expiry: float = 4.0  # below uvicorn's keep-alive timeout (5 s) in the replicas
     rng: RandomSource | None = None
     mirror_max_in_flight: int = MAX_IN_FLIGHT  # mirrored copies in flight at once (more are dropped)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # the largest request body forwarded (else 413)
 
 
 class _Failure(Exception):
@@ -173,7 +181,8 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
 
 def _forwarded_path(path: str) -> tuple[str, str | None, str] | None:
     """``(model, pinned version or None, endpoint)`` when ``path`` is one the router forwards:
-    ``/v2/models/M[/versions/V]`` followed by nothing (metadata), ``/infer`` or ``/ready``."""
+    ``/v2/models/M[/versions/V]`` followed by nothing (metadata), ``/infer`` or ``/ready`` (or
+    ``/config``, which it answers itself)."""
     parts = path.split("/")
     if len(parts) < 4 or parts[1] != "v2" or parts[2] != "models" or not parts[3]:
         return None
@@ -182,7 +191,7 @@ def _forwarded_path(path: str) -> tuple[str, str | None, str] | None:
         version, rest = rest[1], rest[2:]
     if not rest:
         return parts[3], version, "metadata"
-    if len(rest) == 1 and rest[0] in ("infer", "ready"):
+    if len(rest) == 1 and rest[0] in ("infer", "ready", "config"):
         return parts[3], version, rest[0]
     return None
 
@@ -299,6 +308,12 @@ class Router:
         """The ASGI application: forwarded paths handled here, the rest (and lifespan) by Starlette."""
         if scope["type"] == "http":
             forwarded = _forwarded_path(scope["path"])
+            if forwarded is not None and forwarded[2] == "config":
+                model, version = forwarded[0], forwarded[1]
+                where = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
+                message = f"model configuration is Triton's own endpoint, not the Open Inference Protocol's; GET {where} answers the model's metadata"
+                await _error(send, 404, message, [])
+                return
             if forwarded is not None:
                 await self._forward(scope, receive, send, *forwarded)
                 return
@@ -321,7 +336,7 @@ class Router:
         return JSONResponse({"ready": True, "application": self.live.application, "generation": self.live.generation})
 
     async def _server_metadata(self, request: Request) -> Response:
-        return JSONResponse({"name": "modelcat-router", "version": "1", "extensions": []})
+        return JSONResponse({"name": "modelcat-router", "version": "1", "extensions": ["binary_tensor_data"]})
 
     async def _routing(self, request: Request) -> Response:
         return JSONResponse(describe(self.live, self.pool, self.last_error))
@@ -378,14 +393,21 @@ class Router:
         if endpoint == "infer":
             self.metrics.assignments_of(name, route.version, assignment.how).inc()
         status, replica, answer = 500, None, b""
+        upstream_json_length: str | None = None  # the answer's Inference-Header-Content-Length
         body: bytes | None = None
         headers: list[tuple[bytes, bytes]] = []
         try:
             if method == "POST":
-                body = await _read_body(receive)
-                if body is None:  # the caller hung up: nobody to answer
+                limit = self.settings.max_body_bytes
+                read = await _read_body(receive, _header(raw, b"content-length"), limit)
+                if read is None:  # the caller hung up: nobody to answer
                     status = 499
                     return
+                if isinstance(read, _TooLarge):
+                    status = 413
+                    await _error(send, status, read.message, ours, model=name, version=route.version)
+                    return
+                body = read
             path = f"/v2/models/{name}/versions/{route.version}{_SUFFIX[endpoint]}"
             headers = [(k, v) for k, v in raw if k not in _NOT_FORWARDED]
             headers.append((b"x-request-id", rid))
@@ -396,6 +418,7 @@ class Router:
                 await _error(send, status, failure.message, ours, model=name, version=route.version)
                 return
             status, answer = upstream.status, upstream.body
+            upstream_json_length = upstream.header(b"inference-header-content-length")
             passed = [(k, v) for k, v in ((k.lower(), v) for k, v in upstream.headers) if k not in _NOT_PASSED_BACK]
             await _answer(send, status, upstream.body, passed + ours)
         finally:
@@ -420,10 +443,12 @@ class Router:
                         "table": live.loaded.sha256,
                     }
                     if live.predicts:  # the application declares a label: its live metrics need this
-                        record["prediction"] = prediction_of(answer) if status == 200 else None
+                        ok = status == 200
+                        record["prediction"] = prediction_of(answer, upstream_json_length) if ok else None
                     self._log.write(record)
                 if model.mirror is not None and status == 200 and body is not None and assignment.how != "pinned":
-                    self._mirror.offer(live.application, model, route.version, rid, body, headers, answer)
+                    mirrored = (live.application, model, route.version, rid, body, headers, answer)
+                    self._mirror.offer(*mirrored, upstream_json_length)
 
     async def _send(
         self, model: str, route: TableRoute, path: str, body: bytes | None, headers: list[tuple[bytes, bytes]]
@@ -503,14 +528,27 @@ def _identity_mismatch(upstream: UpstreamResponse, version: str, digest: str) ->
     return ""
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None when the caller disconnected first."""
+@dataclass(frozen=True)
+class _TooLarge:
+    message: str
+
+
+async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes | _TooLarge | None:
+    """The whole request body; None when the caller disconnected first, ``_TooLarge`` (read no
+    further) when it is over ``limit`` bytes."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return _TooLarge(f"the request body is {int(declared):,} bytes, over the router's limit of {limit:,}")
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return _TooLarge(f"the request body is over the router's limit of {limit:,} bytes")
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 

@@ -35,11 +35,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from catalog.errors import UsageError
 from catalog.feedback.logs import SegmentWriter, Stream, json_line
+from catalog.serving.oip import DATATYPES
 
 __all__ = ["AssignmentLog", "RouterMetrics", "prediction_of", "utc_now"]
 
@@ -122,19 +124,35 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def prediction_of(body: bytes) -> float | None:
-    """The first element of the first output of an Open Inference Protocol JSON response (a score, or
-    a class as a number; true is 1), or None when there is none or it is not a finite number."""
+def prediction_of(body: bytes, json_length: str | None = None) -> float | None:
+    """The first element of the first output of an Open Inference Protocol response (a score, or
+    a class as a number; true is 1), or None when there is none or it is not a finite number.
+
+    ``json_length`` is the response's ``Inference-Header-Content-Length``: the first output may then
+    be binary data after the JSON, of which only the first element is read."""
     try:
-        value = orjson.loads(body)["outputs"][0]["data"]
+        header = orjson.loads(body[: int(json_length)] if json_length is not None else body)
+        first = header["outputs"][0]
+        if json_length is not None and "binary_data_size" in (first.get("parameters") or {}):
+            value = _first_binary_element(body[int(json_length) :], first["datatype"])
+        else:
+            value = first["data"]
         while isinstance(value, list):  # the data of a tensor may be written nested
             value = value[0]
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
     if not isinstance(value, int | float):  # a string output, or null
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _first_binary_element(data: bytes, datatype: str) -> int | float | None:
+    dtype = DATATYPES.get(datatype)
+    if dtype is None or datatype == "BYTES" or len(data) < dtype.itemsize:
+        return None
+    value = np.frombuffer(data, dtype=dtype.newbyteorder("<"), count=1)[0].item()
+    return value if isinstance(value, int | float) else None
 
 
 class AssignmentLog:

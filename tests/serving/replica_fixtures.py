@@ -28,22 +28,28 @@ from typing import IO, Any, NamedTuple
 import httpx
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 __all__ = [
+    "CLIENT_DATATYPES",
+    "CLIENT_FEEDS",
     "FRAUD",
     "DemoArtifact",
     "ReplicaExited",
     "ReplicaProcess",
     "RunningReplica",
+    "assert_same_tensor",
     "client_types_model",
     "fraud_replica",
     "free_port",
     "replica_command",
+    "run_in_process",
     "slow_model",
     "start_replica",
     "stop_replica",
+    "triton_inputs",
     "types_model",
     "write_model",
 ]
@@ -234,6 +240,46 @@ def client_types_model() -> onnx.ModelProto:
     nodes = [helper.make_node("Add", [name, name], [f"{name}_out"]) for name in ("x", "h", "c")]
     nodes += [helper.make_node("Identity", ["s"], ["s_out"]), helper.make_node("Not", ["b"], ["b_out"])]
     return _model(helper.make_graph(nodes, "client_types", inputs, outputs))
+
+
+# The client_types_model's inputs, with values that test each datatype's edges, and their datatypes.
+CLIENT_DATATYPES = {"x": "FP32", "h": "FP16", "c": "INT64", "s": "BYTES", "b": "BOOL"}
+CLIENT_FEEDS = {
+    "x": np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32),
+    "h": np.array([0.5, -2.25, 1000.0, 6e-5], dtype=np.float16),
+    "c": np.array([-(2**40), 7, 0], dtype=np.int64),
+    "s": np.array(["ünïcode", "", "x" * 300], dtype=object),
+    "b": np.array([True, False]),
+}
+
+
+def triton_inputs() -> list[Any]:
+    """CLIENT_FEEDS as tritonclient.http inputs, set as its defaults set them (binary data)."""
+    import tritonclient.http as httpclient
+
+    inputs = []
+    for name, array in CLIENT_FEEDS.items():
+        tensor = httpclient.InferInput(name, list(array.shape), CLIENT_DATATYPES[name])
+        tensor.set_data_from_numpy(array)  # binary_data=True: tritonclient's default
+        inputs.append(tensor)
+    return inputs
+
+
+def run_in_process(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output of the model at ``path``, computed by onnxruntime in this process."""
+    session = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, feeds), strict=True))
+
+
+def assert_same_tensor(name: str, got: np.ndarray, want: np.ndarray) -> None:
+    """Equal datatype, shape and values; strings compare as text (clients give the bytes sent)."""
+    if want.dtype == object:
+        got = np.array([item.decode() if isinstance(item, bytes) else item for item in got.reshape(-1)], dtype=object)
+        assert got.tolist() == want.reshape(-1).tolist(), name
+        return
+    assert got.dtype == want.dtype and got.shape == want.shape, name
+    assert np.array_equal(got, want), name
 
 
 def slow_model(size: int = 256) -> onnx.ModelProto:

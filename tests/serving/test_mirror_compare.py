@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from catalog.serving.mirror import compare_answers, mirror_draw
+from catalog.serving.oip import encode_body
 
 
 def _answer(*outputs: tuple[str, str, list[int], list[Any]]) -> bytes:
@@ -75,3 +77,21 @@ def test_an_answer_that_is_no_inference_response_cannot_be_compared(body: bytes)
         compare_answers(live, body, 0.05)
     with pytest.raises(ValueError, match="the live answer is not an inference response"):
         compare_answers(body, live, 0.05)
+
+
+def _binary_answer(*outputs: tuple[str, str, list[int], np.ndarray]) -> tuple[bytes, str]:
+    body, json_length = encode_body("m", "1", {n: a.reshape(s) for n, _, s, a in outputs}, binary={"score", "label"})
+    assert json_length is not None
+    return body, str(json_length)
+
+
+def test_binary_answers_compare_as_their_json_would() -> None:
+    scores, labels = np.array([0.5, np.nan], np.float32), np.array(["fraud", "ok"], dtype=object)
+    live, live_length = _binary_answer(("score", "FP32", [2, 1], scores), ("label", "BYTES", [2], labels))
+    near = _answer(("score", "FP32", [2, 1], [0.52, "NaN"]), ("label", "BYTES", [2], ["fraud", "ok"]))
+    far = _answer(("score", "FP32", [2, 1], [0.7, "NaN"]), ("label", "BYTES", [2], ["ok", "ok"]))
+    assert compare_answers(live, near, 0.05, live_length) == {"score": True, "label": True}
+    assert compare_answers(live, far, 0.05, live_length) == {"score": False, "label": False}
+    assert compare_answers(live, live, 0.0, live_length, live_length) == {"score": True, "label": True}
+    with pytest.raises(ValueError, match="the live answer is not an inference response"):
+        compare_answers(live[:-3], near, 0.05, live_length)  # its binary data cut short

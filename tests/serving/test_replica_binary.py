@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import struct
-from collections.abc import Iterator
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from catalog.serving.oip import InvalidRequest, TensorMeta, encode_body, parse_request
-from tests.serving.replica_fixtures import client_types_model, start_replica, write_model
+from catalog.serving.replica import _read_body
+from tests.serving.replica_fixtures import (
+    CLIENT_DATATYPES,
+    CLIENT_FEEDS,
+    client_types_model,
+    run_in_process,
+    start_replica,
+    write_model,
+)
 
 HEADER = "Inference-Header-Content-Length"
 X = TensorMeta("x", "FP32", ("batch", 4))
@@ -158,26 +169,14 @@ INFER = f"/v2/models/{MODEL}/versions/{VERSION}/infer"
 
 
 @pytest.fixture(scope="module")
-def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, bytes]]:
+def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
     model = client_types_model()
     path, digest = write_model(model, tmp_path_factory.mktemp("client-types") / "model.onnx")
     with start_replica(MODEL, VERSION, path, digest) as (url, _), httpx.Client(base_url=url, timeout=30.0) as c:
-        yield c, path.read_bytes()
+        yield c, path
 
 
-def local_run(model: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feeds), strict=True))
-
-
-FEEDS = {
-    "x": np.arange(8, dtype=np.float32).reshape(2, 4) / 3,
-    "h": np.array([0.5, -2.25, 65504 / 2], dtype=np.float16),
-    "c": np.array([-(2**40), 7], dtype=np.int64),
-    "s": np.array(["ünï", "", "x" * 300], dtype=object),
-    "b": np.array([True, False]),
-}
+FEEDS = CLIENT_FEEDS
 
 
 def raw(array: np.ndarray) -> bytes:
@@ -187,17 +186,16 @@ def raw(array: np.ndarray) -> bytes:
 
 
 @pytest.mark.slow
-def test_replica_answers_binary_requests_with_binary_outputs(replica: tuple[httpx.Client, bytes]) -> None:
+def test_replica_answers_binary_requests_with_binary_outputs(replica: tuple[httpx.Client, Path]) -> None:
     client, model = replica
-    datatypes = {"x": "FP32", "h": "FP16", "c": "INT64", "s": "BYTES", "b": "BOOL"}
-    inputs = [entry(name, datatypes[name], list(a.shape), len(raw(a))) for name, a in FEEDS.items()]
+    inputs = [entry(name, CLIENT_DATATYPES[name], list(a.shape), len(raw(a))) for name, a in FEEDS.items()]
     body, length = binary_request({"inputs": inputs, "parameters": {"binary_data_output": True}},
                                   *(raw(a) for a in FEEDS.values()))  # fmt: skip
     response = client.post(INFER, content=body, headers={HEADER: length, "content-type": "application/octet-stream"})
     assert response.status_code == 200, response.text
     json_length = int(response.headers[HEADER])
     header = json.loads(response.content[:json_length])
-    expected = local_run(model, FEEDS)
+    expected = run_in_process(model, FEEDS)
     offset = json_length
     for output in header["outputs"]:
         size = output["parameters"]["binary_data_size"]
@@ -208,7 +206,7 @@ def test_replica_answers_binary_requests_with_binary_outputs(replica: tuple[http
 
 
 @pytest.mark.slow
-def test_replica_refuses_each_bad_binary_request_and_stays_up(replica: tuple[httpx.Client, bytes]) -> None:
+def test_replica_refuses_each_bad_binary_request_and_stays_up(replica: tuple[httpx.Client, Path]) -> None:
     client, _ = replica
     for name, (header, data, length, expected) in BAD_BINARY.items():
         given = {tensor["name"] for tensor in header["inputs"]}
@@ -224,21 +222,73 @@ def test_replica_refuses_each_bad_binary_request_and_stays_up(replica: tuple[htt
 def json_tensor(name: str) -> dict[str, Any]:
     array = FEEDS[name]
     data = [float(v) for v in array.reshape(-1)] if array.dtype == np.float16 else array.reshape(-1).tolist()
-    datatypes = {"x": "FP32", "h": "FP16", "c": "INT64", "s": "BYTES", "b": "BOOL"}
-    return {"name": name, "datatype": datatypes[name], "shape": list(array.shape), "data": data}
+    return {"name": name, "datatype": CLIENT_DATATYPES[name], "shape": list(array.shape), "data": data}
 
 
 @pytest.mark.slow
-def test_replica_says_it_speaks_the_binary_extension(replica: tuple[httpx.Client, bytes]) -> None:
+@pytest.mark.parametrize(
+    "encoding,body,status,expected",
+    [
+        ("br", b"{}", 415, "Content-Encoding 'br' is not supported"),
+        ("gzip", b"not gzip at all", 400, "not valid gzip data"),
+        ("gzip", gzip.compress(b'{"inputs": []}')[:-12], 400, "cut short"),
+        ("deflate", zlib.compress(bytes(65 << 20)), 413, "inflates to over the limit"),
+    ],
+    ids=["unknown", "corrupt", "truncated", "bomb"],
+)
+def test_a_bad_content_encoding_is_refused_and_the_replica_stays_up(
+    replica: tuple[httpx.Client, Path], encoding: str, body: bytes, status: int, expected: str
+) -> None:
+    client, _ = replica
+    response = client.post(INFER, content=body, headers={"content-encoding": encoding})
+    assert response.status_code == status, response.text
+    assert expected in response.json()["error"]
+    assert client.get("/v2/health/ready").status_code == 200
+
+
+@pytest.mark.slow
+def test_replica_says_it_speaks_the_binary_extension(replica: tuple[httpx.Client, Path]) -> None:
     client, _ = replica
     assert client.get("/v2").json()["extensions"] == ["binary_tensor_data"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", [f"/v2/models/{MODEL}/config", f"/v2/models/{MODEL}/versions/{VERSION}/config"])
-def test_model_config_is_a_404_naming_the_metadata_endpoint(replica: tuple[httpx.Client, bytes], path: str) -> None:
+def test_model_config_is_a_404_naming_the_metadata_endpoint(replica: tuple[httpx.Client, Path], path: str) -> None:
     client, _ = replica
     response = client.get(path)
     assert response.status_code == 404
     message = response.json()["error"]
     assert "Triton's own endpoint" in message and f"GET /v2/models/{MODEL}/versions/{VERSION}" in message
+
+
+class _StreamedRequest:
+    """What ``_read_body`` reads of a request: its headers and its body in fresh 64 KiB chunks."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.headers = {"content-length": str(size)}
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        for _ in range(self.size // CHUNK):
+            yield bytes(CHUNK)
+
+
+CHUNK = 64 * 1024
+
+
+def test_reading_a_body_costs_its_size_once() -> None:
+    size = 16 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        # the fake stream never waits, so the coroutine runs to its end in one step (no event loop,
+        # whose own start-up would be traced too)
+        reading = _read_body(_StreamedRequest(size), 64 * 1024 * 1024)  # type: ignore[arg-type]
+        with pytest.raises(StopIteration) as finished:
+            reading.send(None)
+        body = finished.value.value
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(body) == size
+    assert peak < 1.25 * size, f"reading {size:,} bytes peaked at {peak:,}"
