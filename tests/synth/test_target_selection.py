@@ -14,7 +14,7 @@ from tests.helpers import DEMO, with_demo_keys
 
 STAGING_K8S = """    kubernetes:
       namespace: ml-staging
-      gateway: {name: internal-gateway, namespace: gateway-system}
+      gateway: {name: internal-gateway, namespace: gateway-system, grpc_section_name: grpc}
       image: registry.example.com/modelcat/modelcat:0.4.0
       artifact_source: {kind: pvc, pvc: modelcat-artifacts} # a claim holding a copy of artifacts/
 """

@@ -1,7 +1,8 @@
 """The ``kubernetes`` target: plain Kubernetes objects through the ``hashicorp/kubernetes`` provider.
 
 Per routed version, a Deployment, a Service, maybe an HPA and a PodDisruptionBudget
-(``endpoints``); per application, an HTTPRoute and possibly a router (``routing``); per
+(``endpoints``); per application, an HTTPRoute, a GRPCRoute where the Gateway has a gRPC listener,
+and possibly a router (``routing``); per
 namespace a PodMonitor that scrapes both (``monitoring``); what they build on (ports, the ``modelcat`` container, pod security, Service and budget bodies) is in
 ``common``.
 
@@ -74,7 +75,7 @@ class KubernetesTarget:
     name = "kubernetes"
 
     def refusals(self, environment: Environment) -> list[Refusal]:
-        return endpoints.refusals(environment)
+        return endpoints.refusals(environment) + routing.grpc_listener_refusals(environment)
 
     def bodies(self, context: StackContext) -> Bodies:
         return synthesize_bodies(context)

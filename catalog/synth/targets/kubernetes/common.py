@@ -1,6 +1,10 @@
 """What the ``kubernetes`` target's version objects (``endpoints``) and routers (``routing``) share:
 the port numbers, the ``modelcat`` container with its probes, the pod security settings, and the
-bodies of a Service and a PodDisruptionBudget."""
+bodies of a Service and a PodDisruptionBudget.
+
+A container serving gRPC (the replica's ``--grpc-port``) names that port ``grpc``; its Service then
+has a ``grpc`` port too, with ``appProtocol: kubernetes.io/h2c`` (gRPC is HTTP/2 in clear text), so
+that a Gateway or a mesh speaks HTTP/2 to it without guessing."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from catalog.domain.models import KubernetesSettings
 __all__ = [
     "CONTAINER_PORT",
     "DEPLOYMENT",
+    "GRPC_PORT",
+    "H2C",
     "RUN_AS",
     "SERVICE_PORT",
     "SPEC",
@@ -25,6 +31,8 @@ __all__ = [
 
 CONTAINER_PORT = 8080
 SERVICE_PORT = 80
+GRPC_PORT = 8081  # the container's and the Service's gRPC port (named grpc)
+H2C = "kubernetes.io/h2c"  # the appProtocol of a gRPC Service port: HTTP/2 over cleartext
 RUN_AS = "10001"  # the Dockerfile's user
 DEPLOYMENT = "kubernetes_deployment_v1"
 SPEC = "DeploymentV1SpecTemplateSpec"
@@ -59,15 +67,22 @@ def _probe(k: Any, kind: str, path: str, period: int, failures: int) -> Any:
     return getattr(k, prefix)(http_get=http_get, period_seconds=period, failure_threshold=failures)
 
 
-def container(k: Any, name: str, image: str, args: list[str], mounts: list[tuple[str, str, bool]], **extra: Any) -> Any:
-    """A ``modelcat`` container serving HTTP on the ``http`` port, with its probes."""
+def container(
+    k: Any, name: str, image: str, args: list[str], mounts: list[tuple[str, str, bool]], *, grpc: bool, **extra: Any
+) -> Any:
+    """A ``modelcat`` container serving HTTP on the ``http`` port, with its probes (and, ``grpc``,
+    OIP gRPC on the ``grpc`` port: its ``args`` then carry ``--grpc-port``)."""
     prefix = f"{SPEC}Container"
+    port = getattr(k, f"{prefix}Port")
+    ports = [port(name="http", container_port=CONTAINER_PORT, protocol="TCP")]
+    if grpc:
+        ports.append(port(name="grpc", container_port=GRPC_PORT, protocol="TCP"))
     return getattr(k, prefix)(
         name=name,
         image=image,
         command=["modelcat"],
         args=args,
-        port=[getattr(k, f"{prefix}Port")(name="http", container_port=CONTAINER_PORT, protocol="TCP")],
+        port=ports,
         startup_probe=_probe(k, "Startup", "/v2/health/live", 5, 120),  # up to 10 min to verify and load
         readiness_probe=_probe(k, "Readiness", "/v2/health/ready", 5, 3),
         liveness_probe=_probe(k, "Liveness", "/v2/health/live", 10, 3),
@@ -84,11 +99,18 @@ def pull_secrets(k: Any, settings: KubernetesSettings) -> list[Any] | None:
     return [k.DeploymentV1SpecTemplateSpecImagePullSecrets(name=secret)] if secret else None
 
 
-def service_body(k: Any, name: str, namespace: str, labels: dict[str, str], selector: dict[str, str]) -> Any:
-    port = k.ServiceV1SpecPort(name="http", port=SERVICE_PORT, target_port="http", protocol="TCP")
+def service_body(
+    k: Any, name: str, namespace: str, labels: dict[str, str], selector: dict[str, str], *, grpc: bool
+) -> Any:
+    """A Service: port 80 to the pods' ``http`` port and, ``grpc``, its gRPC port to theirs (h2c)."""
+    ports = [k.ServiceV1SpecPort(name="http", port=SERVICE_PORT, target_port="http", protocol="TCP")]
+    if grpc:
+        ports.append(
+            k.ServiceV1SpecPort(name="grpc", port=GRPC_PORT, target_port="grpc", protocol="TCP", app_protocol=H2C)
+        )
     return k.ServiceV1Config(
         metadata=metadata(k, "ServiceV1Metadata", name, namespace, labels),
-        spec=k.ServiceV1Spec(selector=selector, port=[port]),
+        spec=k.ServiceV1Spec(selector=selector, port=ports),
     )
 
 

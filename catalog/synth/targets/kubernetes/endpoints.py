@@ -7,14 +7,16 @@
   source, and the signature verified against the trusted keys, written in the manifest as PEM text
   or Vault references the init container reads from its VAULT_ADDR: a bad, untrusted or missing
   required signature fails the pod before anything serves), then the replica container runs
-  ``modelcat replica`` on those bytes (which it verifies again, signature included) on port 8080, with startup,
+  ``modelcat replica`` on those bytes (which it verifies again, signature included) on port 8080
+  (``http``) and OIP gRPC on 8081 (``grpc``), with startup,
   readiness (``/v2/health/ready``) and liveness (``/v2/health/live``) probes. Replicas are
   ``min_replicas`` when an HPA manages them (and Terraform then ignores later changes of the
   count, so an apply never fights the HPA), else ``replicas``. The rollout block maps to the
   RollingUpdate strategy: ``maxSurge`` = step_percent (100 % for all_at_once), ``maxUnavailable``
   0; the whole block is the ``modelcat/rollout`` annotation (intervals and guardrails are not
   enforced by plain Kubernetes: docs/targets/kubernetes.md).
-- a Service (port 80 to the container's ``http`` port);
+- a Service (port 80 to the container's ``http`` port, 8081 to its ``grpc`` port with
+  ``appProtocol: kubernetes.io/h2c``);
 - an ``autoscaling/v2`` HorizontalPodAutoscaler when ``max_replicas > min_replicas >= 1``: a Pods
   metric ``modelcat_replica_inferences_in_flight`` (a gauge every replica exports) averaging
   ``target_concurrency`` per pod, plus CPU utilization 80 % when the serving block requests CPU;
@@ -53,6 +55,7 @@ from catalog.synth.kube import (
 from catalog.synth.targets.kubernetes.common import (
     CONTAINER_PORT,
     DEPLOYMENT,
+    GRPC_PORT,
     SPEC,
     budget_body,
     container,
@@ -279,8 +282,13 @@ def deployment(k: Any, s: Serving) -> Any:
         k,
         "replica",
         s.settings.image,
-        [*args, *_release_replica_args(s), "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)],
+        [
+            *args,
+            *_release_replica_args(s),
+            *("--host", "0.0.0.0", "--port", str(CONTAINER_PORT), "--grpc-port", str(GRPC_PORT)),
+        ],
         [("models", posixpath.dirname(ARTIFACT_PATH), True), ("tmp", "/tmp", False)],
+        grpc=True,
         resources=_resources(k, f"{SPEC}ContainerResources", e.serving.cpu, e.serving.memory),
         env=[k.DeploymentV1SpecTemplateSpecContainerEnv(name=SECRETS_DIR_ENV, value=SECRETS_MOUNT)]
         if e.secrets
@@ -339,7 +347,7 @@ def deployment_variant(s: Serving) -> tuple[object, ...]:
 
 
 def service(k: Any, s: Serving) -> Any:
-    return service_body(k, s.name, s.namespace, s.labels, s.selector)
+    return service_body(k, s.name, s.namespace, s.labels, s.selector, grpc=True)
 
 
 def autoscaler(k: Any, s: Serving) -> Any:

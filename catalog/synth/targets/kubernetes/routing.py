@@ -1,4 +1,5 @@
-"""The ``kubernetes`` target, per application: a Gateway API HTTPRoute and, when needed, a router.
+"""The ``kubernetes`` target, per application: a Gateway API HTTPRoute (a GRPCRoute too, where the
+Gateway has a gRPC listener) and, when needed, a router.
 
 The HTTPRoute (``gateway.networking.k8s.io/v1``, a ``kubernetes_manifest``) attaches to the
 environment's Gateway (``parentRefs``) for its ``hostnames``. It sends traffic either
@@ -18,6 +19,15 @@ environment's Gateway (``parentRefs``) for its ``hostnames``. It sends traffic e
   HTTPRoute (more than 16 bindings, or more than 16 versions in a binding). A weight change
   rewrites the ConfigMap; the router notices the new file and swaps the table without a restart.
 
+The GRPCRoute (when the settings' ``gateway.grpc_section_name`` names the Gateway's gRPC listener,
+and the Gateway routes the bindings itself) has the HTTPRoute's rules for OIP gRPC
+(``inference.GRPCInferenceService``) to the Services' ``grpc`` port: a Gateway never reads the
+protobuf message, so a rule matches the model in the call's metadata (``x-model-name``) and a pinned
+version in ``x-model-version``. A call without them matches no rule; one whose message names another
+version than its metadata reaches a replica that answers NOT_FOUND (never another version's answer).
+A listener accepts only one of an HTTPRoute and a GRPCRoute for the same hostnames, so the gRPC
+listener must be another than ``section_name`` (refused otherwise: ``grpc_listener_refusals``).
+
 Terraform ordering: the ConfigMap and the HTTPRoute depend on the Deployments and Services they
 name, so a new version is rolled out (``wait_for_rollout``) before any traffic is sent to it.
 """
@@ -25,20 +35,21 @@ name, so a new version is rolled out (``wait_for_rollout``) before any traffic i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from catalog.domain.bodies import router_models
-from catalog.domain.deployment import ApplicationPlan, BindingPlan, Endpoint, resource_id
+from catalog.domain.deployment import ApplicationPlan, BindingPlan, Endpoint, Environment, resource_id
 from catalog.domain.models import KubernetesSettings
 from catalog.serving.table import table_document
-from catalog.synth.base import StackContext, mirrored_route
+from catalog.synth.base import Refusal, StackContext, mirrored_route
 from catalog.synth.kube import object_name, rollout_annotation
 from catalog.synth.targets.kubernetes.common import (
     CONTAINER_PORT,
     DEPLOYMENT,
+    GRPC_PORT,
     SERVICE_PORT,
     budget_body,
     container,
@@ -52,19 +63,25 @@ from catalog.synth.typed import ResourceKind, build_bodies
 
 __all__ = [
     "GATEWAY_API",
+    "GRPC_SERVICE",
     "MAX_BACKENDS",
     "MAX_RULES",
+    "MODEL_HEADER",
     "MODULES",
     "ROUTER_REPLICAS",
     "TABLE_PATH",
+    "VERSION_HEADER",
     "AppRouting",
     "application_resources",
+    "grpc_listener_refusals",
     "routing_table",
 ]
 
 MODULES = ("manifest", "config_map_v1", "deployment_v1", "service_v1", "pod_disruption_budget_v1")
 GATEWAY_API = "gateway.networking.k8s.io"
-MAX_RULES = MAX_BACKENDS = 16  # the HTTPRoute CRD's maxItems
+MAX_RULES = MAX_BACKENDS = 16  # the HTTPRoute CRD's maxItems (and the GRPCRoute's)
+GRPC_SERVICE = "inference.GRPCInferenceService"  # OIP v2's gRPC service
+MODEL_HEADER, VERSION_HEADER = "x-model-name", "x-model-version"  # the gRPC metadata a GRPCRoute matches
 ROUTER_REPLICAS = 2
 TABLE_DIR = "/etc/modelcat/routing"
 TABLE_FILE = "table.json"
@@ -137,22 +154,46 @@ def routing_table(r: AppRouting) -> dict[str, Any]:
     return table_document(r.app.name, [model.body() for model in router_models(r.app, replicas)])
 
 
-def _service_ref(name: str) -> dict[str, Any]:
+def _service_ref(name: str, port: int) -> dict[str, Any]:
     """A Service reference, every field the API server would default written out (no perpetual diff)."""
-    return {"group": "", "kind": "Service", "name": name, "port": SERVICE_PORT}
+    return {"group": "", "kind": "Service", "name": name, "port": port}
 
 
-def _backend(name: str, weight: int = 1) -> dict[str, Any]:
-    return {**_service_ref(name), "weight": weight}
+def _backend(name: str, port: int, weight: int = 1) -> dict[str, Any]:
+    return {**_service_ref(name, port), "weight": weight}
 
 
 def _prefix(path: str) -> list[dict[str, Any]]:
     return [{"path": {"type": "PathPrefix", "value": path}}]
 
 
-def _rules(r: AppRouting) -> list[dict[str, Any]]:
+def _path_matches(model: str, version: str | None) -> list[dict[str, Any]]:
+    return _prefix(f"/v2/models/{model}" + (f"/versions/{version}" if version else ""))
+
+
+def _metadata_matches(model: str, version: str | None) -> list[dict[str, Any]]:
+    """gRPC names its model in the message, which a Gateway does not read: the call's metadata does."""
+    headers = [{"type": "Exact", "name": MODEL_HEADER, "value": model}]
+    if version:
+        headers.append({"type": "Exact", "name": VERSION_HEADER, "value": version})
+    return [{"method": {"type": "Exact", "service": GRPC_SERVICE}, "headers": headers}]
+
+
+@dataclass(frozen=True)
+class _Wire:
+    """What an HTTPRoute and a GRPCRoute differ in: how a rule matches a model (and version), and
+    which port of the Services it sends to."""
+
+    matches: Callable[[str, str | None], list[dict[str, Any]]]
+    port: int
+
+
+HTTP, GRPC = _Wire(_path_matches, SERVICE_PORT), _Wire(_metadata_matches, GRPC_PORT)
+
+
+def _rules(r: AppRouting, wire: _Wire) -> list[dict[str, Any]]:
     if r.uses_router:
-        return [{"matches": _prefix("/"), "backendRefs": [_backend(r.router_name)]}]
+        return [{"matches": _prefix("/"), "backendRefs": [_backend(r.router_name, SERVICE_PORT)]}]
     rules, pinned = [], []
     for binding in r.app.bindings:
         backends = []
@@ -160,22 +201,22 @@ def _rules(r: AppRouting) -> list[dict[str, Any]]:
             serving = r.servings.get(route.endpoint.id)
             if serving is None:
                 continue  # no replicas: nothing to send to (its weight is 0)
-            backends.append(_backend(serving.name, route.weight))
+            backends.append(_backend(serving.name, wire.port, route.weight))
             pinned.append(
                 {
-                    "matches": _prefix(f"/v2/models/{binding.model}/versions/{route.version}"),
-                    "backendRefs": [_backend(serving.name)],
+                    "matches": wire.matches(binding.model, route.version),
+                    "backendRefs": [_backend(serving.name, wire.port)],
                 }
             )
-        rule: dict[str, Any] = {"matches": _prefix(f"/v2/models/{binding.model}"), "backendRefs": backends}
-        mirror = _mirror_filter(r, binding)
+        rule: dict[str, Any] = {"matches": wire.matches(binding.model, None), "backendRefs": backends}
+        mirror = _mirror_filter(r, binding, wire.port)
         if mirror is not None:
             rule["filters"] = [mirror]
         rules.append(rule)
     return rules + pinned if r.pinned else rules
 
 
-def _mirror_filter(r: AppRouting, binding: BindingPlan) -> dict[str, Any] | None:
+def _mirror_filter(r: AppRouting, binding: BindingPlan, port: int) -> dict[str, Any] | None:
     """The shadow step in force as a ``RequestMirror`` filter of the binding's rule: a copy of
     ``percent`` % of its requests to the mirrored version's Service, whose answers the Gateway
     discards (pinned requests, which name their version, are not mirrored)."""
@@ -183,11 +224,11 @@ def _mirror_filter(r: AppRouting, binding: BindingPlan) -> dict[str, Any] | None
     serving = r.servings.get(route.endpoint.id) if route is not None else None
     if serving is None or binding.mirror is None:
         return None  # no mirror, or no replicas to copy to (the binding's rule sends nothing either)
-    mirror = {"backendRef": _service_ref(serving.name), "percent": binding.mirror.percent}
+    mirror = {"backendRef": _service_ref(serving.name, port), "percent": binding.mirror.percent}
     return {"type": "RequestMirror", "requestMirror": mirror}
 
 
-def http_route(k: Any, r: AppRouting) -> Any:
+def _route(k: Any, r: AppRouting, kind: str, section_name: str | None, rules: list[dict[str, Any]]) -> Any:
     gateway = r.settings.gateway
     parent: dict[str, Any] = {
         "group": GATEWAY_API,
@@ -195,15 +236,15 @@ def http_route(k: Any, r: AppRouting) -> Any:
         "name": gateway.name,
         "namespace": gateway.namespace or r.namespace,
     }
-    if gateway.section_name:
-        parent["sectionName"] = gateway.section_name
-    spec: dict[str, Any] = {"parentRefs": [parent], "rules": _rules(r)}
+    if section_name:
+        parent["sectionName"] = section_name
+    spec: dict[str, Any] = {"parentRefs": [parent], "rules": rules}
     if r.settings.hostnames:
         spec["hostnames"] = list(r.settings.hostnames)
     rollouts = {b.model: b.rollout for b in r.app.bindings}
     manifest = {
         "apiVersion": f"{GATEWAY_API}/v1",
-        "kind": "HTTPRoute",
+        "kind": kind,
         "metadata": {
             "name": r.app.name,
             "namespace": r.namespace,
@@ -213,6 +254,36 @@ def http_route(k: Any, r: AppRouting) -> Any:
         "spec": spec,
     }
     return k.ManifestConfig(manifest=manifest)
+
+
+def http_route(k: Any, r: AppRouting) -> Any:
+    return _route(k, r, "HTTPRoute", r.settings.gateway.section_name, _rules(r, HTTP))
+
+
+def grpc_route(k: Any, r: AppRouting) -> Any:
+    """The application's GRPCRoute, on the Gateway's gRPC listener: the HTTPRoute's rules with the
+    model (and a pinned version) matched in the call's metadata, to the Services' gRPC port."""
+    return _route(k, r, "GRPCRoute", r.settings.gateway.grpc_section_name, _rules(r, GRPC))
+
+
+def grpc_listener_refusals(env: Environment) -> list[Refusal]:
+    """A gRPC listener that is the HTTP one: a listener accepts only one of an HTTPRoute and a
+    GRPCRoute whose hostnames meet (Gateway API), so one of the two would not be served."""
+    gateway = env.kubernetes.gateway if env.kubernetes is not None else None
+    if gateway is None or gateway.grpc_section_name is None or gateway.grpc_section_name != gateway.section_name:
+        return []
+    return [
+        Refusal(
+            "kubernetes.grpc-listener",
+            "",
+            "",
+            ("kubernetes", "gateway", "grpc_section_name"),
+            f"the GRPCRoutes and the HTTPRoutes would attach to the same listener {gateway.section_name!r}, "
+            "which accepts only one of an HTTPRoute and a GRPCRoute for the same hostnames",
+            "name the Gateway's gRPC listener in grpc_section_name, another than section_name",
+            environment=env.name,
+        )
+    ]
 
 
 def config_map(k: Any, r: AppRouting) -> Any:
@@ -231,6 +302,7 @@ def router_deployment(k: Any, r: AppRouting) -> Any:
         # the assignment lines go to stdout, for the cluster's log pipeline (no volume to keep them in)
         ["router", "--table", TABLE_PATH, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT), "--assignments-stdout"],
         [("routing", TABLE_DIR, True), ("tmp", "/tmp", False)],
+        grpc=False,
     )
     volume = k.DeploymentV1SpecTemplateSpecVolume
     labels = r.labels("router")
@@ -258,7 +330,7 @@ def router_deployment(k: Any, r: AppRouting) -> Any:
 
 
 def router_service(k: Any, r: AppRouting) -> Any:
-    return service_body(k, r.router_name, r.namespace, r.labels("router"), r.router_selector)
+    return service_body(k, r.router_name, r.namespace, r.labels("router"), r.router_selector, grpc=False)
 
 
 def router_budget(k: Any, r: AppRouting) -> Any:
@@ -269,21 +341,34 @@ def _route_variant(r: AppRouting) -> tuple[object, ...]:
     return (r.uses_router, r.pinned, bool(r.settings.hostnames), bool(r.settings.gateway.section_name))
 
 
+def _grpc_routed(a: AppRouting) -> bool:
+    """Whether the application gets a GRPCRoute: the Gateway has a gRPC listener and routes the
+    application's bindings itself (a router's gRPC is not exposed)."""
+    return a.settings.gateway.grpc_section_name is not None and not a.uses_router
+
+
 def application_resources(
     context: StackContext, servings: list[Serving], modules: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    """``{resource type: {id: body}}`` of every application's HTTPRoute and router."""
+    """``{resource type: {id: body}}`` of every application's HTTPRoute, GRPCRoute and router."""
     settings = context.environment.kubernetes
     assert settings is not None  # checked by servings()
     by_id = {s.endpoint.id: s for s in servings}
     apps = [AppRouting(app, settings, by_id) for app in context.environment.applications if app.bindings]
     routed = [(a.app.id, a) for a in apps if a.uses_router]
+    for refusal in grpc_listener_refusals(context.environment):
+        raise refusal.error()
+    grpc_id = {a.app.id: resource_id(a.app.name, "grpc") for a in apps if _grpc_routed(a)}
     m = modules
     deployment_v1, service_v1, budget_v1 = m["deployment_v1"], m["service_v1"], m["pod_disruption_budget_v1"]
     router_id = {a.app.id: resource_id(a.app.name, "router") for _, a in routed}
     resources = {
         MANIFEST: build_bodies(
             ResourceKind(MANIFEST, (m["manifest"],), http_route, _route_variant), ((a.app.id, a) for a in apps)
+        )
+        | build_bodies(
+            ResourceKind(MANIFEST, (m["manifest"],), grpc_route, _route_variant),
+            ((grpc_id[a.app.id], a) for a in apps if a.app.id in grpc_id),
         ),
         CONFIG_MAP: build_bodies(ResourceKind(CONFIG_MAP, (m["config_map_v1"],), config_map), routed),
         DEPLOYMENT: build_bodies(
@@ -305,5 +390,7 @@ def application_resources(
             else a.dependencies
         )
         if needs:
-            resources[MANIFEST][a.app.id]["depends_on"] = needs
+            for route_id in (a.app.id, grpc_id.get(a.app.id)):
+                if route_id is not None:
+                    resources[MANIFEST][route_id]["depends_on"] = needs
     return resources
