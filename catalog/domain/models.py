@@ -464,6 +464,16 @@ class KServeSettings(Strict):
         description="The Vault role (Kubernetes auth) the Vault Agent Injector logs in with; needed when the "
         "environment has secrets",
     )
+    protocol_version: Literal["v2", "grpc-v2"] = Field(
+        "v2",
+        description="The Open Inference Protocol the InferenceServices expose: v2 (REST) or grpc-v2 (gRPC, on "
+        "grpc_port); serverless KServe routes one port of a predictor, so one or the other",
+    )
+    grpc_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        9000,
+        description="grpc-v2 only: the serving runtime's gRPC port (9000 for kserve-tritonserver, KServe's runtime "
+        "for ONNX)",
+    )
 
 
 class SageMakerSettings(Strict):

@@ -111,6 +111,29 @@ def test_a_schema_invalid_inference_service_fails(isvcs: dict[str, dict[str, Any
     assert problems and any(words in p for p in problems), problems
 
 
+def _over_grpc(env: Environment, **settings: Any) -> Environment:
+    assert env.kserve is not None
+    return dataclasses.replace(env, kserve=env.kserve.model_copy(update={"protocol_version": "grpc-v2", **settings}))
+
+
+def test_grpc_v2_exposes_the_runtimes_grpc_port_named_h2c_the_one_port_knative_routes(
+    isvcs: dict[str, dict[str, Any]],
+) -> None:
+    for manifest in isvcs.values():  # the default: REST on the runtime's HTTP port, no port declared
+        assert manifest["spec"]["predictor"]["model"]["protocolVersion"] == "v2"
+        assert "ports" not in manifest["spec"]["predictor"]["model"]
+    for env, port in ((_over_grpc(_production()), 9000), (_over_grpc(_production(), grpc_port=8001), 8001)):
+        manifest = _isvc(env, "checkout")
+        model = manifest["spec"]["predictor"]["model"]
+        assert model["protocolVersion"] == "grpc-v2"
+        assert model["ports"] == [{"name": "h2c", "containerPort": port, "protocol": "TCP"}]
+        assert manifest["spec"]["predictor"]["canaryTrafficPercent"] == 10  # the canary splits gRPC calls alike
+        assert validate(ISVC_CRD, manifest) == []
+        broken = json.loads(json.dumps(manifest))
+        broken["spec"]["predictor"]["model"]["ports"][0]["containerPort"] = "9000"
+        assert any("is not of type 'integer'" in p for p in validate(ISVC_CRD, broken))
+
+
 def test_canary_traffic_percent_is_the_catalog_weight(isvcs: dict[str, dict[str, Any]]) -> None:
     by_app = {
         m["metadata"]["labels"]["modelcat/application"] + "/" + m["metadata"]["labels"]["modelcat/model"]: m

@@ -18,7 +18,13 @@ checked by the tests against the real CRD):
   block as ``modelcat/rollout``; Terraform waits for the ``Ready`` condition;
 - the environment's secrets: the Vault Agent Injector's annotations on the predictor (its pods),
   with the settings' ``vault_role`` (refused without one), and ``MODELCAT_SECRETS_DIR`` in the
-  model container's environment.
+  model container's environment;
+- the protocol: KServe's serverless mode (Knative) routes exactly one port of a predictor's
+  container (Knative refuses a second), so an InferenceService serves REST *or* gRPC. With the
+  settings' ``protocol_version: v2`` (the default) it is REST on the runtime's HTTP port; with
+  ``grpc-v2`` the model declares ``protocolVersion: grpc-v2`` and ``ports: [{name: h2c,
+  containerPort: grpc_port}]`` (the name Knative serves as HTTP/2, i.e. gRPC; 9000 is
+  kserve-tritonserver's gRPC port, the runtime KServe picks for ONNX over v2 and grpc-v2).
 
 Traffic uses KServe's canary model: an InferenceService's spec holds *one* predictor, and
 ``canaryTrafficPercent`` sends that share to the revision of the current spec while the last
@@ -89,7 +95,8 @@ __all__ = [
 API_VERSION = "serving.kserve.io/v1beta1"
 MANIFEST = "kubernetes_manifest"
 MODEL_FORMAT = "onnx"
-PROTOCOL = "v2"
+GRPC_PROTOCOL = "grpc-v2"
+H2C_PORT = "h2c"  # the port name Knative serves as HTTP/2 in clear text, i.e. gRPC
 MODULES = ("manifest",)
 
 
@@ -237,7 +244,7 @@ def inference_service(k: Any, isvc: InferenceService) -> Any:
     minimum, maximum = isvc.replica_bounds
     model: dict[str, Any] = {
         "modelFormat": {"name": MODEL_FORMAT},
-        "protocolVersion": PROTOCOL,
+        "protocolVersion": isvc.settings.protocol_version,
         "storageUri": storage_uri(e, isvc.settings),
     }
     resources = _resources(e.serving)
@@ -245,6 +252,8 @@ def inference_service(k: Any, isvc: InferenceService) -> Any:
         model["resources"] = resources
     if e.secrets:
         model["env"] = [{"name": SECRETS_DIR_ENV, "value": SECRETS_MOUNT}]
+    if isvc.settings.protocol_version == GRPC_PROTOCOL:  # the one port Knative routes: the runtime's gRPC
+        model["ports"] = [{"name": H2C_PORT, "containerPort": isvc.settings.grpc_port, "protocol": "TCP"}]
     predictor: dict[str, Any] = {
         "model": model,
         "minReplicas": minimum,
