@@ -130,13 +130,14 @@ def replica(
     signature = signature_text(signature_info(signed))
     grpc_server, grpc_address = None, None
     if grpc_port is not None:
+        from catalog.serving import listen
         from catalog.serving.replica_grpc import start_grpc
 
         grpc_server, bound = start_grpc(
             loaded, model_name, model_version, host=host, port=grpc_port, max_message_bytes=max_request_bytes,
             signed_by=signed, metrics=app.state.metrics,
         )  # fmt: skip
-        grpc_address = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+        grpc_address = listen.grpc_address(host, bound)
 
     def announce(url: str) -> None:
         if fmt == "json":

@@ -31,6 +31,11 @@ __all__ = ["router"]
     help="Routing table (JSON, see catalog.serving.table); watched and reloaded on change.",
 )
 @click.option("--port", required=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    help="Also route OIP v2 over gRPC on this port (0: any free port), to the table's grpc_replicas.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--analytics-dir",
@@ -80,6 +85,7 @@ def router(
     fmt: str,
     table_path: Path,
     port: int,
+    grpc_port: int | None,
     host: str,
     analytics_dir: Path | None,
     assignments_stdout: bool,
@@ -91,7 +97,8 @@ def router(
 ) -> int:
     """Route an application's OIP v2 inference requests to model versions by weight or sticky key.
 
-    Prints one line once listening; stops gracefully on SIGTERM or Ctrl-C. Exit 1 when the table
+    Prints one line once listening (with --grpc-port, the gRPC address too); stops gracefully on
+    SIGTERM or Ctrl-C. Exit 1 when the table
     is invalid, 2 when it cannot be read or the address cannot be bound.
     """
     from catalog.serving.router import Router, RouterSettings
@@ -116,21 +123,21 @@ def router(
     )
     app = Router(settings)
 
-    def listening(url: str) -> None:
+    def listening(url: str, grpc_address: str | None) -> None:
         live = app.live
         if fmt == "json":
-            line = json.dumps(
-                {"event": "listening", "url": url, "application": live.application, "table": str(table_path)}
-            )
+            fields = {"event": "listening", "url": url, "application": live.application, "table": str(table_path)}
+            line = json.dumps(fields | ({"grpc": grpc_address} if grpc_address else {}))
         else:
+            also = f"gRPC on {grpc_address}, " if grpc_address else ""
             line = (
                 f"modelcat router: application {live.application} listening on {url} "
-                f"(table {table_path}, {plural(len(live.models), 'model')})"
+                f"({also}table {table_path}, {plural(len(live.models), 'model')})"
             )
         click.echo(line)
         sys.stdout.flush()
 
-    serve(app, host, port, on_listening=listening)
+    serve(app, host, port, on_listening=listening, grpc_port=grpc_port)
     return 0
 
 

@@ -16,13 +16,16 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
 
 from catalog.errors import UsageError
 
-__all__ = ["bind", "run", "url_of"]
+if TYPE_CHECKING:
+    import grpc
+
+__all__ = ["bind", "grpc_address", "run", "start_grpc_server", "url_of"]
 
 _HANDLED = (signal.SIGINT, signal.SIGTERM)
 
@@ -126,3 +129,43 @@ def run(
     finally:
         sock.close()
     return server.signals
+
+
+def grpc_address(host: str, port: int) -> str:
+    """The ``host:port`` a gRPC client dials (an IPv6 host in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def start_grpc_server(
+    handler: grpc.GenericRpcHandler,
+    host: str,
+    port: int,
+    *,
+    max_message_bytes: int,
+    workers: int | None,
+    thread_name: str,
+) -> tuple[grpc.Server, int]:
+    """A gRPC server of ``handler`` on ``host``:``port`` (0 picks a free port), started, in ``workers``
+    threads of its own; returns it (``stop(grace)`` ends it) and its port. A message over twice
+    ``max_message_bytes`` is dropped unread (the handler refuses those over the limit itself, with
+    both sizes). A port in use, even by another gRPC server, is a UsageError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    options = [
+        ("grpc.max_receive_message_length", min(2 * max_message_bytes, 2**31 - 1)),
+        ("grpc.max_send_message_length", -1),
+        ("grpc.so_reuseport", 0),  # gRPC's default shares a port another server holds: refuse it instead
+    ]
+    server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name), options=options)
+    server.add_generic_rpc_handlers((handler,))
+    address = grpc_address(host, port)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as e:  # grpcio raises where older releases returned 0
+        raise UsageError(f"cannot listen for gRPC on {address}: {e}") from e
+    if not bound:
+        raise UsageError(f"cannot listen for gRPC on {address}")
+    server.start()
+    return server, bound

@@ -6,6 +6,8 @@ given once, of the model's datatype and shape; its data either typed ``contents`
 datatype) or ``raw_input_contents`` (the binary tensor layout: little-endian, row-major, BYTES
 length-prefixed), never both. Outputs are answered as ``raw_output_contents``. A refused request is
 ``INVALID_ARGUMENT`` with the reason, another model or version ``NOT_FOUND``; the server stays up.
+Every answer's trailing metadata names the model, version and digest served (``x-model-name``,
+``x-model-version``, ``x-model-digest``), as REST's headers do.
 
 A ModelInfer message over ``max_message_bytes`` is refused as ``INVALID_ARGUMENT`` naming both
 sizes; gRPC itself drops a message over twice that limit (``RESOURCE_EXHAUSTED``) before it is read
@@ -17,15 +19,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 
-from catalog.errors import InvalidRequest, ModelcatError, UsageError
+from catalog.errors import InvalidRequest, ModelcatError
 from catalog.serving import DEFAULT_MAX_BODY_BYTES
+from catalog.serving.listen import start_grpc_server
 from catalog.serving.oip import (
     InferenceRequest,
     InputSet,
@@ -171,6 +173,8 @@ class GrpcReplica:
     ) -> None:
         self.model, self.name, self.version, self.limit = model, name, version, max_message_bytes
         self.metrics = metrics
+        # every answer's trailing metadata, as REST's headers: a router checks who answered
+        self.identity = (("x-model-name", name), ("x-model-version", version), ("x-model-digest", model.digest))
         signed = signature_info(signed_by)
         self.metadata = pb.ModelMetadataResponse(
             name=name,
@@ -219,6 +223,7 @@ class GrpcReplica:
 
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             started, status = time.perf_counter(), 200
+            context.set_trailing_metadata(self.identity)
             if in_flight is not None and route == "grpc_model_infer":
                 in_flight.inc()
             try:
@@ -280,19 +285,6 @@ def start_grpc(
     replica = GrpcReplica(
         model, name, version, max_message_bytes=max_message_bytes, signed_by=signed_by, metrics=metrics
     )
-    options = [
-        ("grpc.max_receive_message_length", min(2 * max_message_bytes, 2**31 - 1)),
-        ("grpc.max_send_message_length", -1),
-        ("grpc.so_reuseport", 0),  # gRPC's default shares a port another server holds: refuse it instead
-    ]
-    server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc-replica"), options=options)
-    server.add_generic_rpc_handlers((replica.handler(),))
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    try:
-        bound = server.add_insecure_port(address)
-    except RuntimeError as e:  # grpcio raises where older releases returned 0
-        raise UsageError(f"cannot listen for gRPC on {address}: {e}") from e
-    if not bound:
-        raise UsageError(f"cannot listen for gRPC on {address}")
-    server.start()
-    return server, bound
+    return start_grpc_server(
+        replica.handler(), host, port, max_message_bytes=max_message_bytes, workers=workers, thread_name="grpc-replica"
+    )

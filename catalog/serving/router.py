@@ -62,10 +62,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,14 +76,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from catalog.domain.routing import Assignment, RandomSource, key_hash, pick_version
+from catalog.domain.routing import RandomSource
 from catalog.errors import ModelcatError
 from catalog.feedback.logs import append_table
 from catalog.serving import DEFAULT_MAX_BODY_BYTES
 from catalog.serving.feedback_endpoint import FeedbackEndpoint
 from catalog.serving.mirror import MAX_IN_FLIGHT, Mirror, ShadowMetrics
+from catalog.serving.router_choice import NotRouted, choose, identity_mismatch, record, request_id
 from catalog.serving.router_state import LiveTable, ReplicaPool, TableWatcher, compile_table, describe
-from catalog.serving.router_telemetry import AssignmentLog, RouterMetrics, prediction_of, utc_now
+from catalog.serving.router_telemetry import AssignmentLog, RouterMetrics, prediction_of
 from catalog.serving.table import LoadedTable, TableRoute, load_table
 from catalog.serving.upstream import (
     ConnectFailed,
@@ -159,13 +159,6 @@ class _Failure(Exception):
         self.message = message
 
 
-def _request_id(given: bytes | None) -> bytes:
-    """The caller's request id when it is 1-128 printable ASCII characters, else a new one."""
-    if given and len(given) <= 128 and all(33 <= c <= 126 for c in given):
-        return given
-    return os.urandom(16).hex().encode("ascii")
-
-
 def _reason(error: Exception) -> str:
     text = str(error) or type(error).__name__
     return text if len(text) <= 200 else text[:200] + "..."
@@ -207,7 +200,7 @@ class Router:
         self.settings = settings
         self.metrics = RouterMetrics()
         self.pool = ReplicaPool(eject_seconds=settings.eject_seconds)
-        self._rng = settings.rng or random.Random()
+        self.rng = settings.rng or random.Random()
         self.last_error: str | None = None
         # The watcher notes the file's identity before the first load: a change racing it is seen.
         self._watcher = TableWatcher(settings.table_path, self.install, self.reload_failed, settings.poll_interval)
@@ -215,7 +208,7 @@ class Router:
         self.metrics.reloads.labels("ok").inc()
         self._client: UpstreamClient | None = None
         self._feedback = FeedbackEndpoint(lambda: self.live.loaded.table, settings.analytics_dir)
-        self._log = AssignmentLog.open(
+        self.log = AssignmentLog.open(
             settings.analytics_dir, self.live.application, settings.assignments_stdout, self.metrics
         )
         shadow = ShadowMetrics(self.metrics.registry)
@@ -228,6 +221,7 @@ class Router:
         self._shadow_log = shadow_log
         self._record_table(self.live)
         self._site = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        self.on_shutdown: list[Callable[[], None]] = []  # run (in a thread) before the logs close
 
     # -- the table --------------------------------------------------------------------------------
 
@@ -290,6 +284,8 @@ class Router:
                     await task
             await self._mirror.aclose()
             await client.aclose()
+            for stop in self.on_shutdown:  # e.g. the gRPC side: its calls in flight still log their lines
+                await asyncio.to_thread(stop)
             self.close()
 
     async def _sweep(self, client: UpstreamClient) -> None:
@@ -298,7 +294,7 @@ class Router:
             client.sweep()
 
     def close(self) -> None:
-        for writer in (self._log, self._shadow_log):
+        for writer in (self.log, self._shadow_log):
             if writer is not None:
                 writer.close()
 
@@ -352,46 +348,33 @@ class Router:
         """Pick the version, send the request to one of its replicas, answer with what it said."""
         started = time.perf_counter()
         raw: list[tuple[bytes, bytes]] = scope["headers"]
-        rid = _request_id(_header(raw, b"x-request-id"))
+        given = _header(raw, b"x-request-id")
+        rid_text = request_id(given.decode("latin-1") if given else None)
+        rid = rid_text.encode("ascii")
         method = scope["method"]
         allowed = _METHOD[endpoint]
         if method != allowed and not (method == "HEAD" and allowed == "GET"):
             await _error(send, 405, f"{method} is not allowed here", [(b"allow", allowed.encode())])
             return
-        live = self.live  # this request's snapshot, whatever reloads meanwhile
-        model = live.models.get(name)
-        if model is None:
-            self.metrics.unrouted.inc()
-            routed = ", ".join(sorted(live.models))
-            message = f"model '{name}' is not routed by application '{live.application}' (routed: {routed})"
-            await _error(send, 404, message, [(b"x-request-id", rid)], model=name)
+
+        def header(key: str) -> str | None:
+            value = _header(raw, key.encode())
+            return value.decode("latin-1") if value else None
+
+        try:  # this request's snapshot of the table, whatever reloads meanwhile
+            choice = choose(self.live, name, pinned, header, endpoint, self.rng, self.metrics, started)
+        except NotRouted as refused:
+            ours = [(b"x-request-id", rid)] + ([(b"x-model-name", name.encode())] if refused.version else [])
+            extra = {"version": refused.version} if refused.version else {}
+            await _error(send, 404, refused.message, ours, model=name, **extra)
             return
-        key: str | None = None
-        if pinned is not None:
-            if pinned not in model.routes:
-                self.metrics.requests_of(name, "(unknown)", endpoint, "404").inc()
-                known = ", ".join(model.routes)
-                message = f"model '{name}' has no version {pinned} in the routing table (routed: {known})"
-                ours = [(b"x-request-id", rid), (b"x-model-name", name.encode())]
-                await _error(send, 404, message, ours, model=name, version=pinned)
-                return
-            assignment = Assignment(pinned, None, "pinned")
-        else:
-            sticky = _header(raw, model.sticky_key.encode()) if model.sticky_key else None
-            key = sticky.decode("latin-1") if sticky else None
-            if endpoint == "infer" or key:
-                assignment = pick_version(model.slots, key, salt=model.name, rng=self._rng)
-            else:
-                assignment = Assignment(model.primary, None, "random")
-        route = model.routes[assignment.version]
+        model, route = choice.model, choice.route
         ours = [
             (b"x-request-id", rid),
             (b"x-model-name", name.encode()),
             (b"x-model-version", route.version.encode()),
             (b"x-model-digest", route.digest.encode()),
         ]
-        if endpoint == "infer":
-            self.metrics.assignments_of(name, route.version, assignment.how).inc()
         status, replica, answer = 500, None, b""
         upstream_json_length: str | None = None  # the answer's Inference-Header-Content-Length
         body: bytes | None = None
@@ -422,33 +405,12 @@ class Router:
             passed = [(k, v) for k, v in ((k.lower(), v) for k, v in upstream.headers) if k not in _NOT_PASSED_BACK]
             await _answer(send, status, upstream.body, passed + ours)
         finally:
-            self.metrics.requests_of(name, route.version, endpoint, str(status)).inc()
-            if endpoint == "infer":
-                elapsed = time.perf_counter() - started
-                self.metrics.latency_of(name, route.version).observe(elapsed)
-                if self._log is not None:
-                    record = {
-                        "time": utc_now(),
-                        "request_id": rid.decode("ascii"),
-                        "application": live.application,
-                        "model": name,
-                        "version": route.version,
-                        "digest": route.digest,
-                        "assignment": assignment.how,
-                        "bucket": assignment.bucket if assignment.how == "sticky" else None,
-                        "key_hash": key_hash(key) if key else None,
-                        "status": status,
-                        "replica": replica,
-                        "latency_ms": round(elapsed * 1000, 3),
-                        "table": live.loaded.sha256,
-                    }
-                    if live.predicts:  # the application declares a label: its live metrics need this
-                        ok = status == 200
-                        record["prediction"] = prediction_of(answer, upstream_json_length) if ok else None
-                    self._log.write(record)
-                if model.mirror is not None and status == 200 and body is not None and assignment.how != "pinned":
-                    mirrored = (live.application, model, route.version, rid, body, headers, answer)
-                    self._mirror.offer(*mirrored, upstream_json_length)
+            record(choice, rid_text, status, replica, self.metrics, self.log,
+                   lambda: prediction_of(answer, upstream_json_length))  # fmt: skip
+            copied = endpoint == "infer" and model.mirror is not None and choice.assignment.how != "pinned"
+            if copied and status == 200 and body is not None:
+                mirrored = (choice.live.application, model, route.version, rid, body, headers, answer)
+                self._mirror.offer(*mirrored, upstream_json_length)
 
     async def _send(
         self, model: str, route: TableRoute, path: str, body: bytes | None, headers: list[tuple[bytes, bytes]]
@@ -469,14 +431,14 @@ class Router:
                 try:
                     upstream = await client.request(url, method, path, headers, body, fresh=fresh_try)
                 except (ConnectFailed, ConnectTimeout) as e:
-                    self._eject(model, version, url, "connect", e)
+                    self.eject(model, version, url, "connect", e)
                     tried.append(("connect", f"{url}: {_reason(e)}"))
                     break
                 except Dropped as e:
                     if not fresh_try:
                         self.metrics.upstream_errors.labels(model, version, "dropped").inc()
                         continue  # perhaps a stale keep-alive connection: once more on a new one
-                    self._eject(model, version, url, "dropped", e)
+                    self.eject(model, version, url, "dropped", e)
                     tried.append(("dropped", f"{url}: connection dropped: {_reason(e)}"))
                     break
                 except PoolTimeout:
@@ -489,9 +451,10 @@ class Router:
                 except UpstreamError as e:
                     self.metrics.upstream_errors.labels(model, version, "other").inc()
                     raise _Failure(502, f"model '{model}' version {version}: {url}: {_reason(e)}") from None
-                mismatch = _identity_mismatch(upstream, version, route.digest)
+                said = upstream.header(b"x-model-version"), upstream.header(b"x-model-digest")
+                mismatch = identity_mismatch(*said, version, route.digest)
                 if mismatch:
-                    self._eject(model, version, url, "identity", mismatch)
+                    self.eject(model, version, url, "identity", mismatch)
                     tried.append(("identity", f"{url}: {mismatch}"))
                     break
                 self.pool.succeeded(url)
@@ -503,7 +466,7 @@ class Router:
             raise _Failure(502, f"no replica of model '{model}' version {version} serves {route.digest} ({detail})")
         raise _Failure(503, f"no replica of model '{model}' version {version} is reachable ({detail})")
 
-    def _eject(self, model: str, version: str, url: str, kind: str, reason: object) -> None:
+    def eject(self, model: str, version: str, url: str, kind: str, reason: object) -> None:
         self.metrics.upstream_errors.labels(model, version, kind).inc()
         if self.pool.is_up(url):
             log.warning(
@@ -516,16 +479,6 @@ class Router:
                 self.pool.eject_seconds,
             )
         self.pool.failed(url)
-
-
-def _identity_mismatch(upstream: UpstreamResponse, version: str, digest: str) -> str:
-    said_version = upstream.header(b"x-model-version")
-    said_digest = upstream.header(b"x-model-digest")
-    if said_version is not None and said_version != version:
-        return f"serves version {said_version}, not {version}"
-    if said_digest is not None and said_digest != digest:
-        return f"serves {said_digest}, not {digest}"
-    return ""
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,33 @@ def serve(
     router: Router,
     host: str,
     port: int,
-    on_listening: Callable[[str], None] | None = None,
+    on_listening: Callable[[str, str | None], None] | None = None,
     graceful_seconds: float = 10.0,
+    grpc_port: int | None = None,
 ) -> list[int]:
-    """Serve ``router`` until SIGTERM or SIGINT; ``on_listening(url)`` once it accepts connections.
+    """Serve ``router`` until SIGTERM or SIGINT, and its gRPC side on ``grpc_port`` when given (0:
+    a free port); ``on_listening(url, grpc address or None)`` once it accepts connections.
 
     On a signal the router stops accepting, lets requests in flight finish (for at most
-    ``graceful_seconds``), closes its connections and the assignment log, and returns the signals.
+    ``graceful_seconds``, gRPC calls too), closes its connections and the assignment log, and
+    returns the signals.
     """
     sock = listen.bind(host, port)
+    address: str | None = None
     try:
-        return listen.run(router.app, sock, lifespan="on", drain_seconds=graceful_seconds, on_listening=on_listening)
+        if grpc_port is not None:
+            from catalog.serving.router_grpc import start_router_grpc
+
+            server, service, bound = start_router_grpc(router, host, grpc_port)
+            address = listen.grpc_address(host, bound)
+
+            def stop_grpc() -> None:
+                server.stop(graceful_seconds).wait()
+                service.channels.close()
+
+            router.on_shutdown.append(stop_grpc)
+        announce = (lambda url: on_listening(url, address)) if on_listening else None
+        return listen.run(router.app, sock, lifespan="on", drain_seconds=graceful_seconds, on_listening=announce)
     finally:
+        sock.close()
         router.close()

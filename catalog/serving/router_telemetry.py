@@ -43,7 +43,7 @@ from catalog.errors import UsageError
 from catalog.feedback.logs import SegmentWriter, Stream, json_line
 from catalog.serving.oip import DATATYPES
 
-__all__ = ["AssignmentLog", "RouterMetrics", "prediction_of", "utc_now"]
+__all__ = ["AssignmentLog", "RouterMetrics", "finite_number", "first_binary_element", "prediction_of", "utc_now"]
 
 log = logging.getLogger("catalog.serving.router")
 
@@ -134,20 +134,26 @@ def prediction_of(body: bytes, json_length: str | None = None) -> float | None:
         header = orjson.loads(body[: int(json_length)] if json_length is not None else body)
         first = header["outputs"][0]
         if json_length is not None and "binary_data_size" in (first.get("parameters") or {}):
-            value = _first_binary_element(body[int(json_length) :], first["datatype"])
+            value = first_binary_element(body[int(json_length) :], first["datatype"])
         else:
             value = first["data"]
         while isinstance(value, list):  # the data of a tensor may be written nested
             value = value[0]
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
+    return finite_number(value)
+
+
+def finite_number(value: object) -> float | None:
+    """``value`` as a prediction: a finite number (true is 1), else None (a string, null, NaN)."""
     if not isinstance(value, int | float):  # a string output, or null
         return None
     number = float(value)
     return number if math.isfinite(number) else None
 
 
-def _first_binary_element(data: bytes, datatype: str) -> int | float | None:
+def first_binary_element(data: bytes, datatype: str) -> int | float | None:
+    """The first element of a tensor's binary data (little-endian), None for BYTES or too little data."""
     dtype = DATATYPES.get(datatype)
     if dtype is None or datatype == "BYTES" or len(data) < dtype.itemsize:
         return None

@@ -13,7 +13,8 @@ swaps the new table in. The format, ``modelcat/routing-v1``::
           "name": "fraud-scorer",
           "routes": [
             {"version": "1.3.0", "weight": 90, "digest": "sha256:fbe8...",
-             "replicas": ["http://10.0.0.5:8001", "http://10.0.0.6:8001"]},
+             "replicas": ["http://10.0.0.5:8001", "http://10.0.0.6:8001"],
+             "grpc_replicas": ["10.0.0.5:9001", "10.0.0.6:9001"]},
             {"version": "1.4.0", "weight": 10, "digest": "sha256:344e...",
              "replicas": ["http://10.0.0.7:8001"]},
             {"version": "1.5.0", "weight": 0, "digest": "sha256:9a1c...",
@@ -44,7 +45,10 @@ listed here is an error, so a typo never goes unnoticed):
     a model's weights sum to exactly 100), ``digest`` (``sha256:`` and 64 lowercase hex digits:
     the bytes this version is, echoed in every response and in the assignment log; unique within
     the model) and ``replicas`` (base URLs ``http[s]://host:port[/prefix]`` of the processes
-    serving this version; may be empty only when the weight is 0).
+    serving this version; may be empty only when the weight is 0), and optionally
+    ``grpc_replicas`` (the ``host:port`` addresses where the version's replicas serve OIP over
+    gRPC, which the router's gRPC side sends to; none by default: gRPC requests for the version
+    are then answered UNAVAILABLE).
   - ``mirror`` (optional, none by default): a shadow step in force (``catalog.serving.mirror``).
     ``version`` (one of the model's routes, with replicas: usually the candidate at weight 0),
     ``percent`` (integer, 1-100: the share of the model's routed requests copied to it, drawn
@@ -115,11 +119,20 @@ def _replica_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _grpc_address(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if not host or ("/" in value) or (":" in host and not bracketed) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("a gRPC replica is host:port, e.g. 10.0.0.5:9001 ([::1]:9001 for IPv6), no scheme")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = STRICT
 
 
 ReplicaUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_replica_url)]
+GrpcAddress = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_grpc_address)]
 Header = Annotated[str, Field(pattern=HEADER_NAME, description="A lowercase request header name")]
 
 
@@ -128,6 +141,7 @@ class TableRoute(_Strict):
     weight: Annotated[int, Field(ge=0, le=BUCKETS)]
     digest: Annotated[str, Field(pattern=DIGEST)]
     replicas: list[ReplicaUrl]
+    grpc_replicas: list[GrpcAddress] | None = None
 
 
 class TableMirror(_Strict):
@@ -158,13 +172,16 @@ def table_document(
     application: str, models: Sequence[Mapping[str, Any]], outcomes: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The table of ``application`` whose models are ``models``, ``model`` blocks (``ModelBody``'s
-    fields, as dicts): each block's ``route`` written ``routes``, a null sticky key and mirror left
+    fields, as dicts): each block's ``route`` written ``routes``, a null sticky key, gRPC replicas and mirror left
     out (a ``mirror`` given as a list of one, as Terraform states hold it, is that one); the
     application's declared ``outcomes`` (name: kind) when it has any."""
     from catalog.domain.bodies import MirrorBody, RouteBody  # not loaded by the router, which only reads tables
 
     def model(block: Mapping[str, Any]) -> dict[str, Any]:
-        routes = [{name: route[name] for name in RouteBody.model_fields} for route in block["route"] or []]
+        routes = [
+            {name: route[name] for name in RouteBody.model_fields if route.get(name) is not None}
+            for route in block["route"] or []
+        ]
         sticky_key = {"sticky_key": block["sticky_key"]} if block.get("sticky_key") else {}
         mirror = block.get("mirror")
         if isinstance(mirror, list):  # a Terraform state holds the block as a list of at most one

@@ -1,5 +1,7 @@
 """Third-party gRPC clients of the Open Inference Protocol, run as a process of their own:
-``python -m tests.serving.oip_grpc_clients CLIENT ADDRESS MODEL VERSION INPUTS.npz OUTPUTS.npz``.
+``python -m tests.serving.oip_grpc_clients CLIENT ADDRESS MODEL VERSION INPUTS.npz OUTPUTS.npz``, or
+``python -m tests.serving.oip_grpc_clients triton-calls ADDRESS CALLS.json INPUTS.npz OUTPUTS.npz`` for a
+series of tritonclient.grpc inferences (``triton_calls``).
 
 CLIENT is ``triton`` (tritonclient.grpc) or ``kserve`` (kserve's InferenceGRPCClient), each used
 with its defaults (``set_data_from_numpy``: raw contents). A process each, because the two libraries
@@ -40,6 +42,36 @@ def triton(address: str, model: str, version: str, inputs: dict[str, np.ndarray]
     return facts, outputs
 
 
+def triton_calls(address: str, calls: list[dict[str, Any]], inputs: dict[str, np.ndarray]) -> tuple[list, dict]:
+    """tritonclient.grpc's ``infer`` once per call (``{"model", "version", "headers", "request_id"}``,
+    each optional but the model), with ``inputs``: per call the version and id answered, or the
+    error's status and message; the outputs of the first call answered."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(address)
+    tensors = []
+    for name, array in inputs.items():
+        tensor = grpcclient.InferInput(name, list(array.shape), DATATYPES[array.dtype.name])
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    answers: list[dict[str, Any]] = []
+    outputs: dict[str, np.ndarray] = {}
+    for call in calls:
+        try:
+            result = client.infer(call["model"], tensors, model_version=call.get("version", ""),
+                                  request_id=call.get("request_id", ""), headers=call.get("headers"))  # fmt: skip
+        except InferenceServerException as e:
+            answers.append({"status": e.status(), "message": e.message()})
+            continue
+        response = result.get_response()
+        answers.append({"status": "OK", "version": response.model_version, "id": response.id})
+        if not outputs:
+            outputs = {o.name: result.as_numpy(o.name) for o in response.outputs}
+    client.close()
+    return answers, outputs
+
+
 def kserve(address: str, model: str, version: str, inputs: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict]:
     from kserve import InferenceGRPCClient, InferInput, InferRequest
 
@@ -67,10 +99,16 @@ def kserve(address: str, model: str, version: str, inputs: dict[str, np.ndarray]
 
 
 def main(argv: list[str]) -> int:
-    which, address, model, version, inputs_path, outputs_path = argv
+    which, address, *rest, inputs_path, outputs_path = argv
     with np.load(inputs_path, allow_pickle=True) as saved:
         inputs = {name: saved[name] for name in saved.files}
-    facts, outputs = {"triton": triton, "kserve": kserve}[which](address, model, version, inputs)
+    facts: Any
+    if which == "triton-calls":
+        with open(rest[0], encoding="utf-8") as handle:
+            facts, outputs = triton_calls(address, json.load(handle), inputs)
+    else:
+        model, version = rest
+        facts, outputs = {"triton": triton, "kserve": kserve}[which](address, model, version, inputs)
     np.savez(outputs_path, **outputs)
     print(json.dumps(facts))
     return 0

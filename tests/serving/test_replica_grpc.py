@@ -5,6 +5,7 @@ INVALID_ARGUMENT with its reason while the server stays up, and Triton's and KSe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -265,3 +266,13 @@ def test_grpc_calls_are_counted_in_the_replicas_metrics(replica: Replica) -> Non
     with pytest.raises(grpc.RpcError):
         replica.stub.ModelInfer(_bad(inputs(), "unknown input"))
     assert (count("200"), count("400")) == (before[0] + 1, before[1] + 1)
+
+
+def test_grpc_answers_name_the_model_version_and_digest_served(replica: Replica) -> None:
+    digest = "sha256:" + hashlib.sha256(replica.model).hexdigest()
+    identity = {"x-model-name": MODEL, "x-model-version": VERSION, "x-model-digest": digest}
+    _, call = replica.stub.ModelInfer.with_call(raw_request(inputs()))
+    assert dict(call.trailing_metadata()) == identity
+    with pytest.raises(grpc.RpcError) as refused:  # a refusal names them too: a router checks who answered
+        replica.stub.ModelInfer(pb.ModelInferRequest(model_name=MODEL, model_version="9.9.9"))
+    assert dict(refused.value.trailing_metadata()) == identity

@@ -110,6 +110,10 @@ def test_a_good_table_loads(tmp_path: Path) -> None:
         ({"models__0__routes__1__replicas": ["ftp://x:1"]}, "routes[1.4.0].replicas[0]", "http:// or https://", ""),
         ({"models__0__routes__1__replicas": ["http://u:p@x:1"]}, "routes[1.4.0].replicas[0]", "no credentials", ""),
         ({"models__0__routes__1__replicas": ["http://x:99999"]}, "routes[1.4.0].replicas[0]", "port", ""),
+        ({"models__0__routes__1__grpc_replicas": ["grpc://x:1"]}, "routes[1.4.0].grpc_replicas[0]", "host:port", ""),
+        ({"models__0__routes__1__grpc_replicas": ["x"]}, "routes[1.4.0].grpc_replicas[0]", "host:port", ""),
+        ({"models__0__routes__1__grpc_replicas": ["::1:9001"]}, "routes[1.4.0].grpc_replicas[0]", "[::1]:9001", ""),
+        ({"models__0__routes__1__grpc_replicas": ["x:0"]}, "routes[1.4.0].grpc_replicas[0]", "host:port", ""),
         ({"sticky_key": "X-User"}, "sticky_key", "match", ""),
         ({"models": []}, "models", "at least 1", ""),
     ],
@@ -121,6 +125,13 @@ def test_errors_name_the_field(changes: dict[str, Any], path: str, message: str,
         assert any(hint in p.hint for p in error.problems), error.problems
     assert all(p.file == "table.json" for p in error.problems)
     assert str(error).startswith("table.json: routing table refused: ")
+
+
+def test_a_route_may_name_its_replicas_grpc_addresses() -> None:
+    doc = _doc(models__0__routes__0__grpc_replicas=["127.0.0.1:9101", "[::1]:9102", "replica-0.svc:9001"])
+    fraud, ranker = parse_table(json.dumps(doc).encode()).models
+    assert fraud.routes[0].grpc_replicas == ["127.0.0.1:9101", "[::1]:9102", "replica-0.svc:9001"]
+    assert fraud.routes[1].grpc_replicas is None and ranker.routes[0].grpc_replicas is None  # none: HTTP only
 
 
 def test_every_schema_problem_is_reported_at_once() -> None:
