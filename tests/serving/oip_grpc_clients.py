@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,6 +98,20 @@ def kserve(address: str, model: str, version: str, inputs: dict[str, np.ndarray]
             await client.close()
 
     return asyncio.run(run())
+
+
+def run_client(args: list[str], inputs: dict[str, np.ndarray], folder: Path) -> tuple[Any, dict[str, np.ndarray]]:
+    """Run this module (``CLIENT ADDRESS ...`` or ``triton-calls ADDRESS CALLS.json``: ``args``) in a
+    process of its own on ``inputs``, with its files in ``folder``; what it printed and the outputs."""
+    np.savez(folder / "in.npz", **inputs)
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.serving.oip_grpc_clients", *args, str(folder / "in.npz"), str(folder / "out.npz")],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    with np.load(folder / "out.npz", allow_pickle=True) as saved:
+        outputs = {name: saved[name] for name in saved.files}
+    return json.loads(run.stdout.strip().splitlines()[-1]), outputs
 
 
 def main(argv: list[str]) -> int:

@@ -6,12 +6,9 @@ INVALID_ARGUMENT with its reason while the server stays up, and Triton's and KSe
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import socket
 import struct
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +20,7 @@ import pytest
 
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
-from tests.helpers import ROOT
+from tests.serving.oip_grpc_clients import run_client
 from tests.serving.replica_fixtures import ReplicaExited, client_types_model, start_replica, write_model
 
 LIMIT = 64 << 10  # the replica's --max-request-bytes here
@@ -223,17 +220,8 @@ def test_grpc_message_over_the_size_limit_is_invalid_argument_naming_both_sizes(
 def test_third_party_grpc_clients_with_their_defaults_match_onnxruntime(
     replica: Replica, client: str, tmp_path: Path
 ) -> None:
-    np.savez(tmp_path / "in.npz", **inputs())
-    run = subprocess.run(
-        [sys.executable, "-m", "tests.serving.oip_grpc_clients", client, replica.address, MODEL, VERSION,
-         str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    facts = json.loads(run.stdout.strip().splitlines()[-1])
+    facts, got = run_client([client, replica.address, MODEL, VERSION], inputs(), tmp_path)
     assert facts["live"] and facts["ready"] and facts["model_ready"] and facts["id"] == f"{client}-1"
-    with np.load(tmp_path / "out.npz", allow_pickle=True) as saved:
-        got = {name: saved[name] for name in saved.files}
     assert_same(got, local_run(replica.model, inputs()))
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ import pytest
 from catalog.domain.routing import bucket_of, bucket_table, key_hash, pick_version
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
-from tests.helpers import ROOT
+from tests.serving.oip_grpc_clients import run_client
 from tests.serving.replica_fixtures import client_types_model, start_replica, write_model
 from tests.serving.router_fixtures import Fleet, RouterProcess, logged_assignments, metric, write_table
 from tests.serving.test_replica_grpc import assert_same, inputs, local_run, raw_request
@@ -105,17 +103,8 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routed]:
 
 def triton_calls(routed: Routed, calls: list[dict[str, Any]], tmp_path: Path) -> tuple[list[dict[str, Any]], dict]:
     """tritonclient.grpc's answers to ``calls`` through the router (its own process: see oip_grpc_clients)."""
-    np.savez(tmp_path / "in.npz", **inputs())
     (tmp_path / "calls.json").write_text(json.dumps(calls))
-    run = subprocess.run(
-        [sys.executable, "-m", "tests.serving.oip_grpc_clients", "triton-calls", routed.address,
-         str(tmp_path / "calls.json"), str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    with np.load(tmp_path / "out.npz", allow_pickle=True) as saved:
-        outputs = {name: saved[name] for name in saved.files}
-    return json.loads(run.stdout.strip().splitlines()[-1]), outputs
+    return run_client(["triton-calls", routed.address, str(tmp_path / "calls.json")], inputs(), tmp_path)
 
 
 def logged(routed: Routed, *request_ids: str, timeout: float = 60) -> dict[str, dict[str, Any]]:
@@ -139,17 +128,8 @@ def test_router_reports_its_grpc_address_with_its_url(routed: Routed) -> None:
 def test_third_party_grpc_clients_through_the_router_match_onnxruntime(
     routed: Routed, client: str, tmp_path: Path
 ) -> None:
-    np.savez(tmp_path / "in.npz", **inputs())
-    run = subprocess.run(
-        [sys.executable, "-m", "tests.serving.oip_grpc_clients", client, routed.address, MODEL, V2,
-         str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    facts = json.loads(run.stdout.strip().splitlines()[-1])
+    facts, got = run_client([client, routed.address, MODEL, V2], inputs(), tmp_path)
     assert facts["live"] and facts["ready"] and facts["model_ready"] and facts["id"] == f"{client}-1"
-    with np.load(tmp_path / "out.npz", allow_pickle=True) as saved:
-        got = {name: saved[name] for name in saved.files}
     assert_same(got, local_run(routed.model, inputs()))
 
 
