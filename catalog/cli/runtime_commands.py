@@ -48,6 +48,7 @@ def _status_json(status: Any) -> dict[str, Any]:
                 "name": a.name,
                 "environment": a.environment,
                 "url": a.url,
+                "grpc": a.grpc,
                 "router_alive": a.router_alive,
                 "weights_in_force": a.in_force,
                 "weights_in_catalog": a.in_catalog,
@@ -109,7 +110,9 @@ def _echo_status(status: Any) -> None:
 
 def _echo_application(app: Any) -> None:
     verdict = click.style("consistent", fg="green") if app.consistent else click.style("INCONSISTENT", fg="red")
-    click.echo(click.style(f"{app.name}", bold=True) + f" ({app.environment}): {app.url or 'no router'} {verdict}")
+    grpc = f" (gRPC {app.grpc})" if app.grpc else ""
+    where = f"{app.url}{grpc}" if app.url else "no router"
+    click.echo(click.style(f"{app.name}", bold=True) + f" ({app.environment}): {where} {verdict}")
     click.echo(f"  weights in force:   {_weights_text(app.in_force)}")
     click.echo(f"  weights in catalog: {_weights_text(app.in_catalog)}")
     for e in app.endpoints:

@@ -80,6 +80,7 @@ class ApplicationStatus:
     in_catalog: Weights
     endpoints: list[EndpointStatus] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
+    grpc: str | None = None  # where the router serves OIP over gRPC (host:port), when it does
 
     @property
     def consistent(self) -> bool:
@@ -194,7 +195,7 @@ def _application_status(
     if route is None:
         status.drift.append("no router is recorded (not applied yet?)")
         return status
-    status.url = route.url
+    status.url, status.grpc = route.url, route.grpc or None
     router = probe_route(route)
     status.router_alive = router.alive
     if router.models is None:

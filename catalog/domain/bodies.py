@@ -137,6 +137,11 @@ class RouteBody(Body):
     replicas: list[str] | str = Field(
         description="Base URLs of the version's replicas, e.g. modelcat_endpoint.x.urls (empty only at weight 0)"
     )
+    grpc_replicas: list[str] | str | None = Field(
+        None,
+        description="host:port where the version's replicas serve OIP over gRPC, e.g. "
+        "modelcat_endpoint.x.grpc_addresses (none: the router answers its gRPC requests UNAVAILABLE)",
+    )
 
 
 class MirrorBody(Body):
@@ -218,10 +223,15 @@ def signature_fields(bundle: SignatureBundle | None, trust: EnvironmentKeys, pem
     }
 
 
-def router_models(app: ApplicationPlan, replicas: Callable[[Endpoint], list[str] | str]) -> list[ModelBody]:
+def router_models(
+    app: ApplicationPlan,
+    replicas: Callable[[Endpoint], list[str] | str],
+    grpc_replicas: Callable[[Endpoint], list[str] | str] | None = None,
+) -> list[ModelBody]:
     """An application's routing table as ``model`` blocks: per binding its model, per route its
     version in the catalog's order, and its mirror when a shadow step is in force;
-    ``replicas(endpoint)`` says where each version is served."""
+    ``replicas(endpoint)`` says where each version is served (and ``grpc_replicas(endpoint)`` where
+    over gRPC, when the target serves it)."""
     return [
         ModelBody(
             name=binding.model,
@@ -232,6 +242,7 @@ def router_models(app: ApplicationPlan, replicas: Callable[[Endpoint], list[str]
                     weight=route.weight,
                     digest=route.endpoint.digest,
                     replicas=replicas(route.endpoint),
+                    grpc_replicas=grpc_replicas(route.endpoint) if grpc_replicas else None,
                 )
                 for route in binding.routes
             ],

@@ -134,6 +134,12 @@ class EndpointResource(RunResource):
             EndpointBody,
             computed=[
                 Attribute("urls", List(String()), description="Base URLs of the healthy replicas", computed=True),
+                Attribute(
+                    "grpc_addresses",
+                    List(String()),
+                    description="Where the healthy replicas serve OIP over gRPC (host:port), for the router",
+                    computed=True,
+                ),
                 Attribute("pids", List(Number()), description="Process ids of the healthy replicas", computed=True),
                 Attribute(
                     "secret_versions",
@@ -332,7 +338,9 @@ class EndpointResource(RunResource):
 
     @staticmethod
     def _with(state: State, instances: Sequence[Instance], **changes: Any) -> State:
-        return {**state, **changes, "urls": [i.url for i in instances], "pids": [i.pid for i in instances]}
+        grpc = [i.grpc for i in instances if i.grpc]
+        return {**state, **changes, "urls": [i.url for i in instances], "grpc_addresses": grpc,
+                "pids": [i.pid for i in instances]}  # fmt: skip
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -379,7 +387,7 @@ class EndpointResource(RunResource):
         urls = current.get("urls")
         changed = planned.get("replicas") != current.get("replicas") or _retrusted(current, planned)
         if changed or not isinstance(urls, list) or len(urls) != _count(current.get("replicas")):
-            planned = {**planned, "urls": Unknown, "pids": Unknown}
+            planned = {**planned, "urls": Unknown, "grpc_addresses": Unknown, "pids": Unknown}
         specs = secret_specs(planned.get("secret"))
         held = _held_versions(current)
         if not specs and not held:
@@ -392,7 +400,13 @@ class EndpointResource(RunResource):
             ctx.diagnostics.add_error(f"modelcat_endpoint {planned['name']}: cannot read its secrets", _reason(e))
             return planned
         if wanted != held:  # a new KV version, or another one pinned: the replicas restart
-            planned = {**planned, "urls": Unknown, "pids": Unknown, "secret_versions": Unknown}
+            planned = {
+                **planned,
+                "urls": Unknown,
+                "grpc_addresses": Unknown,
+                "pids": Unknown,
+                "secret_versions": Unknown,
+            }
         return planned
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:

@@ -69,7 +69,7 @@ class Started:
     ident: ProcessId
     url: str
     log: Path
-    grpc: str = ""  # a replica's gRPC address (host:port), when it announced one
+    grpc: str = ""  # a replica's or router's gRPC address (host:port), when it announced one
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -144,10 +144,11 @@ def replica_argv(
     ]  # fmt: skip
 
 
-def router_argv(table: Path, host: str, port: int, analytics: Path) -> list[str]:
+def router_argv(table: Path, host: str, port: int, analytics: Path, grpc_port: int = 0) -> list[str]:
+    """A router's command line, serving HTTP on ``port`` and gRPC on ``grpc_port`` (0: free ones)."""
     return [
         sys.executable, "-m", "catalog.cli.router_command", "--format", "json",
-        "--table", str(table), "--port", str(port), "--host", host,
+        "--table", str(table), "--port", str(port), "--grpc-port", str(grpc_port), "--host", host,
         "--analytics-dir", str(analytics), "--poll-interval", "0.1",
     ]  # fmt: skip
 

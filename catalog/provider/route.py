@@ -8,11 +8,14 @@ models in the table file, so a hand edit shows up in the next plan; a dead route
 pid and start time) makes the route gone, and the next apply starts it again.
 
 A model block may hold one ``mirror`` block (a shadow step in force: the table's ``mirror``);
-Terraform states hold it as a list of zero or one block.
+Terraform states hold it as a list of zero or one block. A route block's ``grpc_replicas`` (the
+endpoint's ``grpc_addresses``) are where the router's gRPC side sends that version's requests; the
+router serves gRPC on a port of its own, ``grpc_address`` (kept when it is restarted, as ``url``'s).
 
-Schema version 3; version 0 (before the model blocks) had one flat ``route`` block per version,
+Schema version 4; version 0 (before the model blocks) had one flat ``route`` block per version,
 naming its model: ``upgrade`` groups them by model, as the table file always was; version 1 had no
-declared ``outcomes`` and version 2 no ``mirror`` blocks (``upgrade`` writes none).
+declared ``outcomes``, version 2 no ``mirror`` blocks (``upgrade`` writes none) and version 3 no
+gRPC (no ``grpc_replicas``, no ``grpc_address``).
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ from catalog.provider.runstate import NAME, RouteRecord
 
 __all__ = ["SCHEMA_VERSION", "RouteResource", "models_of_flat_routes", "state_models", "table_bytes"]
 
-SCHEMA_VERSION = 3  # 0: flat route blocks, each naming its model; 1: model blocks, no outcomes; 2: no mirror
+SCHEMA_VERSION = 4  # 0: flat route blocks, each naming its model; 1: model blocks, no outcomes; 2: no mirror;
+# 3: no gRPC
 
 
 def table_bytes(application: str, models: list[dict[str, Any]], outcomes: dict[str, str] | None = None) -> bytes:
@@ -158,6 +162,12 @@ class RouteResource(RunResource):
             RouterBody,
             computed=[
                 Attribute("url", String(), description="The router's base URL", computed=True),
+                Attribute(
+                    "grpc_address",
+                    String(),
+                    description="Where the router serves OIP over gRPC (host:port)",
+                    computed=True,
+                ),
                 Attribute("pid", Number(), description="The router's process id", computed=True),
                 Attribute(
                     "table_path", String(), description="The routing table file the router watches", computed=True
@@ -191,13 +201,13 @@ class RouteResource(RunResource):
         atomic_write(path, data)
         return path, hashlib.sha256(data).hexdigest()
 
-    def _start(self, state: State, table: Path, sha256: str, port: int) -> RouteRecord:
+    def _start(self, state: State, table: Path, sha256: str, port: int, grpc_port: int = 0) -> RouteRecord:
         application = state["application"]
         host = state.get("host") or DEFAULT_HOST
         log = self.run.log_file(f"router-{application}")
         analytics = self.run.analytics
 
-        def record(ident: ProcessId, url: str) -> RouteRecord:
+        def record(ident: ProcessId, url: str, grpc: str = "") -> RouteRecord:
             return self.run.write_route(
                 RouteRecord(
                     application=application,
@@ -209,16 +219,17 @@ class RouteResource(RunResource):
                     log=str(log),
                     host=host,
                     port=int(state.get("port") or 0),
+                    grpc=grpc,
                 )
             )
 
-        argv = router_argv(table, host, port, analytics)
+        argv = router_argv(table, host, port, analytics, grpc_port)
         try:  # on record from the moment it exists: whatever stops this provider, it is never lost
             started = start_process(argv, log, f"router of {application}", on_spawn=lambda ident: record(ident, ""))
         except ProcessFailed:  # it exited, or was stopped
             self.run.route_file(application).unlink(missing_ok=True)
             raise
-        written = record(started.ident, started.url)
+        written = record(started.ident, started.url, started.grpc)
         wait_router_table(started.url, started.ident, sha256, log)
         return written
 
@@ -247,11 +258,13 @@ class RouteResource(RunResource):
             return None
         if start is None:
             return None
-        return RouteRecord(state["application"], state.get("url") or "", int(pid), start, table, "", "")
+        grpc = state.get("grpc_address") or ""
+        return RouteRecord(state["application"], state.get("url") or "", int(pid), start, table, "", "", grpc=grpc)
 
     @staticmethod
     def _with(state: State, record: RouteRecord) -> State:
-        return {**state, "url": record.url, "pid": record.pid, "table_path": record.table}
+        grpc = record.grpc or None
+        return {**state, "url": record.url, "grpc_address": grpc, "pid": record.pid, "table_path": record.table}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -291,7 +304,7 @@ class RouteResource(RunResource):
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State | None:
         if current is not None and self._live_record(current) is None:  # died since the refresh: update restarts it
-            planned = {**planned, "url": Unknown, "pid": Unknown}
+            planned = {**planned, "url": Unknown, "grpc_address": Unknown, "pid": Unknown}
         return planned
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
@@ -303,9 +316,10 @@ class RouteResource(RunResource):
             record = self._live_record(current)
             if record is not None:
                 wait_router_table(record.url, record.ident, written[1], Path(record.log))
-            else:  # died after the plan: start it again, on the port it had
+            else:  # died after the plan: start it again, on the ports it had
                 port = urlsplit(current.get("url") or "").port or int(planned.get("port") or 0)
-                record = self._start(planned, *written, port=port)
+                grpc_port = urlsplit(f"grpc://{current.get('grpc_address') or ''}").port or 0
+                record = self._start(planned, *written, port=port, grpc_port=grpc_port)
         except ModelcatError as e:
             diags.add_error(f"modelcat_route {application}: the router did not take the new table", str(e))
             return current
@@ -363,4 +377,10 @@ class RouteResource(RunResource):
         state.setdefault("outcomes", None)  # schema 2 added the declared outcomes (none before)
         if version < 3:  # schema 3 added the mirror blocks (none before)
             state["model"] = [{**model, "mirror": model.get("mirror") or []} for model in state.get("model") or []]
+        if version < 4:  # schema 4 added gRPC: no route's replicas had a gRPC address, the router none
+            state["model"] = [
+                {**model, "route": [{**route, "grpc_replicas": None} for route in model.get("route") or []]}
+                for model in state.get("model") or []
+            ]
+            state.setdefault("grpc_address", None)
         return state

@@ -16,7 +16,9 @@ Layout under ``run_dir`` (each JSON file replaced atomically: temp file, fsync, 
                                      an endpoint being replaced (create_before_destroy) whose
                                      instances still run until Terraform deletes it
     routes/<application>.json        {application, url, pid, start_time, table, analytics_dir,
-                                      log, host, port}
+                                      log, host, port, grpc}
+                                     (``grpc``: where the router serves OIP over gRPC, host:port;
+                                     "" for one started before routers did)
     routes/<application>.table.json  the routing table the router serves (modelcat/routing-v1):
                                      the route's model blocks
     metrics/                         the stack's Prometheus (catalog.telemetry.prometheus): its
@@ -130,6 +132,7 @@ class RouteRecord:
     log: str
     host: str = "127.0.0.1"
     port: int = 0  # as configured (0: any free port)
+    grpc: str = ""  # where it routes OIP over gRPC (host:port); "" for one started before routers did
     file: str = ""  # not stored
 
     @property
@@ -242,6 +245,7 @@ def _route_from(body: dict[str, Any], path: Path) -> RouteRecord:
             log=str(body.get("log", "")),
             host=str(body.get("host", "127.0.0.1")),
             port=int(body.get("port", 0)),
+            grpc=str(body.get("grpc", "")),
             file=str(path),
         )
     except (KeyError, TypeError, ValueError) as e:

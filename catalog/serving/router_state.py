@@ -83,6 +83,7 @@ def describe(live: LiveTable, pool: ReplicaPool, last_error: str | None) -> dict
                         "digest": r.digest,
                         "buckets": [list(span) for span in bucket_ranges(m.slots).get(r.version, [])],
                         "replicas": [{"url": url, "up": pool.is_up(url)} for url in r.replicas],
+                        "grpc_replicas": [{"address": a, "up": pool.is_up(a)} for a in r.grpc_replicas or ()],
                     }
                     for r in m.routes.values()
                 ],

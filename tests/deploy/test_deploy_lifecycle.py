@@ -8,6 +8,7 @@ the catalog as the previous test left it, so any test also runs alone.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -81,6 +82,14 @@ def test_apply_then_plan_has_no_changes_status_is_consistent_and_smoke_splits_by
     assert_consistent(converged.status(), {"1.3.0": 90, "1.4.0": 10})
 
     assert_smoke(converged, {"1.3.0": 90, "1.4.0": 10}, tolerance=6)
+
+
+def test_status_shows_where_the_router_serves_grpc(converged: Project) -> None:
+    route = converged.route()
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", route.grpc), route
+    assert checkout(converged.status())["grpc"] == route.grpc
+    text = converged.run("status")
+    assert f"{route.url} (gRPC {route.grpc}) " in text.stdout, output(text)
 
 
 def test_apply_starts_a_prometheus_that_scrapes_the_router_and_every_replica(converged: Project) -> None:

@@ -71,13 +71,16 @@ def endpoint_block(name: str, version: dict[str, str], replicas: int) -> dict[st
     return {"name": name, **version, "replicas": replicas}
 
 
-def route_block(version: dict[str, str], weight: int, endpoint: str) -> dict[str, Any]:
-    """A ``route`` block: ``version`` at ``weight``, served by the replicas of ``endpoint``."""
+def route_block(version: dict[str, str], weight: int, endpoint: str, grpc: bool = False) -> dict[str, Any]:
+    """A ``route`` block: ``version`` at ``weight``, served by the replicas of ``endpoint`` (and
+    over gRPC at their gRPC addresses with ``grpc``, as the local target writes it)."""
+    grpc_replicas = {"grpc_replicas": f"${{modelcat_endpoint.{endpoint}.grpc_addresses}}"} if grpc else {}
     return {
         "version": version["version"],
         "weight": weight,
         "digest": version["digest"],
         "replicas": f"${{modelcat_endpoint.{endpoint}.urls}}",
+        **grpc_replicas,
     }
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from catalog.provider.processes import is_alive
 from catalog.provider.runstate import RunDir, load_endpoint_records, load_route_records, probe_endpoint
 from tests.provider.terraform_fixtures import (
     DEMO,
+    FEATURES,
     FRAUD_130,
     FRAUD_140,
     Workspace,
@@ -51,8 +54,8 @@ def config(ws: Workspace, weights: tuple[int, int] = (90, 10), replicas: int = 2
                 "model": [
                     model_block(
                         "fraud-scorer",
-                        route_block(FRAUD_130, weights[0], "e"),
-                        route_block(FRAUD_140, weights[1], "e14"),
+                        route_block(FRAUD_130, weights[0], "e", grpc=True),
+                        route_block(FRAUD_140, weights[1], "e14", grpc=True),
                     )
                 ],
             }
@@ -61,6 +64,7 @@ def config(ws: Workspace, weights: tuple[int, int] = (90, 10), replicas: int = 2
     document["output"] = {
         "urls": {"value": "${modelcat_endpoint.e.urls}"},
         "router": {"value": "${modelcat_route.r.url}"},
+        "router_grpc": {"value": "${modelcat_route.r.grpc_address}"},
     }
     return document
 
@@ -115,6 +119,37 @@ def test_apply_starts_replicas_that_serve_the_right_bytes_behind_a_router(worksp
     assert set(seen) <= {"1.3.0", "1.4.0"}
     tables = {r["version"]: [x["url"] for x in r["replicas"]] for r in routing(workspace)["models"][0]["routes"]}
     assert tables == {"1.3.0": [i.url for i in main.instances], "1.4.0": [canary.instances[0].url]}
+
+
+def test_the_router_routes_grpc_to_the_replicas_grpc_addresses(workspace: Workspace) -> None:
+    import grpc
+
+    from catalog.serving.oip_grpc import inference_pb2 as pb
+    from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
+
+    record = router(workspace)
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", record.grpc) and workspace.outputs()["router_grpc"] == record.grpc
+    main, canary = endpoint(workspace, "checkout.fraud-scorer.1.3.0"), endpoint(workspace, "fraud-140")
+    table = json.loads(Path(record.table).read_text())
+    addresses = {r["version"]: r["grpc_replicas"] for r in table["models"][0]["routes"]}
+    assert addresses == {"1.3.0": [i.grpc for i in main.instances], "1.4.0": [canary.instances[0].grpc]}
+    assert all(re.fullmatch(r"127\.0\.0\.1:\d+", a) for a in addresses["1.3.0"] + addresses["1.4.0"])
+    [features] = FEATURES["inputs"]
+    request = pb.ModelInferRequest(model_name="fraud-scorer")
+    tensor = request.inputs.add(name=features["name"], datatype="FP32", shape=features["shape"])
+    tensor.contents.fp32_contents.extend(features["data"])
+    with grpc.insecure_channel(record.grpc) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        for user in range(10):
+            answer, call = stub.ModelInfer.with_call(request, metadata=[("x-user-id", f"user-{user}")], timeout=30)
+            said = dict(call.trailing_metadata())
+            assert said["x-model-version"] == answer.model_version in ("1.3.0", "1.4.0")
+            http = infer(record.url, "fraud-scorer", {"x-user-id": f"user-{user}"})
+            assert http.headers["x-model-version"] == answer.model_version  # one key, one version
+        pinned = pb.ModelInferRequest()
+        pinned.CopyFrom(request)
+        pinned.model_version = "1.4.0"
+        assert stub.ModelInfer(pinned, timeout=30).model_version == "1.4.0"
 
 
 def test_the_router_stores_the_outcome_events_of_its_declared_outcomes_in_the_stacks_analytics_folder(

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from catalog.provider.route import SCHEMA_VERSION
+from catalog.provider.runstate import RunDir
 from tests.provider.terraform_fixtures import (
     DEMO,
     FRAUD_130,
@@ -180,6 +181,20 @@ def test_a_state_without_mirror_blocks_is_upgraded_and_plans_no_change(workspace
         del model["mirror"]  # what the provider of schema 2 stored
     upgraded = _upgraded_without_change(workspace, state_file, state, 2)
     assert [m["mirror"] for m in upgraded["attributes"]["model"]] == [[], []]
+
+
+def test_a_state_from_before_grpc_is_upgraded_and_plans_no_change(workspace: Workspace) -> None:
+    state_file, state = _applied(workspace)
+    router = _instance(state, "modelcat_route", "r")
+    assert router["attributes"]["grpc_address"]  # the provider gives every router a gRPC port
+    del router["attributes"]["grpc_address"]  # what the provider of schema 3 stored
+    for model in router["attributes"]["model"]:
+        for route in model["route"]:
+            del route["grpc_replicas"]
+    upgraded = _upgraded_without_change(workspace, state_file, state, 3)
+    assert [r["grpc_replicas"] for m in upgraded["attributes"]["model"] for r in m["route"]] == [None, None, None]
+    record = RunDir(workspace.run_dir).read_route("checkout")
+    assert record is not None and upgraded["attributes"]["grpc_address"] == record.grpc  # refreshed
 
 
 def test_a_mirror_block_reaches_the_routers_table_and_plans_no_change(workspace: Workspace) -> None:

@@ -4,7 +4,7 @@
 Per endpoint a ``modelcat_endpoint`` (its replicas; replaced create-before-destroy when its
 version or bytes change, so the new replicas are ready and the route switched before the old
 ones stop); per application a ``modelcat_route`` (its router: per model a ``model`` block, per
-version a ``route`` block fed the endpoint's replica URLs); per stack that runs anything a
+version a ``route`` block fed the endpoint's replica URLs and gRPC addresses); per stack that runs anything a
 ``modelcat_metrics`` (its Prometheus, scraping those routers and replicas). The bodies' shapes
 are ``catalog.domain.bodies``, shared with the provider.
 """
@@ -57,13 +57,18 @@ def _replicas(endpoint: Endpoint) -> str | list[str]:
     return reference(ENDPOINT, endpoint.id, "urls") if endpoint.serving.replicas else []
 
 
+def _grpc_replicas(endpoint: Endpoint) -> str | list[str]:
+    """Where the endpoint's replicas serve gRPC (host:port), known once its resource is applied."""
+    return reference(ENDPOINT, endpoint.id, "grpc_addresses") if endpoint.serving.replicas else []
+
+
 def route_body(app: ApplicationPlan) -> dict[str, Any]:
     return RouterBody(
         application=app.name,
         host=DEFAULT_HOST,
         port=0,
         outcomes=dict(app.outcomes) or None,
-        model=router_models(app, _replicas),
+        model=router_models(app, _replicas, _grpc_replicas),
     ).body()
 
 
@@ -113,11 +118,12 @@ class LocalTarget:
         for kind in (ENDPOINT, ROUTE, METRICS):
             add_resources(stack, kind, resources.get(kind, {}))
         outputs = {
-            f"{app_id}_url": {
-                "value": reference(ROUTE, app_id, "url"),
-                "description": f"router of {body['application']}",
+            f"{app_id}_{kind}": {
+                "value": reference(ROUTE, app_id, kind),
+                "description": f"router of {body['application']}" + (" (gRPC, host:port)" if kind != "url" else ""),
             }
             for app_id, body in routes.items()
+            for kind in ("url", "grpc_address")
         }
         if resources.get(METRICS):
             outputs[f"{PROMETHEUS}_url"] = {
