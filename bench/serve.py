@@ -19,7 +19,8 @@ Two measurements, each printed as a Markdown table, with a verdict per target:
      cell warms up, then sends requests back to back for --seconds; p50/p99 latency per request and
      throughput. Every repetition runs all cells, rotating the order of the paths; the figures are
      medians over --repeat repetitions. Targets: the router adds <= 1 ms p50 and <= 5 ms p99 over
-     direct, and keeps >= 80 % of direct throughput.
+     direct, and keeps >= 80 % of direct throughput. Then the demo model over gRPC, direct to a replica
+     vs through the router (``serve_grpc``): the router adds <= 0.5 ms p50 at 1 client.
      With --baseline-router DIR, a fourth path, *router-before*: the router of another source tree
      (DIR holds its ``catalog/`` package, e.g. ``git archive REV catalog | tar -x -C DIR``), run with
      ``PYTHONPATH=DIR`` in front of the same replica and timed in the same interleaved runs, so an
@@ -72,6 +73,7 @@ from serve_fleet import (
     spawn,
     stop,
 )
+from serve_grpc import bench_router_grpc, print_router_grpc
 from validate import modelcat_command
 
 from catalog.artifacts.hashing import hash_file
@@ -474,6 +476,10 @@ def main() -> None:
             results["latency"][model.name] = cells
             results["verdicts"] += verdicts(model, cells, clients_list)
         print_verdicts(results["verdicts"])
+        print("timing the router over gRPC...", file=sys.stderr, flush=True)
+        _, row = request_body(np.random.default_rng(1))
+        results["router_grpc"] = bench_router_grpc(cli, SMALL, workdir, row, args.seconds, args.repeat, run_cell)
+        print_router_grpc(SMALL, results["router_grpc"], args.repeat, args.seconds)
         if not args.skip_big:
             print("timing cold starts...", file=sys.stderr, flush=True)
             results["cold_start"] = bench_cold(cli, models[1], args.cold_runs)
