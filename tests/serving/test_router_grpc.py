@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -273,3 +274,44 @@ def test_grpc_inference_is_counted_in_the_routers_metrics(routed: Routed) -> Non
     for _ in range(3):
         routed.stub.ModelInfer(raw_request(inputs()))
     assert count() - before == 3
+
+
+def test_a_grpc_replica_that_cannot_be_reached_is_skipped_for_the_next(routed: Routed, tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{closed.getsockname()[1]}"
+    route = {"version": V1, "weight": 100, "digest": routed.digests[V1], "replicas": ["http://127.0.0.1:1"],
+             "grpc_replicas": [dead, routed.replicas[V1]]}  # fmt: skip
+    write_table(tmp_path / "table.json", {"apiVersion": "modelcat/routing-v1", "application": APP,
+                                          "models": [{"name": MODEL, "routes": [route]}]})  # fmt: skip
+    fleet = Fleet(tmp_path)
+    try:
+        router = fleet.router(tmp_path / "table.json", "--grpc-port", "0")
+        address = re.search(r"\(gRPC on (\S+), table ", router.line).group(1)  # type: ignore[union-attr]
+        with grpc.insecure_channel(address) as channel:
+            stub = GRPCInferenceServiceStub(channel)
+            answers = [stub.ModelInfer(raw_request(inputs()), timeout=60) for _ in range(4)]
+        assert [a.model_version for a in answers] == [V1] * 4
+        assert metric(router, "modelcat_router_upstream_errors_total", model=MODEL, version=V1, kind="connect") >= 1
+        [replicas] = [r["grpc_replicas"] for m in router.get("/routing")["models"] for r in m["routes"]]
+        assert [r["address"] for r in replicas] == [dead, routed.replicas[V1]]  # GET /routing lists them
+    finally:
+        fleet.close()
+
+
+def test_a_grpc_port_in_use_stops_the_router_with_exit_2(tmp_path: Path) -> None:
+    route = {"version": V1, "weight": 100, "digest": "sha256:" + "1" * 64, "replicas": ["http://127.0.0.1:1"]}
+    write_table(tmp_path / "table.json", {"apiVersion": "modelcat/routing-v1", "application": APP,
+                                          "models": [{"name": MODEL, "routes": [route]}]})  # fmt: skip
+    with socket.socket() as taken:  # held as another gRPC server holds it: gRPC's default would share it
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        fleet = Fleet(tmp_path)
+        try:
+            router = fleet.router(tmp_path / "table.json", "--grpc-port", str(port), wait=False)
+            assert router.proc.wait(60) == 2
+        finally:
+            fleet.close()
+    assert f"cannot listen for gRPC on 127.0.0.1:{port}" in router.stderr()
