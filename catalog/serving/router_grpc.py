@@ -273,8 +273,13 @@ class GrpcRouter:
         except _Refused as refused:
             status = refused.status
             context.abort(refused.code, refused.message)
-        finally:
-            record(choice, rid, status, replica, router.metrics, router.log, lambda: prediction_of_message(answer))
+        finally:  # once the answer is sent (as HTTP's are recorded): its latency then, off the caller's time
+
+            def recorded() -> None:
+                record(choice, rid, status, replica, router.metrics, router.log, lambda: prediction_of_message(answer))
+
+            if not context.add_callback(recorded):
+                recorded()
 
     def _send(
         self, method: str, choice: Choice, request: bytes, metadata: tuple[tuple[str, str | bytes], ...]
