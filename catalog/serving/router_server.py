@@ -27,6 +27,7 @@ def serve(
     """
     sock = listen.bind(host, port)
     address: str | None = None
+    stops = router.on_shutdown  # run by the router's lifespan, before its logs close
     try:
         if grpc_port is not None:
             from catalog.serving.router_grpc import start_router_grpc
@@ -38,9 +39,11 @@ def serve(
                 server.stop(graceful_seconds).wait()
                 service.channels.close()
 
-            router.on_shutdown.append(stop_grpc)
+            stops.append(stop_grpc)
         announce = (lambda url: on_listening(url, address)) if on_listening else None
         return listen.run(router.app, sock, lifespan="on", drain_seconds=graceful_seconds, on_listening=announce)
     finally:
         sock.close()
+        for stop in stops:  # again, should the lifespan not have run (stopping twice is harmless)
+            stop()
         router.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ from catalog.domain.routing import bucket_of, bucket_table, key_hash, pick_versi
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.oip_grpc_clients import run_client
-from tests.serving.replica_fixtures import client_types_model, start_replica, write_model
+from tests.serving.replica_fixtures import client_types_model, slow_model, start_replica, write_model
 from tests.serving.router_fixtures import Fleet, RouterProcess, logged_assignments, metric, write_table
 from tests.serving.test_replica_grpc import assert_same, inputs, local_run, raw_request
+from tests.serving.test_replica_shutdown import SIZE, calibrated_iterations, in_flight
 
 pytestmark = pytest.mark.slow
 
@@ -315,3 +317,40 @@ def test_a_grpc_port_in_use_stops_the_router_with_exit_2(tmp_path: Path) -> None
         finally:
             fleet.close()
     assert f"cannot listen for gRPC on 127.0.0.1:{port}" in router.stderr()
+
+
+def test_a_grpc_call_in_flight_when_the_router_stops_is_answered_and_logged(tmp_path: Path) -> None:
+    path, digest = write_model(slow_model(SIZE), tmp_path / "slow.onnx")
+    with start_replica("slow", V1, path, digest, extra_args=["--grpc-port", "0"]) as running:
+        route = {"version": V1, "weight": 100, "digest": digest, "replicas": [running.url],
+                 "grpc_replicas": [_replica_grpc(running)]}  # fmt: skip
+        write_table(tmp_path / "table.json", {"apiVersion": "modelcat/routing-v1", "application": APP,
+                                              "models": [{"name": "slow", "routes": [route]}]})  # fmt: skip
+        fleet = Fleet(tmp_path)
+        try:
+            router = fleet.router(tmp_path / "table.json", "--grpc-port", "0", analytics=tmp_path / "analytics")
+            address = re.search(r"\(gRPC on (\S+), table ", router.line).group(1)  # type: ignore[union-attr]
+            with httpx.Client(base_url=running.url, timeout=60.0) as client:
+                iterations = np.array(calibrated_iterations(client), dtype=np.int64)
+                request = raw_request({"x": np.full((1, SIZE), 0.5, dtype=np.float32), "iterations": iterations})
+                request.model_name = "slow"
+                outcome: dict[str, Any] = {}
+
+                def send() -> None:
+                    with grpc.insecure_channel(address) as channel:
+                        call = GRPCInferenceServiceStub(channel).ModelInfer
+                        outcome["answer"] = call(request, metadata=[("x-request-id", "in-flight")], timeout=60)
+
+                worker = threading.Thread(target=send)
+                worker.start()
+                deadline = time.monotonic() + 30
+                while in_flight(client) < 1:  # the call has reached the model
+                    assert worker.is_alive() and time.monotonic() < deadline, "the slow call never got in flight"
+                    time.sleep(0.02)
+                assert router.terminate(timeout=60) == 0
+                worker.join(60)
+        finally:
+            fleet.close()
+    assert [o.name for o in outcome["answer"].outputs] == ["y"]
+    [line] = [line for line in logged_assignments(tmp_path / "analytics", APP) if line["request_id"] == "in-flight"]
+    assert (line["status"], line["replica"]) == (200, f"grpc://{route['grpc_replicas'][0]}")
