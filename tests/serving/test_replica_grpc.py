@@ -216,13 +216,19 @@ def test_grpc_message_over_the_size_limit_is_invalid_argument_naming_both_sizes(
     assert replica.stub.ModelInfer(raw_request(inputs())).outputs
 
 
+def assert_client_matches_onnxruntime(client: str, address: str, version: str, model: bytes, folder: Path) -> None:
+    """``client`` (triton or kserve, with its defaults) at ``address`` finds the server live and ready and
+    gets for ``inputs()`` what onnxruntime computes in process with ``model``."""
+    facts, got = run_client([client, address, MODEL, version], inputs(), folder)
+    assert facts["live"] and facts["ready"] and facts["model_ready"] and facts["id"] == f"{client}-1"
+    assert_same(got, local_run(model, inputs()))
+
+
 @pytest.mark.parametrize("client", ["triton", "kserve"])
 def test_third_party_grpc_clients_with_their_defaults_match_onnxruntime(
     replica: Replica, client: str, tmp_path: Path
 ) -> None:
-    facts, got = run_client([client, replica.address, MODEL, VERSION], inputs(), tmp_path)
-    assert facts["live"] and facts["ready"] and facts["model_ready"] and facts["id"] == f"{client}-1"
-    assert_same(got, local_run(replica.model, inputs()))
+    assert_client_matches_onnxruntime(client, replica.address, VERSION, replica.model, tmp_path)
 
 
 def test_a_grpc_port_in_use_is_refused_before_anything_listens(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,17 @@ def in_flight(client: httpx.Client) -> float:
     return 0.0
 
 
+def start_in_flight(client: httpx.Client, send: Callable[[], None], timeout: float = 30) -> threading.Thread:
+    """A thread running ``send`` (a slow request), once the replica behind ``client`` counts it in flight."""
+    worker = threading.Thread(target=send)
+    worker.start()
+    deadline = time.monotonic() + timeout
+    while in_flight(client) < 1:  # the request has reached the model
+        assert worker.is_alive() and time.monotonic() < deadline, "the slow request never got in flight"
+        time.sleep(0.02)
+    return worker
+
+
 def refuses_connections(url: str) -> bool:
     host, port = url.removeprefix("http://").rsplit(":", 1)
     with socket.socket() as sock:
@@ -80,12 +91,7 @@ def test_sigterm_drains_the_request_in_flight(slow_replica: RunningReplica) -> N
                 outcome["error"] = e
             outcome["finished"] = time.monotonic()
 
-        worker = threading.Thread(target=send)
-        worker.start()
-        deadline = time.monotonic() + 10
-        while in_flight(client) < 1:  # the request has reached the model
-            assert worker.is_alive() and time.monotonic() < deadline, "the slow request never got in flight"
-            time.sleep(0.02)
+        worker = start_in_flight(client, send)
 
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)

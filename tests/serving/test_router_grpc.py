@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,8 +25,14 @@ from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.oip_grpc_clients import run_client
 from tests.serving.replica_fixtures import client_types_model, slow_model, start_replica, write_model
 from tests.serving.router_fixtures import Fleet, RouterProcess, logged_assignments, metric, write_table
-from tests.serving.test_replica_grpc import assert_same, inputs, local_run, raw_request
-from tests.serving.test_replica_shutdown import SIZE, calibrated_iterations, in_flight
+from tests.serving.test_replica_grpc import (
+    assert_client_matches_onnxruntime,
+    assert_same,
+    inputs,
+    local_run,
+    raw_request,
+)
+from tests.serving.test_replica_shutdown import SIZE, calibrated_iterations, start_in_flight
 
 pytestmark = pytest.mark.slow
 
@@ -131,9 +136,7 @@ def test_router_reports_its_grpc_address_with_its_url(routed: Routed) -> None:
 def test_third_party_grpc_clients_through_the_router_match_onnxruntime(
     routed: Routed, client: str, tmp_path: Path
 ) -> None:
-    facts, got = run_client([client, routed.address, MODEL, V2], inputs(), tmp_path)
-    assert facts["live"] and facts["ready"] and facts["model_ready"] and facts["id"] == f"{client}-1"
-    assert_same(got, local_run(routed.model, inputs()))
+    assert_client_matches_onnxruntime(client, routed.address, V2, routed.model, tmp_path)
 
 
 def test_grpc_requests_split_by_weight_and_stick_by_metadata_key_as_http_ones(routed: Routed, tmp_path: Path) -> None:
@@ -341,12 +344,7 @@ def test_a_grpc_call_in_flight_when_the_router_stops_is_answered_and_logged(tmp_
                         call = GRPCInferenceServiceStub(channel).ModelInfer
                         outcome["answer"] = call(request, metadata=[("x-request-id", "in-flight")], timeout=60)
 
-                worker = threading.Thread(target=send)
-                worker.start()
-                deadline = time.monotonic() + 30
-                while in_flight(client) < 1:  # the call has reached the model
-                    assert worker.is_alive() and time.monotonic() < deadline, "the slow call never got in flight"
-                    time.sleep(0.02)
+                worker = start_in_flight(client, send)
                 assert router.terminate(timeout=60) == 0
                 worker.join(60)
         finally:
