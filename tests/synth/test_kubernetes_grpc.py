@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from catalog.errors import UsageError
+from catalog.serving.table import parse_table
 from catalog.synth import synthesize
 from catalog.synth.resources import synthesize_resources
 from catalog.synth.targets.kubernetes import synthesize_bodies
@@ -84,7 +85,11 @@ def test_grpc_routes_are_valid_for_the_gateway_api_and_a_broken_one_is_not(
         for stack, res in demo.items()
         for key, body in _routes(res, "GRPCRoute").items()
     }
-    assert sorted(routes) == ["staging-kubernetes/retention-campaigns--grpc"]  # production's applications use routers
+    assert sorted(routes) == [
+        "production-kubernetes/checkout--grpc",  # to its router
+        "production-kubernetes/storefront--grpc",  # to its router
+        "staging-kubernetes/retention-campaigns--grpc",  # to the versions
+    ]
     shadow = _routes(_resources(tmp_path, SHADOW), "GRPCRoute")["checkout--grpc"]["manifest"]
     manifests = [*routes.values(), shadow]
     broken = []
@@ -167,3 +172,36 @@ def test_a_grpc_listener_that_is_the_http_one_is_refused_by_validate_and_synth(c
         UsageError, match="environment 'production': the GRPCRoutes and the HTTPRoutes .* grpc_section_name"
     ):
         synthesize_bodies(context(env, "kubernetes"))
+
+
+def test_routers_take_grpc_on_a_named_port_and_send_to_the_versions_grpc_addresses_from_their_table(
+    demo: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    res = demo["production-kubernetes"]
+    services = res["kubernetes_service_v1"]
+    for app in ("checkout", "storefront"):
+        (router,) = res["kubernetes_deployment_v1"][f"{app}--router"]["spec"]["template"]["spec"]["container"]
+        assert router["args"][router["args"].index("--grpc-port") + 1] == "8081"
+        assert {"name": "grpc", "container_port": 8081, "protocol": "TCP"} in router["port"]
+        service = services[f"{app}--router"]
+        (grpc_port,) = [p for p in service["spec"]["port"] if p["name"] == "grpc"]
+        assert (grpc_port["port"], grpc_port["app_protocol"]) == (8081, "kubernetes.io/h2c")
+        table = parse_table(res["kubernetes_config_map_v1"][app]["data"]["table.json"].encode(), "table.json")
+        for model in table.models:
+            for route in model.routes:
+                (url,) = route.replicas
+                host = url.removeprefix("http://")
+                assert route.grpc_replicas == [f"{host}:8081"], (app, model.name, route.version)
+        # the Gateway sends each of the application's models, by the call's metadata, to the router's gRPC port
+        (rule,) = res["kubernetes_manifest"][f"{app}--grpc"]["manifest"]["spec"]["rules"]
+        assert rule["backendRefs"] == [
+            {"group": "", "kind": "Service", "name": service["metadata"]["name"], "port": 8081, "weight": 1}
+        ]
+        models = [m.name for m in table.models]
+        assert [m["headers"] for m in rule["matches"]] == [
+            [{"type": "Exact", "name": "x-model-name", "value": name}] for name in models
+        ]
+        assert res["kubernetes_manifest"][f"{app}--grpc"]["depends_on"] == [
+            f"kubernetes_deployment_v1.{app}--router",
+            f"kubernetes_service_v1.{app}--router",
+        ]

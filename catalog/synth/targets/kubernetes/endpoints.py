@@ -128,6 +128,11 @@ class Serving:
     def service_url(self) -> str:
         return f"http://{self.name}.{self.namespace}.svc.cluster.local"
 
+    @property
+    def grpc_address(self) -> str:
+        """Where the Service takes OIP gRPC calls, ``host:port`` (a routing table's ``grpc_replicas``)."""
+        return f"{self.name}.{self.namespace}.svc.cluster.local:{GRPC_PORT}"
+
     @cached_property
     def source(self) -> tuple[str, str]:
         """How the init container fetches (``oci``, ``http``, ``pvc``) and what: the URI, URL or mounted path."""

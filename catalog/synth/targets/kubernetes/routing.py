@@ -19,11 +19,13 @@ environment's Gateway (``parentRefs``) for its ``hostnames``. It sends traffic e
   HTTPRoute (more than 16 bindings, or more than 16 versions in a binding). A weight change
   rewrites the ConfigMap; the router notices the new file and swaps the table without a restart.
 
-The GRPCRoute (when the settings' ``gateway.grpc_section_name`` names the Gateway's gRPC listener,
-and the Gateway routes the bindings itself) has the HTTPRoute's rules for OIP gRPC
-(``inference.GRPCInferenceService``) to the Services' ``grpc`` port: a Gateway never reads the
-protobuf message, so a rule matches the model in the call's metadata (``x-model-name``) and a pinned
-version in ``x-model-version``. A call without them matches no rule; one whose message names another
+The GRPCRoute (when the settings' ``gateway.grpc_section_name`` names the Gateway's gRPC listener)
+has the HTTPRoute's rules for OIP gRPC (``inference.GRPCInferenceService``) to the Services' ``grpc``
+port: a Gateway never reads the protobuf message, so a rule matches the model in the call's metadata
+(``x-model-name``) and a pinned version in ``x-model-version``; for an application behind its
+router, every model of the application goes to the router's ``grpc`` port (``--grpc-port``), which
+reads model, version and sticky key itself and sends to the versions' gRPC addresses (the table's
+``grpc_replicas``). A call without them matches no rule; one whose message names another
 version than its metadata reaches a replica that answers NOT_FOUND (never another version's answer).
 A listener accepts only one of an HTTPRoute and a GRPCRoute for the same hostnames, so the gRPC
 listener must be another than ``section_name`` (refused otherwise: ``grpc_listener_refusals``).
@@ -80,6 +82,7 @@ __all__ = [
 MODULES = ("manifest", "config_map_v1", "deployment_v1", "service_v1", "pod_disruption_budget_v1")
 GATEWAY_API = "gateway.networking.k8s.io"
 MAX_RULES = MAX_BACKENDS = 16  # the HTTPRoute CRD's maxItems (and the GRPCRoute's)
+MAX_MATCHES = 64  # a rule's matches, in both
 GRPC_SERVICE = "inference.GRPCInferenceService"  # OIP v2's gRPC service
 MODEL_HEADER, VERSION_HEADER = "x-model-name", "x-model-version"  # the gRPC metadata a GRPCRoute matches
 ROUTER_REPLICAS = 2
@@ -151,7 +154,11 @@ def routing_table(r: AppRouting) -> dict[str, Any]:
         serving = r.servings.get(endpoint.id)
         return [serving.service_url] if serving else []
 
-    return table_document(r.app.name, [model.body() for model in router_models(r.app, replicas)])
+    def grpc_replicas(endpoint: Endpoint) -> list[str]:
+        serving = r.servings.get(endpoint.id)
+        return [serving.grpc_address] if serving else []
+
+    return table_document(r.app.name, [model.body() for model in router_models(r.app, replicas, grpc_replicas)])
 
 
 def _service_ref(name: str, port: int) -> dict[str, Any]:
@@ -186,14 +193,29 @@ class _Wire:
 
     matches: Callable[[str, str | None], list[dict[str, Any]]]
     port: int
+    to_router: Callable[[AppRouting], list[dict[str, Any]]]  # the matches of what goes to the router
 
 
-HTTP, GRPC = _Wire(_path_matches, SERVICE_PORT), _Wire(_metadata_matches, GRPC_PORT)
+def _any_path(r: AppRouting) -> list[dict[str, Any]]:
+    return _prefix("/")
+
+
+def _any_model(r: AppRouting) -> list[dict[str, Any]]:
+    """Each of the application's models by its metadata (other applications may share the listener)."""
+    return [match for binding in r.app.bindings for match in _metadata_matches(binding.model, None)]
+
+
+HTTP = _Wire(_path_matches, SERVICE_PORT, _any_path)
+GRPC = _Wire(_metadata_matches, GRPC_PORT, _any_model)
 
 
 def _rules(r: AppRouting, wire: _Wire) -> list[dict[str, Any]]:
     if r.uses_router:
-        return [{"matches": _prefix("/"), "backendRefs": [_backend(r.router_name, SERVICE_PORT)]}]
+        matches, router = wire.to_router(r), [_backend(r.router_name, wire.port)]
+        return [
+            {"matches": matches[i : i + MAX_MATCHES], "backendRefs": router}
+            for i in range(0, len(matches), MAX_MATCHES)
+        ]
     rules, pinned = [], []
     for binding in r.app.bindings:
         backends = []
@@ -300,9 +322,12 @@ def router_deployment(k: Any, r: AppRouting) -> Any:
         "router",
         r.settings.image,
         # the assignment lines go to stdout, for the cluster's log pipeline (no volume to keep them in)
-        ["router", "--table", TABLE_PATH, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT), "--assignments-stdout"],
+        [
+            *("router", "--table", TABLE_PATH, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)),
+            *("--grpc-port", str(GRPC_PORT), "--assignments-stdout"),
+        ],
         [("routing", TABLE_DIR, True), ("tmp", "/tmp", False)],
-        grpc=False,
+        grpc=True,
     )
     volume = k.DeploymentV1SpecTemplateSpecVolume
     labels = r.labels("router")
@@ -330,7 +355,7 @@ def router_deployment(k: Any, r: AppRouting) -> Any:
 
 
 def router_service(k: Any, r: AppRouting) -> Any:
-    return service_body(k, r.router_name, r.namespace, r.labels("router"), r.router_selector, grpc=False)
+    return service_body(k, r.router_name, r.namespace, r.labels("router"), r.router_selector, grpc=True)
 
 
 def router_budget(k: Any, r: AppRouting) -> Any:
@@ -339,12 +364,6 @@ def router_budget(k: Any, r: AppRouting) -> Any:
 
 def _route_variant(r: AppRouting) -> tuple[object, ...]:
     return (r.uses_router, r.pinned, bool(r.settings.hostnames), bool(r.settings.gateway.section_name))
-
-
-def _grpc_routed(a: AppRouting) -> bool:
-    """Whether the application gets a GRPCRoute: the Gateway has a gRPC listener and routes the
-    application's bindings itself (a router's gRPC is not exposed)."""
-    return a.settings.gateway.grpc_section_name is not None and not a.uses_router
 
 
 def application_resources(
@@ -358,7 +377,7 @@ def application_resources(
     routed = [(a.app.id, a) for a in apps if a.uses_router]
     for refusal in grpc_listener_refusals(context.environment):
         raise refusal.error()
-    grpc_id = {a.app.id: resource_id(a.app.name, "grpc") for a in apps if _grpc_routed(a)}
+    grpc_id = {a.app.id: resource_id(a.app.name, "grpc") for a in apps if a.settings.gateway.grpc_section_name}
     m = modules
     deployment_v1, service_v1, budget_v1 = m["deployment_v1"], m["service_v1"], m["pod_disruption_budget_v1"]
     router_id = {a.app.id: resource_id(a.app.name, "router") for _, a in routed}
