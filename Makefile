@@ -57,6 +57,8 @@ demo: setup system-deps demo-branch
 	@echo
 	$(BIN)/modelcat smoke --requests 300
 	@echo
+	$(BIN)/modelcat smoke --requests 300 --protocol grpc
+	@echo
 	$(BIN)/modelcat status
 	@echo
 	@echo "Simulated users: the storefront's A/B test (2.2.0 converts better) and the checkout canary"

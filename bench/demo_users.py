@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from catalog.deploy.status import router_url
+from catalog.deploy.status import router_record
 from catalog.deploy.traffic import example_request
 from catalog.layout import run_dir, stack_name, state_root
 from catalog.serving.router_telemetry import prediction_of
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     rates = {version: float(p) for version, _, p in (r.partition("=") for r in args.rate)}
 
     catalog = validate_file(args.catalog).raise_for_errors()
-    url, app = router_url(args.catalog, catalog, args.application)
+    route, app = router_record(args.catalog, catalog, args.application)
+    url = route.url
     binding = next(b for b in app.bindings if b.enabled and (args.model is None or b.model == args.model))
     model = next(m for m in catalog.models if m.name == binding.model)
     body = example_request(next(v for v in model.versions if v.version == binding.routes[0].version))

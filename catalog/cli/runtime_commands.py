@@ -197,14 +197,25 @@ def predict(
     return 0 if response.status_code == 200 else 1
 
 
-@click.command(epilog=examples("modelcat smoke", "modelcat smoke --env production --requests 300"))
+@click.command(
+    epilog=examples(
+        "modelcat smoke", "modelcat smoke --env production --requests 300", "modelcat smoke --protocol grpc"
+    )
+)
 @CATALOG_OPTION
 @TARGET_OPTION
 @ENV_OPTION
 # 1000 requests per binding tell 80 % from 90 % (tests/deploy/test_smoke_split.py measures it)
 @click.option("--requests", "count", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--protocol",
+    type=click.Choice(["http", "grpc"]),
+    default="http",
+    show_default=True,
+    help="OIP over REST (JSON), or over gRPC (raw contents; the sticky key in the call's metadata).",
+)
 @command
-def smoke(path: Path, target: str, envs: tuple[str, ...], count: int, fmt: str) -> int:
+def smoke(path: Path, target: str, envs: tuple[str, ...], count: int, protocol: str, fmt: str) -> int:
     """Send keyed requests through every application's router; per version, the observed share next
     to the catalog's weight and the range a correct router gives. Exit 1 on a failed request, an
     answer from bytes the catalog does not name, or a share outside its range.
@@ -214,7 +225,7 @@ def smoke(path: Path, target: str, envs: tuple[str, ...], count: int, fmt: str) 
     a rerun sends the same keys and gets the same split."""
     from catalog.deploy.traffic import SMOKE_ALPHA, smoke_test
 
-    result = smoke_test(path, target, envs or None, count)
+    result = smoke_test(path, target, envs or None, count, protocol)
     bad, off = result.bad, result.off
     rows = [asdict(row) for row in result.rows]
     if fmt == "json":

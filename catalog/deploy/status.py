@@ -50,7 +50,7 @@ __all__ = [
     "Status",
     "catalog_status",
     "collect_status",
-    "router_url",
+    "router_record",
 ]
 
 Weights = dict[str, dict[str, int]]  # model -> version -> weight
@@ -316,10 +316,10 @@ def find_application(catalog_path: Path, catalog: Catalog, application: str) -> 
     return app
 
 
-def router_url(
+def router_record(
     catalog_path: Path, catalog: Catalog, application: str, target: str = "local"
-) -> tuple[str, Application]:
-    """The URL of ``application``'s router as its stack's run records say, and the application.
+) -> tuple[RouteRecord, Application]:
+    """``application``'s router as its stack's run records say (its URL, its gRPC address), and the application.
     UsageError when ``catalog`` (read from ``catalog_path``) has no such application, or no router
     of it is on record (not applied yet)."""
     app = find_application(catalog_path, catalog, application)
@@ -327,4 +327,4 @@ def router_url(
     routes = {r.application: r for r in load_route_records(records)} if records.exists() else {}
     if application not in routes:
         raise UsageError(f"{application} has no router running: run 'modelcat apply' first")
-    return routes[application].url, app
+    return routes[application], app

@@ -18,13 +18,15 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from catalog.deploy.status import router_url
+from catalog.deploy.grpc_traffic import GrpcCaller, RoutedAnswer, infer_message
+from catalog.deploy.status import router_record
 from catalog.domain.models import TensorSpec, Version
 from catalog.errors import ModelcatError, UsageError
 from catalog.synth import selected_environments
@@ -108,6 +110,14 @@ class SplitSample:
         return self.answered[version] / self.total if self.total else 0.0
 
 
+def _http_answer(response: httpx.Response) -> RoutedAnswer:
+    if response.status_code != 200:
+        return RoutedAnswer(failure=f"{response.status_code}: {response.text[:200]}")
+    said = response.json().get("model_version")
+    version, digest = response.headers.get("x-model-version", ""), response.headers.get("x-model-digest", "")
+    return RoutedAnswer(version=version, said=said, digest=digest)
+
+
 def sample_split(
     url: str,
     model: str,
@@ -116,25 +126,36 @@ def sample_split(
     keys: Sequence[str],
     sticky_key: str | None,
     concurrency: int = 4,
+    grpc_address: str | None = None,
 ) -> SplitSample:
-    """Send one request per key (as ``sticky_key`` header; unkeyed when None), ``concurrency`` at
-    a time, and tally the versions."""
+    """Send one request per key (as ``sticky_key`` header, or gRPC metadata; unkeyed when None),
+    ``concurrency`` at a time, to the router at ``url`` or, when given, its ``grpc_address``, and
+    tally the versions."""
     sample = SplitSample(model)
-    with httpx.Client(timeout=30, trust_env=False) as client, ThreadPoolExecutor(concurrency) as pool:
+    with ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(concurrency))
+        send: Callable[[str], RoutedAnswer]
+        if grpc_address is None:
+            client = stack.enter_context(httpx.Client(timeout=30, trust_env=False))
 
-        def send(key: str) -> httpx.Response:
-            return _post(client, url, model, body, {sticky_key: key} if sticky_key else {})
+            def send(key: str) -> RoutedAnswer:
+                return _http_answer(_post(client, url, model, body, {sticky_key: key} if sticky_key else {}))
+        else:
+            caller = stack.enter_context(GrpcCaller(grpc_address))
+            message = infer_message(model, body)
 
-        for response in pool.map(send, keys):
-            if response.status_code != 200:
-                sample.failures.append(f"{response.status_code}: {response.text[:200]}")
+            def send(key: str) -> RoutedAnswer:
+                return caller.infer(message, {sticky_key.lower(): key} if sticky_key else {})
+
+        for answer in pool.map(send, keys):
+            if answer.failure is not None:
+                sample.failures.append(answer.failure)
                 continue
-            version = response.headers.get("x-model-version", "")
-            said = response.json().get("model_version")
-            digest = response.headers.get("x-model-digest", "")
-            if said != version or digests.get(version) != digest:
-                sample.mismatches.append(f"header {version} {digest}, body {said}, catalog {digests.get(version)}")
-            sample.answered[version] += 1
+            if answer.said != answer.version or digests.get(answer.version) != answer.digest:
+                sample.mismatches.append(
+                    f"header {answer.version} {answer.digest}, body {answer.said}, catalog {digests.get(answer.version)}"
+                )
+            sample.answered[answer.version] += 1
     return sample
 
 
@@ -186,7 +207,7 @@ def ask(
     ``key`` in the binding's sticky header; the model asked and the answer. UsageError when the
     application, the model or a router is not there, or ``key`` has no sticky header to go in."""
     catalog = validate_file(catalog_path).raise_for_errors()
-    url, app = router_url(catalog_path, catalog, application, target)
+    route, app = router_record(catalog_path, catalog, application, target)
     routed = [b.model for b in app.bindings if b.enabled]
     if model is None:
         if len(routed) != 1:
@@ -209,7 +230,7 @@ def ask(
     sticky = (binding.sticky_key, key) if key and binding.sticky_key else None
     if key and not binding.sticky_key:
         raise UsageError(f"{application}'s binding of {model} has no sticky_key; --key has nothing to pin")
-    return model, predict(url, model, body, sticky)
+    return model, predict(route.url, model, body, sticky)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,22 +261,35 @@ class SmokeTest:
 
 
 def smoke_test(
-    catalog_path: Path, target: str = "local", only: Iterable[str] | None = None, count: int = 1000
+    catalog_path: Path,
+    target: str = "local",
+    only: Iterable[str] | None = None,
+    count: int = 1000,
+    protocol: str = "http",
 ) -> SmokeTest:
     """``count`` keyed requests (``smoke_keys``) per binding through every application's router
-    (of the environments ``only``, or all), each version's share judged by ``share_tolerance`` at
-    ``SMOKE_ALPHA`` shared among the routes tested (Bonferroni)."""
+    (of the environments ``only``, or all), over ``protocol`` (``http`` or ``grpc``), each
+    version's share judged by ``share_tolerance`` at ``SMOKE_ALPHA`` shared among the routes
+    tested (Bonferroni). UsageError when a router has no gRPC address on record and gRPC is asked."""
     catalog = validate_file(catalog_path).raise_for_errors()
     versions = {(m.name, v.version): v for m in catalog.models for v in m.versions}
     samples = []
     for env in selected_environments(catalog, only):
         for app in env.applications:
-            url, _ = router_url(catalog_path, catalog, app.name, target)
+            route, _ = router_record(catalog_path, catalog, app.name, target)
+            if protocol == "grpc" and not route.grpc:
+                raise UsageError(
+                    f"{app.name}'s router serves no gRPC (started before routers did): run 'modelcat apply'"
+                )
+            grpc_address = route.grpc if protocol == "grpc" else None
             for binding in app.bindings:
                 first = versions[(binding.model, binding.routes[0].version)]
                 digests = {r.version: r.endpoint.digest for r in binding.routes}
                 keys = smoke_keys(count)
-                sample = sample_split(url, binding.model, example_request(first), digests, keys, binding.sticky_key)
+                body = example_request(first)
+                sample = sample_split(
+                    route.url, binding.model, body, digests, keys, binding.sticky_key, grpc_address=grpc_address
+                )
                 samples.append((app, binding, sample))
     tested = sum(0 < r.weight < 100 for _, binding, _ in samples for r in binding.routes)
     alpha = SMOKE_ALPHA / max(1, tested)

@@ -44,14 +44,15 @@ def observed(smoke: dict[str, Any]) -> dict[str, float]:
     return {row["version"]: row["observed"] for row in smoke["rows"] if row["application"] == "checkout"}
 
 
-def assert_smoke(project: Project, weights: dict[str, int], tolerance: float) -> None:
-    smoke = project.json("smoke", "--requests", "200")
+def assert_smoke(project: Project, weights: dict[str, int], tolerance: float, protocol: str = "http") -> dict[str, Any]:
+    smoke = project.json("smoke", "--requests", "200", "--protocol", protocol)
     assert smoke["ok"], smoke
     assert all(row["requests"] == 200 and not row["failures"] and not row["mismatches"] for row in smoke["rows"])
     shares = observed(smoke)
     assert shares.keys() == weights.keys(), smoke
     for version, weight in weights.items():
         assert abs(shares[version] - weight) <= tolerance, f"{version}: {shares[version]} % observed, {weight} % wanted"
+    return smoke
 
 
 def assert_consistent(status: dict[str, Any], weights: dict[str, int]) -> None:
@@ -90,6 +91,12 @@ def test_status_shows_where_the_router_serves_grpc(converged: Project) -> None:
     assert checkout(converged.status())["grpc"] == route.grpc
     text = converged.run("status")
     assert f"{route.url} (gRPC {route.grpc}) " in text.stdout, output(text)
+
+
+def test_smoke_over_grpc_splits_as_over_http_with_the_sticky_key_in_the_metadata(converged: Project) -> None:
+    over_grpc = assert_smoke(converged, {"1.3.0": 90, "1.4.0": 10}, tolerance=6, protocol="grpc")
+    over_http = assert_smoke(converged, {"1.3.0": 90, "1.4.0": 10}, tolerance=6)
+    assert observed(over_grpc) == observed(over_http)  # the same keys land on the same versions
 
 
 def test_apply_starts_a_prometheus_that_scrapes_the_router_and_every_replica(converged: Project) -> None:
