@@ -21,7 +21,13 @@ import pytest
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.oip_grpc_clients import run_client
-from tests.serving.replica_fixtures import ReplicaExited, client_types_model, start_replica, write_model
+from tests.serving.replica_fixtures import (
+    ReplicaExited,
+    client_types_model,
+    grpc_address,
+    start_replica,
+    write_model,
+)
 
 LIMIT = 64 << 10  # the replica's --max-request-bytes here
 MODEL, VERSION = "kinds", "1.0.0"
@@ -39,9 +45,7 @@ def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
     path, digest = write_model(client_types_model(), tmp_path_factory.mktemp("grpc") / "kinds.onnx")
     extra = ["--grpc-port", "0", "--max-request-bytes", str(LIMIT)]
     with start_replica(MODEL, VERSION, path, digest, extra_args=extra) as running:
-        found = re.search(r", gRPC on (\S+), listening on ", running.process.stdout_text())
-        assert found, running.process.stdout_text()
-        served = Replica(running.url, found.group(1), path.read_bytes(), running.process.lines)
+        served = Replica(running.url, grpc_address(running), path.read_bytes(), running.process.lines)
         yield served
         served.channel.close()
 
