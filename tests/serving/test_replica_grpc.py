@@ -149,27 +149,53 @@ def test_grpc_infer_with_raw_contents_matches_onnxruntime(replica: Replica) -> N
     assert_same(decoded(response), local_run(replica.model, inputs()))
 
 
-def test_grpc_infer_with_typed_contents_matches_onnxruntime(replica: Replica) -> None:
-    feeds = {k: v for k, v in inputs().items() if k != "h"}  # FP16 has no typed field: raw only
-    feeds["h"] = np.zeros(0, dtype=np.float16)
+def typed_feeds() -> dict[str, np.ndarray]:
+    """inputs() as typed contents can carry them: FP16 has no typed field (raw only), so h is empty."""
+    return {k: v for k, v in inputs().items() if k != "h"} | {"h": np.zeros(0, dtype=np.float16)}
+
+
+def typed_request(feeds: dict[str, np.ndarray]) -> pb.ModelInferRequest:
     request = pb.ModelInferRequest(model_name=MODEL)
     fields = {"x": "fp32_contents", "c": "int64_contents", "s": "bytes_contents", "b": "bool_contents"}
     for name, array in feeds.items():
         tensor = request.inputs.add(name=name, datatype=DATATYPES[array.dtype.name], shape=array.shape)
         if name in fields:
             getattr(tensor.contents, fields[name]).extend(array.reshape(-1).tolist())
+    return request
+
+
+def test_grpc_infer_with_typed_contents_matches_onnxruntime(replica: Replica) -> None:
+    request = typed_request(typed_feeds())
     request.outputs.add(name="x_out")
     response = replica.stub.ModelInfer(request)
     assert [o.name for o in response.outputs] == ["x_out"]
-    assert_same(decoded(response), {"x_out": local_run(replica.model, feeds)["x_out"]})
+    assert_same(decoded(response), {"x_out": local_run(replica.model, typed_feeds())["x_out"]})
 
 
 def _bad(feeds: dict[str, np.ndarray], change: str) -> pb.ModelInferRequest:
+    if change.startswith("typed"):
+        request = typed_request(typed_feeds())
+        if change == "typed contents disagree with the shape":
+            del request.inputs[0].contents.fp32_contents[-1]
+        elif change == "typed FP16 contents":
+            request.inputs[-1].shape[:] = [1]
+            request.inputs[-1].contents.fp32_contents.append(1.0)
+        elif change == "typed bytes not utf-8":
+            request.inputs[2].contents.bytes_contents[0] = b"\xff"
+        return request
     request = raw_request(feeds)
     if change == "not a multiple":
         request.raw_input_contents[0] = request.raw_input_contents[0][:-1]
     elif change == "disagrees with the shape":
         request.raw_input_contents[0] += b"\0" * 4
+    elif change == "shorter than the shape":
+        request.raw_input_contents[0] = request.raw_input_contents[0][:-4]
+    elif change == "BYTES length cut short":
+        request.raw_input_contents[3] = struct.pack("<I", 2) + b"ab" + b"\0\0"
+    elif change == "BYTES not utf-8":
+        request.raw_input_contents[3] = b"".join(struct.pack("<I", 1) + b for b in (b"\xff", b"a", b"b"))
+    elif change == "BOOL byte not 0 or 1":
+        request.raw_input_contents[4] = b"\x01\x02"
     elif change == "BYTES past its tensor":
         request.raw_input_contents[3] = struct.pack("<I", 99) + b"short"
     elif change == "raw entries":
@@ -187,7 +213,14 @@ def _bad(feeds: dict[str, np.ndarray], change: str) -> pb.ModelInferRequest:
 BAD = {
     "not a multiple": "raw_input_contents[0]'s size 31 is not a multiple of the 4-byte size of a FP32 element",
     "disagrees with the shape": "shape [2, 4] needs 8 element(s) (32 bytes), but raw_input_contents[0]'s size is 36 bytes",
+    "shorter than the shape": "shape [2, 4] needs 8 element(s) (32 bytes), but raw_input_contents[0]'s size is 28 bytes",
     "BYTES past its tensor": "BYTES element 0 says 99 byte(s), past the end of the tensor's data",
+    "BYTES length cut short": "input 's': BYTES element 1's 4-byte length runs past the tensor's data",
+    "BYTES not utf-8": "input 's': BYTES element 0 is not valid UTF-8",
+    "BOOL byte not 0 or 1": "input 'b': BOOL element 1 is the byte 2, not 0 or 1",
+    "typed contents disagree with the shape": "input 'x': shape [2, 4] needs 8 element(s), but 'data' has 7",
+    "typed FP16 contents": "input 'h': FP16 data has no typed contents field; send it in raw_input_contents",
+    "typed bytes not utf-8": "input 's': a BYTES element is not valid UTF-8",
     "raw entries": "raw_input_contents has 4 entries but the request has 5 input(s)",
     "raw and contents": "input 'x' has contents while the request has raw_input_contents",
     "wrong datatype": "input 'c' has datatype INT32 but the model takes INT64",
@@ -203,7 +236,7 @@ def test_grpc_bad_request_is_invalid_argument_with_the_reason_and_the_server_sta
         replica.stub.ModelInfer(_bad(inputs(), change))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert BAD[change] in refused.value.details()
-    assert replica.stub.ModelInfer(raw_request(inputs())).outputs  # still serving
+    assert_same(decoded(replica.stub.ModelInfer(raw_request(inputs()))), local_run(replica.model, inputs()))
 
 
 def test_grpc_message_over_the_size_limit_is_invalid_argument_naming_both_sizes(replica: Replica) -> None:
@@ -217,7 +250,7 @@ def test_grpc_message_over_the_size_limit_is_invalid_argument_naming_both_sizes(
     with pytest.raises(grpc.RpcError) as dropped:
         replica.stub.ModelInfer(raw_request(feeds))
     assert dropped.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert replica.stub.ModelInfer(raw_request(inputs())).outputs
+    assert_same(decoded(replica.stub.ModelInfer(raw_request(inputs()))), local_run(replica.model, inputs()))
 
 
 def assert_client_matches_onnxruntime(client: str, address: str, version: str, model: bytes, folder: Path) -> None:
