@@ -121,6 +121,9 @@ BAD_BINARY = {
     "size disagrees with the shape": (_fp32(32), b"\0" * 32, None, ["'x'", "needs 4 element(s) (16 bytes)", "32"]),
     "header length past the end": (_fp32(16), b"\0" * 16, "100000", ["Inference-Header-Content-Length", "past the end"]),
     "header length not a number": (_fp32(16), b"\0" * 16, "ten", ["Inference-Header-Content-Length", "'ten'"]),
+    "header length not ascii digits": (  # '²' is a digit to str.isdigit, not to int()
+        _fp32(16), b"\0" * 16, "\u00b2", ["Inference-Header-Content-Length", "'\u00b2' is not a byte count"],
+    ),
     "bytes prefix past its tensor": (
         {"inputs": [entry("s", "BYTES", [2], 10)]}, strings(b"ab") + struct.pack("<I", 9) + b"x", None,
         ["'s'", "BYTES element 1 says 9 byte(s)", "past the end of the tensor's data"],
@@ -227,7 +230,7 @@ def test_each_bad_binary_request_is_a_400_with_its_reason_and_the_server_still_a
     given = {tensor["name"] for tensor in header["inputs"]}
     others = [json_tensor(name) for name in FEEDS if name not in given]  # the model needs every input
     body, headers = bad_body(header | {"inputs": header["inputs"] + others}, data, length)
-    response = client.post(INFER, content=body, headers=headers)
+    response = client.post(INFER, content=body, headers={k: v.encode("latin-1") for k, v in headers.items()})
     assert response.status_code == 400, response.text
     message = response.json()["error"]
     assert all(fragment in message for fragment in expected), message
