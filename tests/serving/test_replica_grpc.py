@@ -261,6 +261,26 @@ def assert_client_matches_onnxruntime(client: str, address: str, version: str, m
     assert_same(got, local_run(model, inputs()))
 
 
+UNPARSABLE = {  # a message protobuf cannot read: how it is broken, the call, its bytes
+    "id not UTF-8": ("ModelInfer", pb.ModelInferRequest(model_name=MODEL).SerializeToString() + b"\x1a\x01\xff"),
+    "garbage": ("ModelInfer", b"\xff\xff\xff"),
+    "field cut short": ("ModelReady", b"\x0a\x05ab"),
+}
+
+
+@pytest.mark.parametrize("broken", list(UNPARSABLE))
+def test_a_message_that_does_not_parse_is_invalid_argument_and_the_server_stays_up(
+    replica: Replica, broken: str
+) -> None:
+    call, data = UNPARSABLE[broken]
+    send = replica.channel.unary_unary(f"/inference.GRPCInferenceService/{call}")  # bytes as they are
+    with pytest.raises(grpc.RpcError) as refused:
+        send(data)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"the request is not a valid inference.{call}Request message" in refused.value.details()
+    assert_same(decoded(replica.stub.ModelInfer(raw_request(inputs()))), local_run(replica.model, inputs()))
+
+
 @pytest.mark.parametrize("client", ["triton", "kserve"])
 def test_third_party_grpc_clients_with_their_defaults_match_onnxruntime(
     replica: Replica, client: str, tmp_path: Path
