@@ -253,12 +253,14 @@ def test_grpc_message_over_the_size_limit_is_invalid_argument_naming_both_sizes(
     assert_same(decoded(replica.stub.ModelInfer(raw_request(inputs()))), local_run(replica.model, inputs()))
 
 
-def assert_client_matches_onnxruntime(client: str, address: str, version: str, model: bytes, folder: Path) -> None:
-    """``client`` (triton or kserve, with its defaults) at ``address`` finds the server live and ready and
-    gets for ``inputs()`` what onnxruntime computes in process with ``model``."""
-    facts, got = run_client([client, address, MODEL, version], inputs(), folder)
-    assert facts["live"] and facts["ready"] and facts["model_ready"] and facts["id"] == f"{client}-1"
-    assert_same(got, local_run(model, inputs()))
+def test_tritons_model_config_call_is_unimplemented_naming_model_metadata(replica: Replica) -> None:
+    send = replica.channel.unary_unary("/inference.GRPCInferenceService/ModelConfig")  # tritonclient's get_model_config
+    with pytest.raises(grpc.RpcError) as refused:
+        send(b"\x0a" + bytes([len(MODEL)]) + MODEL.encode())
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert refused.value.details() == (
+        "ModelConfig is Triton's own call, not the Open Inference Protocol's; ModelMetadata answers the model's metadata"
+    )
 
 
 UNPARSABLE = {  # a message protobuf cannot read: how it is broken, the call, its bytes
@@ -279,6 +281,14 @@ def test_a_message_that_does_not_parse_is_invalid_argument_and_the_server_stays_
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert f"the request is not a valid inference.{call}Request message" in refused.value.details()
     assert_same(decoded(replica.stub.ModelInfer(raw_request(inputs()))), local_run(replica.model, inputs()))
+
+
+def assert_client_matches_onnxruntime(client: str, address: str, version: str, model: bytes, folder: Path) -> None:
+    """``client`` (triton or kserve, with its defaults) at ``address`` finds the server live and ready and
+    gets for ``inputs()`` what onnxruntime computes in process with ``model``."""
+    facts, got = run_client([client, address, MODEL, version], inputs(), folder)
+    assert facts["live"] and facts["ready"] and facts["model_ready"] and facts["id"] == f"{client}-1"
+    assert_same(got, local_run(model, inputs()))
 
 
 @pytest.mark.parametrize("client", ["triton", "kserve"])
