@@ -1,10 +1,11 @@
 """Every server that speaks the Open Inference Protocol, started for the same models: per model a
 replica (HTTP and gRPC) and ``modelcat serve`` (HTTP), and one router routing every model to its
-replica (HTTP). Tests parametrize over ``SERVERS`` to prove a behaviour on each."""
+replica (HTTP and gRPC). Tests parametrize over ``SERVERS`` to prove a behaviour on each."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +48,18 @@ def oip_servers(
             serve = stack.enter_context(start_replica(name, version, path, digest, sagemaker=True))
             served[("replica", name)] = Served("replica", name, version, path, replica.url, grpc_address(replica))
             served[("serve", name)] = Served("serve", name, version, path, serve.url)
-            routes.append({"name": name, "routes": [{"version": version, "weight": 100, "digest": digest,
-                                                     "replicas": [replica.url]}]})  # fmt: skip
+            route = {"version": version, "weight": 100, "digest": digest, "replicas": [replica.url],
+                     "grpc_replicas": [grpc_address(replica)]}  # fmt: skip
+            routes.append({"name": name, "routes": [route]})
         table = folder / "table.json"
         write_table(table, {"apiVersion": "modelcat/routing-v1", "application": APPLICATION,
                             "sticky_key": "x-user-id", "models": routes})  # fmt: skip
         fleet = Fleet(folder)
         stack.callback(fleet.close)
-        router = fleet.router(table, *router_args)
+        router = fleet.router(table, "--grpc-port", "0", *router_args)
+        found = re.search(r"gRPC on (\S+), ", router.line)
+        assert found, router.line
         for name in models:
-            served[("router", name)] = Served("router", name, version, served[("replica", name)].artifact, router.url)
+            artifact = served[("replica", name)].artifact
+            served[("router", name)] = Served("router", name, version, artifact, router.url, found.group(1))
         yield served

@@ -3,8 +3,8 @@ process: tritonclient's HTTP client (binary tensors unless told otherwise), KSer
 only as binary), tritonclient.grpc and KServe's gRPC client.
 
 The issue's matrix: each client on a model of each datatype (FP32, FP16, INT64, BYTES), against a
-replica, ``modelcat serve`` and the router (the HTTP clients; the router's gRPC side is tested with
-it). Then one model of every datatype (BOOL too) in one request, and the clients' other options."""
+replica and the router, and the HTTP clients against ``modelcat serve`` too (SageMaker's container
+speaks HTTP only). Then one model of every datatype (BOOL too) in one request, and the clients' other options."""
 
 from __future__ import annotations
 
@@ -119,8 +119,8 @@ def grpc_client(which: str) -> Client:
 CLIENTS: dict[str, tuple[Client, tuple[str, ...], str]] = {
     "tritonclient.http": (triton_http, SERVERS, "triton-1"),
     "kserve-rest": (kserve_rest, SERVERS, "kserve-1"),
-    "tritonclient.grpc": (grpc_client("triton"), ("replica",), "triton-1"),
-    "kserve-grpc": (grpc_client("kserve"), ("replica",), "kserve-1"),
+    "tritonclient.grpc": (grpc_client("triton"), ("replica", "router"), "triton-1"),
+    "kserve-grpc": (grpc_client("kserve"), ("replica", "router"), "kserve-1"),
 }
 CELLS = [(client, server) for client, (_, servers, _) in CLIENTS.items() for server in servers]
 MATRIX_MODELS = {datatype: f"only-{datatype.lower()}" for datatype in DATATYPE_FEEDS}

@@ -23,7 +23,7 @@ from catalog.domain.routing import bucket_of, bucket_table, key_hash, pick_versi
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.oip_grpc_clients import run_client
-from tests.serving.replica_fixtures import client_types_model, slow_model, start_replica, write_model
+from tests.serving.replica_fixtures import client_types_model, grpc_address, slow_model, start_replica, write_model
 from tests.serving.router_fixtures import Fleet, RouterProcess, logged_assignments, metric, write_table
 from tests.serving.test_replica_grpc import (
     assert_client_matches_onnxruntime,
@@ -52,12 +52,6 @@ class Routed:
     replicas: dict[str, str]  # version -> the replica's gRPC address
 
 
-def _replica_grpc(running: Any) -> str:
-    found = re.search(r", gRPC on (\S+), listening on ", running.process.stdout_text())
-    assert found, running.process.stdout_text()
-    return found.group(1)
-
-
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routed]:
     folder = tmp_path_factory.mktemp("router-grpc")
@@ -72,7 +66,7 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routed]:
         start_replica(MODEL, V1, path1, digest1, extra_args=grpc_port) as r1,
         start_replica(MODEL, V2, path2, digest2, extra_args=grpc_port) as r2,
     ):
-        g1, g2 = _replica_grpc(r1), _replica_grpc(r2)
+        g1, g2 = grpc_address(r1), grpc_address(r2)
         routes = [
             {"version": V1, "weight": 50, "digest": digest1, "replicas": [r1.url], "grpc_replicas": [g1]},
             {"version": V2, "weight": 50, "digest": digest2, "replicas": [r2.url], "grpc_replicas": [g2]},
@@ -326,7 +320,7 @@ def test_a_grpc_call_in_flight_when_the_router_stops_is_answered_and_logged(tmp_
     path, digest = write_model(slow_model(SIZE), tmp_path / "slow.onnx")
     with start_replica("slow", V1, path, digest, extra_args=["--grpc-port", "0"]) as running:
         route = {"version": V1, "weight": 100, "digest": digest, "replicas": [running.url],
-                 "grpc_replicas": [_replica_grpc(running)]}  # fmt: skip
+                 "grpc_replicas": [grpc_address(running)]}  # fmt: skip
         write_table(tmp_path / "table.json", {"apiVersion": "modelcat/routing-v1", "application": APP,
                                               "models": [{"name": "slow", "routes": [route]}]})  # fmt: skip
         fleet = Fleet(tmp_path)
