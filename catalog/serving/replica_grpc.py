@@ -155,14 +155,6 @@ class _Unread:
     reason: str
 
 
-def _triton_model_config(request: bytes, context: grpc.ServicerContext) -> None:
-    """Triton's ModelConfig (tritonclient's get_model_config) is not the protocol's: say which call is."""
-    context.abort(
-        grpc.StatusCode.UNIMPLEMENTED,
-        "ModelConfig is Triton's own call, not the Open Inference Protocol's; ModelMetadata answers the model's metadata",
-    )
-
-
 class _NotServed(ModelcatError):
     status_code = 404
 
@@ -286,7 +278,6 @@ class GrpcReplica:
                 "ModelReady": unary(self.model_ready, pb.ModelReadyRequest),
                 "ModelMetadata": unary(self.model_metadata, pb.ModelMetadataRequest),
                 "ModelInfer": unary(self.model_infer, pb.ModelInferRequest, self.limit),
-                "ModelConfig": grpc.unary_unary_rpc_method_handler(_triton_model_config),  # bytes: never read
             },
         )
 

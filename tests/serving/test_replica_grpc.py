@@ -253,14 +253,18 @@ def test_grpc_message_over_the_size_limit_is_invalid_argument_naming_both_sizes(
     assert_same(decoded(replica.stub.ModelInfer(raw_request(inputs()))), local_run(replica.model, inputs()))
 
 
-def test_tritons_model_config_call_is_unimplemented_naming_model_metadata(replica: Replica) -> None:
-    send = replica.channel.unary_unary("/inference.GRPCInferenceService/ModelConfig")  # tritonclient's get_model_config
+def assert_model_config_is_unimplemented_naming_model_metadata(channel: grpc.Channel) -> None:
+    send = channel.unary_unary("/inference.GRPCInferenceService/ModelConfig")  # tritonclient's get_model_config
     with pytest.raises(grpc.RpcError) as refused:
         send(b"\x0a" + bytes([len(MODEL)]) + MODEL.encode())
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert refused.value.details() == (
         "ModelConfig is Triton's own call, not the Open Inference Protocol's; ModelMetadata answers the model's metadata"
     )
+
+
+def test_tritons_model_config_call_is_unimplemented_naming_model_metadata(replica: Replica) -> None:
+    assert_model_config_is_unimplemented_naming_model_metadata(replica.channel)
 
 
 UNPARSABLE = {  # a message protobuf cannot read: how it is broken, the call, its bytes

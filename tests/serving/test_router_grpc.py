@@ -27,6 +27,7 @@ from tests.serving.replica_fixtures import client_types_model, grpc_address, slo
 from tests.serving.router_fixtures import Fleet, RouterProcess, logged_assignments, metric, write_table
 from tests.serving.test_replica_grpc import (
     assert_client_matches_onnxruntime,
+    assert_model_config_is_unimplemented_naming_model_metadata,
     assert_same,
     inputs,
     local_run,
@@ -124,6 +125,11 @@ def test_router_reports_its_grpc_address_with_its_url(routed: Routed) -> None:
     assert routed.stub.ServerLive(pb.ServerLiveRequest()).live
     assert routed.stub.ServerReady(pb.ServerReadyRequest()).ready
     assert routed.stub.ServerMetadata(pb.ServerMetadataRequest()).name == "modelcat-router"
+
+
+def test_tritons_model_config_call_through_the_router_is_unimplemented_naming_model_metadata(routed: Routed) -> None:
+    with grpc.insecure_channel(routed.address) as channel:
+        assert_model_config_is_unimplemented_naming_model_metadata(channel)
 
 
 @pytest.mark.parametrize("client", ["triton", "kserve"])
