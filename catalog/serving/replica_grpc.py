@@ -256,7 +256,7 @@ class GrpcReplica:
                 try:
                     return message.FromString(data)
                 except DecodeError as e:
-                    return _Unread(f"the request is not a valid {message.DESCRIPTOR.full_name} message: {e}")
+                    return _Unread(f"the request is not a {message.DESCRIPTOR.name} message: {e}")
 
             return read
 

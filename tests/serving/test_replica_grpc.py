@@ -172,7 +172,7 @@ def test_grpc_infer_with_typed_contents_matches_onnxruntime(replica: Replica) ->
     assert_same(decoded(response), {"x_out": local_run(replica.model, typed_feeds())["x_out"]})
 
 
-def _bad(feeds: dict[str, np.ndarray], change: str) -> pb.ModelInferRequest:
+def bad_request(feeds: dict[str, np.ndarray], change: str) -> pb.ModelInferRequest:
     if change.startswith("typed"):
         request = typed_request(typed_feeds())
         if change == "typed contents disagree with the shape":
@@ -228,15 +228,25 @@ BAD = {
 }
 
 
+def assert_invalid_argument_then_still_serving(channel: grpc.Channel, model: bytes, call: str, message: bytes,
+                                              reason: str) -> None:  # fmt: skip
+    """``message`` (as sent, bytes) to ``call`` is INVALID_ARGUMENT with ``reason`` in its details, and a good
+    ModelInfer after it gets what onnxruntime computes with ``model``."""
+    send = channel.unary_unary(f"/inference.GRPCInferenceService/{call}")
+    with pytest.raises(grpc.RpcError) as refused:
+        send(message)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+    assert reason in refused.value.details()
+    answer = GRPCInferenceServiceStub(channel).ModelInfer(raw_request(inputs()))
+    assert_same(decoded(answer), local_run(model, inputs()))
+
+
 @pytest.mark.parametrize("change", list(BAD))
 def test_grpc_bad_request_is_invalid_argument_with_the_reason_and_the_server_stays_up(
     replica: Replica, change: str
 ) -> None:
-    with pytest.raises(grpc.RpcError) as refused:
-        replica.stub.ModelInfer(_bad(inputs(), change))
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert BAD[change] in refused.value.details()
-    assert_same(decoded(replica.stub.ModelInfer(raw_request(inputs()))), local_run(replica.model, inputs()))
+    message = bad_request(inputs(), change).SerializeToString()
+    assert_invalid_argument_then_still_serving(replica.channel, replica.model, "ModelInfer", message, BAD[change])
 
 
 def test_grpc_message_over_the_size_limit_is_invalid_argument_naming_both_sizes(replica: Replica) -> None:
@@ -279,12 +289,8 @@ def test_a_message_that_does_not_parse_is_invalid_argument_and_the_server_stays_
     replica: Replica, broken: str
 ) -> None:
     call, data = UNPARSABLE[broken]
-    send = replica.channel.unary_unary(f"/inference.GRPCInferenceService/{call}")  # bytes as they are
-    with pytest.raises(grpc.RpcError) as refused:
-        send(data)
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert f"the request is not a valid inference.{call}Request message" in refused.value.details()
-    assert_same(decoded(replica.stub.ModelInfer(raw_request(inputs()))), local_run(replica.model, inputs()))
+    reason = f"the request is not a {call}Request message"
+    assert_invalid_argument_then_still_serving(replica.channel, replica.model, call, data, reason)
 
 
 def assert_client_matches_onnxruntime(client: str, address: str, version: str, model: bytes, folder: Path) -> None:
@@ -329,7 +335,7 @@ def test_grpc_calls_are_counted_in_the_replicas_metrics(replica: Replica) -> Non
     before = count("200"), count("400")
     replica.stub.ModelInfer(raw_request(inputs()))
     with pytest.raises(grpc.RpcError):
-        replica.stub.ModelInfer(_bad(inputs(), "unknown input"))
+        replica.stub.ModelInfer(bad_request(inputs(), "unknown input"))
     assert (count("200"), count("400")) == (before[0] + 1, before[1] + 1)
 
 

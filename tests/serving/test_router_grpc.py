@@ -26,9 +26,13 @@ from tests.serving.oip_grpc_clients import run_client
 from tests.serving.replica_fixtures import client_types_model, grpc_address, slow_model, start_replica, write_model
 from tests.serving.router_fixtures import Fleet, RouterProcess, logged_assignments, metric, write_table
 from tests.serving.test_replica_grpc import (
+    BAD,
+    UNPARSABLE,
     assert_client_matches_onnxruntime,
+    assert_invalid_argument_then_still_serving,
     assert_model_config_is_unimplemented_naming_model_metadata,
     assert_same,
+    bad_request,
     inputs,
     local_run,
     raw_request,
@@ -125,6 +129,24 @@ def test_router_reports_its_grpc_address_with_its_url(routed: Routed) -> None:
     assert routed.stub.ServerLive(pb.ServerLiveRequest()).live
     assert routed.stub.ServerReady(pb.ServerReadyRequest()).ready
     assert routed.stub.ServerMetadata(pb.ServerMetadataRequest()).name == "modelcat-router"
+
+
+@pytest.mark.parametrize("change", list(BAD))
+def test_each_bad_grpc_request_through_the_router_is_invalid_argument_with_the_replicas_reason(
+    routed: Routed, change: str
+) -> None:
+    with grpc.insecure_channel(routed.address) as channel:
+        message = bad_request(inputs(), change).SerializeToString()
+        assert_invalid_argument_then_still_serving(channel, routed.model, "ModelInfer", message, BAD[change])
+
+
+@pytest.mark.parametrize("broken", list(UNPARSABLE))
+def test_a_message_that_does_not_parse_is_invalid_argument_through_the_router(routed: Routed, broken: str) -> None:
+    call, data = UNPARSABLE[broken]
+    with grpc.insecure_channel(routed.address) as channel:
+        assert_invalid_argument_then_still_serving(
+            channel, routed.model, call, data, f"the request is not a {call}Request message"
+        )
 
 
 def test_tritons_model_config_call_through_the_router_is_unimplemented_naming_model_metadata(routed: Routed) -> None:
