@@ -136,6 +136,23 @@ def grpc_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _triton_only() -> grpc.GenericRpcHandler:
+    """Triton's own calls its clients make, not the protocol's (tritonclient.grpc's get_model_config):
+    UNIMPLEMENTED naming the protocol's call to use, rather than gRPC's bare 'Method not found!'."""
+    import grpc
+
+    def refuse(call: str, instead: str) -> grpc.RpcMethodHandler[bytes, bytes]:
+        message = f"{call} is Triton's own call, not the Open Inference Protocol's; {instead}"
+        return grpc.unary_unary_rpc_method_handler(
+            lambda request, context: context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+        )
+
+    service = "inference.GRPCInferenceService"
+    return grpc.method_handlers_generic_handler(
+        service, {"ModelConfig": refuse("ModelConfig", "ModelMetadata answers the model's metadata")}
+    )
+
+
 def start_grpc_server(
     handler: grpc.GenericRpcHandler,
     host: str,
@@ -146,9 +163,10 @@ def start_grpc_server(
     thread_name: str,
 ) -> tuple[grpc.Server, int]:
     """A gRPC server of ``handler`` on ``host``:``port`` (0 picks a free port), started, in ``workers``
-    threads of its own; returns it (``stop(grace)`` ends it) and its port. A message over twice
-    ``max_message_bytes`` is dropped unread (the handler refuses those over the limit itself, with
-    both sizes). A port in use, even by another gRPC server, is a UsageError."""
+    threads of its own, Triton's ModelConfig refused naming ModelMetadata; returns it (``stop(grace)``
+    ends it) and its port. A message over twice ``max_message_bytes`` is dropped unread (the handler
+    refuses those over the limit itself, with both sizes). A port in use, even by another gRPC
+    server, is a UsageError."""
     from concurrent.futures import ThreadPoolExecutor
 
     import grpc
@@ -159,7 +177,7 @@ def start_grpc_server(
         ("grpc.so_reuseport", 0),  # gRPC's default shares a port another server holds: refuse it instead
     ]
     server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name), options=options)
-    server.add_generic_rpc_handlers((handler,))
+    server.add_generic_rpc_handlers((handler, _triton_only()))
     address = grpc_address(host, port)
     try:
         bound = server.add_insecure_port(address)

@@ -405,7 +405,7 @@ def _split_body(body: bytes | bytearray, header_length: str | None) -> tuple[byt
     if header_length is None:
         return body, memoryview(b"")
     text = header_length.strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # '²' is a digit to isdigit, not to int()
         raise InvalidRequest(f"the Inference-Header-Content-Length header {header_length!r} is not a byte count")
     length = int(text)
     if length > len(body):

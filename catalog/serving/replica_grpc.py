@@ -5,7 +5,8 @@ Requests are checked by the code that checks REST's (``catalog.serving.oip``): e
 given once, of the model's datatype and shape; its data either typed ``contents`` (the field of its
 datatype) or ``raw_input_contents`` (the binary tensor layout: little-endian, row-major, BYTES
 length-prefixed), never both. Outputs are answered as ``raw_output_contents``. A refused request is
-``INVALID_ARGUMENT`` with the reason, another model or version ``NOT_FOUND``; the server stays up.
+``INVALID_ARGUMENT`` with the reason (a message that is not protobuf that parses too), another model
+or version ``NOT_FOUND``; the server stays up.
 Every answer's trailing metadata names the model, version and digest served (``x-model-name``,
 ``x-model-version``, ``x-model-digest``), as REST's headers do.
 
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from catalog.errors import InvalidRequest, ModelcatError
 from catalog.serving import DEFAULT_MAX_BODY_BYTES
@@ -146,10 +148,11 @@ def _tensor_metadata(meta: TensorMeta) -> pb.ModelMetadataResponse.TensorMetadat
 
 
 @dataclass(frozen=True)
-class _Oversized:
-    """A ModelInfer message over the limit, kept as its size only."""
+class _Unread:
+    """A request message refused before it is decoded (over the size limit, or not protobuf that
+    parses), kept as the reason only."""
 
-    size: int
+    reason: str
 
 
 class _NotServed(ModelcatError):
@@ -208,9 +211,7 @@ class GrpcReplica:
         self._served(request.name, request.version)
         return self.metadata
 
-    def model_infer(self, request: pb.ModelInferRequest | _Oversized) -> pb.ModelInferResponse:
-        if isinstance(request, _Oversized):
-            raise InvalidRequest(f"the request message is {request.size:,} bytes, over the limit of {self.limit:,}")
+    def model_infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         self._served(request.model_name, request.model_version)
         parsed = decode_infer_request(request, self.model)
         outputs = self.model.run(parsed.inputs, parsed.outputs, new_run_options())
@@ -227,6 +228,8 @@ class GrpcReplica:
             if in_flight is not None and route == "grpc_model_infer":
                 in_flight.inc()
             try:
+                if isinstance(request, _Unread):
+                    raise InvalidRequest(request.reason)
                 return method(request)
             except ModelcatError as e:
                 status, message = getattr(e, "status_code", 500), str(e)
@@ -243,27 +246,38 @@ class GrpcReplica:
         return call
 
     def handler(self) -> grpc.GenericRpcHandler:
-        """The service's handlers; ModelInfer's reader measures a message before decoding it."""
+        """The service's handlers; a message that does not parse is INVALID_ARGUMENT (not gRPC's
+        INTERNAL), and ModelInfer's is measured before it is decoded."""
 
-        def infer_reader(data: bytes) -> pb.ModelInferRequest | _Oversized:
-            return _Oversized(len(data)) if len(data) > self.limit else pb.ModelInferRequest.FromString(data)
+        def reader(message: type[Any], limit: int | None = None) -> Callable[[bytes], Any]:
+            def read(data: bytes) -> Any:
+                if limit is not None and len(data) > limit:
+                    return _Unread(f"the request message is {len(data):,} bytes, over the limit of {limit:,}")
+                try:
+                    return message.FromString(data)
+                except DecodeError as e:
+                    return _Unread(f"the request is not a {message.DESCRIPTOR.name} message: {e}")
 
-        def unary(method: Callable[[Any], Any], reader: Callable[[bytes], Any]) -> grpc.RpcMethodHandler[Any, Any]:
+            return read
+
+        def unary(
+            method: Callable[[Any], Any], message: type[Any], limit: int | None = None
+        ) -> grpc.RpcMethodHandler[Any, Any]:
             return grpc.unary_unary_rpc_method_handler(
                 self._answer("grpc_" + method.__name__, method),
-                request_deserializer=reader,
+                request_deserializer=reader(message, limit),
                 response_serializer=lambda message: message.SerializeToString(),
             )
 
         return grpc.method_handlers_generic_handler(
             SERVICE,
             {
-                "ServerLive": unary(self.server_live, pb.ServerLiveRequest.FromString),
-                "ServerReady": unary(self.server_ready, pb.ServerReadyRequest.FromString),
-                "ServerMetadata": unary(self.server_metadata, pb.ServerMetadataRequest.FromString),
-                "ModelReady": unary(self.model_ready, pb.ModelReadyRequest.FromString),
-                "ModelMetadata": unary(self.model_metadata, pb.ModelMetadataRequest.FromString),
-                "ModelInfer": unary(self.model_infer, infer_reader),
+                "ServerLive": unary(self.server_live, pb.ServerLiveRequest),
+                "ServerReady": unary(self.server_ready, pb.ServerReadyRequest),
+                "ServerMetadata": unary(self.server_metadata, pb.ServerMetadataRequest),
+                "ModelReady": unary(self.model_ready, pb.ModelReadyRequest),
+                "ModelMetadata": unary(self.model_metadata, pb.ModelMetadataRequest),
+                "ModelInfer": unary(self.model_infer, pb.ModelInferRequest, self.limit),
             },
         )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ from onnx import TensorProto, helper, numpy_helper
 __all__ = [
     "CLIENT_DATATYPES",
     "CLIENT_FEEDS",
+    "DATATYPE_FEEDS",
     "FRAUD",
     "DemoArtifact",
     "ReplicaExited",
@@ -44,8 +46,11 @@ __all__ = [
     "client_types_model",
     "fraud_replica",
     "free_port",
+    "grpc_address",
     "replica_command",
     "run_in_process",
+    "serve_command",
+    "single_type_model",
     "slow_model",
     "start_replica",
     "stop_replica",
@@ -133,6 +138,16 @@ def replica_command(
     ]  # fmt: skip
 
 
+def serve_command(model: str, version: str, artifact: Path, digest: str, extra: Sequence[str] = ()) -> list[str]:
+    """`modelcat serve` (the SageMaker container's entrypoint) told by options what to serve, on a free
+    loopback port."""
+    return [
+        sys.executable, "-m", "catalog.cli.main", "serve",
+        "--model", model, "--version", version, "--artifact", str(artifact), "--digest", digest,
+        "--port", "0", "--host", "127.0.0.1", *extra,
+    ]  # fmt: skip
+
+
 def stop_replica(process: subprocess.Popen[str], timeout: float = STOP_TIMEOUT) -> int:
     """SIGTERM, then SIGKILL if it has not exited within ``timeout``; returns the exit status."""
     if process.poll() is None:
@@ -178,11 +193,15 @@ def start_replica(
     *,
     extra_args: Sequence[str] = (),
     timeout: float = 30.0,
+    sagemaker: bool = False,
 ) -> Iterator[RunningReplica]:
-    """Run ``modelcat replica`` in a subprocess; yield ``(url, process)`` once /v2/health/ready
-    answers 200; stop it afterwards (SIGTERM, then SIGKILL). Raises ReplicaExited if the process
-    ends first (for instance on a digest mismatch)."""
-    command = replica_command(model, version, artifact, digest, port or 0, extra_args)
+    """Run ``modelcat replica`` (``sagemaker``: ``modelcat serve``) in a subprocess; yield
+    ``(url, process)`` once /v2/health/ready answers 200; stop it afterwards (SIGTERM, then SIGKILL).
+    Raises ReplicaExited if the process ends first (for instance on a digest mismatch)."""
+    if sagemaker:
+        command = serve_command(model, version, artifact, digest, extra_args)
+    else:
+        command = replica_command(model, version, artifact, digest, port or 0, extra_args)
     process = ReplicaProcess(command, cwd=ROOT)
     try:
         url = _wait_ready(process, time.monotonic() + timeout)
@@ -190,6 +209,14 @@ def start_replica(
     finally:
         stop_replica(process)
         process._reader.join(5)
+
+
+def grpc_address(running: RunningReplica) -> str:
+    """The HOST:PORT a replica started with ``--grpc-port`` serves gRPC on (from its first line)."""
+    found = re.search(r", gRPC on (\S+), listening on ", running.process.stdout_text())
+    if found is None:
+        raise AssertionError(f"the replica names no gRPC address:\n{running.process.stdout_text()}")
+    return found.group(1)
 
 
 @pytest.fixture(scope="module")
@@ -253,16 +280,46 @@ CLIENT_FEEDS = {
 }
 
 
-def triton_inputs() -> list[Any]:
-    """CLIENT_FEEDS as tritonclient.http inputs, set as its defaults set them (binary data)."""
+def triton_inputs(feeds: dict[str, np.ndarray] | None = None) -> list[Any]:
+    """``feeds`` (default CLIENT_FEEDS) as tritonclient.http inputs, set as its defaults set them
+    (binary data)."""
     import tritonclient.http as httpclient
+    from tritonclient.utils import np_to_triton_dtype
 
     inputs = []
-    for name, array in CLIENT_FEEDS.items():
-        tensor = httpclient.InferInput(name, list(array.shape), CLIENT_DATATYPES[name])
+    for name, array in (CLIENT_FEEDS if feeds is None else feeds).items():
+        tensor = httpclient.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
         tensor.set_data_from_numpy(array)  # binary_data=True: tritonclient's default
         inputs.append(tensor)
     return inputs
+
+
+def single_type_model(datatype: str) -> onnx.ModelProto:
+    """One input x [batch, 3] of ``datatype`` (FP32, FP16, INT64 or BYTES) and one output y of the
+    same: x + x for numbers, x itself for BYTES."""
+    kind = {"FP32": TensorProto.FLOAT, "FP16": TensorProto.FLOAT16, "INT64": TensorProto.INT64,
+            "BYTES": TensorProto.STRING}[datatype]  # fmt: skip
+    node = (
+        helper.make_node("Identity", ["x"], ["y"])
+        if datatype == "BYTES"
+        else helper.make_node("Add", ["x", "x"], ["y"])
+    )
+    graph = helper.make_graph(
+        [node],
+        f"single_{datatype.lower()}",
+        [helper.make_tensor_value_info("x", kind, ["batch", 3])],
+        [helper.make_tensor_value_info("y", kind, ["batch", 3])],
+    )
+    return _model(graph)
+
+
+# single_type_model's input per datatype, with values at each datatype's edges.
+DATATYPE_FEEDS = {
+    "FP32": np.array([[0.1, -0.0, 1e-40], [3.0e38 / 4, -1.5, np.pi]], dtype=np.float32),
+    "FP16": np.array([[0.5, -2.25, 1000.0], [6e-5, -0.0, 16000.0]], dtype=np.float16),
+    "INT64": np.array([[-(2**40), 7, 0], [2**61, -1, 1]], dtype=np.int64),
+    "BYTES": np.array([["ünïcode", "", "x" * 300], ["a\x00b", '{"json": 1}', "€"]], dtype=object),
+}
 
 
 def run_in_process(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -275,8 +332,9 @@ def run_in_process(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
 def assert_same_tensor(name: str, got: np.ndarray, want: np.ndarray) -> None:
     """Equal datatype, shape and values; strings compare as text (clients give the bytes sent)."""
     if want.dtype == object:
-        got = np.array([item.decode() if isinstance(item, bytes) else item for item in got.reshape(-1)], dtype=object)
-        assert got.tolist() == want.reshape(-1).tolist(), name
+        assert got.shape == want.shape, name
+        text = [item.decode() if isinstance(item, bytes) else item for item in got.reshape(-1)]
+        assert text == want.reshape(-1).tolist(), name
         return
     assert got.dtype == want.dtype and got.shape == want.shape, name
     assert np.array_equal(got, want), name

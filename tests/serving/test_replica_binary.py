@@ -1,4 +1,6 @@
-"""The binary tensor data extension: the codec in process, and a replica answering it over HTTP."""
+"""The binary tensor data extension: the codec in process, and each server answering it over HTTP (a
+replica, ``modelcat serve``, the router forwarding to a replica): every bad request a 400 with its
+reason, after which the server still answers a good one."""
 
 from __future__ import annotations
 
@@ -17,13 +19,12 @@ import pytest
 
 from catalog.serving.oip import InvalidRequest, TensorMeta, encode_body, parse_request
 from catalog.serving.replica import _read_body
+from tests.serving.oip_servers import SERVERS, Served, oip_servers
 from tests.serving.replica_fixtures import (
     CLIENT_DATATYPES,
     CLIENT_FEEDS,
     client_types_model,
     run_in_process,
-    start_replica,
-    write_model,
 )
 
 HEADER = "Inference-Header-Content-Length"
@@ -120,6 +121,9 @@ BAD_BINARY = {
     "size disagrees with the shape": (_fp32(32), b"\0" * 32, None, ["'x'", "needs 4 element(s) (16 bytes)", "32"]),
     "header length past the end": (_fp32(16), b"\0" * 16, "100000", ["Inference-Header-Content-Length", "past the end"]),
     "header length not a number": (_fp32(16), b"\0" * 16, "ten", ["Inference-Header-Content-Length", "'ten'"]),
+    "header length not ascii digits": (  # '²' is a digit to str.isdigit, not to int()
+        _fp32(16), b"\0" * 16, "\u00b2", ["Inference-Header-Content-Length", "'\u00b2' is not a byte count"],
+    ),
     "bytes prefix past its tensor": (
         {"inputs": [entry("s", "BYTES", [2], 10)]}, strings(b"ab") + struct.pack("<I", 9) + b"x", None,
         ["'s'", "BYTES element 1 says 9 byte(s)", "past the end of the tensor's data"],
@@ -162,18 +166,26 @@ def test_bad_binary_request_is_refused_naming_what_is_wrong(
         assert fragment in str(caught.value)
 
 
-# -- a replica over HTTP ------------------------------------------------------------------------------
+# -- each server over HTTP: a replica, modelcat serve, the router -------------------------------------
 
 MODEL, VERSION = "client-types", "0.1.0"
-INFER = f"/v2/models/{MODEL}/versions/{VERSION}/infer"
+INFER = f"/v2/models/{MODEL}/infer"
 
 
 @pytest.fixture(scope="module")
-def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
-    model = client_types_model()
-    path, digest = write_model(model, tmp_path_factory.mktemp("client-types") / "model.onnx")
-    with start_replica(MODEL, VERSION, path, digest) as (url, _), httpx.Client(base_url=url, timeout=30.0) as c:
-        yield c, path
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], Served]]:
+    with oip_servers({MODEL: client_types_model()}, tmp_path_factory.mktemp("client-types"), VERSION) as served:
+        yield served
+
+
+@pytest.fixture(params=SERVERS)
+def server(
+    request: pytest.FixtureRequest, servers: dict[tuple[str, str], Served]
+) -> Iterator[tuple[httpx.Client, Path]]:
+    """A client of each server in turn, and the model's file."""
+    served = servers[(request.param, MODEL)]
+    with httpx.Client(base_url=served.url, timeout=30.0, trust_env=False) as client:
+        yield client, served.artifact
 
 
 FEEDS = CLIENT_FEEDS
@@ -185,9 +197,7 @@ def raw(array: np.ndarray) -> bytes:
     return array.astype(array.dtype.newbyteorder("<")).tobytes()
 
 
-@pytest.mark.slow
-def test_replica_answers_binary_requests_with_binary_outputs(replica: tuple[httpx.Client, Path]) -> None:
-    client, model = replica
+def assert_answers_binary_requests_with_binary_outputs(client: httpx.Client, model: Path) -> None:
     inputs = [entry(name, CLIENT_DATATYPES[name], list(a.shape), len(raw(a))) for name, a in FEEDS.items()]
     body, length = binary_request({"inputs": inputs, "parameters": {"binary_data_output": True}},
                                   *(raw(a) for a in FEEDS.values()))  # fmt: skip
@@ -206,17 +216,25 @@ def test_replica_answers_binary_requests_with_binary_outputs(replica: tuple[http
 
 
 @pytest.mark.slow
-def test_replica_refuses_each_bad_binary_request_and_stays_up(replica: tuple[httpx.Client, Path]) -> None:
-    client, _ = replica
-    for name, (header, data, length, expected) in BAD_BINARY.items():
-        given = {tensor["name"] for tensor in header["inputs"]}
-        others = [json_tensor(name) for name in FEEDS if name not in given]  # the model needs every input
-        body, headers = bad_body(header | {"inputs": header["inputs"] + others}, data, length)
-        response = client.post(INFER, content=body, headers=headers)
-        assert response.status_code == 400, (name, response.text)
-        message = response.json()["error"]
-        assert all(fragment in message for fragment in expected), (name, message)
-        assert client.get("/v2/health/ready").status_code == 200
+def test_binary_requests_get_binary_outputs(server: tuple[httpx.Client, Path]) -> None:
+    assert_answers_binary_requests_with_binary_outputs(*server)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(BAD_BINARY))
+def test_each_bad_binary_request_is_a_400_with_its_reason_and_the_server_still_answers(
+    server: tuple[httpx.Client, Path], case: str
+) -> None:
+    client, model = server
+    header, data, length, expected = BAD_BINARY[case]
+    given = {tensor["name"] for tensor in header["inputs"]}
+    others = [json_tensor(name) for name in FEEDS if name not in given]  # the model needs every input
+    body, headers = bad_body(header | {"inputs": header["inputs"] + others}, data, length)
+    response = client.post(INFER, content=body, headers={k: v.encode("latin-1") for k, v in headers.items()})
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]
+    assert all(fragment in message for fragment in expected), message
+    assert_answers_binary_requests_with_binary_outputs(client, model)
 
 
 def json_tensor(name: str) -> dict[str, Any]:
@@ -236,26 +254,27 @@ def json_tensor(name: str) -> dict[str, Any]:
     ],
     ids=["unknown", "corrupt", "truncated", "bomb"],
 )
-def test_a_bad_content_encoding_is_refused_and_the_replica_stays_up(
-    replica: tuple[httpx.Client, Path], encoding: str, body: bytes, status: int, expected: str
+def test_a_bad_content_encoding_is_refused_and_the_server_still_answers(
+    server: tuple[httpx.Client, Path], encoding: str, body: bytes, status: int, expected: str
 ) -> None:
-    client, _ = replica
+    client, model = server
     response = client.post(INFER, content=body, headers={"content-encoding": encoding})
     assert response.status_code == status, response.text
     assert expected in response.json()["error"]
-    assert client.get("/v2/health/ready").status_code == 200
+    assert_answers_binary_requests_with_binary_outputs(client, model)
 
 
 @pytest.mark.slow
-def test_replica_says_it_speaks_the_binary_extension(replica: tuple[httpx.Client, Path]) -> None:
-    client, _ = replica
+def test_the_server_says_it_speaks_the_binary_extension(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
     assert client.get("/v2").json()["extensions"] == ["binary_tensor_data"]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("server", ["replica", "serve"], indirect=True)  # the router's: test_router_binary.py
 @pytest.mark.parametrize("path", [f"/v2/models/{MODEL}/config", f"/v2/models/{MODEL}/versions/{VERSION}/config"])
-def test_model_config_is_a_404_naming_the_metadata_endpoint(replica: tuple[httpx.Client, Path], path: str) -> None:
-    client, _ = replica
+def test_model_config_is_a_404_naming_the_metadata_endpoint(server: tuple[httpx.Client, Path], path: str) -> None:
+    client, _ = server
     response = client.get(path)
     assert response.status_code == 404
     message = response.json()["error"]

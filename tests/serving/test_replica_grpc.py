@@ -21,7 +21,13 @@ import pytest
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.oip_grpc_clients import run_client
-from tests.serving.replica_fixtures import ReplicaExited, client_types_model, start_replica, write_model
+from tests.serving.replica_fixtures import (
+    ReplicaExited,
+    client_types_model,
+    grpc_address,
+    start_replica,
+    write_model,
+)
 
 LIMIT = 64 << 10  # the replica's --max-request-bytes here
 MODEL, VERSION = "kinds", "1.0.0"
@@ -39,9 +45,7 @@ def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
     path, digest = write_model(client_types_model(), tmp_path_factory.mktemp("grpc") / "kinds.onnx")
     extra = ["--grpc-port", "0", "--max-request-bytes", str(LIMIT)]
     with start_replica(MODEL, VERSION, path, digest, extra_args=extra) as running:
-        found = re.search(r", gRPC on (\S+), listening on ", running.process.stdout_text())
-        assert found, running.process.stdout_text()
-        served = Replica(running.url, found.group(1), path.read_bytes(), running.process.lines)
+        served = Replica(running.url, grpc_address(running), path.read_bytes(), running.process.lines)
         yield served
         served.channel.close()
 
@@ -145,27 +149,53 @@ def test_grpc_infer_with_raw_contents_matches_onnxruntime(replica: Replica) -> N
     assert_same(decoded(response), local_run(replica.model, inputs()))
 
 
-def test_grpc_infer_with_typed_contents_matches_onnxruntime(replica: Replica) -> None:
-    feeds = {k: v for k, v in inputs().items() if k != "h"}  # FP16 has no typed field: raw only
-    feeds["h"] = np.zeros(0, dtype=np.float16)
+def typed_feeds() -> dict[str, np.ndarray]:
+    """inputs() as typed contents can carry them: FP16 has no typed field (raw only), so h is empty."""
+    return {k: v for k, v in inputs().items() if k != "h"} | {"h": np.zeros(0, dtype=np.float16)}
+
+
+def typed_request(feeds: dict[str, np.ndarray]) -> pb.ModelInferRequest:
     request = pb.ModelInferRequest(model_name=MODEL)
     fields = {"x": "fp32_contents", "c": "int64_contents", "s": "bytes_contents", "b": "bool_contents"}
     for name, array in feeds.items():
         tensor = request.inputs.add(name=name, datatype=DATATYPES[array.dtype.name], shape=array.shape)
         if name in fields:
             getattr(tensor.contents, fields[name]).extend(array.reshape(-1).tolist())
+    return request
+
+
+def test_grpc_infer_with_typed_contents_matches_onnxruntime(replica: Replica) -> None:
+    request = typed_request(typed_feeds())
     request.outputs.add(name="x_out")
     response = replica.stub.ModelInfer(request)
     assert [o.name for o in response.outputs] == ["x_out"]
-    assert_same(decoded(response), {"x_out": local_run(replica.model, feeds)["x_out"]})
+    assert_same(decoded(response), {"x_out": local_run(replica.model, typed_feeds())["x_out"]})
 
 
-def _bad(feeds: dict[str, np.ndarray], change: str) -> pb.ModelInferRequest:
+def bad_request(feeds: dict[str, np.ndarray], change: str) -> pb.ModelInferRequest:
+    if change.startswith("typed"):
+        request = typed_request(typed_feeds())
+        if change == "typed contents disagree with the shape":
+            del request.inputs[0].contents.fp32_contents[-1]
+        elif change == "typed FP16 contents":
+            request.inputs[-1].shape[:] = [1]
+            request.inputs[-1].contents.fp32_contents.append(1.0)
+        elif change == "typed bytes not utf-8":
+            request.inputs[2].contents.bytes_contents[0] = b"\xff"
+        return request
     request = raw_request(feeds)
     if change == "not a multiple":
         request.raw_input_contents[0] = request.raw_input_contents[0][:-1]
     elif change == "disagrees with the shape":
         request.raw_input_contents[0] += b"\0" * 4
+    elif change == "shorter than the shape":
+        request.raw_input_contents[0] = request.raw_input_contents[0][:-4]
+    elif change == "BYTES length cut short":
+        request.raw_input_contents[3] = struct.pack("<I", 2) + b"ab" + b"\0\0"
+    elif change == "BYTES not utf-8":
+        request.raw_input_contents[3] = b"".join(struct.pack("<I", 1) + b for b in (b"\xff", b"a", b"b"))
+    elif change == "BOOL byte not 0 or 1":
+        request.raw_input_contents[4] = b"\x01\x02"
     elif change == "BYTES past its tensor":
         request.raw_input_contents[3] = struct.pack("<I", 99) + b"short"
     elif change == "raw entries":
@@ -183,7 +213,14 @@ def _bad(feeds: dict[str, np.ndarray], change: str) -> pb.ModelInferRequest:
 BAD = {
     "not a multiple": "raw_input_contents[0]'s size 31 is not a multiple of the 4-byte size of a FP32 element",
     "disagrees with the shape": "shape [2, 4] needs 8 element(s) (32 bytes), but raw_input_contents[0]'s size is 36 bytes",
+    "shorter than the shape": "shape [2, 4] needs 8 element(s) (32 bytes), but raw_input_contents[0]'s size is 28 bytes",
     "BYTES past its tensor": "BYTES element 0 says 99 byte(s), past the end of the tensor's data",
+    "BYTES length cut short": "input 's': BYTES element 1's 4-byte length runs past the tensor's data",
+    "BYTES not utf-8": "input 's': BYTES element 0 is not valid UTF-8",
+    "BOOL byte not 0 or 1": "input 'b': BOOL element 1 is the byte 2, not 0 or 1",
+    "typed contents disagree with the shape": "input 'x': shape [2, 4] needs 8 element(s), but 'data' has 7",
+    "typed FP16 contents": "input 'h': FP16 data has no typed contents field; send it in raw_input_contents",
+    "typed bytes not utf-8": "input 's': a BYTES element is not valid UTF-8",
     "raw entries": "raw_input_contents has 4 entries but the request has 5 input(s)",
     "raw and contents": "input 'x' has contents while the request has raw_input_contents",
     "wrong datatype": "input 'c' has datatype INT32 but the model takes INT64",
@@ -191,15 +228,25 @@ BAD = {
 }
 
 
+def assert_invalid_argument_then_still_serving(channel: grpc.Channel, model: bytes, call: str, message: bytes,
+                                              reason: str) -> None:  # fmt: skip
+    """``message`` (as sent, bytes) to ``call`` is INVALID_ARGUMENT with ``reason`` in its details, and a good
+    ModelInfer after it gets what onnxruntime computes with ``model``."""
+    send = channel.unary_unary(f"/inference.GRPCInferenceService/{call}")
+    with pytest.raises(grpc.RpcError) as refused:
+        send(message)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+    assert reason in refused.value.details()
+    answer = GRPCInferenceServiceStub(channel).ModelInfer(raw_request(inputs()))
+    assert_same(decoded(answer), local_run(model, inputs()))
+
+
 @pytest.mark.parametrize("change", list(BAD))
 def test_grpc_bad_request_is_invalid_argument_with_the_reason_and_the_server_stays_up(
     replica: Replica, change: str
 ) -> None:
-    with pytest.raises(grpc.RpcError) as refused:
-        replica.stub.ModelInfer(_bad(inputs(), change))
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert BAD[change] in refused.value.details()
-    assert replica.stub.ModelInfer(raw_request(inputs())).outputs  # still serving
+    message = bad_request(inputs(), change).SerializeToString()
+    assert_invalid_argument_then_still_serving(replica.channel, replica.model, "ModelInfer", message, BAD[change])
 
 
 def test_grpc_message_over_the_size_limit_is_invalid_argument_naming_both_sizes(replica: Replica) -> None:
@@ -213,7 +260,37 @@ def test_grpc_message_over_the_size_limit_is_invalid_argument_naming_both_sizes(
     with pytest.raises(grpc.RpcError) as dropped:
         replica.stub.ModelInfer(raw_request(feeds))
     assert dropped.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert replica.stub.ModelInfer(raw_request(inputs())).outputs
+    assert_same(decoded(replica.stub.ModelInfer(raw_request(inputs()))), local_run(replica.model, inputs()))
+
+
+def assert_model_config_is_unimplemented_naming_model_metadata(channel: grpc.Channel) -> None:
+    send = channel.unary_unary("/inference.GRPCInferenceService/ModelConfig")  # tritonclient's get_model_config
+    with pytest.raises(grpc.RpcError) as refused:
+        send(b"\x0a" + bytes([len(MODEL)]) + MODEL.encode())
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert refused.value.details() == (
+        "ModelConfig is Triton's own call, not the Open Inference Protocol's; ModelMetadata answers the model's metadata"
+    )
+
+
+def test_tritons_model_config_call_is_unimplemented_naming_model_metadata(replica: Replica) -> None:
+    assert_model_config_is_unimplemented_naming_model_metadata(replica.channel)
+
+
+UNPARSABLE = {  # a message protobuf cannot read: how it is broken, the call, its bytes
+    "id not UTF-8": ("ModelInfer", pb.ModelInferRequest(model_name=MODEL).SerializeToString() + b"\x1a\x01\xff"),
+    "garbage": ("ModelInfer", b"\xff\xff\xff"),
+    "field cut short": ("ModelReady", b"\x0a\x05ab"),
+}
+
+
+@pytest.mark.parametrize("broken", list(UNPARSABLE))
+def test_a_message_that_does_not_parse_is_invalid_argument_and_the_server_stays_up(
+    replica: Replica, broken: str
+) -> None:
+    call, data = UNPARSABLE[broken]
+    reason = f"the request is not a {call}Request message"
+    assert_invalid_argument_then_still_serving(replica.channel, replica.model, call, data, reason)
 
 
 def assert_client_matches_onnxruntime(client: str, address: str, version: str, model: bytes, folder: Path) -> None:
@@ -258,7 +335,7 @@ def test_grpc_calls_are_counted_in_the_replicas_metrics(replica: Replica) -> Non
     before = count("200"), count("400")
     replica.stub.ModelInfer(raw_request(inputs()))
     with pytest.raises(grpc.RpcError):
-        replica.stub.ModelInfer(_bad(inputs(), "unknown input"))
+        replica.stub.ModelInfer(bad_request(inputs(), "unknown input"))
     assert (count("200"), count("400")) == (before[0] + 1, before[1] + 1)
 
 

@@ -23,11 +23,16 @@ from catalog.domain.routing import bucket_of, bucket_table, key_hash, pick_versi
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.oip_grpc_clients import run_client
-from tests.serving.replica_fixtures import client_types_model, slow_model, start_replica, write_model
+from tests.serving.replica_fixtures import client_types_model, grpc_address, slow_model, start_replica, write_model
 from tests.serving.router_fixtures import Fleet, RouterProcess, logged_assignments, metric, write_table
 from tests.serving.test_replica_grpc import (
+    BAD,
+    UNPARSABLE,
     assert_client_matches_onnxruntime,
+    assert_invalid_argument_then_still_serving,
+    assert_model_config_is_unimplemented_naming_model_metadata,
     assert_same,
+    bad_request,
     inputs,
     local_run,
     raw_request,
@@ -52,12 +57,6 @@ class Routed:
     replicas: dict[str, str]  # version -> the replica's gRPC address
 
 
-def _replica_grpc(running: Any) -> str:
-    found = re.search(r", gRPC on (\S+), listening on ", running.process.stdout_text())
-    assert found, running.process.stdout_text()
-    return found.group(1)
-
-
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routed]:
     folder = tmp_path_factory.mktemp("router-grpc")
@@ -72,7 +71,7 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routed]:
         start_replica(MODEL, V1, path1, digest1, extra_args=grpc_port) as r1,
         start_replica(MODEL, V2, path2, digest2, extra_args=grpc_port) as r2,
     ):
-        g1, g2 = _replica_grpc(r1), _replica_grpc(r2)
+        g1, g2 = grpc_address(r1), grpc_address(r2)
         routes = [
             {"version": V1, "weight": 50, "digest": digest1, "replicas": [r1.url], "grpc_replicas": [g1]},
             {"version": V2, "weight": 50, "digest": digest2, "replicas": [r2.url], "grpc_replicas": [g2]},
@@ -130,6 +129,29 @@ def test_router_reports_its_grpc_address_with_its_url(routed: Routed) -> None:
     assert routed.stub.ServerLive(pb.ServerLiveRequest()).live
     assert routed.stub.ServerReady(pb.ServerReadyRequest()).ready
     assert routed.stub.ServerMetadata(pb.ServerMetadataRequest()).name == "modelcat-router"
+
+
+@pytest.mark.parametrize("change", list(BAD))
+def test_each_bad_grpc_request_through_the_router_is_invalid_argument_with_the_replicas_reason(
+    routed: Routed, change: str
+) -> None:
+    with grpc.insecure_channel(routed.address) as channel:
+        message = bad_request(inputs(), change).SerializeToString()
+        assert_invalid_argument_then_still_serving(channel, routed.model, "ModelInfer", message, BAD[change])
+
+
+@pytest.mark.parametrize("broken", list(UNPARSABLE))
+def test_a_message_that_does_not_parse_is_invalid_argument_through_the_router(routed: Routed, broken: str) -> None:
+    call, data = UNPARSABLE[broken]
+    with grpc.insecure_channel(routed.address) as channel:
+        assert_invalid_argument_then_still_serving(
+            channel, routed.model, call, data, f"the request is not a {call}Request message"
+        )
+
+
+def test_tritons_model_config_call_through_the_router_is_unimplemented_naming_model_metadata(routed: Routed) -> None:
+    with grpc.insecure_channel(routed.address) as channel:
+        assert_model_config_is_unimplemented_naming_model_metadata(channel)
 
 
 @pytest.mark.parametrize("client", ["triton", "kserve"])
@@ -326,7 +348,7 @@ def test_a_grpc_call_in_flight_when_the_router_stops_is_answered_and_logged(tmp_
     path, digest = write_model(slow_model(SIZE), tmp_path / "slow.onnx")
     with start_replica("slow", V1, path, digest, extra_args=["--grpc-port", "0"]) as running:
         route = {"version": V1, "weight": 100, "digest": digest, "replicas": [running.url],
-                 "grpc_replicas": [_replica_grpc(running)]}  # fmt: skip
+                 "grpc_replicas": [grpc_address(running)]}  # fmt: skip
         write_table(tmp_path / "table.json", {"apiVersion": "modelcat/routing-v1", "application": APP,
                                               "models": [{"name": "slow", "routes": [route]}]})  # fmt: skip
         fleet = Fleet(tmp_path)
