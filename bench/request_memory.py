@@ -16,86 +16,26 @@ is printed in MB and as a multiple of the body's size N. The issue's target: at 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
-import numpy as np
-import onnx
-from onnx import TensorProto, helper
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.serving.replica_fixtures import start_replica
+from tests.serving.replica_fixtures import request_memory
 
-WIDTH = 1024
 MB = 1 << 20
 
 
-def reduce_model() -> onnx.ModelProto:
-    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
-    graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)],
-        "reduce",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", WIDTH])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch"])],
-        [axes],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="modelcat-bench")
-    model.ir_version = 9
-    return model
-
-
-def status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def json_body(target: int) -> tuple[bytes, dict[str, str], int]:
-    """A JSON request of about ``target`` bytes (rows of WIDTH random floats), and its row count."""
-    row = json.dumps(np.random.default_rng(0).standard_normal(WIDTH).astype(np.float32).tolist())
-    rows = max(1, target // (len(row) + 1))
-    x = np.random.default_rng(1).standard_normal((rows, WIDTH)).astype(np.float32)
-    body = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [rows, WIDTH],
-                                   "data": x.reshape(-1).tolist()}]}).encode()  # fmt: skip
-    return body, {"content-type": "application/json"}, rows
-
-
-def binary_body(target: int) -> tuple[bytes, dict[str, str], int]:
-    rows = max(1, target // (4 * WIDTH))
-    x = np.random.default_rng(1).standard_normal((rows, WIDTH)).astype("<f4")
-    header = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [rows, WIDTH],
-                                     "parameters": {"binary_data_size": x.nbytes}}]}).encode()  # fmt: skip
-    headers = {"Inference-Header-Content-Length": str(len(header)), "content-type": "application/octet-stream"}
-    return header + x.tobytes(), headers, rows
-
-
-def measure(path: Path, digest: str, encoding: str, target: int) -> dict[str, float]:
-    body, headers, rows = (json_body if encoding == "json" else binary_body)(target)
-    small, small_headers, _ = (json_body if encoding == "json" else binary_body)(4 * WIDTH * 4)
-    limit = ["--max-request-bytes", str(len(body) + MB)]
-    with start_replica("reduce", "1.0.0", path, digest, extra_args=limit) as (url, process):
-        infer = f"{url}/v2/models/reduce/infer"
-        with httpx.Client(timeout=300, trust_env=False) as client:
-            assert client.post(infer, content=small, headers=small_headers).status_code == 200
-            time.sleep(0.5)  # let the allocator settle after the warm-up (a reading, not a test)
-            idle = status_kb(process.pid, "VmRSS")
-            started = time.perf_counter()
-            response = client.post(infer, content=body, headers=headers)
-            seconds = time.perf_counter() - started
-            assert response.status_code == 200, response.text[:300]
-        peak = status_kb(process.pid, "VmHWM")
-    above = (peak - idle) * 1024
-    return {"encoding": encoding, "body_mb": len(body) / MB, "rows": rows, "idle_mb": idle / 1024,
-            "peak_mb": peak / 1024, "above_idle_mb": above / MB, "x_body": above / len(body),
-            "seconds": seconds}  # fmt: skip
+def measure(encoding: str, target: int, folder: Path) -> dict[str, float]:
+    memory = request_memory(encoding, target, folder, settle=0.5)  # the allocator settles after the warm-up
+    assert memory.response.status_code == 200, memory.response.text[:300]
+    above = memory.peak - memory.idle
+    return {"encoding": encoding, "body_mb": memory.body / MB, "rows": len(memory.input),
+            "idle_mb": memory.idle / MB, "peak_mb": memory.peak / MB, "above_idle_mb": above / MB,
+            "x_body": above / memory.body, "seconds": memory.seconds}  # fmt: skip
 
 
 def main() -> None:
@@ -104,11 +44,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="modelcat-bench-") as folder:
-        path = Path(folder) / "reduce.onnx"
-        data = reduce_model().SerializeToString()
-        path.write_bytes(data)
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        results = [measure(path, digest, encoding, int(args.megabytes * MB)) for encoding in ("json", "binary")]
+        results = [measure(encoding, int(args.megabytes * MB), Path(folder)) for encoding in ("json", "binary")]
     print("| request | body | rows x 1024 FP32 | idle RSS | peak RSS | above idle | x body | time |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:

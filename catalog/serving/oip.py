@@ -39,11 +39,13 @@ __all__ = [
     "TensorMeta",
     "datatype_of",
     "decode_binary_tensor",
+    "decode_payload",
     "decode_tensor",
     "encode_binary_tensor",
     "encode_body",
     "encode_response",
     "encode_tensor",
+    "load_json",
     "parse_request",
     "requested_outputs",
 ]
@@ -261,9 +263,13 @@ def _check_span(dims: tuple[int, ...], where: str) -> None:
 
 
 def decode_tensor(name: str, datatype: object, shape: object, data: object) -> np.ndarray:
-    """One OIP tensor as a numpy array: checks the datatype, element types and data length."""
+    """One OIP tensor as a numpy array: checks the datatype, element types and data length. ``data``
+    is the JSON value, or its array already converted for this datatype and shape (``oip_json``)."""
     where = f"input {name!r}"
     datatype, dims = _check_tensor(datatype, shape, where)
+    if isinstance(data, np.ndarray):
+        _check_span(dims, where)
+        return data.reshape(dims)
     flat = _flatten(data, dims, where)
     count = math.prod(dims)
     if len(flat) != count:
@@ -435,13 +441,25 @@ def parse_request(
 
     ``header_length`` is the request's ``Inference-Header-Content-Length`` header, if it has one."""
     text, binary = _split_body(body, header_length)
+    return decode_payload(load_json(text, header_length), binary, inputs, outputs)
+
+
+def load_json(text: bytes | bytearray, header_length: str | None) -> Any:
+    """The request's JSON document (``json.loads``), or why it is not JSON."""
     try:
-        payload = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
         detail = e.args[0] if isinstance(e, ValueError) and e.args else "nested too deeply"
         if header_length is None and detail.startswith("Extra data"):
             detail += " (binary tensor data needs the Inference-Header-Content-Length header)"
         raise InvalidRequest(f"request body is not valid JSON: {detail}") from None
+
+
+def decode_payload(
+    payload: object, binary: memoryview, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta]
+) -> InferenceRequest:
+    """A request from its JSON document (where an input's data may be converted already: see
+    ``decode_tensor``) and the binary data after it."""
     if not isinstance(payload, dict):
         raise InvalidRequest(f"the request must be a JSON object, not {_json_type(payload)}")
     request_id = payload.get("id")

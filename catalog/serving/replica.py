@@ -40,7 +40,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog.errors import InvalidRequest, ModelcatError
 from catalog.serving import DEFAULT_MAX_BODY_BYTES, listen
-from catalog.serving.oip import encode_body, parse_request
+from catalog.serving.oip import encode_body
+from catalog.serving.oip_json import parse_request_bounded
 from catalog.serving.replica_model import LoadedModel, new_run_options
 from catalog.serving.signature import signature_info
 
@@ -226,7 +227,7 @@ def create_app(
         )
 
     def run_inference(body: bytes | bytearray, header_length: str | None, run_options: Any) -> Response:
-        parsed = parse_request(body, model.inputs, model.outputs, header_length)
+        parsed = parse_request_bounded(body, model.inputs, model.outputs, header_length)
         outputs = model.run(parsed.inputs, parsed.outputs, run_options)
         content, json_length = encode_body(name, version, outputs, parsed.id, parsed.binary_outputs)
         if json_length is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import signal
 import socket
@@ -41,13 +42,17 @@ __all__ = [
     "DemoArtifact",
     "ReplicaExited",
     "ReplicaProcess",
+    "RequestMemory",
     "RunningReplica",
     "assert_same_tensor",
     "client_types_model",
     "fraud_replica",
     "free_port",
     "grpc_address",
+    "reduce_model",
+    "reduce_request",
     "replica_command",
+    "request_memory",
     "run_in_process",
     "serve_command",
     "single_type_model",
@@ -379,6 +384,80 @@ def slow_model(size: int = 256) -> onnx.ModelProto:
         [weight, start],
     )
     return _model(graph)
+
+
+def reduce_model(width: int = 1024) -> onnx.ModelProto:
+    """x FP32 [batch, width] -> ReduceSum over axis 1 -> y FP32 [batch]: a large request, a small answer."""
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)],
+        "reduce",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch"])],
+        [axes],
+    )
+    return _model(graph)
+
+
+def reduce_request(encoding: str, size: int, width: int = 1024) -> tuple[bytes, dict[str, str], np.ndarray]:
+    """A request for ``reduce_model`` of about ``size`` bytes, its headers and its input: random float32
+    rows, as JSON (flat ``data``, the values as ``json`` writes them) or in the binary tensor extension."""
+    if encoding == "json":
+        row = json.dumps(np.random.default_rng(0).standard_normal(width).astype(np.float32).tolist())
+        rows = max(1, size // (len(row) + 1))
+    else:
+        rows = max(1, size // (4 * width))
+    x = np.random.default_rng(1).standard_normal((rows, width)).astype("<f4")
+    entry: dict[str, Any] = {"name": "x", "datatype": "FP32", "shape": [rows, width]}
+    if encoding == "json":
+        entry["data"] = x.reshape(-1).tolist()
+        return json.dumps({"inputs": [entry]}).encode(), {"content-type": "application/json"}, x
+    entry["parameters"] = {"binary_data_size": x.nbytes}
+    header = json.dumps({"inputs": [entry]}).encode()
+    headers = {"Inference-Header-Content-Length": str(len(header)), "content-type": "application/octet-stream"}
+    return header + x.tobytes(), headers, x
+
+
+class RequestMemory(NamedTuple):
+    """A replica's resident memory around one request: ``idle`` after a small first one, ``peak`` its
+    high-water mark after the request (bytes); the request's size, input, time and answer."""
+
+    idle: int
+    peak: int
+    body: int
+    input: np.ndarray
+    seconds: float
+    response: httpx.Response
+
+
+def request_memory(encoding: str, size: int, folder: Path, settle: float = 0.0) -> RequestMemory:
+    """Run a fresh replica of ``reduce_model`` (the high-water mark is per process), warm it up with a
+    small request, then send one of about ``size`` bytes (``reduce_request``). ``settle``: seconds to
+    wait before reading the idle RSS (a benchmark's reading; tests leave it 0)."""
+    artifact, digest = write_model(reduce_model(), folder / "reduce.onnx")
+    body, headers, x = reduce_request(encoding, size)
+    small, small_headers, _ = reduce_request(encoding, 1)
+    limit = ["--max-request-bytes", str(len(body) + (1 << 20))]
+    with (
+        start_replica("reduce", "1.0.0", artifact, digest, extra_args=limit) as (url, process),
+        httpx.Client(timeout=300, trust_env=False) as client,
+    ):
+        infer = f"{url}/v2/models/reduce/infer"
+        assert client.post(infer, content=small, headers=small_headers).status_code == 200
+        time.sleep(settle)
+        idle = _status_kb(process.pid, "VmRSS")
+        started = time.perf_counter()
+        response = client.post(infer, content=body, headers=headers)
+        seconds = time.perf_counter() - started
+        peak = _status_kb(process.pid, "VmHWM")
+    return RequestMemory(idle * 1024, peak * 1024, len(body), x, seconds, response)
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
 
 
 def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
