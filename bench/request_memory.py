@@ -16,17 +16,26 @@ is printed in MB and as a multiple of the body's size N. The issue's target: at 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import statistics
+import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.serving.replica_fixtures import request_memory
+from catalog.serving.oip import TensorMeta, parse_request
+from catalog.serving.oip_json import parse_request_bounded
+from tests.serving.replica_fixtures import reduce_request, request_memory
 
 MB = 1 << 20
+DECODERS: dict[str, Callable[..., object]] = {"before": parse_request, "after": parse_request_bounded}
+OUTPUT = [TensorMeta("y", "FP32", ("batch",))]
 
 
 def measure(encoding: str, target: int, folder: Path) -> dict[str, float]:
@@ -38,20 +47,102 @@ def measure(encoding: str, target: int, folder: Path) -> dict[str, float]:
             "x_body": above / memory.body, "seconds": memory.seconds}  # fmt: skip
 
 
+def status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def inputs_for(width: int) -> list[TensorMeta]:
+    return [TensorMeta("x", "FP32", ("batch", width))]
+
+
+def decode_in_fresh_process(decoder: str, body: Path) -> dict[str, float]:
+    """Peak RSS above idle and time of one decoding of ``body``, in a process of its own (``--decode``)."""
+    command = [sys.executable, __file__, "--decode", decoder, "--body", str(body)]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+
+def decode_here(decoder: str, path: Path) -> None:
+    """``--decode``: decode the body at ``path`` once after a warm-up; print its memory and time."""
+    body, parse, inputs = path.read_bytes(), DECODERS[decoder], inputs_for(1024)
+    parse(reduce_request("json", 1)[0], inputs, OUTPUT)
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    idle, started = status_kb("VmRSS"), time.perf_counter()
+    parse(body, inputs, OUTPUT)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"above": (status_kb("VmHWM") - idle) * 1024, "seconds": seconds}))
+
+
+def decoder_times(body: bytes, width: int, calls: int) -> dict[str, float]:
+    """Median seconds of one decoding of ``body`` for each decoder: ``calls`` each, alternating, so
+    that the load of a shared machine falls on both alike."""
+    times: dict[str, list[float]] = {name: [] for name in DECODERS}
+    for i in range(calls):
+        for name in list(DECODERS)[i % 2 :] + list(DECODERS)[: i % 2]:
+            started = time.perf_counter()
+            DECODERS[name](body, inputs_for(width), OUTPUT)
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def compare_decoders(target: int, folder: Path) -> list[dict[str, object]]:
+    """The JSON decoders before and after (``DECODERS``) on the same bodies: the demo model's request
+    size (16 floats), 1 MB and ``target`` bytes for time; ``target`` bytes for memory."""
+    small = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16],
+                                    "data": [0.1 * i for i in range(16)]}]}).encode()  # fmt: skip
+    mid, large = reduce_request("json", MB)[0], reduce_request("json", target)[0]
+    path = folder / "large.json"
+    path.write_bytes(large)
+    rows: list[dict[str, object]] = []
+    for label, body, width, calls, unit in [
+        ("time, the demo model's request (16 FP32)", small, 16, 20000, 1e-6),
+        ("time, 1 MB", mid, 1024, 15, 1e-3),
+        (f"time, {len(large) / MB:.0f} MB", large, 1024, 3, 1.0),
+    ]:
+        times = decoder_times(body, width, calls)
+        rows.append({"what": label, "bytes": len(body), "unit": unit} | times)
+    memory = {name: [decode_in_fresh_process(name, path) for _ in range(2)] for name in DECODERS}
+    rows.append({"what": f"peak RSS above idle, {len(large) / MB:.0f} MB", "bytes": len(large), "unit": MB}
+                | {name: min(r["above"] for r in runs) for name, runs in memory.items()})  # fmt: skip
+    return rows
+
+
+def print_decoders(rows: list[dict[str, object]]) -> None:
+    units = {1e-6: "us", 1e-3: "ms", 1.0: "s", MB: "MB"}
+    print("| JSON decoding, in process | before: `json.loads` whole | after: in pieces | after / before |")
+    print("| --- | ---: | ---: | ---: |")
+    for row in rows:
+        unit, before, after = float(row["unit"]), float(row["before"]), float(row["after"])  # type: ignore[arg-type]
+        extra = f" ({before / float(row['bytes']):.1f}x, {after / float(row['bytes']):.1f}x body)" if unit == MB else ""  # type: ignore[arg-type]
+        print(f"| {row['what']} | {before / unit:,.{0 if unit == MB else 2}f} {units[unit]} | "
+              f"{after / unit:,.{0 if unit == MB else 2}f} {units[unit]} | {after / before:.2f}{extra} |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=32)
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--decode", choices=list(DECODERS), help=argparse.SUPPRESS)  # one decoding, in this process
+    parser.add_argument("--body", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.decode:
+        decode_here(args.decode, args.body)
+        return
     with tempfile.TemporaryDirectory(prefix="modelcat-bench-") as folder:
         results = [measure(encoding, int(args.megabytes * MB), Path(folder)) for encoding in ("json", "binary")]
+        decoders = compare_decoders(int(args.megabytes * MB), Path(folder))
     print("| request | body | rows x 1024 FP32 | idle RSS | peak RSS | above idle | x body | time |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         print(f"| {r['encoding']} | {r['body_mb']:.1f} MB | {r['rows']:,} | {r['idle_mb']:.0f} MB | "
               f"{r['peak_mb']:.0f} MB | {r['above_idle_mb']:.0f} MB | {r['x_body']:.1f} | {r['seconds']:.2f} s |")  # fmt: skip
+    print()
+    print_decoders(decoders)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps({"replica": results, "decoders": decoders}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

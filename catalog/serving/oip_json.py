@@ -75,7 +75,7 @@ def parse_request_bounded(
     converted piece by piece (module docstring)."""
     text, binary = _split_body(body, header_length)
     try:
-        payload = _load(text)
+        payload = _load(text) if len(text) >= MIN_BYTES else load_json(text, header_length)
     except _Ordinary:
         payload = load_json(text, header_length)
     return decode_payload(payload, binary, inputs, outputs)
@@ -83,7 +83,7 @@ def parse_request_bounded(
 
 def _load(text: bytes | bytearray) -> Any:
     """``json.loads(text)`` with the large data arrays converted, or ``_Ordinary``."""
-    if len(text) < MIN_BYTES or json.detect_encoding(text) != "utf-8":
+    if json.detect_encoding(text) != "utf-8":
         raise _Ordinary
     spans = _data_arrays(text)
     if not spans:
