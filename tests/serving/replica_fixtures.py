@@ -22,17 +22,21 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+import grpc
 import httpx
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+from catalog.serving.oip_grpc import inference_pb2 as pb
+from catalog.serving.oip_grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 
 __all__ = [
     "CLIENT_DATATYPES",
@@ -420,37 +424,67 @@ def reduce_request(encoding: str, size: int, width: int = 1024) -> tuple[bytes, 
 
 class RequestMemory(NamedTuple):
     """A replica's resident memory around one request: ``idle`` after a small first one, ``peak`` its
-    high-water mark after the request (bytes); the request's size, input, time and answer."""
+    high-water mark after the request (bytes); the request's size, input, time and answer (``y``)."""
 
     idle: int
     peak: int
     body: int
     input: np.ndarray
     seconds: float
-    response: httpx.Response
+    answer: np.ndarray
 
 
 def request_memory(encoding: str, size: int, folder: Path, settle: float = 0.0) -> RequestMemory:
     """Run a fresh replica of ``reduce_model`` (the high-water mark is per process), warm it up with a
-    small request, then send one of about ``size`` bytes (``reduce_request``). ``settle``: seconds to
+    small request, then send one of about ``size`` bytes: ``reduce_request``'s JSON or binary over
+    HTTP, or ``grpc``, a ModelInfer with the input in ``raw_input_contents``. ``settle``: seconds to
     wait before reading the idle RSS (a benchmark's reading; tests leave it 0)."""
     artifact, digest = write_model(reduce_model(), folder / "reduce.onnx")
-    body, headers, x = reduce_request(encoding, size)
-    small, small_headers, _ = reduce_request(encoding, 1)
-    limit = ["--max-request-bytes", str(len(body) + (1 << 20))]
-    with (
-        start_replica("reduce", "1.0.0", artifact, digest, extra_args=limit) as (url, process),
-        httpx.Client(timeout=300, trust_env=False) as client,
-    ):
-        infer = f"{url}/v2/models/reduce/infer"
-        assert client.post(infer, content=small, headers=small_headers).status_code == 200
+    body, headers, x = reduce_request("binary" if encoding == "grpc" else encoding, size)
+    small, small_headers, _ = reduce_request("binary" if encoding == "grpc" else encoding, 1)
+    extra = ["--max-request-bytes", str(len(body) + (1 << 20)), "--grpc-port", "0"]
+    with start_replica("reduce", "1.0.0", artifact, digest, extra_args=extra) as (url, process):
+        if encoding == "grpc":
+            found = re.search(r", gRPC on (\S+), listening on ", process.stdout_text())
+            assert found, process.stdout_text()
+            send = _grpc_sender(found.group(1))
+        else:
+            send = _http_sender(f"{url}/v2/models/reduce/infer", {len(body): headers, len(small): small_headers})
+        send(small)
         time.sleep(settle)
         idle = _status_kb(process.pid, "VmRSS")
         started = time.perf_counter()
-        response = client.post(infer, content=body, headers=headers)
+        answer = send(body)
         seconds = time.perf_counter() - started
         peak = _status_kb(process.pid, "VmHWM")
-    return RequestMemory(idle * 1024, peak * 1024, len(body), x, seconds, response)
+    return RequestMemory(idle * 1024, peak * 1024, len(body), x, seconds, answer)
+
+
+def _http_sender(infer: str, headers: dict[int, dict[str, str]]) -> Callable[[bytes], np.ndarray]:
+    """POST a ``reduce_request`` body (its headers by its length); ``y`` from the JSON answer."""
+    client = httpx.Client(timeout=300, trust_env=False)
+
+    def send(body: bytes) -> np.ndarray:
+        response = client.post(infer, content=body, headers=headers[len(body)])
+        assert response.status_code == 200, response.text[:300]
+        return np.array(response.json()["outputs"][0]["data"], dtype=np.float32)
+
+    return send
+
+
+def _grpc_sender(address: str) -> Callable[[bytes], np.ndarray]:
+    """ModelInfer with the input of a binary ``reduce_request`` body as raw contents; ``y``."""
+    stub = GRPCInferenceServiceStub(grpc.insecure_channel(address))
+
+    def send(body: bytes) -> np.ndarray:
+        header = json.loads(body[: body.index(b"}]}") + 3])["inputs"][0]
+        request = pb.ModelInferRequest(model_name="reduce")
+        request.inputs.add(name="x", datatype="FP32", shape=header["shape"])
+        request.raw_input_contents.append(body[-header["parameters"]["binary_data_size"] :])
+        response = stub.ModelInfer(request, timeout=300)
+        return np.frombuffer(response.raw_output_contents[0], dtype="<f4")
+
+    return send
 
 
 def _status_kb(pid: int, field: str) -> int:
