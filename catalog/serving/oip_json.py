@@ -234,9 +234,38 @@ def _key(raw: bytes) -> str:
 
 def _array_extent(text: bytes | bytearray, start: int) -> tuple[int, tuple[int, ...]] | None:
     """The end of the array opening at ``start``, and commas between its elements about
-    ``PIECE_BYTES`` apart; None when it holds a string or an object (its brackets could be text), or
-    when its brackets are too dense for a piece-wise read to pay."""
-    depth, brackets, cuts, last = 0, 0, [], start
+    ``PIECE_BYTES`` apart; None when it holds a string or an object (its brackets could be text)."""
+    extent = _regular_extent(text, start) or _walked_extent(text, start)
+    if extent is None or text.find(b'"', start, extent[0]) != -1 or text.find(b"{", start, extent[0]) != -1:
+        return None
+    return extent
+
+
+def _regular_extent(text: bytes | bytearray, start: int) -> tuple[int, tuple[int, ...]] | None:
+    """The extent of an array nested as its first element is (``[[[`` for rank 3, say), closed by as
+    many brackets in a row, its elements cut where as many but one close before a comma: found with
+    ``bytes.find`` alone. None when the brackets found do not balance (then ``_walked_extent``). The
+    pieces' parsing checks the rest: an extent that is not the array's fails there."""
+    rank, at = 0, start
+    while text[at : at + 1] == b"[":
+        rank, at = rank + 1, _skip_space(text, at + 1)
+    end = text.find(b"]" * rank, start) + rank
+    if end < start + rank or text.count(b"[", start, end) != text.count(b"]", start, end):
+        return None
+    cuts: list[int] = []
+    separator = b"]" * (rank - 1) + b","  # the end of an element and the comma after it
+    at = start + PIECE_BYTES
+    while (found := text.find(separator, at, end)) != -1:
+        cuts.append(found + rank - 1)
+        at = found + rank + PIECE_BYTES
+    return end, tuple(cuts)
+
+
+def _walked_extent(text: bytes | bytearray, start: int) -> tuple[int, tuple[int, ...]] | None:
+    """The extent of any array, bracket by bracket, cut after elements that end about
+    ``PIECE_BYTES`` apart; None when its brackets are too dense for a piece-wise read to pay."""
+    depth, brackets, last = 0, 0, start
+    cuts: list[int] = []
     opening, closing = start, text.find(b"]", start)
     while closing != -1:
         brackets += 1
@@ -248,22 +277,12 @@ def _array_extent(text: bytes | bytearray, start: int) -> tuple[int, tuple[int, 
             continue
         depth -= 1
         if depth == 0:
-            break
+            return closing + 1, tuple(cuts)
         if depth == 1 and closing - last >= PIECE_BYTES and _next(text, closing + 1) == b",":
             last = _skip_space(text, closing + 1)
             cuts.append(last)
         closing = text.find(b"]", closing + 1)
-    else:
-        return None
-    end = closing + 1
-    if text.find(b'"', start, end) != -1 or text.find(b"{", start, end) != -1:
-        return None
-    if brackets == 2 and end - start >= MIN_BYTES:  # a flat array: every comma is between elements
-        at = start + PIECE_BYTES
-        while (comma := text.find(b",", at, end)) != -1:
-            cuts.append(comma)
-            at = comma + PIECE_BYTES
-    return end, tuple(cuts)
+    return None
 
 
 def _skip_space(text: bytes | bytearray, pos: int) -> int:

@@ -255,3 +255,32 @@ def test_binary_data_after_a_large_json_input_is_still_read() -> None:
         answer = outcome(parse_request_bounded, body, str(len(header)), INPUTS[:2])
     assert read == [1] and answer == outcome(parse_request, body, str(len(header)), INPUTS[:2])
     assert answer[1]["a"][2] == a.tobytes() and answer[1]["b"][2] == b.tobytes()
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["flat", "nested", "tall and narrow", "with many strings"],
+)
+def test_megabytes_of_json_with_the_default_pieces_answer_as_parse_request(layout: str) -> None:
+    """The constants the replica runs with: arrays over MIN_BYTES are read in pieces of PIECE_BYTES,
+    except where reading them whole is cheaper (brackets denser than their numbers, or more strings
+    and punctuation than MAX_TOKENS): those bodies are read as parse_request reads them."""
+    rng = np.random.default_rng(3)
+    rows = 1 if layout == "tall and narrow" else 3
+    a = rng.standard_normal((150_000 // rows, rows)).astype(np.float32).reshape(-1, 3 if rows == 3 else 1)
+    b = rng.integers(-(2**62), 2**62, len(a))
+    data = a.tolist() if layout in ("nested", "tall and narrow") else a.reshape(-1).tolist()
+    entries = [{"name": "a", "datatype": "FP32", "shape": list(a.shape), "data": data},
+               {"name": "b", "datatype": "INT64", "shape": [len(b)], "data": b.tolist()}]  # fmt: skip
+    inputs = (TensorMeta("a", "FP32", ("batch", a.shape[1])), TensorMeta("b", "INT64", ("batch",)))
+    if layout == "with many strings":
+        entries.append({"name": "s", "datatype": "BYTES", "shape": [3000], "data": [f"s{i}" for i in range(3000)]})
+        inputs += (TensorMeta("s", "BYTES", (3000,)),)
+    body = json.dumps({"inputs": entries}).encode()
+    assert len(body) > 2 * oip_json.PIECE_BYTES
+    read: list[int] = []
+    load = oip_json._load
+    with mock.patch.object(oip_json, "_load", lambda text: (load(text), read.append(1))[0]):
+        answer = outcome(parse_request_bounded, body, inputs=inputs)
+    assert answer == outcome(parse_request, body, inputs=inputs) and answer[0] == "ok"
+    assert read == ([] if layout == "with many strings" else [1])
