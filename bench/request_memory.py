@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -94,37 +95,43 @@ def decoder_times(body: bytes, width: int, calls: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def compare_decoders(target: int, folder: Path) -> list[dict[str, object]]:
+def compare_decoders(target: int, folder: Path) -> list[dict[str, Any]]:
     """The JSON decoders before and after (``DECODERS``) on the same bodies: the demo model's request
-    size (16 floats), 1 MB and ``target`` bytes for time; ``target`` bytes for memory."""
+    size (16 floats), 1 MB and ``target`` bytes (flat ``data``, and nested as [rows, 1024]) for time
+    and, the large ones, memory."""
     small = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16],
                                     "data": [0.1 * i for i in range(16)]}]}).encode()  # fmt: skip
-    mid, large = reduce_request("json", MB)[0], reduce_request("json", target)[0]
-    path = folder / "large.json"
-    path.write_bytes(large)
-    rows: list[dict[str, object]] = []
+    mid, (large, _, x) = reduce_request("json", MB)[0], reduce_request("json", target)
+    nested = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": list(x.shape),
+                                     "data": x.tolist()}]}).encode()  # fmt: skip
+    rows: list[dict[str, Any]] = []
     for label, body, width, calls, unit in [
         ("time, the demo model's request (16 FP32)", small, 16, 20000, 1e-6),
         ("time, 1 MB", mid, 1024, 15, 1e-3),
         (f"time, {len(large) / MB:.0f} MB", large, 1024, 5, 1.0),
+        (f"time, {len(nested) / MB:.0f} MB nested", nested, 1024, 5, 1.0),
     ]:
         times = decoder_times(body, width, calls)
         rows.append({"what": label, "bytes": len(body), "unit": unit} | times)
-    memory = {name: [decode_in_fresh_process(name, path) for _ in range(2)] for name in DECODERS}
-    rows.append({"what": f"peak RSS above idle, {len(large) / MB:.0f} MB", "bytes": len(large), "unit": MB}
-                | {name: min(r["above"] for r in runs) for name, runs in memory.items()})  # fmt: skip
+    for label, body in [("", large), (" nested", nested)]:
+        path = folder / "large.json"
+        path.write_bytes(body)
+        memory = {name: [decode_in_fresh_process(name, path) for _ in range(2)] for name in DECODERS}
+        rows.append({"what": f"peak RSS above idle, {len(body) / MB:.0f} MB{label}", "bytes": len(body), "unit": MB}
+                    | {name: min(r["above"] for r in runs) for name, runs in memory.items()})  # fmt: skip
     return rows
 
 
-def print_decoders(rows: list[dict[str, object]]) -> None:
+def print_decoders(rows: list[dict[str, Any]]) -> None:
     units = {1e-6: "us", 1e-3: "ms", 1.0: "s", MB: "MB"}
     print("| JSON decoding, in process | before: `json.loads` whole | after: in pieces | after / before |")
     print("| --- | ---: | ---: | ---: |")
     for row in rows:
-        unit, before, after = float(row["unit"]), float(row["before"]), float(row["after"])  # type: ignore[arg-type]
-        extra = f" ({before / float(row['bytes']):.1f}x, {after / float(row['bytes']):.1f}x body)" if unit == MB else ""  # type: ignore[arg-type]
-        print(f"| {row['what']} | {before / unit:,.{0 if unit == MB else 2}f} {units[unit]} | "
-              f"{after / unit:,.{0 if unit == MB else 2}f} {units[unit]} | {after / before:.2f}{extra} |")  # fmt: skip
+        unit, before, after, size = row["unit"], row["before"], row["after"], row["bytes"]
+        extra = f" ({before / size:.1f}x, {after / size:.1f}x body)" if unit == MB else ""
+        digits = 0 if unit == MB else 2
+        print(f"| {row['what']} | {before / unit:,.{digits}f} {units[unit]} | "
+              f"{after / unit:,.{digits}f} {units[unit]} | {after / before:.2f}{extra} |")  # fmt: skip
 
 
 def main() -> None:
