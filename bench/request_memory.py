@@ -15,8 +15,9 @@ is printed in MB and as a multiple of the body's size N. The issue's target: at 
 Then the two JSON decoders in the same run, in process: before (``oip.parse_request``: ``json.loads``
 of the whole body) and after (``oip_json.parse_request_bounded``, the replica's: large data arrays
 read in pieces). Their median time per decoding, alternating calls, for the demo model's request
-(16 FP32 values), 1 MB and the large body; and the peak RSS above idle of one decoding of the large
-body in a fresh process each (``--decode``, the best of two).
+(16 FP32 values), 1 MB and the large body (flat, and nested as [rows, 1024]), in CPU seconds; and the
+peak RSS above idle of one decoding of each large body in a fresh process each (``--decode``, the
+best of two).
 """
 
 from __future__ import annotations
@@ -84,14 +85,14 @@ def decode_here(decoder: str, path: Path) -> None:
 
 
 def decoder_times(body: bytes, width: int, calls: int) -> dict[str, float]:
-    """Median seconds of one decoding of ``body`` for each decoder: ``calls`` each, alternating, so
-    that the load of a shared machine falls on both alike."""
+    """Median CPU seconds of one decoding of ``body`` for each decoder: ``calls`` each, alternating.
+    CPU time, not wall-clock: on a shared machine the other processes' load is not the decoder's."""
     times: dict[str, list[float]] = {name: [] for name in DECODERS}
     for i in range(calls):
         for name in list(DECODERS)[i % 2 :] + list(DECODERS)[: i % 2]:
-            started = time.perf_counter()
+            started = time.process_time()
             DECODERS[name](body, inputs_for(width), OUTPUT)
-            times[name].append(time.perf_counter() - started)
+            times[name].append(time.process_time() - started)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
