@@ -44,7 +44,7 @@ from catalog.serving.oip import (
 __all__ = ["MIN_BYTES", "PIECE_BYTES", "parse_request_bounded"]
 
 MIN_BYTES = 1 << 16  # a smaller JSON part goes to json.loads whole: nothing to save, nothing to risk
-PIECE_BYTES = 1 << 20  # text read by one json.loads while converting a large array
+PIECE_BYTES = 1 << 18  # text read by one json.loads while converting a large array
 MAX_TOKENS = 4096  # strings and punctuation outside the cut arrays, before the scan gives up
 _TOKEN = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"|[][{}:,]', re.DOTALL)  # a string, or punctuation
 _SPACE = re.compile(rb"[ \t\n\r]*")
