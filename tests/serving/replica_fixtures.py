@@ -443,11 +443,10 @@ def request_memory(encoding: str, size: int, folder: Path, settle: float = 0.0) 
     body, headers, x = reduce_request("binary" if encoding == "grpc" else encoding, size)
     small, small_headers, _ = reduce_request("binary" if encoding == "grpc" else encoding, 1)
     extra = ["--max-request-bytes", str(len(body) + (1 << 20)), "--grpc-port", "0"]
-    with start_replica("reduce", "1.0.0", artifact, digest, extra_args=extra) as (url, process):
+    with start_replica("reduce", "1.0.0", artifact, digest, extra_args=extra) as running:
+        url, process = running
         if encoding == "grpc":
-            found = re.search(r", gRPC on (\S+), listening on ", process.stdout_text())
-            assert found, process.stdout_text()
-            send = _grpc_sender(found.group(1))
+            send = _grpc_sender(grpc_address(running))
         else:
             send = _http_sender(f"{url}/v2/models/reduce/infer", {len(body): headers, len(small): small_headers})
         send(small)
