@@ -42,6 +42,7 @@ from google.protobuf.message import DecodeError
 
 from catalog.serving import listen
 from catalog.serving.oip_grpc import inference_pb2 as pb
+from catalog.serving.oip_grpc import wire
 from catalog.serving.router_choice import Choice, NotRouted, choose, identity_mismatch, record, request_id
 from catalog.serving.router_state import LiveTable
 from catalog.serving.router_telemetry import finite_number, first_binary_element
@@ -89,48 +90,17 @@ class _Refused(Exception):
         self.code, self.message, self.status = code, message, status or _STATUS.get(code, 500)
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
-        if shift > 63:
-            raise ValueError("a varint longer than 10 bytes")
-
-
 def model_target(message: bytes) -> tuple[str, str]:
     """``(model_name, model_version)`` of a serialized ModelInferRequest, ModelMetadataRequest or
     ModelReadyRequest (fields 1 and 2 in each), read off the wire without parsing the rest: the
     top-level fields are walked by their lengths (the last occurrence of a field wins, as in
     protobuf). Raises ValueError on a message that is not well-formed."""
-    fields = [b"", b""]
-    at, end = 0, len(message)
+    found = [b"", b""]
+    for number, kind, start, end in wire.fields(message):
+        if number in (1, 2) and kind == wire.LENGTH_DELIMITED:
+            found[number - 1] = message[start:end]
     try:
-        while at < end:
-            tag, at = _varint(message, at)
-            number, kind = tag >> 3, tag & 7
-            if kind == 2:
-                size, at = _varint(message, at)
-                if at + size > end:
-                    raise ValueError(f"field {number} runs past the end of the message")
-                if number in (1, 2):
-                    fields[number - 1] = message[at : at + size]
-                at += size
-            elif kind == 0:
-                _, at = _varint(message, at)
-            elif kind in (1, 5):
-                at += 8 if kind == 1 else 4
-            else:
-                raise ValueError(f"wire type {kind} of field {number}")
-        if at != end:
-            raise ValueError("the last field runs past the end of the message")
-        return fields[0].decode("utf-8"), fields[1].decode("utf-8")
-    except IndexError:
-        raise ValueError("the message ends inside a field") from None
+        return found[0].decode("utf-8"), found[1].decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("the model name or version is not UTF-8") from None
 
