@@ -182,7 +182,8 @@ def bench_router(workdir: Path, clients_list: list[int], seconds: float, repeat:
     paths = ("router", UNLOGGED)
     runs: dict[str, list[dict]] = {f"{p}/{c}": [] for c in clients_list for p in paths}
     outcomes = {"is_fraud": "label"} if labels else None  # the logging router also records predictions
-    with serving(cli, SMALL, workdir, unlogged=True, outcomes=outcomes) as (_, routers, pids):
+    with serving(cli, SMALL, workdir, unlogged=True, outcomes=outcomes) as fleet:
+        routers, pids = fleet.routers, fleet.pids
         for rep in range(repeat):
             for clients in clients_list:
                 for path in paths[rep % 2 :] + paths[: rep % 2]:

@@ -50,9 +50,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import grpc
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -64,6 +66,7 @@ from serve_fleet import (
     ROOT,
     SMALL,
     STICKY,
+    Fleet,
     Model,
     big_model,
     clean_env,
@@ -72,34 +75,78 @@ from serve_fleet import (
     serving,
     spawn,
     stop,
+    wide_model,
 )
 from serve_grpc import bench_router_grpc, print_router_grpc
 from validate import modelcat_command
 
 from catalog.artifacts.hashing import hash_file
+from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.replica_model import load_verified
 
 TARGET_P50_MS, TARGET_P99_MS, TARGET_THROUGHPUT, TARGET_COLD_S = 1.0, 5.0, 0.80, 2.0
 WARMUP_S = 0.5
-PATHS = ("in-process", "direct", "router")
+# The paths each model is timed on (a path is a key of ``makers``): the demo model's, the ~100 MB
+# model's, and the 1 MiB input's, where the encodings are compared direct to the replica.
+PATHS = ("in-process", "direct", "direct-grpc", "router")
+BIG_PATHS = ("in-process", "direct", "router")
+ENCODING_PATHS = ("direct", "direct-binary", "direct-grpc")
+# what each path through a router is compared with: direct to the replica, in the same protocol
+DIRECT_OF = {"router": "direct", BEFORE: "direct", "router-grpc": "direct-grpc"}
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 
 
 # -- load generation --------------------------------------------------------------------------------
 
 Sender = Callable[[int], None]  # one request; the argument numbers it within its thread
+Maker = Callable[[int], tuple[Sender, Callable[[], None]]]  # a client thread's sender and its closer
 
 
 def request_body(rng: np.random.Generator) -> tuple[bytes, np.ndarray]:
     row = rng.random((1, 16), dtype=np.float32)
-    body = {"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": row.ravel().tolist()}]}
-    return json.dumps(body).encode(), row
+    return encode_request("features", row).json, row
 
 
-def http_sender(url: str, path: str, body: bytes, thread: int) -> tuple[Sender, Callable[[], None]]:
+@dataclass(frozen=True)
+class Payload:
+    """One request, encoded once before timing in each way a path sends it."""
+
+    array: np.ndarray
+    json: bytes  # OIP v2 JSON
+    binary: bytes  # the binary tensor extension: a JSON header, then the tensor's bytes
+    binary_headers: dict[str, str]
+    grpc: bytes  # a serialized ModelInferRequest, the tensor in raw_input_contents, no version (as to a router)
+    grpc_pinned: bytes  # the same naming the model's version (as to a replica)
+
+
+def encode_request(input_name: str, array: np.ndarray, model: Model = SMALL) -> Payload:
+    """``array`` as the one input of ``model``, every way; binary and gRPC answers come back binary
+    (tritonclient's default)."""
+    spec = {"name": input_name, "shape": list(array.shape), "datatype": "FP32"}
+    body = json.dumps({"inputs": [spec | {"data": array.ravel().tolist()}]}).encode()
+    header = json.dumps(
+        {"inputs": [spec | {"parameters": {"binary_data_size": array.nbytes}}],
+         "parameters": {"binary_data_output": True}}
+    ).encode()  # fmt: skip
+    headers = {"content-type": "application/octet-stream", "inference-header-content-length": str(len(header))}
+    tensor = pb.ModelInferRequest.InferInputTensor(name=input_name, datatype="FP32", shape=array.shape)
+    message = pb.ModelInferRequest(model_name=model.name, inputs=[tensor], raw_input_contents=[array.tobytes()])
+    pinned = pb.ModelInferRequest()
+    pinned.CopyFrom(message)
+    pinned.model_version = model.version
+    return Payload(
+        array, body, header + array.astype("<f4").tobytes(), headers, message.SerializeToString(),
+        pinned.SerializeToString(),
+    )  # fmt: skip
+
+
+def http_sender(
+    url: str, path: str, body: bytes, thread: int, headers: dict[str, str] | None = None
+) -> tuple[Sender, Callable[[], None]]:
     """A keep-alive connection; each request carries a distinct sticky key."""
     where = urlsplit(url)
     conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
-    base = {"content-type": "application/json"}
+    base = headers or {"content-type": "application/json"}
 
     def send(n: int) -> None:
         conn.request("POST", path, body=body, headers=base | {STICKY: f"user-{thread}-{n}"})
@@ -111,6 +158,22 @@ def http_sender(url: str, path: str, body: bytes, thread: int) -> tuple[Sender, 
     return send, conn.close
 
 
+def grpc_sender(address: str, message: bytes, thread: int) -> tuple[Sender, Callable[[], None]]:
+    """A channel with a connection of its own (as each HTTP client holds one); ModelInfer with the
+    message's bytes as given and the answer's bytes as they come (no (de)serializer on the client:
+    the cheapest client, as http.client is for HTTP), each request a distinct sticky key in its
+    metadata. A call that fails raises ``grpc.RpcError``."""
+    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1),
+               ("grpc.use_local_subchannel_pool", 1)]  # fmt: skip
+    channel = grpc.insecure_channel(address, options=options)
+    infer = channel.unary_unary(MODEL_INFER)
+
+    def send(n: int) -> None:
+        infer(message, metadata=((STICKY, f"user-{thread}-{n}"),), timeout=60)
+
+    return send, channel.close
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (all its threads)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -119,7 +182,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_cell(
-    make_sender: Callable[[int], tuple[Sender, Callable[[], None]]],
+    make_sender: Maker,
     clients: int,
     seconds: float,
     servers: dict[str, int],
@@ -179,22 +242,52 @@ def run_cell(
     }
 
 
-def check_answers(model: Model, replica: str, router: str, body: bytes) -> None:
-    """One request each way, before timing: 200, an output, the right version and digest."""
-    for url, path in ((replica, versioned_path(model)), (router, f"/v2/models/{model.name}/infer")):
+def check_answers(model: Model, fleet: Fleet, payload: Payload) -> None:
+    """One request each way, before timing: 200 (or OK), an output, the right version and digest."""
+    ways = [(fleet.replica, versioned_path(model), payload.json, None), (fleet.replica, versioned_path(model),
+            payload.binary, payload.binary_headers)]  # fmt: skip
+    ways += [(url, f"/v2/models/{model.name}/infer", payload.json, None) for url in fleet.routers.values()]
+    for url, path, body, headers in ways:
         where = urlsplit(url)
         conn = http.client.HTTPConnection(where.hostname or "", where.port, timeout=60)
-        conn.request("POST", path, body=body, headers={"content-type": "application/json", STICKY: "check"})
+        conn.request("POST", path, body=body, headers=(headers or {"content-type": "application/json"}) | {STICKY: "c"})
         r = conn.getresponse()
-        answer = json.loads(r.read())
+        data = r.read()
         conn.close()
+        size = int(r.getheader("inference-header-content-length") or len(data))
+        answer = json.loads(data[:size]) if r.status == 200 else data
         ok = r.status == 200 and answer.get("outputs") and r.getheader("x-model-version") == model.version
         if not ok or r.getheader("x-model-digest") != model.digest:
             sys.exit(f"{url}{path} answered {r.status} {answer!r} {r.getheaders()!r}")
+    for address in fleet.grpc.values():
+        with grpc.insecure_channel(address) as channel:
+            infer = channel.unary_unary(MODEL_INFER, response_deserializer=pb.ModelInferResponse.FromString)
+            reply = infer(payload.grpc, metadata=((STICKY, "c"),), timeout=60)
+        if (
+            reply.model_version != model.version
+            or len(reply.raw_output_contents) != len(reply.outputs)
+            or not reply.outputs
+        ):
+            sys.exit(f"gRPC {address} answered {reply!r}")
 
 
 def versioned_path(model: Model) -> str:
     return f"/v2/models/{model.name}/versions/{model.version}/infer"
+
+
+def makers(fleet: Fleet, model: Model, payload: Payload, session: ort.InferenceSession) -> dict[str, Maker]:
+    """Every path to ``model`` that ``fleet`` offers, by name: how each client thread sends."""
+    infer, pinned = f"/v2/models/{model.name}/infer", versioned_path(model)
+    feed = {session.get_inputs()[0].name: payload.array}
+    out: dict[str, Maker] = {
+        "in-process": lambda i: (lambda n: session.run(None, feed), lambda: None),
+        "direct": lambda i: http_sender(fleet.replica, pinned, payload.json, i),
+        "direct-binary": lambda i: http_sender(fleet.replica, pinned, payload.binary, i, payload.binary_headers),
+        **{name: (lambda i, url=url: http_sender(url, infer, payload.json, i)) for name, url in fleet.routers.items()},
+    }
+    if "replica" in fleet.grpc:
+        out["direct-grpc"] = lambda i: grpc_sender(fleet.grpc["replica"], payload.grpc_pinned, i)
+    return out
 
 
 def bench_model(
@@ -204,41 +297,34 @@ def bench_model(
     clients_list: list[int],
     seconds: float,
     repeat: int,
+    paths: tuple[str, ...],
+    payload: Payload,
     baseline: Path | None = None,
 ) -> dict:
     """Every (path, clients) cell for one model, ``repeat`` times, paths rotated each time."""
-    body, row = request_body(np.random.default_rng(1))
     session = load_verified(model.artifact, model.digest).session  # as the replica builds it
-    input_name = session.get_inputs()[0].name
-    paths = paths_of(baseline)
     runs: dict[str, list[dict]] = {f"{p}/{c}": [] for c in clients_list for p in paths}
-    with serving(cli, model, workdir, baseline) as (replica, routers, pids):
-        for router in routers.values():
-            check_answers(model, replica, router, body)
-        infer = f"/v2/models/{model.name}/infer"
-        makers = {
-            "in-process": lambda i: (lambda n: session.run(None, {input_name: row}), lambda: None),
-            "direct": lambda i: http_sender(replica, versioned_path(model), body, i),
-            **{name: (lambda i, url=url: http_sender(url, infer, body, i)) for name, url in routers.items()},
-        }
+    with serving(cli, model, workdir, baseline, grpc=any("grpc" in p for p in paths)) as fleet:
+        check_answers(model, fleet, payload)
+        senders = makers(fleet, model, payload, session)
         for rep in range(repeat):
             for clients in clients_list:
                 order = paths[rep % len(paths) :] + paths[: rep % len(paths)]
                 for path in order:
                     print(f"  {model.name}: rep {rep + 1}, {clients} client(s), {path}", file=sys.stderr, flush=True)
-                    runs[f"{path}/{clients}"].append(run_cell(makers[path], clients, seconds, pids))
+                    runs[f"{path}/{clients}"].append(run_cell(senders[path], clients, seconds, fleet.pids))
     cells = {}
     for key, reps in runs.items():
         cells[key] = {m: statistics.median(r[m] for r in reps) for m in ("p50_ms", "p99_ms", "rps")}
         cells[key] |= {"requests": sum(r["requests"] for r in reps), "runs": reps}
         cells[key]["cpu_ms"] = {
-            name: statistics.median(r["cpu_ms_per_request"][name] for r in reps) for name in ("client", *pids)
+            name: statistics.median(r["cpu_ms_per_request"][name] for r in reps) for name in ("client", *fleet.pids)
         }
     return cells
 
 
-def paths_of(baseline: Path | None) -> tuple[str, ...]:
-    return PATHS + ((BEFORE,) if baseline is not None else ())
+def paths_of(baseline: Path | None, paths: tuple[str, ...] = PATHS) -> tuple[str, ...]:
+    return paths + ((BEFORE,) if baseline is not None else ())
 
 
 def verdicts(model: Model, cells: dict, clients_list: list[int]) -> list[dict]:
@@ -258,6 +344,13 @@ def verdicts(model: Model, cells: dict, clients_list: list[int]) -> list[dict]:
     return out
 
 
+def cpu_columns(path: str, cells: dict) -> str:
+    """CPU ms/request of the client, the replica and the router a path goes through ("-" where none)."""
+    router = None if path == "in-process" or path.startswith("direct") else (BEFORE if path == BEFORE else "router")
+    used = ("client", None if path == "in-process" else "replica", router)
+    return ", ".join(f"{cells['cpu_ms'][n]:.2f}" if n else "-" for n in used)
+
+
 def print_latency_table(
     model: Model, cells: dict, clients_list: list[int], repeat: int, seconds: float, paths: tuple[str, ...] = PATHS
 ) -> None:
@@ -267,27 +360,88 @@ def print_latency_table(
         "| router +p50 (ms) | router +p99 (ms) | router / direct throughput |"
     )
     print("|---:|---|---:|---:|---:|---:|---|---:|---:|---:|")
-    used = {
-        "in-process": ("client", None, None),
-        "direct": ("client", "replica", None),
-        "router": ("client", "replica", "router"),
-        BEFORE: ("client", "replica", BEFORE),  # the router column: the baseline router's CPU
-    }
     for clients in clients_list:
-        direct = cells[f"direct/{clients}"]
         for path in paths:
             c = cells[f"{path}/{clients}"]
-            cpu = ", ".join(f"{c['cpu_ms'][n]:.2f}" if n else "-" for n in used[path])
             derived = "| - | - | - |"
-            if path in ("router", BEFORE):
+            if path in DIRECT_OF:  # against direct in the same protocol
+                direct = cells[f"{DIRECT_OF[path]}/{clients}"]
                 derived = (
                     f"| {c['p50_ms'] - direct['p50_ms']:+.2f} | {c['p99_ms'] - direct['p99_ms']:+.2f} "
                     f"| {c['rps'] / direct['rps']:.0%} |"
                 )
             print(
                 f"| {clients} | {path} | {c['requests']:,} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} "
-                f"| {c['rps']:,.0f} | {cpu} {derived}"
+                f"| {c['rps']:,.0f} | {cpu_columns(path, c)} {derived}"
             )
+    print()
+
+
+def print_encoding_table(model: Model, cells: dict, clients_list: list[int], repeat: int, seconds: float) -> None:
+    """The 1 MiB input's paths, each against JSON's throughput and binary HTTP's p50."""
+    print(f"### {model.label}, direct to the replica: medians of {repeat} interleaved runs of {seconds:g} s per cell\n")
+    print(
+        "| clients | path | requests | p50 (ms) | p99 (ms) | throughput (req/s) | CPU ms/request: client, replica "
+        "| throughput / JSON's | p50 / binary HTTP's |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---|---:|---:|")
+    for clients in clients_list:
+        json_cell, binary = cells[f"direct/{clients}"], cells[f"direct-binary/{clients}"]
+        for path in ENCODING_PATHS:
+            c = cells[f"{path}/{clients}"]
+            print(
+                f"| {clients} | {path} | {c['requests']:,} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['rps']:,.1f} "
+                f"| {cpu_columns(path, c).rsplit(', ', 1)[0]} | {c['rps'] / json_cell['rps']:.1f}x "
+                f"| {c['p50_ms'] / binary['p50_ms']:.2f}x |"
+            )
+    print()
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of the issue's serving targets, judged on medians measured in the same run."""
+
+    target: str
+    measured: str  # the figures the value comes from
+    value: float
+    limit: float
+    unit: str  # "x", "%" or "ms"
+    at_least: bool  # the value must be >= limit (else <=)
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.limit if self.at_least else self.value <= self.limit
+
+    def shown(self, value: float) -> str:
+        return {"x": f"{value:.2f}x", "%": f"{value:.1%}", "ms": f"{value:+.2f} ms"}[self.unit]
+
+
+def oip_targets(latency: dict[str, dict], wide: Model, clients_list: list[int]) -> list[Target]:
+    """The issue's targets for the protocol's encodings (1 MiB input, direct to a replica) and for the
+    router (the demo model), from the cells of this run; a target whose cells were not measured is left out."""
+    out = []
+    cells, demo = latency.get(wide.name, {}), latency.get(SMALL.name, {})
+    for clients in clients_list:
+        if f"direct-binary/{clients}" in cells:
+            binary, json_cell = cells[f"direct-binary/{clients}"]["rps"], cells[f"direct/{clients}"]["rps"]
+            out.append(Target(f"1 MiB FP32, {clients} client(s): binary HTTP throughput >= 5x JSON's",
+                              f"{binary:,.1f} vs {json_cell:,.1f} req/s", binary / json_cell, 5.0, "x", True))  # fmt: skip
+    if "direct-grpc/1" in cells:
+        grpc_p50, binary_p50 = cells["direct-grpc/1"]["p50_ms"], cells["direct-binary/1"]["p50_ms"]
+        out.append(Target("1 MiB FP32, 1 client: gRPC p50 <= 1.5x binary HTTP's (direct to the replica)",
+                          f"{grpc_p50:.2f} vs {binary_p50:.2f} ms", grpc_p50 / binary_p50, 1.5, "x", False))  # fmt: skip
+    if "router/16" in demo:
+        router, direct = demo["router/16"]["rps"], demo["direct/16"]["rps"]
+        out.append(Target("demo model, 16 clients: the router keeps >= 90 % of direct throughput (HTTP JSON)",
+                          f"{router:,.0f} vs {direct:,.0f} req/s", router / direct, 0.90, "%", True))  # fmt: skip
+    return out
+
+
+def print_targets(targets: list[Target]) -> None:
+    print("**Open Inference Protocol targets** (each against its baseline measured in the same run):\n")
+    print("| target | measured | value | verdict |\n|---|---|---:|---|")
+    for t in targets:
+        print(f"| {t.target} | {t.measured} | {t.shown(t.value)} | {'PASS' if t.met else 'FAIL'} |")
     print()
 
 
@@ -446,6 +600,9 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=5, help="cold starts to time (default 5)")
     parser.add_argument("--skip-big", action="store_true", help="only the demo model; no 100 MB model, no cold start")
     parser.add_argument(
+        "--skip-encodings", action="store_true", help="no 1 MiB input (JSON vs binary HTTP vs gRPC to a replica)"
+    )
+    parser.add_argument(
         "--baseline-router",
         type=Path,
         metavar="DIR",
@@ -466,13 +623,14 @@ def main() -> None:
     results: dict = {"latency": {}, "verdicts": []}
     with tempfile.TemporaryDirectory(prefix="modelcat-serve-") as tmp:
         workdir = Path(tmp)
-        models = [SMALL]
+        row = encode_request("features", np.random.default_rng(1).random((1, 16), dtype=np.float32))
+        models = [(SMALL, paths_of(baseline), row)]
         if not args.skip_big:
             print("building the ~100 MB model...", file=sys.stderr, flush=True)
-            models.append(big_model(workdir))
-        for model in models:
-            cells = bench_model(cli, model, workdir, clients_list, args.seconds, args.repeat, baseline)
-            print_latency_table(model, cells, clients_list, args.repeat, args.seconds, paths_of(baseline))
+            models.append((big := big_model(workdir), paths_of(baseline, BIG_PATHS), row))
+        for model, paths, payload in models:
+            cells = bench_model(cli, model, workdir, clients_list, args.seconds, args.repeat, paths, payload, baseline)
+            print_latency_table(model, cells, clients_list, args.repeat, args.seconds, paths)
             results["latency"][model.name] = cells
             results["verdicts"] += verdicts(model, cells, clients_list)
         print_verdicts(results["verdicts"])
@@ -480,9 +638,17 @@ def main() -> None:
         _, row = request_body(np.random.default_rng(1))
         results["router_grpc"] = bench_router_grpc(cli, SMALL, workdir, row, args.seconds, args.repeat, run_cell)
         print_router_grpc(SMALL, results["router_grpc"], args.repeat, args.seconds)
+        wide = wide_model(workdir)
+        if not args.skip_encodings:
+            megabyte = encode_request("x", np.random.default_rng(2).random((256, 1024), dtype=np.float32), wide)
+            cells = bench_model(cli, wide, workdir, clients_list, args.seconds, args.repeat, ENCODING_PATHS, megabyte)
+            print_encoding_table(wide, cells, clients_list, args.repeat, args.seconds)
+            results["latency"][wide.name] = cells
+        results["targets"] = [t.__dict__ | {"met": t.met} for t in oip_targets(results["latency"], wide, clients_list)]
+        print_targets(oip_targets(results["latency"], wide, clients_list))
         if not args.skip_big:
             print("timing cold starts...", file=sys.stderr, flush=True)
-            results["cold_start"] = bench_cold(cli, models[1], args.cold_runs)
+            results["cold_start"] = bench_cold(cli, big, args.cold_runs)
     if args.json:
         meta = {"python": platform.python_version(), "platform": platform.platform(), "cores": os.cpu_count()}
         meta |= {"date": datetime.datetime.now().isoformat(timespec="seconds"), "repeat": args.repeat}

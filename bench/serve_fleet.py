@@ -1,5 +1,6 @@
-"""What the serving benchmark (bench/serve.py) runs: the demo model and a generated ~100 MB one, and
-``modelcat replica`` / ``modelcat router`` processes started, read and stopped."""
+"""What the serving benchmark (bench/serve.py) runs: the demo model, a generated ~100 MB one and one
+taking 1 MiB of float32 per request, and ``modelcat replica`` / ``modelcat router`` processes
+started, read and stopped."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,18 @@ def big_model(folder: Path) -> Model:
     return Model(f"generated dense model ({len(data) / MB:.0f} MB)", "big-dense", "1.0.0", path, digest)
 
 
+def wide_model(folder: Path) -> Model:
+    """``x`` FP32 [batch, 1024] -> ReduceSum -> ``y`` [batch] (bench/request_memory.py's): 256 rows are
+    1 MiB of input for a few bytes of answer and almost no compute, so the encoding is what is timed."""
+    from request_memory import reduce_model  # bench/ is on sys.path; imported here, when wanted
+
+    data = reduce_model().SerializeToString()
+    path = folder / "model-reduce.onnx"
+    path.write_bytes(data)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    return Model("ReduceSum over 1 MiB of float32 (256 x 1024)", "reduce-wide", "1.0.0", path, digest)
+
+
 # -- processes --------------------------------------------------------------------------------------
 
 
@@ -92,6 +105,22 @@ def clean_env() -> dict[str, str]:
 
 def read_url(proc: subprocess.Popen[str], timeout: float = 60.0) -> str:
     """The URL from the first 'listening on URL' line of the process's stdout."""
+    return url_of(read_line(proc, timeout))
+
+
+def url_of(line: str) -> str:
+    return line.rsplit(" listening on ", 1)[1].split()[0]
+
+
+def grpc_address_of(line: str) -> str:
+    """The HOST:PORT of a listening line's ', gRPC on HOST:PORT,' (``--grpc-port``)."""
+    if ", gRPC on " not in line:
+        sys.exit(f"no gRPC address on the line {line!r}")
+    return line.split(", gRPC on ", 1)[1].split(",", 1)[0]
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float = 60.0) -> str:
+    """The first line of the process's stdout, once it says 'listening on'; exits if it does not."""
     box: list[str] = []
     reader = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
     reader.start()
@@ -101,7 +130,7 @@ def read_url(proc: subprocess.Popen[str], timeout: float = 60.0) -> str:
         proc.kill()
         err = proc.stderr.read() if proc.stderr else ""
         sys.exit(f"{' '.join(map(str, proc.args))} did not start (exit {proc.poll()}): {line!r}\n{err[-2000:]}")
-    return line.rsplit(" listening on ", 1)[1].split()[0]
+    return line
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -121,10 +150,10 @@ def spawn(args: list[str], stderr: object = subprocess.PIPE) -> subprocess.Popen
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True, env=clean_env())
 
 
-def replica_args(cli: str, model: Model) -> list[str]:
+def replica_args(cli: str, model: Model, grpc: bool = False) -> list[str]:
     return [
         cli, "replica", "--model", model.name, "--version", model.version, "--artifact", str(model.artifact),
-        "--digest", model.digest, "--port", "0",
+        "--digest", model.digest, "--port", "0", *(["--grpc-port", "0"] if grpc else []),
     ]  # fmt: skip
 
 
@@ -137,6 +166,17 @@ def log_option(tree: Path, where: Path) -> list[str]:
     return ["--assignment-log", str(where.with_suffix(".jsonl"))]
 
 
+@dataclass(frozen=True)
+class Fleet:
+    """What ``serving`` started: the replica's URL, the routers' URLs by path name, every pid by
+    process name, and the gRPC addresses by process name (``replica`` when asked for)."""
+
+    replica: str
+    routers: dict[str, str]
+    pids: dict[str, int]
+    grpc: dict[str, str] = field(default_factory=dict)
+
+
 @contextmanager
 def serving(
     cli: str,
@@ -145,16 +185,17 @@ def serving(
     baseline: Path | None = None,
     unlogged: bool = False,
     outcomes: dict[str, str] | None = None,
-) -> Iterator[tuple[str, dict[str, str], dict[str, int]]]:
+    grpc: bool = False,
+) -> Iterator[Fleet]:
     """One replica of ``model`` and a router in front of it, logging assignments (another with
     ``baseline``: from that source tree; another with ``unlogged``: without the assignment log);
     ``outcomes``: the application's declared outcomes in the table (a label: the logging router
-    records each answer's prediction). Yields the replica's URL, the routers' URLs and every pid,
-    by path name."""
-    replica = spawn(replica_args(cli, model), stderr=subprocess.DEVNULL)
+    records each answer's prediction); ``grpc``: the replica also serves gRPC."""
+    replica = spawn(replica_args(cli, model, grpc), stderr=subprocess.DEVNULL)
     router = before = quiet = None
     try:
-        replica_url = read_url(replica)
+        line = read_line(replica)
+        replica_url, grpc_addresses = url_of(line), ({"replica": grpc_address_of(line)} if grpc else {})
         table = workdir / f"{model.name}.routing.json"
         document = {
             "apiVersion": "modelcat/routing-v1",
@@ -188,7 +229,7 @@ def serving(
         if unlogged:
             quiet = spawn([cli, "router", "--table", str(table), "--port", "0"], stderr=subprocess.DEVNULL)
             urls[UNLOGGED], pids[UNLOGGED] = read_url(quiet), quiet.pid
-        yield replica_url, urls, pids
+        yield Fleet(replica_url, urls, pids, grpc_addresses)
     finally:
         for proc in (quiet, before, router, replica):
             if proc is not None:
