@@ -37,6 +37,7 @@ __all__ = [
     "InferenceRequest",
     "InputSet",
     "TensorMeta",
+    "binary_tensor_data",
     "datatype_of",
     "decode_binary_tensor",
     "decode_payload",
@@ -582,9 +583,16 @@ def encode_response(
 
 
 def encode_binary_tensor(array: np.ndarray) -> bytes:
-    """A tensor's data in the binary extension's layout (gRPC's raw contents too)."""
+    """A tensor's data in the binary extension's layout (gRPC's raw contents too), as bytes."""
+    data = binary_tensor_data(array)
+    return data if isinstance(data, bytes) else data.tobytes()
+
+
+def binary_tensor_data(array: np.ndarray) -> bytes | np.ndarray:
+    """``encode_binary_tensor``'s data, for a fixed-size datatype as a flat uint8 view of the
+    little-endian array (not copied: ``b"".join`` takes it), for BYTES as bytes."""
     if datatype_of(array.dtype) != "BYTES":
-        return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
     parts: list[bytes] = []
     for item in array.reshape(-1).tolist():
         raw = item if isinstance(item, bytes) else str(item).encode("utf-8")
@@ -601,13 +609,13 @@ def encode_body(
 ) -> tuple[bytes, int | None]:
     """The response body, and the length of its JSON part when outputs named in ``binary`` follow
     it as binary data (the ``Inference-Header-Content-Length``; None: the body is all JSON)."""
-    raw: list[bytes] = []
+    raw: list[bytes | np.ndarray] = []
 
     def tensor(name: str, array: np.ndarray) -> dict[str, object]:
         if name not in binary:
             return encode_tensor(name, array)
         array = np.asarray(array)
-        raw.append(encode_binary_tensor(array))
+        raw.append(binary_tensor_data(array))
         shape, size = list(array.shape), len(raw[-1])
         return {"name": name, "datatype": datatype_of(array.dtype), "shape": shape,
                 "parameters": {"binary_data_size": size}}  # fmt: skip
