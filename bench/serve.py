@@ -91,6 +91,7 @@ WARMUP_S = 0.5
 PATHS = ("in-process", "direct", "direct-grpc", "router")
 BIG_PATHS = ("in-process", "direct", "router")
 ENCODING_PATHS = ("direct", "direct-binary", "direct-grpc")
+ECHO_PATHS = ("direct-binary", "direct-grpc")  # the 1 MiB answer (no target): JSON would take seconds
 # what each path through a router is compared with: direct to the replica, in the same protocol
 DIRECT_OF = {"router": "direct", BEFORE: "direct", "router-grpc": "direct-grpc"}
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -377,8 +378,10 @@ def print_latency_table(
     print()
 
 
-def print_encoding_table(model: Model, cells: dict, clients_list: list[int], repeat: int, seconds: float) -> None:
-    """The 1 MiB input's paths, each against JSON's throughput and binary HTTP's p50."""
+def print_encoding_table(
+    model: Model, cells: dict, clients_list: list[int], repeat: int, seconds: float, paths: tuple[str, ...]
+) -> None:
+    """The 1 MiB paths, each against JSON's throughput (when measured) and binary HTTP's p50."""
     print(f"### {model.label}, direct to the replica: medians of {repeat} interleaved runs of {seconds:g} s per cell\n")
     print(
         "| clients | path | requests | p50 (ms) | p99 (ms) | throughput (req/s) | CPU ms/request: client, replica "
@@ -386,13 +389,13 @@ def print_encoding_table(model: Model, cells: dict, clients_list: list[int], rep
     )
     print("|---:|---|---:|---:|---:|---:|---|---:|---:|")
     for clients in clients_list:
-        json_cell, binary = cells[f"direct/{clients}"], cells[f"direct-binary/{clients}"]
-        for path in ENCODING_PATHS:
+        json_cell, binary = cells.get(f"direct/{clients}"), cells[f"direct-binary/{clients}"]
+        for path in paths:
             c = cells[f"{path}/{clients}"]
+            against_json = f"{c['rps'] / json_cell['rps']:.1f}x" if json_cell else "-"
             print(
                 f"| {clients} | {path} | {c['requests']:,} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['rps']:,.1f} "
-                f"| {cpu_columns(path, c).rsplit(', ', 1)[0]} | {c['rps'] / json_cell['rps']:.1f}x "
-                f"| {c['p50_ms'] / binary['p50_ms']:.2f}x |"
+                f"| {cpu_columns(path, c).rsplit(', ', 1)[0]} | {against_json} | {c['p50_ms'] / binary['p50_ms']:.2f}x |"
             )
     print()
 
@@ -640,10 +643,12 @@ def main() -> None:
         print_router_grpc(SMALL, results["router_grpc"], args.repeat, args.seconds)
         wide = wide_model(workdir)
         if not args.skip_encodings:
-            megabyte = encode_request("x", np.random.default_rng(2).random((256, 1024), dtype=np.float32), wide)
-            cells = bench_model(cli, wide, workdir, clients_list, args.seconds, args.repeat, ENCODING_PATHS, megabyte)
-            print_encoding_table(wide, cells, clients_list, args.repeat, args.seconds)
-            results["latency"][wide.name] = cells
+            megabyte = np.random.default_rng(2).random((256, 1024), dtype=np.float32)
+            for model, paths in ((wide, ENCODING_PATHS), (wide_model(workdir, echo=True), ECHO_PATHS)):
+                payload = encode_request("x", megabyte, model)
+                cells = bench_model(cli, model, workdir, clients_list, args.seconds, args.repeat, paths, payload)
+                print_encoding_table(model, cells, clients_list, args.repeat, args.seconds, paths)
+                results["latency"][model.name] = cells
         results["targets"] = [t.__dict__ | {"met": t.met} for t in oip_targets(results["latency"], wide, clients_list)]
         print_targets(oip_targets(results["latency"], wide, clients_list))
         if not args.skip_big:

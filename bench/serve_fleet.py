@@ -84,15 +84,29 @@ def big_model(folder: Path) -> Model:
     return Model(f"generated dense model ({len(data) / MB:.0f} MB)", "big-dense", "1.0.0", path, digest)
 
 
-def wide_model(folder: Path) -> Model:
+def wide_model(folder: Path, echo: bool = False) -> Model:
     """``x`` FP32 [batch, 1024] -> ReduceSum -> ``y`` [batch] (bench/request_memory.py's): 256 rows are
-    1 MiB of input for a few bytes of answer and almost no compute, so the encoding is what is timed."""
-    from request_memory import reduce_model  # bench/ is on sys.path; imported here, when wanted
+    1 MiB of input for a few bytes of answer and almost no compute, so the encoding is what is timed.
+    ``echo``: Relu instead, so the answer is 1 MiB too."""
+    from request_memory import WIDTH, reduce_model  # bench/ is on sys.path; imported here, when wanted
 
-    data = reduce_model().SerializeToString()
-    path = folder / "model-reduce.onnx"
+    if echo:
+        shape = ["batch", WIDTH]
+        graph = helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"])], "relu",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        )  # fmt: skip
+        built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="modelcat-bench")
+        built.ir_version = 9
+    else:
+        built = reduce_model()
+    data = built.SerializeToString()
+    path = folder / f"model-{'relu' if echo else 'reduce'}.onnx"
     path.write_bytes(data)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    if echo:
+        return Model("Relu of 1 MiB of float32 (256 x 1024): 1 MiB each way", "relu-wide", "1.0.0", path, digest)
     return Model("ReduceSum over 1 MiB of float32 (256 x 1024)", "reduce-wide", "1.0.0", path, digest)
 
 
