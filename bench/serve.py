@@ -90,7 +90,7 @@ WARMUP_S = 0.5
 # model's, and the 1 MiB input's, where the encodings are compared direct to the replica.
 PATHS = ("in-process", "direct", "direct-grpc", "router")
 BIG_PATHS = ("in-process", "direct", "router")
-ENCODING_PATHS = ("direct", "direct-binary", "direct-grpc")
+ENCODING_PATHS = ("direct", "direct-binary", "direct-grpc", "tritonclient-http", "tritonclient-grpc")
 ECHO_PATHS = ("direct-binary", "direct-grpc")  # the 1 MiB answer (no target): JSON would take seconds
 # what each path through a router is compared with: direct to the replica, in the same protocol
 DIRECT_OF = {"router": "direct", BEFORE: "direct", "router-grpc": "direct-grpc"}
@@ -112,6 +112,7 @@ def request_body(rng: np.random.Generator) -> tuple[bytes, np.ndarray]:
 class Payload:
     """One request, encoded once before timing in each way a path sends it."""
 
+    input_name: str
     array: np.ndarray
     json: bytes  # OIP v2 JSON
     binary: bytes  # the binary tensor extension: a JSON header, then the tensor's bytes
@@ -136,7 +137,7 @@ def encode_request(input_name: str, array: np.ndarray, model: Model = SMALL) -> 
     pinned.CopyFrom(message)
     pinned.model_version = model.version
     return Payload(
-        array, body, header + array.astype("<f4").tobytes(), headers, message.SerializeToString(),
+        input_name, array, body, header + array.astype("<f4").tobytes(), headers, message.SerializeToString(),
         pinned.SerializeToString(),
     )  # fmt: skip
 
@@ -173,6 +174,26 @@ def grpc_sender(address: str, message: bytes, thread: int) -> tuple[Sender, Call
         infer(message, metadata=((STICKY, f"user-{thread}-{n}"),), timeout=60)
 
     return send, channel.close
+
+
+def tritonclient_sender(
+    protocol: str, address: str, model: Model, payload: Payload, thread: int
+) -> tuple[Sender, Callable[[], None]]:
+    """Triton's own client (``tritonclient.http`` or ``.grpc``) with its defaults, one per thread: the
+    tensor set from numpy and the request encoded on every call, as its users' code does."""
+    if protocol == "http":
+        import tritonclient.http as triton  # imported only when timed
+    else:
+        import tritonclient.grpc as triton
+    client = triton.InferenceServerClient(address)
+    shape = list(payload.array.shape)
+
+    def send(n: int) -> None:
+        tensor = triton.InferInput(payload.input_name, shape, "FP32")
+        tensor.set_data_from_numpy(payload.array)
+        client.infer(model.name, [tensor], model_version=model.version, headers={STICKY: f"user-{thread}-{n}"})
+
+    return send, client.close
 
 
 def cpu_seconds(pid: int) -> float:
@@ -286,8 +307,10 @@ def makers(fleet: Fleet, model: Model, payload: Payload, session: ort.InferenceS
         "direct-binary": lambda i: http_sender(fleet.replica, pinned, payload.binary, i, payload.binary_headers),
         **{name: (lambda i, url=url: http_sender(url, infer, payload.json, i)) for name, url in fleet.routers.items()},
     }
+    out["tritonclient-http"] = lambda i: tritonclient_sender("http", urlsplit(fleet.replica).netloc, model, payload, i)
     if "replica" in fleet.grpc:
         out["direct-grpc"] = lambda i: grpc_sender(fleet.grpc["replica"], payload.grpc_pinned, i)
+        out["tritonclient-grpc"] = lambda i: tritonclient_sender("grpc", fleet.grpc["replica"], model, payload, i)
     return out
 
 
@@ -347,7 +370,8 @@ def verdicts(model: Model, cells: dict, clients_list: list[int]) -> list[dict]:
 
 def cpu_columns(path: str, cells: dict) -> str:
     """CPU ms/request of the client, the replica and the router a path goes through ("-" where none)."""
-    router = None if path == "in-process" or path.startswith("direct") else (BEFORE if path == BEFORE else "router")
+    direct = path == "in-process" or path.startswith(("direct", "tritonclient"))
+    router = None if direct else (BEFORE if path == BEFORE else "router")
     used = ("client", None if path == "in-process" else "replica", router)
     return ", ".join(f"{cells['cpu_ms'][n]:.2f}" if n else "-" for n in used)
 
@@ -433,6 +457,10 @@ def oip_targets(latency: dict[str, dict], wide: Model, clients_list: list[int]) 
         grpc_p50, binary_p50 = cells["direct-grpc/1"]["p50_ms"], cells["direct-binary/1"]["p50_ms"]
         out.append(Target("1 MiB FP32, 1 client: gRPC p50 <= 1.5x binary HTTP's (direct to the replica)",
                           f"{grpc_p50:.2f} vs {binary_p50:.2f} ms", grpc_p50 / binary_p50, 1.5, "x", False))  # fmt: skip
+    if "tritonclient-grpc/1" in cells:
+        grpc_p50, http_p50 = cells["tritonclient-grpc/1"]["p50_ms"], cells["tritonclient-http/1"]["p50_ms"]
+        out.append(Target("the same with Triton's clients and their defaults: tritonclient.grpc p50 <= 1.5x tritonclient.http's",
+                          f"{grpc_p50:.2f} vs {http_p50:.2f} ms", grpc_p50 / http_p50, 1.5, "x", False))  # fmt: skip
     if "router/16" in demo:
         router, direct = demo["router/16"]["rps"], demo["direct/16"]["rps"]
         out.append(Target("demo model, 16 clients: the router keeps >= 90 % of direct throughput (HTTP JSON)",
