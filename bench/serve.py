@@ -3,15 +3,16 @@
 Run from the repository root with ``make bench``, or:
 
     .venv/bin/python bench/serve.py [--repeat 3] [--seconds 3] [--clients 1,16] [--cold-runs 5]
-                                    [--skip-big] [--baseline-router DIR] [--json results.json]
+                                    [--skip-big] [--skip-encodings] [--baseline-router DIR] [--json results.json]
 
-Two measurements, each printed as a Markdown table, with a verdict per target:
+Three measurements, each printed as a Markdown table, with a verdict per target:
 
   1. Latency and throughput, for the demo model fraud-scorer 1.3.0 (2.4 KB) and a generated model of
      about 100 MB (``features`` [batch, 16] -> dense(1.4 M) -> relu -> dense(1) -> sigmoid, weights
      inline), each request one row of 16 float32. Three paths, measured in the same run:
        * in-process: ``InferenceSession.run`` on a session loaded as the replica loads it (baseline);
        * direct: HTTP (OIP v2 JSON) to one ``modelcat replica`` process;
+       * direct-grpc (the demo model): ModelInfer over gRPC to the same replica, raw contents;
        * router: HTTP through one ``modelcat router`` process (a table with that one replica at
          weight 100, a sticky key header, an assignment log) in front of the very same replica.
      With 1 and 16 concurrent clients, each a thread holding one keep-alive ``http.client``
@@ -25,7 +26,19 @@ Two measurements, each printed as a Markdown table, with a verdict per target:
      (DIR holds its ``catalog/`` package, e.g. ``git archive REV catalog | tar -x -C DIR``), run with
      ``PYTHONPATH=DIR`` in front of the same replica and timed in the same interleaved runs, so an
      old and a new router compare under the same load.
-  2. Cold start of a replica of the ~100 MB model: from spawning ``modelcat replica`` to the first
+  2. The Open Inference Protocol's encodings, direct to one replica (``--grpc-port``), on an input of
+     1 MiB of float32 (``x`` [256, 1024] -> ReduceSum: a few bytes of answer, almost no compute): OIP
+     JSON (``direct``), the binary tensor extension (``direct-binary``) and gRPC with raw contents
+     (``direct-grpc``), each request encoded once before timing (as the JSON body above), and Triton's
+     own clients with their defaults, which encode every request (``tritonclient-http``,
+     ``tritonclient-grpc``); then binary HTTP and gRPC on a model answering 1 MiB too (Relu), without
+     a target. Same cells, clients and interleaving as above. The targets, in one table with PASS or
+     FAIL, each against its baseline measured in the same run (``oip_targets``): binary HTTP >= 5x
+     JSON's throughput, gRPC p50 <= 1.5x binary HTTP's at 1 client (and with Triton's clients), and
+     the demo model through the router >= 90 % of direct throughput at 16 clients. A path to a
+     router over gRPC slots in as one more entry of ``makers`` (``Fleet.grpc["router"]``), of a
+     model's paths and of ``oip_targets``.
+  3. Cold start of a replica of the ~100 MB model: from spawning ``modelcat replica`` to the first
      ``GET /v2/health/ready`` answered 200, median of --cold-runs, page cache warm. Split into its
      parts, measured separately in the same run: interpreter start, the imports, ``hash_file``,
      onnxruntime session creation, ``load_verified`` (what the replica does: hash while reading,
