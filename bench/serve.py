@@ -3,7 +3,8 @@
 Run from the repository root with ``make bench``, or:
 
     .venv/bin/python bench/serve.py [--repeat 3] [--seconds 3] [--clients 1,16] [--cold-runs 5]
-                                    [--skip-big] [--skip-encodings] [--baseline-router DIR] [--json results.json]
+                                    [--skip-big] [--skip-encodings] [--baseline-router DIR]
+                                    [--baseline-replica DIR] [--json results.json]
 
 Three measurements, each printed as a Markdown table, with a verdict per target:
 
@@ -32,7 +33,9 @@ Three measurements, each printed as a Markdown table, with a verdict per target:
      (``direct-grpc``), each request encoded once before timing (as the JSON body above), and Triton's
      own clients with their defaults, which encode every request (``tritonclient-http``,
      ``tritonclient-grpc``); then binary HTTP and gRPC on a model answering 1 MiB too (Relu), without
-     a target. Same cells, clients and interleaving as above. The targets, in one table with PASS or
+     a target; with --baseline-replica DIR, the replica of another source tree (DIR holds its
+     ``catalog/``) serves the same model beside it and is timed as ``direct-binary-before`` and
+     ``direct-grpc-before`` in the same runs. Same cells, clients and interleaving as above. The targets, in one table with PASS or
      FAIL, each against its baseline measured in the same run (``oip_targets``): binary HTTP >= 5x
      JSON's throughput, gRPC p50 <= 1.5x binary HTTP's at 1 client (and with Triton's clients), and
      the demo model through the router >= 90 % of direct throughput at 16 clients. A path to a
@@ -105,6 +108,7 @@ PATHS = ("in-process", "direct", "direct-grpc", "router")
 BIG_PATHS = ("in-process", "direct", "router")
 ENCODING_PATHS = ("direct", "direct-binary", "direct-grpc", "tritonclient-http", "tritonclient-grpc")
 ECHO_PATHS = ("direct-binary", "direct-grpc")  # the 1 MiB answer (no target): JSON would take seconds
+REPLICA_BEFORE = ("direct-binary-before", "direct-grpc-before")  # with --baseline-replica DIR: that tree's replica
 # what each path through a router is compared with: direct to the replica, in the same protocol
 DIRECT_OF = {"router": "direct", BEFORE: "direct", "router-grpc": "direct-grpc"}
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -279,8 +283,8 @@ def run_cell(
 
 def check_answers(model: Model, fleet: Fleet, payload: Payload) -> None:
     """One request each way, before timing: 200 (or OK), an output, the right version and digest."""
-    ways = [(fleet.replica, versioned_path(model), payload.json, None), (fleet.replica, versioned_path(model),
-            payload.binary, payload.binary_headers)]  # fmt: skip
+    ways = [(url, versioned_path(model), body, headers) for url in filter(None, (fleet.replica, fleet.replica_before))
+            for body, headers in ((payload.json, None), (payload.binary, payload.binary_headers))]  # fmt: skip
     ways += [(url, f"/v2/models/{model.name}/infer", payload.json, None) for url in fleet.routers.values()]
     for url, path, body, headers in ways:
         where = urlsplit(url)
@@ -321,6 +325,11 @@ def makers(fleet: Fleet, model: Model, payload: Payload, session: ort.InferenceS
         **{name: (lambda i, url=url: http_sender(url, infer, payload.json, i)) for name, url in fleet.routers.items()},
     }
     out["tritonclient-http"] = lambda i: tritonclient_sender("http", urlsplit(fleet.replica).netloc, model, payload, i)
+    if fleet.replica_before:
+        before = fleet.replica_before
+        out["direct-binary-before"] = lambda i: http_sender(before, pinned, payload.binary, i, payload.binary_headers)
+    if "replica-before" in fleet.grpc:
+        out["direct-grpc-before"] = lambda i: grpc_sender(fleet.grpc["replica-before"], payload.grpc_pinned, i)
     if "replica" in fleet.grpc:
         out["direct-grpc"] = lambda i: grpc_sender(fleet.grpc["replica"], payload.grpc_pinned, i)
         out["tritonclient-grpc"] = lambda i: tritonclient_sender("grpc", fleet.grpc["replica"], model, payload, i)
@@ -337,11 +346,13 @@ def bench_model(
     paths: tuple[str, ...],
     payload: Payload,
     baseline: Path | None = None,
+    baseline_replica: Path | None = None,
 ) -> dict:
     """Every (path, clients) cell for one model, ``repeat`` times, paths rotated each time."""
     session = load_verified(model.artifact, model.digest).session  # as the replica builds it
     runs: dict[str, list[dict]] = {f"{p}/{c}": [] for c in clients_list for p in paths}
-    with serving(cli, model, workdir, baseline, grpc=any("grpc" in p for p in paths)) as fleet:
+    grpc_on = any("grpc" in p for p in paths)
+    with serving(cli, model, workdir, baseline, grpc=grpc_on, baseline_replica=baseline_replica) as fleet:
         check_answers(model, fleet, payload)
         senders = makers(fleet, model, payload, session)
         for rep in range(repeat):
@@ -385,7 +396,8 @@ def cpu_columns(path: str, cells: dict) -> str:
     """CPU ms/request of the client, the replica and the router a path goes through ("-" where none)."""
     direct = path == "in-process" or path.startswith(("direct", "tritonclient"))
     router = None if direct else (BEFORE if path == BEFORE else "router")
-    used = ("client", None if path == "in-process" else "replica", router)
+    replica = "replica-before" if path.endswith("-before") and router is None else "replica"
+    used = ("client", None if path == "in-process" else replica, router)
     return ", ".join(f"{cells['cpu_ms'][n]:.2f}" if n else "-" for n in used)
 
 
@@ -652,12 +664,22 @@ def main() -> None:
         metavar="DIR",
         help="also time the router of the catalog/ package in DIR (another revision), as path router-before",
     )
+    parser.add_argument(
+        "--baseline-replica",
+        type=Path,
+        metavar="DIR",
+        help="also time the replica of the catalog/ package in DIR (another revision) on the 1 MiB answer, "
+        "as paths direct-binary-before and direct-grpc-before",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw numbers to this file")
     args = parser.parse_args()
     clients_list = [int(c) for c in args.clients.split(",")]
     baseline = args.baseline_router.resolve() if args.baseline_router else None
     if baseline is not None and not (baseline / "catalog" / "serving" / "router.py").is_file():
         sys.exit(f"--baseline-router {baseline}: no catalog/serving/router.py there")
+    replica_tree = args.baseline_replica.resolve() if args.baseline_replica else None
+    if replica_tree is not None and not (replica_tree / "catalog" / "serving" / "replica.py").is_file():
+        sys.exit(f"--baseline-replica {replica_tree}: no catalog/serving/replica.py there")
     cli = modelcat_command()
     print(
         f"Python {platform.python_version()} on {platform.platform()} ({platform.machine()}), "
@@ -685,9 +707,14 @@ def main() -> None:
         wide = wide_model(workdir)
         if not args.skip_encodings:
             megabyte = np.random.default_rng(2).random((256, 1024), dtype=np.float32)
-            for model, paths in ((wide, ENCODING_PATHS), (wide_model(workdir, echo=True), ECHO_PATHS)):
+            echo_paths = ECHO_PATHS + (REPLICA_BEFORE if replica_tree else ())
+            for model, paths, old in (
+                (wide, ENCODING_PATHS, None),
+                (wide_model(workdir, echo=True), echo_paths, replica_tree),
+            ):
                 payload = encode_request("x", megabyte, model)
-                cells = bench_model(cli, model, workdir, clients_list, args.seconds, args.repeat, paths, payload)
+                cells = bench_model(cli, model, workdir, clients_list, args.seconds, args.repeat, paths, payload,
+                                    baseline_replica=old)  # fmt: skip
                 print_encoding_table(model, cells, clients_list, args.repeat, args.seconds, paths)
                 results["latency"][model.name] = cells
         results["targets"] = [t.__dict__ | {"met": t.met} for t in oip_targets(results["latency"], wide, clients_list)]

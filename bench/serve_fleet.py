@@ -189,6 +189,7 @@ class Fleet:
     routers: dict[str, str]
     pids: dict[str, int]
     grpc: dict[str, str] = field(default_factory=dict)
+    replica_before: str | None = None  # with ``baseline_replica``: that tree's replica of the same model
 
 
 @contextmanager
@@ -200,16 +201,29 @@ def serving(
     unlogged: bool = False,
     outcomes: dict[str, str] | None = None,
     grpc: bool = False,
+    baseline_replica: Path | None = None,
 ) -> Iterator[Fleet]:
     """One replica of ``model`` and a router in front of it, logging assignments (another with
     ``baseline``: from that source tree; another with ``unlogged``: without the assignment log);
     ``outcomes``: the application's declared outcomes in the table (a label: the logging router
-    records each answer's prediction); ``grpc``: the replica also serves gRPC."""
+    records each answer's prediction); ``grpc``: the replica also serves gRPC; ``baseline_replica``: a
+    second replica of ``model`` from that source tree (``replica-before``), beside the first."""
     replica = spawn(replica_args(cli, model, grpc), stderr=subprocess.DEVNULL)
-    router = before = quiet = None
+    router = before = quiet = old_replica = None
     try:
         line = read_line(replica)
         replica_url, grpc_addresses = url_of(line), ({"replica": grpc_address_of(line)} if grpc else {})
+        pids, old_url = {"replica": replica.pid}, None
+        if baseline_replica is not None:
+            args = [sys.executable, "-m", "catalog.cli.main", *replica_args(cli, model, grpc)[1:]]
+            old_replica = subprocess.Popen(
+                args, cwd=baseline_replica, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                env=clean_env() | {"PYTHONPATH": str(baseline_replica)},
+            )  # fmt: skip
+            old_line = read_line(old_replica)
+            old_url, pids["replica-before"] = url_of(old_line), old_replica.pid
+            if grpc:
+                grpc_addresses["replica-before"] = grpc_address_of(old_line)
         table = workdir / f"{model.name}.routing.json"
         document = {
             "apiVersion": "modelcat/routing-v1",
@@ -231,7 +245,8 @@ def serving(
             [cli, "router", "--table", str(table), "--port", "0", "--analytics-dir", str(analytics)],
             stderr=subprocess.DEVNULL,
         )
-        urls, pids = {"router": read_url(router)}, {"replica": replica.pid, "router": router.pid}
+        urls = {"router": read_url(router)}
+        pids["router"] = router.pid
         if baseline is not None:
             args = [sys.executable, "-m", "catalog.cli.router_command", "--table", str(table), "--port", "0"]
             args += log_option(baseline, workdir / f"{model.name}.before")
@@ -243,8 +258,8 @@ def serving(
         if unlogged:
             quiet = spawn([cli, "router", "--table", str(table), "--port", "0"], stderr=subprocess.DEVNULL)
             urls[UNLOGGED], pids[UNLOGGED] = read_url(quiet), quiet.pid
-        yield Fleet(replica_url, urls, pids, grpc_addresses)
+        yield Fleet(replica_url, urls, pids, grpc_addresses, old_url)
     finally:
-        for proc in (quiet, before, router, replica):
+        for proc in (quiet, before, router, old_replica, replica):
             if proc is not None:
                 stop(proc)
