@@ -41,6 +41,7 @@ from catalog.serving.oip import (
     requested_outputs,
 )
 from catalog.serving.oip_grpc import inference_pb2 as pb
+from catalog.serving.oip_grpc.wire import length_delimited
 from catalog.serving.replica import PLATFORM, SERVER_NAME, ReplicaMetrics, server_version
 from catalog.serving.replica_model import LoadedModel, new_run_options
 from catalog.serving.signature import signature_info, signature_text
@@ -143,23 +144,13 @@ def encode_infer_response(name: str, version: str, outputs: Mapping[str, np.ndar
         array = np.asarray(array)
         response.outputs.add(name=output, datatype=datatype_of(array.dtype), shape=array.shape)
         data = binary_tensor_data(array)
-        parts += (_RAW_OUTPUT_TAG, _varint(len(data)), data)
+        parts += (length_delimited(_RAW_OUTPUT, len(data)), data)
     parts[0] = response.SerializeToString()
     return b"".join(parts)
 
 
-def _varint(value: int) -> bytes:
-    """``value`` (>= 0) as a protobuf base-128 varint."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-# raw_output_contents' key on the wire: its field number, and wire type 2 (length-delimited)
-_RAW_OUTPUT_TAG = _varint(pb.ModelInferResponse.DESCRIPTOR.fields_by_name["raw_output_contents"].number << 3 | 2)
+# raw_output_contents' field number, for the fields appended after the rest of the answer
+_RAW_OUTPUT = pb.ModelInferResponse.DESCRIPTOR.fields_by_name["raw_output_contents"].number
 
 
 def _serialized(message: Message | bytes) -> bytes:
