@@ -85,13 +85,17 @@ def big_model(folder: Path) -> Model:
 
 
 def wide_model(folder: Path, echo: bool = False) -> Model:
-    """``x`` FP32 [batch, 1024] -> ReduceSum -> ``y`` [batch] (bench/request_memory.py's): 256 rows are
-    1 MiB of input for a few bytes of answer and almost no compute, so the encoding is what is timed.
-    ``echo``: Relu instead, so the answer is 1 MiB too."""
-    from request_memory import WIDTH, reduce_model  # bench/ is on sys.path; imported here, when wanted
+    """``x`` FP32 [batch, 1024] -> ReduceSum -> ``y`` [batch] (bench/request_memory.py's, from the tests'
+    fixtures): 256 rows are 1 MiB of input for a few bytes of answer and almost no compute, so the
+    encoding is what is timed. ``echo``: Relu instead, so the answer is 1 MiB too."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.serving.replica_fixtures import reduce_model  # imported here, when wanted
+
+    width = 1024
 
     if echo:
-        shape = ["batch", WIDTH]
+        shape = ["batch", width]
         graph = helper.make_graph(
             [helper.make_node("Relu", ["x"], ["y"])], "relu",
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
@@ -100,7 +104,7 @@ def wide_model(folder: Path, echo: bool = False) -> Model:
         built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="modelcat-bench")
         built.ir_version = 9
     else:
-        built = reduce_model()
+        built = reduce_model(width)
     data = built.SerializeToString()
     path = folder / f"model-{'relu' if echo else 'reduce'}.onnx"
     path.write_bytes(data)
