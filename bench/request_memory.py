@@ -12,6 +12,10 @@ extension (the raw little-endian floats after the JSON header). The peak RSS (Vm
 high-water mark, so a fresh process per encoding) minus the idle RSS is the cost of that request; it
 is printed in MB and as a multiple of the body's size N. The issue's target: at most ~2 x N.
 
+``grpc-floor``, the baseline of the grpc row in the same run: the same message to a bare grpcio
+server with the replica's options whose handler reads nothing of it (tests/serving/grpc_floor.py):
+what grpcio itself holds while it receives a message, which no handler can lower.
+
 Then the two JSON decoders in the same run, in process: before (``oip.parse_request``: ``json.loads``
 of the whole body) and after (``oip_json.parse_request_bounded``, the replica's: large data arrays
 read in pieces). Their median time per decoding, alternating calls, for the demo model's request
@@ -39,10 +43,10 @@ sys.path.insert(0, str(ROOT))
 
 from catalog.serving.oip import TensorMeta, parse_request
 from catalog.serving.oip_json import parse_request_bounded
-from tests.serving.replica_fixtures import reduce_request, request_memory
+from tests.serving.replica_fixtures import reduce_request, request_memory, status_kb
 
 MB = 1 << 20
-ENCODINGS = ("json", "binary", "grpc")
+ENCODINGS = ("json", "binary", "grpc", "grpc-floor")
 DECODERS: dict[str, Callable[..., object]] = {"before": parse_request, "after": parse_request_bounded}
 OUTPUT = [TensorMeta("y", "FP32", ("batch",))]
 
@@ -53,13 +57,6 @@ def measure(encoding: str, target: int, folder: Path) -> dict[str, float]:
     return {"encoding": encoding, "body_mb": memory.body / MB, "rows": len(memory.input),
             "idle_mb": memory.idle / MB, "peak_mb": memory.peak / MB, "above_idle_mb": above / MB,
             "x_body": above / memory.body, "seconds": memory.seconds}  # fmt: skip
-
-
-def status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def inputs_for(width: int) -> list[TensorMeta]:
@@ -78,10 +75,10 @@ def decode_here(decoder: str, path: Path) -> None:
     parse(reduce_request("json", 1)[0], inputs, OUTPUT)
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    idle, started = status_kb("VmRSS"), time.perf_counter()
+    idle, started = status_kb("self", "VmRSS"), time.perf_counter()
     parse(body, inputs, OUTPUT)
     seconds = time.perf_counter() - started
-    print(json.dumps({"above": (status_kb("VmHWM") - idle) * 1024, "seconds": seconds}))
+    print(json.dumps({"above": (status_kb("self", "VmHWM") - idle) * 1024, "seconds": seconds}))
 
 
 def decoder_times(body: bytes, width: int, calls: int) -> dict[str, float]:

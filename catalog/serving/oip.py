@@ -588,11 +588,11 @@ def encode_binary_tensor(array: np.ndarray) -> bytes:
     return data if isinstance(data, bytes) else data.tobytes()
 
 
-def binary_tensor_data(array: np.ndarray) -> bytes | np.ndarray:
-    """``encode_binary_tensor``'s data, for a fixed-size datatype as a flat uint8 view of the
-    little-endian array (not copied: ``b"".join`` takes it), for BYTES as bytes."""
+def binary_tensor_data(array: np.ndarray) -> bytes | memoryview:
+    """``encode_binary_tensor``'s data, for a fixed-size datatype as a view of the little-endian
+    array's bytes (not copied: ``b"".join`` takes it), for BYTES as bytes."""
     if datatype_of(array.dtype) != "BYTES":
-        return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
+        return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1).view(np.uint8).data
     parts: list[bytes] = []
     for item in array.reshape(-1).tolist():
         raw = item if isinstance(item, bytes) else str(item).encode("utf-8")
@@ -609,7 +609,7 @@ def encode_body(
 ) -> tuple[bytes, int | None]:
     """The response body, and the length of its JSON part when outputs named in ``binary`` follow
     it as binary data (the ``Inference-Header-Content-Length``; None: the body is all JSON)."""
-    raw: list[bytes | np.ndarray] = []
+    raw: list[bytes | memoryview] = []
 
     def tensor(name: str, array: np.ndarray) -> dict[str, object]:
         if name not in binary:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ from catalog.serving.oip import (
     requested_outputs,
 )
 from catalog.serving.oip_grpc import inference_pb2 as pb
-from catalog.serving.oip_grpc.wire import length_delimited
+from catalog.serving.oip_grpc.wire import length_delimited, split_field
 from catalog.serving.replica import PLATFORM, SERVER_NAME, ReplicaMetrics, server_version
 from catalog.serving.replica_model import LoadedModel, new_run_options
 from catalog.serving.signature import signature_info, signature_text
@@ -49,7 +49,14 @@ from catalog.serving.signature import signature_info, signature_text
 if TYPE_CHECKING:
     from catalog.signing.verify import Verified
 
-__all__ = ["SERVICE", "GrpcReplica", "decode_infer_request", "encode_infer_response", "start_grpc"]
+__all__ = [
+    "SERVICE",
+    "GrpcReplica",
+    "decode_infer_request",
+    "encode_infer_response",
+    "read_infer_request",
+    "start_grpc",
+]
 
 SERVICE = "inference.GRPCInferenceService"
 log = logging.getLogger("catalog.serving.replica_grpc")
@@ -102,9 +109,14 @@ def _typed_data(tensor: pb.ModelInferRequest.InferInputTensor, where: str) -> li
     return data
 
 
-def decode_infer_request(request: pb.ModelInferRequest, model: LoadedModel) -> InferenceRequest:
-    """A ModelInfer request checked against ``model`` as REST's are (``oip.InputSet``)."""
-    raw = request.raw_input_contents
+def decode_infer_request(
+    request: pb.ModelInferRequest, model: LoadedModel, raw: Sequence[bytes | memoryview] | None = None
+) -> InferenceRequest:
+    """A ModelInfer request checked against ``model`` as REST's are (``oip.InputSet``). ``raw``: its
+    ``raw_input_contents`` when they were cut out of the message before parsing (``read_infer_request``),
+    else the message's own."""
+    if raw is None:
+        raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise InvalidRequest(
             f"raw_input_contents has {len(raw)} entries but the request has {len(request.inputs)} input(s): "
@@ -139,7 +151,7 @@ def encode_infer_response(name: str, version: str, outputs: Mapping[str, np.ndar
     order), so the data is copied once (protobuf copied it in, then again serializing, at up to
     milliseconds per MB here)."""
     response = pb.ModelInferResponse(model_name=name, model_version=version, id=request_id or "")
-    parts: list[bytes | np.ndarray] = [b""]
+    parts: list[bytes | memoryview] = [b""]
     for output, array in outputs.items():
         array = np.asarray(array)
         response.outputs.add(name=output, datatype=datatype_of(array.dtype), shape=array.shape)
@@ -151,6 +163,27 @@ def encode_infer_response(name: str, version: str, outputs: Mapping[str, np.ndar
 
 # raw_output_contents' field number, for the fields appended after the rest of the answer
 _RAW_OUTPUT = pb.ModelInferResponse.DESCRIPTOR.fields_by_name["raw_output_contents"].number
+# raw_input_contents' field number, cut out of a request before protobuf parses the rest
+_RAW_INPUT = pb.ModelInferRequest.DESCRIPTOR.fields_by_name["raw_input_contents"].number
+
+
+@dataclass(frozen=True)
+class _Infer:
+    """A ModelInfer request as read: the message without its ``raw_input_contents`` and those as
+    views of the bytes received (protobuf would copy each into a bytes object of its own)."""
+
+    message: pb.ModelInferRequest
+    raw: list[memoryview]
+
+
+def read_infer_request(data: bytes) -> _Infer:
+    """A serialized ModelInfer request, its raw contents left where they are. DecodeError when it
+    is not a well-formed message."""
+    try:
+        rest, raw = split_field(data, _RAW_INPUT)
+    except ValueError as e:
+        raise DecodeError(str(e)) from None
+    return _Infer(pb.ModelInferRequest.FromString(rest), raw)
 
 
 def _serialized(message: Message | bytes) -> bytes:
@@ -226,9 +259,9 @@ class GrpcReplica:
         self._served(request.name, request.version)
         return self.metadata
 
-    def model_infer(self, request: pb.ModelInferRequest) -> bytes:
-        self._served(request.model_name, request.model_version)
-        parsed = decode_infer_request(request, self.model)
+    def model_infer(self, request: _Infer) -> bytes:
+        self._served(request.message.model_name, request.message.model_version)
+        parsed = decode_infer_request(request.message, self.model, request.raw)
         outputs = self.model.run(parsed.inputs, parsed.outputs, new_run_options())
         return encode_infer_response(self.name, self.version, outputs, parsed.id)
 
@@ -264,23 +297,26 @@ class GrpcReplica:
         """The service's handlers; a message that does not parse is INVALID_ARGUMENT (not gRPC's
         INTERNAL), and ModelInfer's is measured before it is decoded."""
 
-        def reader(message: type[Any], limit: int | None = None) -> Callable[[bytes], Any]:
+        def reader(message: type[Any], limit: int | None, parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
             def read(data: bytes) -> Any:
                 if limit is not None and len(data) > limit:
                     return _Unread(f"the request message is {len(data):,} bytes, over the limit of {limit:,}")
                 try:
-                    return message.FromString(data)
+                    return parse(data)
                 except DecodeError as e:
                     return _Unread(f"the request is not a {message.DESCRIPTOR.name} message: {e}")
 
             return read
 
         def unary(
-            method: Callable[[Any], Any], message: type[Any], limit: int | None = None
+            method: Callable[[Any], Any],
+            message: type[Any],
+            limit: int | None = None,
+            parse: Callable[[bytes], Any] | None = None,
         ) -> grpc.RpcMethodHandler[Any, Any]:
             return grpc.unary_unary_rpc_method_handler(
                 self._answer("grpc_" + method.__name__, method),
-                request_deserializer=reader(message, limit),
+                request_deserializer=reader(message, limit, parse or message.FromString),
                 response_serializer=_serialized,
             )
 
@@ -292,7 +328,7 @@ class GrpcReplica:
                 "ServerMetadata": unary(self.server_metadata, pb.ServerMetadataRequest),
                 "ModelReady": unary(self.model_ready, pb.ModelReadyRequest),
                 "ModelMetadata": unary(self.model_metadata, pb.ModelMetadataRequest),
-                "ModelInfer": unary(self.model_infer, pb.ModelInferRequest, self.limit),
+                "ModelInfer": unary(self.model_infer, pb.ModelInferRequest, self.limit, read_infer_request),
             },
         )
 

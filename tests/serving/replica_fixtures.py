@@ -62,6 +62,7 @@ __all__ = [
     "single_type_model",
     "slow_model",
     "start_replica",
+    "status_kb",
     "stop_replica",
     "triton_inputs",
     "types_model",
@@ -437,25 +438,35 @@ class RequestMemory(NamedTuple):
 def request_memory(encoding: str, size: int, folder: Path, settle: float = 0.0) -> RequestMemory:
     """Run a fresh replica of ``reduce_model`` (the high-water mark is per process), warm it up with a
     small request, then send one of about ``size`` bytes: ``reduce_request``'s JSON or binary over
-    HTTP, or ``grpc``, a ModelInfer with the input in ``raw_input_contents``. ``settle``: seconds to
-    wait before reading the idle RSS (a benchmark's reading; tests leave it 0)."""
+    HTTP, or ``grpc``, a ModelInfer with the input in ``raw_input_contents``; ``grpc-floor``: the same
+    to a bare gRPC server instead (``tests.serving.grpc_floor``; its answer is empty). ``settle``:
+    seconds to wait before reading the idle RSS (a benchmark's reading; tests leave it 0)."""
+    from tests.serving.grpc_floor import start_grpc_floor
+
     artifact, digest = write_model(reduce_model(), folder / "reduce.onnx")
-    body, headers, x = reduce_request("binary" if encoding == "grpc" else encoding, size)
-    small, small_headers, _ = reduce_request("binary" if encoding == "grpc" else encoding, 1)
-    extra = ["--max-request-bytes", str(len(body) + (1 << 20)), "--grpc-port", "0"]
-    with start_replica("reduce", "1.0.0", artifact, digest, extra_args=extra) as running:
+    body, headers, x = reduce_request("json" if encoding == "json" else "binary", size)
+    small, small_headers, _ = reduce_request("json" if encoding == "json" else "binary", 1)
+    limit = len(body) + (1 << 20)
+    extra = ["--max-request-bytes", str(limit), "--grpc-port", "0"]
+    if encoding == "grpc-floor":
+        server: contextlib.AbstractContextManager[Any] = start_grpc_floor(limit)
+    else:
+        server = start_replica("reduce", "1.0.0", artifact, digest, extra_args=extra)
+    with server as running:
         url, process = running
-        if encoding == "grpc":
+        if encoding == "grpc-floor":
+            send = _grpc_sender(url)
+        elif encoding == "grpc":
             send = _grpc_sender(grpc_address(running))
         else:
             send = _http_sender(f"{url}/v2/models/reduce/infer", {len(body): headers, len(small): small_headers})
         send(small)
         time.sleep(settle)
-        idle = _status_kb(process.pid, "VmRSS")
+        idle = status_kb(process.pid, "VmRSS")
         started = time.perf_counter()
         answer = send(body)
         seconds = time.perf_counter() - started
-        peak = _status_kb(process.pid, "VmHWM")
+        peak = status_kb(process.pid, "VmHWM")
     return RequestMemory(idle * 1024, peak * 1024, len(body), x, seconds, answer)
 
 
@@ -486,7 +497,8 @@ def _grpc_sender(address: str) -> Callable[[bytes], np.ndarray]:
     return send
 
 
-def _status_kb(pid: int, field: str) -> int:
+def status_kb(pid: int | str, field: str) -> int:
+    """``field`` of /proc/``pid``/status (``pid`` "self": this process), in kB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])

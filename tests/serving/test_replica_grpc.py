@@ -149,6 +149,23 @@ def test_grpc_infer_with_raw_contents_matches_onnxruntime(replica: Replica) -> N
     assert_same(decoded(response), local_run(replica.model, inputs()))
 
 
+def test_grpc_infer_reads_raw_contents_wherever_they_come_in_the_message(replica: Replica) -> None:
+    """The replica cuts raw_input_contents out of the bytes it receives (to read them without a
+    copy); protobuf writes them after the inputs, but a message's fields may come in any order."""
+    request = raw_request(inputs(), id="r-2")
+    contents = list(request.raw_input_contents)
+    request.ClearField("raw_input_contents")
+    first = pb.ModelInferRequest(raw_input_contents=contents[:2]).SerializeToString()
+    last = pb.ModelInferRequest(raw_input_contents=contents[2:]).SerializeToString()
+    message = first + request.SerializeToString() + last
+    infer = replica.channel.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer", response_deserializer=pb.ModelInferResponse.FromString
+    )
+    response = infer(message)
+    assert response.id == "r-2"
+    assert_same(decoded(response), local_run(replica.model, inputs()))
+
+
 def typed_feeds() -> dict[str, np.ndarray]:
     """inputs() as typed contents can carry them: FP16 has no typed field (raw only), so h is empty."""
     return {k: v for k, v in inputs().items() if k != "h"} | {"h": np.zeros(0, dtype=np.float16)}
@@ -280,6 +297,10 @@ def test_tritons_model_config_call_is_unimplemented_naming_model_metadata(replic
 UNPARSABLE = {  # a message protobuf cannot read: how it is broken, the call, its bytes
     "id not UTF-8": ("ModelInfer", pb.ModelInferRequest(model_name=MODEL).SerializeToString() + b"\x1a\x01\xff"),
     "garbage": ("ModelInfer", b"\xff\xff\xff"),
+    "raw contents cut short": (
+        "ModelInfer",
+        pb.ModelInferRequest(model_name=MODEL).SerializeToString() + b"\x3a\x64abc",
+    ),
     "field cut short": ("ModelReady", b"\x0a\x05ab"),
 }
 
