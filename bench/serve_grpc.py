@@ -1,7 +1,13 @@
 """The router's overhead over gRPC, for bench/serve.py: one replica serving the demo model over gRPC
 (``--grpc-port``) and one router routing gRPC to it (``--grpc-port``, the table's ``grpc_replicas``),
 a client sending ``ModelInfer`` (raw contents, as tritonclient.grpc does) back to back, direct to the
-replica and through the router, interleaved. Target: the router adds <= 0.5 ms p50 at 1 client."""
+replica and through the router, interleaved. Target: the router adds <= 0.5 ms p50 at 1 client.
+
+Baseline, in the same interleaved runs: a bare grpcio passthrough (``passthrough-grpc``: a process
+of its own, the router's server options and worker count, forwarding each ModelInfer's bytes and
+metadata to the replica over one channel, as the router does, without routing or logging): what one
+more gRPC hop in Python costs on this machine, whatever the router does. Run alone as
+``python bench/serve_grpc.py passthrough ADDRESS`` it prints its own address and serves until killed."""
 
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ from serve_fleet import STICKY, Model, replica_args, spawn, stop
 from catalog.serving.oip_grpc import inference_pb2 as pb
 
 TARGET_GRPC_P50_MS = 0.5
-GRPC_PATHS = ("direct-grpc", "router-grpc")
+GRPC_PATHS = ("direct-grpc", "router-grpc", "passthrough-grpc")
+SERVICE = "inference.GRPCInferenceService"
 
 
 def _announced(proc: subprocess.Popen[str], pattern: str, timeout: float = 60.0) -> str:
@@ -44,7 +51,7 @@ def grpc_serving(cli: str, model: Model, workdir: Path) -> Iterator[tuple[dict[s
     """A replica of ``model`` serving gRPC and a router routing gRPC to it (logging assignments, as
     the HTTP one does); the gRPC addresses and pids, by path name."""
     replica = spawn([*replica_args(cli, model), "--grpc-port", "0"], stderr=subprocess.DEVNULL)
-    router = None
+    router = passthrough = None
     try:
         replica_grpc = _announced(replica, r", gRPC on (\S+), listening on ")
         table = workdir / f"{model.name}.grpc-routing.json"
@@ -68,9 +75,12 @@ def grpc_serving(cli: str, model: Model, workdir: Path) -> Iterator[tuple[dict[s
         ]
         router = spawn(args, stderr=subprocess.DEVNULL)
         router_grpc = _announced(router, r"\(gRPC on (\S+), table ")
-        yield {"direct-grpc": replica_grpc, "router-grpc": router_grpc}, {"replica": replica.pid, "router": router.pid}
+        passthrough = spawn([sys.executable, __file__, "passthrough", replica_grpc], stderr=subprocess.DEVNULL)
+        passthrough_grpc = _announced(passthrough, r"^(\S+)$")
+        addresses = {"direct-grpc": replica_grpc, "router-grpc": router_grpc, "passthrough-grpc": passthrough_grpc}
+        yield addresses, {"replica": replica.pid, "router": router.pid, "passthrough": passthrough.pid}
     finally:
-        for proc in (router, replica):
+        for proc in (passthrough, router, replica):
             if proc is not None:
                 stop(proc)
 
@@ -113,7 +123,8 @@ def bench_router_grpc(
         p: {m: statistics.median(r[m] for r in reps) for m in ("p50_ms", "p99_ms", "rps")} for p, reps in runs.items()
     }
     added = cells["router-grpc"]["p50_ms"] - cells["direct-grpc"]["p50_ms"]
-    return {"cells": cells, "runs": runs, "added_p50_ms": added, "met": added <= TARGET_GRPC_P50_MS}
+    hop = cells["passthrough-grpc"]["p50_ms"] - cells["direct-grpc"]["p50_ms"]
+    return {"cells": cells, "runs": runs, "added_p50_ms": added, "hop_p50_ms": hop, "met": added <= TARGET_GRPC_P50_MS}
 
 
 def print_router_grpc(model: Model, result: dict[str, Any], repeat: int, seconds: float) -> None:
@@ -125,4 +136,32 @@ def print_router_grpc(model: Model, result: dict[str, Any], repeat: int, seconds
         print(f"| {path} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['rps']:,.0f} |")
     state = "PASS" if result["met"] else f"FAIL (by {added - TARGET_GRPC_P50_MS:.2f} ms)"
     print("\n| target | value | verdict |\n|---|---:|---|")
-    print(f"| router over gRPC adds <= {TARGET_GRPC_P50_MS:g} ms p50 at 1 client | {added:+.2f} ms | {state} |\n")
+    print(f"| router over gRPC adds <= {TARGET_GRPC_P50_MS:g} ms p50 at 1 client | {added:+.2f} ms | {state} |")
+    hop = result["hop_p50_ms"]
+    print(
+        f"| baseline: a bare grpcio passthrough adds | {hop:+.2f} ms | the router's own share {added - hop:+.2f} ms |\n"
+    )
+
+
+def passthrough(target: str) -> None:
+    """Forward each ModelInfer to ``target`` as bytes, with the caller's metadata (the baseline)."""
+    from catalog.serving.listen import start_grpc_server
+
+    channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", -1)])
+    infer = channel.unary_unary(f"/{SERVICE}/ModelInfer")
+
+    def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
+        metadata = [(k, v) for k, v in context.invocation_metadata() if k not in ("user-agent", "te")]
+        return infer(request, timeout=60, metadata=metadata)
+
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE, {"ModelInfer": grpc.unary_unary_rpc_method_handler(forward)}
+    )
+    server, port = start_grpc_server(handler, "127.0.0.1", 0, max_message_bytes=64 << 20, workers=64,
+                                     thread_name="passthrough")  # fmt: skip
+    print(f"127.0.0.1:{port}", flush=True)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    passthrough(sys.argv[2]) if sys.argv[1:2] == ["passthrough"] else sys.exit(__doc__)
