@@ -212,6 +212,7 @@ bench: setup
 	$(BIN)/python bench/hash.py
 	$(BIN)/python bench/signing.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/request_memory.py
 	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/deploy.py
 	$(BIN)/python bench/review.py

@@ -15,7 +15,8 @@ from typing import Any, Self
 
 import grpc
 
-from catalog.serving.oip import decode_tensor, encode_binary_tensor
+from catalog.serving.oip import decode_tensor
+from catalog.serving.oip_answer import encode_binary_tensor
 from catalog.serving.oip_grpc import inference_pb2 as pb
 
 __all__ = ["GrpcCaller", "RoutedAnswer", "infer_message"]

@@ -1,4 +1,5 @@
-"""Open Inference Protocol v2 (REST, JSON) tensors: datatypes, request decoding, response encoding.
+"""Open Inference Protocol v2 (REST, JSON) tensors: datatypes and request decoding (answers are
+written by ``catalog.serving.oip_answer``).
 
 Pure functions over numpy; no IO. A request is checked against the model's tensors before anything
 runs: names, datatypes, element types, shapes against fixed dimensions, and data against shape
@@ -16,7 +17,7 @@ the data of every input whose parameters carry ``binary_data_size``, in the orde
 little-endian, row-major, BOOL one byte 0 or 1, BYTES each element a 4-byte little-endian length
 and its bytes (UTF-8 here, as onnxruntime's strings are). Fixed-size data is not copied: the arrays
 are views of the body. An output is answered as binary when its ``binary_data`` parameter says so,
-or else the request's ``binary_data_output`` does (``encode_body``).
+or else the request's ``binary_data_output`` does (``oip_answer.encode_body``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,19 +34,15 @@ import numpy as np
 from catalog.errors import InvalidRequest, ModelcatError
 
 __all__ = [
+    "BYTES_LENGTH",
     "DATATYPES",
     "InferenceRequest",
     "InputSet",
     "TensorMeta",
-    "binary_tensor_data",
     "datatype_of",
     "decode_binary_tensor",
     "decode_payload",
     "decode_tensor",
-    "encode_binary_tensor",
-    "encode_body",
-    "encode_response",
-    "encode_tensor",
     "load_json",
     "parse_request",
     "requested_outputs",
@@ -68,7 +65,7 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 }
 _BY_KIND = {dtype: name for name, dtype in DATATYPES.items() if name != "BYTES"}
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_LENGTH = struct.Struct("<I")  # a BYTES element's length prefix in binary data
+BYTES_LENGTH = struct.Struct("<I")  # a BYTES element's length prefix in binary data
 _SURROGATE = "it holds a lone surrogate (a \\uD800-\\uDFFF escape that is not half of a pair)"
 MAX_RANK = 32  # dimensions of a request tensor (numpy 1 holds no more; no model needs more)
 _MAX_SPAN = np.iinfo(np.intp).max // 16  # the product of the nonzero dims numpy can index
@@ -318,7 +315,7 @@ def _split_bytes(data: memoryview, count: int, where: str) -> np.ndarray:
             raise InvalidRequest(f"{where}: the binary data has {end - offset} byte(s) after its {count} element(s)")
         if offset + 4 > end:
             raise InvalidRequest(f"{where}: BYTES element {len(elements)}'s 4-byte length runs past the tensor's data")
-        (length,) = _LENGTH.unpack_from(data, offset)
+        (length,) = BYTES_LENGTH.unpack_from(data, offset)
         offset += 4
         if offset + length > end:
             raise InvalidRequest(
@@ -551,76 +548,3 @@ def requested_outputs(
         if _flag(parameters, "binary_data", f"output {name!r}", binary_default):
             binary.add(name)
     return (tuple(names), frozenset(binary)) if names else (tuple(known), every)
-
-
-def _json_values(array: np.ndarray) -> list[Any]:
-    flat = array.reshape(-1)
-    if flat.dtype.kind == "f" and not bool(np.isfinite(flat).all()):
-        return [
-            x if math.isfinite(x) else ("NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity"))
-            for x in flat.tolist()
-        ]
-    if flat.dtype.kind in "OS":
-        return [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for x in flat.tolist()]
-    return flat.tolist()
-
-
-def encode_tensor(name: str, array: np.ndarray) -> dict[str, object]:
-    """One output tensor as an OIP JSON object (data flat, row-major)."""
-    array = np.asarray(array)
-    return {"name": name, "datatype": datatype_of(array.dtype), "shape": list(array.shape), "data": _json_values(array)}
-
-
-def encode_response(
-    model_name: str, model_version: str, outputs: Mapping[str, np.ndarray], request_id: str | None = None
-) -> dict[str, object]:
-    """The inference response object; ``id`` is echoed when the request had one."""
-    response: dict[str, object] = {"model_name": model_name, "model_version": model_version}
-    if request_id is not None:
-        response["id"] = request_id
-    response["outputs"] = [encode_tensor(name, array) for name, array in outputs.items()]
-    return response
-
-
-def encode_binary_tensor(array: np.ndarray) -> bytes:
-    """A tensor's data in the binary extension's layout (gRPC's raw contents too), as bytes."""
-    data = binary_tensor_data(array)
-    return data if isinstance(data, bytes) else data.tobytes()
-
-
-def binary_tensor_data(array: np.ndarray) -> bytes | memoryview:
-    """``encode_binary_tensor``'s data, for a fixed-size datatype as a view of the little-endian
-    array's bytes (not copied: ``b"".join`` takes it), for BYTES as bytes."""
-    if datatype_of(array.dtype) != "BYTES":
-        return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1).view(np.uint8).data
-    parts: list[bytes] = []
-    for item in array.reshape(-1).tolist():
-        raw = item if isinstance(item, bytes) else str(item).encode("utf-8")
-        parts += (_LENGTH.pack(len(raw)), raw)
-    return b"".join(parts)
-
-
-def encode_body(
-    model_name: str,
-    model_version: str,
-    outputs: Mapping[str, np.ndarray],
-    request_id: str | None = None,
-    binary: Collection[str] = (),
-) -> tuple[bytes, int | None]:
-    """The response body, and the length of its JSON part when outputs named in ``binary`` follow
-    it as binary data (the ``Inference-Header-Content-Length``; None: the body is all JSON)."""
-    raw: list[bytes | memoryview] = []
-
-    def tensor(name: str, array: np.ndarray) -> dict[str, object]:
-        if name not in binary:
-            return encode_tensor(name, array)
-        array = np.asarray(array)
-        raw.append(binary_tensor_data(array))
-        shape, size = list(array.shape), len(raw[-1])
-        return {"name": name, "datatype": datatype_of(array.dtype), "shape": shape,
-                "parameters": {"binary_data_size": size}}  # fmt: skip
-
-    response = encode_response(model_name, model_version, {}, request_id)
-    response["outputs"] = [tensor(name, array) for name, array in outputs.items()]
-    text = json.dumps(response, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    return (b"".join([text, *raw]), len(text)) if raw else (text, None)

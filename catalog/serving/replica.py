@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog.errors import InvalidRequest, ModelcatError
 from catalog.serving import DEFAULT_MAX_BODY_BYTES, listen
-from catalog.serving.oip import encode_body
+from catalog.serving.oip_answer import encode_body
 from catalog.serving.oip_json import parse_request_bounded
 from catalog.serving.replica_model import LoadedModel, new_run_options
 from catalog.serving.signature import signature_info

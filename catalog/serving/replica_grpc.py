@@ -34,12 +34,12 @@ from catalog.serving.oip import (
     InferenceRequest,
     InputSet,
     TensorMeta,
-    binary_tensor_data,
     datatype_of,
     decode_binary_tensor,
     decode_tensor,
     requested_outputs,
 )
+from catalog.serving.oip_answer import binary_tensor_data
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc.wire import length_delimited, split_field
 from catalog.serving.replica import PLATFORM, SERVER_NAME, ReplicaMetrics, server_version

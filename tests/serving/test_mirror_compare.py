@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from catalog.serving.mirror import compare_answers, mirror_draw
-from catalog.serving.oip import encode_body
+from catalog.serving.oip_answer import encode_body
 
 
 def _answer(*outputs: tuple[str, str, list[int], list[Any]]) -> bytes:

@@ -17,7 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
-from catalog.serving.oip import InvalidRequest, TensorMeta, encode_body, parse_request
+from catalog.serving.oip import InvalidRequest, TensorMeta, parse_request
+from catalog.serving.oip_answer import encode_body
 from catalog.serving.replica import _read_body
 from tests.serving.oip_servers import SERVERS, Served, oip_servers
 from tests.serving.replica_fixtures import (

@@ -16,10 +16,9 @@ from catalog.serving.oip import (
     TensorMeta,
     datatype_of,
     decode_tensor,
-    encode_response,
-    encode_tensor,
     parse_request,
 )
+from catalog.serving.oip_answer import encode_response, encode_tensor
 
 NUMERIC = [name for name in DATATYPES if name not in ("BYTES",)]
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
