@@ -114,11 +114,13 @@ def triton_calls(routed: Routed, calls: list[dict[str, Any]], tmp_path: Path) ->
     return run_client(["triton-calls", routed.address, str(tmp_path / "calls.json")], inputs(), tmp_path)
 
 
-def logged(routed: Routed, *request_ids: str, timeout: float = 60) -> dict[str, dict[str, Any]]:
-    """The assignment lines of ``request_ids``, by request id, once all are logged."""
+def logged(routed: Routed | Path, *request_ids: str, timeout: float = 60) -> dict[str, dict[str, Any]]:
+    """The assignment lines of ``request_ids``, by request id, once all are logged (under ``routed``'s
+    analytics folder, or that folder)."""
+    analytics = routed if isinstance(routed, Path) else routed.analytics
     deadline = time.monotonic() + timeout
     while True:
-        lines = {line["request_id"]: line for line in logged_assignments(routed.analytics, APP)}
+        lines = {line["request_id"]: line for line in logged_assignments(analytics, APP)}
         if all(rid in lines for rid in request_ids) or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)
@@ -374,3 +376,36 @@ def test_a_grpc_call_in_flight_when_the_router_stops_is_answered_and_logged(tmp_
     assert [o.name for o in outcome["answer"].outputs] == ["y"]
     [line] = [line for line in logged_assignments(tmp_path / "analytics", APP) if line["request_id"] == "in-flight"]
     assert (line["status"], line["replica"]) == (200, f"grpc://{route['grpc_replicas'][0]}")
+
+
+def test_a_replica_slower_than_the_timeout_is_deadline_exceeded_and_the_router_stays_up(tmp_path: Path) -> None:
+    """A request calibrated to run about 5 s on the replica, through a router whose --timeout is 0.5 s:
+    DEADLINE_EXCEEDED naming the model, version and replica, logged as 504 and counted as a timeout;
+    the router answers the next call (a slower machine only widens the margin)."""
+    path, digest = write_model(slow_model(SIZE), tmp_path / "slow.onnx")
+    with start_replica("slow", V1, path, digest, extra_args=["--grpc-port", "0"]) as running:
+        replica = grpc_address(running)
+        route = {"version": V1, "weight": 100, "digest": digest, "replicas": [running.url], "grpc_replicas": [replica]}
+        write_table(tmp_path / "table.json", {"apiVersion": "modelcat/routing-v1", "application": APP,
+                                              "models": [{"name": "slow", "routes": [route]}]})  # fmt: skip
+        fleet = Fleet(tmp_path)
+        try:
+            router = fleet.router(
+                tmp_path / "table.json", "--grpc-port", "0", "--timeout", "0.5", analytics=tmp_path / "analytics"
+            )
+            address = re.search(r"\(gRPC on (\S+), table ", router.line).group(1)  # type: ignore[union-attr]
+            with httpx.Client(base_url=running.url, timeout=60.0) as client:
+                iterations = np.array(calibrated_iterations(client, seconds=5.0), dtype=np.int64)
+            request = raw_request({"x": np.full((1, SIZE), 0.5, dtype=np.float32), "iterations": iterations})
+            request.model_name = "slow"
+            with grpc.insecure_channel(address) as channel:
+                stub = GRPCInferenceServiceStub(channel)
+                with pytest.raises(grpc.RpcError) as refused:
+                    stub.ModelInfer(request, metadata=[("x-request-id", "too-slow")], timeout=60)
+                assert refused.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert refused.value.details() == f"model 'slow' version {V1} did not answer in time ({replica})"
+                assert stub.ServerLive(pb.ServerLiveRequest(), timeout=60).live
+            assert logged(tmp_path / "analytics", "too-slow")["too-slow"]["status"] == 504
+            assert metric(router, "modelcat_router_upstream_errors_total", kind="timeout") == 1
+        finally:
+            fleet.close()
