@@ -24,6 +24,11 @@ Each copy is one line of the application's ``shadow`` log under the analytics fo
      "result": "agree", "agree": true, "outputs": {"probability": true}, "status": 200,
      "latency_ms": 3.2, "error": null}
 
+Over gRPC (the router's ``--grpc-port``) a ModelInfer is copied the same way, after its answer, to
+one of the mirrored version's ``grpc_replicas`` (the message as it came, with the metadata
+``x-modelcat-shadow: 1``) in a thread of the mirror's own; the two ModelInfer responses' outputs
+(raw or typed contents) are compared by the same rules and logged on the same lines.
+
 ``result`` is ``agree``, ``disagree``, ``error`` (the copy got no answer, an error status or one
 that is not an inference response: ``agree`` null, ``error`` says why) or ``dropped`` (too many
 copies in flight: not sent). Metrics: ``modelcat_shadow_requests_total{application, model, version,
@@ -36,22 +41,35 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
+from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from catalog.domain.routing import BUCKETS, bucket_of
 from catalog.errors import InvalidRequest
 from catalog.serving.oip import decode_binary_tensor
+from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.router_state import CompiledModel
 from catalog.serving.router_telemetry import LATENCY_BUCKETS, AssignmentLog, utc_now
 from catalog.serving.table import TableRoute
 from catalog.serving.upstream import UpstreamResponse
 
-__all__ = ["MAX_IN_FLIGHT", "SHADOW_HEADER", "Mirror", "ShadowMetrics", "compare_answers", "mirror_draw"]
+__all__ = [
+    "MAX_IN_FLIGHT",
+    "SHADOW_HEADER",
+    "Mirror",
+    "ShadowMetrics",
+    "compare_answers",
+    "compare_outputs",
+    "grpc_outputs",
+    "mirror_draw",
+]
 
 log = logging.getLogger("catalog.serving.router")
 
@@ -95,6 +113,30 @@ def _outputs(body: bytes, json_length: str | None, whose: str) -> dict[str, dict
                     tensor = decode_binary_tensor(output["name"], output["datatype"], output["shape"], binary[:size])
                     output["data"], binary = tensor.reshape(-1).tolist(), binary[size:]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidRequest) as e:
+        raise ValueError(f"the {whose} answer is not an inference response ({type(e).__name__}: {e})") from None
+    return named
+
+
+def grpc_outputs(message: bytes, whose: str) -> dict[str, dict[str, Any]]:
+    """A serialized ModelInfer response's outputs by name, their ``data`` decoded from
+    ``raw_output_contents`` or typed ``contents``, as JSON would have carried them."""
+    try:
+        response = pb.ModelInferResponse.FromString(message)
+        raw = response.raw_output_contents
+        if raw and len(raw) != len(response.outputs):
+            raise ValueError(f"{len(raw)} raw_output_contents for {len(response.outputs)} output(s)")
+        named: dict[str, dict[str, Any]] = {}
+        for i, output in enumerate(response.outputs):
+            shape = list(output.shape)
+            if raw:
+                data = (
+                    decode_binary_tensor(output.name, output.datatype, shape, memoryview(raw[i])).reshape(-1).tolist()
+                )
+            else:
+                data = [value for _, values in output.contents.ListFields() for value in values]
+            data = [value.decode("utf-8", "replace") if isinstance(value, bytes) else value for value in data]
+            named[output.name] = {"name": output.name, "datatype": output.datatype, "shape": shape, "data": data}
+    except (DecodeError, ValueError, InvalidRequest) as e:
         raise ValueError(f"the {whose} answer is not an inference response ({type(e).__name__}: {e})") from None
     return named
 
@@ -145,6 +187,14 @@ def compare_answers(
     NaN agrees only with NaN, an infinity only with itself). ValueError when either is not an inference response."""
     theirs = _outputs(live, live_json_length, "live")
     ours = _outputs(copy, copy_json_length, "mirrored")
+    return compare_outputs(theirs, ours, max_abs_difference)
+
+
+def compare_outputs(
+    theirs: dict[str, dict[str, Any]], ours: dict[str, dict[str, Any]], max_abs_difference: float
+) -> dict[str, bool]:
+    """Per output of the live answer (``theirs``, by name, as ``grpc_outputs`` reads them), whether
+    the copy's (``ours``) agrees, by ``compare_answers``' rules."""
     return {name: _output_agrees(output, ours.get(name), max_abs_difference) for name, output in theirs.items()}
 
 
@@ -174,7 +224,8 @@ class Mirror:
     """Sends the copies of a router's requests in the background and records what their answers say.
 
     ``send(model, route, path, body, headers)`` is the router's own (replica choice and retries);
-    ``log`` the application's shadow log (None: metrics only).
+    ``log`` the application's shadow log (None: metrics only). gRPC copies (``offer_grpc``) run in
+    threads of its own and count towards the same ``max_in_flight``.
     """
 
     def __init__(
@@ -185,10 +236,14 @@ class Mirror:
         self._send = send
         self._log = log
         self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = threading.Lock()
+        self._threads_busy = 0  # gRPC copies submitted and not finished
+        self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return len(self._tasks) + self._threads_busy
 
     def offer(
         self,
@@ -211,7 +266,7 @@ class Mirror:
             return
         route = model.routes[mirror.version]
         where = (application, model.name, live_version, route.version, rid)
-        if len(self._tasks) >= self.max_in_flight:
+        if self.in_flight >= self.max_in_flight:
             self._record(*where, "dropped", error=f"{self.max_in_flight} mirrored copies in flight already")
             return
         copy_headers = [*headers, (SHADOW_HEADER, b"1")]
@@ -248,15 +303,79 @@ class Mirror:
             error = f"the mirrored version answered {upstream.status}: {upstream.body[:200].decode('utf-8', 'replace')}"
             self._record(*where, "error", status=upstream.status, latency=elapsed, error=error)
             return
+        copy_json_length = upstream.header(b"inference-header-content-length")
+        self._judge(where, lambda: compare_answers(live[0], upstream.body, tolerance, live[1], copy_json_length),
+                    upstream.status, elapsed)  # fmt: skip
+
+    def offer_grpc(
+        self,
+        application: str,
+        model: CompiledModel,
+        live_version: str,
+        request_id: str,
+        send: Callable[[TableRoute], bytes],
+        live_answer: bytes,
+    ) -> None:
+        """After a routed ModelInfer's live answer (OK) over gRPC: copy it if its draw says so.
+        ``send(route)`` sends the copy to one of ``route``'s gRPC replicas (the router's retry policy)
+        and returns the answer, or raises an error with the ``status`` and ``message`` it stands for."""
+        mirror = model.mirror
+        if mirror is None or live_version == mirror.version or not mirror_draw(request_id, model.name, mirror.percent):
+            return
+        route = model.routes[mirror.version]
+        where = (application, model.name, live_version, route.version, request_id)
+        with self._lock:
+            if self._closed:
+                return
+            full = self.in_flight >= self.max_in_flight
+            if not full:
+                self._threads_busy += 1
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="grpc-mirror")
+                self._pool.submit(self._copy_grpc, where, route, send, live_answer, mirror.max_abs_difference)
+        if full:
+            self._record(*where, "dropped", error=f"{self.max_in_flight} mirrored copies in flight already")
+
+    def _copy_grpc(
+        self,
+        where: tuple[str, str, str, str, str],
+        route: TableRoute,
+        send: Callable[[TableRoute], bytes],
+        live_answer: bytes,
+        tolerance: float,
+    ) -> None:
+        application, model, _, version, _ = where
+        started = time.perf_counter()
         try:
-            copy_json_length = upstream.header(b"inference-header-content-length")
-            outputs = compare_answers(live[0], upstream.body, tolerance, live[1], copy_json_length)
+            try:
+                answer = send(route)
+            except Exception as e:  # noqa: BLE001  (whatever befell the copy is its result)
+                elapsed = time.perf_counter() - started
+                error = getattr(e, "message", None) or str(e) or type(e).__name__
+                self._record(*where, "error", status=getattr(e, "status", None), latency=elapsed, error=error)
+                return
+            elapsed = time.perf_counter() - started
+            self.metrics.latency.labels(application, model, version).observe(elapsed)
+            compare = lambda: compare_outputs(
+                grpc_outputs(live_answer, "live"), grpc_outputs(answer, "mirrored"), tolerance
+            )
+            self._judge(where, compare, 200, elapsed)
+        finally:
+            with self._lock:
+                self._threads_busy -= 1
+
+    def _judge(
+        self, where: tuple[str, str, str, str, str], compare: Callable[[], dict[str, bool]], status: int, elapsed: float
+    ) -> None:
+        """Record a copy's answer: agree or disagree per ``compare()``, or an error when it raises ValueError."""
+        try:
+            outputs = compare()
         except ValueError as e:
-            self._record(*where, "error", status=upstream.status, latency=elapsed, error=str(e))
+            self._record(*where, "error", status=status, latency=elapsed, error=str(e))
             return
         agree = all(outputs.values())
         result = "agree" if agree else "disagree"
-        self._record(*where, result, status=upstream.status, latency=elapsed, agree=agree, outputs=outputs)
+        self._record(*where, result, status=status, latency=elapsed, agree=agree, outputs=outputs)
 
     def _record(
         self,
@@ -294,7 +413,12 @@ class Mirror:
         )
 
     async def aclose(self) -> None:
-        """Cancel the copies still in flight (their lines are not written)."""
+        """Cancel the copies still in flight (their lines are not written); gRPC copies not started
+        are dropped, those sending are left to end by themselves."""
+        with self._lock:
+            self._closed = True
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

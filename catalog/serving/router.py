@@ -217,7 +217,7 @@ class Router:
             shadow_log = AssignmentLog.open(
                 settings.analytics_dir, self.live.application, False, kind="shadow", errors=shadow.log_errors
             )
-        self._mirror = Mirror(shadow, self._send, shadow_log, settings.mirror_max_in_flight)
+        self.mirror = Mirror(shadow, self._send, shadow_log, settings.mirror_max_in_flight)
         self._shadow_log = shadow_log
         self._record_table(self.live)
         self._site = Starlette(routes=self._routes(), lifespan=self._lifespan)
@@ -282,7 +282,7 @@ class Router:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await self._mirror.aclose()
+            await self.mirror.aclose()
             await client.aclose()
             for stop in self.on_shutdown:  # e.g. the gRPC side: its calls in flight still log their lines
                 await asyncio.to_thread(stop)
@@ -410,7 +410,7 @@ class Router:
             copied = endpoint == "infer" and model.mirror is not None and choice.assignment.how != "pinned"
             if copied and status == 200 and body is not None:
                 mirrored = (choice.live.application, model, route.version, rid, body, headers, answer)
-                self._mirror.offer(*mirrored, upstream_json_length)
+                self.mirror.offer(*mirrored, upstream_json_length)
 
     async def _send(
         self, model: str, route: TableRoute, path: str, body: bytes | None, headers: list[tuple[bytes, bytes]]

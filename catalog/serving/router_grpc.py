@@ -26,8 +26,9 @@ address) ``UNAVAILABLE`` naming the model and version; a replica that does not a
 timeout ``DEADLINE_EXCEEDED``. A replica's own error is passed through, code and message. The retry
 policy is the HTTP side's: only replicas of the assigned version, a replica that cannot be reached
 is tried once more, then skipped (ejected for a while) for the next one; a replica whose trailing
-metadata names another version or digest than the table's is not used. Mirroring (a shadow step)
-is done for HTTP requests only.
+metadata names another version or digest than the table's is not used. In a shadow step a share of
+the ModelInfer requests answered OK is copied to the mirrored version's gRPC replicas, as HTTP's are
+(``catalog.serving.mirror``), with the metadata ``x-modelcat-shadow: 1``.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ from google.protobuf.message import DecodeError
 from catalog.serving import listen
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc import wire
-from catalog.serving.router_choice import Choice, NotRouted, choose, identity_mismatch, record, request_id
+from catalog.serving.router_choice import NotRouted, choose, identity_mismatch, record, request_id
 from catalog.serving.router_state import LiveTable
 from catalog.serving.router_telemetry import finite_number, first_binary_element
+from catalog.serving.table import TableRoute
 
 __all__ = ["SERVICE", "GrpcRouter", "model_target", "start_router_grpc"]
 
@@ -237,7 +239,7 @@ class GrpcRouter:
                 raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, message, 413)
             passed = ((k, v) for k, v in metadata if k not in _NOT_FORWARDED and not k.startswith("grpc-"))
             forwarded = (*passed, ("x-request-id", rid))
-            answer, replica = self._send(method, choice, request, forwarded)
+            answer, replica = self._send(method, choice.model.name, route, request, forwarded)
             status = 200
             return answer
         except _Refused as refused:
@@ -247,16 +249,19 @@ class GrpcRouter:
 
             def recorded() -> None:
                 record(choice, rid, status, replica, router.metrics, router.log, lambda: prediction_of_message(answer))
+                if status == 200 and method == "ModelInfer" and choice.assignment.how != "pinned":
+                    copy = (*forwarded, ("x-modelcat-shadow", "1"))
+                    send = lambda mirrored: self._send(method, choice.model.name, mirrored, request, copy)[0]
+                    router.mirror.offer_grpc(choice.live.application, choice.model, route.version, rid, send, answer)
 
             if not context.add_callback(recorded):
                 recorded()
 
     def _send(
-        self, method: str, choice: Choice, request: bytes, metadata: tuple[tuple[str, str | bytes], ...]
+        self, method: str, model: str, route: TableRoute, request: bytes, metadata: tuple[tuple[str, str | bytes], ...]
     ) -> tuple[bytes, str]:
         """Send to the version's gRPC replicas in turn, per the retry policy in the module docstring."""
         router = self.router
-        model, route = choice.model.name, choice.route
         version = route.version
         addresses = route.grpc_replicas or []
         if not addresses:

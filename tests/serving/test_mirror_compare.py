@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from catalog.serving.mirror import compare_answers, mirror_draw
+from catalog.serving.mirror import compare_answers, compare_outputs, grpc_outputs, mirror_draw
 from catalog.serving.oip_answer import encode_body
+from catalog.serving.oip_grpc import inference_pb2 as pb
 
 
 def _answer(*outputs: tuple[str, str, list[int], list[Any]]) -> bytes:
@@ -95,3 +96,34 @@ def test_binary_answers_compare_as_their_json_would() -> None:
     assert compare_answers(live, live, 0.0, live_length, live_length) == {"score": True, "label": True}
     with pytest.raises(ValueError, match="the live answer is not an inference response"):
         compare_answers(live[:-3], near, 0.05, live_length)  # its binary data cut short
+
+
+def _grpc_answer(raw: bool, score: list[float], label: list[bool]) -> bytes:
+    response = pb.ModelInferResponse(model_name="m", model_version="1")
+    score_tensor = response.outputs.add(name="score", datatype="FP32", shape=[len(score)])
+    label_tensor = response.outputs.add(name="label", datatype="BOOL", shape=[len(label)])
+    if raw:
+        response.raw_output_contents.extend(
+            [np.array(score, dtype="<f4").tobytes(), np.array(label, dtype=np.bool_).tobytes()]
+        )
+    else:
+        score_tensor.contents.fp32_contents.extend(score)
+        label_tensor.contents.bool_contents.extend(label)
+    return response.SerializeToString()
+
+
+def test_grpc_answers_compare_by_the_same_rules_raw_or_typed() -> None:
+    live = grpc_outputs(_grpc_answer(True, [0.25, 0.5], [True, False]), "live")
+    assert compare_outputs(live, grpc_outputs(_grpc_answer(False, [0.25, 0.5], [True, False]), "copy"), 0.0) == {
+        "score": True,
+        "label": True,
+    }
+    far = grpc_outputs(_grpc_answer(True, [1.25, 1.5], [True, False]), "copy")
+    assert compare_outputs(live, far, 0.05) == {"score": False, "label": True}
+    assert compare_outputs(live, far, 1.0) == {"score": True, "label": True}
+    with pytest.raises(ValueError, match="the mirrored answer is not an inference response"):
+        grpc_outputs(b"\xff\xff", "mirrored")
+    short = pb.ModelInferResponse.FromString(_grpc_answer(True, [0.25], [True]))
+    short.raw_output_contents[0] = b"\x00\x00"
+    with pytest.raises(ValueError, match="the live answer is not an inference response"):
+        grpc_outputs(short.SerializeToString(), "live")

@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import numpy as np
 import onnx
@@ -24,7 +25,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from catalog.feedback.shadow import observe_shadow
 from catalog.serving.mirror import mirror_draw
-from tests.serving.replica_fixtures import RunningReplica, start_replica, write_model
+from catalog.serving.oip_grpc import inference_pb2 as pb
+from tests.serving.replica_fixtures import RunningReplica, grpc_address, start_replica, write_model
 from tests.serving.router_fixtures import (
     Fleet,
     RouterProcess,
@@ -76,15 +78,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple
         running = {}
         for version, model in models.items():
             artifact, digest = write_model(model, folder / f"{version}.onnx")
-            running[version] = (digest, stack.enter_context(start_replica(MODEL, version, artifact, digest)))
+            replica = start_replica(MODEL, version, artifact, digest, extra_args=["--grpc-port", "0"])
+            running[version] = (digest, stack.enter_context(replica))
         yield running
 
 
 def _table(served: dict[str, tuple[str, RunningReplica]], mirror: dict[str, Any] | None) -> dict[str, Any]:
     routes = [
-        {"version": v, "weight": 100 if v == BASE else 0, "digest": served[v][0], "replicas": [served[v][1].url]}
+        {"version": v, "weight": 100 if v == BASE else 0, "digest": served[v][0], "replicas": [served[v][1].url],
+         "grpc_replicas": [grpc_address(served[v][1])]}
         for v in (BASE, TWIN, FAR)
-    ]
+    ]  # fmt: skip
     model: dict[str, Any] = {"name": MODEL, "routes": routes}
     if mirror is not None:
         model["mirror"] = mirror
@@ -248,3 +252,62 @@ def test_a_copy_that_fails_is_an_error_and_copies_beyond_the_bound_are_dropped_w
 
 def _shadow_lines_of(analytics: Path, at_least: int) -> list[dict[str, Any]]:
     return wait_for_assignments(analytics, "shop", at_least, stream="shadow")
+
+
+def test_grpc_requests_are_mirrored_compared_and_logged_as_http_ones(
+    served: dict[str, tuple[str, RunningReplica]], tmp_path: Path
+) -> None:
+    """Through the router's gRPC side: a twin agrees on every copy, then (the table changed) a far
+    model's scores disagree while its labels agree; pinned requests are never copied, and the live
+    answers are the base's."""
+    table, analytics = tmp_path / "table.json", tmp_path / "analytics"
+    write_table(table, _table(served, {"version": TWIN, "percent": 100, "max_abs_difference": 0.0}))
+    fleet = Fleet(tmp_path)
+    try:
+        router = fleet.router(table, "--grpc-port", "0", analytics=analytics)
+        address = router.line.split("(gRPC on ", 1)[1].split(",", 1)[0]
+        request = pb.ModelInferRequest(model_name=MODEL)
+        request.inputs.add(name="x", datatype="FP32", shape=list(ROWS.shape))
+        request.raw_input_contents.append(ROWS.astype("<f4").tobytes())
+        pinned = pb.ModelInferRequest()
+        pinned.CopyFrom(request)
+        pinned.model_version = BASE
+        with grpc.insecure_channel(address) as channel:
+            infer = channel.unary_unary(
+                "/inference.GRPCInferenceService/ModelInfer",
+                request_serializer=pb.ModelInferRequest.SerializeToString,
+                response_deserializer=pb.ModelInferResponse.FromString,
+            )
+
+            def send(ids: list[str], message: pb.ModelInferRequest = request) -> None:
+                for rid in ids:
+                    answer = infer(message, metadata=[("x-request-id", rid)], timeout=60)
+                    assert answer.model_version == BASE
+                    score = np.frombuffer(answer.raw_output_contents[0], dtype="<f4").reshape(ROWS.shape)
+                    np.testing.assert_array_equal(score, ROWS)  # the base's own answer
+
+            twins = [f"grpc-twin-{i}" for i in range(20)]
+            send(twins)
+            send(["grpc-pinned-0"], pinned)
+            lines = _shadow_lines(analytics, len(twins))
+            assert sorted(line["request_id"] for line in lines) == sorted(twins)
+            assert {(line["mirrored_version"], line["result"], line["status"]) for line in lines} == {
+                (TWIN, "agree", 200)
+            }
+            assert all(line["outputs"] == {"score": True, "label": True} for line in lines)
+
+            wait_for_table(router, write_table(table, _table(served, {"version": FAR, "percent": 100,
+                                                                       "max_abs_difference": 0.05})), timeout=60)  # fmt: skip
+            fars = [f"grpc-far-{i}" for i in range(20)]
+            send(fars)
+        lines = [line for line in _shadow_lines(analytics, len(twins) + len(fars)) if line["request_id"] in fars]
+        assert sorted(line["request_id"] for line in lines) == sorted(fars)
+        for line in lines:
+            assert (line["mirrored_version"], line["result"], line["agree"]) == (FAR, "disagree", False)
+            assert line["outputs"] == {"score": False, "label": True}
+        assert metric(router, "modelcat_shadow_requests_total", model=MODEL, version=FAR, result="disagree") == len(
+            fars
+        )
+        assert _served(router, TWIN) == _served(router, FAR) == 0  # copies are no assignments
+    finally:
+        fleet.close()
