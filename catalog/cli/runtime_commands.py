@@ -197,11 +197,7 @@ def predict(
     return 0 if response.status_code == 200 else 1
 
 
-@click.command(
-    epilog=examples(
-        "modelcat smoke", "modelcat smoke --env production --requests 300", "modelcat smoke --protocol grpc"
-    )
-)
+@click.command(epilog=examples("modelcat smoke", "modelcat smoke --env production --requests 300 --protocol grpc"))
 @CATALOG_OPTION
 @TARGET_OPTION
 @ENV_OPTION

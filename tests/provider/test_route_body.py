@@ -1,6 +1,7 @@
 """The ``modelcat_route`` body: its ``model`` blocks are the routing table, its weights integers
 whose sum is checked before the plan, and a state of schema 0 (flat routes) is upgraded (with no
-declared outcomes, which schema 2 added, and no mirror, which schema 3 added)."""
+declared outcomes, which schema 2 added, no mirror, which schema 3 added, and no gRPC, which schema 4
+added)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,18 @@ B = "sha256:" + "b" * 64
 C = "sha256:" + "c" * 64
 
 
-def _model(name: str, *weights: Any, sticky_key: str | None = None) -> dict[str, Any]:
+def _model(name: str, *weights: Any, sticky_key: str | None = None, grpc: bool = False) -> dict[str, Any]:
     routes = [
-        {"version": f"1.{i}.0", "weight": w, "digest": d, "replicas": [f"http://127.0.0.1:{8001 + i}"]}
+        {"version": f"1.{i}.0", "weight": w, "digest": d, "replicas": [f"http://127.0.0.1:{8001 + i}"],
+         "grpc_replicas": [f"127.0.0.1:{9001 + i}"] if grpc else None}
         for i, (w, d) in enumerate(zip(weights, (A, B, C), strict=False))
-    ]
+    ]  # fmt: skip
     return {"name": name, "sticky_key": sticky_key, "route": routes, "mirror": None}
+
+
+def _table_routes(model: dict[str, Any]) -> list[dict[str, Any]]:
+    """A model block's routes as the table file writes them: no ``grpc_replicas`` where there are none."""
+    return [{k: v for k, v in route.items() if v is not None or k != "grpc_replicas"} for route in model["route"]]
 
 
 def _errors(config: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -39,13 +46,14 @@ def _errors(config: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def test_the_schema_is_the_router_body_with_model_blocks_holding_route_blocks() -> None:
     schema = RouteResource.get_schema()
-    assert schema.version == 3  # 0: flat routes; 1: model blocks; 2: declared outcomes; 3: mirror
+    assert schema.version == 4  # 0: flat routes; 1: model blocks; 2: declared outcomes; 3: mirror; 4: gRPC
     assert {a.name for a in schema.attributes} == {
         "application",
         "host",
         "port",
         "outcomes",
         "url",
+        "grpc_address",
         "pid",
         "table_path",
     }
@@ -54,7 +62,7 @@ def test_the_schema_is_the_router_body_with_model_blocks_holding_route_blocks() 
     route, mirror = model.block.block_types
     assert (route.type_name, [a.name for a in route.block.attributes], route.max_items) == (
         "route",
-        ["version", "weight", "digest", "replicas"],
+        ["version", "weight", "digest", "replicas", "grpc_replicas"],
         None,
     )
     assert (mirror.type_name, [a.name for a in mirror.block.attributes], mirror.max_items) == (
@@ -93,16 +101,17 @@ def test_unknown_weights_are_left_for_the_apply() -> None:
 
 
 def test_the_table_file_is_the_model_blocks() -> None:
-    models = [_model("fraud-scorer", 90, 10, sticky_key="x-user-id"), _model("recommender", 100)]
+    models = [_model("fraud-scorer", 90, 10, sticky_key="x-user-id", grpc=True), _model("recommender", 100)]
     data = table_bytes("checkout", models)
     assert json.loads(data) == {
         "apiVersion": API_VERSION,
         "application": "checkout",
         "models": [
-            {"name": "fraud-scorer", "routes": models[0]["route"], "sticky_key": "x-user-id"},
-            {"name": "recommender", "routes": models[1]["route"]},
+            {"name": "fraud-scorer", "routes": _table_routes(models[0]), "sticky_key": "x-user-id"},
+            {"name": "recommender", "routes": _table_routes(models[1])},
         ],
     }
+    assert json.loads(data)["models"][0]["routes"][1]["grpc_replicas"] == ["127.0.0.1:9002"]
     assert model_blocks(parse_table(data)) == models
 
 
@@ -143,25 +152,29 @@ def test_a_schema_0_state_of_flat_routes_is_upgraded_to_model_blocks() -> None:
         "port": 0,
         "table_path": "/run/routes/checkout.table.json",
         "url": "http://127.0.0.1:9000",
+        "grpc_address": None,
         "outcomes": None,
         "model": [
             {
                 "name": "fraud-scorer",
                 "sticky_key": "x-user-id",
                 "route": [
-                    {"version": "1.3.0", "weight": 90, "digest": A, "replicas": ["http://127.0.0.1:8090"]},
-                    {"version": "1.4.0", "weight": 10, "digest": B, "replicas": ["http://127.0.0.1:8010"]},
+                    {"version": "1.3.0", "weight": 90, "digest": A, "replicas": ["http://127.0.0.1:8090"],
+                     "grpc_replicas": None},
+                    {"version": "1.4.0", "weight": 10, "digest": B, "replicas": ["http://127.0.0.1:8010"],
+                     "grpc_replicas": None},
                 ],
                 "mirror": [],
             },
             {
                 "name": "churn-predictor",
                 "sticky_key": None,
-                "route": [{"version": "1.1.0", "weight": 100, "digest": C, "replicas": ["http://127.0.0.1:8100"]}],
+                "route": [{"version": "1.1.0", "weight": 100, "digest": C, "replicas": ["http://127.0.0.1:8100"],
+                           "grpc_replicas": None}],
                 "mirror": [],
             },
         ],
-    }
+    }  # fmt: skip
 
 
 def test_a_mirror_block_is_the_tables_mirror_and_reads_back_as_a_list_of_one() -> None:
@@ -201,9 +214,27 @@ def test_a_schema_2_state_is_upgraded_with_no_mirror() -> None:
         "model": [_model("fraud-scorer", 100)],
     }
     del old["model"][0]["mirror"]  # schema 2 had no mirror blocks
+    for route in old["model"][0]["route"]:
+        del route["grpc_replicas"]  # nor gRPC
     diags = Diagnostics()
     new = RouteResource(ProviderConfig()).upgrade(
         UpgradeContext(diags, "modelcat_route"), 2, json.loads(json.dumps(old))
     )
     assert diags.diagnostics == []
-    assert new == {**old, "model": [{**old["model"][0], "mirror": []}]}
+    routes = [{**route, "grpc_replicas": None} for route in old["model"][0]["route"]]
+    assert new == {**old, "grpc_address": None, "model": [{**old["model"][0], "route": routes, "mirror": []}]}
+
+
+def test_a_schema_3_state_is_upgraded_with_no_grpc() -> None:
+    mirror = [{"version": "1.1.0", "percent": 20, "max_abs_difference": 0.05}]
+    old = {"application": "checkout", "host": "127.0.0.1", "port": 0, "outcomes": None,
+           "model": [{**_model("fraud-scorer", 100, 0), "mirror": mirror}]}  # fmt: skip
+    for route in old["model"][0]["route"]:
+        del route["grpc_replicas"]  # schema 3 had no gRPC
+    diags = Diagnostics()
+    new = RouteResource(ProviderConfig()).upgrade(
+        UpgradeContext(diags, "modelcat_route"), 3, json.loads(json.dumps(old))
+    )
+    assert diags.diagnostics == []
+    routes = [{**route, "grpc_replicas": None} for route in old["model"][0]["route"]]
+    assert new == {**old, "grpc_address": None, "model": [{**old["model"][0], "route": routes}]}
