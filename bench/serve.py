@@ -89,6 +89,7 @@ from serve_fleet import (
 from serve_grpc import bench_router_grpc, print_router_grpc
 from validate import modelcat_command
 
+from catalog.serving.oip_grpc import SERVICE
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.replica_model import load_verified
 
@@ -103,7 +104,7 @@ ECHO_PATHS = ("direct-binary", "direct-grpc")  # the 1 MiB answer (no target): J
 REPLICA_BEFORE = ("direct-binary-before", "direct-grpc-before")  # with --baseline-replica DIR: that tree's replica
 # what each path through a router is compared with: direct to the replica, in the same protocol
 DIRECT_OF = {"router": "direct", BEFORE: "direct", "router-grpc": "direct-grpc"}
-MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+MODEL_INFER = f"/{SERVICE}/ModelInfer"
 
 
 # -- load generation --------------------------------------------------------------------------------

@@ -26,11 +26,11 @@ import grpc
 import numpy as np
 from serve_fleet import STICKY, Model, replica_args, spawn, stop
 
+from catalog.serving.oip_grpc import SERVICE
 from catalog.serving.oip_grpc import inference_pb2 as pb
 
 TARGET_GRPC_P50_MS = 0.5
 GRPC_PATHS = ("direct-grpc", "router-grpc", "passthrough-grpc")
-SERVICE = "inference.GRPCInferenceService"
 
 
 def _announced(proc: subprocess.Popen[str], pattern: str, timeout: float = 60.0) -> str:
@@ -91,7 +91,7 @@ def grpc_sender(
     """One channel; each ModelInfer carries ``row`` as raw contents and a distinct sticky key."""
     channel = grpc.insecure_channel(address)
     infer = channel.unary_unary(
-        "/inference.GRPCInferenceService/ModelInfer",
+        f"/{SERVICE}/ModelInfer",
         request_serializer=pb.ModelInferRequest.SerializeToString,
         response_deserializer=pb.ModelInferResponse.FromString,
     )

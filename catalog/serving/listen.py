@@ -147,9 +147,10 @@ def _triton_only() -> grpc.GenericRpcHandler:
             lambda request, context: context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
         )
 
-    service = "inference.GRPCInferenceService"
+    from catalog.serving.oip_grpc import SERVICE
+
     return grpc.method_handlers_generic_handler(
-        service, {"ModelConfig": refuse("ModelConfig", "ModelMetadata answers the model's metadata")}
+        SERVICE, {"ModelConfig": refuse("ModelConfig", "ModelMetadata answers the model's metadata")}
     )
 
 

@@ -258,20 +258,16 @@ class Mirror:
     ) -> None:
         """After a routed request's live answer (200) was sent: copy it if its draw says so
         (``live_json_length``: the answer's Inference-Header-Content-Length, when it has binary outputs)."""
-        mirror = model.mirror
-        if mirror is None or live_version == mirror.version:
+        drawn = self._drawn(application, model, live_version, request_id.decode("ascii"))
+        if drawn is None:
             return
-        rid = request_id.decode("ascii")
-        if not mirror_draw(rid, model.name, mirror.percent):
-            return
-        route = model.routes[mirror.version]
-        where = (application, model.name, live_version, route.version, rid)
+        where, route, tolerance = drawn
         if self.in_flight >= self.max_in_flight:
-            self._record(*where, "dropped", error=f"{self.max_in_flight} mirrored copies in flight already")
+            self._drop(where)
             return
         copy_headers = [*headers, (SHADOW_HEADER, b"1")]
         live = (live_answer, live_json_length)
-        task = asyncio.create_task(self._copy(where, route, body, copy_headers, live, mirror.max_abs_difference))
+        task = asyncio.create_task(self._copy(where, route, body, copy_headers, live, tolerance))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -319,11 +315,10 @@ class Mirror:
         """After a routed ModelInfer's live answer (OK) over gRPC: copy it if its draw says so.
         ``send(route)`` sends the copy to one of ``route``'s gRPC replicas (the router's retry policy)
         and returns the answer, or raises an error with the ``status`` and ``message`` it stands for."""
-        mirror = model.mirror
-        if mirror is None or live_version == mirror.version or not mirror_draw(request_id, model.name, mirror.percent):
+        drawn = self._drawn(application, model, live_version, request_id)
+        if drawn is None:
             return
-        route = model.routes[mirror.version]
-        where = (application, model.name, live_version, route.version, request_id)
+        where, route, tolerance = drawn
         with self._lock:
             if self._closed:
                 return
@@ -332,9 +327,25 @@ class Mirror:
                 self._threads_busy += 1
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="grpc-mirror")
-                self._pool.submit(self._copy_grpc, where, route, send, live_answer, mirror.max_abs_difference)
+                self._pool.submit(self._copy_grpc, where, route, send, live_answer, tolerance)
         if full:
-            self._record(*where, "dropped", error=f"{self.max_in_flight} mirrored copies in flight already")
+            self._drop(where)
+
+    @staticmethod
+    def _drawn(
+        application: str, model: CompiledModel, live_version: str, request_id: str
+    ) -> tuple[tuple[str, str, str, str, str], TableRoute, float] | None:
+        """Whether a request answered by ``live_version`` is copied: where its line goes, the mirrored
+        route and the tolerance; None when the model has no mirror, the request went to the mirrored
+        version itself, or its draw says no."""
+        mirror = model.mirror
+        if mirror is None or live_version == mirror.version or not mirror_draw(request_id, model.name, mirror.percent):
+            return None
+        route = model.routes[mirror.version]
+        return (application, model.name, live_version, route.version, request_id), route, mirror.max_abs_difference
+
+    def _drop(self, where: tuple[str, str, str, str, str]) -> None:
+        self._record(*where, "dropped", error=f"{self.max_in_flight} mirrored copies in flight already")
 
     def _copy_grpc(
         self,

@@ -40,6 +40,7 @@ from catalog.serving.oip import (
     requested_outputs,
 )
 from catalog.serving.oip_answer import binary_tensor_data
+from catalog.serving.oip_grpc import SERVICE
 from catalog.serving.oip_grpc import inference_pb2 as pb
 from catalog.serving.oip_grpc.wire import length_delimited, split_field
 from catalog.serving.replica import PLATFORM, SERVER_NAME, ReplicaMetrics, server_version
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
     from catalog.signing.verify import Verified
 
 __all__ = [
-    "SERVICE",
     "GrpcReplica",
     "decode_infer_request",
     "encode_infer_response",
@@ -58,7 +58,6 @@ __all__ = [
     "start_grpc",
 ]
 
-SERVICE = "inference.GRPCInferenceService"
 log = logging.getLogger("catalog.serving.replica_grpc")
 
 # the InferTensorContents field that carries each datatype's elements (FP16 has none: raw only)

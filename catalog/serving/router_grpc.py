@@ -42,16 +42,15 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from catalog.serving import listen
+from catalog.serving.oip_grpc import SERVICE, wire
 from catalog.serving.oip_grpc import inference_pb2 as pb
-from catalog.serving.oip_grpc import wire
 from catalog.serving.router_choice import NotRouted, choose, identity_mismatch, record, request_id
 from catalog.serving.router_state import LiveTable
 from catalog.serving.router_telemetry import finite_number, first_binary_element
 from catalog.serving.table import TableRoute
 
-__all__ = ["SERVICE", "GrpcRouter", "model_target", "start_router_grpc"]
+__all__ = ["GrpcRouter", "model_target", "start_router_grpc"]
 
-SERVICE = "inference.GRPCInferenceService"
 log = logging.getLogger("catalog.serving.router")
 
 # the HTTP status each gRPC code stands for in the metrics and the assignment log

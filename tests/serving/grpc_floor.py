@@ -17,12 +17,12 @@ from pathlib import Path
 import grpc
 
 from catalog.serving.listen import start_grpc_server
+from catalog.serving.oip_grpc import SERVICE
 from catalog.serving.oip_grpc import inference_pb2 as pb
 
 __all__ = ["start_grpc_floor"]
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE = "inference.GRPCInferenceService"
 
 
 @contextlib.contextmanager

@@ -45,6 +45,7 @@ from typing import Any
 from catalog.domain.bodies import router_models
 from catalog.domain.deployment import ApplicationPlan, BindingPlan, Endpoint, Environment, resource_id
 from catalog.domain.models import KubernetesSettings
+from catalog.serving.oip_grpc import SERVICE as GRPC_SERVICE  # OIP v2's gRPC service
 from catalog.serving.table import table_document
 from catalog.synth.base import Refusal, StackContext, mirrored_route
 from catalog.synth.kube import object_name, rollout_annotation
@@ -83,7 +84,6 @@ MODULES = ("manifest", "config_map_v1", "deployment_v1", "service_v1", "pod_disr
 GATEWAY_API = "gateway.networking.k8s.io"
 MAX_RULES = MAX_BACKENDS = 16  # the HTTPRoute CRD's maxItems (and the GRPCRoute's)
 MAX_MATCHES = 64  # a rule's matches, in both
-GRPC_SERVICE = "inference.GRPCInferenceService"  # OIP v2's gRPC service
 MODEL_HEADER, VERSION_HEADER = "x-model-name", "x-model-version"  # the gRPC metadata a GRPCRoute matches
 ROUTER_REPLICAS = 2
 TABLE_DIR = "/etc/modelcat/routing"
